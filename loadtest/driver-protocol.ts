@@ -1,0 +1,91 @@
+// What a load driver is asked to do and what it reports. The autocannon driver runs in a child process
+// (pinned to the driver core) and speaks these messages over Node's IPC channel.
+
+import type { HttpMethod } from './scenario.js';
+
+/** The request stream, identical for every target of a run. */
+export interface LoadSpec {
+  url: string;
+  method: HttpMethod;
+  headers: Record<string, string>;
+  bodySize: number;
+  connections: number;
+  pipelining: number;
+  timeoutSec: number;
+  /** Open model: requests/s over all connections; null = closed loop. */
+  rate: number | null;
+}
+
+/** One uninterrupted stretch of load: a fixed duration or a fixed number of requests (soak checkpoints). */
+export interface Phase {
+  label: string;
+  durationSec?: number;
+  requests?: number;
+}
+
+/** Counters and encoded HDR histograms (integer microseconds) of one phase. */
+export interface PhaseResult {
+  label: string;
+  /** Completed responses, any status. */
+  requests: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  statusCounts: Record<string, number>;
+  /** Response bytes received (headers included). */
+  bytes: number;
+  elapsedSec: number;
+  /**
+   * Latency per request. Closed loop: from send to last byte. Open model: from the intended send time
+   * (corrected for coordinated omission).
+   */
+  latencyHistogram: string;
+  /** Open model only: from the actual send time (what an uncorrected tool reports). */
+  serviceTimeHistogram?: string;
+  /** Open model only: how late requests left compared with their schedule (a driver self-check). */
+  sendLagHistogram?: string;
+}
+
+export type ParentMessage =
+  | { type: 'run'; phase: Phase }
+  | { type: 'exit' };
+
+export type DriverMessage =
+  | { type: 'ready' }
+  | { type: 'tick'; label: string; requests: number }
+  | { type: 'done'; result: PhaseResult }
+  | { type: 'failed'; message: string };
+
+export function requestBody(bodySize: number): Buffer | undefined {
+  // Printable bytes: some upstreams and filters treat binary bodies differently from text.
+  return bodySize > 0 ? Buffer.alloc(bodySize, 'x') : undefined;
+}
+
+/** Headers sent with the body: a content type unless the scenario chose one. */
+export function requestHeaders(spec: LoadSpec): Record<string, string> {
+  const headers = { ...spec.headers };
+  if (spec.bodySize > 0 && !('content-type' in headers)) headers['content-type'] = 'application/octet-stream';
+  return headers;
+}
+
+/**
+ * The open-model send schedule of one connection, like wrk2: the overall rate is split evenly over the
+ * connections and their first sends are staggered, so that requests leave every 1/rate seconds overall.
+ * Times are in milliseconds from the phase start.
+ */
+export class SendSchedule {
+  private nextSendMs: number;
+  readonly intervalMs: number;
+
+  constructor(rate: number, connections: number, connectionIndex: number, startMs = 0) {
+    this.intervalMs = (connections * 1000) / rate;
+    this.nextSendMs = startMs + (connectionIndex * 1000) / rate;
+  }
+
+  /** Intended time of the next request; each call advances the schedule by one request. */
+  take(): number {
+    const intended = this.nextSendMs;
+    this.nextSendMs += this.intervalMs;
+    return intended;
+  }
+}

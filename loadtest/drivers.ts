@@ -1,0 +1,171 @@
+// The two load drivers behind one interface: autocannon (child process, per-request HDR recording,
+// open-model pacing) and wrk (fastest closed-loop driver, Debian package). Both are pinned to the
+// driver core, and both report the same PhaseMeasurement.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DriverMessage, LoadSpec, ParentMessage, Phase, PhaseResult } from './driver-protocol.js';
+import { parseWrkOutput, wrkArguments, wrkScript } from './driver-wrk.js';
+import { describeExit, indent, type ManagedProcess, type ProcessGroup } from './processes.js';
+import { decodeHistogram, histogramDistribution, percentileToX, summarizeHistogram, type DistributionPoint, type LatencySummary } from './stats.js';
+
+export type DriverName = 'autocannon' | 'wrk';
+
+export interface PhaseMeasurement {
+  label: string;
+  requests: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  statusCounts: Record<string, number>;
+  bytes: number;
+  elapsedSec: number;
+  /** Closed loop: send → response. Open model: intended send → response. */
+  latency: LatencySummary;
+  distribution: DistributionPoint[];
+  /** Open model only: actual send → response (uncorrected). */
+  serviceTime?: LatencySummary;
+  serviceTimeDistribution?: DistributionPoint[];
+  /** Open model only: lateness of sends against the schedule. */
+  sendLag?: LatencySummary;
+}
+
+export interface Progress {
+  requests: number | null;
+  elapsedSec: number;
+}
+
+export interface LoadDriver {
+  readonly name: DriverName;
+  start(): Promise<void>;
+  runPhase(phase: Phase, onProgress: (progress: Progress) => void): Promise<PhaseMeasurement>;
+  close(): Promise<void>;
+}
+
+const AUTOCANNON_ENTRY = fileURLToPath(new URL('./driver-autocannon.js', import.meta.url));
+
+export class AutocannonDriver implements LoadDriver {
+  readonly name = 'autocannon' as const;
+  private child: ManagedProcess | null = null;
+  private listener: ((message: DriverMessage) => void) | null = null;
+
+  constructor(private readonly group: ProcessGroup, private readonly spec: LoadSpec, private readonly cpu: number | null) {}
+
+  async start(): Promise<void> {
+    const child = this.group.spawn('autocannon driver', process.execPath, [AUTOCANNON_ENTRY, JSON.stringify(this.spec)], { cpu: this.cpu, ipc: true });
+    this.child = child;
+    child.child.on('message', (message: DriverMessage) => this.listener?.(message));
+    await new Promise<void>((resolve, reject) => {
+      this.listener = (message) => {
+        if (message.type === 'ready') resolve();
+      };
+      void child.exited.then((status) => reject(new Error(`autocannon driver exited at start (${describeExit(status)})\n${indent(child.outputTail())}`)));
+    });
+  }
+
+  runPhase(phase: Phase, onProgress: (progress: Progress) => void): Promise<PhaseMeasurement> {
+    const child = this.child;
+    if (!child) throw new Error('driver not started');
+    const startedAt = performance.now();
+    return new Promise((resolve, reject) => {
+      this.listener = (message) => {
+        if (message.type === 'tick') onProgress({ requests: message.requests, elapsedSec: (performance.now() - startedAt) / 1000 });
+        else if (message.type === 'done') resolve(fromPhaseResult(message.result));
+        else if (message.type === 'failed') reject(new Error(`autocannon failed: ${message.message}`));
+      };
+      void child.exited.then((status) => reject(new Error(`autocannon driver exited during ${phase.label} (${describeExit(status)})\n${indent(child.outputTail())}`)));
+      child.child.send({ type: 'run', phase } satisfies ParentMessage);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.child) return;
+    if (this.child.running && this.child.child.connected) this.child.child.send({ type: 'exit' } satisfies ParentMessage);
+    await this.child.stop(2000);
+    this.child = null;
+  }
+}
+
+function fromPhaseResult(result: PhaseResult): PhaseMeasurement {
+  const latencyHistogram = decodeHistogram(result.latencyHistogram);
+  const measurement: PhaseMeasurement = {
+    label: result.label,
+    requests: result.requests,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    non2xx: result.non2xx,
+    statusCounts: result.statusCounts,
+    bytes: result.bytes,
+    elapsedSec: result.elapsedSec,
+    latency: summarizeHistogram(latencyHistogram),
+    distribution: histogramDistribution(latencyHistogram),
+  };
+  if (result.serviceTimeHistogram) {
+    const serviceHistogram = decodeHistogram(result.serviceTimeHistogram);
+    measurement.serviceTime = summarizeHistogram(serviceHistogram);
+    measurement.serviceTimeDistribution = histogramDistribution(serviceHistogram);
+  }
+  if (result.sendLagHistogram) measurement.sendLag = summarizeHistogram(decodeHistogram(result.sendLagHistogram));
+  return measurement;
+}
+
+export class WrkDriver implements LoadDriver {
+  readonly name = 'wrk' as const;
+  private readonly scriptFile: string;
+
+  constructor(private readonly group: ProcessGroup, private readonly spec: LoadSpec, private readonly cpu: number | null,
+    private readonly wrkBinary: string, workDir: string) {
+    if (spec.rate !== null) throw new Error('--rate needs --driver autocannon: wrk is closed-loop only (wrk2 is not packaged here)');
+    this.scriptFile = join(workDir, 'wrk-driver.lua');
+  }
+
+  async start(): Promise<void> {
+    writeFileSync(this.scriptFile, wrkScript(this.spec));
+  }
+
+  async runPhase(phase: Phase, onProgress: (progress: Progress) => void): Promise<PhaseMeasurement> {
+    if (phase.durationSec === undefined) throw new Error('wrk runs for a duration only; use --driver autocannon for request-count phases (soak)');
+    const wrk = this.group.spawn('wrk', this.wrkBinary, wrkArguments(this.spec, this.scriptFile, phase.durationSec), { cpu: this.cpu, keepStdout: true });
+    const startedAt = performance.now();
+    // wrk prints nothing until it is done; report elapsed time only.
+    const ticker = setInterval(() => onProgress({ requests: null, elapsedSec: (performance.now() - startedAt) / 1000 }), 1000);
+    const status = await wrk.exited.finally(() => clearInterval(ticker));
+    if (status.code !== 0) throw new Error(`wrk failed (${describeExit(status)})\n${indent(wrk.outputTail() || wrk.stdout())}`);
+    const result = parseWrkOutput(wrk.stdout());
+    const requests = result.requests;
+    const toMs = (us: number): number => us / 1000;
+    const at = (percentile: number): number => {
+      // The Lua script samples every SUMMARY_PERCENTILES value exactly.
+      const point = result.percentilesUs.find(([p]) => Math.abs(p - percentile) < 1e-6);
+      return toMs(point ? point[1] : result.latencyUs.max);
+    };
+    const distribution = result.percentilesUs
+      .filter(([p]) => percentileToX(p, requests) <= requests)
+      .map(([percentile, us]) => ({ percentile, latencyMs: toMs(us) }));
+    distribution.push({ percentile: 100, latencyMs: toMs(result.latencyUs.max) });
+    return {
+      label: phase.label,
+      requests,
+      errors: result.errors.connect + result.errors.read + result.errors.write + result.errors.timeout,
+      timeouts: result.errors.timeout,
+      // wrk only counts statuses >= 400 (as errors.status); 1xx/3xx go unnoticed.
+      non2xx: result.errors.status,
+      statusCounts: {},
+      bytes: result.bytes,
+      elapsedSec: result.durationUs / 1e6,
+      latency: {
+        count: requests,
+        meanMs: toMs(result.latencyUs.mean),
+        p50Ms: at(50),
+        p90Ms: at(90),
+        p99Ms: at(99),
+        p999Ms: at(99.9),
+        maxMs: toMs(result.latencyUs.max),
+      },
+      distribution,
+    };
+  }
+
+  async close(): Promise<void> {}
+}

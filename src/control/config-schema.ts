@@ -1,0 +1,337 @@
+// Schema of the YAML configuration as written by people (snake_case keys, defaults filled
+// in). It checks shape and every rule that concerns one value on its own (a path's syntax,
+// a target URL, a host name), so that all of those are reported in one pass. Rules that
+// relate values to each other (a route's service exists, strip_prefix fits the prefix,
+// two routes collide) live in compile.ts.
+//
+// validateRawConfig() is the single entry point: the YAML loader and compileConfig() (and
+// so any future admin API that submits a config) go through it.
+
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import type { CompiledTarget, MatchKind } from '../shared/compiled-config.js';
+import { normalizePath } from '../shared/path-normalize.js';
+import { ConfigError, issueAt, type ConfigIssue, type KeyPath, type LineLocator } from './config-error.js';
+
+// ---------------------------------------------------------------------------------------
+// Rules on single values. Each returns the parsed value or an error message; the schema
+// reports the message, compile.ts uses the value.
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
+
+/** Route and service names. */
+export const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/;
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// RFC 9110 token characters, minus lower-case letters: methods are case-sensitive and a
+// lower-case `get` is almost certainly a typo for `GET`, not a custom method.
+const METHOD_TOKEN = /^[A-Z0-9!#$%&'*+.^_`|~-]+$/;
+const HOST_CHARS = /^[a-z0-9.-]+$/;
+const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
+/** Node's timers fire at once (with a warning) beyond 2^31-1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+export const MAX_WORKERS = 256;
+
+/** A route path pattern after validation. */
+export interface PathPattern {
+  kind: MatchKind;
+  /** Canonical form: normalized, no trailing `/` except the root. */
+  path: string;
+  /** `{name}` segments of a template, in order. */
+  paramNames: string[];
+}
+
+function withoutTrailingSlash(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/**
+ * Checks that `path` is already in the form normalizePath() gives request paths (else no
+ * request could ever match it) and returns it without its trailing `/`.
+ */
+function canonicalPath(path: string): Parsed<string> {
+  if (!path.startsWith('/')) return fail('must start with "/"');
+  if (path.includes('?')) return fail('must not contain a query string ("?"); the query is forwarded unchanged');
+  const badChar = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/.exec(path);
+  if (badChar) return fail(`must not contain ${JSON.stringify(badChar[0])}; percent-encode it (%XX)`);
+  const normalized = normalizePath(path);
+  if (normalized === null) return fail('has a malformed percent-escape (expected % and two hex digits)');
+  if (normalized !== path) return fail(`must be in normalized form: write ${JSON.stringify(withoutTrailingSlash(normalized))}`);
+  return ok(withoutTrailingSlash(path));
+}
+
+/** A `path:` containing `{name}` segments: validates the literal parts as a path and the params. */
+function templatePattern(path: string): Parsed<PathPattern> {
+  const segments = path.split('/');
+  const paramNames: string[] = [];
+  for (let i = 1; i < segments.length; i++) {
+    const segment = segments[i];
+    if (!segment.includes('{') && !segment.includes('}')) continue;
+    const param = /^\{([^{}]*)\}$/.exec(segment);
+    if (!param) return fail(`segment ${JSON.stringify(segment)}: a parameter must be a whole segment, like "{id}"`);
+    const name = param[1];
+    if (!PARAM_NAME.test(name)) return fail(`parameter name ${JSON.stringify(name)} must match [A-Za-z_][A-Za-z0-9_]*`);
+    if (paramNames.includes(name)) return fail(`parameter "{${name}}" appears twice`);
+    paramNames.push(name);
+    // An escaped brace survives normalization untouched, so the literal parts are checked
+    // as a real path and a suggested fix can be mapped back to `{name}`.
+    segments[i] = `%7B${name}%7D`;
+  }
+  const literal = canonicalPath(segments.join('/'));
+  if (!literal.ok) return fail(literal.error.replace(/%7B([A-Za-z0-9_]+)%7D/g, '{$1}'));
+  return ok({ kind: 'template', path: withoutTrailingSlash(path), paramNames });
+}
+
+/** Parses `match.prefix` (key `prefix`) or `match.path` (key `path`). */
+export function parsePathPattern(raw: string, key: 'prefix' | 'path'): Parsed<PathPattern> {
+  const hasBrace = raw.includes('{') || raw.includes('}');
+  if (key === 'prefix') {
+    if (hasBrace) return fail('must not contain "{": a prefix cannot capture parameters (use match.path for a template)');
+    const path = canonicalPath(raw);
+    return path.ok ? ok({ kind: 'prefix', path: path.value, paramNames: [] }) : path;
+  }
+  if (hasBrace) return templatePattern(raw);
+  const path = canonicalPath(raw);
+  return path.ok ? ok({ kind: 'exact', path: path.value, paramNames: [] }) : path;
+}
+
+/** `strip_prefix`: a literal path of at least one segment. */
+export function parseStripPrefix(raw: string): Parsed<string> {
+  if (raw.includes('{') || raw.includes('}')) return fail('must not contain "{": only literal segments can be stripped');
+  const path = canonicalPath(raw);
+  if (path.ok && path.value === '/') return fail('"/" strips nothing; remove strip_prefix or name at least one segment');
+  return path;
+}
+
+export type RawRewritePart = { literal: string } | { param: string };
+
+/** `rewrite`: a path with optional `{name}` placeholders (anywhere in it, e.g. `/u/{id}.json`). */
+export function parseRewrite(raw: string): Parsed<RawRewritePart[]> {
+  if (!raw.startsWith('/')) return fail('must start with "/"');
+  if (raw.includes('?')) return fail('must not contain a query string ("?"); the query is forwarded unchanged');
+  const parts: RawRewritePart[] = [];
+  const placeholder = /\{([^{}]*)\}/g;
+  let literalStart = 0;
+  let literals = '';
+  for (let m = placeholder.exec(raw); m !== null; m = placeholder.exec(raw)) {
+    if (!PARAM_NAME.test(m[1])) return fail(`parameter name ${JSON.stringify(m[1])} must match [A-Za-z_][A-Za-z0-9_]*`);
+    const literal = raw.slice(literalStart, m.index);
+    if (literal !== '') parts.push({ literal });
+    parts.push({ param: m[1] });
+    literals += literal + 'x';
+    literalStart = m.index + m[0].length;
+  }
+  const tail = raw.slice(literalStart);
+  if (tail !== '') parts.push({ literal: tail });
+  literals += tail;
+  if (literals.includes('{') || literals.includes('}')) return fail('has an unmatched "{" or "}"; placeholders look like "{id}"');
+  if (!PATH_CHARS.test(literals)) return fail('contains characters not allowed in a URL path; percent-encode them (%XX)');
+  const normalized = normalizePath(literals);
+  if (normalized === null) return fail('has a malformed percent-escape (expected % and two hex digits)');
+  if (normalized !== literals) return fail('must be in normalized form (no "//", "." or ".." segments, escapes of letters and digits decoded)');
+  return ok(parts);
+}
+
+/** A `targets` entry: `http://host:port` with nothing else. */
+export function parseTarget(raw: string): Parsed<CompiledTarget> {
+  if (/^https:/i.test(raw)) return fail('https upstreams are not supported: only plain HTTP upstreams (http://host:port) are supported');
+  if (!/^http:\/\//i.test(raw)) return fail('must be an http:// URL like "http://127.0.0.1:9001"');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return fail('is not a valid URL (expected "http://host:port")');
+  }
+  if (url.username !== '' || url.password !== '') return fail('must not contain credentials (user:password@)');
+  // Checked on the text: URL() would quietly resolve `/a/..` to `/` and drop a bare `?`.
+  if (!/^http:\/\/[^/?#\s]+\/?$/i.test(raw)) {
+    return fail('must be only scheme, host and port (no path, query or fragment); use strip_prefix or rewrite on the route to change paths');
+  }
+  const port = url.port === '' ? 80 : Number(url.port);
+  if (port === 0) return fail('port must be 1..65535');
+  return ok({
+    origin: `http://${url.hostname}:${port}`,
+    hostHeader: port === 80 ? url.hostname : `${url.hostname}:${port}`,
+  });
+}
+
+/** `match.host`: a host name, matched case-insensitively against the Host header without its port. */
+export function checkRouteHost(raw: string): string | null {
+  if (raw.includes(':')) return `must not include a port (${JSON.stringify(raw)}): routes match the host name whatever the port`;
+  const host = raw.toLowerCase();
+  const labels = host.split('.');
+  if (!HOST_CHARS.test(host) || host.length > 253 || !labels.every((label) => HOST_LABEL.test(label))) {
+    return 'must be a host name (letters, digits, "-" and "." only; no scheme, path or wildcard)';
+  }
+  return null;
+}
+
+/** `server.host`: an IP address or host name to listen on. */
+function checkListenHost(raw: string): string | null {
+  if (isIP(raw) !== 0) return null;
+  if (raw.includes(':') && !raw.includes('::')) return 'must not include a port; set server.port';
+  if (checkRouteHost(raw) === null) return null;
+  return 'must be an IP address or host name to listen on';
+}
+
+function checkMethod(raw: string): string | null {
+  if (METHOD_TOKEN.test(raw)) return null;
+  if (METHOD_TOKEN.test(raw.toUpperCase())) {
+    return `must be upper-case (${JSON.stringify(raw.toUpperCase())}): HTTP methods are case-sensitive`;
+  }
+  return 'must be an HTTP method token like "GET"';
+}
+
+// ---------------------------------------------------------------------------------------
+// The schema.
+
+/** Turns a `value → error | null` rule into a zod refinement. */
+function rule(check: (value: string) => string | null) {
+  return (value: string, ctx: z.RefinementCtx) => {
+    const error = check(value);
+    if (error !== null) ctx.addIssue({ code: 'custom', message: error });
+  };
+}
+const errorOf = <T>(parsed: Parsed<T>): string | null => (parsed.ok ? null : parsed.error);
+
+/** A mapping with a fixed set of keys; an unknown key is reported with the allowed ones. */
+function section<Shape extends z.ZodRawShape>(shape: Shape) {
+  const allowed = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown key (allowed: ${allowed})` : undefined),
+  });
+}
+
+const positiveInt = z.number().int().positive();
+const milliseconds = positiveInt.max(MAX_TIMER_MS, {
+  error: `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node.js supports`,
+});
+const name = z.string().regex(NAME_PATTERN, 'must match [A-Za-z0-9_.-]+');
+
+const workers = z.custom<number | 'auto'>(
+  (value) => value === 'auto' || (Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_WORKERS),
+  { error: `must be "auto" or an integer from 1 to ${MAX_WORKERS}` },
+);
+
+const limitsSchema = section({
+  max_url_bytes: positiveInt.default(8192),
+  max_header_bytes: positiveInt.default(16384),
+  max_body_bytes: positiveInt.default(10485760),
+});
+
+const serverSchema = section({
+  host: z.string().superRefine(rule(checkListenHost)).default('0.0.0.0'),
+  port: z.number().int().min(1).max(65535).default(8080),
+  workers: workers.default('auto'),
+  limits: limitsSchema.prefault({}),
+  drain_timeout_ms: milliseconds.default(30000),
+});
+
+const timeoutsSchema = section({
+  connect_ms: milliseconds.default(1000),
+  response_ms: milliseconds.default(15000),
+  idle_ms: milliseconds.default(60000),
+});
+
+const serviceSchema = section({
+  targets: z
+    .array(z.string().superRefine(rule((target) => errorOf(parseTarget(target)))))
+    .min(1, { error: 'must list at least one target' }),
+  balance: z.enum(['round_robin', 'least_request']).default('round_robin'),
+  timeouts: timeoutsSchema.prefault({}),
+  connections: positiveInt.default(64),
+});
+
+const matchSchema = section({
+  prefix: z.string().superRefine(rule((prefix) => errorOf(parsePathPattern(prefix, 'prefix')))).optional(),
+  path: z.string().superRefine(rule((path) => errorOf(parsePathPattern(path, 'path')))).optional(),
+  host: z.string().superRefine(rule(checkRouteHost)).optional(),
+  methods: z
+    .array(z.string().superRefine(rule(checkMethod)))
+    .min(1, { error: 'must list at least one method (omit methods to allow any method)' })
+    .optional(),
+});
+
+const routeSchema = section({
+  name,
+  match: matchSchema,
+  service: z.string(),
+  strip_prefix: z.string().superRefine(rule((prefix) => errorOf(parseStripPrefix(prefix)))).optional(),
+  rewrite: z.string().superRefine(rule((rewrite) => errorOf(parseRewrite(rewrite)))).optional(),
+  preserve_host: z.boolean().default(false),
+});
+
+export const configSchema = section({
+  server: serverSchema.prefault({}),
+  services: z.record(name, serviceSchema).default({}),
+  routes: z.array(routeSchema).default([]),
+});
+
+/** The config as written, before defaults (what an API client may submit). */
+export type RawConfigInput = z.input<typeof configSchema>;
+/** The validated config: snake_case as written, defaults filled in. */
+export type RawConfig = z.output<typeof configSchema>;
+export type RawRoute = RawConfig['routes'][number];
+export type RawService = RawConfig['services'][string];
+
+// ---------------------------------------------------------------------------------------
+// Messages. zod's defaults ("Invalid input: expected number, received string") are written
+// for developers; these are for someone editing YAML.
+
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping',
+  record: 'a mapping',
+};
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+function messageFor(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      return `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describeValue(issue.input)}`;
+    case 'too_small':
+      if (issue.origin === 'array' || issue.origin === 'string') return 'must not be empty';
+      return issue.inclusive ? `must be at least ${issue.minimum}` : `must be greater than ${issue.minimum}`;
+    case 'too_big':
+      return issue.inclusive ? `must be at most ${issue.maximum}` : `must be less than ${issue.maximum}`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(issue.input)}`;
+    case 'invalid_key':
+      return `invalid name: ${issue.issues[0]?.message ?? 'not allowed'}`;
+    default:
+      return undefined;
+  }
+}
+
+function toConfigIssues(issue: z.core.$ZodIssue, file: string, locate?: LineLocator): ConfigIssue[] {
+  const path: KeyPath = issue.path.map((key) => (typeof key === 'symbol' ? String(key) : key));
+  // One issue per unknown key, located at the key itself rather than at its parent.
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => issueAt(file, [...path, key], issue.message, locate));
+  }
+  return [issueAt(file, path, issue.message, locate)];
+}
+
+/**
+ * Validates a config value (parsed YAML, or JSON from an API) against the schema and fills
+ * in defaults. Throws ConfigError listing every schema issue.
+ */
+export function validateRawConfig(value: unknown, file: string, locate?: LineLocator): RawConfig {
+  const result = configSchema.safeParse(value, { error: messageFor });
+  if (result.success) return result.data;
+  throw new ConfigError(result.error.issues.flatMap((issue) => toConfigIssues(issue, file, locate)));
+}

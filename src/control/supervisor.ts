@@ -1,0 +1,182 @@
+// The supervisor: starts the data-plane worker threads, publishes config generations to
+// them, replaces a worker that dies, and drains them all on shutdown.
+//
+// Publishing a generation (publish()):
+//   1. encode the route table into a fresh SharedArrayBuffer (off the request path: this
+//      runs on the main thread, workers keep serving);
+//   2. send `prepare` to every worker; each builds its tables and answers `prepared`;
+//   3. only when every worker is prepared, store the generation number in the control block
+//      (Atomics.store): from the next request on, every worker uses it.
+// In-flight requests keep the generation they started with.
+import { Worker } from 'node:worker_threads';
+import type { CompiledConfig } from '../shared/compiled-config.js';
+import type { FromWorker, ToWorker, WorkerBoot } from '../shared/messages.js';
+import { CONTROL_SLOTS, createControlBlock } from '../shared/control-block.js';
+import { encodeRouteTable } from '../shared/route-table.js';
+import { log } from '../shared/log.js';
+
+const WORKER_ENTRY = new URL('../../workers/data-plane.js', import.meta.url);
+/** Restart backoff after a worker crash: doubles per crash within a minute, capped. */
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 5_000;
+const PREPARE_TIMEOUT_MS = 30_000;
+
+interface Published {
+  generation: number;
+  table: SharedArrayBuffer;
+  config: CompiledConfig;
+}
+
+class WorkerHandle {
+  listening = false;
+  private waiters: Array<{ match: (m: FromWorker) => boolean; resolve: (m: FromWorker) => void }> = [];
+
+  constructor(readonly index: number, readonly thread: Worker) {
+    thread.on('message', (msg: FromWorker) => {
+      const i = this.waiters.findIndex((w) => w.match(msg));
+      if (i >= 0) this.waiters.splice(i, 1)[0].resolve(msg);
+    });
+  }
+
+  send(msg: ToWorker): void {
+    this.thread.postMessage(msg);
+  }
+
+  /** Resolves with the first message that matches, or rejects after timeoutMs / on exit. */
+  waitFor<T extends FromWorker>(match: (m: FromWorker) => m is T, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => { cleanup(); reject(new Error(`worker ${this.index}: no answer in ${timeoutMs} ms`)); }, timeoutMs);
+      const onExit = () => { cleanup(); reject(new Error(`worker ${this.index} exited`)); };
+      const waiter = { match, resolve: (m: FromWorker) => { cleanup(); resolve(m as T); } };
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.thread.off('exit', onExit);
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+      };
+      this.thread.once('exit', onExit);
+      this.waiters.push(waiter);
+    });
+  }
+}
+
+export interface SupervisorOptions {
+  testHooks?: boolean;
+}
+
+export class Supervisor {
+  private readonly control = createControlBlock();
+  private readonly controlView = new Int32Array(this.control);
+  private readonly workers: (WorkerHandle | null)[] = [];
+  private published: Published | null = null;
+  private nextGeneration = 1;
+  private stopping = false;
+  private crashTimes: number[] = [];
+  /** Serializes publishes and restarts, so workers never see generations out of order. */
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly startedAt = Date.now();
+  restarts = 0;
+
+  constructor(private config: CompiledConfig, private readonly opts: SupervisorOptions = {}) {}
+
+  get generation(): number {
+    return this.published?.generation ?? 0;
+  }
+
+  get workerCount(): number {
+    return this.workers.filter((w) => w?.listening).length;
+  }
+
+  /** Starts every worker on the config and waits until all listen. Throws if one cannot. */
+  async start(): Promise<void> {
+    const table = encodeRouteTable(this.config.routes);
+    this.published = { generation: this.nextGeneration++, table, config: this.config };
+    const n = this.config.server.workers;
+    await Promise.all(Array.from({ length: n }, (_, i) => this.startWorker(i)));
+    Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, this.published.generation);
+  }
+
+  /** Publishes a new compiled config to every worker; resolves with its generation number. */
+  publish(config: CompiledConfig): Promise<number> {
+    const run = this.queue.then(() => this.publishNow(config));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async publishNow(config: CompiledConfig): Promise<number> {
+    const table = encodeRouteTable(config.routes);
+    const next: Published = { generation: this.nextGeneration++, table, config };
+    const live = this.workers.filter((w): w is WorkerHandle => w !== null);
+    await Promise.all(live.map((w) => this.prepare(w, next)));
+    this.published = next;
+    this.config = config;
+    Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, next.generation);
+    return next.generation;
+  }
+
+  private async prepare(w: WorkerHandle, p: Published): Promise<void> {
+    const answer = w.waitFor((m): m is Extract<FromWorker, { type: 'prepared' | 'prepare-failed' }> =>
+      (m.type === 'prepared' || m.type === 'prepare-failed') && m.generation === p.generation, PREPARE_TIMEOUT_MS);
+    w.send({ type: 'prepare', generation: p.generation, table: p.table, config: p.config });
+    const msg = await answer;
+    if (msg.type === 'prepare-failed') throw new Error(`worker ${w.index} could not prepare generation ${p.generation}: ${msg.message}`);
+  }
+
+  private async startWorker(index: number): Promise<void> {
+    const boot: WorkerBoot = { workerIndex: index, control: this.control, testHooks: this.opts.testHooks ?? false };
+    const thread = new Worker(WORKER_ENTRY, { workerData: boot, name: `lobby-data-${index}` });
+    const handle = new WorkerHandle(index, thread);
+    this.workers[index] = handle;
+    thread.on('exit', (code) => this.onWorkerExit(handle, code));
+    thread.on('error', (err) => log.error('data-plane worker error', { worker: index, error: String(err?.stack ?? err) }));
+    await this.prepare(handle, this.published!);
+    const { host, port } = this.config.server;
+    const listened = handle.waitFor((m): m is Extract<FromWorker, { type: 'listening' | 'listen-failed' }> =>
+      m.type === 'listening' || m.type === 'listen-failed', PREPARE_TIMEOUT_MS);
+    handle.send({ type: 'listen', host, port });
+    const msg = await listened;
+    if (msg.type === 'listen-failed') throw new Error(`cannot listen on ${host}:${port} (address in use or not permitted)`);
+    handle.listening = true;
+  }
+
+  private onWorkerExit(handle: WorkerHandle, code: number): void {
+    if (this.workers[handle.index] !== handle) return;
+    this.workers[handle.index] = null;
+    if (this.stopping) return;
+    log.error('data-plane worker exited; starting a replacement', { worker: handle.index, code });
+    const now = Date.now();
+    this.crashTimes = this.crashTimes.filter((t) => now - t < 60_000);
+    this.crashTimes.push(now);
+    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** (this.crashTimes.length - 1));
+    setTimeout(() => {
+      if (this.stopping) return;
+      const run = this.queue.then(() => this.startWorker(handle.index));
+      this.queue = run.catch((err) => log.error('worker restart failed', { worker: handle.index, error: String(err) }));
+      run.then(() => { this.restarts++; log.info('data-plane worker replaced', { worker: handle.index }); }, () => {
+        if (this.workers[handle.index] === null) this.onWorkerExit(handle, -1);
+      });
+    }, delay);
+  }
+
+  /**
+   * Graceful stop: every worker stops accepting, finishes in-flight requests (up to the
+   * drain deadline), closes its connections and exits. Resolves with the number of
+   * requests that were still unfinished at the deadline.
+   */
+  async drain(): Promise<number> {
+    this.stopping = true;
+    Atomics.store(this.controlView, CONTROL_SLOTS.DRAINING, 1);
+    const deadlineMs = this.config.server.drainTimeoutMs;
+    const live = this.workers.filter((w): w is WorkerHandle => w !== null);
+    const results = await Promise.all(live.map(async (w) => {
+      const exited = new Promise<void>((r) => w.thread.once('exit', () => r()));
+      const drained = w.waitFor((m): m is Extract<FromWorker, { type: 'drained' }> => m.type === 'drained', deadlineMs + 5_000)
+        .then((m) => m.unfinished, () => 0);
+      w.send({ type: 'drain', deadlineMs });
+      const unfinished = await drained;
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2_000))]);
+      return unfinished;
+    }));
+    return results.reduce((a, b) => a + b, 0);
+  }
+}

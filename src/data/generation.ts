@@ -1,0 +1,80 @@
+// A generation: everything a worker needs to serve requests under one published config,
+// built once when the control plane sends `prepare` (never per request). Requests keep a
+// reference to the generation they started on, so a swap never changes an in-flight request.
+import type { CompiledConfig, CompiledRoute, RewritePart } from '../shared/compiled-config.js';
+import type { Pool } from 'undici';
+import { RouteMatcher } from './route-match.js';
+import type { Filter } from './chain.js';
+import { PoolRegistry } from './upstream/pools.js';
+import { leastRequest, roundRobin, type Picker } from './upstream/balancer.js';
+
+export interface RuntimeTarget {
+  readonly origin: string;
+  readonly hostHeader: string;
+  readonly pool: Pool;
+  readonly poolKey: string;
+  /** Requests of this worker in flight to this target (least_request reads it). */
+  inFlight: number;
+}
+
+export interface RuntimeService {
+  readonly name: string;
+  readonly targets: readonly RuntimeTarget[];
+  readonly pick: Picker;
+  readonly connectMs: number;
+  readonly responseMs: number;
+  readonly idleMs: number;
+}
+
+export interface RuntimeRoute {
+  readonly index: number;
+  readonly name: string;
+  readonly service: RuntimeService;
+  readonly filters: readonly Filter[];
+  readonly stripPrefixLength: number;
+  readonly rewrite: readonly RewritePart[] | null;
+  readonly preserveHost: boolean;
+}
+
+export class Generation {
+  readonly poolKeys: ReadonlySet<string>;
+
+  constructor(
+    readonly id: number,
+    readonly config: CompiledConfig,
+    readonly matcher: RouteMatcher,
+    readonly routes: readonly RuntimeRoute[],
+  ) {
+    const keys = new Set<string>();
+    for (const r of routes) for (const t of r.service.targets) keys.add(t.poolKey);
+    this.poolKeys = keys;
+  }
+}
+
+function buildRoute(index: number, route: CompiledRoute, service: RuntimeService): RuntimeRoute {
+  return {
+    index,
+    name: route.name,
+    service,
+    filters: [],
+    stripPrefixLength: route.stripPrefix === null || route.stripPrefix === '/' ? 0 : route.stripPrefix.length,
+    rewrite: route.rewrite,
+    preserveHost: route.preserveHost,
+  };
+}
+
+export function buildGeneration(id: number, table: SharedArrayBuffer, config: CompiledConfig, pools: PoolRegistry): Generation {
+  const services: RuntimeService[] = config.services.map((svc) => ({
+    name: svc.name,
+    targets: svc.targets.map((t) => {
+      const { key, pool } = pools.acquire(svc, t, config.server.workers);
+      return { origin: t.origin, hostHeader: t.hostHeader, pool, poolKey: key, inFlight: 0 };
+    }),
+    pick: svc.balance === 'least_request' ? leastRequest() : roundRobin(),
+    connectMs: svc.timeouts.connectMs,
+    responseMs: svc.timeouts.responseMs,
+    idleMs: svc.timeouts.idleMs,
+  }));
+  const routes = config.routes.map((r, i) => buildRoute(i, r, services[r.service]));
+  return new Generation(id, config, new RouteMatcher(table), routes);
+}

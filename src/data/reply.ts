@@ -1,0 +1,38 @@
+// Replies the gateway makes itself. Every error is JSON and carries the correlation id:
+// {"error":{"status":404,"code":"route_not_found","message":"...","correlation_id":"..."}}
+// The constant part of each body is built once per error code.
+import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
+import { CORRELATION_HEADER } from './correlation-id.js';
+import { statusLine } from './status-lines.js';
+import type { RequestContext } from './request-context.js';
+
+const bodyPrefix = new Map<GatewayErrorSpec, string>();
+for (const spec of Object.values(GW_ERR)) {
+  bodyPrefix.set(spec, `{"error":{"status":${spec.status},"code":${JSON.stringify(spec.code)},` +
+    `"message":${JSON.stringify(spec.message)},"correlation_id":"`);
+}
+
+/** JSON body of an error; the id is safe to embed (correlation-id.ts restricts its charset). */
+export function errorBody(spec: GatewayErrorSpec, correlationId: string): string {
+  return (bodyPrefix.get(spec) ?? '') + correlationId + '"}}';
+}
+
+/**
+ * Answers the request with a gateway error (no-op when the client is gone or a response
+ * already started). `closeConnection` when the request body was not consumed.
+ */
+export function replyError(
+  ctx: RequestContext, spec: GatewayErrorSpec, closeConnection = false,
+  extraName?: string, extraValue?: string,
+): void {
+  if (ctx.aborted || ctx.responseStarted) return;
+  ctx.responseStarted = true;
+  const res = ctx.res;
+  res.cork(() => {
+    res.writeStatus(statusLine(spec.status));
+    res.writeHeader('content-type', 'application/json');
+    res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
+    if (extraName !== undefined && extraValue !== undefined) res.writeHeader(extraName, extraValue);
+    res.end(errorBody(spec, ctx.correlationId), closeConnection);
+  });
+}

@@ -1,0 +1,269 @@
+// Route matching on a data-plane worker: reads the SharedArrayBuffer built by
+// encodeRouteTable (src/shared/route-table.ts) in place, allocation-free per request.
+//
+// Precedence (the reference matcher in test/routing/route-table.test.ts implements the same):
+//  1. Host groups: when the request has a host and some route has exactly that host, that
+//     host's routes are considered first; then the host-less routes. A group is left for the
+//     next one only when none of its routes matches both path and method.
+//  2. Within a group, candidates are the routes whose path matches, in this order:
+//       a. full-path routes (exact, template), ordered by their segment patterns read left to
+//          right with static < `{param}` (i.e. a static segment beats a param at the first
+//          segment where two routes differ; depth-first, static child first);
+//       b. prefix routes (segment-aligned), longest prefix first;
+//     routes with the same host+pattern (or the same prefix) are ordered by route index.
+//     `{param}` never matches an empty segment; `/` has no segments; a trailing `/` is an
+//     empty last segment (so `/a/` matches prefix `/a` but not exact `/a` or `/{id}`).
+//  3. The first candidate whose method mask contains the request's method bit wins.
+//  4. No winner in any group: METHOD_NOT_ALLOWED if any route's path matched, with
+//     allowMask = OR of the masks of all those routes (every group considered); else NO_ROUTE.
+
+import {
+  checkRouteTable, depthBit, E_METHOD_MASK, E_ROUTE, ENTRY_WORDS, FNV_OFFSET, FNV_PRIME,
+  H_ANY_HOST_ROOT, H_HOST_SLOT_MASK, H_HOST_SLOTS_AT, H_MAX_DEPTH, H_MAX_PARAMS, H_POOL_AT,
+  H_POOL_BYTES, N_FULL_AT, N_FULL_COUNT, N_FULL_DEPTHS, N_PARAM_CHILD, N_PREFIX_AT, N_PREFIX_COUNT,
+  N_SLOT_MASK, N_SLOTS_AT, S_HASH, S_NAME_AT, S_NAME_LEN, S_VALUE, SLOT_WORDS,
+} from '../shared/route-table.js';
+
+export const NO_ROUTE = -1, METHOD_NOT_ALLOWED = -2;
+
+const SLASH = 0x2f;
+
+export class RouteMatcher {
+  /** After a match: start,end offsets into the path of each template param, in paramNames order. */
+  readonly params: Int32Array;
+  /** Params captured by the last successful match (0 after a prefix/exact route or a miss). */
+  paramCount = 0;
+  /** After METHOD_NOT_ALLOWED: OR of the method masks of every route whose path matched. */
+  allowMask = 0;
+
+  private readonly words: Int32Array;
+  private readonly pool: Uint8Array;
+  private readonly maxDepth: number;
+  private readonly anyHostRoot: number;
+  private readonly hostSlotsAt: number;
+  private readonly hostSlotMask: number;
+
+  // Per-request scratch, sized from the table so a request never allocates. Only the first
+  // maxDepth + 1 segments are recorded: a deeper path cannot match any full-path route, and
+  // prefix routes are at most maxDepth deep.
+  private readonly segStart: Int32Array;
+  private readonly segEnd: Int32Array;
+  private readonly segHash: Int32Array;
+  /** staticChain[d] = node reached from the group root by the first d segments, all static. */
+  private readonly staticChain: Int32Array;
+  private segCount = 0;
+  private segDepthBit = 0;
+  private staticChainDepth = 0;
+  private pathMatched = false;
+  private methodBit = 0;
+  private path = '';
+
+  constructor(table: SharedArrayBuffer) {
+    const words = checkRouteTable(table);
+    this.words = words;
+    this.pool = new Uint8Array(table, words[H_POOL_AT], words[H_POOL_BYTES]);
+    this.maxDepth = words[H_MAX_DEPTH];
+    this.anyHostRoot = words[H_ANY_HOST_ROOT];
+    this.hostSlotsAt = words[H_HOST_SLOTS_AT];
+    this.hostSlotMask = words[H_HOST_SLOT_MASK];
+    this.params = new Int32Array(2 * words[H_MAX_PARAMS]);
+    const scratch = this.maxDepth + 1;
+    this.segStart = new Int32Array(scratch);
+    this.segEnd = new Int32Array(scratch);
+    this.segHash = new Int32Array(scratch);
+    this.staticChain = new Int32Array(scratch + 1);
+  }
+
+  /**
+   * Route index for a request, or NO_ROUTE / METHOD_NOT_ALLOWED (see the precedence above).
+   * `host`: lower-case, no port, '' when absent. `path`: output of normalizePath.
+   * Hot path: no allocation; invariant: reads the table only, writes only this matcher's
+   * scratch and result fields.
+   */
+  match(methodBit: number, host: string, path: string): number {
+    this.paramCount = 0;
+    this.allowMask = 0;
+    this.pathMatched = false;
+    this.methodBit = methodBit;
+    this.path = path;
+    this.scanSegments(path);
+
+    if (host.length !== 0 && this.hostSlotMask >= 0) {
+      const hostRoot = this.findHostRoot(host);
+      if (hostRoot >= 0) {
+        const route = this.matchInGroup(hostRoot);
+        if (route >= 0) return route;
+      }
+    }
+    if (this.anyHostRoot >= 0) {
+      const route = this.matchInGroup(this.anyHostRoot);
+      if (route >= 0) return route;
+    }
+    this.paramCount = 0;
+    return this.pathMatched ? METHOD_NOT_ALLOWED : NO_ROUTE;
+  }
+
+  /** Record start, end and FNV-1a hash of the path's segments (up to maxDepth + 1 of them). */
+  private scanSegments(path: string): void {
+    const segStart = this.segStart, segEnd = this.segEnd, segHash = this.segHash;
+    const limit = this.maxDepth + 1;
+    const len = path.length;
+    let count = 0;
+    if (len > 1) {
+      let start = 1;
+      let h = FNV_OFFSET;
+      for (let i = 1; i <= len; i++) {
+        // The end of the path closes the last segment as a `/` would.
+        const c = i < len ? path.charCodeAt(i) : SLASH;
+        if (c === SLASH) {
+          segStart[count] = start;
+          segEnd[count] = i;
+          segHash[count] = h;
+          if (++count === limit) break;
+          start = i + 1;
+          h = FNV_OFFSET;
+        } else {
+          h = Math.imul(h ^ c, FNV_PRIME);
+        }
+      }
+    }
+    this.segCount = count;
+    this.segDepthBit = depthBit(count);
+  }
+
+  /** Best route admitting the method in one host group's trie, or -1. */
+  private matchInGroup(root: number): number {
+    const words = this.words;
+    const chain = this.staticChain;
+    const segCount = this.segCount;
+    const methodBit = this.methodBit;
+
+    // Walk static edges as far as they go: the prefix candidates lie on this chain, and it is
+    // also the first branch the full-path search explores, so it is looked up only once.
+    chain[0] = root;
+    let depth = 0;
+    const walkLimit = segCount < this.maxDepth ? segCount : this.maxDepth;
+    while (depth < walkLimit) {
+      const child = this.staticChild(chain[depth], depth);
+      if (child < 0) break;
+      chain[++depth] = child;
+    }
+    this.staticChainDepth = depth;
+
+    if (segCount <= this.maxDepth && (words[root + N_FULL_DEPTHS] & this.segDepthBit) !== 0) {
+      const route = this.matchFullPath(root, 0, 0, true);
+      if (route >= 0) return route;
+    }
+
+    for (let d = depth; d >= 0; d--) {
+      const node = chain[d];
+      let entry = words[node + N_PREFIX_AT];
+      const end = entry + words[node + N_PREFIX_COUNT] * ENTRY_WORDS;
+      for (; entry < end; entry += ENTRY_WORDS) {
+        const mask = words[entry + E_METHOD_MASK];
+        this.pathMatched = true;
+        this.allowMask |= mask;
+        if ((mask & methodBit) !== 0) {
+          this.paramCount = 0;
+          return words[entry + E_ROUTE];
+        }
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * Depth-first search for a full-path route under `node`, which matched the first `depth`
+   * segments with `paramDepth` params captured so far; static child before param child.
+   * `onChain`: node is staticChain[depth], so its static child is already known.
+   * Recursion depth is bounded by maxDepth.
+   */
+  private matchFullPath(node: number, depth: number, paramDepth: number, onChain: boolean): number {
+    const words = this.words;
+    if (depth === this.segCount) {
+      const methodBit = this.methodBit;
+      let entry = words[node + N_FULL_AT];
+      const end = entry + words[node + N_FULL_COUNT] * ENTRY_WORDS;
+      for (; entry < end; entry += ENTRY_WORDS) {
+        const mask = words[entry + E_METHOD_MASK];
+        this.pathMatched = true;
+        this.allowMask |= mask;
+        if ((mask & methodBit) !== 0) {
+          this.paramCount = paramDepth;
+          return words[entry + E_ROUTE];
+        }
+      }
+      return -1;
+    }
+    const wantDepth = this.segDepthBit;
+    const staticChild = onChain
+      ? (depth < this.staticChainDepth ? this.staticChain[depth + 1] : -1)
+      : this.staticChild(node, depth);
+    if (staticChild >= 0 && (words[staticChild + N_FULL_DEPTHS] & wantDepth) !== 0) {
+      const route = this.matchFullPath(staticChild, depth + 1, paramDepth, onChain);
+      if (route >= 0) return route;
+    }
+    const paramChild = words[node + N_PARAM_CHILD];
+    if (paramChild >= 0 && (words[paramChild + N_FULL_DEPTHS] & wantDepth) !== 0) {
+      const start = this.segStart[depth];
+      const end = this.segEnd[depth];
+      if (end > start) {
+        // Written on the way down; a deeper failure is overwritten by the next branch tried.
+        this.params[2 * paramDepth] = start;
+        this.params[2 * paramDepth + 1] = end;
+        return this.matchFullPath(paramChild, depth + 1, paramDepth + 1, false);
+      }
+    }
+    return -1;
+  }
+
+  /** Static child of `node` for segment `depth` of the path, or -1 (one hash probe sequence). */
+  private staticChild(node: number, depth: number): number {
+    const words = this.words;
+    const mask = words[node + N_SLOT_MASK];
+    if (mask < 0) return -1;
+    const slotsAt = words[node + N_SLOTS_AT];
+    const hash = this.segHash[depth];
+    const start = this.segStart[depth];
+    const length = this.segEnd[depth] - start;
+    let slot = (hash ^ (hash >>> 16)) & mask; // = slotIndex(hash, mask), inlined
+    for (;;) {
+      const at = slotsAt + slot * SLOT_WORDS;
+      const child = words[at + S_VALUE];
+      if (child < 0) return -1;
+      if (words[at + S_HASH] === hash && words[at + S_NAME_LEN] === length &&
+          this.poolEquals(words[at + S_NAME_AT], this.path, start, length)) {
+        return child;
+      }
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  /** Root node of a host's trie, or -1 when no route names this host. */
+  private findHostRoot(host: string): number {
+    const words = this.words;
+    const mask = this.hostSlotMask;
+    const length = host.length;
+    let hash = FNV_OFFSET;
+    for (let i = 0; i < length; i++) hash = Math.imul(hash ^ host.charCodeAt(i), FNV_PRIME);
+    let slot = (hash ^ (hash >>> 16)) & mask;
+    for (;;) {
+      const at = this.hostSlotsAt + slot * SLOT_WORDS;
+      const root = words[at + S_VALUE];
+      if (root < 0) return -1;
+      if (words[at + S_HASH] === hash && words[at + S_NAME_LEN] === length &&
+          this.poolEquals(words[at + S_NAME_AT], host, 0, length)) {
+        return root;
+      }
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  private poolEquals(poolAt: number, text: string, start: number, length: number): boolean {
+    const pool = this.pool;
+    for (let i = 0; i < length; i++) {
+      if (pool[poolAt + i] !== text.charCodeAt(start + i)) return false;
+    }
+    return true;
+  }
+}

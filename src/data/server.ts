@@ -1,0 +1,217 @@
+// The data-plane HTTP server of one worker: a uWebSockets.js app whose single handler takes
+// every request through, in order:
+//   front door (sizes, framing, Host)  → correlation id → path normalization → route match
+//   → the route's filter chain → upstream forward (upstream/proxy.ts).
+// Everything the request needs from uWS's HttpRequest is copied here, synchronously,
+// because that object dies when the handler returns.
+import { Readable } from 'node:stream';
+import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from './uws.js';
+import { RequestContext, PHASE } from './request-context.js';
+import { readRequestHead } from './front-door.js';
+import { correlationIdFor } from './correlation-id.js';
+import { normalizePath } from '../shared/path-normalize.js';
+import { methodBit, methodsInMask } from '../shared/methods.js';
+import { GW_ERR } from '../shared/errors.js';
+import { NO_ROUTE, METHOD_NOT_ALLOWED } from './route-match.js';
+import { replyError } from './reply.js';
+import { runChain } from './chain.js';
+import { BUFFERED_BODY_MAX, UpstreamCall, forward, upstreamPath } from './upstream/proxy.js';
+import { coarseNow, forEachInFlight, inFlightCount, startDeadlines, stopDeadlines } from './deadlines.js';
+import type { Generation } from './generation.js';
+
+export interface DataPlaneServerOptions {
+  /** Returns the generation new requests use (one Atomics.load in the common case). */
+  currentGeneration(): Generation;
+  /** Test hooks: `x-lobby-test-crash: 1` throws an uncaught error in this worker. */
+  testHooks: boolean;
+}
+
+const decoder = new TextDecoder();
+
+export class DataPlaneServer {
+  private readonly app: TemplatedApp;
+  private listenSocket: ListenSocket | null = null;
+  private draining = false;
+
+  constructor(private readonly opts: DataPlaneServerOptions) {
+    this.app = uWS.App();
+    this.app.any('/*', (res, req) => this.onRequest(res, req));
+    startDeadlines(expireRequest);
+  }
+
+  listen(host: string, port: number): Promise<number | null> {
+    return new Promise((resolve) => {
+      this.app.listen(host, port, (socket) => {
+        if (!socket) { resolve(null); return; }
+        this.listenSocket = socket;
+        resolve(uWS.us_socket_local_port(socket as never));
+      });
+    });
+  }
+
+  /** Stops accepting connections; in-flight requests go on. */
+  stopListening(): void {
+    this.draining = true;
+    if (this.listenSocket) {
+      uWS.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+    }
+  }
+
+  get inFlight(): number {
+    return inFlightCount();
+  }
+
+  /** Closes every connection (after a drain or on a fatal error); the worker may then exit. */
+  closeAll(): void {
+    this.stopListening();
+    forEachInFlight((ctx) => { ctx.phase = PHASE.DONE; });
+    stopDeadlines();
+    // close() exists in this uWS build but is missing from its type definitions.
+    (this.app as TemplatedApp & { close(): void }).close();
+  }
+
+  // Hot path: runs once per request; allocates the context, one abort closure and the
+  // forwarded headers array, nothing per header or per filter.
+  private onRequest(res: HttpResponse, req: HttpRequest): void {
+    const gen = this.opts.currentGeneration();
+    const ctx = new RequestContext(res, gen);
+    const url = req.getUrl();
+    ctx.method = req.getCaseSensitiveMethod();
+    ctx.methodBit = methodBit(ctx.method);
+    ctx.query = req.getQuery() ?? '';
+    const headError = readRequestHead(ctx, req, gen.config.server.limits, url);
+    ctx.correlationId = correlationIdFor(ctx.clientCorrelationId);
+    if (this.opts.testHooks && req.getHeader('x-lobby-test-crash') === '1') {
+      setImmediate(() => { throw new Error('test hook: worker crash requested'); });
+    }
+    res.onAborted(() => onClientAborted(ctx));
+    const hasBody = ctx.contentLength > 0 || ctx.chunked;
+    if (headError !== null) {
+      replyError(ctx, headError, hasBody || headError === GW_ERR.BAD_FRAMING);
+      return;
+    }
+    const path = normalizePath(url);
+    if (path === null) { replyError(ctx, GW_ERR.BAD_PATH, hasBody); return; }
+    ctx.path = path;
+
+    const matcher = gen.matcher;
+    const routeIndex = matcher.match(ctx.methodBit, ctx.hostName, path);
+    if (routeIndex < 0) {
+      if (routeIndex === METHOD_NOT_ALLOWED) {
+        replyError(ctx, GW_ERR.METHOD_NOT_ALLOWED, hasBody, 'allow', methodsInMask(matcher.allowMask).join(', '));
+      } else {
+        replyError(ctx, routeIndex === NO_ROUTE ? GW_ERR.ROUTE_NOT_FOUND : GW_ERR.INTERNAL, hasBody);
+      }
+      return;
+    }
+    const route = gen.routes[routeIndex];
+    ctx.route = route;
+    ctx.clientIp = decoder.decode(res.getRemoteAddressAsText());
+    // The rewrite reads the matcher's param spans, valid only until the next match.
+    ctx.upstreamPath = upstreamPath(ctx, route);
+    ctx.call = new UpstreamCall(ctx);
+    if (this.draining) ctx.headers.push('connection', 'close');
+
+    if (!hasBody) runChain(ctx, route.filters, startForward);
+    else if (!ctx.chunked && ctx.contentLength <= BUFFERED_BODY_MAX) readBufferedBody(ctx);
+    else streamBody(ctx);
+  }
+
+  /** Shuts this server down gracefully: stop accepting, wait for in-flight up to the deadline. */
+  async drain(deadlineMs: number): Promise<number> {
+    this.stopListening();
+    const until = Date.now() + deadlineMs;
+    while (inFlightCount() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const unfinished = inFlightCount();
+    this.closeAll();
+    return unfinished;
+  }
+}
+
+/** The chain's completion callback: shared by all requests (no closure per request). */
+function startForward(ctx: RequestContext): void {
+  if (ctx.aborted || ctx.phase === PHASE.DONE) return;
+  forward(ctx);
+}
+
+/** Small bodies with a Content-Length: collected into one buffer, then forwarded. */
+function readBufferedBody(ctx: RequestContext): void {
+  const body = Buffer.allocUnsafe(ctx.contentLength);
+  let received = 0;
+  ctx.res.onData((chunk, isLast) => {
+    if (ctx.aborted || ctx.phase === PHASE.DONE) return;
+    const bytes = new Uint8Array(chunk);
+    if (received + bytes.length > body.length) { ctx.call!.finish(); replyError(ctx, GW_ERR.BAD_FRAMING, true); return; }
+    body.set(bytes, received);
+    received += bytes.length;
+    if (!isLast) return;
+    ctx.body = body;
+    runChain(ctx, ctx.route!.filters, startForward);
+  });
+}
+
+/** Large or chunked bodies: streamed upstream with backpressure, size-capped. */
+function streamBody(ctx: RequestContext): void {
+  const call = ctx.call!;
+  const maxBody = ctx.gen.config.server.limits.maxBodyBytes;
+  const res = ctx.res;
+  const stream = new Readable({
+    highWaterMark: 256 * 1024,
+    read() {
+      if (call.clientPaused && !ctx.aborted && ctx.phase !== PHASE.DONE) {
+        call.clientPaused = false;
+        res.resume();
+      }
+    },
+  });
+  call.bodyStream = stream;
+  ctx.body = stream;
+  res.onData((chunk, isLast) => {
+    if (ctx.aborted || ctx.phase === PHASE.DONE) return;
+    call.bodyBytes += chunk.byteLength;
+    if (call.bodyBytes > maxBody) {
+      // Streamed past the limit (chunked, or a lying Content-Length): 413 if nothing was
+      // answered yet, and the connection closes since the rest of the body is unread.
+      if (!ctx.responseStarted) call.failBeforeResponse(GW_ERR.BODY_TOO_LARGE);
+      else { call.finish(); res.close(); }
+      return;
+    }
+    if (ctx.phase === PHASE.SENDING) ctx.deadline = coarseNow + ctx.route!.service.idleMs;
+    const more = stream.push(Buffer.from(new Uint8Array(chunk)));
+    if (isLast) {
+      stream.push(null);
+      if (ctx.phase === PHASE.SENDING) {
+        ctx.phase = PHASE.WAITING;
+        ctx.deadline = coarseNow + ctx.route!.service.responseMs;
+      }
+    } else if (!more && !call.clientPaused) {
+      call.clientPaused = true;
+      res.pause();
+    }
+  });
+  runChain(ctx, ctx.route!.filters, startForward);
+}
+
+function onClientAborted(ctx: RequestContext): void {
+  ctx.aborted = true;
+  if (ctx.call !== null) ctx.call.finish();
+  else ctx.phase = PHASE.DONE;
+}
+
+/** Deadline ticker callback: what a passed deadline means depends on the phase. */
+function expireRequest(ctx: RequestContext): void {
+  const call = ctx.call;
+  if (call === null) { ctx.deadline = 0; return; }
+  switch (ctx.phase) {
+    case PHASE.CONNECTING: call.failBeforeResponse(GW_ERR.UPSTREAM_CONNECT_TIMEOUT); break;
+    case PHASE.SENDING: call.failBeforeResponse(GW_ERR.REQUEST_TIMEOUT); break;
+    case PHASE.WAITING: call.failBeforeResponse(GW_ERR.UPSTREAM_TIMEOUT); break;
+    case PHASE.STREAMING:
+      if (!ctx.responseStarted) { call.failBeforeResponse(GW_ERR.UPSTREAM_TIMEOUT); break; }
+      call.finish();
+      if (!ctx.aborted) ctx.res.close();
+      break;
+    default: ctx.deadline = 0;
+  }
+}

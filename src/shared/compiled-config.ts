@@ -1,0 +1,72 @@
+// The compiled configuration: what the control plane hands the data plane.
+// Plain, structured-cloneable data (it crosses to worker threads with postMessage);
+// everything a request needs is decided here, at compile time, never per request.
+
+/** One piece of a templated rewrite: literal text, or the value of a captured `{param}`. */
+export type RewritePart = { literal: string } | { param: number };
+
+export interface CompiledLimits {
+  maxUrlBytes: number;
+  maxHeaderBytes: number;
+  maxBodyBytes: number;
+}
+
+export interface CompiledServer {
+  host: string;
+  port: number;
+  /** Resolved worker-thread count (`auto` already replaced by the core count). */
+  workers: number;
+  limits: CompiledLimits;
+  /** How long SIGTERM waits for in-flight requests before the process exits anyway. */
+  drainTimeoutMs: number;
+}
+
+export interface CompiledTarget {
+  /** Origin for the undici Pool, e.g. `http://127.0.0.1:9001` (no path). */
+  origin: string;
+  /** Host header value sent upstream when the route does not keep the client's (`host:port`). */
+  hostHeader: string;
+}
+
+export interface CompiledService {
+  name: string;
+  targets: CompiledTarget[];
+  balance: 'round_robin' | 'least_request';
+  timeouts: { connectMs: number; responseMs: number; idleMs: number };
+  /** Max keep-alive connections per target. */
+  connectionsPerTarget: number;
+}
+
+/** Path match kinds. `template` paths contain `{param}` segments and match the whole path. */
+export type MatchKind = 'exact' | 'prefix' | 'template';
+
+export interface CompiledRoute {
+  name: string;
+  /** Index into CompiledConfig.services. */
+  service: number;
+  match: {
+    kind: MatchKind;
+    /** Normalized path (exact/template) or prefix; always starts with `/`. No trailing `/` except the root. */
+    path: string;
+    /** Lower-case host without port, or null for any host. */
+    host: string | null;
+    /** Bit mask from src/shared/methods.ts. */
+    methodMask: number;
+  };
+  /** Param names of a template path, in segment order (index = param index in the match result). */
+  paramNames: string[];
+  /** Removed from the front of the path before forwarding (segment-aligned), or null. */
+  stripPrefix: string | null;
+  /** Templated rewrite of the path (the query string is kept), or null. */
+  rewrite: RewritePart[] | null;
+  /** Keep the client's Host header upstream (default: send the target's host). */
+  preserveHost: boolean;
+}
+
+export interface CompiledConfig {
+  /** File the config came from (for messages). */
+  source: string;
+  server: CompiledServer;
+  services: CompiledService[];
+  routes: CompiledRoute[];
+}

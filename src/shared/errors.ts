@@ -1,0 +1,37 @@
+// Every error the gateway itself answers with: one table, code → HTTP status + public message.
+// docs/errors.md lists the same codes for operators. Bodies are always
+// {"error":{"status":S,"code":"...","message":"...","correlation_id":"..."}}.
+
+export interface GatewayErrorSpec {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
+}
+
+function spec(status: number, code: string, message: string): GatewayErrorSpec {
+  return { status, code, message };
+}
+
+export const GW_ERR = {
+  BAD_REQUEST: spec(400, 'bad_request', 'The request is malformed.'),
+  BAD_PATH: spec(400, 'invalid_path', 'The request path is not a valid URI path.'),
+  BAD_HOST: spec(400, 'invalid_host', 'The Host header is missing or invalid.'),
+  BAD_FRAMING: spec(400, 'invalid_framing', 'Conflicting or unsupported Content-Length / Transfer-Encoding.'),
+  BAD_HEADER: spec(400, 'invalid_header', 'A request header is malformed.'),
+  ROUTE_NOT_FOUND: spec(404, 'route_not_found', 'No route matches this request.'),
+  METHOD_NOT_ALLOWED: spec(405, 'method_not_allowed', 'The route does not allow this method.'),
+  BODY_TOO_LARGE: spec(413, 'payload_too_large', 'The request body exceeds the limit.'),
+  URL_TOO_LONG: spec(414, 'uri_too_long', 'The request URL exceeds the limit.'),
+  HEADERS_TOO_LARGE: spec(431, 'request_header_fields_too_large', 'The request headers exceed the limit.'),
+  INTERNAL: spec(500, 'internal_error', 'The gateway failed to handle the request.'),
+  UPSTREAM_UNAVAILABLE: spec(502, 'upstream_unavailable', 'The upstream service could not be reached.'),
+  UPSTREAM_RESET: spec(502, 'upstream_reset', 'The upstream service closed the connection.'),
+  UPSTREAM_BAD_RESPONSE: spec(502, 'upstream_bad_response', 'The upstream service sent an invalid response.'),
+  OVERLOADED: spec(503, 'overloaded', 'The gateway is overloaded; retry later.'),
+  SHUTTING_DOWN: spec(503, 'shutting_down', 'The gateway is shutting down.'),
+  REQUEST_TIMEOUT: spec(408, 'request_timeout', 'The request body was not received in time.'),
+  UPSTREAM_CONNECT_TIMEOUT: spec(504, 'upstream_connect_timeout', 'Connecting to the upstream service timed out.'),
+  UPSTREAM_TIMEOUT: spec(504, 'upstream_timeout', 'The upstream service did not answer in time.'),
+} as const satisfies Record<string, GatewayErrorSpec>;
+
+export type GatewayErrorName = keyof typeof GW_ERR;

@@ -1,0 +1,32 @@
+// Every message between the control plane (main thread) and a data-plane worker.
+// Together with the control SharedArrayBuffer (src/shared/control-block.ts) this is the
+// whole interface between the two planes.
+import type { CompiledConfig } from './compiled-config.js';
+
+/** Control plane → worker. */
+export type ToWorker =
+  /** Build everything generation `generation` needs (matcher, pools); answer `prepared`. */
+  | { type: 'prepare'; generation: number; table: SharedArrayBuffer; config: CompiledConfig }
+  /** Open the listen socket (after the first generation is published). */
+  | { type: 'listen'; host: string; port: number }
+  /** Forget prepared generations older than `keepFrom` (they have no more in-flight requests). */
+  | { type: 'retire'; keepFrom: number }
+  /** Stop accepting, finish in-flight requests, exit 0. Past the deadline, close what is left. */
+  | { type: 'drain'; deadlineMs: number };
+
+/** Worker → control plane. */
+export type FromWorker =
+  | { type: 'prepared'; generation: number }
+  | { type: 'prepare-failed'; generation: number; message: string }
+  | { type: 'listening'; port: number }
+  | { type: 'listen-failed'; host: string; port: number }
+  | { type: 'drained'; unfinished: number };
+
+/** Data every worker starts with (workerData). */
+export interface WorkerBoot {
+  workerIndex: number;
+  /** The control block: see src/shared/control-block.ts. */
+  control: SharedArrayBuffer;
+  /** Test-only hooks (e.g. a header that crashes the worker); off unless LOBBY_TEST_HOOKS=1. */
+  testHooks: boolean;
+}

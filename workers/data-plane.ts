@@ -1,0 +1,84 @@
+// Entry of one data-plane worker thread. It owns a uWebSockets.js app listening on the
+// shared port (SO_REUSEPORT spreads connections across workers) and follows the control
+// plane: `prepare` builds a generation's tables, the control block's published generation
+// says which one new requests use, `drain` ends the worker gracefully.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { FromWorker, ToWorker, WorkerBoot } from '../src/shared/messages.js';
+import { CONTROL_SLOTS } from '../src/shared/control-block.js';
+import { log } from '../src/shared/log.js';
+import { DataPlaneServer } from '../src/data/server.js';
+import { buildGeneration, type Generation } from '../src/data/generation.js';
+import { PoolRegistry } from '../src/data/upstream/pools.js';
+
+const boot = workerData as WorkerBoot;
+const control = new Int32Array(boot.control);
+const port = parentPort!;
+const pools = new PoolRegistry();
+const prepared = new Map<number, Generation>();
+let current: Generation | null = null;
+let currentId = -1;
+/** Pools unused after a swap are closed this long after it, so requests that were still
+ * reading their body on the old generation can finish on the old pools. */
+const POOL_RETIRE_GRACE_MS = 30_000;
+
+function send(msg: FromWorker): void {
+  port.postMessage(msg);
+}
+
+// Hot path: one Atomics.load per request; the switch itself happens once per publish.
+function currentGeneration(): Generation {
+  const id = Atomics.load(control, CONTROL_SLOTS.PUBLISHED_GENERATION);
+  if (id !== currentId) switchTo(id);
+  return current!;
+}
+
+function switchTo(id: number): void {
+  const next = prepared.get(id);
+  if (!next) return; // not prepared here (cannot happen: the control plane waits for every ack)
+  current = next;
+  currentId = id;
+  for (const key of prepared.keys()) if (key < id) prepared.delete(key);
+  setTimeout(() => {
+    const live = new Set<string>();
+    for (const g of prepared.values()) for (const k of g.poolKeys) live.add(k);
+    pools.closeUnused(live);
+  }, POOL_RETIRE_GRACE_MS).unref();
+}
+
+const server = new DataPlaneServer({ currentGeneration, testHooks: boot.testHooks });
+
+process.on('uncaughtException', (err) => {
+  // A uWS listen socket left open when a worker dies aborts the whole process, so close
+  // everything first; the supervisor then starts a replacement.
+  log.error('data-plane worker fault', { worker: boot.workerIndex, error: String(err?.stack ?? err) });
+  try { server.closeAll(); } finally { setImmediate(() => process.exit(1)); }
+});
+
+port.on('message', async (msg: ToWorker) => {
+  switch (msg.type) {
+    case 'prepare':
+      try {
+        prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.config, pools));
+        send({ type: 'prepared', generation: msg.generation });
+      } catch (err) {
+        send({ type: 'prepare-failed', generation: msg.generation, message: String((err as Error)?.message ?? err) });
+      }
+      break;
+    case 'listen': {
+      currentGeneration();
+      const bound = await server.listen(msg.host, msg.port);
+      send(bound === null ? { type: 'listen-failed', host: msg.host, port: msg.port } : { type: 'listening', port: bound });
+      break;
+    }
+    case 'retire':
+      for (const key of prepared.keys()) if (key < msg.keepFrom && key !== currentId) prepared.delete(key);
+      break;
+    case 'drain': {
+      const unfinished = await server.drain(msg.deadlineMs);
+      await Promise.race([pools.closeAll(), new Promise((r) => setTimeout(r, 1000))]);
+      send({ type: 'drained', unfinished });
+      setImmediate(() => process.exit(0));
+      break;
+    }
+  }
+});
