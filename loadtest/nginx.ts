@@ -89,6 +89,11 @@ export function proxyNginxConfig(options: ProxyNginxOptions): string {
     }
     server {
         listen 127.0.0.1:${options.port} backlog=4096;
+        # Keep request and response bodies in memory: with the defaults nginx spools request bodies
+        # over 8 KiB and responses over its 64 KiB of proxy buffers to temp files, which would measure
+        # the disk, not proxying. Lobby streams both.
+        client_body_buffer_size 1m;
+        proxy_max_temp_file_size 0;
         location / {
             proxy_pass http://bench;
             proxy_http_version 1.1;

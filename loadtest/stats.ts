@@ -104,10 +104,10 @@ export function percentileToX(percentile: number, count: number): number {
   return 1 / (1 - percentile / 100);
 }
 
-/** a / b, or null when the ratio is meaningless (missing value, zero denominator). */
+/** a / b, or null when the ratio is meaningless (missing value, zero denominator, e.g. 0 errors vs 0). */
 export function ratio(numerator: number | null | undefined, denominator: number | null | undefined): number | null {
   if (numerator == null || denominator == null || !Number.isFinite(numerator) || !Number.isFinite(denominator)) return null;
-  if (denominator === 0) return numerator === 0 ? 1 : null;
+  if (denominator === 0) return null;
   return numerator / denominator;
 }
 

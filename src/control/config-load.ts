@@ -112,12 +112,20 @@ export function parseConfigDocument(text: string, file: string, env: NodeJS.Proc
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+export interface Substitution {
+  value: string;
+  /** How many `${...}` references there were (0: the text had at most `$${` escapes). */
+  references: number;
+  errors: string[];
+}
+
 /**
  * Expands `${NAME}` and `${NAME:-default}` (default when unset or empty, as in sh) and
- * turns `$${` into a literal `${`. Returns the result and the problems found.
+ * turns `$${` into a literal `${`. Values are inserted as they are, never expanded again.
  */
-export function substituteEnv(text: string, env: NodeJS.ProcessEnv): { value: string; errors: string[] } {
+export function substituteEnv(text: string, env: NodeJS.ProcessEnv): Substitution {
   const errors: string[] = [];
+  let references = 0;
   let value = '';
   let from = 0;
   for (let dollar = text.indexOf('$', from); dollar !== -1; dollar = text.indexOf('$', from)) {
@@ -135,8 +143,9 @@ export function substituteEnv(text: string, env: NodeJS.ProcessEnv): { value: st
     const close = text.indexOf('}', dollar + 2);
     if (close === -1) {
       errors.push('unterminated "${" (write "$${" for a literal "${")');
-      return { value, errors };
+      return { value, references, errors };
     }
+    references++;
     const reference = text.slice(dollar + 2, close);
     const defaultAt = reference.indexOf(':-');
     const name = defaultAt === -1 ? reference : reference.slice(0, defaultAt);
@@ -153,7 +162,7 @@ export function substituteEnv(text: string, env: NodeJS.ProcessEnv): { value: st
       else errors.push(`environment variable ${name} is not set (use \${${name}:-default} to give a default)`);
     }
   }
-  return { value: value + text.slice(from), errors };
+  return { value: value + text.slice(from), references, errors };
 }
 
 // YAML 1.2 core-schema numbers and booleans. An unquoted scalar whose text came from the
@@ -183,10 +192,9 @@ function substituteEnvInNode(
   } else if (isSeq(node)) {
     node.items.forEach((item, index) => substituteEnvInNode(item, [...path, index], env, report));
   } else if (isScalar(node) && typeof node.value === 'string' && node.value.includes('$')) {
-    const { value, errors } = substituteEnv(node.value, env);
+    const { value, references, errors } = substituteEnv(node.value, env);
     for (const error of errors) report(path, error);
-    const hadReference = /\$\{/.test(node.value.replaceAll('$${', ''));
-    node.value = hadReference && node.type === Scalar.PLAIN ? plainScalarValue(value) : value;
+    node.value = references > 0 && node.type === Scalar.PLAIN ? plainScalarValue(value) : value;
   }
   // Aliases are left alone: they share the (substituted) node of their anchor.
 }

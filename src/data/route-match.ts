@@ -53,7 +53,6 @@ export class RouteMatcher {
   private readonly staticChain: Int32Array;
   private segCount = 0;
   private segDepthBit = 0;
-  private staticChainDepth = 0;
   private pathMatched = false;
   private methodBit = 0;
   private path = '';
@@ -136,26 +135,37 @@ export class RouteMatcher {
     const words = this.words;
     const chain = this.staticChain;
     const segCount = this.segCount;
-    const methodBit = this.methodBit;
 
-    // Walk static edges as far as they go: the prefix candidates lie on this chain, and it is
-    // also the first branch the full-path search explores, so it is looked up only once.
+    // Walk static edges as far as they go. Prefix candidates lie on this chain, and it is
+    // the first branch the depth-first full-path search takes, so each edge is looked up once.
     chain[0] = root;
-    let depth = 0;
+    let chainDepth = 0;
     const walkLimit = segCount < this.maxDepth ? segCount : this.maxDepth;
-    while (depth < walkLimit) {
-      const child = this.staticChild(chain[depth], depth);
+    while (chainDepth < walkLimit) {
+      const child = this.staticChild(chain[chainDepth], chainDepth);
       if (child < 0) break;
-      chain[++depth] = child;
+      chain[++chainDepth] = child;
     }
-    this.staticChainDepth = depth;
 
+    // Full-path candidates in depth-first order, static child first. Along the chain that
+    // order is: the chain's end (if it consumed every segment), then the param branch of
+    // each chain node from the deepest up; only those param branches need recursion.
     if (segCount <= this.maxDepth && (words[root + N_FULL_DEPTHS] & this.segDepthBit) !== 0) {
-      const route = this.matchFullPath(root, 0, 0, true);
-      if (route >= 0) return route;
+      let d = chainDepth;
+      if (chainDepth === segCount) {
+        const route = this.fullRouteAt(chain[segCount], 0);
+        if (route >= 0) return route;
+        d--;
+      }
+      for (; d >= 0; d--) {
+        const route = this.matchParamChild(chain[d], d, 0);
+        if (route >= 0) return route;
+      }
     }
 
-    for (let d = depth; d >= 0; d--) {
+    // Prefix candidates, longest first.
+    const methodBit = this.methodBit;
+    for (let d = chainDepth; d >= 0; d--) {
       const node = chain[d];
       let entry = words[node + N_PREFIX_AT];
       const end = entry + words[node + N_PREFIX_COUNT] * ENTRY_WORDS;
@@ -172,49 +182,53 @@ export class RouteMatcher {
     return -1;
   }
 
-  /**
-   * Depth-first search for a full-path route under `node`, which matched the first `depth`
-   * segments with `paramDepth` params captured so far; static child before param child.
-   * `onChain`: node is staticChain[depth], so its static child is already known.
-   * Recursion depth is bounded by maxDepth.
-   */
-  private matchFullPath(node: number, depth: number, paramDepth: number, onChain: boolean): number {
+  /** First full-path route at `node` admitting the method, or -1 (records what matched). */
+  private fullRouteAt(node: number, paramDepth: number): number {
     const words = this.words;
-    if (depth === this.segCount) {
-      const methodBit = this.methodBit;
-      let entry = words[node + N_FULL_AT];
-      const end = entry + words[node + N_FULL_COUNT] * ENTRY_WORDS;
-      for (; entry < end; entry += ENTRY_WORDS) {
-        const mask = words[entry + E_METHOD_MASK];
-        this.pathMatched = true;
-        this.allowMask |= mask;
-        if ((mask & methodBit) !== 0) {
-          this.paramCount = paramDepth;
-          return words[entry + E_ROUTE];
-        }
-      }
-      return -1;
-    }
-    const wantDepth = this.segDepthBit;
-    const staticChild = onChain
-      ? (depth < this.staticChainDepth ? this.staticChain[depth + 1] : -1)
-      : this.staticChild(node, depth);
-    if (staticChild >= 0 && (words[staticChild + N_FULL_DEPTHS] & wantDepth) !== 0) {
-      const route = this.matchFullPath(staticChild, depth + 1, paramDepth, onChain);
-      if (route >= 0) return route;
-    }
-    const paramChild = words[node + N_PARAM_CHILD];
-    if (paramChild >= 0 && (words[paramChild + N_FULL_DEPTHS] & wantDepth) !== 0) {
-      const start = this.segStart[depth];
-      const end = this.segEnd[depth];
-      if (end > start) {
-        // Written on the way down; a deeper failure is overwritten by the next branch tried.
-        this.params[2 * paramDepth] = start;
-        this.params[2 * paramDepth + 1] = end;
-        return this.matchFullPath(paramChild, depth + 1, paramDepth + 1, false);
+    const methodBit = this.methodBit;
+    let entry = words[node + N_FULL_AT];
+    const end = entry + words[node + N_FULL_COUNT] * ENTRY_WORDS;
+    for (; entry < end; entry += ENTRY_WORDS) {
+      const mask = words[entry + E_METHOD_MASK];
+      this.pathMatched = true;
+      this.allowMask |= mask;
+      if ((mask & methodBit) !== 0) {
+        this.paramCount = paramDepth;
+        return words[entry + E_ROUTE];
       }
     }
     return -1;
+  }
+
+  /**
+   * Depth-first search under `node`'s `{param}` child, which takes segment `depth` as param
+   * number `paramDepth`. Skips subtrees with no full-path route at the path's depth.
+   */
+  private matchParamChild(node: number, depth: number, paramDepth: number): number {
+    const paramChild = this.words[node + N_PARAM_CHILD];
+    if (paramChild < 0 || (this.words[paramChild + N_FULL_DEPTHS] & this.segDepthBit) === 0) return -1;
+    const start = this.segStart[depth];
+    const end = this.segEnd[depth];
+    if (end === start) return -1; // a param never matches an empty segment
+    // Written on the way down; a failed branch is overwritten by the next one tried.
+    this.params[2 * paramDepth] = start;
+    this.params[2 * paramDepth + 1] = end;
+    return this.matchBelow(paramChild, depth + 1, paramDepth + 1);
+  }
+
+  /**
+   * Depth-first search for a full-path route under `node` (off the static chain), which
+   * matched the first `depth` segments with `paramDepth` params captured. Recursion depth
+   * is bounded by maxDepth.
+   */
+  private matchBelow(node: number, depth: number, paramDepth: number): number {
+    if (depth === this.segCount) return this.fullRouteAt(node, paramDepth);
+    const staticChild = this.staticChild(node, depth);
+    if (staticChild >= 0 && (this.words[staticChild + N_FULL_DEPTHS] & this.segDepthBit) !== 0) {
+      const route = this.matchBelow(staticChild, depth + 1, paramDepth);
+      if (route >= 0) return route;
+    }
+    return this.matchParamChild(node, depth, paramDepth);
   }
 
   /** Static child of `node` for segment `depth` of the path, or -1 (one hash probe sequence). */

@@ -96,6 +96,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   /** Part of a chunk uWS could not take yet (tryEnd under backpressure). */
   pendingChunk: Buffer | null = null;
   pendingOffset = 0;
+  /** Every body byte arrived from upstream (onComplete, or the declared length reached):
+   * finishing must not abort the upstream request, which would close a reusable connection. */
   upstreamComplete = false;
 
   constructor(ctx: RequestContext) {
@@ -178,7 +180,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
       if (this.responseLength >= 0) {
         const offset = res.getWriteOffset();
         const [written, done] = res.tryEnd(chunk, this.responseLength);
-        if (done) { this.finish(); return; }
+        if (done) { this.upstreamComplete = true; this.finish(); return; }
         if (!written) {
           // uWS took part of the chunk: keep a copy of the rest until the socket drains.
           const taken = res.getWriteOffset() - offset;
@@ -254,7 +256,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     if (pending !== null) {
       const rest = pending.subarray(offset - this.pendingOffset);
       const [written, done] = res.tryEnd(rest, this.responseLength);
-      if (done) { this.pendingChunk = null; this.finish(); return true; }
+      if (done) { this.pendingChunk = null; this.upstreamComplete = true; this.finish(); return true; }
       if (!written) return false; // still full; uWS calls again
       this.pendingChunk = null;
     }

@@ -1,0 +1,299 @@
+// Load-test entry: node dist/loadtest/run.js --scenario proxy [flags]   (npm run loadtest -- ...)
+// Starts the static upstream, then for each round and target: the proxy pinned alone on the proxy CPU,
+// the load driver pinned next to the upstream, warm-up, measured window, stop. Prints the summary,
+// writes <out>/<scenario>-<timestamp>.json and .html. Every started process is stopped on the way out,
+// including on errors and Ctrl-C.
+
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { applyOverrides, HELP_TEXT, parseCliArgs, UsageError, type CliOptions } from './cli-args.js';
+import type { LoadSpec } from './driver-protocol.js';
+import { AutocannonDriver, WrkDriver, type LoadDriver } from './drivers.js';
+import { lobbyConfigYaml, lobbyIsBuilt, LOBBY_ENTRY, readListenAddress, startLobby } from './lobby.js';
+import { measureTarget, type Pinning } from './measure.js';
+import { nginxVersion, proxyNginxConfig, startNginx } from './nginx.js';
+import { clockTicksPerSecond } from './proc-stat.js';
+import { findExecutable, isPortOpen, pinCurrentProcess, ProcessGroup, waitForHttp, type ManagedProcess } from './processes.js';
+import { ProgressReporter } from './progress.js';
+import { renderHtmlReport } from './report-html.js';
+import { renderTextReport } from './report-text.js';
+import { summarizeRuns, type MachineInfo, type RunResult, type RunSettings, type TargetRun } from './results.js';
+import { loadScenario, type Scenario, type TargetName } from './scenario.js';
+import { startUpstream, type RunningUpstream, type UpstreamKind } from './upstream.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DEFAULT_OUT_DIR = join(REPO_ROOT, 'loadtest', 'results');
+const LOCALHOST = '127.0.0.1';
+/** The driver, the upstream and this harness share CPU 0; the proxy under test is alone on CPU 1. */
+const PINNING: Pinning = { driverCpu: 0, proxyCpu: 1 };
+const TARGET_READY_TIMEOUT_MS = 20_000;
+
+/** A proxy started for one round, ready for load. */
+interface StartedTarget {
+  process: ManagedProcess;
+  host: string;
+  port: number;
+}
+
+interface RunContext {
+  options: CliOptions;
+  scenario: Scenario;
+  group: ProcessGroup;
+  progress: ProgressReporter;
+  workDir: string;
+  pinning: Pinning | null;
+  nginxBinary: string | null;
+  wrkBinary: string | null;
+  upstream: RunningUpstream;
+  ports: RunSettings['ports'];
+}
+
+async function main(): Promise<number> {
+  let options: CliOptions;
+  try {
+    options = parseCliArgs(process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n\n${HELP_TEXT}`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options.help) {
+    process.stdout.write(HELP_TEXT);
+    return 0;
+  }
+
+  const scenario = applyOverrides(loadScenario(options.scenario), options);
+  const progress = new ProgressReporter();
+  const nginxBinary = findExecutable('nginx');
+  const wrkBinary = findExecutable('wrk');
+  validateEnvironment(options, scenario, wrkBinary);
+
+  const pinning = options.pin ? PINNING : null;
+  if (pinning) pinCurrentProcess(pinning.driverCpu);
+
+  const group = new ProcessGroup();
+  const workDir = mkdtempSync(join(tmpdir(), 'lobby-loadtest-'));
+  // nginx started as root serves files as `nobody`, which must be able to enter the dir.
+  chmodSync(workDir, 0o755);
+  const cleanUp = async (): Promise<void> => {
+    progress.clearStatus();
+    await group.stopAll();
+    if (!options.keepTemp) rmSync(workDir, { recursive: true, force: true });
+  };
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
+    progress.log(`\n${signal}: stopping every started process`);
+    void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', () => group.killAllNow());
+
+  try {
+    return await runScenario(options, scenario, { group, progress, workDir, pinning, nginxBinary, wrkBinary });
+  } finally {
+    await cleanUp();
+    if (options.keepTemp) progress.log(`temp dir kept: ${workDir}`);
+  }
+}
+
+function validateEnvironment(options: CliOptions, scenario: Scenario, wrkBinary: string | null): void {
+  if (options.pin) {
+    // cpus(), not availableParallelism(): the latter reflects this process's own affinity mask.
+    if (cpus().length < 2) throw new UsageError(`pinning needs 2 CPUs (this machine has ${cpus().length}); use --no-pin`);
+    if (!findExecutable('taskset')) throw new UsageError('taskset (util-linux) is not installed; install it or use --no-pin');
+  }
+  if (options.driver === 'wrk') {
+    if (!wrkBinary) throw new UsageError('--driver wrk: wrk is not installed (apt-get install wrk)');
+    if (scenario.rate !== null) throw new UsageError('--rate needs --driver autocannon: wrk is closed-loop only (wrk2 is not packaged here)');
+    if (scenario.soak) throw new UsageError('the soak scenario counts requests exactly and needs --driver autocannon');
+  }
+}
+
+async function runScenario(options: CliOptions, scenario: Scenario,
+  base: Omit<RunContext, 'options' | 'scenario' | 'upstream' | 'ports'>): Promise<number> {
+  const { group, progress, workDir, pinning, nginxBinary } = base;
+  const startedAt = new Date();
+  const ports = { lobby: options.portBase, upstream: options.portBase + 1, nginx: options.portBase + 2 };
+  if (options.lobbyConfigFile) ports.lobby = readListenAddress(options.lobbyConfigFile).port;
+
+  // Which targets can run here at all.
+  const skipped: RunResult['skipped'] = [];
+  const targets: TargetName[] = [];
+  for (const target of scenario.targets) {
+    if (target === 'nginx' && !nginxBinary) {
+      skipped.push({ target, reason: 'nginx is not installed (apt-get install nginx-light); no baseline in this run' });
+    } else if (target === 'lobby' && !lobbyIsBuilt()) {
+      skipped.push({ target, reason: `${relative(REPO_ROOT, LOBBY_ENTRY)} not found: build Lobby first (npx tsc -p tsconfig.json)` });
+    } else {
+      targets.push(target);
+    }
+  }
+  for (const entry of skipped) progress.log(`skipping ${entry.target}: ${entry.reason}`);
+  if (targets.length === 0) throw new Error('no target can run on this machine (see the messages above)');
+
+  for (const [name, port] of Object.entries(ports)) {
+    if (name === 'nginx' && !targets.includes('nginx')) continue;
+    if (name === 'lobby' && !targets.includes('lobby')) continue;
+    if (await isPortOpen(LOCALHOST, port)) throw new Error(`port ${port} (${name}) is already in use; stop what listens there or pass --port-base`);
+  }
+
+  const upstreamKind: UpstreamKind = options.upstream === 'auto' ? (nginxBinary ? 'nginx' : 'uws') : options.upstream;
+  progress.log(`starting the ${upstreamKind} upstream on ${LOCALHOST}:${ports.upstream}${pinning ? ` (CPU ${pinning.driverCpu})` : ''}`);
+  const upstream = await startUpstream(group, {
+    kind: upstreamKind, host: LOCALHOST, port: ports.upstream, cpu: pinning?.driverCpu ?? null, workDir, nginxBinary,
+  });
+  const context: RunContext = { ...base, options, scenario, upstream, ports };
+
+  const runs: TargetRun[] = [];
+  const failures: RunResult['failures'] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    // Alternate the order so slow drift of the machine (thermal, neighbours) does not favour one target.
+    const order = round % 2 === 1 ? targets : [...targets].reverse();
+    for (const target of order) {
+      const prefix = `[round ${round}/${options.rounds} · ${target}]`;
+      try {
+        runs.push({ round, ...(await runTarget(context, target, prefix)) });
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        progress.log(`${prefix} failed: ${message}`);
+        failures.push({ target, round, error: message });
+      }
+    }
+  }
+
+  const result: RunResult = {
+    format: 'lobby-loadtest/1',
+    command: ['node', relative(process.cwd(), process.argv[1] ?? 'dist/loadtest/run.js') || 'dist/loadtest/run.js', ...process.argv.slice(2)].join(' '),
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    scenario,
+    settings: {
+      driver: options.driver,
+      upstream: upstreamKind,
+      pinned: pinning !== null,
+      driverCpu: pinning?.driverCpu ?? null,
+      proxyCpu: pinning?.proxyCpu ?? null,
+      rounds: options.rounds,
+      ports,
+      lobbyConfigFile: options.lobbyConfigFile ? resolve(options.lobbyConfigFile) : null,
+    },
+    machine: machineInfo(nginxBinary, base.wrkBinary),
+    runs,
+    skipped,
+    failures,
+    summary: summarizeRuns(targets, runs),
+  };
+
+  const outDir = resolve(options.outDir ?? DEFAULT_OUT_DIR);
+  mkdirSync(outDir, { recursive: true });
+  const baseName = `${scenario.name}-${startedAt.toISOString().replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z')}`;
+  const files = { json: join(outDir, `${baseName}.json`), html: join(outDir, `${baseName}.html`) };
+  writeFileSync(files.json, JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(files.html, renderHtmlReport(result));
+  progress.clearStatus();
+  process.stdout.write('\n' + renderTextReport(result, { json: displayPath(files.json), html: displayPath(files.html) }));
+
+  const soakFailed = runs.some((run) => run.soak && !run.soak.pass);
+  return failures.length > 0 || runs.length === 0 || soakFailed ? 1 : 0;
+}
+
+/** Starts one target, measures it, stops it: every round gets a fresh process. */
+async function runTarget(context: RunContext, target: TargetName, prefix: string): Promise<Omit<TargetRun, 'round'>> {
+  const { progress, pinning, scenario, group } = context;
+  const started = target === 'lobby' ? startLobbyTarget(context) : startNginxTarget(context);
+  progress.log(`${prefix} starting: ${started.process.commandLine}`);
+  let driver: LoadDriver | null = null;
+  try {
+    await waitForHttp(started.host, started.port, started.process, TARGET_READY_TIMEOUT_MS);
+    const spec: LoadSpec = {
+      url: `http://${started.host}:${started.port}${scenario.path}`,
+      method: scenario.method,
+      headers: scenario.headers,
+      bodySize: scenario.bodySize,
+      connections: scenario.connections,
+      pipelining: scenario.pipelining,
+      timeoutSec: scenario.timeoutSec,
+      rate: scenario.rate,
+    };
+    const driverCpu = pinning?.driverCpu ?? null;
+    driver = context.options.driver === 'wrk'
+      ? new WrkDriver(group, spec, driverCpu, context.wrkBinary!, context.workDir)
+      : new AutocannonDriver(group, spec, driverCpu);
+    await driver.start();
+    const measured = await measureTarget(target, started.process.pid, { scenario, driver, progress, prefix, pinning });
+    const figures = measured.figures;
+    progress.log(`${prefix} ${Math.round(figures.requestsPerSec).toLocaleString('en-US')} req/s · ` +
+      `${figures.cpu.perRequest.totalUs.toFixed(2)} CPU µs/request (user ${figures.cpu.perRequest.userUs.toFixed(2)}, sys ${figures.cpu.perRequest.systemUs.toFixed(2)}) · ` +
+      `p99 ${figures.latency.p99Ms.toFixed(2)} ms · ${figures.errors} errors · ${figures.non2xx} non-2xx`);
+    for (const warning of figures.warnings) progress.log(`${prefix} warning: ${warning}`);
+    if (!started.process.running) throw new Error(`${target} exited during the run:\n${started.process.outputTail()}`);
+    return measured;
+  } finally {
+    await driver?.close();
+    await started.process.stop();
+  }
+}
+
+function startLobbyTarget(context: RunContext): StartedTarget {
+  const { options, scenario, workDir, upstream, ports, pinning, group } = context;
+  let configFile: string;
+  let host = LOCALHOST;
+  if (options.lobbyConfigFile) {
+    configFile = resolve(options.lobbyConfigFile);
+    const address = readListenAddress(configFile);
+    host = address.host;
+    if (address.workers !== 1) context.progress.log(`note: ${configFile} sets server.workers to ${String(address.workers)}; the comparison assumes 1`);
+  } else {
+    configFile = join(workDir, 'lobby.yaml');
+    writeFileSync(configFile, lobbyConfigYaml({
+      host: LOCALHOST, port: ports.lobby, upstreamUrl: upstream.url, upstreamConnections: scenario.upstreamConnections, overlay: scenario.lobbyConfig,
+    }));
+  }
+  return { process: startLobby(group, configFile, pinning?.proxyCpu ?? null), host, port: ports.lobby };
+}
+
+function startNginxTarget(context: RunContext): StartedTarget {
+  const { scenario, workDir, upstream, ports, pinning, group, nginxBinary } = context;
+  const config = proxyNginxConfig({
+    workDir, port: ports.nginx, upstreamHost: upstream.host, upstreamPort: upstream.port,
+    upstreamKeepalive: scenario.upstreamConnections, locationDirectives: scenario.nginxLocationDirectives,
+  });
+  return { process: startNginx(group, nginxBinary!, 'proxy', workDir, config, pinning?.proxyCpu ?? null), host: LOCALHOST, port: ports.nginx };
+}
+
+/** Relative to the working directory when inside it, else absolute. */
+function displayPath(file: string): string {
+  const fromCwd = relative(process.cwd(), file);
+  return fromCwd.startsWith('..') ? file : fromCwd;
+}
+
+function machineInfo(nginxBinary: string | null, wrkBinary: string | null): MachineInfo {
+  const wrkVersion = wrkBinary ? (spawnSync(wrkBinary, ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? '').replace(/\s*Copyright.*$/, '').trim() : null;
+  const autocannonPackage = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string };
+  return {
+    cpuModel: cpus()[0]?.model ?? 'unknown CPU',
+    logicalCpus: cpus().length,
+    kernel: release(),
+    node: process.version,
+    nginx: nginxBinary ? nginxVersion(nginxBinary) : null,
+    wrk: wrkVersion,
+    autocannon: autocannonPackage.version,
+    clockTicksPerSecond: clockTicksPerSecond(),
+  };
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`\nloadtest: ${error instanceof UsageError ? error.message : error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);
