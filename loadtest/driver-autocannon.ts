@@ -33,6 +33,14 @@ function send(message: DriverMessage): void {
   process.send?.(message);
 }
 
+/**
+ * Send timers are armed this much ahead of the intended time. Node timers run on a millisecond clock
+ * sampled at the start of an event-loop turn, so they fire anywhere from ~1 ms early to ~1 ms late;
+ * arming them early keeps the timer's own lateness out of the corrected latency (an early send counts
+ * as on time). The remaining lateness is reported as the send-lag histogram.
+ */
+const TIMER_LEAD_MS = 1;
+
 function toMicros(ms: number): number {
   return Math.max(1, Math.round(ms * 1000));
 }
@@ -58,32 +66,33 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
     let bytes = 0;
     const startedAt = performance.now();
 
-    // Open model state: per client, the intended send times of its requests in flight (FIFO, because
-    // HTTP/1.1 answers in order) and its pending send timers.
-    const intendedTimes = new WeakMap<object, number[]>();
+    // Open model state: per client, how late each of its requests in flight left (FIFO, because
+    // HTTP/1.1 answers in order), and the pending send timers.
+    const sendDelays = new WeakMap<object, number[]>();
     const pendingTimers = new Set<NodeJS.Timeout>();
     let connectionIndex = 0;
 
     const paceClient = (client: autocannon.Client): void => {
       const internals = client as unknown as AutocannonClientInternals;
       const schedule = new SendSchedule(loadSpec.rate!, loadSpec.connections, connectionIndex++, startedAt);
-      const inFlight: number[] = [];
+      const delaysInFlight: number[] = [];
       const clientTimers = new Set<NodeJS.Timeout>();
-      intendedTimes.set(client, inFlight);
+      sendDelays.set(client, delaysInFlight);
       const sendNow = internals._doRequest.bind(internals);
       const connect = internals._connect.bind(internals);
 
       const sendAt = (intendedMs: number): void => {
         if (internals.destroyed) return;
-        const now = performance.now();
-        sendLag!.recordValue(toMicros(now - intendedMs));
-        inFlight.push(intendedMs);
+        // A request that leaves early counts as on time; one that leaves late is charged the delay.
+        const lateMs = Math.max(0, performance.now() - intendedMs);
+        sendLag!.recordValue(toMicros(lateMs));
+        delaysInFlight.push(lateMs);
         sendNow();
       };
       // autocannon calls _doRequest once per free pipelining slot: on connect and after each response.
       internals._doRequest = () => {
         const intendedMs = schedule.take();
-        const waitMs = intendedMs - performance.now();
+        const waitMs = intendedMs - performance.now() - TIMER_LEAD_MS;
         if (waitMs <= 0) {
           sendAt(intendedMs);
           return;
@@ -99,7 +108,7 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
       // A (re)connect drops whatever was in flight or scheduled on the old socket; autocannon then asks
       // for fresh sends, which continue the same schedule.
       internals._connect = () => {
-        inFlight.length = 0;
+        delaysInFlight.length = 0;
         for (const timer of clientTimers) {
           clearTimeout(timer);
           pendingTimers.delete(timer);
@@ -149,9 +158,10 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
       statusCounts[statusCode] = (statusCounts[statusCode] ?? 0) + 1;
       if (serviceTime) {
         serviceTime.recordValue(toMicros(responseTimeMs));
-        const intendedMs = intendedTimes.get(client)?.shift();
-        // Without a recorded schedule entry (a reconnect raced the response) fall back to the service time.
-        latency.recordValue(toMicros(intendedMs === undefined ? responseTimeMs : performance.now() - intendedMs));
+        // Latency from the intended send time = service time + how late the request left. Without a
+        // recorded entry (a reconnect raced the response) it falls back to the service time.
+        const lateMs = sendDelays.get(client)?.shift() ?? 0;
+        latency.recordValue(toMicros(responseTimeMs + lateMs));
       } else {
         latency.recordValue(toMicros(responseTimeMs));
       }

@@ -94,7 +94,7 @@ async function measureWindow(rootPid: number, phase: Phase, options: MeasureOpti
       warnings.push(`other work used ${(coreLoad.otherOnProxyCore * 100).toFixed(0)}% of the proxy's core ${pinning!.proxyCpu} during the window: CPU figures may be disturbed`);
     }
     if (coreLoad.driverCore > DRIVER_BOUND_THRESHOLD && proxyCores < 0.9) {
-      warnings.push(`driver core ${pinning!.driverCpu} was ${(coreLoad.driverCore * 100).toFixed(0)}% busy while the proxy used ${(proxyCores * 100).toFixed(0)}% of its core: requests/s is limited by the driver (compare CPU/request, or use --driver wrk)`);
+      warnings.push(`driver core ${pinning!.driverCpu} was ${(coreLoad.driverCore * 100).toFixed(0)}% busy while the proxy used ${(proxyCores * 100).toFixed(0)}% of its core: requests/s is limited by the driver core (compare CPU/request${driver.name === 'autocannon' ? ', or use --driver wrk' : ''})`);
     }
   }
   if (measured.errors > 0 || measured.non2xx > 0) {

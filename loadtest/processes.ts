@@ -94,8 +94,11 @@ export class ManagedProcess {
 
 export class ProcessGroup {
   private readonly processes = new Set<ManagedProcess>();
+  /** Set by stopAll(): no new process may start once shutdown has begun (e.g. after Ctrl-C). */
+  shuttingDown = false;
 
   spawn(label: string, command: string, args: readonly string[], options: SpawnOptions): ManagedProcess {
+    if (this.shuttingDown) throw new Error(`not starting ${label}: shutting down`);
     // taskset execs the command, so the pid we get is the pinned process itself; the affinity is
     // inherited by every thread and child it creates (nginx workers, Node's threads).
     const [file, argv] = options.cpu === null ? [command, [...args]] : ['taskset', ['-c', String(options.cpu), command, ...args]];
@@ -108,6 +111,7 @@ export class ProcessGroup {
   }
 
   async stopAll(): Promise<void> {
+    this.shuttingDown = true;
     await Promise.all([...this.processes].map((managed) => managed.stop()));
   }
 

@@ -158,16 +158,20 @@ async function runScenario(options: CliOptions, scenario: Scenario,
     // Alternate the order so slow drift of the machine (thermal, neighbours) does not favour one target.
     const order = round % 2 === 1 ? targets : [...targets].reverse();
     for (const target of order) {
+      if (group.shuttingDown) break;
       const prefix = `[round ${round}/${options.rounds} · ${target}]`;
       try {
         runs.push({ round, ...(await runTarget(context, target, prefix)) });
       } catch (error) {
+        if (group.shuttingDown) break; // interrupted: the failure is ours, not the target's
         const message = error instanceof Error ? error.message : String(error);
         progress.log(`${prefix} failed: ${message}`);
         failures.push({ target, round, error: message });
       }
     }
   }
+
+  if (group.shuttingDown) return 130; // interrupted: no partial result files
 
   const result: RunResult = {
     format: 'lobby-loadtest/1',

@@ -91,9 +91,10 @@ export class Supervisor {
   async start(): Promise<void> {
     const table = encodeRouteTable(this.config.routes);
     this.published = { generation: this.nextGeneration++, table, config: this.config };
+    // Stored before any worker listens: each worker prepares it before it opens its socket.
+    Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, this.published.generation);
     const n = this.config.server.workers;
     await Promise.all(Array.from({ length: n }, (_, i) => this.startWorker(i)));
-    Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, this.published.generation);
   }
 
   /** Publishes a new compiled config to every worker; resolves with its generation number. */
@@ -152,7 +153,7 @@ export class Supervisor {
       if (this.stopping) return;
       const run = this.queue.then(() => this.startWorker(handle.index));
       this.queue = run.catch((err) => log.error('worker restart failed', { worker: handle.index, error: String(err) }));
-      run.then(() => { this.restarts++; log.info('data-plane worker replaced', { worker: handle.index }); }, () => {
+      run.then(() => { this.restarts++; log.warn('data-plane worker replaced', { worker: handle.index }); }, () => {
         if (this.workers[handle.index] === null) this.onWorkerExit(handle, -1);
       });
     }, delay);

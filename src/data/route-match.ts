@@ -16,17 +16,15 @@
 //  3. The first candidate whose method mask contains the request's method bit wins.
 //  4. No winner in any group: METHOD_NOT_ALLOWED if any route's path matched, with
 //     allowMask = OR of the masks of all those routes (every group considered); else NO_ROUTE.
+// So a host route matching the path but not the method never blocks a host-less route that
+// matches both, and a prefix GET route serves a path whose exact route is POST-only.
+// A route with host '' counts as host-less.
 
-import {
-  checkRouteTable, depthBit, E_METHOD_MASK, E_ROUTE, ENTRY_WORDS, FNV_OFFSET, FNV_PRIME,
-  H_ANY_HOST_ROOT, H_HOST_SLOT_MASK, H_HOST_SLOTS_AT, H_MAX_DEPTH, H_MAX_PARAMS, H_POOL_AT,
-  H_POOL_BYTES, N_FULL_AT, N_FULL_COUNT, N_FULL_DEPTHS, N_PARAM_CHILD, N_PREFIX_AT, N_PREFIX_COUNT,
-  N_SLOT_MASK, N_SLOTS_AT, S_HASH, S_NAME_AT, S_NAME_LEN, S_VALUE, SLOT_WORDS,
-} from '../shared/route-table.js';
+import { checkRouteTable, E, Fnv, H, N, S } from '../shared/route-table.js';
 
 export const NO_ROUTE = -1, METHOD_NOT_ALLOWED = -2;
 
-const SLASH = 0x2f;
+const enum Char { SLASH = 0x2f }
 
 export class RouteMatcher {
   /** After a match: start,end offsets into the path of each template param, in paramNames order. */
@@ -60,25 +58,27 @@ export class RouteMatcher {
   constructor(table: SharedArrayBuffer) {
     const words = checkRouteTable(table);
     this.words = words;
-    this.pool = new Uint8Array(table, words[H_POOL_AT], words[H_POOL_BYTES]);
-    this.maxDepth = words[H_MAX_DEPTH];
-    this.anyHostRoot = words[H_ANY_HOST_ROOT];
-    this.hostSlotsAt = words[H_HOST_SLOTS_AT];
-    this.hostSlotMask = words[H_HOST_SLOT_MASK];
-    this.params = new Int32Array(2 * words[H_MAX_PARAMS]);
+    this.pool = new Uint8Array(table, words[H.POOL_AT], words[H.POOL_BYTES]);
+    this.maxDepth = words[H.MAX_DEPTH];
+    this.anyHostRoot = words[H.ANY_HOST_ROOT];
+    this.hostSlotsAt = words[H.HOST_SLOTS_AT];
+    this.hostSlotMask = words[H.HOST_SLOT_MASK];
+    this.params = new Int32Array(2 * words[H.MAX_PARAMS]);
     const scratch = this.maxDepth + 1;
     this.segStart = new Int32Array(scratch);
     this.segEnd = new Int32Array(scratch);
     this.segHash = new Int32Array(scratch);
-    this.staticChain = new Int32Array(scratch + 1);
+    this.staticChain = new Int32Array(scratch);
   }
 
   /**
    * Route index for a request, or NO_ROUTE / METHOD_NOT_ALLOWED (see the precedence above).
    * `host`: lower-case, no port, '' when absent. `path`: output of normalizePath.
-   * Hot path: no allocation; invariant: reads the table only, writes only this matcher's
-   * scratch and result fields.
+   * After a route: `params`/`paramCount`; after METHOD_NOT_ALLOWED: `allowMask`.
    */
+  // Hot path: runs on every request. Invariant: allocates nothing (no substrings, arrays or
+  // objects; only this matcher's preallocated typed arrays and number fields are written)
+  // and only reads the shared table; cost depends on the path, not on the route count.
   match(methodBit: number, host: string, path: string): number {
     this.paramCount = 0;
     this.allowMask = 0;
@@ -110,24 +110,30 @@ export class RouteMatcher {
     let count = 0;
     if (len > 1) {
       let start = 1;
-      let h = FNV_OFFSET;
-      for (let i = 1; i <= len; i++) {
-        // The end of the path closes the last segment as a `/` would.
-        const c = i < len ? path.charCodeAt(i) : SLASH;
-        if (c === SLASH) {
-          segStart[count] = start;
-          segEnd[count] = i;
-          segHash[count] = h;
-          if (++count === limit) break;
-          start = i + 1;
-          h = FNV_OFFSET;
-        } else {
-          h = Math.imul(h ^ c, FNV_PRIME);
+      let h = Fnv.OFFSET;
+      for (let i = 1; i < len; i++) {
+        const c = path.charCodeAt(i);
+        if (c !== Char.SLASH) {
+          h = Math.imul(h ^ c, Fnv.PRIME);
+          continue;
         }
+        segStart[count] = start;
+        segEnd[count] = i;
+        segHash[count] = h;
+        if (++count === limit) break;
+        start = i + 1;
+        h = Fnv.OFFSET;
+      }
+      if (count < limit) {
+        // The end of the path closes the last segment.
+        segStart[count] = start;
+        segEnd[count] = len;
+        segHash[count] = h;
+        count++;
       }
     }
     this.segCount = count;
-    this.segDepthBit = depthBit(count);
+    this.segDepthBit = count < 31 ? 1 << count : 1 << 31; // = depthBit(count), inlined
   }
 
   /** Best route admitting the method in one host group's trie, or -1. */
@@ -150,7 +156,7 @@ export class RouteMatcher {
     // Full-path candidates in depth-first order, static child first. Along the chain that
     // order is: the chain's end (if it consumed every segment), then the param branch of
     // each chain node from the deepest up; only those param branches need recursion.
-    if (segCount <= this.maxDepth && (words[root + N_FULL_DEPTHS] & this.segDepthBit) !== 0) {
+    if (segCount <= this.maxDepth && (words[root + N.FULL_DEPTHS] & this.segDepthBit) !== 0) {
       let d = chainDepth;
       if (chainDepth === segCount) {
         const route = this.fullRouteAt(chain[segCount], 0);
@@ -167,15 +173,15 @@ export class RouteMatcher {
     const methodBit = this.methodBit;
     for (let d = chainDepth; d >= 0; d--) {
       const node = chain[d];
-      let entry = words[node + N_PREFIX_AT];
-      const end = entry + words[node + N_PREFIX_COUNT] * ENTRY_WORDS;
-      for (; entry < end; entry += ENTRY_WORDS) {
-        const mask = words[entry + E_METHOD_MASK];
+      let entry = words[node + N.PREFIX_AT];
+      const end = entry + words[node + N.PREFIX_COUNT] * E.WORDS;
+      for (; entry < end; entry += E.WORDS) {
+        const mask = words[entry + E.METHOD_MASK];
         this.pathMatched = true;
         this.allowMask |= mask;
         if ((mask & methodBit) !== 0) {
           this.paramCount = 0;
-          return words[entry + E_ROUTE];
+          return words[entry + E.ROUTE];
         }
       }
     }
@@ -186,15 +192,15 @@ export class RouteMatcher {
   private fullRouteAt(node: number, paramDepth: number): number {
     const words = this.words;
     const methodBit = this.methodBit;
-    let entry = words[node + N_FULL_AT];
-    const end = entry + words[node + N_FULL_COUNT] * ENTRY_WORDS;
-    for (; entry < end; entry += ENTRY_WORDS) {
-      const mask = words[entry + E_METHOD_MASK];
+    let entry = words[node + N.FULL_AT];
+    const end = entry + words[node + N.FULL_COUNT] * E.WORDS;
+    for (; entry < end; entry += E.WORDS) {
+      const mask = words[entry + E.METHOD_MASK];
       this.pathMatched = true;
       this.allowMask |= mask;
       if ((mask & methodBit) !== 0) {
         this.paramCount = paramDepth;
-        return words[entry + E_ROUTE];
+        return words[entry + E.ROUTE];
       }
     }
     return -1;
@@ -205,8 +211,8 @@ export class RouteMatcher {
    * number `paramDepth`. Skips subtrees with no full-path route at the path's depth.
    */
   private matchParamChild(node: number, depth: number, paramDepth: number): number {
-    const paramChild = this.words[node + N_PARAM_CHILD];
-    if (paramChild < 0 || (this.words[paramChild + N_FULL_DEPTHS] & this.segDepthBit) === 0) return -1;
+    const paramChild = this.words[node + N.PARAM_CHILD];
+    if (paramChild < 0 || (this.words[paramChild + N.FULL_DEPTHS] & this.segDepthBit) === 0) return -1;
     const start = this.segStart[depth];
     const end = this.segEnd[depth];
     if (end === start) return -1; // a param never matches an empty segment
@@ -224,7 +230,7 @@ export class RouteMatcher {
   private matchBelow(node: number, depth: number, paramDepth: number): number {
     if (depth === this.segCount) return this.fullRouteAt(node, paramDepth);
     const staticChild = this.staticChild(node, depth);
-    if (staticChild >= 0 && (this.words[staticChild + N_FULL_DEPTHS] & this.segDepthBit) !== 0) {
+    if (staticChild >= 0 && (this.words[staticChild + N.FULL_DEPTHS] & this.segDepthBit) !== 0) {
       const route = this.matchBelow(staticChild, depth + 1, paramDepth);
       if (route >= 0) return route;
     }
@@ -234,19 +240,19 @@ export class RouteMatcher {
   /** Static child of `node` for segment `depth` of the path, or -1 (one hash probe sequence). */
   private staticChild(node: number, depth: number): number {
     const words = this.words;
-    const mask = words[node + N_SLOT_MASK];
+    const mask = words[node + N.SLOT_MASK];
     if (mask < 0) return -1;
-    const slotsAt = words[node + N_SLOTS_AT];
+    const slotsAt = words[node + N.SLOTS_AT];
     const hash = this.segHash[depth];
     const start = this.segStart[depth];
     const length = this.segEnd[depth] - start;
     let slot = (hash ^ (hash >>> 16)) & mask; // = slotIndex(hash, mask), inlined
     for (;;) {
-      const at = slotsAt + slot * SLOT_WORDS;
-      const child = words[at + S_VALUE];
+      const at = slotsAt + slot * S.WORDS;
+      const child = words[at + S.VALUE];
       if (child < 0) return -1;
-      if (words[at + S_HASH] === hash && words[at + S_NAME_LEN] === length &&
-          this.poolEquals(words[at + S_NAME_AT], this.path, start, length)) {
+      if (words[at + S.HASH] === hash && words[at + S.NAME_LEN] === length &&
+          this.poolEquals(words[at + S.NAME_AT], this.path, start, length)) {
         return child;
       }
       slot = (slot + 1) & mask;
@@ -258,15 +264,15 @@ export class RouteMatcher {
     const words = this.words;
     const mask = this.hostSlotMask;
     const length = host.length;
-    let hash = FNV_OFFSET;
-    for (let i = 0; i < length; i++) hash = Math.imul(hash ^ host.charCodeAt(i), FNV_PRIME);
+    let hash = Fnv.OFFSET;
+    for (let i = 0; i < length; i++) hash = Math.imul(hash ^ host.charCodeAt(i), Fnv.PRIME);
     let slot = (hash ^ (hash >>> 16)) & mask;
     for (;;) {
-      const at = this.hostSlotsAt + slot * SLOT_WORDS;
-      const root = words[at + S_VALUE];
+      const at = this.hostSlotsAt + slot * S.WORDS;
+      const root = words[at + S.VALUE];
       if (root < 0) return -1;
-      if (words[at + S_HASH] === hash && words[at + S_NAME_LEN] === length &&
-          this.poolEquals(words[at + S_NAME_AT], host, 0, length)) {
+      if (words[at + S.HASH] === hash && words[at + S.NAME_LEN] === length &&
+          this.poolEquals(words[at + S.NAME_AT], host, 0, length)) {
         return root;
       }
       slot = (slot + 1) & mask;

@@ -18,6 +18,7 @@ import { runChain } from './chain.js';
 import { BUFFERED_BODY_MAX, UpstreamCall, forward, upstreamPath } from './upstream/proxy.js';
 import { coarseNow, forEachInFlight, inFlightCount, startDeadlines, stopDeadlines } from './deadlines.js';
 import type { Generation } from './generation.js';
+import { log } from '../shared/log.js';
 
 export interface DataPlaneServerOptions {
   /** Returns the generation new requests use (one Atomics.load in the common case). */
@@ -35,7 +36,15 @@ export class DataPlaneServer {
 
   constructor(private readonly opts: DataPlaneServerOptions) {
     this.app = uWS.App();
-    this.app.any('/*', (res, req) => this.onRequest(res, req));
+    this.app.any('/*', (res, req) => {
+      // A throw here would take the worker down (uWS aborts on an exception in a handler):
+      // it is a bug, answered 500 and logged, never a crash.
+      try {
+        this.onRequest(res, req);
+      } catch (err) {
+        onHandlerFault(res, err);
+      }
+    });
     startDeadlines(expireRequest);
   }
 
@@ -76,6 +85,7 @@ export class DataPlaneServer {
   private onRequest(res: HttpResponse, req: HttpRequest): void {
     const gen = this.opts.currentGeneration();
     const ctx = new RequestContext(res, gen);
+    handlerCtx = ctx;
     const url = req.getUrl();
     ctx.method = req.getCaseSensitiveMethod();
     ctx.methodBit = methodBit(ctx.method);
@@ -127,6 +137,21 @@ export class DataPlaneServer {
     this.closeAll();
     return unfinished;
   }
+}
+
+/** Context of the request the synchronous handler is running (for the fault handler). */
+let handlerCtx: RequestContext | null = null;
+
+function onHandlerFault(res: HttpResponse, err: unknown): void {
+  log.error('request handler fault', { error: String((err as Error)?.stack ?? err) });
+  const ctx = handlerCtx;
+  if (ctx !== null && ctx.res === res) {
+    ctx.call?.finish();
+    replyError(ctx, GW_ERR.INTERNAL, true);
+    return;
+  }
+  // Failed before the context existed: answer without one.
+  res.cork(() => res.writeStatus('500 Internal Server Error').end('{"error":{"status":500,"code":"internal_error"}}', true));
 }
 
 /** The chain's completion callback: shared by all requests (no closure per request). */

@@ -12,97 +12,96 @@
 // Layout. All offsets and references are in 32-bit words of one Int32Array over the whole
 // buffer, except string-pool offsets, which are bytes relative to the pool's start.
 //
-//   Header (HEADER_WORDS words)
-//     H_MAGIC            0x4C425254 ('LBRT')
-//     H_VERSION          TABLE_VERSION
-//     H_TOTAL_BYTES      byte length of the buffer
-//     H_ROUTE_COUNT      routes encoded (route index = position in the CompiledRoute[])
-//     H_NODE_COUNT       trie nodes, all host groups together
-//     H_NODES_AT         word offset of the first node record
-//     H_MAX_PARAMS       largest param count of any route (sizes the matcher's scratch)
-//     H_MAX_DEPTH        largest segment count of any route path (deeper paths can only
-//                        match prefix routes)
-//     H_ANY_HOST_ROOT    node ref of the host-less trie root, or -1 when every route has a host
-//     H_HOST_SLOTS_AT    word offset of the host hash table (slots as below; value = root node)
-//     H_HOST_SLOT_MASK   host table capacity - 1, or -1 when no route has a host
-//     H_HOST_COUNT       distinct hosts
-//     H_POOL_AT          byte offset of the string pool
-//     H_POOL_BYTES       byte length of the string pool
+//   [header][node block]...[node block][host hash table][string pool]
 //
-//   Node records (NODE_WORDS words each; a "node ref" is the word offset of its record, so
-//   following an edge needs no multiply)
-//     N_SLOTS_AT         word offset of this node's static-children hash table
-//     N_SLOT_MASK        its capacity - 1, or -1 when the node has no static children
-//     N_PARAM_CHILD      node ref of the `{param}` child, or -1
-//     N_FULL_AT/COUNT    route list of exact/template routes ending here, in route order
-//     N_PREFIX_AT/COUNT  route list of prefix routes ending here, in route order
-//     N_FULL_DEPTHS      bit d set when a full-path route ends at absolute depth d somewhere
+//   Header (H.WORDS words)
+//     H.MAGIC            0x4C425254 ('LBRT')
+//     H.VERSION          TABLE_VERSION
+//     H.TOTAL_BYTES      byte length of the buffer
+//     H.ROUTE_COUNT      routes encoded (route index = position in the CompiledRoute[])
+//     H.NODE_COUNT       trie nodes, all host groups together
+//     H.NODES_AT         word offset of the first node block
+//     H.MAX_PARAMS       largest param count of any route (sizes the matcher's scratch)
+//     H.MAX_DEPTH        largest segment count of any route path (deeper paths can only
+//                        match prefix routes)
+//     H.ANY_HOST_ROOT    node ref of the host-less trie root, or -1 when every route has a host
+//     H.HOST_SLOTS_AT    word offset of the host hash table (slots as below; value = root node)
+//     H.HOST_SLOT_MASK   host table capacity - 1, or -1 when no route has a host
+//     H.HOST_COUNT       distinct hosts
+//     H.POOL_AT          byte offset of the string pool
+//     H.POOL_BYTES       byte length of the string pool
+//
+//   Node blocks, in pre-order (static children first), each = node record, then the node's
+//   static-children hash table, then its route lists: contiguous, so stepping onto a child
+//   touches as few cache lines as possible. A "node ref" is the word offset of a record.
+//
+//   Node record (N.WORDS words)
+//     N.SLOTS_AT         word offset of this node's static-children hash table
+//     N.SLOT_MASK        its capacity - 1, or -1 when the node has no static children
+//     N.PARAM_CHILD      node ref of the `{param}` child, or -1
+//     N.FULL_AT/COUNT    route list of exact/template routes ending here, in route order
+//     N.PREFIX_AT/COUNT  route list of prefix routes ending here, in route order
+//     N.FULL_DEPTHS      bit d set when a full-path route ends at absolute depth d somewhere
 //                        in this subtree (bit 31 = depth >= 31): lets the matcher skip
 //                        subtrees that cannot hold a whole-path match for this request
 //
-//   Static-children hash tables (SLOT_WORDS words per slot; capacity a power of two with
-//   load <= 1/2, linear probing, so every probe sequence ends at an empty slot)
-//     S_HASH             segmentHash() of the segment text
-//     S_NAME_AT          byte offset of the segment text in the pool
-//     S_NAME_LEN         its length in bytes
-//     S_VALUE            child node ref (host table: root node ref); -1 = empty slot
+//   Static-children hash table, and the host table (S.WORDS words per slot; capacity a power
+//   of two with load <= 1/2, linear probing, so every probe sequence ends at an empty slot)
+//     S.HASH             segmentHash() of the segment text (host table: of the host name)
+//     S.NAME_AT          byte offset of the text in the string pool
+//     S.NAME_LEN         its length in bytes
+//     S.VALUE            child node ref (host table: root node ref); -1 = empty slot
 //     home slot = slotIndex(hash, mask), then +1 (mod capacity) until found or empty.
 //
-//   Route lists (ENTRY_WORDS words per entry)
-//     E_ROUTE            route index
-//     E_METHOD_MASK      the route's method mask (inline: the method check reads no more memory)
+//   Route list (E.WORDS words per entry)
+//     E.ROUTE            route index
+//     E.METHOD_MASK      the route's method mask (inline: the method check reads no more memory)
 //
-//   String pool: the segment texts and host names, ASCII, one byte per char (deduplicated).
+//   String pool: segment texts and host names, ASCII, one byte per char, deduplicated.
 
 import type { CompiledRoute } from './compiled-config.js';
 
 export const TABLE_MAGIC = 0x4c425254;
 export const TABLE_VERSION = 1;
 
-export const HEADER_WORDS = 16;
-export const H_MAGIC = 0;
-export const H_VERSION = 1;
-export const H_TOTAL_BYTES = 2;
-export const H_ROUTE_COUNT = 3;
-export const H_NODE_COUNT = 4;
-export const H_NODES_AT = 5;
-export const H_MAX_PARAMS = 6;
-export const H_MAX_DEPTH = 7;
-export const H_ANY_HOST_ROOT = 8;
-export const H_HOST_SLOTS_AT = 9;
-export const H_HOST_SLOT_MASK = 10;
-export const H_HOST_COUNT = 11;
-export const H_POOL_AT = 12;
-export const H_POOL_BYTES = 13;
+// Field offsets as const enums: tsc inlines them as literals, which the hot path needs
+// (an imported `const` is a module-binding load plus a TDZ check on every use).
 
-export const NODE_WORDS = 8;
-export const N_SLOTS_AT = 0;
-export const N_SLOT_MASK = 1;
-export const N_PARAM_CHILD = 2;
-export const N_FULL_AT = 3;
-export const N_FULL_COUNT = 4;
-export const N_PREFIX_AT = 5;
-export const N_PREFIX_COUNT = 6;
-export const N_FULL_DEPTHS = 7;
+/** Header fields (word offsets from 0). */
+export const enum H {
+  MAGIC = 0, VERSION, TOTAL_BYTES, ROUTE_COUNT, NODE_COUNT, NODES_AT, MAX_PARAMS, MAX_DEPTH,
+  ANY_HOST_ROOT, HOST_SLOTS_AT, HOST_SLOT_MASK, HOST_COUNT, POOL_AT, POOL_BYTES,
+  WORDS = 16,
+}
 
-export const SLOT_WORDS = 4;
-export const S_HASH = 0;
-export const S_NAME_AT = 1;
-export const S_NAME_LEN = 2;
-export const S_VALUE = 3;
+/** Node record fields (word offsets from the node ref). */
+export const enum N {
+  SLOTS_AT = 0, SLOT_MASK, PARAM_CHILD, FULL_AT, FULL_COUNT, PREFIX_AT, PREFIX_COUNT, FULL_DEPTHS,
+  WORDS,
+}
 
-export const ENTRY_WORDS = 2;
-export const E_ROUTE = 0;
-export const E_METHOD_MASK = 1;
+/** Hash-table slot fields (static children and hosts). */
+export const enum S {
+  HASH = 0, NAME_AT, NAME_LEN, VALUE,
+  WORDS,
+}
 
-/** FNV-1a parameters; the matcher inlines the same loop over char codes. */
-export const FNV_OFFSET = 0x811c9dc5 | 0;
-export const FNV_PRIME = 0x01000193;
+/** Route-list entry fields. */
+export const enum E {
+  ROUTE = 0, METHOD_MASK,
+  WORDS,
+}
+
+/** FNV-1a parameters (32-bit, signed); the matcher inlines the same loop over char codes. */
+export const enum Fnv {
+  OFFSET = 0x811c9dc5 | 0,
+  PRIME = 0x01000193,
+}
 
 /** FNV-1a over the char codes of `text` (ASCII), as a signed 32-bit int. */
 export function segmentHash(text: string): number {
-  let h = FNV_OFFSET;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), FNV_PRIME);
+  let h = Fnv.OFFSET;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), Fnv.PRIME);
   return h;
 }
 
@@ -111,7 +110,7 @@ export function slotIndex(hash: number, mask: number): number {
   return (hash ^ (hash >>> 16)) & mask;
 }
 
-/** Bit for "a full-path route ends at depth d" in N_FULL_DEPTHS (saturates at bit 31). */
+/** Bit for "a full-path route ends at depth d" in N.FULL_DEPTHS (saturates at bit 31). */
 export function depthBit(depth: number): number {
   return depth < 31 ? 1 << depth : 1 << 31;
 }
@@ -241,22 +240,17 @@ export function encodeRouteTable(routes: readonly CompiledRoute[]): SharedArrayB
   for (const node of nodes) for (const segment of node.statics.keys()) intern(segment);
   for (const host of hostRoots.keys()) intern(host);
 
-  // 4. Word offsets of every section.
-  const nodesAt = HEADER_WORDS;
-  nodes.forEach((node, i) => (node.ref = nodesAt + i * NODE_WORDS));
-  let cursor = nodesAt + nodes.length * NODE_WORDS;
-  const slotTables = new Map<BuildNode, { at: number; capacity: number }>();
+  // 4. Word offsets. Each node's record, slot table and route lists form one contiguous
+  //    block, so the step onto a child touches as few cache lines as possible.
+  const slotCapacity = (node: BuildNode): number => (node.statics.size === 0 ? 0 : nextPowerOfTwo(node.statics.size * 2));
+  let cursor = H.WORDS;
   for (const node of nodes) {
-    if (node.statics.size === 0) continue;
-    const capacity = nextPowerOfTwo(node.statics.size * 2);
-    slotTables.set(node, { at: cursor, capacity });
-    cursor += capacity * SLOT_WORDS;
+    node.ref = cursor;
+    cursor += N.WORDS + slotCapacity(node) * S.WORDS + (node.full.length + node.prefix.length) * E.WORDS;
   }
   const hostCapacity = hostRoots.size === 0 ? 0 : nextPowerOfTwo(hostRoots.size * 2);
   const hostSlotsAt = cursor;
-  cursor += hostCapacity * SLOT_WORDS;
-  const listsAt = cursor;
-  for (const node of nodes) cursor += (node.full.length + node.prefix.length) * ENTRY_WORDS;
+  cursor += hostCapacity * S.WORDS;
   const poolAt = cursor * 4;
   const totalBytes = poolAt + ((poolBytes + 3) & ~3);
 
@@ -268,79 +262,76 @@ export function encodeRouteTable(routes: readonly CompiledRoute[]): SharedArrayB
 
   const writeSlots = (at: number, capacity: number, entries: Iterable<[string, BuildNode]>): void => {
     const mask = capacity - 1;
-    for (let s = 0; s < capacity; s++) words[at + s * SLOT_WORDS + S_VALUE] = -1;
+    for (let s = 0; s < capacity; s++) words[at + s * S.WORDS + S.VALUE] = -1;
     for (const [text, target] of entries) {
       const hash = segmentHash(text);
       let slot = slotIndex(hash, mask);
-      while (words[at + slot * SLOT_WORDS + S_VALUE] !== -1) slot = (slot + 1) & mask;
-      const base = at + slot * SLOT_WORDS;
-      words[base + S_HASH] = hash;
-      words[base + S_NAME_AT] = poolOffsets.get(text)!;
-      words[base + S_NAME_LEN] = text.length;
-      words[base + S_VALUE] = target.ref;
+      while (words[at + slot * S.WORDS + S.VALUE] !== -1) slot = (slot + 1) & mask;
+      const base = at + slot * S.WORDS;
+      words[base + S.HASH] = hash;
+      words[base + S.NAME_AT] = poolOffsets.get(text)!;
+      words[base + S.NAME_LEN] = text.length;
+      words[base + S.VALUE] = target.ref;
     }
   };
 
-  let listCursor = listsAt;
-  const writeList = (routeIndexes: number[]): number => {
-    const at = listCursor;
+  const writeList = (at: number, routeIndexes: number[]): number => {
     for (const index of routeIndexes) {
-      words[listCursor + E_ROUTE] = index;
-      words[listCursor + E_METHOD_MASK] = routes[index].match.methodMask;
-      listCursor += ENTRY_WORDS;
+      words[at + E.ROUTE] = index;
+      words[at + E.METHOD_MASK] = routes[index].match.methodMask;
+      at += E.WORDS;
     }
     return at;
   };
 
   for (const node of nodes) {
     const base = node.ref;
-    const table = slotTables.get(node);
-    if (table) {
-      writeSlots(table.at, table.capacity, node.statics);
-      words[base + N_SLOTS_AT] = table.at;
-      words[base + N_SLOT_MASK] = table.capacity - 1;
-    } else {
-      words[base + N_SLOTS_AT] = 0;
-      words[base + N_SLOT_MASK] = -1;
-    }
-    words[base + N_PARAM_CHILD] = node.param ? node.param.ref : -1;
-    words[base + N_FULL_AT] = writeList(node.full);
-    words[base + N_FULL_COUNT] = node.full.length;
-    words[base + N_PREFIX_AT] = writeList(node.prefix);
-    words[base + N_PREFIX_COUNT] = node.prefix.length;
-    words[base + N_FULL_DEPTHS] = node.fullDepths;
+    const capacity = slotCapacity(node);
+    const slotsAt = base + N.WORDS;
+    writeSlots(slotsAt, capacity, node.statics);
+    const fullAt = slotsAt + capacity * S.WORDS;
+    const prefixAt = writeList(fullAt, node.full);
+    writeList(prefixAt, node.prefix);
+    words[base + N.SLOTS_AT] = slotsAt;
+    words[base + N.SLOT_MASK] = capacity - 1;
+    words[base + N.PARAM_CHILD] = node.param ? node.param.ref : -1;
+    words[base + N.FULL_AT] = fullAt;
+    words[base + N.FULL_COUNT] = node.full.length;
+    words[base + N.PREFIX_AT] = prefixAt;
+    words[base + N.PREFIX_COUNT] = node.prefix.length;
+    words[base + N.FULL_DEPTHS] = node.fullDepths;
   }
   if (hostCapacity > 0) writeSlots(hostSlotsAt, hostCapacity, hostRoots);
 
-  words[H_MAGIC] = TABLE_MAGIC;
-  words[H_VERSION] = TABLE_VERSION;
-  words[H_TOTAL_BYTES] = totalBytes;
-  words[H_ROUTE_COUNT] = routes.length;
-  words[H_NODE_COUNT] = nodes.length;
-  words[H_NODES_AT] = nodesAt;
-  words[H_MAX_PARAMS] = maxParams;
-  words[H_MAX_DEPTH] = maxDepth;
-  words[H_ANY_HOST_ROOT] = anyHostRoot ? anyHostRoot.ref : -1;
-  words[H_HOST_SLOTS_AT] = hostSlotsAt;
-  words[H_HOST_SLOT_MASK] = hostCapacity - 1;
-  words[H_HOST_COUNT] = hostRoots.size;
-  words[H_POOL_AT] = poolAt;
-  words[H_POOL_BYTES] = poolBytes;
+  words[H.MAGIC] = TABLE_MAGIC;
+  words[H.VERSION] = TABLE_VERSION;
+  words[H.TOTAL_BYTES] = totalBytes;
+  words[H.ROUTE_COUNT] = routes.length;
+  words[H.NODE_COUNT] = nodes.length;
+  words[H.NODES_AT] = H.WORDS;
+  words[H.MAX_PARAMS] = maxParams;
+  words[H.MAX_DEPTH] = maxDepth;
+  words[H.ANY_HOST_ROOT] = anyHostRoot ? anyHostRoot.ref : -1;
+  words[H.HOST_SLOTS_AT] = hostSlotsAt;
+  words[H.HOST_SLOT_MASK] = hostCapacity - 1;
+  words[H.HOST_COUNT] = hostRoots.size;
+  words[H.POOL_AT] = poolAt;
+  words[H.POOL_BYTES] = poolBytes;
   return sab;
 }
 
 /** Check the header of a route table buffer; throws when it is not one this code can read. */
 export function checkRouteTable(sab: SharedArrayBuffer): Int32Array {
-  if (sab.byteLength < HEADER_WORDS * 4) throw new Error('route table: buffer too small');
+  if (sab.byteLength < H.WORDS * 4) throw new Error('route table: buffer too small');
   const words = new Int32Array(sab);
-  if (words[H_MAGIC] !== TABLE_MAGIC) throw new Error('route table: bad magic');
-  if (words[H_VERSION] !== TABLE_VERSION) throw new Error(`route table: version ${words[H_VERSION]}, expected ${TABLE_VERSION}`);
-  if (words[H_TOTAL_BYTES] !== sab.byteLength) throw new Error('route table: size mismatch');
+  if (words[H.MAGIC] !== TABLE_MAGIC) throw new Error('route table: bad magic');
+  if (words[H.VERSION] !== TABLE_VERSION) throw new Error(`route table: version ${words[H.VERSION]}, expected ${TABLE_VERSION}`);
+  if (words[H.TOTAL_BYTES] !== sab.byteLength) throw new Error('route table: size mismatch');
   return words;
 }
 
 /** Node count and byte size of an encoded table, for diagnostics. */
 export function describeRouteTable(sab: SharedArrayBuffer): { nodes: number; bytes: number } {
   const words = checkRouteTable(sab);
-  return { nodes: words[H_NODE_COUNT], bytes: words[H_TOTAL_BYTES] };
+  return { nodes: words[H.NODE_COUNT], bytes: words[H.TOTAL_BYTES] };
 }

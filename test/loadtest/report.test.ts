@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { escapeHtml, percentileLabel, renderHtmlReport } from '../../loadtest/report-html.js';
+import { renderTextReport } from '../../loadtest/report-text.js';
+import { summarizeRuns, type RunResult, type TargetRun, type WindowFigures } from '../../loadtest/results.js';
+import { parseScenario, type TargetName } from '../../loadtest/scenario.js';
+import { histogramDistribution, newLatencyHistogram, summarizeHistogram } from '../../loadtest/stats.js';
+
+function figures(cpuUs: number, latencyUs: number, requests: number): WindowFigures {
+  const histogram = newLatencyHistogram();
+  for (let i = 0; i < 1000; i++) histogram.recordValue(latencyUs + i);
+  return {
+    label: 'measure',
+    requests,
+    errors: 0,
+    timeouts: 0,
+    non2xx: 0,
+    statusCounts: { 200: requests },
+    bytes: requests * 200,
+    elapsedSec: 10,
+    latency: summarizeHistogram(histogram),
+    distribution: histogramDistribution(histogram),
+    requestsPerSec: requests / 10,
+    windowSec: 10.01,
+    cpu: { userUs: requests * cpuUs * 0.25, systemUs: requests * cpuUs * 0.75, perRequest: { totalUs: cpuUs, userUs: cpuUs * 0.25, systemUs: cpuUs * 0.75 }, cores: 0.9 },
+    coreLoad: { driverCore: 1, proxyCore: 0.92, otherOnProxyCore: 0.02 },
+    rssBytesAfter: 60 * 1048576,
+    warnings: [],
+  };
+}
+
+function run(target: TargetName, round: number, cpuUs: number, latencyUs: number): TargetRun {
+  return { target, round, pids: [1], figures: figures(cpuUs, latencyUs, 500_000) };
+}
+
+function result(runs: TargetRun[], rounds = 1): RunResult {
+  const scenario = parseScenario({ name: 'proxy', description: 'small GET <test>' }, 'proxy.yaml', 'proxy');
+  return {
+    format: 'lobby-loadtest/1',
+    command: 'node dist/loadtest/run.js --scenario proxy',
+    startedAt: '2026-11-27T22:00:00.000Z',
+    finishedAt: '2026-11-27T22:01:00.000Z',
+    scenario,
+    settings: { driver: 'autocannon', upstream: 'nginx', pinned: true, driverCpu: 0, proxyCpu: 1, rounds, ports: { lobby: 18080, upstream: 18081, nginx: 18082 }, lobbyConfigFile: null },
+    machine: { cpuModel: 'Test CPU', logicalCpus: 2, kernel: '6.1', node: 'v20.20.2', nginx: '1.22.1', wrk: null, autocannon: '9.0.0', clockTicksPerSecond: 100 },
+    runs,
+    skipped: [],
+    failures: [],
+    summary: summarizeRuns(['lobby', 'nginx'], runs),
+  };
+}
+
+describe('loadtest summary and reports', () => {
+  it('takes medians over rounds and the lobby/nginx ratio of each figure', () => {
+    const runs = [run('lobby', 1, 16, 1000), run('nginx', 1, 14, 900), run('lobby', 2, 18, 1000), run('nginx', 2, 15, 900), run('lobby', 3, 17, 1000), run('nginx', 3, 13, 900)];
+    const summary = summarizeRuns(['lobby', 'nginx'], runs);
+    const cpu = summary.rows.find((row) => row.key === 'cpuUsPerRequest')!;
+    assert.equal(cpu.headline, true);
+    assert.equal(cpu.values.lobby, 17);
+    assert.equal(cpu.values.nginx, 14);
+    assert.equal(cpu.ratio, 17 / 14);
+    const requests = summary.rows.find((row) => row.key === 'requests')!;
+    assert.equal(requests.values.lobby, 1_500_000, 'counters are summed over rounds');
+    assert.equal(summary.rows.find((row) => row.key === 'errors')!.ratio, null, '0 vs 0 errors has no ratio');
+    assert.ok(!summary.rows.some((row) => row.key === 'serviceP99Ms'), 'open-model rows are absent in a closed-loop run');
+  });
+
+  it('leaves a target that did not run empty instead of failing', () => {
+    const summary = summarizeRuns(['lobby', 'nginx'], [run('nginx', 1, 14, 900)]);
+    const cpu = summary.rows.find((row) => row.key === 'cpuUsPerRequest')!;
+    assert.equal(cpu.values.lobby, null);
+    assert.equal(cpu.ratio, null);
+  });
+
+  it('prints both targets, the ratio and the headline in the text summary', () => {
+    const text = renderTextReport(result([run('lobby', 1, 16, 1000), run('nginx', 1, 14, 900)]), { json: 'a.json', html: 'a.html' });
+    assert.match(text, /lobby\s+nginx\s+lobby\/nginx/);
+    assert.match(text, /CPU µs\/request \(user\+sys\) \*\s+16\.00\s+14\.00\s+1\.14/);
+    assert.match(text, /results: a\.json/);
+  });
+
+  it('renders a self-contained HTML report with a series per target', () => {
+    const html = renderHtmlReport(result([run('lobby', 1, 16, 1000), run('nginx', 1, 14, 900)]));
+    assert.match(html, /^<!DOCTYPE html>/);
+    assert.match(html, /<polyline [^>]*data-series="lobby"/);
+    assert.match(html, /<polyline [^>]*data-series="nginx"/);
+    assert.equal((html.match(/<svg /g) ?? []).length, 2, 'a linear and a log-latency chart');
+    assert.match(html, /99\.9%/, 'percentile axis labels');
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=|@import|url\(http/i, 'nothing loaded from elsewhere');
+    assert.match(html, /small GET &lt;test&gt;/, 'text is escaped');
+    // The embedded result is valid JSON.
+    const embedded = /<script type="application\/json" id="result">(.*?)<\/script>/s.exec(html);
+    assert.ok(embedded);
+    assert.equal(JSON.parse(embedded[1]!).scenario.name, 'proxy');
+  });
+
+  it('draws one line per round when there are several', () => {
+    const html = renderHtmlReport(result([run('lobby', 1, 16, 1000), run('nginx', 1, 14, 900), run('lobby', 2, 16, 1000), run('nginx', 2, 14, 900)], 2));
+    assert.match(html, /data-series="lobby \(round 2\)"/);
+    assert.match(html, /data-series="nginx \(round 1\)"/);
+  });
+
+  it('labels the percentile axis like HdrHistogram plots', () => {
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map(percentileLabel), ['0%', '90%', '99%', '99.9%', '99.99%', '99.999%']);
+    assert.equal(escapeHtml(`<a href="x">'&'</a>`), '&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
+  });
+});
