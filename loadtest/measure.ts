@@ -97,6 +97,7 @@ async function measureWindow(rootPid: number, phase: Phase, options: MeasureOpti
       warnings.push(`driver core ${pinning!.driverCpu} was ${(coreLoad.driverCore * 100).toFixed(0)}% busy while the proxy used ${(proxyCores * 100).toFixed(0)}% of its core: requests/s is limited by the driver core (compare CPU/request${driver.name === 'autocannon' ? ', or use --driver wrk' : ''})`);
     }
   }
+  warnings.push(...(measured.driverNotes ?? []));
   if (measured.errors > 0 || measured.non2xx > 0) {
     warnings.push(`${measured.errors} errors and ${measured.non2xx} non-2xx responses during the window`);
   }

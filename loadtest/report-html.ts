@@ -171,7 +171,7 @@ export function renderHtmlReport(result: RunResult): string {
   html.push('</tbody></table>');
   html.push(`<p class="meta">Headline: CPU time (utime + stime from /proc/PID/stat) of the proxy process over the measured window, divided by the requests served in it.${result.settings.rounds > 1 ? ` Medians over ${result.settings.rounds} rounds; counters summed.` : ''}</p>`);
 
-  const series = chartSeries(result);
+  const series = chartSeries(result).filter((line) => line.points.length > 0);
   if (series.length > 0) {
     html.push('<h2>Latency by percentile</h2>');
     if (scenario.rate !== null) {

@@ -19,7 +19,7 @@ import { clockTicksPerSecond } from './proc-stat.js';
 import { findExecutable, isPortOpen, pinCurrentProcess, ProcessGroup, waitForHttp, type ManagedProcess } from './processes.js';
 import { ProgressReporter } from './progress.js';
 import { renderHtmlReport } from './report-html.js';
-import { renderTextReport } from './report-text.js';
+import { formatFigure, renderTextReport } from './report-text.js';
 import { summarizeRuns, type MachineInfo, type RunResult, type RunSettings, type TargetRun } from './results.js';
 import { loadScenario, type Scenario, type TargetName } from './scenario.js';
 import { startUpstream, type RunningUpstream, type UpstreamKind } from './upstream.js';
@@ -67,7 +67,12 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const scenario = applyOverrides(loadScenario(options.scenario), options);
+  let scenario: Scenario;
+  try {
+    scenario = applyOverrides(loadScenario(options.scenario), options);
+  } catch (error) {
+    throw new UsageError((error as Error).message); // a bad or unknown scenario file is the user's to fix
+  }
   const progress = new ProgressReporter();
   const nginxBinary = findExecutable('nginx');
   const wrkBinary = findExecutable('wrk');
@@ -234,9 +239,9 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
     await driver.start();
     const measured = await measureTarget(target, started.process.pid, { scenario, driver, progress, prefix, pinning });
     const figures = measured.figures;
-    progress.log(`${prefix} ${Math.round(figures.requestsPerSec).toLocaleString('en-US')} req/s · ` +
-      `${figures.cpu.perRequest.totalUs.toFixed(2)} CPU µs/request (user ${figures.cpu.perRequest.userUs.toFixed(2)}, sys ${figures.cpu.perRequest.systemUs.toFixed(2)}) · ` +
-      `p99 ${figures.latency.p99Ms.toFixed(2)} ms · ${figures.errors} errors · ${figures.non2xx} non-2xx`);
+    progress.log(`${prefix} ${formatFigure(figures.requestsPerSec, 0)} req/s · ` +
+      `${formatFigure(figures.cpu.perRequest.totalUs, 2)} CPU µs/request (user ${formatFigure(figures.cpu.perRequest.userUs, 2)}, sys ${formatFigure(figures.cpu.perRequest.systemUs, 2)}) · ` +
+      `p99 ${formatFigure(figures.latency.p99Ms, 2)} ms · ${figures.errors} errors · ${figures.non2xx} non-2xx`);
     for (const warning of figures.warnings) progress.log(`${prefix} warning: ${warning}`);
     if (!started.process.running) throw new Error(`${target} exited during the run:\n${started.process.outputTail()}`);
     return measured;

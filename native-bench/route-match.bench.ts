@@ -46,6 +46,7 @@ function makeRoutes(count: number): CompiledRoute[] {
       stripPrefix: null,
       rewrite: null,
       preserveHost: false,
+      filters: [],
     });
   }
   return routes;

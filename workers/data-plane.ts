@@ -9,6 +9,7 @@ import { log } from '../src/shared/log.js';
 import { DataPlaneServer } from '../src/data/server.js';
 import { buildGeneration, type Generation } from '../src/data/generation.js';
 import { PoolRegistry } from '../src/data/upstream/pools.js';
+import type { WorkerEnv } from '../src/data/chain.js';
 
 const boot = workerData as WorkerBoot;
 const control = new Int32Array(boot.control);
@@ -45,6 +46,7 @@ function switchTo(id: number): void {
   }, POOL_RETIRE_GRACE_MS).unref();
 }
 
+const env: WorkerEnv = { workerIndex: boot.workerIndex, post: send };
 const server = new DataPlaneServer({ currentGeneration, testHooks: boot.testHooks });
 
 process.on('uncaughtException', (err) => {
@@ -58,7 +60,7 @@ port.on('message', async (msg: ToWorker) => {
   switch (msg.type) {
     case 'prepare':
       try {
-        prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.config, pools));
+        prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.config, pools, env));
         send({ type: 'prepared', generation: msg.generation });
       } catch (err) {
         send({ type: 'prepare-failed', generation: msg.generation, message: String((err as Error)?.message ?? err) });

@@ -197,6 +197,7 @@ function compileRoute(
     stripPrefix,
     rewrite,
     preserveHost: route.preserve_host,
+    filters: [],
   };
 }
 

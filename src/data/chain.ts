@@ -5,6 +5,7 @@
 //   WAIT  — the filter started async work and will call resumeChain(ctx) (or answer) later.
 // An index loop with a stored resume point, not next() closures: no allocation per step.
 import type { RequestContext } from './request-context.js';
+import type { FromWorker } from '../shared/messages.js';
 
 export const NEXT = 0;
 export const REPLY = 1;
@@ -14,6 +15,35 @@ export type Verdict = typeof NEXT | typeof REPLY | typeof WAIT;
 export interface Filter {
   readonly name: string;
   onRequest(ctx: RequestContext): Verdict;
+}
+
+/** What a filter's build() gets from its worker. */
+export interface WorkerEnv {
+  readonly workerIndex: number;
+  /** Sends a message to the control plane. */
+  post(msg: FromWorker): void;
+}
+
+/**
+ * A filter module exports one factory. compile() runs in the control plane (validate,
+ * normalise, precompute; throw a message naming what is wrong) and returns plain,
+ * structured-cloneable data; build() runs in each worker once per route per generation.
+ */
+export interface FilterFactory<C> {
+  readonly name: string;
+  build(config: C, env: WorkerEnv): Filter;
+}
+
+let forwardAfterChain: (ctx: RequestContext) => void = () => {};
+
+/** Set once by the server: what happens when every filter said NEXT. */
+export function setChainCompletion(done: (ctx: RequestContext) => void): void {
+  forwardAfterChain = done;
+}
+
+/** Continues the chain after a filter that returned WAIT finished its async work. */
+export function resumeChain(ctx: RequestContext): void {
+  runChain(ctx, ctx.route!.filters, forwardAfterChain);
 }
 
 /**

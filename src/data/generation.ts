@@ -4,7 +4,8 @@
 import type { CompiledConfig, CompiledRoute, RewritePart } from '../shared/compiled-config.js';
 import type { Pool } from 'undici';
 import { RouteMatcher } from './route-match.js';
-import type { Filter } from './chain.js';
+import type { Filter, WorkerEnv } from './chain.js';
+import { FILTERS } from './filters/index.js';
 import { PoolRegistry } from './upstream/pools.js';
 import { leastRequest, roundRobin, type Picker } from './upstream/balancer.js';
 
@@ -51,19 +52,23 @@ export class Generation {
   }
 }
 
-function buildRoute(index: number, route: CompiledRoute, service: RuntimeService): RuntimeRoute {
+function buildRoute(index: number, route: CompiledRoute, service: RuntimeService, env: WorkerEnv): RuntimeRoute {
   return {
     index,
     name: route.name,
     service,
-    filters: [],
+    filters: route.filters.map((f) => {
+      const factory = FILTERS[f.name];
+      if (!factory) throw new Error(`route ${route.name}: unknown filter ${f.name}`);
+      return factory.build(f.config, env);
+    }),
     stripPrefixLength: route.stripPrefix === null || route.stripPrefix === '/' ? 0 : route.stripPrefix.length,
     rewrite: route.rewrite,
     preserveHost: route.preserveHost,
   };
 }
 
-export function buildGeneration(id: number, table: SharedArrayBuffer, config: CompiledConfig, pools: PoolRegistry): Generation {
+export function buildGeneration(id: number, table: SharedArrayBuffer, config: CompiledConfig, pools: PoolRegistry, env: WorkerEnv): Generation {
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
     targets: svc.targets.map((t) => {
@@ -75,6 +80,6 @@ export function buildGeneration(id: number, table: SharedArrayBuffer, config: Co
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
   }));
-  const routes = config.routes.map((r, i) => buildRoute(i, r, services[r.service]));
+  const routes = config.routes.map((r, i) => buildRoute(i, r, services[r.service], env));
   return new Generation(id, config, new RouteMatcher(table), routes);
 }

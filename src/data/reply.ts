@@ -20,10 +20,12 @@ export function errorBody(spec: GatewayErrorSpec, correlationId: string): string
 /**
  * Answers the request with a gateway error (no-op when the client is gone or a response
  * already started). `closeConnection` when the request body was not consumed.
+ * `extraHeaders` is a flat [name, value, ...] list (e.g. Allow, WWW-Authenticate, Retry-After);
+ * headers filters staged on ctx.responseHeaders are written too.
  */
 export function replyError(
   ctx: RequestContext, spec: GatewayErrorSpec, closeConnection = false,
-  extraName?: string, extraValue?: string,
+  extraHeaders: readonly string[] | null = null,
 ): void {
   if (ctx.aborted || ctx.responseStarted) return;
   ctx.responseStarted = true;
@@ -32,7 +34,9 @@ export function replyError(
     res.writeStatus(statusLine(spec.status));
     res.writeHeader('content-type', 'application/json');
     res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
-    if (extraName !== undefined && extraValue !== undefined) res.writeHeader(extraName, extraValue);
+    if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i += 2) res.writeHeader(extraHeaders[i], extraHeaders[i + 1]);
+    const staged = ctx.responseHeaders;
+    if (staged !== null) for (let i = 0; i < staged.length; i += 2) res.writeHeader(staged[i], staged[i + 1]);
     res.end(errorBody(spec, ctx.correlationId), closeConnection);
   });
 }

@@ -57,6 +57,8 @@ export class RequestContext {
   body: Buffer | Readable | null = null;
   /** The upstream exchange, created once the request is routed. */
   call: UpstreamCall | null = null;
+  /** Headers filters add to the response (flat [name, value, ...]), or null. */
+  responseHeaders: string[] | null = null;
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;

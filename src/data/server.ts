@@ -14,7 +14,7 @@ import { methodBit, methodsInMask } from '../shared/methods.js';
 import { GW_ERR } from '../shared/errors.js';
 import { NO_ROUTE, METHOD_NOT_ALLOWED } from './route-match.js';
 import { replyError } from './reply.js';
-import { runChain } from './chain.js';
+import { runChain, setChainCompletion } from './chain.js';
 import { BUFFERED_BODY_MAX, UpstreamCall, forward, upstreamPath } from './upstream/proxy.js';
 import { coarseNow, forEachInFlight, inFlightCount, startDeadlines, stopDeadlines } from './deadlines.js';
 import type { Generation } from './generation.js';
@@ -46,6 +46,7 @@ export class DataPlaneServer {
       }
     });
     startDeadlines(expireRequest);
+    setChainCompletion(startForward);
   }
 
   listen(host: string, port: number): Promise<number | null> {
@@ -109,7 +110,7 @@ export class DataPlaneServer {
     const routeIndex = matcher.match(ctx.methodBit, ctx.hostName, path);
     if (routeIndex < 0) {
       if (routeIndex === METHOD_NOT_ALLOWED) {
-        replyError(ctx, GW_ERR.METHOD_NOT_ALLOWED, hasBody, 'allow', methodsInMask(matcher.allowMask).join(', '));
+        replyError(ctx, GW_ERR.METHOD_NOT_ALLOWED, hasBody, ['allow', methodsInMask(matcher.allowMask).join(', ')]);
       } else {
         replyError(ctx, routeIndex === NO_ROUTE ? GW_ERR.ROUTE_NOT_FOUND : GW_ERR.INTERNAL, hasBody);
       }

@@ -40,6 +40,13 @@ export interface CompiledService {
 /** Path match kinds. `template` paths contain `{param}` segments and match the whole path. */
 export type MatchKind = 'exact' | 'prefix' | 'template';
 
+/** A filter of a route's chain: its factory name (src/data/filters/index.ts) and the
+ * config its factory's compile() produced (plain data). */
+export interface CompiledFilter {
+  name: string;
+  config: unknown;
+}
+
 export interface CompiledRoute {
   name: string;
   /** Index into CompiledConfig.services. */
@@ -61,6 +68,8 @@ export interface CompiledRoute {
   rewrite: RewritePart[] | null;
   /** Keep the client's Host header upstream (default: send the target's host). */
   preserveHost: boolean;
+  /** The route's filter chain, in order. */
+  filters: CompiledFilter[];
 }
 
 export interface CompiledConfig {

@@ -105,6 +105,7 @@ describe('config: the issue example', () => {
           stripPrefix: '/v1',
           rewrite: null,
           preserveHost: false,
+          filters: [],
         },
         {
           name: 'user-v2',
@@ -114,6 +115,7 @@ describe('config: the issue example', () => {
           stripPrefix: null,
           rewrite: [{ literal: '/users/' }, { param: 0 }],
           preserveHost: false,
+          filters: [],
         },
       ],
     };
@@ -151,6 +153,7 @@ describe('config: defaults and extra keys', () => {
       stripPrefix: null,
       rewrite: null,
       preserveHost: false,
+      filters: [],
     });
   });
 

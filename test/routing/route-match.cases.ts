@@ -45,6 +45,7 @@ export function compileSpec(spec: RouteSpec): CompiledRoute {
     stripPrefix: null,
     rewrite: null,
     preserveHost: false,
+    filters: [],
   };
 }
 

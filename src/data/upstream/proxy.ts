@@ -245,6 +245,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     res.writeStatus(upstreamStatusLine(this.status, this.statusText));
     const h = this.responseHeaders;
     for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i], h[i + 1]);
+    const staged = ctx.responseHeaders;
+    if (staged !== null) for (let i = 0; i < staged.length; i += 2) res.writeHeader(staged[i], staged[i + 1]);
     res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
   }
 
