@@ -48,4 +48,3 @@ uWS.App()
     }
   });
 
-process.on('SIGTERM', () => process.exit(0));

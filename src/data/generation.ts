@@ -3,6 +3,7 @@
 // reference to the generation they started on, so a swap never changes an in-flight request.
 import type { CompiledConfig, CompiledRoute, RewritePart } from '../shared/compiled-config.js';
 import type { Pool } from 'undici';
+import type { H1Pool } from './upstream/h1-client.js';
 import { RouteMatcher } from './route-match.js';
 import type { Filter, WorkerEnv } from './chain.js';
 import { FILTERS } from './filters/index.js';
@@ -13,6 +14,7 @@ export interface RuntimeTarget {
   readonly origin: string;
   readonly hostHeader: string;
   readonly pool: Pool;
+  readonly fast: H1Pool;
   readonly poolKey: string;
   /** Requests of this worker in flight to this target (least_request reads it). */
   inFlight: number;
@@ -72,8 +74,8 @@ export function buildGeneration(id: number, table: SharedArrayBuffer, config: Co
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
     targets: svc.targets.map((t) => {
-      const { key, pool } = pools.acquire(svc, t, config.server.workers);
-      return { origin: t.origin, hostHeader: t.hostHeader, pool, poolKey: key, inFlight: 0 };
+      const { key, pool, fast } = pools.acquire(svc, t, config.server.workers);
+      return { origin: t.origin, hostHeader: t.hostHeader, pool, fast, poolKey: key, inFlight: 0 };
     }),
     pick: svc.balance === 'least_request' ? leastRequest() : roundRobin(),
     connectMs: svc.timeouts.connectMs,

@@ -3,24 +3,32 @@
 // connections; pools no generation uses any more are closed gracefully (in-flight
 // requests finish first).
 import { Pool } from 'undici';
+import { H1Pool } from './h1-client.js';
 import type { CompiledService, CompiledTarget } from '../../shared/compiled-config.js';
 
 export interface PooledTarget {
   readonly key: string;
+  /** undici, for requests with a streamed body. */
   readonly pool: Pool;
+  /** The fast HTTP/1.1 client, for everything else. */
+  readonly fast: H1Pool;
 }
 
+/** Requests that may wait for a connection to one target, per worker, before 503. */
+export const MAX_QUEUED_PER_TARGET = 10_000;
+const KEEPALIVE_MS = 4_000;
+
 export class PoolRegistry {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, PooledTarget>();
 
   /** The pool for a target of a service, created on first use. */
   acquire(service: CompiledService, target: CompiledTarget, workers: number): PooledTarget {
     // Connection budget is per instance; each worker gets its share (at least 1).
     const connections = Math.max(1, Math.ceil(service.connectionsPerTarget / workers));
     const key = `${target.origin}|${connections}|${service.timeouts.connectMs}`;
-    let pool = this.pools.get(key);
-    if (!pool) {
-      pool = new Pool(target.origin, {
+    let pooled = this.pools.get(key);
+    if (!pooled) {
+      const pool = new Pool(target.origin, {
         connections,
         pipelining: 1,
         connectTimeout: service.timeouts.connectMs,
@@ -28,27 +36,30 @@ export class PoolRegistry {
         // (undici's timers tick at about 1 s), so undici's are off.
         headersTimeout: 0,
         bodyTimeout: 0,
-        keepAliveTimeout: 4_000,
+        keepAliveTimeout: KEEPALIVE_MS,
         keepAliveMaxTimeout: 600_000,
       });
-      this.pools.set(key, pool);
+      const fast = new H1Pool(target.origin, { connections, connectTimeoutMs: service.timeouts.connectMs, keepAliveTimeoutMs: KEEPALIVE_MS, maxQueue: MAX_QUEUED_PER_TARGET });
+      pooled = { key, pool, fast };
+      this.pools.set(key, pooled);
     }
-    return { key, pool };
+    return pooled;
   }
 
   /** Closes every pool whose key is not in `live` (graceful: queued requests complete). */
   closeUnused(live: ReadonlySet<string>): void {
-    for (const [key, pool] of this.pools) {
+    for (const [key, pooled] of this.pools) {
       if (live.has(key)) continue;
       this.pools.delete(key);
-      pool.close().catch(() => { /* already closing or destroyed */ });
+      pooled.pool.close().catch(() => { /* already closing or destroyed */ });
+      void pooled.fast.close();
     }
   }
 
   async closeAll(): Promise<void> {
     const all = [...this.pools.values()];
     this.pools.clear();
-    await Promise.allSettled(all.map((p) => p.close()));
+    await Promise.allSettled(all.flatMap((p) => [p.pool.close(), p.fast.close()]));
   }
 
   get size(): number {

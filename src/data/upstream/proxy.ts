@@ -18,14 +18,18 @@ import { PHASE, type RequestContext } from '../request-context.js';
 import { replyError } from '../reply.js';
 import { upstreamStatusLine } from '../status-lines.js';
 import type { RuntimeRoute } from '../generation.js';
+import type { H1Handler } from './h1-client.js';
 
 /** Bodies up to this size (declared by Content-Length) are buffered, then sent in one write. */
 export const BUFFERED_BODY_MAX = 64 * 1024;
 
-const EMPTY_HEADERS: Buffer[] = [];
+const EMPTY_HEADERS: (Buffer | string)[] = [];
+
+/** A response header name or value: a Buffer from undici, a string from the fast client. */
+type HeaderField = Buffer | string;
 
 /** Response header names never forwarded to the client (hop-by-hop, or set by the gateway). */
-function isDroppedResponseHeader(name: Buffer): boolean {
+function isDroppedResponseHeader(name: HeaderField): boolean {
   switch (name.length) {
     case 2: return lowerEquals(name, 'te');
     case 4: return lowerEquals(name, 'date'); // uWS writes its own Date
@@ -38,9 +42,10 @@ function isDroppedResponseHeader(name: Buffer): boolean {
   }
 }
 
-/** ASCII case-insensitive comparison of a header name buffer with a lower-case name. */
-function lowerEquals(buf: Buffer, lower: string): boolean {
+/** ASCII case-insensitive comparison of a header name with a lower-case name. */
+function lowerEquals(buf: HeaderField, lower: string): boolean {
   if (buf.length !== lower.length) return false;
+  if (typeof buf === 'string') return buf === lower || buf.toLowerCase() === lower;
   for (let i = 0; i < buf.length; i++) {
     let c = buf[i];
     if (c >= 0x41 && c <= 0x5a) c += 0x20;
@@ -49,11 +54,11 @@ function lowerEquals(buf: Buffer, lower: string): boolean {
   return true;
 }
 
-function parseLength(buf: Buffer): number {
+function parseLength(buf: HeaderField): number {
   if (buf.length === 0 || buf.length > 15) return -2;
   let n = 0;
   for (let i = 0; i < buf.length; i++) {
-    const d = buf[i] - 0x30;
+    const d = (typeof buf === 'string' ? buf.charCodeAt(i) : buf[i]) - 0x30;
     if (d < 0 || d > 9) return -2;
     n = n * 10 + d;
   }
@@ -76,7 +81,7 @@ function flushQueuedHeaders(): void {
   headerFlushQueue.length = 0;
 }
 
-export class UpstreamCall implements Dispatcher.DispatchHandler {
+export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
   readonly ctx: RequestContext;
   /** Aborts the upstream request (set by undici in onConnect). */
   abortUpstream: ((err?: Error) => void) | null = null;
@@ -87,7 +92,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   clientPaused = false;
   status = 0;
   statusText = '';
-  responseHeaders: Buffer[] = EMPTY_HEADERS;
+  responseHeaders: HeaderField[] = EMPTY_HEADERS;
   /** Upstream Content-Length, -1 when unknown (chunked or close-delimited). */
   responseLength = -1;
   /** HEAD request, or 204/304: no body goes to the client. */
@@ -120,7 +125,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     }
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: HeaderField[], resume: () => void, statusText: string): boolean {
     const ctx = this.ctx;
     if (ctx.phase === PHASE.DONE) return false;
     if (statusCode < 200) return true; // interim responses are not relayed
@@ -133,7 +138,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
 
     // Keep end-to-end headers; note Content-Length and Connection-named headers.
     let connectionNamed: string[] | null = null;
-    const kept: Buffer[] = [];
+    const kept: HeaderField[] = [];
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i];
       if (isDroppedResponseHeader(name)) {
@@ -145,7 +150,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
           }
           this.responseLength = n;
         } else if (name.length === 10 && lowerEquals(name, 'connection')) {
-          for (const t of rawHeaders[i + 1].toString('latin1').split(',')) {
+          for (const t of rawHeaders[i + 1].toString('latin1').split(',')) { // Buffer or string
             const token = t.trim().toLowerCase();
             if (token !== '' && token !== 'close' && token !== 'keep-alive') (connectionNamed ??= []).push(token);
           }
@@ -311,6 +316,8 @@ export function classifyUpstreamError(err: Error & { code?: string }): GatewayEr
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
       return GW_ERR.UPSTREAM_TIMEOUT;
+    case 'LOBBY_UPSTREAM_QUEUE_FULL':
+      return GW_ERR.OVERLOADED;
     case 'UND_ERR_INVALID_ARG':
       return GW_ERR.BAD_HEADER; // a header undici refuses to send (invalid name or value)
     case 'HPE_INVALID_CONSTANT':
@@ -368,6 +375,10 @@ export function forward(ctx: RequestContext): void {
   ctx.phase = PHASE.CONNECTING;
   ctx.deadline = coarseNow + service.connectMs;
   trackInFlight(ctx);
+  if (body === null || Buffer.isBuffer(body)) {
+    target.fast.dispatch(ctx.method, ctx.upstreamPath, h, body, call);
+    return;
+  }
   target.pool.dispatch({
     path: ctx.upstreamPath,
     method: ctx.method,

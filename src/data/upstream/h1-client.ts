@@ -1,0 +1,351 @@
+// A purpose-built HTTP/1.1 upstream client: the fast path for requests without a streamed
+// body (GET/HEAD/DELETE and small buffered bodies), which is nearly all API traffic.
+//
+// Why not undici here: undici's general machinery (Request objects, header validation,
+// kQueue/kResume scheduling, stream plumbing) costs several µs of CPU per request, more than
+// everything else the gateway does (docs/performance.md). This client keeps only what a
+// reverse proxy needs: a keep-alive pool of sockets per target, one pre-assembled request
+// string per request, and Node's own llhttp parser (the `_http_common` HTTPParser that
+// node:http uses), so response framing is exactly as strict as node:http's: ambiguous
+// lengths, bad chunking, obs-fold and bare LF are parse errors, not guesses.
+//
+// It drives the same handler protocol as undici's dispatch (onConnect / onHeaders /
+// onData / onComplete / onError), so UpstreamCall serves both clients. Streamed request
+// bodies still go through undici.
+//
+// Stale keep-alive connections: a request sent on a reused connection that closes before
+// any response byte arrived is retried once on a new connection, for idempotent methods
+// only (what undici and browsers do).
+import { connect, type Socket } from 'node:net';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const { HTTPParser } = require('_http_common') as { HTTPParser: any };
+const kOnHeaders: number = HTTPParser.kOnHeaders;
+const kOnHeadersComplete: number = HTTPParser.kOnHeadersComplete;
+const kOnBody: number = HTTPParser.kOnBody;
+const kOnMessageComplete: number = HTTPParser.kOnMessageComplete;
+const kOnExecute: number = HTTPParser.kOnExecute;
+
+/** The handler protocol (undici's dispatch handler, legacy callbacks). */
+export interface H1Handler {
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: string[] | null): void;
+  onError(err: Error): void;
+}
+
+export interface H1PoolOptions {
+  /** Max sockets to the target. */
+  connections: number;
+  /** A connection attempt that takes longer fails with UND_ERR_CONNECT_TIMEOUT. */
+  connectTimeoutMs: number;
+  /** Idle keep-alive sockets are closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** Requests waiting for a socket beyond this are refused (code LOBBY_UPSTREAM_QUEUE_FULL). */
+  maxQueue: number;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+function codedError(code: string, message: string): Error & { code: string } {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0; // expected outcomes: no stack capture on the request path
+  const err = new Error(message) as Error & { code: string };
+  Error.stackTraceLimit = limit;
+  err.code = code;
+  return err;
+}
+
+class Exchange {
+  attempts = 0;
+  conn: H1Connection | null = null;
+  constructor(
+    readonly method: string,
+    readonly head: string,
+    readonly body: Buffer | null,
+    readonly handler: H1Handler,
+  ) {}
+
+  /** Aborting an exchange destroys its socket (a half-read response cannot be reused). */
+  abort(): void {
+    const conn = this.conn;
+    if (conn !== null && conn.exchange === this) conn.destroy(null);
+  }
+}
+
+class H1Connection {
+  readonly socket: Socket;
+  readonly parser = new HTTPParser();
+  exchange: Exchange | null = null;
+  connected = false;
+  closed = false;
+  /** Responses completed on this socket (0 = never reused). */
+  completed = 0;
+  idleSince = 0;
+  /** A response byte has been parsed for the current exchange. */
+  responseStarted = false;
+  keepAlive = true;
+  interim = false;
+  paused = false;
+  readonly resume = (): void => {
+    if (this.paused && !this.closed) { this.paused = false; this.socket.resume(); }
+  };
+
+  constructor(private readonly pool: H1Pool) {
+    this.parser.initialize(HTTPParser.RESPONSE, {}, 0, HTTPParser.kLenientNone);
+    this.parser[kOnHeaders] = this.onHeaders;
+    this.parser[kOnHeadersComplete] = this.onHeadersComplete;
+    this.parser[kOnBody] = this.onBody;
+    this.parser[kOnMessageComplete] = this.onMessageComplete;
+    this.parser[kOnExecute] = () => {};
+    const socket = connect({ host: pool.host, port: pool.port, noDelay: true });
+    this.socket = socket;
+    // One timer per connection attempt (not per request): a target that never accepts
+    // must not hold a pool slot forever.
+    const connectTimer = setTimeout(() => {
+      this.destroy(codedError('UND_ERR_CONNECT_TIMEOUT', 'connecting to the upstream timed out'));
+    }, pool.connectTimeoutMs);
+    socket.on('connect', () => {
+      clearTimeout(connectTimer);
+      this.connected = true;
+      const ex = this.exchange;
+      if (ex !== null) {
+        ex.handler.onConnect(() => ex.abort());
+        if (this.exchange === ex) this.write(ex);
+      }
+    });
+    socket.on('close', () => clearTimeout(connectTimer));
+    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
+    socket.on('end', () => this.onSocketEnd());
+    socket.on('error', (err: Error) => this.destroy(err));
+    socket.on('close', () => this.destroy(null));
+  }
+
+  /** Starts an exchange on this socket (connected or not yet). */
+  start(ex: Exchange): void {
+    this.exchange = ex;
+    ex.conn = this;
+    this.responseStarted = false;
+    this.interim = false;
+    this.keepAlive = true;
+    if (!this.connected) return; // onConnect and the write happen on 'connect'
+    ex.handler.onConnect(() => ex.abort());
+    if (this.exchange === ex) this.write(ex);
+  }
+
+  private write(ex: Exchange): void {
+    const socket = this.socket;
+    if (ex.body === null) {
+      socket.write(ex.head, 'latin1');
+      return;
+    }
+    socket.cork();
+    socket.write(ex.head, 'latin1');
+    socket.write(ex.body);
+    socket.uncork();
+  }
+
+  private onSocketData(chunk: Buffer): void {
+    if (this.exchange === null) {
+      // Bytes on an idle connection are a protocol error: the socket is not reusable.
+      this.destroy(null);
+      return;
+    }
+    const ret = this.parser.execute(chunk);
+    if (ret instanceof Error) {
+      const err = codedError((ret as Error & { code?: string }).code ?? 'HPE_INVALID', `invalid upstream response: ${(ret as Error & { reason?: string }).reason ?? ret.message}`);
+      this.destroy(err);
+    }
+  }
+
+  private onSocketEnd(): void {
+    // A close-delimited body ends here; finish() completes it (or reports a truncation).
+    if (this.exchange !== null && this.responseStarted) {
+      const ret = this.parser.finish();
+      if (ret instanceof Error) { this.destroy(codedError('ECONNRESET', 'upstream closed mid-response')); return; }
+    }
+    this.destroy(null);
+  }
+
+  // Parser callbacks (called by llhttp with `this` = the parser; arrow functions keep the connection).
+  /** Headers llhttp flushed early (a response with more than 32 header pairs). */
+  private flushedHeaders: string[] | null = null;
+
+  private readonly onHeaders = (headers: string[]): void => {
+    // Only called for responses with many headers; onHeadersComplete then gets none.
+    if (this.flushedHeaders === null) this.flushedHeaders = headers.slice();
+    else for (const h of headers) this.flushedHeaders.push(h);
+  };
+
+  private readonly onHeadersComplete = (
+    _maj: number, _min: number, headers: string[], _method: unknown, _url: unknown,
+    statusCode: number, statusMessage: string, upgrade: boolean, shouldKeepAlive: boolean,
+  ): number => {
+    const ex = this.exchange;
+    if (headers === undefined) headers = this.flushedHeaders ?? [];
+    this.flushedHeaders = null;
+    if (ex === null) return 0;
+    this.responseStarted = true;
+    if (statusCode < 200 && statusCode !== 101) { this.interim = true; return 0; }
+    if (upgrade || statusCode === 101) {
+      this.destroy(codedError('HPE_UNEXPECTED_UPGRADE', 'upstream switched protocols; not supported'));
+      return 0;
+    }
+    this.interim = false;
+    this.keepAlive = shouldKeepAlive;
+    if (!ex.handler.onHeaders(statusCode, headers, this.resume, statusMessage)) this.pause();
+    // 1 tells llhttp there is no body to read (HEAD), whatever the headers say.
+    return ex.method === 'HEAD' ? 1 : 0;
+  };
+
+  private readonly onBody = (chunk: Buffer): void => {
+    const ex = this.exchange;
+    if (ex === null) return;
+    if (!ex.handler.onData(chunk)) this.pause();
+  };
+
+  private readonly onMessageComplete = (): void => {
+    const ex = this.exchange;
+    if (ex === null) return;
+    if (this.interim) { this.interim = false; this.responseStarted = false; return; }
+    this.exchange = null;
+    ex.conn = null;
+    this.completed++;
+    ex.handler.onComplete(null);
+    if (this.keepAlive && !this.closed) this.pool.release(this);
+    else this.destroy(null);
+  };
+
+  private pause(): void {
+    if (!this.paused) { this.paused = true; this.socket.pause(); }
+  }
+
+  /** Closes the socket; the exchange in flight (if any) fails or is retried. */
+  destroy(err: Error | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    this.pool.forget(this);
+    const ex = this.exchange;
+    if (ex === null) return;
+    this.exchange = null;
+    ex.conn = null;
+    const stale = !this.responseStarted && this.completed > 0 && ex.attempts === 0 && IDEMPOTENT.has(ex.method);
+    if (stale && !this.pool.closing) {
+      ex.attempts++;
+      this.pool.enqueue(ex);
+      return;
+    }
+    ex.handler.onError(err ?? codedError(this.connected ? 'ECONNRESET' : 'ECONNREFUSED', 'upstream connection closed'));
+  }
+}
+
+/** A keep-alive pool of HTTP/1.1 connections to one target (`host:port`). */
+export class H1Pool {
+  readonly host: string;
+  readonly port: number;
+  private readonly all = new Set<H1Connection>();
+  private readonly idle: H1Connection[] = [];
+  private readonly queue: Exchange[] = [];
+  private queueHead = 0;
+  private readonly sweeper: NodeJS.Timeout;
+  closing = false;
+  readonly connectTimeoutMs: number;
+
+  constructor(origin: string, private readonly opts: H1PoolOptions) {
+    this.connectTimeoutMs = opts.connectTimeoutMs;
+    const url = new URL(origin);
+    this.host = url.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(url.port || 80);
+    this.sweeper = setInterval(() => this.sweepIdle(), Math.min(1000, opts.keepAliveTimeoutMs)).unref();
+  }
+
+  /**
+   * Sends a request. `headers` is a flat [name, value, ...] list of end-to-end headers
+   * (Host included); a body is sent with its Content-Length, which must be in `headers`.
+   * Hot path: one string for the request head, one Exchange object.
+   */
+  dispatch(method: string, path: string, headers: readonly string[], body: Buffer | null, handler: H1Handler): void {
+    let head = method + ' ' + path + ' HTTP/1.1\r\n';
+    for (let i = 0; i < headers.length; i += 2) head += headers[i] + ': ' + headers[i + 1] + '\r\n';
+    head += '\r\n';
+    const ex = new Exchange(method, head, body, handler);
+    if (this.closing) { handler.onError(codedError('LOBBY_UPSTREAM_CLOSED', 'upstream pool is closed')); return; }
+    this.enqueue(ex);
+  }
+
+  /** Places an exchange on an idle socket, a new socket, or the bounded queue. */
+  enqueue(ex: Exchange): void {
+    const conn = this.idle.pop();
+    if (conn !== undefined) { conn.start(ex); return; }
+    if (this.all.size < this.opts.connections) {
+      const fresh = new H1Connection(this);
+      this.all.add(fresh);
+      fresh.start(ex);
+      return;
+    }
+    if (this.queue.length - this.queueHead >= this.opts.maxQueue) {
+      ex.handler.onError(codedError('LOBBY_UPSTREAM_QUEUE_FULL', 'too many requests waiting for an upstream connection'));
+      return;
+    }
+    this.queue.push(ex);
+  }
+
+  /** A socket finished a response and may serve the next request. */
+  release(conn: H1Connection): void {
+    if (this.queueHead < this.queue.length) {
+      const next = this.queue[this.queueHead];
+      this.queue[this.queueHead++] = undefined as unknown as Exchange;
+      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+        this.queue.splice(0, this.queueHead);
+        this.queueHead = 0;
+      }
+      conn.start(next);
+      return;
+    }
+    if (this.closing) { conn.destroy(null); return; }
+    conn.idleSince = performance.now();
+    this.idle.push(conn);
+  }
+
+  /** A socket closed: drop it, and open a replacement if requests are waiting. */
+  forget(conn: H1Connection): void {
+    this.all.delete(conn);
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (this.queueHead < this.queue.length && !this.closing) {
+      const next = this.queue[this.queueHead];
+      this.queue[this.queueHead++] = undefined as unknown as Exchange;
+      this.enqueue(next);
+    } else if (this.closing && this.all.size === 0) {
+      clearInterval(this.sweeper);
+    }
+  }
+
+  private sweepIdle(): void {
+    const cutoff = performance.now() - this.opts.keepAliveTimeoutMs;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      if (this.idle[i].idleSince < cutoff) this.idle[i].destroy(null);
+    }
+  }
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  /** Graceful close: requests in flight finish; idle sockets close now, busy ones after. */
+  close(): Promise<void> {
+    this.closing = true;
+    for (const conn of [...this.idle]) conn.destroy(null);
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.all.size === 0) { clearInterval(this.sweeper); resolve(); return; }
+        setTimeout(check, 50).unref();
+      };
+      check();
+    });
+  }
+}

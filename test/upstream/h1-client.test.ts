@@ -1,0 +1,227 @@
+// The fast HTTP/1.1 upstream client against raw TCP servers that answer exact bytes:
+// framing variants, strictness, interim responses, keep-alive reuse, stale-connection
+// retry, connection bound and queue bound.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { H1Pool, type H1Handler } from '../../src/data/upstream/h1-client.js';
+import { freePort } from '../helpers/ports.js';
+
+interface Outcome {
+  status: number;
+  statusText: string;
+  headers: string[];
+  body: string;
+  error: (Error & { code?: string }) | null;
+  connects: number;
+}
+
+function collect(): { handler: H1Handler; done: Promise<Outcome> } {
+  const out: Outcome = { status: 0, statusText: '', headers: [], body: '', error: null, connects: 0 };
+  let resolve!: (o: Outcome) => void;
+  const done = new Promise<Outcome>((r) => { resolve = r; });
+  const handler: H1Handler = {
+    onConnect() { out.connects++; },
+    onHeaders(status, headers, _resume, statusText) { out.status = status; out.headers = headers; out.statusText = statusText; return true; },
+    onData(chunk) { out.body += chunk.toString('latin1'); return true; },
+    onComplete() { resolve(out); },
+    onError(err) { out.error = err; resolve(out); },
+  };
+  return { handler, done };
+}
+
+const servers: Server[] = [];
+const pools: H1Pool[] = [];
+after(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+  for (const s of servers) s.close();
+});
+
+/** A raw server: `respond(requestText, socket, index)` is called for each request head. */
+async function rawServer(respond: (req: string, socket: Socket, n: number) => void): Promise<{ port: number; accepted: () => number }> {
+  let accepted = 0;
+  let n = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    let buf = '';
+    socket.on('data', (d) => {
+      buf += d.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) !== -1) {
+        const head = buf.slice(0, end);
+        const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + len) break;
+        const req = buf.slice(0, end + 4 + len);
+        buf = buf.slice(end + 4 + len);
+        respond(req, socket, n++);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  servers.push(server);
+  return { port, accepted: () => accepted };
+}
+
+function pool(port: number, connections = 2, maxQueue = 100): H1Pool {
+  const p = new H1Pool(`http://127.0.0.1:${port}`, { connections, connectTimeoutMs: 1000, keepAliveTimeoutMs: 4000, maxQueue });
+  pools.push(p);
+  return p;
+}
+
+async function send(p: H1Pool, method = 'GET', path = '/', body: Buffer | null = null): Promise<Outcome> {
+  const { handler, done } = collect();
+  const headers = ['host', 'up'];
+  if (body) headers.push('content-length', String(body.length));
+  p.dispatch(method, path, headers, body, handler);
+  return done;
+}
+
+describe('h1 client framing', () => {
+  it('reads Content-Length, chunked and close-delimited bodies', async () => {
+    const srv = await rawServer((req, s) => {
+      if (req.startsWith('GET /cl ')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
+      else if (req.startsWith('GET /chunked ')) s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n');
+      else s.end('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close');
+    });
+    const p = pool(srv.port);
+    assert.equal((await send(p, 'GET', '/cl')).body, 'hello');
+    assert.equal((await send(p, 'GET', '/chunked')).body, 'abcde');
+    const closeDelimited = await send(p, 'GET', '/close');
+    assert.equal(closeDelimited.error, null);
+    assert.equal(closeDelimited.body, 'until-close');
+  });
+
+  it('sends the request head and body exactly', async () => {
+    let seen = '';
+    const srv = await rawServer((req, s) => { seen = req; s.write('HTTP/1.1 204 No Content\r\n\r\n'); });
+    const p = pool(srv.port);
+    const r = await send(p, 'POST', '/x?y=1', Buffer.from('payload'));
+    assert.equal(r.status, 204);
+    assert.equal(seen, 'POST /x?y=1 HTTP/1.1\r\nhost: up\r\ncontent-length: 7\r\n\r\npayload');
+  });
+
+  it('skips the body of a HEAD response whatever its headers say', async () => {
+    const srv = await rawServer((req, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n'));
+    const p = pool(srv.port);
+    const head = await send(p, 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '');
+    assert.equal((await send(p, 'HEAD')).status, 200, 'the connection stays usable');
+  });
+
+  it('relays the final response after interim 1xx responses', async () => {
+    const srv = await rawServer((req, s) => s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok'));
+    const r = await send(pool(srv.port));
+    assert.equal(r.status, 201);
+    assert.equal(r.body, 'ok');
+  });
+
+  it('passes more than 32 response headers', async () => {
+    let head = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n';
+    for (let i = 0; i < 50; i++) head += `X-H${i}: v${i}\r\n`;
+    const srv = await rawServer((req, s) => s.write(head + '\r\n'));
+    const r = await send(pool(srv.port));
+    assert.equal(r.headers.length, 51 * 2);
+    assert.equal(r.headers[r.headers.length - 1], 'v49');
+  });
+
+  for (const [name, bytes] of [
+    ['two different Content-Lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc'],
+    ['Content-Length with Transfer-Encoding', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
+    ['a folded header', 'HTTP/1.1 200 OK\r\nX-A: 1\r\n  continued\r\nContent-Length: 0\r\n\r\n'],
+    ['a bad chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'],
+    ['a status line that is not HTTP', 'HTTP/9 OK\r\n\r\n'],
+  ] as const) {
+    it(`rejects ${name} with an HPE_ error`, async () => {
+      const srv = await rawServer((req, s) => s.write(bytes));
+      const r = await send(pool(srv.port));
+      assert.ok(r.error, `expected an error for ${name}`);
+      assert.match(r.error!.code ?? '', /^HPE_/);
+    });
+  }
+
+  it('reports a truncated body as an error, not a complete response', async () => {
+    const srv = await rawServer((req, s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
+    const r = await send(pool(srv.port));
+    assert.ok(r.error);
+  });
+});
+
+describe('h1 client connections', () => {
+  it('reuses keep-alive connections and never exceeds the pool size', async () => {
+    const srv = await rawServer((req, s) => setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx'), 2));
+    const p = pool(srv.port, 3);
+    const all = await Promise.all(Array.from({ length: 60 }, () => send(p)));
+    assert.ok(all.every((r) => r.status === 200));
+    assert.equal(srv.accepted(), 3);
+    for (let i = 0; i < 20; i++) await send(p);
+    assert.equal(srv.accepted(), 3);
+  });
+
+  it('retries an idempotent request once when a reused connection turns out closed', async () => {
+    const srv = await rawServer((req, s, n) => {
+      if (n === 0) { s.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na'); return; }
+      if (n === 1) { s.destroy(); return; } // the server dropped the idle connection
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb');
+    });
+    const p = pool(srv.port, 1);
+    assert.equal((await send(p)).body, 'a');
+    const retried = await send(p);
+    assert.equal(retried.error, null);
+    assert.equal(retried.body, 'b');
+    assert.equal(retried.connects, 2);
+  });
+
+  it('does not retry a POST on a dropped connection', async () => {
+    const srv = await rawServer((req, s, n) => {
+      if (n === 0) { s.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na'); return; }
+      s.destroy();
+    });
+    const p = pool(srv.port, 1);
+    await send(p);
+    const r = await send(p, 'POST', '/', Buffer.from('x'));
+    assert.ok(r.error);
+  });
+
+  it('fails fast when the target refuses connections', async () => {
+    const port = await freePort();
+    const r = await send(pool(port));
+    assert.equal(r.error?.code, 'ECONNREFUSED');
+  });
+
+  it('refuses requests beyond the queue bound with LOBBY_UPSTREAM_QUEUE_FULL', async () => {
+    const srv = await rawServer((req, s) => setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 100));
+    const p = pool(srv.port, 1, 2);
+    const results = await Promise.all(Array.from({ length: 5 }, () => send(p)));
+    const full = results.filter((r) => r.error?.code === 'LOBBY_UPSTREAM_QUEUE_FULL').length;
+    assert.equal(full, 2);
+    assert.equal(results.filter((r) => r.status === 200).length, 3);
+  });
+
+  it('pauses the socket when the handler reports backpressure, resumes on demand', async () => {
+    const big = 'y'.repeat(4 * 1024 * 1024);
+    const srv = await rawServer((req, s) => s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n${big}`));
+    const p = pool(srv.port);
+    let received = 0;
+    let pauses = 0;
+    let resumeFn: () => void = () => {};
+    const done = new Promise<number>((resolve, reject) => {
+      p.dispatch('GET', '/', ['host', 'up'], null, {
+        onConnect() {},
+        onHeaders(_s, _h, resume) { resumeFn = resume; return true; },
+        onData(chunk) {
+          received += chunk.length;
+          pauses++;
+          setTimeout(() => resumeFn(), 1);
+          return false;
+        },
+        onComplete() { resolve(received); },
+        onError: reject,
+      });
+    });
+    assert.equal(await done, big.length);
+    assert.ok(pauses > 1);
+  });
+});
