@@ -14,11 +14,7 @@ import { ANY_METHOD_MASK, methodBit } from '../src/shared/methods.js';
 import { encodeRouteTable, describeRouteTable } from '../src/shared/route-table.js';
 import { RouteMatcher } from '../src/data/route-match.js';
 
-export interface BenchRow {
-  bench: string;
-  case: string;
-  opsPerSec: number;
-}
+import { collectRows, type BenchRow } from './bench-kit.js';
 
 const BENCH = 'route-match';
 const ROUTE_COUNTS = [10, 1_000, 10_000];
@@ -150,20 +146,12 @@ export async function run(options: { time?: number } = {}): Promise<BenchRow[]> 
     });
   }
 
-  await bench.run();
+  const rows = await collectRows(BENCH, bench, REQUESTS_PER_CALL);
   if (sink === 0.5) console.log(sink); // keep the results observable
-
-  const rows: BenchRow[] = [];
-  for (const task of bench.tasks) {
-    const result = task.result;
-    if (result.state !== 'completed') throw new Error(`${task.name}: ${result.state}`);
-    // Median call latency: other processes on the machine show up as outliers, not as a shift.
-    rows.push({ bench: BENCH, case: task.name, opsPerSec: (REQUESTS_PER_CALL * 1000) / result.latency.p50 });
-  }
   return rows;
 }
 
-function printRows(rows: readonly BenchRow[]): void {
+function printMatrix(rows: readonly BenchRow[]): void {
   const ops = new Map(rows.map((r) => [r.case, r.opsPerSec]));
   console.log('\nlookups/s            ' + ROUTE_COUNTS.map((n) => `@${n}`.padStart(14)).join(''));
   for (const name of ['sab', 'find-my-way', 'linear']) {
@@ -176,5 +164,5 @@ function printRows(rows: readonly BenchRow[]): void {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  printRows(await run());
+  printMatrix(await run());
 }

@@ -4,23 +4,16 @@
 import { randomUUID } from 'node:crypto';
 
 export const CORRELATION_HEADER = 'x-correlation-id';
+/** Longest client id kept (the regex below encodes it). */
 export const MAX_CORRELATION_ID_LENGTH = 128;
 
-// 1 = allowed: A-Z a-z 0-9 - _ . : / + = (UUIDs, ULIDs, base64/base64url, W3C trace ids).
-const ALLOWED = new Uint8Array(128);
-for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:/+=') {
-  ALLOWED[ch.charCodeAt(0)] = 1;
-}
+// A-Z a-z 0-9 - _ . : / + = (UUIDs, ULIDs, base64/base64url, W3C trace ids). A regex is as
+// fast as a hand-written char-table scan here (native-bench/correlation-id.bench.ts).
+const VALID_ID = /^[A-Za-z0-9\-_.:/+=]{1,128}$/;
 
 /** Whether a client-sent correlation id may be kept as is. */
 export function isValidCorrelationId(id: string): boolean {
-  const len = id.length;
-  if (len === 0 || len > MAX_CORRELATION_ID_LENGTH) return false;
-  for (let i = 0; i < len; i++) {
-    const c = id.charCodeAt(i);
-    if (c >= 128 || ALLOWED[c] === 0) return false;
-  }
-  return true;
+  return VALID_ID.test(id);
 }
 
 /** A new id: a random (v4) UUID. Node batches the randomness, so this is cheap. */

@@ -60,7 +60,30 @@ function visitHeader(key: string, value: string): void {
       if (key === 'proxy-authorization') return;
       break;
   }
+  if (!isToken(key) || !isFieldValue(value)) { scanError = GW_ERR.BAD_HEADER; return; }
   ctx.headers.push(key, value);
+}
+
+// RFC 9110 token characters (header names); uWS delivers names lower-cased.
+const TOKEN = new Uint8Array(128);
+for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[ch.charCodeAt(0)] = 1;
+
+function isToken(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] === 0) return false;
+  }
+  return true;
+}
+
+/** Field values are forwarded byte for byte: no control characters but HTAB, no DEL,
+ * nothing outside Latin-1 (it could not be written back as the same bytes). */
+function isFieldValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
+  }
+  return true;
 }
 
 function noteContentLength(ctx: RequestContext, value: string): void {

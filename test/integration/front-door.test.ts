@@ -109,6 +109,11 @@ describe('host and headers', () => {
     assert.equal(r.status, 200, r.raw);
   });
 
+  it('refuses a header value with DEL and a header name that is not a token', async () => {
+    await expect400('GET /a HTTP/1.1\r\nHost: a\r\nX-Bad: a\x7fb\r\n\r\n', 'invalid_header');
+    await expectRefused('GET /a HTTP/1.1\r\nHost: a\r\nX(Bad): 1\r\n\r\n');
+  });
+
   it('never forwards a header value with control characters', async () => {
     await expectRefused('GET /a HTTP/1.1\r\nHost: a\r\nX-Bad: a\x01b\r\n\r\n');
   });

@@ -1,0 +1,22 @@
+// `npm run bench`: every native bench, one table. Each bench also runs alone:
+//   node dist/native-bench/<name>.bench.js
+import { run as routeMatch } from './route-match.bench.js';
+import { run as correlationId } from './correlation-id.bench.js';
+import { run as requestHeaders } from './request-headers.bench.js';
+import { printRows, type BenchRow } from './bench-kit.js';
+
+const benches: [string, () => Promise<BenchRow[]>][] = [
+  ['route-match', () => routeMatch()],
+  ['correlation-id', () => correlationId()],
+  ['request-headers', () => requestHeaders()],
+];
+
+const only = process.argv.slice(2);
+const rows: BenchRow[] = [];
+for (const [name, run] of benches) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  process.stderr.write(`running ${name}…\n`);
+  rows.push(...await run());
+}
+console.log(`\nNode ${process.version} · ${new Date().toISOString()}`);
+printRows(rows);
