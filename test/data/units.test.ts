@@ -1,0 +1,83 @@
+// Unit tests of small data-plane modules: balancers, Host parsing, status lines, error bodies.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { leastRequest, roundRobin } from '../../src/data/upstream/balancer.js';
+import { hostNameOf } from '../../src/data/front-door.js';
+import { statusLine, upstreamStatusLine } from '../../src/data/status-lines.js';
+import { errorBody } from '../../src/data/reply.js';
+import { GW_ERR } from '../../src/shared/errors.js';
+import { correlationIdFor, isValidCorrelationId } from '../../src/data/correlation-id.js';
+import type { RuntimeTarget } from '../../src/data/generation.js';
+
+function targets(...inFlight: number[]): RuntimeTarget[] {
+  return inFlight.map((n, i) => ({ origin: `t${i}`, inFlight: n }) as unknown as RuntimeTarget);
+}
+
+describe('balancers', () => {
+  it('round robin rotates through every target in order', () => {
+    const pick = roundRobin();
+    const ts = targets(0, 0, 0);
+    assert.deepEqual(Array.from({ length: 7 }, () => pick(ts).origin), ['t0', 't1', 't2', 't0', 't1', 't2', 't0']);
+  });
+
+  it('least request picks the less busy of two distinct random targets', () => {
+    // random() sequence 0.0 → a = 0, then 0.0 → b = 0 → shifted to 1 (never the same target).
+    const seq = [0, 0];
+    const pick = leastRequest(() => seq.shift() ?? 0);
+    assert.equal(pick(targets(5, 1, 9)).origin, 't1');
+    const always = leastRequest(() => 0.99);
+    // a = 2, b = floor(0.99*2)=1 → t1 (3) vs t2 (0): t2 wins.
+    assert.equal(always(targets(0, 3, 0)).origin, 't2');
+  });
+
+  it('least request spreads evenly when all targets are idle', () => {
+    const pick = leastRequest();
+    const ts = targets(0, 0, 0, 0);
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 4000; i++) { const t = pick(ts).origin; counts.set(t, (counts.get(t) ?? 0) + 1); }
+    for (const n of counts.values()) assert.ok(n > 800 && n < 1200, `uneven spread ${[...counts.values()]}`);
+  });
+});
+
+describe('Host parsing', () => {
+  it('lower-cases and strips the port', () => {
+    assert.equal(hostNameOf('API.Example.com:8443'), 'api.example.com');
+    assert.equal(hostNameOf('example.com.'), 'example.com');
+    assert.equal(hostNameOf('[::1]:8080'), '[::1]');
+    assert.equal(hostNameOf('10.0.0.1'), '10.0.0.1');
+  });
+
+  it('refuses what is not a host', () => {
+    for (const bad of ['', 'a b', 'a,b', 'a@b', 'a/b', 'host:port', 'host:123456', '-a.com', '[zz]']) {
+      assert.equal(hostNameOf(bad), null, bad);
+    }
+  });
+});
+
+describe('status lines and error bodies', () => {
+  it('uses standard reason phrases and keeps safe upstream ones', () => {
+    assert.equal(statusLine(404), '404 Not Found');
+    assert.equal(upstreamStatusLine(418, 'Short And Stout'), '418 Short And Stout');
+    assert.equal(upstreamStatusLine(200, 'bad\r\nphrase'), '200 OK');
+    assert.equal(upstreamStatusLine(599, ''), '599 Unknown');
+  });
+
+  it('error bodies are JSON with the correlation id', () => {
+    assert.deepEqual(JSON.parse(errorBody(GW_ERR.UPSTREAM_TIMEOUT, 'abc')), {
+      error: { status: 504, code: 'upstream_timeout', message: GW_ERR.UPSTREAM_TIMEOUT.message, correlation_id: 'abc' },
+    });
+  });
+});
+
+describe('correlation ids', () => {
+  it('accepts common id shapes and refuses unsafe ones', () => {
+    for (const ok of ['5b0c9a3e-1f2d-4c1b-9e77-0d7a5f2c9b11', '01HZX3N4Q6W8E2R5T7Y9U1I3O5', 'a:b/c+d=', 'x'.repeat(128)]) assert.ok(isValidCorrelationId(ok), ok);
+    for (const bad of ['', 'x'.repeat(129), 'a b', 'a"b', 'a,b', 'é', 'a\tb']) assert.ok(!isValidCorrelationId(bad), bad);
+  });
+
+  it('mints a UUID when the client id is missing or invalid', () => {
+    assert.equal(correlationIdFor('keep-me'), 'keep-me');
+    assert.match(correlationIdFor(''), /^[0-9a-f-]{36}$/);
+    assert.notEqual(correlationIdFor(''), correlationIdFor(''));
+  });
+});
