@@ -11,7 +11,8 @@ Usage: node dist/loadtest/run.js [--scenario NAME|FILE] [flags]
 
   --scenario NAME|FILE   scenario from loadtest/scenarios/ (proxy, post-16k, download-1m, soak, ...)
                          or a path to a .yaml/.json scenario file              [default: proxy]
-  --targets LIST         comma-separated: lobby,nginx              [default: the scenario's targets]
+  --targets LIST         comma-separated: lobby,nginx,lobby-plain (lobby without the scenario's
+                         lobby overlay: the plain proxy path)   [default: the scenario's targets]
   --duration SECONDS     measured window per target, e.g. 10 or 10s           [default: scenario]
   --warmup SECONDS       unmeasured load before each window                   [default: scenario]
   --connections N        client connections                                   [default: scenario]

@@ -26,11 +26,17 @@ export function deepMerge(base: Record<string, unknown>, overlay: Record<string,
   return merged;
 }
 
-function replacePlaceholder(value: unknown, upstreamUrl: string): unknown {
-  if (typeof value === 'string') return value.split(UPSTREAM_PLACEHOLDER).join(upstreamUrl);
-  if (Array.isArray(value)) return value.map((item) => replacePlaceholder(item, upstreamUrl));
+/** Placeholder for the run's redis-server URL (scenarios with `redis: true`). */
+export const REDIS_URL_PLACEHOLDER = '${redis}';
+
+function replacePlaceholder(value: unknown, upstreamUrl: string, redisUrl: string | null): unknown {
+  if (typeof value === 'string') {
+    const withUpstream = value.split(UPSTREAM_PLACEHOLDER).join(upstreamUrl);
+    return redisUrl === null ? withUpstream : withUpstream.split(REDIS_URL_PLACEHOLDER).join(redisUrl);
+  }
+  if (Array.isArray(value)) return value.map((item) => replacePlaceholder(item, upstreamUrl, redisUrl));
   if (isPlainObject(value)) {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, replacePlaceholder(item, upstreamUrl)]));
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, replacePlaceholder(item, upstreamUrl, redisUrl)]));
   }
   return value;
 }
@@ -41,6 +47,8 @@ export interface LobbyConfigOptions {
   upstreamUrl: string;
   upstreamConnections: number;
   overlay: Record<string, unknown>;
+  /** The run's redis-server, for `${redis}` in the overlay. */
+  redisUrl?: string | null;
 }
 
 export function lobbyConfigObject(options: LobbyConfigOptions): Record<string, unknown> {
@@ -49,7 +57,7 @@ export function lobbyConfigObject(options: LobbyConfigOptions): Record<string, u
     services: { bench: { targets: [options.upstreamUrl], connections: options.upstreamConnections } },
     routes: [{ name: 'bench', match: { prefix: '/' }, service: 'bench' }],
   };
-  return replacePlaceholder(deepMerge(base, options.overlay), options.upstreamUrl) as Record<string, unknown>;
+  return replacePlaceholder(deepMerge(base, options.overlay), options.upstreamUrl, options.redisUrl ?? null) as Record<string, unknown>;
 }
 
 export function lobbyConfigYaml(options: LobbyConfigOptions): string {

@@ -24,6 +24,8 @@ export interface MeasureOptions {
   /** Shown before every progress line, e.g. "[round 1/3 · lobby]". */
   prefix: string;
   pinning: Pinning | null;
+  /** Reads Redis's processed-command counter (scenarios with `redis: true`, Lobby targets). */
+  redisCommands?: () => Promise<number>;
 }
 
 /** Other work on the proxy core above this share (before or during a window) makes the figures suspect. */
@@ -73,6 +75,7 @@ async function measureWindow(rootPid: number, phase: Phase, options: MeasureOpti
     if (busyWarning) warnings.push(busyWarning);
   }
   const pids = processTree(rootPid);
+  const redisBefore = options.redisCommands ? await options.redisCommands() : null;
   const cpuBefore = sumCpuMicros(pids);
   const coresBefore = readCoreTicks();
   const startedAt = performance.now();
@@ -83,6 +86,7 @@ async function measureWindow(rootPid: number, phase: Phase, options: MeasureOpti
   const coresAfter = readCoreTicks();
   const windowSec = (performance.now() - startedAt) / 1000;
   const rssBytesAfter = sumRssBytes(pids);
+  const redisAfter = options.redisCommands ? await options.redisCommands() : null;
   progress.clearStatus();
 
   const userUs = cpuAfter.userUs - cpuBefore.userUs;
@@ -108,6 +112,13 @@ async function measureWindow(rootPid: number, phase: Phase, options: MeasureOpti
     cpu: { userUs, systemUs, perRequest: cpuPerRequest(userUs, systemUs, measured.requests), cores: proxyCores },
     coreLoad,
     rssBytesAfter,
+    ...(redisBefore !== null && redisAfter !== null ? {
+      redis: {
+        commands: redisAfter - redisBefore - 1, // minus the INFO that read the first figure
+        commandsPerSec: (redisAfter - redisBefore - 1) / windowSec,
+        commandsPerRequest: measured.requests > 0 ? (redisAfter - redisBefore - 1) / measured.requests : 0,
+      },
+    } : {}),
     warnings,
   };
   return { figures, pids };

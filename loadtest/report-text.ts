@@ -41,14 +41,17 @@ export function renderTextReport(result: RunResult, files: { json: string; html:
 
   const targets = summary.targets;
   const showRatio = targets.includes('lobby') && targets.includes('nginx');
+  const showPlain = targets.includes('lobby') && targets.includes('lobby-plain');
   const labelWidth = Math.max(...summary.rows.map((row) => row.label.length), 10) + 2;
   const columnWidth = 14;
-  const header = ''.padEnd(labelWidth) + targets.map((target) => target.padStart(columnWidth)).join('') + (showRatio ? 'lobby/nginx'.padStart(columnWidth) : '');
+  const header = ''.padEnd(labelWidth) + targets.map((target) => target.padStart(columnWidth)).join('') + (showRatio ? 'lobby/nginx'.padStart(columnWidth) : '') +
+    (showPlain ? 'lobby/plain'.padStart(columnWidth) : '');
   lines.push(header);
   for (const row of summary.rows) {
     const label = (row.headline ? `${row.label} *` : row.label).padEnd(labelWidth);
     const cells = targets.map((target) => formatFigure(row.values[target], row.decimals).padStart(columnWidth)).join('');
-    lines.push(label + cells + (showRatio ? formatRatio(row.ratio).padStart(columnWidth) : ''));
+    lines.push(label + cells + (showRatio ? formatRatio(row.ratio).padStart(columnWidth) : '') +
+      (showPlain ? formatRatio(row.plainRatio ?? null).padStart(columnWidth) : ''));
   }
   lines.push('');
   const aggregation = result.settings.rounds > 1 ? `medians over ${result.settings.rounds} rounds, counters summed` : 'one round';

@@ -21,6 +21,8 @@ export interface WindowFigures extends PhaseMeasurement {
   /** Busy share of the pinned cores over the window (null without pinning). */
   coreLoad: { driverCore: number; proxyCore: number; otherOnProxyCore: number } | null;
   rssBytesAfter: number;
+  /** Scenarios with `redis: true`, Lobby targets: commands Redis processed during the window. */
+  redis?: { commands: number; commandsPerSec: number; commandsPerRequest: number };
   warnings: string[];
 }
 
@@ -91,6 +93,8 @@ export interface FigureRow {
   values: Partial<Record<TargetName, number | null>>;
   /** lobby / nginx, null when either is missing. */
   ratio: number | null;
+  /** lobby / lobby-plain (the feature's cost over the plain proxy path), null when either is missing. */
+  plainRatio?: number | null;
   /** Printed with this many decimals. */
   decimals: number;
   headline?: boolean;
@@ -125,6 +129,8 @@ const FIGURES: FigureDefinition[] = [
   { key: 'sendLagP99Ms', label: 'driver send lag p99 ms', decimals: 3, aggregate: 'median', pick: (f) => f.sendLag?.p99Ms },
   { key: 'proxyCores', label: 'proxy CPU, cores busy', decimals: 2, aggregate: 'median', pick: (f) => f.cpu.cores },
   { key: 'rssMb', label: 'proxy RSS after, MB', decimals: 1, aggregate: 'median', pick: (f) => f.rssBytesAfter / 1048576 },
+  { key: 'redisCommandsPerSec', label: 'redis commands/s', decimals: 1, aggregate: 'median', pick: (f) => f.redis?.commandsPerSec },
+  { key: 'redisCommandsPerRequest', label: 'redis commands/request', decimals: 6, aggregate: 'median', pick: (f) => f.redis?.commandsPerRequest },
   { key: 'requests', label: 'requests measured', decimals: 0, aggregate: 'sum', pick: (f) => f.requests },
   { key: 'errors', label: 'errors (socket/timeouts)', decimals: 0, aggregate: 'sum', pick: (f) => f.errors },
   { key: 'non2xx', label: 'non-2xx responses', decimals: 0, aggregate: 'sum', pick: (f) => f.non2xx },
@@ -150,6 +156,7 @@ export function summarizeRuns(targets: readonly TargetName[], runs: readonly Tar
       label: figure.label,
       values,
       ratio: ratio(values.lobby, values.nginx),
+      ...(targets.includes('lobby-plain') ? { plainRatio: ratio(values.lobby, values['lobby-plain']) } : {}),
       decimals: figure.decimals,
       ...(figure.headline ? { headline: true } : {}),
     });

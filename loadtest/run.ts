@@ -23,6 +23,7 @@ import { formatFigure, renderTextReport } from './report-text.js';
 import { summarizeRuns, type MachineInfo, type RunResult, type RunSettings, type TargetRun } from './results.js';
 import { loadScenario, type Scenario, type TargetName } from './scenario.js';
 import { startUpstream, type RunningUpstream, type UpstreamKind } from './upstream.js';
+import { redisCommandsProcessed, startRedisServer, type RunningRedis } from './redis.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEFAULT_OUT_DIR = join(REPO_ROOT, 'loadtest', 'results');
@@ -49,6 +50,7 @@ interface RunContext {
   wrkBinary: string | null;
   upstream: RunningUpstream;
   ports: RunSettings['ports'];
+  redis: RunningRedis | null;
 }
 
 async function main(): Promise<number> {
@@ -123,7 +125,7 @@ function validateEnvironment(options: CliOptions, scenario: Scenario, wrkBinary:
 }
 
 async function runScenario(options: CliOptions, scenario: Scenario,
-  base: Omit<RunContext, 'options' | 'scenario' | 'upstream' | 'ports'>): Promise<number> {
+  base: Omit<RunContext, 'options' | 'scenario' | 'upstream' | 'ports' | 'redis'>): Promise<number> {
   const { group, progress, workDir, pinning, nginxBinary } = base;
   const startedAt = new Date();
   const ports = { lobby: options.portBase, upstream: options.portBase + 1, nginx: options.portBase + 2 };
@@ -135,7 +137,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
   for (const target of scenario.targets) {
     if (target === 'nginx' && !nginxBinary) {
       skipped.push({ target, reason: 'nginx is not installed (apt-get install nginx-light); no baseline in this run' });
-    } else if (target === 'lobby' && !lobbyIsBuilt()) {
+    } else if ((target === 'lobby' || target === 'lobby-plain') && !lobbyIsBuilt()) {
       skipped.push({ target, reason: `${relative(REPO_ROOT, LOBBY_ENTRY)} not found: build Lobby first (npx tsc -p tsconfig.json)` });
     } else {
       targets.push(target);
@@ -146,7 +148,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
 
   for (const [name, port] of Object.entries(ports)) {
     if (name === 'nginx' && !targets.includes('nginx')) continue;
-    if (name === 'lobby' && !targets.includes('lobby')) continue;
+    if (name === 'lobby' && !targets.includes('lobby') && !targets.includes('lobby-plain')) continue;
     if (await isPortOpen(LOCALHOST, port)) throw new Error(`port ${port} (${name}) is already in use; stop what listens there or pass --port-base`);
   }
 
@@ -155,7 +157,14 @@ async function runScenario(options: CliOptions, scenario: Scenario,
   const upstream = await startUpstream(group, {
     kind: upstreamKind, host: LOCALHOST, port: ports.upstream, cpu: pinning?.driverCpu ?? null, workDir, nginxBinary,
   });
-  const context: RunContext = { ...base, options, scenario, upstream, ports };
+  let redis: RunningRedis | null = null;
+  if (scenario.redis) {
+    const redisPort = options.portBase + 3;
+    if (await isPortOpen(LOCALHOST, redisPort)) throw new Error(`port ${redisPort} (redis) is already in use; stop what listens there or pass --port-base`);
+    progress.log(`starting redis-server on ${LOCALHOST}:${redisPort}${pinning ? ` (CPU ${pinning.driverCpu})` : ''}`);
+    redis = await startRedisServer(group, LOCALHOST, redisPort, pinning?.driverCpu ?? null);
+  }
+  const context: RunContext = { ...base, options, scenario, upstream, ports, redis };
 
   const runs: TargetRun[] = [];
   const failures: RunResult['failures'] = [];
@@ -217,7 +226,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
 /** Starts one target, measures it, stops it: every round gets a fresh process. */
 async function runTarget(context: RunContext, target: TargetName, prefix: string): Promise<Omit<TargetRun, 'round'>> {
   const { progress, pinning, scenario, group } = context;
-  const started = target === 'lobby' ? startLobbyTarget(context) : startNginxTarget(context);
+  const started = target === 'nginx' ? startNginxTarget(context) : startLobbyTarget(context, target === 'lobby-plain');
   progress.log(`${prefix} starting: ${started.process.commandLine}`);
   let driver: LoadDriver | null = null;
   try {
@@ -237,7 +246,9 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
       ? new WrkDriver(group, spec, driverCpu, context.wrkBinary!, context.workDir)
       : new AutocannonDriver(group, spec, driverCpu);
     await driver.start();
-    const measured = await measureTarget(target, started.process.pid, { scenario, driver, progress, prefix, pinning });
+    const redis = context.redis;
+    const redisCommands = redis && target === 'lobby' ? () => redisCommandsProcessed(redis.host, redis.port) : undefined;
+    const measured = await measureTarget(target, started.process.pid, { scenario, driver, progress, prefix, pinning, redisCommands });
     const figures = measured.figures;
     progress.log(`${prefix} ${formatFigure(figures.requestsPerSec, 0)} req/s · ` +
       `${formatFigure(figures.cpu.perRequest.totalUs, 2)} CPU µs/request (user ${formatFigure(figures.cpu.perRequest.userUs, 2)}, sys ${formatFigure(figures.cpu.perRequest.systemUs, 2)}) · ` +
@@ -251,7 +262,8 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
   }
 }
 
-function startLobbyTarget(context: RunContext): StartedTarget {
+/** `plain`: the generated config without the scenario's overlay (target lobby-plain). */
+function startLobbyTarget(context: RunContext, plain = false): StartedTarget {
   const { options, scenario, workDir, upstream, ports, pinning, group } = context;
   let configFile: string;
   let host = LOCALHOST;
@@ -261,9 +273,10 @@ function startLobbyTarget(context: RunContext): StartedTarget {
     host = address.host;
     if (address.workers !== 1) context.progress.log(`note: ${configFile} sets server.workers to ${String(address.workers)}; the comparison assumes 1`);
   } else {
-    configFile = join(workDir, 'lobby.yaml');
+    configFile = join(workDir, plain ? 'lobby-plain.yaml' : 'lobby.yaml');
     writeFileSync(configFile, lobbyConfigYaml({
-      host: LOCALHOST, port: ports.lobby, upstreamUrl: upstream.url, upstreamConnections: scenario.upstreamConnections, overlay: scenario.lobbyConfig,
+      host: LOCALHOST, port: ports.lobby, upstreamUrl: upstream.url, upstreamConnections: scenario.upstreamConnections,
+      overlay: plain ? {} : scenario.lobbyConfig, redisUrl: context.redis?.url ?? null,
     }));
   }
   return { process: startLobby(group, configFile, pinning?.proxyCpu ?? null), host, port: ports.lobby };

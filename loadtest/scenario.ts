@@ -7,8 +7,11 @@ import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 
-export const TARGET_NAMES = ['lobby', 'nginx'] as const;
+/** `lobby-plain`: Lobby on the generated config without the scenario's `lobby` overlay (the plain
+ * proxy path), to compare a feature's cost with Lobby itself in the same run. */
+export const TARGET_NAMES = ['lobby', 'nginx', 'lobby-plain'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
+const DEFAULT_TARGETS: TargetName[] = ['lobby', 'nginx'];
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
@@ -49,11 +52,13 @@ export interface Scenario {
   /** Extra nginx directives placed in the proxying `location /` block. */
   nginxLocationDirectives: string;
   soak: SoakSpec | null;
+  /** Start a redis-server for the run (`${redis}` in the lobby overlay); Lobby windows report its command rate. */
+  redis: boolean;
 }
 
 const KNOWN_KEYS = new Set([
   'name', 'description', 'connections', 'duration', 'warmup', 'method', 'path', 'headers', 'bodySize',
-  'pipelining', 'rate', 'timeout', 'upstreamConnections', 'targets', 'lobby', 'nginx', 'soak',
+  'pipelining', 'rate', 'timeout', 'upstreamConnections', 'targets', 'lobby', 'nginx', 'soak', 'redis',
 ]);
 
 export class ScenarioError extends Error {
@@ -144,7 +149,7 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
     rate = rateValue;
   }
 
-  const targetsValue = raw['targets'] ?? [...TARGET_NAMES];
+  const targetsValue = raw['targets'] ?? [...DEFAULT_TARGETS];
   if (!Array.isArray(targetsValue) || targetsValue.length === 0) {
     throw new ScenarioError(source, 'targets', `must be a non-empty list of ${TARGET_NAMES.join(', ')}`);
   }
@@ -167,6 +172,8 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
   if (typeof nginxLocationDirectives !== 'string') throw new ScenarioError(source, 'nginx.location', 'must be a string of nginx directives');
 
   const soak = parseSoak(raw['soak'], source);
+  const redis = raw['redis'] ?? false;
+  if (typeof redis !== 'boolean') throw new ScenarioError(source, 'redis', 'must be true or false');
   const pipelining = positiveInt('pipelining', 1);
   const connections = positiveInt('connections', 64);
 
@@ -188,6 +195,7 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
     lobbyConfig,
     nginxLocationDirectives,
     soak,
+    redis,
   };
 }
 

@@ -3,12 +3,16 @@
 import { run as routeMatch } from './route-match.bench.js';
 import { run as correlationId } from './correlation-id.bench.js';
 import { run as requestHeaders } from './request-headers.bench.js';
+import { run as rateLimit } from './rate-limit.bench.js';
+import { run as jwtVerify } from './jwt-verify.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
   ['route-match', () => routeMatch()],
   ['correlation-id', () => correlationId()],
   ['request-headers', () => requestHeaders()],
+  ['rate-limit', () => rateLimit()],
+  ['jwt-verify', () => jwtVerify()],
 ];
 
 const only = process.argv.slice(2);

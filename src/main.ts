@@ -2,7 +2,11 @@
 // Process entry: the `lobby` command. `start` runs the control plane on this (main) thread
 // and the data plane on worker threads; `check` validates a config and prints its routes.
 import { parseArgs } from 'node:util';
-import { loadConfigFile } from './control/config-load.js';
+import { readFile } from 'node:fs/promises';
+import { parseConfigDocument } from './control/config-load.js';
+import { compileConfig } from './control/compile.js';
+import { ConfigError, ROOT_PATH } from './control/config-error.js';
+import { ControlPlane } from './control/control-plane.js';
 import { runCheck } from './control/check.js';
 import { Supervisor } from './control/supervisor.js';
 import { log } from './shared/log.js';
@@ -12,8 +16,9 @@ const HELP = `lobby — an API gateway on uWebSockets.js
 Usage:
   lobby start [--config FILE]   Run the gateway. FILE defaults to $LOBBY_CONFIG or config/gateway.yaml.
                                 SIGTERM/SIGINT: stop accepting, finish in-flight requests (up to
-                                server.drain_timeout_ms), exit 0. SIGHUP: reload FILE; an invalid
-                                file is reported and the running config is kept.
+                                server.drain_timeout_ms), exit 0. SIGHUP, or a change of FILE on
+                                disk: reload FILE; an invalid file is reported and the running
+                                config is kept. With an admin section: the admin API (docs/admin-api.md).
   lobby check [--config FILE]   Validate FILE, print the compiled route table; exit 1 listing every
                                 error (file, key path, line, problem).
   lobby --help                  This text.
@@ -52,8 +57,10 @@ async function main(argv: string[]): Promise<number> {
 
 async function start(file: string): Promise<void> {
   let config;
+  let initial;
   try {
-    config = await loadConfigFile(file);
+    initial = await readConfigFile(file);
+    config = initial.compiled;
   } catch (err) {
     process.stderr.write(`lobby: cannot start: ${(err as Error).message}\n`);
     process.exit(1);
@@ -61,6 +68,14 @@ async function start(file: string): Promise<void> {
   const supervisor = new Supervisor(config, { testHooks: process.env.LOBBY_TEST_HOOKS === '1' });
   try {
     await supervisor.start();
+  } catch (err) {
+    process.stderr.write(`lobby: cannot start: ${(err as Error).message}\n`);
+    await supervisor.drain().catch(() => 0);
+    process.exit(1);
+  }
+  let control: ControlPlane;
+  try {
+    control = await ControlPlane.start({ file, initial, supervisor });
   } catch (err) {
     process.stderr.write(`lobby: cannot start: ${(err as Error).message}\n`);
     await supervisor.drain().catch(() => 0);
@@ -76,18 +91,28 @@ async function start(file: string): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('draining', { signal, deadline_ms: config.server.drainTimeoutMs });
+    control.beginDrain();
     const unfinished = await supervisor.drain();
+    await control.close();
     log.info('stopped', { unfinished });
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGHUP', () => {
-    loadConfigFile(file)
-      .then((next) => supervisor.publish(next))
-      .then((generation) => log.info('config reloaded', { file, generation }))
-      .catch((err) => log.error('config reload refused; keeping the running config', { file, error: (err as Error).message }));
-  });
+  process.on('SIGHUP', () => control.onSignal());
+}
+
+/** Reads, validates and compiles the config file, keeping its text (the reload watcher compares it). */
+async function readConfigFile(file: string) {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError([{ file, path: ROOT_PATH, message: `cannot read the file (${reason})` }]);
+  }
+  const { raw, locate } = parseConfigDocument(text, file);
+  return { text, raw, compiled: compileConfig(raw, file, locate) };
 }
 
 main(process.argv.slice(2)).then((code) => { if (code >= 0) process.exitCode = code; }, (err) => {

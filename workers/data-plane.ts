@@ -10,6 +10,8 @@ import { DataPlaneServer } from '../src/data/server.js';
 import { buildGeneration, type Generation } from '../src/data/generation.js';
 import { PoolRegistry } from '../src/data/upstream/pools.js';
 import type { WorkerEnv } from '../src/data/chain.js';
+import { receiveKeys } from '../src/data/auth/keys-store.js';
+import { closeVerifyPool } from '../src/data/auth/verify-pool.js';
 
 const boot = workerData as WorkerBoot;
 const control = new Int32Array(boot.control);
@@ -46,7 +48,7 @@ function switchTo(id: number): void {
   }, POOL_RETIRE_GRACE_MS).unref();
 }
 
-const env: WorkerEnv = { workerIndex: boot.workerIndex, post: send };
+const env: WorkerEnv = { workerIndex: boot.workerIndex, post: send, rateLimitTable: boot.rateLimitTable };
 const server = new DataPlaneServer({ currentGeneration, testHooks: boot.testHooks });
 
 process.on('uncaughtException', (err) => {
@@ -72,12 +74,15 @@ port.on('message', async (msg: ToWorker) => {
       send(bound === null ? { type: 'listen-failed', host: msg.host, port: msg.port } : { type: 'listening', port: bound });
       break;
     }
+    case 'keys':
+      receiveKeys(msg.uri, msg.version, msg.keys);
+      break;
     case 'retire':
       for (const key of prepared.keys()) if (key < msg.keepFrom && key !== currentId) prepared.delete(key);
       break;
     case 'drain': {
       const unfinished = await server.drain(msg.deadlineMs);
-      await Promise.race([pools.closeAll(), new Promise((r) => setTimeout(r, 1000))]);
+      await Promise.race([Promise.all([pools.closeAll(), closeVerifyPool()]), new Promise((r) => setTimeout(r, 1000))]);
       send({ type: 'drained', unfinished });
       setImmediate(() => process.exit(0));
       break;

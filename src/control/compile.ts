@@ -25,6 +25,8 @@ import {
   type RawRoute,
   type RawService,
 } from './config-schema.js';
+import { compileAuth } from './auth-compile.js';
+import { compileRateLimits, DEFAULT_RATE_LIMIT_KEYS } from './rate-limit-compile.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -39,7 +41,14 @@ type Report = (path: KeyPath, message: string) => void;
  * paths to line numbers when the config came from a file. Throws ConfigError.
  */
 export function compileConfig(raw: RawConfigInput, file: string, locate?: LineLocator): CompiledConfig {
-  const config = validateRawConfig(raw, file, locate);
+  return compileValidatedConfig(validateRawConfig(raw, file, locate), file, locate);
+}
+
+/**
+ * compileConfig for a config that validateRawConfig returned (the admin API validates first
+ * to compare instance keys; this skips a second schema pass, ~20 ms for 10,000 routes).
+ */
+export function compileValidatedConfig(config: RawConfig, file: string, locate?: LineLocator): CompiledConfig {
   const issues: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
@@ -47,6 +56,11 @@ export function compileConfig(raw: RawConfigInput, file: string, locate?: LineLo
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, report));
   checkRouteSet(config.routes, report);
+  const auth = compileAuth(config, file, report);
+  routes.forEach((route, index) => { if (route) route.filters.push(...auth.filtersFor(config.routes[index], index)); });
+  const rateLimits = compileRateLimits(config, report);
+  routes.forEach((route, index) => { if (route) route.filters.push(...rateLimits.filtersFor(config.routes[index], index)); });
+  checkAdminListen(config, report);
 
   if (issues.length > 0) throw new ConfigError(issues);
   return {
@@ -55,6 +69,9 @@ export function compileConfig(raw: RawConfigInput, file: string, locate?: LineLo
     services,
     // compileRoute returns null only after reporting an issue, so nothing is dropped here.
     routes: routes.filter((route): route is CompiledRoute => route !== null),
+    // Only when used, so configs without rate limiting compile exactly as before.
+    ...(rateLimits.runtime.limits.length > 0 || rateLimits.runtime.sync !== null || config.server.rate_limit_keys !== DEFAULT_RATE_LIMIT_KEYS
+      ? { rateLimit: rateLimits.runtime } : {}),
   };
 }
 
@@ -206,6 +223,16 @@ function describeMethods(mask: number): string {
   const names = methodsInMask(mask);
   if (mask & OTHER_METHOD_BIT) names.push('non-standard methods');
   return names.join(', ');
+}
+
+/** The admin API never shares the data-plane listener (issue #4). */
+function checkAdminListen(config: RawConfig, report: Report): void {
+  const admin = config.admin;
+  if (!admin || admin.port !== config.server.port) return;
+  const wildcard = (host: string) => host === '0.0.0.0' || host === '::';
+  if (admin.host === config.server.host || wildcard(admin.host) || wildcard(config.server.host)) {
+    report(['admin', 'port'], `${admin.port} is the data-plane port (server.port); the admin API needs its own port`);
+  }
 }
 
 /** Rules across routes: unique names, and no two routes that would match the same requests. */

@@ -10,7 +10,9 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { CompiledTarget, MatchKind } from '../shared/compiled-config.js';
+import { JWT_ALGORITHMS } from '../shared/auth-config.js';
 import { normalizePath } from '../shared/path-normalize.js';
+import { parseCidr } from '../shared/ip-cidr.js';
 import { ConfigError, issueAt, type ConfigIssue, type KeyPath, type LineLocator } from './config-error.js';
 
 // ---------------------------------------------------------------------------------------
@@ -184,6 +186,78 @@ function checkMethod(raw: string): string | null {
   return 'must be an HTTP method token like "GET"';
 }
 
+// Auth values (see src/control/auth-compile.ts for the rules between them).
+const HEADER_NAME_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers the gateway or HTTP itself owns: a claim may not be injected as one of them. */
+const NOT_IDENTITY_HEADERS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
+  'expect', 'proxy-connection', 'proxy-authorization', 'authorization', 'cookie',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-correlation-id',
+]);
+
+/** A `claims_to_headers` header name. */
+export function checkIdentityHeader(raw: string): string | null {
+  if (!HEADER_NAME_TOKEN.test(raw)) return 'must be an HTTP header name (letters, digits and !#$%&\'*+.^`|~-)';
+  if (raw.includes('_')) return 'must not contain "_" (some servers read X_User as X-User; use "-")';
+  if (NOT_IDENTITY_HEADERS.has(raw.toLowerCase())) return `cannot be ${JSON.stringify(raw)}: the gateway or HTTP owns that header`;
+  return null;
+}
+
+/** A scope a route requires: an RFC 6749 scope-token (no spaces, quotes or backslashes). */
+export function checkScope(raw: string): string | null {
+  return /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(raw) ? null : 'must be a scope token: visible ASCII without spaces, " or \\';
+}
+
+/** `jwks_uri`: an http(s) URL. */
+export function checkJwksUri(raw: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'must be an http:// or https:// URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http:// or https:// URL';
+  if (url.username !== '' || url.password !== '') return 'must not contain credentials (user:password@)';
+  return null;
+}
+
+// Rate-limit values (src/control/rate-limit-compile.ts relates them to routes and auth).
+
+/** `server.trusted_proxies` entries. */
+export function checkCidr(raw: string): string | null {
+  const parsed = parseCidr(raw);
+  return typeof parsed === 'string' ? parsed : null;
+}
+
+export const MAX_RATE_LIMIT_KEYS = 16_777_216;
+
+/** A limit's `key`: `ip`, `header:NAME` or `claim:NAME`. */
+export function checkRateLimitKey(raw: string): string | null {
+  if (raw === 'ip') return null;
+  const colon = raw.indexOf(':');
+  const kind = colon < 0 ? raw : raw.slice(0, colon);
+  const arg = colon < 0 ? '' : raw.slice(colon + 1);
+  if (kind === 'header') {
+    return HEADER_NAME_TOKEN.test(arg) ? null : 'header: needs a header name, like "header:x-api-key"';
+  }
+  if (kind === 'claim') {
+    return /^[A-Za-z0-9_.:-]+$/.test(arg) ? null : 'claim: needs a claim name, like "claim:sub"';
+  }
+  return 'must be "ip", "header:NAME" or "claim:NAME"';
+}
+
+/** `per`: `1s`, `500ms`, `1m`, `1h`, `1d` or an integer of milliseconds → ms. */
+export function parsePer(raw: string | number): Parsed<number> {
+  if (typeof raw === 'number') {
+    return Number.isInteger(raw) && raw > 0 && raw <= MAX_TIMER_MS ? ok(raw) : fail('must be a positive integer of milliseconds or a duration like "1s", "1m"');
+  }
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(raw.trim());
+  if (!m || Number(m[1]) === 0) return fail('must be a duration like "1s", "500ms", "1m", "1h" or "1d"');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  const ms = Number(m[1]) * unit;
+  return ms <= MAX_TIMER_MS ? ok(ms) : fail('must be at most 24 days');
+}
+
 // ---------------------------------------------------------------------------------------
 // The schema.
 
@@ -227,6 +301,8 @@ const serverSchema = section({
   workers: workers.default('auto'),
   limits: limitsSchema.prefault({}),
   drain_timeout_ms: milliseconds.default(30000),
+  trusted_proxies: z.array(z.string().superRefine(rule(checkCidr))).default([]),
+  rate_limit_keys: z.number().int().min(16).max(MAX_RATE_LIMIT_KEYS).default(65_536),
 });
 
 const timeoutsSchema = section({
@@ -254,6 +330,72 @@ const matchSchema = section({
     .optional(),
 });
 
+const jwksCacheSchema = section({
+  min_ttl_s: positiveInt.default(60),
+  max_ttl_s: positiveInt.default(86400),
+  default_ttl_s: positiveInt.default(600),
+  refetch_cooldown_s: positiveInt.default(30),
+  fetch_timeout_ms: milliseconds.default(5000),
+});
+
+const authProviderSchema = section({
+  name,
+  issuer: z.string().min(1),
+  audiences: z.array(z.string().min(1)).default([]),
+  jwks_uri: z.string().superRefine(rule(checkJwksUri)).optional(),
+  keys_file: z.string().min(1).optional(),
+  keys: z.array(z.record(z.string(), z.unknown())).min(1).optional(),
+  secret: z.string().optional(),
+  algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1),
+  clock_skew_s: z.number().int().min(0).max(3600).default(30),
+  require_exp: z.boolean().default(true),
+  claims_to_headers: z.record(z.string().min(1), z.string().superRefine(rule(checkIdentityHeader))).default({}),
+  from_cookie: z.string().regex(HEADER_NAME_TOKEN, 'must be a cookie name (an HTTP token)').optional(),
+  from_query: z.string().regex(/^[A-Za-z0-9._~-]+$/, 'must be a query parameter name ([A-Za-z0-9._~-]+)').optional(),
+  forward_token: z.boolean().default(true),
+  jwks_cache: jwksCacheSchema.optional(),
+});
+
+const authVerifierSchema = section({
+  mode: z.enum(['pool', 'inline']).default('pool'),
+  threads: z.number().int().min(1).max(64).default(1),
+  concurrent_tasks_per_thread: z.number().int().min(1).max(1024).default(16),
+  atomics: z.enum(['async', 'sync', 'disabled']).default('async'),
+  max_queue: positiveInt.default(256),
+  task_timeout_ms: milliseconds.default(1000),
+});
+
+const tokenCacheSchema = section({
+  entries: z.number().int().min(0).default(10000),
+  max_ttl_s: positiveInt.default(3600),
+  negative_ttl_s: z.number().int().min(0).default(30),
+});
+
+const authSchema = section({
+  providers: z.array(authProviderSchema).default([]),
+  verifier: authVerifierSchema.prefault({}),
+  token_cache: tokenCacheSchema.prefault({}),
+});
+
+const routeAuthSchema = section({
+  provider: z.string(),
+  scopes: z.array(z.string().superRefine(rule(checkScope))).default([]),
+  optional: z.boolean().default(false),
+});
+
+const rateLimitSchema = section({
+  key: z.string().superRefine(rule(checkRateLimitKey)),
+  rate: z.number().int().positive().max(1_000_000_000),
+  per: z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+    const parsed = parsePer(value);
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.error });
+  }).default('1s'),
+  burst: z.number().int().positive().max(1_000_000_000).optional(),
+  mode: z.enum(['enforce', 'report']).default('enforce'),
+  on_redis_error: z.enum(['allow', 'local', 'deny']).default('local'),
+  status: z.number().int().min(400).max(599).default(429),
+});
+
 const routeSchema = section({
   name,
   match: matchSchema,
@@ -261,12 +403,70 @@ const routeSchema = section({
   strip_prefix: z.string().superRefine(rule((prefix) => errorOf(parseStripPrefix(prefix)))).optional(),
   rewrite: z.string().superRefine(rule((rewrite) => errorOf(parseRewrite(rewrite)))).optional(),
   preserve_host: z.boolean().default(false),
+  auth: routeAuthSchema.optional(),
+  rate_limit: z.array(name).min(1, { error: 'must name at least one limit (omit rate_limit for none)' }).optional(),
+});
+
+// Instance settings (admin, redis): read at start only, never shared between instances
+// (src/control/config-store.ts LOCAL_KEYS), so their checks concern this process alone.
+
+/** Addresses that only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** Shortest admin token accepted: a short secret is guessable. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+const adminSchema = section({
+  host: z.string().superRefine(rule(checkListenHost)).default('127.0.0.1'),
+  port: z.number().int().min(1).max(65535).default(9901),
+  token: z
+    .string()
+    .min(MIN_ADMIN_TOKEN_LENGTH, { error: `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters (a short token is guessable)` })
+    .optional(),
+  persist: z.boolean().default(false),
+}).superRefine((admin, ctx) => {
+  if (admin.token === undefined && !isLoopbackHost(admin.host)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['host'],
+      message: `without admin.token the admin API listens only on a loopback address (127.0.0.1, ::1, localhost); set admin.token to listen on ${admin.host}`,
+    });
+  }
+});
+
+/** `redis.url`: redis://[user:password@]host[:port][/db] or rediss:// for TLS. */
+export function checkRedisUrl(raw: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'must be a URL like "redis://127.0.0.1:6379"';
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return 'must start with redis:// or rediss://';
+  if (url.hostname === '') return 'must name a host';
+  if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname)) return 'path must be a database number, like /0';
+  return null;
+}
+
+const redisSchema = section({
+  url: z.string().superRefine(rule(checkRedisUrl)),
+  key_prefix: z.string().default('lobby:'),
+  instance_id: name.optional(),
+  heartbeat_ms: z.number().int().min(100, { error: 'must be at least 100' }).max(600_000).default(1000),
+  rate_limit_sync_ms: z.number().int().min(10, { error: 'must be at least 10' }).max(60_000).default(100),
 });
 
 export const configSchema = section({
   server: serverSchema.prefault({}),
   services: z.record(name, serviceSchema).default({}),
   routes: z.array(routeSchema).default([]),
+  auth: authSchema.optional(),
+  admin: adminSchema.optional(),
+  redis: redisSchema.optional(),
+  rate_limits: z.record(name, rateLimitSchema).default({}),
 });
 
 /** The config as written, before defaults (what an API client may submit). */
@@ -275,6 +475,9 @@ export type RawConfigInput = z.input<typeof configSchema>;
 export type RawConfig = z.output<typeof configSchema>;
 export type RawRoute = RawConfig['routes'][number];
 export type RawService = RawConfig['services'][string];
+export type RawAuth = NonNullable<RawConfig['auth']>;
+export type RawAuthProvider = RawAuth['providers'][number];
+export type RawRateLimit = RawConfig['rate_limits'][string];
 
 // ---------------------------------------------------------------------------------------
 // Messages. zod's defaults ("Invalid input: expected number, received string") are written

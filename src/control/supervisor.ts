@@ -14,6 +14,8 @@ import type { FromWorker, ToWorker, WorkerBoot } from '../shared/messages.js';
 import { CONTROL_SLOTS, createControlBlock } from '../shared/control-block.js';
 import { encodeRouteTable } from '../shared/route-table.js';
 import { log } from '../shared/log.js';
+import { JwksManager } from './jwks.js';
+import { RateLimitSync } from './rate-limit-sync.js';
 
 const WORKER_ENTRY = new URL('../../workers/data-plane.js', import.meta.url);
 /** Restart backoff after a worker crash: doubles per crash within a minute, capped. */
@@ -76,8 +78,15 @@ export class Supervisor {
   private queue: Promise<unknown> = Promise.resolve();
   readonly startedAt = Date.now();
   restarts = 0;
+  /** JWKS fetching for every worker (one fetch per URI per instance); key sets go out as `keys`. */
+  readonly jwks = new JwksManager((msg) => { for (const w of this.workers) w?.send(msg); });
 
-  constructor(private config: CompiledConfig, private readonly opts: SupervisorOptions = {}) {}
+  /** The rate-limit bucket table every worker shares, and its sweep and Redis sync. */
+  readonly rateLimits: RateLimitSync;
+
+  constructor(private config: CompiledConfig, private readonly opts: SupervisorOptions = {}) {
+    this.rateLimits = new RateLimitSync(config.rateLimit?.tableKeys);
+  }
 
   get generation(): number {
     return this.published?.generation ?? 0;
@@ -93,6 +102,8 @@ export class Supervisor {
     this.published = { generation: this.nextGeneration++, table, config: this.config };
     // Stored before any worker listens: each worker prepares it before it opens its socket.
     Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, this.published.generation);
+    await this.jwks.configure(this.config);
+    await this.rateLimits.configure(this.config);
     const n = this.config.server.workers;
     await Promise.all(Array.from({ length: n }, (_, i) => this.startWorker(i)));
   }
@@ -107,6 +118,8 @@ export class Supervisor {
   private async publishNow(config: CompiledConfig): Promise<number> {
     const table = encodeRouteTable(config.routes);
     const next: Published = { generation: this.nextGeneration++, table, config };
+    await this.jwks.configure(config);
+    await this.rateLimits.configure(config);
     const live = this.workers.filter((w): w is WorkerHandle => w !== null);
     await Promise.all(live.map((w) => this.prepare(w, next)));
     this.published = next;
@@ -124,11 +137,15 @@ export class Supervisor {
   }
 
   private async startWorker(index: number): Promise<void> {
-    const boot: WorkerBoot = { workerIndex: index, control: this.control, testHooks: this.opts.testHooks ?? false };
+    const boot: WorkerBoot = {
+      workerIndex: index, control: this.control, testHooks: this.opts.testHooks ?? false, rateLimitTable: this.rateLimits.sab,
+    };
     const thread = new Worker(WORKER_ENTRY, { workerData: boot, name: `lobby-data-${index}` });
     const handle = new WorkerHandle(index, thread);
     this.workers[index] = handle;
     thread.on('exit', (code) => this.onWorkerExit(handle, code));
+    thread.on('message', (m: FromWorker) => { if (m.type === 'jwks-refetch') this.jwks.refetch(m.uri); });
+    for (const keys of this.jwks.snapshot()) handle.send(keys);
     thread.on('error', (err) => log.error('data-plane worker error', { worker: index, error: String(err?.stack ?? err) }));
     await this.prepare(handle, this.published!);
     const { host, port } = this.config.server;
@@ -143,6 +160,7 @@ export class Supervisor {
   private onWorkerExit(handle: WorkerHandle, code: number): void {
     if (this.workers[handle.index] !== handle) return;
     this.workers[handle.index] = null;
+    this.rateLimits.releaseWorker(handle.index);
     if (this.stopping) return;
     log.error('data-plane worker exited; starting a replacement', { worker: handle.index, code });
     const now = Date.now();
@@ -166,6 +184,7 @@ export class Supervisor {
    */
   async drain(): Promise<number> {
     this.stopping = true;
+    this.jwks.stop();
     Atomics.store(this.controlView, CONTROL_SLOTS.DRAINING, 1);
     const deadlineMs = this.config.server.drainTimeoutMs;
     const live = this.workers.filter((w): w is WorkerHandle => w !== null);
@@ -178,6 +197,7 @@ export class Supervisor {
       await Promise.race([exited, new Promise((r) => setTimeout(r, 2_000))]);
       return unfinished;
     }));
+    await this.rateLimits.close();
     return results.reduce((a, b) => a + b, 0);
   }
 }

@@ -22,6 +22,9 @@ export interface WorkerEnv {
   readonly workerIndex: number;
   /** Sends a message to the control plane. */
   post(msg: FromWorker): void;
+  /** The instance's rate-limit bucket table (src/shared/bucket-table.ts), shared by every
+   * worker; absent outside a supervisor (tests, benches), where the filter makes its own. */
+  readonly rateLimitTable?: SharedArrayBuffer;
 }
 
 /**

@@ -14,7 +14,16 @@ for (const spec of Object.values(GW_ERR)) {
 
 /** JSON body of an error; the id is safe to embed (correlation-id.ts restricts its charset). */
 export function errorBody(spec: GatewayErrorSpec, correlationId: string): string {
-  return (bodyPrefix.get(spec) ?? '') + correlationId + '"}}';
+  return (bodyPrefix.get(spec) ?? prefixOf(spec)) + correlationId + '"}}';
+}
+
+/** A spec outside the table (a table code with a configured status, e.g. a rate limit's
+ * `status`): its prefix is built once. Callers memoize such specs, so the map stays bounded. */
+function prefixOf(spec: GatewayErrorSpec): string {
+  const prefix = `{"error":{"status":${spec.status},"code":${JSON.stringify(spec.code)},` +
+    `"message":${JSON.stringify(spec.message)},"correlation_id":"`;
+  bodyPrefix.set(spec, prefix);
+  return prefix;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The compiled configuration: what the control plane hands the data plane.
 // Plain, structured-cloneable data (it crosses to worker threads with postMessage);
 // everything a request needs is decided here, at compile time, never per request.
+import type { CompiledRateLimitRuntime } from './rate-limit-config.js';
 
 /** One piece of a templated rewrite: literal text, or the value of a captured `{param}`. */
 export type RewritePart = { literal: string } | { param: number };
@@ -78,4 +79,6 @@ export interface CompiledConfig {
   server: CompiledServer;
   services: CompiledService[];
   routes: CompiledRoute[];
+  /** Rate limits and their Redis sync (absent in configs built by hand: no limits). */
+  rateLimit?: CompiledRateLimitRuntime;
 }

@@ -2,6 +2,7 @@
 // Together with the control SharedArrayBuffer (src/shared/control-block.ts) this is the
 // whole interface between the two planes.
 import type { CompiledConfig } from './compiled-config.js';
+import type { Jwk } from './auth-config.js';
 
 /** Control plane → worker. */
 export type ToWorker =
@@ -12,7 +13,10 @@ export type ToWorker =
   /** Forget prepared generations older than `keepFrom` (they have no more in-flight requests). */
   | { type: 'retire'; keepFrom: number }
   /** Stop accepting, finish in-flight requests, exit 0. Past the deadline, close what is left. */
-  | { type: 'drain'; deadlineMs: number };
+  | { type: 'drain'; deadlineMs: number }
+  /** The key set of a JWKS URI (src/control/jwks.ts): on change, and as the answer to `jwks-refetch`.
+   * `version` grows with every change; `keys` null = never fetched successfully. */
+  | { type: 'keys'; uri: string; version: number; keys: Jwk[] | null };
 
 /** Worker → control plane. */
 export type FromWorker =
@@ -20,7 +24,9 @@ export type FromWorker =
   | { type: 'prepare-failed'; generation: number; message: string }
   | { type: 'listening'; port: number }
   | { type: 'listen-failed'; host: string; port: number }
-  | { type: 'drained'; unfinished: number };
+  | { type: 'drained'; unfinished: number }
+  /** A token named a `kid` the worker's key set lacks: refetch `uri` (the control plane applies a cooldown). */
+  | { type: 'jwks-refetch'; uri: string };
 
 /** Data every worker starts with (workerData). */
 export interface WorkerBoot {
@@ -29,4 +35,6 @@ export interface WorkerBoot {
   control: SharedArrayBuffer;
   /** Test-only hooks (e.g. a header that crashes the worker); off unless LOBBY_TEST_HOOKS=1. */
   testHooks: boolean;
+  /** The rate-limit bucket table (src/shared/bucket-table.ts), one per instance. */
+  rateLimitTable?: SharedArrayBuffer;
 }

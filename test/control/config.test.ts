@@ -359,15 +359,13 @@ describe('config: unknown keys', () => {
     assert.match(issue.message, /allowed: host, port, workers, limits, drain_timeout_ms/);
   });
 
-  it('rejects sections that do not exist yet (admin, auth, rate_limits, redis)', () => {
-    const issues = issuesOf('admin: {}\nauth: {}\nrate_limits: {}\nredis: {}\n');
+  it('rejects top-level sections that do not exist (tls, plugins)', () => {
+    const issues = issuesOf('admin: {}\ntls: {}\nplugins: {}\n');
     assert.deepEqual(
       issues.map((i) => [i.path, i.line]),
       [
-        ['admin', 1],
-        ['auth', 2],
-        ['rate_limits', 3],
-        ['redis', 4],
+        ['tls', 2],
+        ['plugins', 3],
       ],
     );
   });

@@ -1,0 +1,263 @@
+// Compiling `auth.providers`, `auth.verifier`, `auth.token_cache` and `routes[].auth` into
+// the filters of each route (src/shared/auth-config.ts). The schema (config-schema.ts)
+// checked each value alone; these are the rules between values:
+//   - exactly one key source per provider: jwks_uri, keys_file, keys or secret;
+//   - HMAC and public-key algorithms never share a provider (algorithm confusion), `secret`
+//     only with HS*, no HS* with jwks_uri, every allowed algorithm has a key that fits
+//     (static keys), HMAC secrets as long as the hash (RFC 7518 §3.2), no private keys;
+//   - jwks_cache only with jwks_uri, min_ttl_s <= default_ttl_s <= max_ttl_s;
+//   - unique provider names; a route names a defined provider.
+// And what every route gets: `auth-jwt` when it has `auth`, otherwise `identity-strip` as
+// soon as any provider injects identity headers (so they cannot be spoofed on any route).
+
+import { createHash, createPublicKey, X509Certificate, type JsonWebKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import {
+  isHmacAlgorithm,
+  type AuthJwtFilterConfig,
+  type CompiledAuthProvider,
+  type CompiledAuthRuntime,
+  type IdentityStripFilterConfig,
+  type Jwk,
+  type JwtAlgorithm,
+} from '../shared/auth-config.js';
+import type { CompiledFilter } from '../shared/compiled-config.js';
+import { jwkAlgorithms } from '../data/auth/jwt.js';
+import type { KeyPath } from './config-error.js';
+import type { RawAuth, RawAuthProvider, RawConfig, RawRoute } from './config-schema.js';
+
+type Report = (path: KeyPath, message: string) => void;
+
+const HMAC_MIN_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 };
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth'];
+
+export interface CompiledAuth {
+  /** The filters a route starts with (auth-jwt, or identity-strip, or none). */
+  filtersFor(route: RawRoute, index: number): CompiledFilter[];
+}
+
+const DEFAULT_RUNTIME: RawAuth = {
+  providers: [],
+  verifier: { mode: 'pool', threads: 1, concurrent_tasks_per_thread: 16, atomics: 'async', max_queue: 256, task_timeout_ms: 1000 },
+  token_cache: { entries: 10000, max_ttl_s: 3600, negative_ttl_s: 30 },
+};
+
+export function compileAuth(config: RawConfig, file: string, report: Report): CompiledAuth {
+  const auth = config.auth ?? DEFAULT_RUNTIME;
+  const runtime: CompiledAuthRuntime = {
+    mode: auth.verifier.mode,
+    threads: auth.verifier.threads,
+    concurrentTasksPerThread: auth.verifier.concurrent_tasks_per_thread,
+    atomics: auth.verifier.atomics,
+    maxQueue: auth.verifier.max_queue,
+    taskTimeoutMs: auth.verifier.task_timeout_ms,
+    cacheEntries: auth.token_cache.entries,
+    cacheMaxTtlS: auth.token_cache.max_ttl_s,
+    negativeTtlS: auth.token_cache.negative_ttl_s,
+  };
+
+  const providers = new Map<string, CompiledAuthProvider | null>();
+  auth.providers.forEach((raw, index) => {
+    const at = (...keys: (string | number)[]): KeyPath => ['auth', 'providers', index, ...keys];
+    if (providers.has(raw.name)) {
+      const first = auth.providers.findIndex((p) => p.name === raw.name);
+      report(at('name'), `duplicate provider name ${JSON.stringify(raw.name)} (also auth.providers[${first}])`);
+      return;
+    }
+    providers.set(raw.name, compileProvider(raw, at, file, report));
+  });
+
+  const strip = new Set<string>();
+  for (const p of providers.values()) for (const [, header] of p?.spec.claimsToHeaders ?? []) strip.add(header);
+  const stripHeaders = [...strip].sort();
+
+  return {
+    filtersFor(route, index) {
+      if (route.auth === undefined) {
+        if (stripHeaders.length === 0) return [];
+        const config: IdentityStripFilterConfig = { stripHeaders };
+        return [{ name: 'identity-strip', config }];
+      }
+      const provider = providers.get(route.auth.provider);
+      if (provider === undefined) {
+        const defined = [...providers.keys()];
+        const hint = defined.length > 0 ? `defined providers: ${defined.join(', ')}` : 'no auth.providers are defined';
+        report(['routes', index, 'auth', 'provider'], `unknown provider ${JSON.stringify(route.auth.provider)} (${hint})`);
+        return [];
+      }
+      if (provider === null) return []; // its problems are reported at auth.providers
+      const config: AuthJwtFilterConfig = {
+        provider,
+        scopes: route.auth.scopes,
+        optional: route.auth.optional,
+        stripHeaders,
+        runtime,
+      };
+      return [{ name: 'auth-jwt', config }];
+    },
+  };
+}
+
+function compileProvider(
+  raw: RawAuthProvider,
+  at: (...keys: (string | number)[]) => KeyPath,
+  file: string,
+  report: Report,
+): CompiledAuthProvider | null {
+  let valid = true;
+  const fail: Report = (path, message) => { valid = false; report(path, message); };
+  const algorithms = [...new Set(raw.algorithms)] as JwtAlgorithm[];
+  const hmac = algorithms.filter(isHmacAlgorithm);
+  const publicKey = algorithms.filter((a) => !isHmacAlgorithm(a));
+
+  const sources = (['jwks_uri', 'keys_file', 'keys', 'secret'] as const).filter((k) => raw[k] !== undefined);
+  if (sources.length !== 1) {
+    fail(at(), sources.length === 0
+      ? 'needs one key source: jwks_uri, keys_file, keys or secret'
+      : `has ${sources.join(' and ')}; use exactly one key source`);
+  }
+  if (hmac.length > 0 && publicKey.length > 0) {
+    fail(at('algorithms'), `mixes HMAC (${hmac.join(', ')}) and public-key algorithms (${publicKey.join(', ')}): ` +
+      'a provider accepting both invites algorithm confusion; define two providers');
+  }
+
+  let keys: Jwk[] | null = null;
+  if (raw.secret !== undefined) {
+    if (publicKey.length > 0) fail(at('secret'), `is only for HS256/HS384/HS512, but algorithms lists ${publicKey.join(', ')}`);
+    const bytes = Buffer.byteLength(raw.secret, 'utf8');
+    for (const alg of hmac) {
+      if (bytes < HMAC_MIN_BYTES[alg]) {
+        fail(at('secret'), `is ${bytes} bytes; ${alg} needs a secret of at least ${HMAC_MIN_BYTES[alg]} bytes (RFC 7518 §3.2)`);
+        break;
+      }
+    }
+    keys = [{ kty: 'oct', k: Buffer.from(raw.secret, 'utf8').toString('base64url') }];
+  }
+  if (raw.jwks_uri !== undefined && hmac.length > 0) {
+    fail(at('algorithms'), `${hmac.join(', ')} need a shared secret (secret, or oct keys in keys/keys_file); ` +
+      'a JWKS endpoint publishes public keys only');
+  }
+  if (raw.keys !== undefined) keys = checkStaticKeys(raw.keys as Jwk[], (j) => at('keys', j), fail);
+  if (raw.keys_file !== undefined) {
+    const loaded = loadKeysFile(resolve(dirname(file), raw.keys_file));
+    if ('error' in loaded) fail(at('keys_file'), loaded.error);
+    else keys = checkStaticKeys(loaded.keys, () => at('keys_file'), fail, true);
+  }
+  if (keys !== null && valid && raw.secret === undefined) {
+    for (const alg of algorithms) {
+      const fits = keys.some((k) => { const algs = jwkAlgorithms(k); return !('error' in algs) && algs.includes(alg); });
+      if (!fits) {
+        const have = keys.map((k) => `${k.kty}${k.crv ? ` ${k.crv}` : ''}${k.kid ? ` (kid ${k.kid})` : ''}`).join(', ');
+        fail(at('algorithms'), `${alg} has no key that can verify it (keys: ${have})`);
+      }
+    }
+  }
+
+  if (raw.jwks_cache !== undefined && raw.jwks_uri === undefined) fail(at('jwks_cache'), 'applies only with jwks_uri');
+  const cache = raw.jwks_cache ?? { min_ttl_s: 60, max_ttl_s: 86400, default_ttl_s: 600, refetch_cooldown_s: 30, fetch_timeout_ms: 5000 };
+  if (cache.min_ttl_s > cache.max_ttl_s) fail(at('jwks_cache', 'min_ttl_s'), `${cache.min_ttl_s} is more than max_ttl_s ${cache.max_ttl_s}`);
+  else if (cache.default_ttl_s < cache.min_ttl_s || cache.default_ttl_s > cache.max_ttl_s) {
+    fail(at('jwks_cache', 'default_ttl_s'), `must be between min_ttl_s ${cache.min_ttl_s} and max_ttl_s ${cache.max_ttl_s}`);
+  }
+
+  const claimsToHeaders: [string, string][] = [];
+  const claimByHeader = new Map<string, string>();
+  for (const [claim, headerName] of Object.entries(raw.claims_to_headers)) {
+    const header = headerName.toLowerCase();
+    const other = claimByHeader.get(header);
+    if (other !== undefined) {
+      fail(at('claims_to_headers', claim), `header ${headerName} is already filled from claim ${JSON.stringify(other)}`);
+      continue;
+    }
+    claimByHeader.set(header, claim);
+    claimsToHeaders.push([claim, header]);
+  }
+
+  if (!valid) return null;
+  const compiled: Omit<CompiledAuthProvider, 'fingerprint'> = {
+    name: raw.name,
+    spec: {
+      issuer: raw.issuer,
+      audiences: raw.audiences,
+      algorithms,
+      clockSkewS: raw.clock_skew_s,
+      requireExp: raw.require_exp,
+      claimsToHeaders,
+    },
+    keys: raw.jwks_uri === undefined ? keys : null,
+    jwks: raw.jwks_uri === undefined ? null : {
+      uri: raw.jwks_uri,
+      minTtlS: cache.min_ttl_s,
+      maxTtlS: cache.max_ttl_s,
+      defaultTtlS: cache.default_ttl_s,
+      refetchCooldownS: cache.refetch_cooldown_s,
+      fetchTimeoutMs: cache.fetch_timeout_ms,
+    },
+    fromCookie: raw.from_cookie ?? null,
+    fromQuery: raw.from_query ?? null,
+    forwardToken: raw.forward_token,
+  };
+  const fingerprint = createHash('sha256').update(JSON.stringify(compiled)).digest('base64url').slice(0, 22);
+  return { ...compiled, fingerprint };
+}
+
+/** Checks static JWKs (public, usable); returns them without private members, or null after reporting. */
+function checkStaticKeys(
+  keys: readonly Jwk[],
+  pathOf: (index: number) => KeyPath,
+  fail: Report,
+  inFile = false,
+): Jwk[] | null {
+  let ok = true;
+  keys.forEach((jwk, j) => {
+    const prefix = !inFile ? '' : `key ${j}${typeof jwk.kid === 'string' ? ` (kid ${jwk.kid})` : ''}: `;
+    const secretMembers = PRIVATE_JWK_MEMBERS.filter((m) => m in jwk);
+    if (secretMembers.length > 0 && jwk.kty !== 'oct') {
+      ok = false;
+      fail(pathOf(j), `${prefix}contains private key material (${secretMembers.join(', ')}); list public keys only`);
+      return;
+    }
+    const algs = jwkAlgorithms(jwk);
+    if ('error' in algs) { ok = false; fail(pathOf(j), `${prefix}${algs.error}`); }
+  });
+  return ok ? keys.map((k) => ({ ...k })) : null;
+}
+
+/** Reads a keys_file: a JWKS document, a single JWK, or PEM public keys / certificates. */
+function loadKeysFile(path: string): { keys: Jwk[] } | { error: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return { error: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+  }
+  const trimmed = text.trim();
+  if (trimmed.startsWith('{')) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(trimmed);
+    } catch (err) {
+      return { error: `${path} is not valid JSON (${(err as Error).message})` };
+    }
+    const keys = (doc as { keys?: unknown }).keys ?? [doc];
+    if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))) {
+      return { error: `${path}: expected a JWKS ({"keys": [...]}) or one JWK` };
+    }
+    return { keys: keys as Jwk[] };
+  }
+  const blocks = trimmed.match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g);
+  if (!blocks) return { error: `${path} holds neither a JWKS (JSON) nor PEM public keys` };
+  const keys: Jwk[] = [];
+  for (const block of blocks) {
+    const kind = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(block)![1];
+    if (kind.includes('PRIVATE')) return { error: `${path} contains a private key (${kind}); give the public key only` };
+    try {
+      const key = kind === 'CERTIFICATE' ? new X509Certificate(block).publicKey : createPublicKey(block);
+      keys.push(key.export({ format: 'jwk' }) as JsonWebKey as Jwk);
+    } catch (err) {
+      return { error: `${path}: cannot read the ${kind} (${(err as Error).message})` };
+    }
+  }
+  return { keys };
+}

@@ -1,0 +1,390 @@
+// The control plane's side of rate limiting: owns the instance's bucket table (created once,
+// kept across config reloads), sweeps idle keys, and with `redis` keeps the instances'
+// buckets in agreement in the background. Never on the request path: workers only read the
+// state this writes into the table (docs/rate-limiting.md explains the scheme and its bound).
+//
+// Every `redis.rate_limit_sync_ms` (one round at a time):
+//   1. collect: every local bucket of a synced limit used since the last round, with what it
+//      admitted (`consumed`) and refused since then (the counters are reset: a delta);
+//   2. push + pull in one pipeline: a Lua script registers this instance (sorted set, for the
+//      instance count), then one EVALSHA per batch of keys applies each key's delta to the
+//      key's global token bucket in Redis (refilled with Redis's clock, so instances' clocks do
+//      not matter) and returns the global remaining tokens and the number of instances that
+//      used the key in the last few rounds (its share);
+//   3. apply: each local bucket becomes remaining / share, minus what the instance admitted
+//      since step 1, and refills at rate / share until the next round.
+// Redis unreachable or slow (a round fails or outlasts its timeout): the table's Redis state
+// goes DOWN and workers follow each limit's on_redis_error; ioredis reconnects by itself; the
+// first round after recovery drops the deltas of the outage (they were not shared limits).
+import { once } from 'node:events';
+import { hostname } from 'node:os';
+import { Redis, type ChainableCommander } from 'ioredis';
+import type { CompiledConfig } from '../shared/compiled-config.js';
+import type { CompiledRateLimit, CompiledRateLimitRuntime } from '../shared/rate-limit-config.js';
+import {
+  BucketTable, createBucketTable, H, hashHex, MAIN_OWNER, REDIS_STATE, type PushRecord,
+} from '../shared/bucket-table.js';
+import { log } from '../shared/log.js';
+
+/** Keys per EVALSHA: bounds the time one script blocks Redis (~2–4 µs per key). */
+export const SYNC_BATCH = 256;
+const SWEEP_INTERVAL_MS = 1_000;
+const DEFAULT_TABLE_KEYS = 65_536;
+
+// One key's global bucket: hash {t = tokens (may be negative: debt, at most max(burst, rate ×
+// window) deep, so a mistake can never lock a key out for long), ts = last refill ms,
+// i:<instance> = last round that instance used the key}. KEYS: the bucket keys. ARGV: instance,
+// active window ms, then per key: consumed, ratePerMs, burst. Returns per key: tokens (string,
+// Lua numbers become integers in replies), share.
+export const SYNC_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local me = 'i:' .. ARGV[1]
+local window = tonumber(ARGV[2])
+local out = {}
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  local a = 3 + (k - 1) * 3
+  local consumed = tonumber(ARGV[a])
+  local rate = tonumber(ARGV[a + 1])
+  local burst = tonumber(ARGV[a + 2])
+  local all = redis.call('HGETALL', key)
+  local tokens = burst
+  local ts = now
+  local share = 1
+  for f = 1, #all, 2 do
+    local field = all[f]
+    if field == 't' then tokens = tonumber(all[f + 1])
+    elseif field == 'ts' then ts = tonumber(all[f + 1])
+    elseif field ~= me and string.sub(field, 1, 2) == 'i:' then
+      if now - tonumber(all[f + 1]) <= window then share = share + 1 else redis.call('HDEL', key, field) end
+    end
+  end
+  if now > ts then tokens = tokens + (now - ts) * rate end
+  if tokens > burst then tokens = burst end
+  tokens = tokens - consumed
+  local floor = math.max(burst, rate * window)
+  if tokens < -floor then tokens = -floor end
+  redis.call('HSET', key, 't', tostring(tokens), 'ts', now, me, now)
+  redis.call('PEXPIRE', key, math.ceil(burst / rate) + window + 1000)
+  out[#out + 1] = tostring(tokens)
+  out[#out + 1] = share
+end
+return out
+`;
+
+// This instance is alive: KEYS[1] sorted set instance → last round (Redis time). ARGV: instance,
+// window ms. Returns the number of instances seen within the window.
+export const INSTANCES_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
+return redis.call('ZCARD', KEYS[1])
+`;
+
+interface SyncCommands {
+  lobbyRlSync(...args: (string | number)[]): Promise<(string | number)[]>;
+  lobbyRlInstances(key: string, instance: string, windowMs: number): Promise<number>;
+}
+
+type SyncSettings = NonNullable<CompiledRateLimitRuntime['sync']>;
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+export class RateLimitSync {
+  readonly sab: SharedArrayBuffer;
+  readonly table: BucketTable;
+  private limits = new Map<number, CompiledRateLimit>();
+  private settings: SyncSettings | null = null;
+  private instanceId = '';
+  private redis: (Redis & SyncCommands) | null = null;
+  private roundTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private configured = false;
+  private down = false;
+  private forgiveDeltas = true;
+  // Figures for /status.
+  private lastError: string | null = null;
+  private lastRoundAt = 0;
+  private lastRoundMs = 0;
+  private maxRoundMs = 0;
+  private lastKeys = 0;
+  private rounds = 0;
+  private failedRounds = 0;
+  private commands = 0;
+  private downSince = 0;
+
+  constructor(tableKeys = DEFAULT_TABLE_KEYS) {
+    this.sab = createBucketTable(tableKeys);
+    this.table = new BucketTable(this.sab, MAIN_OWNER);
+  }
+
+  get redisConfigured(): boolean {
+    return this.settings !== null;
+  }
+
+  /**
+   * Takes the limits of a config about to be published. The table's size and the Redis settings
+   * are instance settings read at the first call (start); later changes apply at restart.
+   */
+  async configure(config: CompiledConfig): Promise<void> {
+    const runtime = config.rateLimit;
+    this.limits = new Map((runtime?.limits ?? []).map((l) => [l.id, l]));
+    if (this.configured) {
+      if (runtime && runtime.tableKeys > this.table.capacity) {
+        log.warn('server.rate_limit_keys changed: the bucket table keeps its size until restart', { keys: this.table.capacity });
+      }
+      return;
+    }
+    this.configured = true;
+    if (!this.sweepTimer) {
+      this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+      this.sweepTimer.unref();
+    }
+    const sync = runtime?.sync ?? null;
+    if (sync === null) return;
+    this.settings = sync;
+    this.instanceId = sync.instanceId ?? `${hostname()}-${process.pid}`;
+    this.startRedis(sync);
+    // One round before the workers start, so new keys start with the right share (bounded: a
+    // Redis that does not answer leaves the state DOWN and the rounds go on in the background).
+    const redis = this.redis!;
+    await Promise.race([
+      (async () => {
+        if (redis.status !== 'ready') await once(redis, 'ready');
+        await this.round();
+      })(),
+      new Promise((r) => setTimeout(r, 2_000).unref()),
+    ]).catch(() => undefined);
+    if (this.lastRoundAt === 0 || this.table.redisState !== REDIS_STATE.OK) this.markDown(this.lastError ?? 'no answer from redis at start');
+    this.schedule();
+  }
+
+  private commandTimeoutMs(): number {
+    return Math.max(500, 3 * (this.settings?.intervalMs ?? 100));
+  }
+
+  private startRedis(sync: SyncSettings): void {
+    const redis = new Redis(sync.url, {
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2_000,
+      commandTimeout: this.commandTimeoutMs(),
+      retryStrategy: (times) => Math.min(100 * times, 1_000),
+      connectionName: `lobby:${this.instanceId}:ratelimit`,
+    }) as Redis & SyncCommands;
+    redis.defineCommand('lobbyRlSync', { lua: SYNC_LUA });
+    redis.defineCommand('lobbyRlInstances', { numberOfKeys: 1, lua: INSTANCES_LUA });
+    redis.on('error', (err: Error) => { this.lastError = err.message; });
+    redis.on('close', () => this.markDown(this.lastError ?? 'connection closed'));
+    this.redis = redis;
+  }
+
+  private schedule(): void {
+    if (this.stopped || !this.settings) return;
+    const interval = this.settings.intervalMs;
+    const wait = Math.max(0, interval - (Date.now() - this.lastRoundAt));
+    this.roundTimer = setTimeout(() => {
+      void this.round().finally(() => this.schedule());
+    }, this.lastRoundAt === 0 ? interval : wait);
+    this.roundTimer.unref();
+  }
+
+  private markDown(reason: string): void {
+    if (this.stopped || !this.settings) return;
+    this.lastError = reason;
+    this.forgiveDeltas = true;
+    if (this.down) return;
+    this.down = true;
+    this.downSince = Date.now();
+    this.table.setRedisState(REDIS_STATE.DOWN);
+    const modes = [...this.limits.values()].filter((l) => l.synced).map((l) => `${l.name}: ${l.onRedisError}`);
+    log.warn('rate-limit sync: redis unreachable; limits follow on_redis_error', { error: reason, limits: modes.join(', ') });
+  }
+
+  private markUp(): void {
+    this.table.setRedisState(REDIS_STATE.OK);
+    if (!this.down) return;
+    this.down = false;
+    if (this.rounds > 0) log.info('rate-limit sync: redis reachable again; limits are shared again', { down_ms: Date.now() - this.downSince });
+  }
+
+  /** One sync round (see the file comment). Never throws. */
+  async round(): Promise<void> {
+    const redis = this.redis;
+    const settings = this.settings;
+    if (!redis || !settings || this.stopped) return;
+    const started = Date.now();
+    this.lastRoundAt = started;
+    if (redis.status !== 'ready') {
+      this.markDown(this.lastError ?? `redis ${redis.status}`);
+      this.failedRounds++;
+      return;
+    }
+    if (this.forgiveDeltas) {
+      // What was admitted while Redis was out (or before the first round) was not a shared budget.
+      this.table.resetDeltas();
+      this.forgiveDeltas = false;
+    }
+    const records = this.table.collect((id) => this.limits.get(id)?.synced === true);
+    const prefix = settings.keyPrefix;
+    const window = Math.max(3 * settings.intervalMs, 300);
+    const pipeline = redis.pipeline() as ChainableCommander & SyncCommands;
+    pipeline.lobbyRlInstances(`${prefix}rl:instances`, this.instanceId, Math.max(window, 1_000));
+    const batches: { records: PushRecord[]; limits: CompiledRateLimit[] }[] = [];
+    let batch: { records: PushRecord[]; limits: CompiledRateLimit[] } = { records: [], limits: [] };
+    let args: (string | number)[] = [];
+    const flush = () => {
+      if (batch.records.length === 0) return;
+      pipeline.lobbyRlSync(batch.records.length, ...args);
+      batches.push(batch);
+      batch = { records: [], limits: [] };
+      args = [];
+    };
+    for (const rec of records) {
+      const limit = this.limits.get(rec.limitId);
+      if (!limit) continue;
+      batch.records.push(rec);
+      batch.limits.push(limit);
+      if (batch.records.length === SYNC_BATCH) { this.buildArgs(batch, prefix, window, args); flush(); }
+    }
+    if (batch.records.length > 0) { this.buildArgs(batch, prefix, window, args); flush(); }
+    this.commands += 1 + batches.length;
+    let results: [Error | null, unknown][] | null;
+    try {
+      results = await pipeline.exec();
+    } catch (error) {
+      this.failedRounds++;
+      this.markDown((error as Error).message);
+      return;
+    }
+    if (!results || results.length !== 1 + batches.length) {
+      this.failedRounds++;
+      this.markDown('incomplete pipeline reply');
+      return;
+    }
+    const [instErr, instances] = results[0];
+    if (instErr) {
+      this.failedRounds++;
+      this.markDown(instErr.message);
+      return;
+    }
+    this.table.setInstances(Number(instances));
+    const now = Date.now();
+    let failed: Error | null = null;
+    batches.forEach((b, i) => {
+      const [err, reply] = results![i + 1];
+      if (err || !Array.isArray(reply)) { failed ??= err ?? new Error('bad sync reply'); return; }
+      b.records.forEach((rec, k) => {
+        this.table.applyGlobal(rec, Number(reply[2 * k]), Number(reply[2 * k + 1]), b.limits[k].burst, now);
+      });
+    });
+    if (failed) {
+      this.failedRounds++;
+      this.markDown((failed as Error).message);
+      return;
+    }
+    this.rounds++;
+    this.lastKeys = records.length;
+    this.lastRoundMs = Date.now() - started;
+    if (this.lastRoundMs > this.maxRoundMs) this.maxRoundMs = this.lastRoundMs;
+    this.lastError = null;
+    this.markUp();
+  }
+
+  private buildArgs(batch: { records: PushRecord[]; limits: CompiledRateLimit[] }, prefix: string, window: number, args: (string | number)[]): void {
+    for (let k = 0; k < batch.records.length; k++) {
+      const rec = batch.records[k];
+      args.push(`${prefix}rl:${batch.limits[k].name}:${hashHex(rec.hi, rec.lo)}`);
+    }
+    args.push(this.instanceId, window);
+    for (let k = 0; k < batch.records.length; k++) {
+      const limit = batch.limits[k];
+      args.push(batch.records[k].consumed, limit.rate / limit.perMs, limit.burst);
+    }
+  }
+
+  private sweep(): void {
+    if (this.table.live === 0) return; // nothing to scan (no limits used yet)
+    try {
+      this.table.sweep(Date.now(), (id) => this.limits.has(id));
+    } catch (error) {
+      log.error('rate-limit sweep failed', { error: String((error as Error)?.stack ?? error) });
+    }
+  }
+
+  /** A worker thread died: release the bucket locks it may have held. */
+  releaseWorker(workerIndex: number): void {
+    const released = this.table.releaseOwner(workerIndex + 1);
+    if (released > 0) log.warn('rate-limit table: released locks of a dead worker', { worker: workerIndex, locks: released });
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    if (this.roundTimer) clearTimeout(this.roundTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const redis = this.redis;
+    this.redis = null;
+    if (redis) {
+      redis.removeAllListeners('close');
+      await Promise.race([redis.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
+      redis.disconnect();
+    }
+  }
+
+  /** For GET /status (`rate_limits`). */
+  status(): Record<string, unknown> {
+    const t = this.table;
+    const perLimit = t.countByLimit();
+    const state = t.redisState;
+    return {
+      table: {
+        capacity: t.capacity,
+        keys: t.live,
+        inserts: t.counter(H.INSERTS),
+        evictions: t.counter(H.EVICTIONS),
+        refused_full: t.counter(H.FULL),
+      },
+      redis: this.settings === null ? null : {
+        url: redactUrl(this.settings.url),
+        state: state === REDIS_STATE.OK ? 'ok' : 'down',
+        ...(state === REDIS_STATE.OK ? {} : { down_since: this.downSince ? new Date(this.downSince).toISOString() : null }),
+        instance: this.instanceId,
+        instances: t.instances,
+        interval_ms: this.settings.intervalMs,
+        rounds: this.rounds,
+        failed_rounds: this.failedRounds,
+        commands: this.commands,
+        last_round_at: this.lastRoundAt ? new Date(this.lastRoundAt).toISOString() : null,
+        last_round_ms: this.lastRoundMs,
+        max_round_ms: this.maxRoundMs,
+        last_round_keys: this.lastKeys,
+        last_error: this.lastError,
+      },
+      limits: [...this.limits.values()].map((l) => ({
+        name: l.name,
+        key: l.key.kind === 'ip' ? 'ip' : `${l.key.kind}:${l.key.kind === 'claim' ? l.key.claim : l.key.header}`,
+        rate: l.rate,
+        per_ms: l.perMs,
+        burst: l.burst,
+        mode: l.mode,
+        on_redis_error: l.onRedisError,
+        synced: l.synced,
+        keys: perLimit.get(l.id) ?? 0,
+        ...t.stats(l.id),
+      })),
+    };
+  }
+}

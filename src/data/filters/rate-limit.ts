@@ -1,0 +1,246 @@
+// The `rate-limit` filter: every limit a route lists (`routes[].rate_limit`) must admit the
+// request. Token buckets live in the instance's shared bucket table (src/shared/bucket-table.ts),
+// so all workers of an instance draw on one bucket per key; with `redis` the control plane keeps
+// the instances' buckets in agreement in the background (src/control/rate-limit-sync.ts) and
+// this filter never waits for Redis.
+//
+// onRequest (synchronous, no allocation beyond the header strings):
+//   for each limit: key (chosen at build: client IP / identity header of a claim / a request
+//   header) → 64-bit hash seeded by the limit → take one token. Refused by a limit in enforce
+//   mode: the tokens the earlier limits gave are handed back and the request is answered
+//   `status` (429) with Retry-After. Admitted: RateLimit-Policy, RateLimit and X-RateLimit-*
+//   are staged on ctx.responseHeaders, so they go out on the upstream's response too.
+// Redis down (the control plane sets the table's state): `local` → the instance enforces the
+// whole limit alone; `allow` → counted like report mode, never refused; `deny` → refused.
+import { NEXT, REPLY, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
+import type { CompiledRateLimit, RateLimitFilterConfig } from '../../shared/rate-limit-config.js';
+import {
+  BucketTable, createBucketTable, hashKey, hashSeeds, keyHashHi, keyHashLo, REDIS_STATE, S,
+  TAKE_FULL, TAKE_LIMITED,
+} from '../../shared/bucket-table.js';
+import { CidrSet, clientAddress, parseCidr, type Cidr } from '../../shared/ip-cidr.js';
+import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
+import { log } from '../../shared/log.js';
+import type { RequestContext } from '../request-context.js';
+import { replyError } from '../reply.js';
+
+const KEY_IP = 0;
+const KEY_HEADER = 1;
+
+/** One BucketTable view per buffer per thread (take()'s outputs are per view, the thread is single). */
+const views = new Map<SharedArrayBuffer, BucketTable>();
+let privateTable: SharedArrayBuffer | null = null;
+
+function tableFor(env: WorkerEnv): BucketTable {
+  const sab = env.rateLimitTable ?? (privateTable ??= createBucketTable(65_536));
+  let view = views.get(sab);
+  if (!view) {
+    view = new BucketTable(sab, env.workerIndex + 1);
+    views.set(sab, view);
+  }
+  return view;
+}
+
+/** Refusal specs with a configured status, memoized (reply.ts caches a body prefix per spec). */
+const specs = new Map<string, GatewayErrorSpec>();
+function specWith(base: GatewayErrorSpec, status: number): GatewayErrorSpec {
+  if (status === base.status) return base;
+  const id = `${base.code} ${status}`;
+  let spec = specs.get(id);
+  if (!spec) { spec = { status, code: base.code, message: base.message }; specs.set(id, spec); }
+  return spec;
+}
+
+const FULL_HEADERS = ['retry-after', '1'] as const;
+
+function secondsCeil(ms: number): number {
+  return ms <= 0 ? 0 : Math.ceil(ms / 1000 - 1e-9);
+}
+
+class RateLimitFilter implements Filter {
+  readonly name = 'rate-limit';
+  private readonly table: BucketTable;
+  private readonly limits: readonly CompiledRateLimit[];
+  private readonly count: number;
+  private readonly ids: Int32Array;
+  private readonly seedHi: Int32Array;
+  private readonly seedLo: Int32Array;
+  private readonly ratePerMs: Float64Array;
+  private readonly keyKind: Uint8Array;
+  private readonly keyHeader: string[];
+  private readonly stats: Int32Array;
+  private readonly limitedSpecs: GatewayErrorSpec[];
+  private readonly unavailableSpecs: GatewayErrorSpec[];
+  private readonly burstText: string[];
+  private readonly trusted: CidrSet;
+  private readonly policyHeader: string;
+  // Per-request scratch (one request at a time per worker: the filter is synchronous).
+  private readonly takenSlot: Int32Array;
+  private readonly takenHi: Int32Array;
+  private readonly takenLo: Int32Array;
+  private readonly takenShared: Uint8Array;
+  // Report-mode log: at most one line per limit per second.
+  private readonly reportedSinceLog: Int32Array;
+  private readonly lastReportLog: Float64Array;
+
+  constructor(config: RateLimitFilterConfig, env: WorkerEnv) {
+    this.table = tableFor(env);
+    this.limits = config.limits;
+    const n = (this.count = config.limits.length);
+    this.ids = new Int32Array(n);
+    this.seedHi = new Int32Array(n);
+    this.seedLo = new Int32Array(n);
+    this.ratePerMs = new Float64Array(n);
+    this.keyKind = new Uint8Array(n);
+    this.keyHeader = [];
+    this.stats = new Int32Array(n);
+    this.limitedSpecs = [];
+    this.unavailableSpecs = [];
+    this.burstText = [];
+    config.limits.forEach((limit, i) => {
+      this.ids[i] = limit.id;
+      const [hi, lo] = hashSeeds(limit.name);
+      this.seedHi[i] = hi;
+      this.seedLo[i] = lo;
+      this.ratePerMs[i] = limit.rate / limit.perMs;
+      this.keyKind[i] = limit.key.kind === 'ip' ? KEY_IP : KEY_HEADER;
+      this.keyHeader.push(limit.key.kind === 'ip' ? '' : limit.key.header);
+      this.stats[i] = this.table.statsSlot(limit.id);
+      this.limitedSpecs.push(specWith(GW_ERR.RATE_LIMITED, limit.status));
+      this.unavailableSpecs.push(specWith(GW_ERR.RATE_LIMIT_UNAVAILABLE, limit.status));
+      this.burstText.push(String(limit.burst));
+    });
+    this.trusted = new CidrSet(config.trustedProxies.map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string'));
+    this.policyHeader = config.limits.map((l) => l.policy).join(', ');
+    this.takenSlot = new Int32Array(n);
+    this.takenHi = new Int32Array(n);
+    this.takenLo = new Int32Array(n);
+    this.takenShared = new Uint8Array(n);
+    this.reportedSinceLog = new Int32Array(n);
+    this.lastReportLog = new Float64Array(n);
+  }
+
+  /** The key of limit `i` for this request. */
+  private keyOf(i: number, ctx: RequestContext): string {
+    if (this.keyKind[i] === KEY_IP) {
+      return this.trusted.size === 0 ? ctx.clientIp : clientAddress(ctx.clientIp, ctx.forwardedFor, this.trusted);
+    }
+    const name = this.keyHeader[i];
+    const h = ctx.headers;
+    for (let j = 0; j < h.length; j += 2) if (h[j] === name) return h[j + 1];
+    return ''; // no key: every such request shares one anonymous bucket
+  }
+
+  private count1(i: number, word: number): void {
+    const at = this.stats[i];
+    if (at >= 0) Atomics.add(this.table.i32, at + word, 1);
+  }
+
+  /** Hands back the tokens limits 0..upTo-1 gave this request. */
+  private refund(upTo: number): void {
+    for (let j = 0; j < upTo; j++) {
+      const slot = this.takenSlot[j];
+      if (slot >= 0) this.table.refund(slot, this.ids[j], this.takenHi[j], this.takenLo[j], this.takenShared[j] === 1);
+    }
+  }
+
+  // Hot path: per limit one key read, one hash, one table take; the header strings at the end.
+  onRequest(ctx: RequestContext): Verdict {
+    const table = this.table;
+    const limits = this.limits;
+    const now = Date.now();
+    const redis = table.redisState;
+    let rateHeader = '';
+    // The limit with the least left is the one the X-RateLimit-* headers describe.
+    let tightest = -1;
+    let tightestRemaining = 0;
+    let tightestReset = 0;
+    for (let i = 0; i < this.count; i++) {
+      const limit = limits[i];
+      hashKey(this.seedHi[i], this.seedLo[i], this.keyOf(i, ctx));
+      const hi = keyHashHi();
+      const lo = keyHashLo();
+      let enforce = limit.mode === 'enforce';
+      let shared = false;
+      if (limit.synced) {
+        if (redis === REDIS_STATE.OK) shared = true;
+        else if (redis === REDIS_STATE.DOWN) {
+          if (limit.onRedisError === 'deny') {
+            this.refund(i);
+            this.count1(i, S.UNAVAILABLE);
+            return this.reject(ctx, this.unavailableSpecs[i], ['retry-after', '1']);
+          }
+          if (limit.onRedisError === 'allow') enforce = false;
+        }
+      }
+      const result = table.take(this.ids[i], hi, lo, this.ratePerMs[i], limit.burst, now, shared);
+      if (result === TAKE_FULL) {
+        this.refund(i);
+        this.count1(i, S.FULL);
+        return this.reject(ctx, GW_ERR.RATE_LIMIT_CAPACITY, FULL_HEADERS);
+      }
+      const remaining = table.tokens > 0 ? Math.floor(table.tokens + 1e-9) : 0;
+      const reset = secondsCeil(table.resetMs);
+      rateHeader += (i === 0 ? '"' : ', "') + limit.name + '";r=' + remaining + ';t=' + reset;
+      if (result === TAKE_LIMITED) {
+        this.takenSlot[i] = -1;
+        if (enforce) {
+          this.refund(i);
+          this.count1(i, S.LIMITED);
+          const retry = String(Math.max(1, secondsCeil(table.retryMs)));
+          this.stage(ctx, rateHeader, this.burstText[i], 0, reset);
+          return this.reject(ctx, this.limitedSpecs[i], ['retry-after', retry]);
+        }
+        this.count1(i, S.REPORTED);
+        this.logReported(i, now);
+      } else {
+        this.takenSlot[i] = table.entry;
+        this.takenHi[i] = hi;
+        this.takenLo[i] = lo;
+        this.takenShared[i] = shared ? 1 : 0;
+        this.count1(i, S.ADMITTED);
+      }
+      if (tightest < 0 || remaining < tightestRemaining || (remaining === tightestRemaining && reset > tightestReset)) {
+        tightest = i;
+        tightestRemaining = remaining;
+        tightestReset = reset;
+      }
+    }
+    this.stage(ctx, rateHeader, this.burstText[tightest], tightestRemaining, tightestReset);
+    return NEXT;
+  }
+
+  private stage(ctx: RequestContext, rateHeader: string, limit: string, remaining: number, reset: number): void {
+    const h = ctx.responseHeaders ?? (ctx.responseHeaders = []);
+    h.push(
+      'ratelimit-policy', this.policyHeader,
+      'ratelimit', rateHeader,
+      'x-ratelimit-limit', limit,
+      'x-ratelimit-remaining', String(remaining),
+      'x-ratelimit-reset', String(reset),
+    );
+  }
+
+  private reject(ctx: RequestContext, spec: GatewayErrorSpec, headers: readonly string[]): typeof REPLY {
+    const call = ctx.call;
+    const bodyUnread = call !== null && call.bodyStream !== null && !call.bodyStream.readableEnded;
+    call?.finish();
+    replyError(ctx, spec, bodyUnread, headers);
+    return REPLY;
+  }
+
+  private logReported(i: number, now: number): void {
+    this.reportedSinceLog[i]++;
+    if (now - this.lastReportLog[i] < 1000) return;
+    log.warn('rate limit exceeded (report mode: admitted)', { limit: this.limits[i].name, requests: this.reportedSinceLog[i] });
+    this.reportedSinceLog[i] = 0;
+    this.lastReportLog[i] = now;
+  }
+}
+
+export const rateLimit: FilterFactory<RateLimitFilterConfig> = {
+  name: 'rate-limit',
+  build(config, env) {
+    return new RateLimitFilter(config, env);
+  },
+};

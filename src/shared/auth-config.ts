@@ -1,0 +1,102 @@
+// Compiled form of the `auth` section and of `routes[].auth`: what the config compiler
+// (src/control/auth-compile.ts) hands the `auth-jwt` and `identity-strip` filters, the
+// JWKS manager (src/control/jwks.ts) and the verification pool (workers/jwt-verify.ts).
+// Plain, structured-cloneable data.
+
+/** Signature algorithms Lobby verifies. `none` is not one of them, ever. */
+export const JWT_ALGORITHMS = [
+  'HS256', 'HS384', 'HS512',
+  'RS256', 'RS384', 'RS512',
+  'PS256', 'PS384', 'PS512',
+  'ES256', 'ES384', 'ES512',
+  'EdDSA',
+] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
+export function isHmacAlgorithm(alg: string): boolean {
+  return alg === 'HS256' || alg === 'HS384' || alg === 'HS512';
+}
+
+/** A public JWK (or an `oct` key for HS*), as found in a JWKS document. */
+export interface Jwk {
+  kty: string;
+  kid?: string;
+  alg?: string;
+  use?: string;
+  key_ops?: string[];
+  crv?: string;
+  n?: string;
+  e?: string;
+  x?: string;
+  y?: string;
+  k?: string;
+  [member: string]: unknown;
+}
+
+/** What the verifier checks, independent of the keys (which may change at run time). */
+export interface VerifierSpec {
+  issuer: string;
+  /** Accepted `aud` values; empty = `aud` is not checked. */
+  audiences: string[];
+  algorithms: JwtAlgorithm[];
+  clockSkewS: number;
+  requireExp: boolean;
+  /** [claim, lower-case header name] pairs injected upstream. */
+  claimsToHeaders: [string, string][];
+}
+
+/** A JWKS endpoint and how its document is cached (one fetcher per URI per instance). */
+export interface CompiledJwksSource {
+  uri: string;
+  minTtlS: number;
+  maxTtlS: number;
+  defaultTtlS: number;
+  refetchCooldownS: number;
+  fetchTimeoutMs: number;
+}
+
+export interface CompiledAuthProvider {
+  name: string;
+  /** Changes whenever anything below changes: per-worker state (token cache) is keyed by it. */
+  fingerprint: string;
+  spec: VerifierSpec;
+  /** Static keys (`keys_file`, `keys`, or `secret` as an `oct` key); null when `jwks` is set. */
+  keys: Jwk[] | null;
+  jwks: CompiledJwksSource | null;
+  /** Also look for the token in this cookie / query parameter (after `Authorization`). */
+  fromCookie: string | null;
+  fromQuery: string | null;
+  /** Keep the `Authorization` header on the forwarded request. */
+  forwardToken: boolean;
+}
+
+/** Where signatures are checked and how the per-worker token cache behaves. */
+export interface CompiledAuthRuntime {
+  /** `pool`: a piscina pool per data-plane worker; `inline`: on the worker's event loop. */
+  mode: 'pool' | 'inline';
+  threads: number;
+  concurrentTasksPerThread: number;
+  atomics: 'async' | 'sync' | 'disabled';
+  maxQueue: number;
+  taskTimeoutMs: number;
+  cacheEntries: number;
+  cacheMaxTtlS: number;
+  negativeTtlS: number;
+}
+
+/** Config of the `auth-jwt` filter of one route. */
+export interface AuthJwtFilterConfig {
+  provider: CompiledAuthProvider;
+  /** Every scope listed must be granted by the token. */
+  scopes: string[];
+  /** No token: go on anonymously (an invalid token is still rejected). */
+  optional: boolean;
+  /** Lower-case identity header names removed from every request (all providers' claims_to_headers). */
+  stripHeaders: string[];
+  runtime: CompiledAuthRuntime;
+}
+
+/** Config of the `identity-strip` filter (routes without auth). */
+export interface IdentityStripFilterConfig {
+  stripHeaders: string[];
+}

@@ -1,0 +1,49 @@
+// Compiled rate limits (src/control/rate-limit-compile.ts → the `rate-limit` filter and the
+// control plane's sync). Plain, structured-cloneable data.
+
+export type RateLimitKey =
+  | { kind: 'ip' }
+  /** A request header (lower-case name), the first occurrence. */
+  | { kind: 'header'; header: string }
+  /** A JWT claim, read from the identity header the route's auth provider injects for it. */
+  | { kind: 'claim'; claim: string; header: string };
+
+export type RateLimitMode = 'enforce' | 'report';
+export type OnRedisError = 'allow' | 'local' | 'deny';
+
+export interface CompiledRateLimit {
+  name: string;
+  /** Table id: nonzero 32-bit hash of the name (src/shared/bucket-table.ts limitIdOf). */
+  id: number;
+  key: RateLimitKey;
+  /** `rate` tokens per `perMs` milliseconds. */
+  rate: number;
+  perMs: number;
+  /** Bucket capacity (defaults to rate). */
+  burst: number;
+  mode: RateLimitMode;
+  onRedisError: OnRedisError;
+  /** Status of a refusal (default 429). */
+  status: number;
+  /** Synced through Redis (a `redis` section exists). */
+  synced: boolean;
+  /** The RateLimit-Policy item, e.g. `"per-ip";q=200;w=2`. */
+  policy: string;
+}
+
+/** The config of one route's `rate-limit` filter. */
+export interface RateLimitFilterConfig {
+  /** In the route's order; each must admit the request. */
+  limits: CompiledRateLimit[];
+  /** `server.trusted_proxies` CIDRs (client IP from X-Forwarded-For when the sender is one). */
+  trustedProxies: string[];
+}
+
+/** Instance-wide rate-limit settings (CompiledConfig.rateLimit). */
+export interface CompiledRateLimitRuntime {
+  /** Capacity of the bucket table (server.rate_limit_keys); fixed at start. */
+  tableKeys: number;
+  limits: CompiledRateLimit[];
+  /** Redis sync settings, or null without a `redis` section. */
+  sync: { url: string; keyPrefix: string; intervalMs: number; instanceId: string | null } | null;
+}

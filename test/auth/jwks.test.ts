@@ -1,0 +1,178 @@
+// The control plane's JWKS manager against a real JWKS server: Cache-Control lifetimes,
+// background refresh, refetch cooldown, keeping the last good keys, document checks.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { JwksManager, ttlFromCacheControl, type KeysMessage } from '../../src/control/jwks.js';
+import { loadConfigText } from '../../src/control/config-load.js';
+import type { CompiledJwksSource } from '../../src/shared/auth-config.js';
+import { makeKey, startJwksServer, type JwksServer, type TestKey } from '../helpers/jwt.js';
+
+let server: JwksServer;
+let k1: TestKey;
+let k2: TestKey;
+
+before(async () => {
+  k1 = await makeKey('ES256', 'k1');
+  k2 = await makeKey('ES256', 'k2');
+  server = await startJwksServer([k1.jwk]);
+});
+
+after(async () => {
+  await server?.close();
+});
+
+function configFor(uri: string, cache = '{ min_ttl_s: 1, default_ttl_s: 60, max_ttl_s: 120, refetch_cooldown_s: 1, fetch_timeout_ms: 500 }') {
+  return loadConfigText(`
+services: { s: { targets: ["http://127.0.0.1:9001"] } }
+auth:
+  providers:
+    - { name: a, issuer: i, jwks_uri: "${uri}", algorithms: [ES256], jwks_cache: ${cache} }
+    - { name: b, issuer: j, jwks_uri: "${uri}", algorithms: [ES256] }
+routes:
+  - { name: a, match: { prefix: /a }, service: s, auth: { provider: a } }
+  - { name: b, match: { prefix: /b }, service: s, auth: { provider: b } }
+`, 'test.yaml');
+}
+
+function manager(): { m: JwksManager; messages: KeysMessage[] } {
+  const messages: KeysMessage[] = [];
+  return { m: new JwksManager((msg) => messages.push(msg)), messages };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('ttlFromCacheControl', () => {
+  const source: CompiledJwksSource = { uri: 'x', minTtlS: 60, maxTtlS: 3600, defaultTtlS: 600, refetchCooldownS: 30, fetchTimeoutMs: 1000 };
+  it('uses max-age within the bounds, the default without it, the minimum for no-cache', () => {
+    assert.equal(ttlFromCacheControl('public, max-age=900', source), 900);
+    assert.equal(ttlFromCacheControl('max-age=5', source), 60);
+    assert.equal(ttlFromCacheControl('max-age=99999', source), 3600);
+    assert.equal(ttlFromCacheControl(undefined, source), 600);
+    assert.equal(ttlFromCacheControl('no-cache', source), 60);
+    assert.equal(ttlFromCacheControl('no-store, max-age=900', source), 60);
+    assert.equal(ttlFromCacheControl('s-maxage=900', source), 600);
+  });
+});
+
+describe('JwksManager', () => {
+  it('fetches each URI once for all providers and announces the keys', async () => {
+    server.keys = [k1.jwk];
+    server.cacheControl = 'max-age=60';
+    const before = server.hits;
+    const { m, messages } = manager();
+    try {
+      await m.configure(configFor(server.url));
+      assert.equal(server.hits - before, 1, 'two providers, one URI, one fetch');
+      assert.equal(messages.length, 1);
+      assert.equal(messages[0].version, 1);
+      assert.deepEqual(messages[0].keys!.map((k) => k.kid), ['k1']);
+      assert.deepEqual(m.snapshot(), messages);
+    } finally {
+      m.stop();
+    }
+  });
+
+  it('refreshes before max-age runs out, and announces only changes', async () => {
+    server.keys = [k1.jwk];
+    server.cacheControl = 'max-age=1';
+    const { m, messages } = manager();
+    try {
+      await m.configure(configFor(server.url));
+      const hits = server.hits;
+      await sleep(900); // refresh at 80 % of 1 s
+      assert.equal(server.hits - hits, 1);
+      assert.equal(messages.length, 1, 'same keys: nothing announced');
+      server.keys = [k1.jwk, k2.jwk];
+      await sleep(900);
+      assert.equal(messages.length, 2);
+      assert.equal(messages[1].version, 2);
+      assert.deepEqual(messages[1].keys!.map((k) => k.kid), ['k1', 'k2']);
+    } finally {
+      m.stop();
+      server.cacheControl = 'max-age=300';
+    }
+  });
+
+  it('refetches on request at most once per cooldown, and answers every request', async () => {
+    server.keys = [k1.jwk];
+    const { m, messages } = manager();
+    try {
+      await m.configure(configFor(server.url));
+      await sleep(1100);
+      const hits = server.hits;
+      for (let i = 0; i < 20; i++) m.refetch(server.url);
+      await sleep(200);
+      assert.equal(server.hits - hits, 1);
+      assert.ok(messages.length >= 2, 'the waiting workers got an answer');
+      for (let i = 0; i < 20; i++) m.refetch(server.url);
+      await sleep(100);
+      assert.equal(server.hits - hits, 1, 'still within the cooldown: no fetch');
+      assert.ok(messages.length >= 22, 'answered from what there is');
+      await sleep(1000);
+      m.refetch(server.url);
+      await sleep(200);
+      assert.equal(server.hits - hits, 2, 'after the cooldown: one more');
+    } finally {
+      m.stop();
+    }
+  });
+
+  it('keeps the last good keys while the provider is down, and retries', async () => {
+    server.keys = [k1.jwk];
+    server.cacheControl = 'max-age=1';
+    const { m, messages } = manager();
+    try {
+      await m.configure(configFor(server.url));
+      server.down = true;
+      const hits = server.hits;
+      await sleep(2500);
+      assert.ok(server.hits - hits >= 2, 'refresh and at least one retry');
+      assert.deepEqual(m.snapshot()[0].keys!.map((k) => k.kid), ['k1']);
+      assert.equal(messages.length, 1, 'no change announced');
+      server.down = false;
+      server.keys = [k2.jwk];
+      await sleep(2200);
+      assert.deepEqual(m.snapshot()[0].keys!.map((k) => k.kid), ['k2']);
+    } finally {
+      m.stop();
+      server.down = false;
+      server.cacheControl = 'max-age=300';
+    }
+  });
+
+  it('a provider down at start: no keys yet (version 0), fetched as soon as it answers', async () => {
+    server.down = true;
+    server.keys = [k1.jwk];
+    const { m } = manager();
+    try {
+      await m.configure(configFor(server.url));
+      assert.deepEqual(m.snapshot(), [{ type: 'keys', uri: server.url, version: 0, keys: null }]);
+      server.down = false;
+      await sleep(1300);
+      assert.equal(m.snapshot()[0].version, 1);
+    } finally {
+      m.stop();
+      server.down = false;
+    }
+  });
+
+  it('takes only public signature keys from the document', async () => {
+    const rsa = await makeKey('RS256', 'r');
+    server.keys = [
+      { ...rsa.jwk, d: 'private-part', p: 'x' },
+      { kty: 'oct', k: Buffer.alloc(32).toString('base64url'), kid: 'secret' },
+      { ...k2.jwk, use: 'enc' },
+      { kty: 'EC', crv: 'P-256', kid: 'broken' },
+      k1.jwk,
+    ];
+    const { m, messages } = manager();
+    try {
+      await m.configure(configFor(server.url));
+      const keys = messages[0].keys!;
+      assert.deepEqual(keys.map((k) => k.kid), ['r', 'k1']);
+      assert.equal(keys[0].d, undefined, 'private members are dropped');
+    } finally {
+      m.stop();
+    }
+  });
+});

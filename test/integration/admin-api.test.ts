@@ -1,0 +1,312 @@
+// The admin API end to end on a real gateway: auth, every endpoint, validation errors,
+// rollback, 409 on a service in use, instance keys, persist on and off, readiness.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'undici';
+import { MAIN_JS, startGateway, type Gateway } from '../helpers/gateway.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
+import { freePort } from '../helpers/ports.js';
+
+const TOKEN = 'test-admin-token-0123456789';
+
+let upA: Upstream;
+let upB: Upstream;
+let gw: Gateway;
+let admin: AdminClient;
+let adminPort: number;
+
+function config(adminSection: string) {
+  return `
+server: { host: 127.0.0.1, port: __PORT__, workers: 2, drain_timeout_ms: 2000 }
+${adminSection}
+services:
+  a: { targets: ["${upA.origin}"] }
+  b: { targets: ["${upB.origin}"] }
+routes:
+  - { name: ra, match: { prefix: /a }, service: a }
+  - { name: rb, match: { prefix: /b }, service: b }
+`;
+}
+
+/** Requests on fresh connections, so that SO_REUSEPORT spreads them over both workers. */
+async function fresh(path: string, g: Gateway = gw): Promise<{ status: number; upstream?: string; url?: string }> {
+  const agent = new Agent({ pipelining: 0 });
+  try {
+    const res = await request(g.url + path, { dispatcher: agent, headers: { connection: 'close' } });
+    const text = await res.body.text();
+    let body: { upstream?: string; url?: string } = {};
+    try { body = JSON.parse(text); } catch { /* a gateway error or plain text */ }
+    return { status: res.statusCode, upstream: body.upstream, url: body.url };
+  } finally {
+    await agent.close();
+  }
+}
+
+/** Every one of `n` fresh requests to `path` gets `status` (from `upstream`). */
+async function expectRouted(path: string, status: number, upstream?: string, n = 6): Promise<void> {
+  const results = await Promise.all(Array.from({ length: n }, () => fresh(path)));
+  for (const r of results) {
+    assert.equal(r.status, status, `${path}: ${JSON.stringify(results)}`);
+    if (upstream) assert.equal(r.upstream, upstream, `${path}: ${JSON.stringify(results)}`);
+  }
+}
+
+before(async () => {
+  upA = await startUpstream('A');
+  upB = await startUpstream('B');
+  adminPort = await freePort();
+  gw = await startGateway(config(`admin:\n  host: 127.0.0.1\n  port: ${adminPort}\n  token: \${LOBBY_ADMIN_TOKEN}`), { env: { LOBBY_ADMIN_TOKEN: TOKEN } });
+  admin = adminClient(adminPort, TOKEN);
+  await admin.waitReady();
+});
+
+after(async () => {
+  await gw?.stop();
+  await upA?.close();
+  await upB?.close();
+});
+
+describe('admin API: auth', () => {
+  it('answers 401 without or with a wrong token, and changes nothing', async () => {
+    const before = (await admin.get('/config')).body;
+    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: TOKEN }, { authorization: `Basic ${TOKEN}` }];
+    for (const headers of attempts) {
+      const anonymous = adminClient(adminPort);
+      for (const [method, path] of [['GET', '/config'], ['GET', '/healthz'], ['DELETE', '/routes/ra'], ['PUT', '/routes/rz']] as const) {
+        const r = await anonymous.call(method, path, method === 'PUT' ? { match: { prefix: '/z' }, service: 'a' } : undefined, headers);
+        assert.equal(r.status, 401, `${method} ${path} ${JSON.stringify(headers)}`);
+        assert.equal(r.body.error.code, 'unauthorized');
+        assert.equal(r.headers['www-authenticate'], 'Bearer realm="lobby-admin"');
+      }
+    }
+    const afterwards = (await admin.get('/config')).body;
+    assert.equal(afterwards.version, before.version);
+    assert.equal(afterwards.hash, before.hash);
+    await expectRouted('/a', 200, 'A');
+    await expectRouted('/z', 404);
+    // The scheme is case-insensitive.
+    assert.equal((await adminClient(adminPort).call('GET', '/healthz', undefined, { authorization: `bearer ${TOKEN}` })).status, 200);
+  });
+
+  it('never listens on the data-plane port, and refuses to start without a token on a non-loopback address', async () => {
+    assert.equal((await fresh('/config')).status, 404, 'the data port does not serve the admin API');
+    const run = (args: string[], env: Record<string, string>) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, [MAIN_JS, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      p.stderr.on('data', (d) => { stderr += d; });
+      p.on('exit', (code) => resolve({ code, stderr }));
+    });
+    const file = gw.configFile.replace('gateway.yaml', 'open.yaml');
+    await writeFile(file, `server: { port: ${await freePort()} }\nadmin: { host: 0.0.0.0, port: ${await freePort()} }\n`);
+    const r = await run(['start', '--config', file], {});
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /admin\.host: without admin\.token the admin API listens only on a loopback address/);
+  });
+});
+
+describe('admin API: reading', () => {
+  it('GET /config shows the config and its version, with the token redacted', async () => {
+    const r = await admin.get('/config');
+    assert.equal(r.status, 200);
+    assert.equal(typeof r.body.version, 'number');
+    assert.match(r.body.hash, /^[0-9a-f]{12}$/);
+    assert.equal(r.body.config.admin.token, '<redacted>');
+    assert.ok(!JSON.stringify(r.body).includes(TOKEN));
+    assert.deepEqual(Object.keys(r.body.config.services), ['a', 'b']);
+    assert.equal(r.body.config.services.a.balance, 'round_robin', 'defaults are shown');
+  });
+
+  it('GET /routes, /routes/{name}, /services, /services/{name}; unknown names 404', async () => {
+    assert.deepEqual((await admin.get('/routes')).body.routes.map((r: { name: string }) => r.name).slice(0, 2), ['ra', 'rb']);
+    assert.equal((await admin.get('/routes/ra')).body.route.service, 'a');
+    assert.equal((await admin.get('/routes/nope')).status, 404);
+    assert.deepEqual((await admin.get('/services/b')).body.service.targets, [upB.origin]);
+    assert.equal((await admin.get('/services/nope')).body.error.code, 'service_not_found');
+    assert.ok('a' in (await admin.get('/services')).body.services);
+  });
+
+  it('GET /status, /healthz, /readyz; unknown paths 404 and wrong methods 405', async () => {
+    const s = (await admin.get('/status')).body;
+    assert.equal(s.ready, true);
+    assert.deepEqual(s.workers, { configured: 2, listening: 2, restarts: 0 });
+    assert.ok(s.generation >= 1);
+    assert.equal(typeof s.uptime_s, 'number');
+    assert.equal(s.config.version, (await admin.get('/config')).body.version);
+    assert.equal(s.redis, null);
+    assert.deepEqual((await admin.get('/healthz')).body, { status: 'ok' });
+    assert.deepEqual((await admin.get('/readyz')).body, { ready: true, reasons: [] });
+    assert.equal((await admin.get('/nope')).status, 404);
+    const m = await admin.call('POST', '/config', {});
+    assert.equal(m.status, 405);
+    assert.equal(m.body.error.allow, 'GET, PUT');
+    const c = await admin.get('/cluster');
+    assert.equal(c.body.clustered, false);
+    assert.equal(c.body.instances.length, 1);
+  });
+});
+
+describe('admin API: changes', () => {
+  it('PUT /routes/{name} creates (201) and replaces (200); the 200 means every worker routes by it', async () => {
+    const created = await admin.put('/routes/rc', { match: { prefix: '/c' }, service: 'b' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.changed, true);
+    await expectRouted('/c/1', 200, 'B');
+    const replaced = await admin.put('/routes/rc', { name: 'rc', match: { prefix: '/c' }, service: 'a', strip_prefix: '/c' });
+    assert.equal(replaced.status, 200);
+    assert.equal(replaced.body.version, created.body.version + 1);
+    assert.ok(replaced.body.generation > created.body.generation);
+    await expectRouted('/c/1', 200, 'A');
+    assert.equal((await fresh('/c/1')).url, '/1');
+    const mismatch = await admin.put('/routes/rc', { name: 'other', match: { prefix: '/c' }, service: 'a' });
+    assert.equal(mismatch.status, 400);
+    assert.equal(mismatch.body.error.issues[0].path, 'name');
+    const deleted = await admin.del('/routes/rc');
+    assert.equal(deleted.status, 200);
+    await expectRouted('/c/1', 404);
+    assert.equal((await admin.del('/routes/rc')).status, 404);
+  });
+
+  it('an invalid change answers 400 with every error (key path and reason); the live config is untouched', async () => {
+    const before = (await admin.get('/config')).body;
+    const r = await admin.put('/config', {
+      services: { a: { targets: ['https://x'], balance: 'random' } },
+      routes: [
+        { name: 'ok', match: { prefix: '/a' }, service: 'a' },
+        { name: 'bad', match: { prefix: 'nope', methods: ['get'] }, service: 'a', colour: 'red' },
+      ],
+    });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error.code, 'config_invalid');
+    assert.deepEqual(r.body.error.issues.map((i: { path: string }) => i.path).sort(), [
+      'routes[1].colour', 'routes[1].match.methods[0]', 'routes[1].match.prefix', 'services.a.balance', 'services.a.targets[0]',
+    ]);
+    for (const issue of r.body.error.issues) assert.ok(issue.message.length > 5, issue.message);
+    // Rules between values: an unknown service and an ambiguous route, both reported.
+    const r2 = await admin.put('/config', { services: before.config.services, routes: [
+      { name: 'x', match: { prefix: '/a' }, service: 'nope' },
+      { name: 'y', match: { prefix: '/b' }, service: 'a' },
+      { name: 'z', match: { prefix: '/b' }, service: 'b' },
+    ] });
+    assert.equal(r2.status, 400);
+    assert.deepEqual(r2.body.error.issues.map((i: { path: string }) => i.path), ['routes[0].service', 'routes[2].match']);
+    // Malformed JSON and an empty body.
+    const r3 = await admin.call('PUT', '/config', '{"routes": [', { 'content-type': 'application/json' });
+    assert.equal(r3.status, 400);
+    assert.match(r3.body.error.issues[0].message, /invalid JSON/);
+    const after = (await admin.get('/config')).body;
+    assert.deepEqual([after.version, after.hash], [before.version, before.hash]);
+    await expectRouted('/a', 200, 'A');
+    await expectRouted('/b', 200, 'B');
+  });
+
+  it('the listen address cannot change at runtime: 400 naming the key', async () => {
+    const current = (await admin.get('/config')).body.config;
+    const r = await admin.put('/config', { ...current, server: { ...current.server, port: current.server.port + 1, workers: 1 } });
+    assert.equal(r.status, 400);
+    assert.deepEqual(r.body.error.issues.map((i: { path: string }) => i.path), ['server.port', 'server.workers']);
+    assert.match(r.body.error.issues[0].message, /cannot change at runtime .*restart Lobby/);
+    // The same config as shown (redacted token included) is accepted as "no change".
+    const same = await admin.put('/config', current);
+    assert.equal(same.status, 200);
+    assert.equal(same.body.changed, false);
+  });
+
+  it('services: PUT creates, DELETE of a service in use answers 409 naming the routes', async () => {
+    const created = await admin.put('/services/c', { targets: [upB.origin], balance: 'least_request' });
+    assert.equal(created.status, 201);
+    const inUse = await admin.del('/services/a');
+    assert.equal(inUse.status, 409);
+    assert.equal(inUse.body.error.code, 'service_in_use');
+    assert.deepEqual(inUse.body.error.routes, ['ra']);
+    await expectRouted('/a', 200, 'A');
+    assert.equal((await admin.put('/routes/rc', { match: { prefix: '/c' }, service: 'c' })).status, 201);
+    assert.equal((await admin.del('/services/c')).status, 409);
+    assert.equal((await admin.del('/routes/rc')).status, 200);
+    assert.equal((await admin.del('/services/c')).status, 200);
+    assert.equal((await admin.del('/services/c')).status, 404);
+    const bad = await admin.put('/services/d', { targets: [] });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.issues[0].path, 'services.d.targets');
+  });
+
+  it('versions and rollback', async () => {
+    const base = (await admin.get('/config')).body;
+    const v1 = await admin.put('/routes/rv', { match: { prefix: '/v' }, service: 'a' });
+    const v2 = await admin.put('/routes/rv', { match: { prefix: '/v' }, service: 'b' });
+    await expectRouted('/v', 200, 'B');
+    const list = (await admin.get('/config/versions')).body;
+    assert.equal(list.current, v2.body.version);
+    assert.deepEqual(list.versions.slice(0, 3).map((v: { version: number }) => v.version), [v2.body.version, v1.body.version, base.version]);
+    assert.equal(list.versions[0].current, true);
+    const old = await admin.get(`/config/versions/${v1.body.version}`);
+    assert.equal(old.body.config.routes.find((r: { name: string }) => r.name === 'rv').service, 'a');
+    const rolled = await admin.post(`/config/rollback/${v1.body.version}`);
+    assert.equal(rolled.status, 200);
+    assert.deepEqual([rolled.body.version, rolled.body.hash, rolled.body.rolled_back_to], [v2.body.version + 1, v1.body.hash, v1.body.version]);
+    await expectRouted('/v', 200, 'A');
+    const back = await admin.post(`/config/rollback/${base.version}`);
+    assert.equal(back.body.hash, base.hash);
+    await expectRouted('/v', 404);
+    assert.equal((await admin.post('/config/rollback/99999')).status, 404);
+    assert.equal((await admin.post('/config/rollback/x')).status, 404);
+  });
+
+  it('POST /reload re-reads the file; an invalid file is refused with its line; persist off leaves the file alone', async () => {
+    const original = await readFile(gw.configFile, 'utf8');
+    assert.ok(original.includes('name: rb'), 'admin changes were not written to the file (persist: false)');
+    await admin.put('/routes/only-in-memory', { match: { prefix: '/mem' }, service: 'a' });
+    assert.equal(await readFile(gw.configFile, 'utf8'), original);
+    const r = await admin.post('/reload');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.changed, true);
+    await expectRouted('/mem', 404);
+    const s = (await admin.get('/status')).body;
+    assert.equal(s.config.source, 'admin');
+    await writeFile(gw.configFile, original.replace('prefix: /b }', 'prefix: b }'));
+    const bad = await admin.post('/reload');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.issues[0].path, 'routes[1].match.prefix');
+    assert.equal(bad.body.error.issues[0].line, original.split('\n').findIndex((l) => l.includes('name: rb')) + 1);
+    await expectRouted('/b', 200, 'B');
+    await writeFile(gw.configFile, original);
+  });
+});
+
+describe('admin API: persist', () => {
+  it('persist: true writes admin changes back to the file (atomically), keeping the rest', async () => {
+    const port = await freePort();
+    const g = await startGateway(config(`admin: { port: ${port}, persist: true }   # loopback, no token`));
+    try {
+      const a = adminClient(port);
+      await a.waitReady();
+      const r = await a.put('/routes/rp', { match: { prefix: '/p' }, service: 'b' });
+      assert.equal(r.status, 201);
+      assert.equal(r.body.persisted, true);
+      const text = await readFile(g.configFile, 'utf8');
+      assert.match(text, /name: rp/);
+      assert.ok(text.includes('admin: { port: ') && text.includes('# loopback, no token'), text);
+      // The write is not mistaken for an outside edit (no reload, no new version).
+      await new Promise((r) => setTimeout(r, 400));
+      const s = (await a.get('/status')).body;
+      assert.deepEqual([s.config.version, s.config.source], [r.body.version, 'admin']);
+      // A restart on the file serves the change.
+      assert.equal(await g.stop(), 0);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  it('a change of the file on disk is applied (watched, debounced)', async () => {
+    const original = await readFile(gw.configFile, 'utf8');
+    const before = (await admin.get('/config')).body.version;
+    await writeFile(gw.configFile, original.replace('prefix: /b }', 'prefix: /bw }'));
+    await waitUntil('the file change to apply', async () => (await admin.get('/config')).body.version > before, 3000).catch((e) => { throw new Error(`${e}\n${gw.stderr()}`); });
+    await expectRouted('/bw', 200, 'B');
+    await writeFile(gw.configFile, original);
+    await waitUntil('the file change back to apply', async () => (await admin.get('/config')).body.version > before + 1, 3000);
+    await expectRouted('/bw', 404);
+  });
+});
