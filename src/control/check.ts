@@ -35,7 +35,7 @@ export async function runCheck(file: string, out: TextSink = process.stdout, err
   return 0;
 }
 
-const COLUMNS = ['ROUTE', 'HOST', 'METHODS', 'MATCH', 'SERVICE', 'TARGETS', 'PATH CHANGE'] as const;
+const COLUMNS = ['ROUTE', 'HOST', 'METHODS', 'MATCH', 'SERVICE', 'TARGETS', 'PATH CHANGE', 'FILTERS'] as const;
 
 /** The compiled routes as an aligned text table, one route per line, in config order. */
 export function formatRouteTable(config: CompiledConfig): string {
@@ -50,6 +50,7 @@ export function formatRouteTable(config: CompiledConfig): string {
       service.name,
       `${service.balance}: ${service.targets.map((target) => target.origin).join(', ')}`,
       formatPathChange(route),
+      route.filters.length > 0 ? route.filters.map((f) => f.name).join(' > ') : '-',
     ];
   });
   const widths = COLUMNS.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));

@@ -75,7 +75,9 @@ class AuthJwtFilter implements Filter, VerificationClient {
     // The realm is the provider name ([A-Za-z0-9_.-]); scopes are RFC 6749 scope tokens
     // without `"` or `\` (both checked by the config compiler): safe in quoted-strings.
     const realm = `Bearer realm="${provider.name}"`;
-    this.missingHeaders = ['www-authenticate', realm];
+    // A missing token gets error="invalid_token" too (RFC 6750 §3.1 leaves the code optional
+    // there), so clients need one rule for every 401.
+    this.missingHeaders = ['www-authenticate', `${realm}, error="invalid_token", error_description="a bearer token is required"`];
     this.badRequestHeaders = ['www-authenticate', `${realm}, error="invalid_request", error_description="more than one Authorization header"`];
     this.scopeHeaders = ['www-authenticate',
       `${realm}, error="insufficient_scope", error_description="the token does not grant the required scopes", scope="${config.scopes.join(' ')}"`];
