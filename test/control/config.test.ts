@@ -681,8 +681,8 @@ describe('config: files', () => {
     assert.equal(err.text, '');
     const lines = out.text.split('\n');
     assert.match(lines[0], /^ROUTE\s+HOST\s+METHODS\s+MATCH\s+SERVICE\s+TARGETS\s+PATH CHANGE\s+FILTERS$/);
-    assert.match(lines[1], /^users\s+\*\s+GET,POST,PUT,DELETE\s+prefix \/v1\/users\s+users\s+round_robin: http:\/\/127\.0\.0\.1:9001, http:\/\/127\.0\.0\.1:9011\s+strip_prefix \/v1$/);
-    assert.match(lines[2], /^user-v2\s+api\.example\.com\s+\*\s+template \/v2\/users\/\{id\}\s+users\s+round_robin: .*\s+rewrite \/users\/\{id\}$/);
+    assert.match(lines[1], /^users\s+\*\s+GET,POST,PUT,DELETE\s+prefix \/v1\/users\s+users\s+round_robin: http:\/\/127\.0\.0\.1:9001, http:\/\/127\.0\.0\.1:9011\s+strip_prefix \/v1\s+-$/);
+    assert.match(lines[2], /^user-v2\s+api\.example\.com\s+\*\s+template \/v2\/users\/\{id\}\s+users\s+round_robin: .*\s+rewrite \/users\/\{id\}\s+-$/);
     // Columns are aligned: every cell of a column starts at the same offset.
     assert.equal(lines[1].indexOf('prefix'), lines[0].indexOf('MATCH'));
     assert.equal(lines[2].indexOf('template'), lines[0].indexOf('MATCH'));
