@@ -224,6 +224,9 @@ export function redacted(raw: RawConfig): RawConfig {
   const out = { ...raw };
   if (raw.admin?.token !== undefined) out.admin = { ...raw.admin, token: REDACTED };
   if (raw.redis) out.redis = { ...raw.redis, url: redactUrl(raw.redis.url) };
+  if (raw.auth?.providers.some((p) => p.secret !== undefined)) {
+    out.auth = { ...raw.auth, providers: raw.auth.providers.map((p) => (p.secret === undefined ? p : { ...p, secret: REDACTED })) };
+  }
   return out;
 }
 
@@ -250,6 +253,17 @@ function completeSubmission(input: unknown, running: RawConfig): unknown {
   }
   if (isPlainObject(out.redis) && running.redis && out.redis.url === redactUrl(running.redis.url)) {
     out.redis = { ...out.redis, url: running.redis.url };
+  }
+  // An HMAC provider secret shown as REDACTED means "keep the running secret of that provider".
+  if (isPlainObject(out.auth) && Array.isArray(out.auth.providers) && running.auth) {
+    const runningSecrets = new Map(running.auth.providers.map((p) => [p.name, p.secret]));
+    out.auth = {
+      ...out.auth,
+      providers: out.auth.providers.map((p: unknown) =>
+        isPlainObject(p) && p.secret === REDACTED && runningSecrets.get(String(p.name)) !== undefined
+          ? { ...p, secret: runningSecrets.get(String(p.name)) }
+          : p),
+    };
   }
   return out;
 }

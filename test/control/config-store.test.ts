@@ -139,6 +139,20 @@ describe('config store: changes', () => {
     assert.equal(publisher.published.length, 0);
   });
 
+  it('HMAC provider secrets are redacted and a redacted secret round-trips unchanged', async () => {
+    const secret = 'hmac-secret-0123456789-0123456789-abcdef';
+    const text = BASE + `auth:
+  providers:
+    - { name: hs, issuer: https://issuer.test, audiences: [api], secret: "${secret}", algorithms: [HS256] }
+`;
+    const { store } = await makeStore(text);
+    const shown = redacted(store.current.raw);
+    assert.equal(shown.auth?.providers[0].secret, REDACTED);
+    assert.ok(!JSON.stringify(shown).includes(secret));
+    assert.equal((await store.change({ kind: 'document', value: withRoute(shown, 'rc', '/c') }, 'admin')).version, 2);
+    assert.equal(store.current.raw.auth?.providers[0].secret, secret);
+  });
+
   it('instance keys may be left out or redacted; changing them is refused', async () => {
     const { store } = await makeStore();
     const shown = redacted(store.current.raw);
