@@ -2,10 +2,7 @@
 // Process entry: the `lobby` command. `start` runs the control plane on this (main) thread
 // and the data plane on worker threads; `check` validates a config and prints its routes.
 import { parseArgs } from 'node:util';
-import { readFile } from 'node:fs/promises';
-import { parseConfigDocument } from './control/config-load.js';
-import { compileConfig } from './control/compile.js';
-import { ConfigError, ROOT_PATH } from './control/config-error.js';
+import { loadConfig } from './control/config-load.js';
 import { ControlPlane } from './control/control-plane.js';
 import { runCheck } from './control/check.js';
 import { Supervisor } from './control/supervisor.js';
@@ -59,7 +56,7 @@ async function start(file: string): Promise<void> {
   let config;
   let initial;
   try {
-    initial = await readConfigFile(file);
+    initial = await loadConfig(file); // keeps the file text: the reload watcher compares it
     config = initial.compiled;
   } catch (err) {
     process.stderr.write(`lobby: cannot start: ${(err as Error).message}\n`);
@@ -100,19 +97,6 @@ async function start(file: string): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => control.onSignal());
-}
-
-/** Reads, validates and compiles the config file, keeping its text (the reload watcher compares it). */
-async function readConfigFile(file: string) {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new ConfigError([{ file, path: ROOT_PATH, message: `cannot read the file (${reason})` }]);
-  }
-  const { raw, locate } = parseConfigDocument(text, file);
-  return { text, raw, compiled: compileConfig(raw, file, locate) };
 }
 
 main(process.argv.slice(2)).then((code) => { if (code >= 0) process.exitCode = code; }, (err) => {

@@ -36,6 +36,8 @@ export interface ParsedConfig {
 }
 
 export interface LoadedConfig {
+  /** The file as read (the reload watcher compares it to tell real changes). */
+  text: string;
   raw: RawConfig;
   compiled: CompiledConfig;
 }
@@ -55,7 +57,7 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
     throw new ConfigError([{ file, path: ROOT_PATH, message: `cannot read the file (${reason})` }]);
   }
   const { raw, locate } = parseConfigDocument(text, file, env);
-  return { raw, compiled: compileConfig(raw, file, locate) };
+  return { text, raw, compiled: compileConfig(raw, file, locate) };
 }
 
 /** Validates and compiles config text; `file` names it in messages. Throws ConfigError. */
