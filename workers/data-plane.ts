@@ -62,7 +62,7 @@ port.on('message', async (msg: ToWorker) => {
   switch (msg.type) {
     case 'prepare':
       try {
-        prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.config, pools, env));
+        prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.routeData, msg.config, pools, env));
         send({ type: 'prepared', generation: msg.generation });
       } catch (err) {
         send({ type: 'prepare-failed', generation: msg.generation, message: String((err as Error)?.message ?? err) });

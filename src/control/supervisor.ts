@@ -13,6 +13,7 @@ import type { CompiledConfig } from '../shared/compiled-config.js';
 import type { FromWorker, ToWorker, WorkerBoot } from '../shared/messages.js';
 import { CONTROL_SLOTS, createControlBlock } from '../shared/control-block.js';
 import { encodeRouteTable } from '../shared/route-table.js';
+import { encodeRouteData } from '../shared/route-data.js';
 import { log } from '../shared/log.js';
 import { JwksManager } from './jwks.js';
 import { RateLimitSync } from './rate-limit-sync.js';
@@ -26,7 +27,21 @@ const PREPARE_TIMEOUT_MS = 30_000;
 interface Published {
   generation: number;
   table: SharedArrayBuffer;
+  routeData: SharedArrayBuffer;
   config: CompiledConfig;
+  /** What crosses to workers: routes travel in routeData, not through structured clone. */
+  configWithoutRoutes: CompiledConfig;
+}
+
+/** Encodes a generation once (on this thread, off the request path) for every worker. */
+function published(generation: number, config: CompiledConfig): Published {
+  return {
+    generation,
+    table: encodeRouteTable(config.routes),
+    routeData: encodeRouteData(config.routes),
+    config,
+    configWithoutRoutes: { ...config, routes: [] },
+  };
 }
 
 class WorkerHandle {
@@ -98,8 +113,7 @@ export class Supervisor {
 
   /** Starts every worker on the config and waits until all listen. Throws if one cannot. */
   async start(): Promise<void> {
-    const table = encodeRouteTable(this.config.routes);
-    this.published = { generation: this.nextGeneration++, table, config: this.config };
+    this.published = published(this.nextGeneration++, this.config);
     // Stored before any worker listens: each worker prepares it before it opens its socket.
     Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, this.published.generation);
     await this.jwks.configure(this.config);
@@ -116,8 +130,7 @@ export class Supervisor {
   }
 
   private async publishNow(config: CompiledConfig): Promise<number> {
-    const table = encodeRouteTable(config.routes);
-    const next: Published = { generation: this.nextGeneration++, table, config };
+    const next = published(this.nextGeneration++, config);
     await this.jwks.configure(config);
     await this.rateLimits.configure(config);
     const live = this.workers.filter((w): w is WorkerHandle => w !== null);
@@ -131,7 +144,7 @@ export class Supervisor {
   private async prepare(w: WorkerHandle, p: Published): Promise<void> {
     const answer = w.waitFor((m): m is Extract<FromWorker, { type: 'prepared' | 'prepare-failed' }> =>
       (m.type === 'prepared' || m.type === 'prepare-failed') && m.generation === p.generation, PREPARE_TIMEOUT_MS);
-    w.send({ type: 'prepare', generation: p.generation, table: p.table, config: p.config });
+    w.send({ type: 'prepare', generation: p.generation, table: p.table, routeData: p.routeData, config: p.configWithoutRoutes });
     const msg = await answer;
     if (msg.type === 'prepare-failed') throw new Error(`worker ${w.index} could not prepare generation ${p.generation}: ${msg.message}`);
   }

@@ -5,6 +5,7 @@ import type { CompiledConfig, CompiledRoute, RewritePart } from '../shared/compi
 import type { Pool } from 'undici';
 import type { H1Pool } from './upstream/h1-client.js';
 import { RouteMatcher } from './route-match.js';
+import { RouteData } from '../shared/route-data.js';
 import type { Filter, WorkerEnv } from './chain.js';
 import { FILTERS } from './filters/index.js';
 import { PoolRegistry } from './upstream/pools.js';
@@ -41,16 +42,35 @@ export interface RuntimeRoute {
 
 export class Generation {
   readonly poolKeys: ReadonlySet<string>;
+  /** Routes built so far (by index); the rest are built on their first request. */
+  private readonly built: (RuntimeRoute | undefined)[];
 
   constructor(
     readonly id: number,
+    /** The compiled config without its routes (those are in routeData). */
     readonly config: CompiledConfig,
     readonly matcher: RouteMatcher,
-    readonly routes: readonly RuntimeRoute[],
+    private readonly routeData: RouteData,
+    private readonly services: readonly RuntimeService[],
+    private readonly env: WorkerEnv,
   ) {
     const keys = new Set<string>();
-    for (const r of routes) for (const t of r.service.targets) keys.add(t.poolKey);
+    for (const s of services) for (const t of s.targets) keys.add(t.poolKey);
     this.poolKeys = keys;
+    this.built = new Array(routeData.count);
+  }
+
+  /** Hot path: an array read once a route has served a request. */
+  route(index: number): RuntimeRoute {
+    const route = this.built[index];
+    return route !== undefined ? route : this.buildRoute(index);
+  }
+
+  private buildRoute(index: number): RuntimeRoute {
+    const compiled = this.routeData.route(index);
+    const route = buildRoute(index, compiled, this.services[compiled.service], this.env);
+    this.built[index] = route;
+    return route;
   }
 }
 
@@ -70,7 +90,9 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
   };
 }
 
-export function buildGeneration(id: number, table: SharedArrayBuffer, config: CompiledConfig, pools: PoolRegistry, env: WorkerEnv): Generation {
+export function buildGeneration(
+  id: number, table: SharedArrayBuffer, routeData: SharedArrayBuffer, config: CompiledConfig, pools: PoolRegistry, env: WorkerEnv,
+): Generation {
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
     targets: svc.targets.map((t) => {
@@ -82,6 +104,5 @@ export function buildGeneration(id: number, table: SharedArrayBuffer, config: Co
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
   }));
-  const routes = config.routes.map((r, i) => buildRoute(i, r, services[r.service], env));
-  return new Generation(id, config, new RouteMatcher(table), routes);
+  return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env);
 }

@@ -116,7 +116,7 @@ export class DataPlaneServer {
       }
       return;
     }
-    const route = gen.routes[routeIndex];
+    const route = gen.route(routeIndex);
     ctx.route = route;
     ctx.clientIp = decoder.decode(res.getRemoteAddressAsText());
     // The rewrite reads the matcher's param spans, valid only until the next match.

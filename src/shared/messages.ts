@@ -7,7 +7,13 @@ import type { Jwk } from './auth-config.js';
 /** Control plane → worker. */
 export type ToWorker =
   /** Build everything generation `generation` needs (matcher, pools); answer `prepared`. */
-  | { type: 'prepare'; generation: number; table: SharedArrayBuffer; config: CompiledConfig }
+  | {
+    type: 'prepare'; generation: number; table: SharedArrayBuffer;
+    /** Per-route data (src/shared/route-data.ts), decoded by workers on first use. */
+    routeData: SharedArrayBuffer;
+    /** The compiled config without its routes (they are in routeData). */
+    config: CompiledConfig;
+  }
   /** Open the listen socket (after the first generation is published). */
   | { type: 'listen'; host: string; port: number }
   /** Forget prepared generations older than `keepFrom` (they have no more in-flight requests). */
