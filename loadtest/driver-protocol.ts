@@ -23,8 +23,8 @@ export interface Phase {
   requests?: number;
 }
 
-/** Counters and encoded HDR histograms (integer microseconds) of one phase. */
-export interface PhaseResult {
+/** The counters of one phase, as the driver reports them and as the harness keeps them. */
+export interface PhaseCounters {
   label: string;
   /** Completed responses, any status. */
   requests: number;
@@ -35,6 +35,10 @@ export interface PhaseResult {
   /** Response bytes received (headers included). */
   bytes: number;
   elapsedSec: number;
+}
+
+/** Counters and encoded HDR histograms (integer microseconds) of one phase. */
+export interface PhaseResult extends PhaseCounters {
   /**
    * Latency per request. Closed loop: from send to last byte. Open model: from the intended send time
    * (corrected for coordinated omission).

@@ -5,22 +5,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DriverMessage, LoadSpec, ParentMessage, Phase, PhaseResult } from './driver-protocol.js';
+import type { DriverMessage, LoadSpec, ParentMessage, Phase, PhaseCounters, PhaseResult } from './driver-protocol.js';
 import { parseWrkOutput, wrkArguments, wrkScript } from './driver-wrk.js';
 import { describeExit, indent, type ManagedProcess, type ProcessGroup } from './processes.js';
 import { decodeHistogram, histogramDistribution, percentileToX, summarizeHistogram, type DistributionPoint, type LatencySummary } from './stats.js';
 
 export type DriverName = 'autocannon' | 'wrk';
 
-export interface PhaseMeasurement {
-  label: string;
-  requests: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  statusCounts: Record<string, number>;
-  bytes: number;
-  elapsedSec: number;
+export interface PhaseMeasurement extends PhaseCounters {
   /** Closed loop: send → response. Open model: intended send → response. */
   latency: LatencySummary;
   distribution: DistributionPoint[];

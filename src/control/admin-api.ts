@@ -125,6 +125,13 @@ export class AdminApi {
       const result = await p;
       return { status: created && result.changed ? 201 : 200, body: changeBody(result) };
     };
+    /** PUT of one named entry: 201 when the edit created it, 200 when it replaced it. */
+    const upsert = async (edit: (raw: RawConfig) => { next: unknown; created: boolean }): Promise<Reply> => {
+      let created = false;
+      const result = store.change({ kind: 'edit', edit: (raw) => { const r = edit(raw); created = r.created; return r.next; } }, 'admin');
+      const reply = await change(result);
+      return created && reply.status === 200 ? { ...reply, status: 201 } : reply;
+    };
     const live = () => store.current;
     return [
       { pattern: /^\/healthz$/, methods: { GET: async () => ({ status: 200, body: { status: 'ok' } }) } },
@@ -187,20 +194,14 @@ export class AdminApi {
           PUT: async (req, [name]) => {
             const body = await readBody(req);
             checkName(body, name);
-            let created = false;
-            const result = store.change({
-              kind: 'edit',
-              edit: (raw) => {
-                const routes = [...raw.routes] as unknown[];
-                const index = raw.routes.findIndex((r) => r.name === name);
-                const route = { ...(body as object), name };
-                if (index >= 0) routes[index] = route;
-                else { routes.push(route); created = true; }
-                return { ...raw, routes };
-              },
-            }, 'admin');
-            const reply = await change(result);
-            return created && reply.status === 200 ? { ...reply, status: 201 } : reply;
+            return upsert((raw) => {
+              const routes = [...raw.routes] as unknown[];
+              const index = raw.routes.findIndex((r) => r.name === name);
+              const route = { ...(body as object), name };
+              if (index >= 0) routes[index] = route;
+              else routes.push(route);
+              return { next: { ...raw, routes }, created: index < 0 };
+            });
           },
           DELETE: async (_req, [name]) => change(store.change({
             kind: 'edit',
@@ -224,16 +225,10 @@ export class AdminApi {
           },
           PUT: async (req, [name]) => {
             const body = await readBody(req);
-            let created = false;
-            const result = store.change({
-              kind: 'edit',
-              edit: (raw) => {
-                created = !Object.hasOwn(raw.services, name);
-                return { ...raw, services: { ...raw.services, [name]: body } };
-              },
-            }, 'admin');
-            const reply = await change(result);
-            return created && reply.status === 200 ? { ...reply, status: 201 } : reply;
+            return upsert((raw) => ({
+              next: { ...raw, services: { ...raw.services, [name]: body } },
+              created: !Object.hasOwn(raw.services, name),
+            }));
           },
           DELETE: async (_req, [name]) => change(store.change({
             kind: 'edit',
