@@ -3,9 +3,19 @@
 // on the same port simulate an outage.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { existsSync } from 'node:fs';
 import { freePort } from './ports.js';
 
 export const REDIS_SERVER = process.env.LOBBY_TEST_REDIS_SERVER ?? '/usr/bin/redis-server';
+
+/**
+ * Why Redis tests cannot run here, or false. On a developer machine without redis-server they
+ * are skipped with this reason; under CI (CI=true, where .ci/run installs it) never: there a
+ * missing redis-server is a failure, not a skip.
+ */
+export const REDIS_MISSING: string | false = existsSync(REDIS_SERVER) || process.env.CI
+  ? false
+  : `redis-server not found at ${REDIS_SERVER} (apt-get install redis-server, or set LOBBY_TEST_REDIS_SERVER)`;
 
 export interface RedisServer {
   readonly port: number;
