@@ -108,6 +108,7 @@ function compileService(name: string, service: RawService, report: Report): Comp
       idleMs: service.timeouts.idle_ms,
     },
     connectionsPerTarget: service.connections,
+    pipelining: service.pipelining,
   };
 }
 

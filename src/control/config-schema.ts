@@ -318,6 +318,7 @@ const serviceSchema = section({
   balance: z.enum(['round_robin', 'least_request']).default('round_robin'),
   timeouts: timeoutsSchema.prefault({}),
   connections: positiveInt.default(64),
+  pipelining: positiveInt.max(32, { error: 'must be at most 32' }).default(1),
 });
 
 const matchSchema = section({

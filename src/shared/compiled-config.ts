@@ -36,6 +36,8 @@ export interface CompiledService {
   timeouts: { connectMs: number; responseMs: number; idleMs: number };
   /** Max keep-alive connections per target. */
   connectionsPerTarget: number;
+  /** Max GET/HEAD requests in flight per upstream connection (1 = no pipelining). */
+  pipelining: number;
 }
 
 /** Path match kinds. `template` paths contain `{param}` segments and match the whole path. */

@@ -94,6 +94,7 @@ describe('config: the issue example', () => {
           balance: 'round_robin',
           timeouts: { connectMs: 1000, responseMs: 15000, idleMs: 60000 },
           connectionsPerTarget: 64,
+          pipelining: 1,
         },
       ],
       routes: [
@@ -144,6 +145,7 @@ describe('config: defaults and extra keys', () => {
       balance: 'round_robin',
       timeouts: { connectMs: 1000, responseMs: 15000, idleMs: 60000 },
       connectionsPerTarget: 64,
+      pipelining: 1,
     });
     assert.deepEqual(config.routes[0], {
       name: 'r',

@@ -64,8 +64,8 @@ async function rawServer(respond: (req: string, socket: Socket, n: number) => vo
   return { port, accepted: () => accepted };
 }
 
-function pool(port: number, connections = 2, maxQueue = 100): H1Pool {
-  const p = new H1Pool(`http://127.0.0.1:${port}`, { connections, connectTimeoutMs: 1000, keepAliveTimeoutMs: 4000, maxQueue });
+function pool(port: number, connections = 2, maxQueue = 100, pipelining = 1): H1Pool {
+  const p = new H1Pool(`http://127.0.0.1:${port}`, { connections, connectTimeoutMs: 1000, keepAliveTimeoutMs: 4000, maxQueue, pipelining });
   pools.push(p);
   return p;
 }
@@ -223,5 +223,77 @@ describe('h1 client connections', () => {
     });
     assert.equal(await done, big.length);
     assert.ok(pauses > 1);
+  });
+});
+
+describe('h1 client pipelining (opt-in)', () => {
+  /** Answers each request with its own path, after `delayMs`, in order. */
+  async function pathEcho(delayMs = 0) {
+    return rawServer((req, s) => {
+      const path = req.split(' ')[1];
+      const answer = () => s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`);
+      if (delayMs > 0) setTimeout(answer, delayMs); else answer();
+    });
+  }
+
+  it('sends GETs behind each other on one socket and matches every response to its request', async () => {
+    const srv = await pathEcho(5);
+    const p = pool(srv.port, 1, 100, 4);
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => send(p, 'GET', `/r${i}`)));
+    results.forEach((r, i) => assert.equal(r.body, `/r${i}`));
+    assert.equal(srv.accepted(), 1);
+  });
+
+  it('never pipelines a request with a body: it waits for a free socket', async () => {
+    const seen: string[] = [];
+    const srv = await rawServer((req, s) => {
+      seen.push(req.split(' ').slice(0, 2).join(' '));
+      setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 20);
+    });
+    const p = pool(srv.port, 1, 100, 4);
+    const get1 = send(p, 'GET', '/a');
+    const post = send(p, 'POST', '/b', Buffer.from('x'));
+    const get2 = send(p, 'GET', '/c');
+    await Promise.all([get1, post, get2]);
+    // /c may go behind /a; /b only once the socket is free.
+    assert.ok(seen.indexOf('POST /b') > seen.indexOf('GET /a'));
+    assert.equal((await post).status, 200);
+  });
+
+  it('retries the pipelined requests that got no answer when the socket closes', async () => {
+    let answered = 0;
+    const srv = await rawServer((req, s) => {
+      const path = req.split(' ')[1];
+      if (answered === 1) { answered++; s.destroy(); return; } // drop the socket after one answer
+      answered++;
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`);
+    });
+    const p = pool(srv.port, 1, 100, 4);
+    const first = await send(p, 'GET', '/warm'); // the socket is now a reused one
+    assert.equal(first.body, '/warm');
+    const results = await Promise.all(['/x', '/y', '/z'].map((path) => send(p, 'GET', path)));
+    assert.deepEqual(results.map((r) => r.error?.code ?? r.body), ['/x', '/y', '/z']);
+  });
+
+  it('an aborted pipelined request is dropped; the ones behind it still get their own responses', async () => {
+    const srv = await pathEcho(20);
+    const p = pool(srv.port, 1, 100, 4);
+    await send(p, 'GET', '/warm'); // a connected socket to pipeline on
+    const a = collect();
+    const b = collect();
+    const c = collect();
+    const abortB: { fn: (() => void) | null } = { fn: null };
+    const bHandler = { ...b.handler, onConnect(abort: () => void) { abortB.fn = abort; } };
+    p.dispatch('GET', '/a', ['host', 'up'], null, a.handler);
+    p.dispatch('GET', '/b', ['host', 'up'], null, bHandler);
+    p.dispatch('GET', '/c', ['host', 'up'], null, c.handler);
+    await new Promise((r) => setTimeout(r, 5));
+    assert.ok(abortB.fn, 'b was written');
+    abortB.fn!();
+    assert.equal((await a.done).body, '/a');
+    assert.equal((await c.done).body, '/c');
+    const late = await Promise.race([b.done.then(() => 'completed'), new Promise((r) => setTimeout(() => r('dropped'), 100))]);
+    assert.equal(late, 'dropped');
+    assert.equal(srv.accepted(), 1, 'the socket stayed in use');
   });
 });

@@ -25,7 +25,7 @@ export class PoolRegistry {
   acquire(service: CompiledService, target: CompiledTarget, workers: number): PooledTarget {
     // Connection budget is per instance; each worker gets its share (at least 1).
     const connections = Math.max(1, Math.ceil(service.connectionsPerTarget / workers));
-    const key = `${target.origin}|${connections}|${service.timeouts.connectMs}`;
+    const key = `${target.origin}|${connections}|${service.timeouts.connectMs}|${service.pipelining}`;
     let pooled = this.pools.get(key);
     if (!pooled) {
       const pool = new Pool(target.origin, {
@@ -39,7 +39,7 @@ export class PoolRegistry {
         keepAliveTimeout: KEEPALIVE_MS,
         keepAliveMaxTimeout: 600_000,
       });
-      const fast = new H1Pool(target.origin, { connections, connectTimeoutMs: service.timeouts.connectMs, keepAliveTimeoutMs: KEEPALIVE_MS, maxQueue: MAX_QUEUED_PER_TARGET });
+      const fast = new H1Pool(target.origin, { connections, connectTimeoutMs: service.timeouts.connectMs, keepAliveTimeoutMs: KEEPALIVE_MS, maxQueue: MAX_QUEUED_PER_TARGET, pipelining: service.pipelining });
       pooled = { key, pool, fast };
       this.pools.set(key, pooled);
     }
