@@ -4,7 +4,7 @@
 import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import { CORRELATION_HEADER } from './correlation-id.js';
 import { statusLine } from './status-lines.js';
-import type { RequestContext } from './request-context.js';
+import { closeRequest, type RequestContext } from './request-context.js';
 
 const bodyPrefix = new Map<GatewayErrorSpec, string>();
 for (const spec of Object.values(GW_ERR)) {
@@ -36,6 +36,7 @@ export function replyError(
   ctx: RequestContext, spec: GatewayErrorSpec, closeConnection = false,
   extraHeaders: readonly string[] | null = null,
 ): void {
+  closeRequest(ctx);
   if (ctx.aborted || ctx.responseStarted) return;
   ctx.responseStarted = true;
   const res = ctx.res;

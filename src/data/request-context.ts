@@ -21,6 +21,21 @@ export const PHASE = {
   DONE: 5,
 } as const;
 
+/** Requests accepted and not yet answered or abandoned (what a drain waits for), per worker. */
+let openRequests = 0;
+
+export function openRequestCount(): number {
+  return openRequests;
+}
+
+/** A request's life in this worker ended (answered, relayed, or the client went away). Idempotent. */
+export function closeRequest(ctx: RequestContext): void {
+  if (ctx.open) {
+    ctx.open = false;
+    openRequests--;
+  }
+}
+
 export class RequestContext {
   readonly res: HttpResponse;
   gen: Generation;
@@ -72,8 +87,12 @@ export class RequestContext {
   prevInFlight: RequestContext | null = null;
   nextInFlight: RequestContext | null = null;
 
+  /** Counted in openRequests until closeRequest(). */
+  open = true;
+
   constructor(res: HttpResponse, gen: Generation) {
     this.res = res;
     this.gen = gen;
+    openRequests++;
   }
 }

@@ -6,7 +6,7 @@
 // because that object dies when the handler returns.
 import { Readable } from 'node:stream';
 import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from './uws.js';
-import { RequestContext, PHASE } from './request-context.js';
+import { RequestContext, PHASE, closeRequest, openRequestCount } from './request-context.js';
 import { readRequestHead } from './front-door.js';
 import { correlationIdFor } from './correlation-id.js';
 import { normalizePath } from '../shared/path-normalize.js';
@@ -16,7 +16,7 @@ import { NO_ROUTE, METHOD_NOT_ALLOWED } from './route-match.js';
 import { replyError } from './reply.js';
 import { runChain, setChainCompletion } from './chain.js';
 import { BUFFERED_BODY_MAX, UpstreamCall, forward, upstreamPath } from './upstream/proxy.js';
-import { coarseNow, forEachInFlight, inFlightCount, startDeadlines, stopDeadlines } from './deadlines.js';
+import { coarseNow, forEachInFlight, startDeadlines, stopDeadlines } from './deadlines.js';
 import type { Generation } from './generation.js';
 import { log } from '../shared/log.js';
 
@@ -69,7 +69,7 @@ export class DataPlaneServer {
   }
 
   get inFlight(): number {
-    return inFlightCount();
+    return openRequestCount();
   }
 
   /** Closes every connection (after a drain or on a fatal error); the worker may then exit. */
@@ -133,8 +133,10 @@ export class DataPlaneServer {
   async drain(deadlineMs: number): Promise<number> {
     this.stopListening();
     const until = Date.now() + deadlineMs;
-    while (inFlightCount() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    const unfinished = inFlightCount();
+    // Every accepted request counts, also those still reading their body or waiting on a
+    // filter (e.g. token verification), not only those already sent upstream.
+    while (openRequestCount() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const unfinished = openRequestCount();
     this.closeAll();
     return unfinished;
   }
@@ -221,6 +223,7 @@ function streamBody(ctx: RequestContext): void {
 
 function onClientAborted(ctx: RequestContext): void {
   ctx.aborted = true;
+  closeRequest(ctx);
   if (ctx.call !== null) ctx.call.finish();
   else ctx.phase = PHASE.DONE;
 }

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { Agent, request } from 'undici';
 import { MAIN_JS, startGateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -94,6 +95,25 @@ describe('SIGTERM', () => {
     assert.equal(code, 0);
     assert.ok(refused, 'a new connection during the drain was refused');
     assert.ok(Date.now() - t0 < 5000);
+  });
+
+  it('finishes a request that was still sending its body when SIGTERM came', async () => {
+    const gw = await startGateway(config(1));
+    const sock = connect(gw.port, '127.0.0.1');
+    let answer = '';
+    sock.on('data', (d) => { answer += d.toString('latin1'); });
+    const closed = new Promise<void>((r) => sock.on('close', () => r()));
+    sock.write('POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345');
+    await new Promise((r) => setTimeout(r, 150));
+    gw.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    sock.write('67890');
+    const code = await gw.stop();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
+    sock.destroy();
+    assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.ok(answer.endsWith('done after 0'), answer);
+    assert.equal(code, 0);
   });
 
   it('exits 0 at the drain deadline even when a request is still running', async () => {

@@ -14,7 +14,7 @@ import type { Dispatcher } from 'undici';
 import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
 import { CORRELATION_HEADER } from '../correlation-id.js';
 import { coarseNow, trackInFlight, untrackInFlight } from '../deadlines.js';
-import { PHASE, type RequestContext } from '../request-context.js';
+import { PHASE, closeRequest, type RequestContext } from '../request-context.js';
 import { replyError } from '../reply.js';
 import { upstreamStatusLine } from '../status-lines.js';
 import type { RuntimeRoute } from '../generation.js';
@@ -282,6 +282,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
   /** Ends the request's life in the data plane (idempotent). */
   finish(): void {
     const ctx = this.ctx;
+    closeRequest(ctx);
     if (ctx.phase === PHASE.DONE) return;
     const forwarded = ctx.phase !== PHASE.ACCEPTED;
     ctx.phase = PHASE.DONE;
