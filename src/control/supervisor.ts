@@ -198,7 +198,6 @@ export class Supervisor {
   async drain(): Promise<number> {
     this.stopping = true;
     this.jwks.stop();
-    Atomics.store(this.controlView, CONTROL_SLOTS.DRAINING, 1);
     const deadlineMs = this.config.server.drainTimeoutMs;
     const live = this.workers.filter((w): w is WorkerHandle => w !== null);
     const results = await Promise.all(live.map(async (w) => {

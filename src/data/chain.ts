@@ -46,14 +46,16 @@ export function setChainCompletion(done: (ctx: RequestContext) => void): void {
 
 /** Continues the chain after a filter that returned WAIT finished its async work. */
 export function resumeChain(ctx: RequestContext): void {
-  runChain(ctx, ctx.route!.filters, forwardAfterChain);
+  runChain(ctx);
 }
 
 /**
- * Runs the route's filters from ctx.nextFilter; calls `done(ctx)` when every filter said NEXT.
+ * Runs the route's filters from ctx.nextFilter; forwards the request (the completion set by
+ * setChainCompletion) when every filter said NEXT.
  * Hot path: an empty chain costs one comparison.
  */
-export function runChain(ctx: RequestContext, filters: readonly Filter[], done: (ctx: RequestContext) => void): void {
+export function runChain(ctx: RequestContext): void {
+  const filters = ctx.route!.filters;
   for (let i = ctx.nextFilter; i < filters.length; i++) {
     const verdict = filters[i].onRequest(ctx);
     if (verdict === NEXT) continue;
@@ -61,5 +63,5 @@ export function runChain(ctx: RequestContext, filters: readonly Filter[], done: 
     return;
   }
   ctx.nextFilter = filters.length;
-  done(ctx);
+  forwardAfterChain(ctx);
 }

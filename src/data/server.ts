@@ -32,7 +32,6 @@ const decoder = new TextDecoder();
 export class DataPlaneServer {
   private readonly app: TemplatedApp;
   private listenSocket: ListenSocket | null = null;
-  private draining = false;
 
   constructor(private readonly opts: DataPlaneServerOptions) {
     this.app = uWS.App();
@@ -61,15 +60,10 @@ export class DataPlaneServer {
 
   /** Stops accepting connections; in-flight requests go on. */
   stopListening(): void {
-    this.draining = true;
     if (this.listenSocket) {
       uWS.us_listen_socket_close(this.listenSocket);
       this.listenSocket = null;
     }
-  }
-
-  get inFlight(): number {
-    return openRequestCount();
   }
 
   /** Closes every connection (after a drain or on a fatal error); the worker may then exit. */
@@ -122,9 +116,8 @@ export class DataPlaneServer {
     // The rewrite reads the matcher's param spans, valid only until the next match.
     ctx.upstreamPath = upstreamPath(ctx, route);
     ctx.call = new UpstreamCall(ctx);
-    if (this.draining) ctx.headers.push('connection', 'close');
 
-    if (!hasBody) runChain(ctx, route.filters, startForward);
+    if (!hasBody) runChain(ctx);
     else if (!ctx.chunked && ctx.contentLength <= BUFFERED_BODY_MAX) readBufferedBody(ctx);
     else streamBody(ctx);
   }
@@ -175,7 +168,7 @@ function readBufferedBody(ctx: RequestContext): void {
     received += bytes.length;
     if (!isLast) return;
     ctx.body = body;
-    runChain(ctx, ctx.route!.filters, startForward);
+    runChain(ctx);
   });
 }
 
@@ -218,7 +211,7 @@ function streamBody(ctx: RequestContext): void {
       res.pause();
     }
   });
-  runChain(ctx, ctx.route!.filters, startForward);
+  runChain(ctx);
 }
 
 function onClientAborted(ctx: RequestContext): void {

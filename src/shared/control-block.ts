@@ -6,8 +6,6 @@
 export const CONTROL_SLOTS = {
   /** Generation number that new requests must use. */
   PUBLISHED_GENERATION: 0,
-  /** Set to 1 when the process drains: workers answer with `Connection: close`. */
-  DRAINING: 1,
 } as const;
 const SLOT_COUNT = 8;
 

@@ -13,7 +13,6 @@ function spec(status: number, code: string, message: string): GatewayErrorSpec {
 }
 
 export const GW_ERR = {
-  BAD_REQUEST: spec(400, 'bad_request', 'The request is malformed.'),
   BAD_PATH: spec(400, 'invalid_path', 'The request path is not a valid URI path.'),
   BAD_HOST: spec(400, 'invalid_host', 'The Host header is missing or invalid.'),
   BAD_FRAMING: spec(400, 'invalid_framing', 'Conflicting or unsupported Content-Length / Transfer-Encoding.'),
@@ -37,7 +36,6 @@ export const GW_ERR = {
   RATE_LIMIT_CAPACITY: spec(503, 'rate_limit_capacity', 'The gateway is tracking too many clients; retry later.'),
   AUTH_UNAVAILABLE: spec(503, 'auth_unavailable', 'The keys to verify the token are not available; retry later.'),
   AUTH_TIMEOUT: spec(503, 'auth_timeout', 'Token verification did not finish in time; retry later.'),
-  SHUTTING_DOWN: spec(503, 'shutting_down', 'The gateway is shutting down.'),
   REQUEST_TIMEOUT: spec(408, 'request_timeout', 'The request body was not received in time.'),
   UPSTREAM_CONNECT_TIMEOUT: spec(504, 'upstream_connect_timeout', 'Connecting to the upstream service timed out.'),
   UPSTREAM_TIMEOUT: spec(504, 'upstream_timeout', 'The upstream service did not answer in time.'),

@@ -8,6 +8,7 @@ import { errorBody } from '../../src/data/reply.js';
 import { GW_ERR } from '../../src/shared/errors.js';
 import { correlationIdFor, isValidCorrelationId } from '../../src/data/correlation-id.js';
 import type { RuntimeTarget } from '../../src/data/generation.js';
+import { classifyUpstreamError } from '../../src/data/upstream/proxy.js';
 
 function targets(...inFlight: number[]): RuntimeTarget[] {
   return inFlight.map((n, i) => ({ origin: `t${i}`, inFlight: n }) as unknown as RuntimeTarget);
@@ -79,5 +80,24 @@ describe('correlation ids', () => {
     assert.equal(correlationIdFor('keep-me'), 'keep-me');
     assert.match(correlationIdFor(''), /^[0-9a-f-]{36}$/);
     assert.notEqual(correlationIdFor(''), correlationIdFor(''));
+  });
+});
+
+describe('upstream error classification', () => {
+  it('maps client and socket error codes to the gateway errors of docs/errors.md', () => {
+    const cases: [string, string][] = [
+      ['ECONNREFUSED', 'upstream_unavailable'],
+      ['ECONNRESET', 'upstream_reset'],
+      ['UND_ERR_SOCKET', 'upstream_reset'],
+      ['UND_ERR_CONNECT_TIMEOUT', 'upstream_connect_timeout'],
+      ['UND_ERR_HEADERS_TIMEOUT', 'upstream_timeout'],
+      ['HPE_UNEXPECTED_CONTENT_LENGTH', 'upstream_bad_response'],
+      ['HPE_INVALID_CHUNK_SIZE', 'upstream_bad_response'],
+      ['LOBBY_UPSTREAM_QUEUE_FULL', 'overloaded'],
+      ['UND_ERR_INVALID_ARG', 'invalid_header'],
+    ];
+    for (const [code, expected] of cases) {
+      assert.equal(classifyUpstreamError(Object.assign(new Error(code), { code })).code, expected, code);
+    }
   });
 });

@@ -50,11 +50,8 @@ describe('framing', () => {
     await expectRefused('POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3x\r\n\r\nabc');
   });
 
-  it('refuses Content-Length together with Transfer-Encoding', async () => {
-    const r = await rawRequest(gw.port, 'POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
-    // uWS itself may refuse this one before Lobby sees it; either way it is a 400 or a closed connection, never forwarded.
-    assert.ok(r.status === 400 || (r.status === 0 && r.closed), r.raw);
-    assert.equal(up.received.length === 0 || up.received.every((x) => x.method !== 'POST' || x.url !== '/a'), true);
+  it('refuses Content-Length together with Transfer-Encoding (uWS may close the connection itself)', async () => {
+    await expectRefused('POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
   });
 
   it('refuses unknown transfer codings', async () => {

@@ -246,6 +246,7 @@ function scopesOf(payload: Record<string, unknown>): string[] | null {
 
 export class TokenVerifier {
   private readonly allowed: ReadonlySet<string>;
+  /** Candidates for a token's kid: the keys with that kid, then every kid-less key (built once). */
   private readonly byKid = new Map<string, ImportedKey[]>();
   private readonly kidless: ImportedKey[] = [];
   private readonly all: ImportedKey[] = [];
@@ -270,6 +271,7 @@ export class TokenVerifier {
         if (list) list.push(key); else this.byKid.set(key.kid, [key]);
       }
     }
+    if (this.kidless.length > 0) for (const list of this.byKid.values()) list.push(...this.kidless);
   }
 
   get keyCount(): number {
@@ -301,7 +303,7 @@ export class TokenVerifier {
     else {
       const byKid = this.byKid.get(kid);
       kidKnown = byKid !== undefined;
-      candidates = byKid === undefined ? this.kidless : this.kidless.length === 0 ? byKid : byKid.concat(this.kidless);
+      candidates = byKid ?? this.kidless;
     }
 
     const info = ALG[alg as JwtAlgorithm];

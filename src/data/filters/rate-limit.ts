@@ -51,7 +51,8 @@ function specWith(base: GatewayErrorSpec, status: number): GatewayErrorSpec {
   return spec;
 }
 
-const FULL_HEADERS = ['retry-after', '1'] as const;
+/** Retry-After of a refusal not caused by the bucket (table full, Redis down with deny). */
+const RETRY_1S = ['retry-after', '1'] as const;
 
 function secondsCeil(ms: number): number {
   return ms <= 0 ? 0 : Math.ceil(ms / 1000 - 1e-9);
@@ -72,6 +73,8 @@ class RateLimitFilter implements Filter {
   private readonly limitedSpecs: GatewayErrorSpec[];
   private readonly unavailableSpecs: GatewayErrorSpec[];
   private readonly burstText: string[];
+  /** The constant head of each limit's RateLimit item: `"name";r=` (`, "name";r=` after the first). */
+  private readonly itemHead: string[];
   private readonly trusted: CidrSet;
   private readonly policyHeader: string;
   // Per-request scratch (one request at a time per worker: the filter is synchronous).
@@ -97,6 +100,7 @@ class RateLimitFilter implements Filter {
     this.limitedSpecs = [];
     this.unavailableSpecs = [];
     this.burstText = [];
+    this.itemHead = [];
     config.limits.forEach((limit, i) => {
       this.ids[i] = limit.id;
       const [hi, lo] = hashSeeds(limit.name);
@@ -109,6 +113,7 @@ class RateLimitFilter implements Filter {
       this.limitedSpecs.push(specWith(GW_ERR.RATE_LIMITED, limit.status));
       this.unavailableSpecs.push(specWith(GW_ERR.RATE_LIMIT_UNAVAILABLE, limit.status));
       this.burstText.push(String(limit.burst));
+      this.itemHead.push(`${i === 0 ? '' : ', '}"${limit.name}";r=`);
     });
     this.trusted = new CidrSet(config.trustedProxies.map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string'));
     this.policyHeader = config.limits.map((l) => l.policy).join(', ');
@@ -168,7 +173,7 @@ class RateLimitFilter implements Filter {
           if (limit.onRedisError === 'deny') {
             this.refund(i);
             this.count1(i, S.UNAVAILABLE);
-            return this.reject(ctx, this.unavailableSpecs[i], ['retry-after', '1']);
+            return this.reject(ctx, this.unavailableSpecs[i], RETRY_1S);
           }
           if (limit.onRedisError === 'allow') enforce = false;
         }
@@ -177,11 +182,11 @@ class RateLimitFilter implements Filter {
       if (result === TAKE_FULL) {
         this.refund(i);
         this.count1(i, S.FULL);
-        return this.reject(ctx, GW_ERR.RATE_LIMIT_CAPACITY, FULL_HEADERS);
+        return this.reject(ctx, GW_ERR.RATE_LIMIT_CAPACITY, RETRY_1S);
       }
       const remaining = table.tokens > 0 ? Math.floor(table.tokens + 1e-9) : 0;
       const reset = secondsCeil(table.resetMs);
-      rateHeader += (i === 0 ? '"' : ', "') + limit.name + '";r=' + remaining + ';t=' + reset;
+      rateHeader += this.itemHead[i] + remaining + ';t=' + reset;
       if (result === TAKE_LIMITED) {
         this.takenSlot[i] = -1;
         if (enforce) {

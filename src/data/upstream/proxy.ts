@@ -214,12 +214,9 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
           res.writeHeader('content-length', String(this.responseLength));
         }
         res.endWithoutBody();
-      } else if (this.responseLength === 0) {
-        res.end();
-      } else if (this.responseLength > 0) {
-        // Fewer bytes than declared would have been an undici error; nothing left to write.
-        res.end();
       } else {
+        // Empty body (Content-Length: 0), or the end of a chunked one. A body shorter than its
+        // Content-Length never gets here: the upstream client reports it as an error.
         res.end();
       }
     });
