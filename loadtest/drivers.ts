@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { DriverMessage, LoadSpec, ParentMessage, Phase, PhaseCounters, PhaseResult } from './driver-protocol.js';
 import { parseWrkOutput, wrkArguments, wrkScript } from './driver-wrk.js';
 import { describeExit, indent, type ManagedProcess, type ProcessGroup } from './processes.js';
+import type { Scenario } from './scenario.js';
 import { decodeHistogram, histogramDistribution, percentileToX, summarizeHistogram, type DistributionPoint, type LatencySummary } from './stats.js';
 
 export type DriverName = 'autocannon' | 'wrk';
@@ -35,6 +36,24 @@ export interface LoadDriver {
   start(): Promise<void>;
   runPhase(phase: Phase, onProgress: (progress: Progress) => void): Promise<PhaseMeasurement>;
   close(): Promise<void>;
+}
+
+const WRK_RATE_PROBLEM = '--rate needs --driver autocannon: wrk is closed-loop only (wrk2 is not packaged here)';
+
+/** Why `driver` cannot run this scenario here (a message for the user), or null when it can. */
+export function driverProblem(driver: DriverName, scenario: Pick<Scenario, 'rate' | 'soak'>, wrkBinary: string | null): string | null {
+  if (driver !== 'wrk') return null;
+  if (!wrkBinary) return '--driver wrk: wrk is not installed (apt-get install wrk)';
+  if (scenario.rate !== null) return WRK_RATE_PROBLEM;
+  if (scenario.soak) return 'the soak scenario counts requests exactly and needs --driver autocannon';
+  return null;
+}
+
+/** The driver `name` for one target's load; nothing starts until its start(). */
+export function createDriver(name: DriverName, group: ProcessGroup, spec: LoadSpec, cpu: number | null, wrkBinary: string | null, workDir: string): LoadDriver {
+  if (name === 'autocannon') return new AutocannonDriver(group, spec, cpu);
+  if (!wrkBinary) throw new Error('--driver wrk: wrk is not installed (apt-get install wrk)');
+  return new WrkDriver(group, spec, cpu, wrkBinary, workDir);
 }
 
 const AUTOCANNON_ENTRY = fileURLToPath(new URL('./driver-autocannon.js', import.meta.url));
@@ -110,7 +129,7 @@ export class WrkDriver implements LoadDriver {
 
   constructor(private readonly group: ProcessGroup, private readonly spec: LoadSpec, private readonly cpu: number | null,
     private readonly wrkBinary: string, workDir: string) {
-    if (spec.rate !== null) throw new Error('--rate needs --driver autocannon: wrk is closed-loop only (wrk2 is not packaged here)');
+    if (spec.rate !== null) throw new Error(WRK_RATE_PROBLEM);
     this.scriptFile = join(workDir, 'wrk-driver.lua');
   }
 

@@ -125,16 +125,20 @@ export interface CpuMicros {
   systemUs: number;
 }
 
-export function sumCpuMicros(pids: readonly number[]): CpuMicros {
+/** The summed CPU time of `stats` in microseconds, at `ticksPerSecond` (USER_HZ) clock ticks per second. */
+export function cpuMicros(stats: readonly ProcessCpuTicks[], ticksPerSecond: number): CpuMicros {
   let userTicks = 0;
   let systemTicks = 0;
-  for (const pid of pids) {
-    const stat = readProcessCpu(pid);
+  for (const stat of stats) {
     userTicks += stat.userTicks;
     systemTicks += stat.systemTicks;
   }
-  const microsPerTick = 1e6 / clockTicksPerSecond();
+  const microsPerTick = 1e6 / ticksPerSecond;
   return { userUs: userTicks * microsPerTick, systemUs: systemTicks * microsPerTick };
+}
+
+export function sumCpuMicros(pids: readonly number[]): CpuMicros {
+  return cpuMicros(pids.map(readProcessCpu), clockTicksPerSecond());
 }
 
 export function sumRssBytes(pids: readonly number[]): number {

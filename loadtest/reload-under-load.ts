@@ -30,6 +30,8 @@ import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { parseProcStat } from './proc-stat.js';
+import { median } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const LOBBY = join(ROOT, 'dist/src/main.js');
@@ -165,9 +167,8 @@ const ourPids: number[] = [process.pid];
 
 async function processTicks(pid: number): Promise<number> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15)
+    const stat = parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8'));
+    return stat.userTicks + stat.systemTicks;
   } catch {
     return 0;
   }
@@ -179,10 +180,6 @@ async function cpuTicks(): Promise<{ busy: number; total: number; ours: number }
   let ours = 0;
   for (const pid of ourPids) ours += await processTicks(pid);
   return { busy: total - fields[3] - fields[4], total, ours };
-}
-
-function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
 }
 
 function percentile(sorted: number[], p: number): number {

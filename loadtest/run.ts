@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { applyOverrides, HELP_TEXT, parseCliArgs, UsageError, type CliOptions } from './cli-args.js';
 import type { LoadSpec } from './driver-protocol.js';
-import { AutocannonDriver, WrkDriver, type LoadDriver } from './drivers.js';
+import { createDriver, driverProblem, type LoadDriver } from './drivers.js';
 import { lobbyConfigYaml, lobbyIsBuilt, LOBBY_ENTRY, readListenAddress, startLobby } from './lobby.js';
 import { measureTarget, type Pinning } from './measure.js';
 import { nginxVersion, proxyNginxConfig, startNginx } from './nginx.js';
@@ -117,11 +117,8 @@ function validateEnvironment(options: CliOptions, scenario: Scenario, wrkBinary:
     if (cpus().length < 2) throw new UsageError(`pinning needs 2 CPUs (this machine has ${cpus().length}); use --no-pin`);
     if (!findExecutable('taskset')) throw new UsageError('taskset (util-linux) is not installed; install it or use --no-pin');
   }
-  if (options.driver === 'wrk') {
-    if (!wrkBinary) throw new UsageError('--driver wrk: wrk is not installed (apt-get install wrk)');
-    if (scenario.rate !== null) throw new UsageError('--rate needs --driver autocannon: wrk is closed-loop only (wrk2 is not packaged here)');
-    if (scenario.soak) throw new UsageError('the soak scenario counts requests exactly and needs --driver autocannon');
-  }
+  const problem = driverProblem(options.driver, scenario, wrkBinary);
+  if (problem) throw new UsageError(problem);
 }
 
 async function runScenario(options: CliOptions, scenario: Scenario,
@@ -241,10 +238,7 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
       timeoutSec: scenario.timeoutSec,
       rate: scenario.rate,
     };
-    const driverCpu = pinning?.driverCpu ?? null;
-    driver = context.options.driver === 'wrk'
-      ? new WrkDriver(group, spec, driverCpu, context.wrkBinary!, context.workDir)
-      : new AutocannonDriver(group, spec, driverCpu);
+    driver = createDriver(context.options.driver, group, spec, pinning?.driverCpu ?? null, context.wrkBinary, context.workDir);
     await driver.start();
     const redis = context.redis;
     const redisCommands = redis && target === 'lobby' ? () => redisCommandsProcessed(redis.host, redis.port) : undefined;

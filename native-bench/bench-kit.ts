@@ -1,6 +1,7 @@
 // Shared bits of the native benches: the row shape every bench returns, the runner that
 // turns a tinybench Bench into rows, and the table printer. Each bench file exports
 // `run()` so `npm run bench` (run-all.ts) can print one table for all of them.
+import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 
 export interface BenchRow {
@@ -35,4 +36,12 @@ export function ratio(rows: readonly BenchRow[], a: string, b: string): string {
   const rb = rows.find((r) => r.case === b);
   if (!ra || !rb || rb.opsPerSec === 0) return 'n/a';
   return (ra.opsPerSec / rb.opsPerSec).toFixed(2);
+}
+
+/**
+ * Runs `main` when the module at `moduleUrl` (pass `import.meta.url`) is the script Node was
+ * started with, so a bench file both exports `run()` for run-all.ts and runs alone.
+ */
+export async function runWhenMain(moduleUrl: string, main: () => Promise<void>): Promise<void> {
+  if (process.argv[1] && moduleUrl === pathToFileURL(process.argv[1]).href) await main();
 }

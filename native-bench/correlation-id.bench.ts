@@ -2,11 +2,10 @@
 // alternative) and validating a client's id (Lobby's anchored regex vs a char-table scan).
 //
 //   node dist/native-bench/correlation-id.bench.js
-import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { Bench } from 'tinybench';
 import { correlationIdFor, isValidCorrelationId, newCorrelationId } from '../src/data/correlation-id.js';
-import { collectRows, printRows, ratio, type BenchRow } from './bench-kit.js';
+import { collectRows, printRows, ratio, runWhenMain, type BenchRow } from './bench-kit.js';
 
 const ALLOWED = new Uint8Array(128);
 for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:/+=') ALLOWED[ch.charCodeAt(0)] = 1;
@@ -32,9 +31,9 @@ export async function run(options: { time?: number } = {}): Promise<BenchRow[]> 
   return rows;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+await runWhenMain(import.meta.url, async () => {
   const rows = await run();
   printRows(rows);
   console.log(`mint randomUUID / randomBytes-hex: ${ratio(rows, 'mint: randomUUID (lobby)', 'mint: randomBytes(16).hex')}x; ` +
     `validate regex / char table: ${ratio(rows, 'validate: regex (lobby)', 'validate: char table')}x`);
-}
+});

@@ -12,7 +12,6 @@
 //
 //   node dist/native-bench/jwt-verify.bench.js
 
-import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 import { Piscina } from 'piscina';
 import { importJWK, jwtVerify } from 'jose';
@@ -23,7 +22,7 @@ import { TokenVerifier, type VerifyResult } from '../src/data/auth/jwt.js';
 import { KeyBundle, VERIFY_TASK_FILE, type VerifyTask } from '../src/data/auth/verify-pool.js';
 import { TokenCache } from '../src/data/auth/token-cache.js';
 import { makeKey, sign } from '../test/helpers/jwt.js';
-import type { BenchRow } from './bench-kit.js';
+import { collectRows, runWhenMain, type BenchRow } from './bench-kit.js';
 import { authJwt } from '../src/data/filters/auth-jwt.js';
 import { identityStrip } from '../src/data/filters/identity-strip.js';
 import { RequestContext } from '../src/data/request-context.js';
@@ -167,18 +166,17 @@ export async function run(options: { time?: number } = {}): Promise<JwtBenchRow[
     for (let i = 0; i < BATCH; i++) if (cache.get(hot, Date.now()) !== undefined) sink++;
   });
 
-  await bench.run();
-  await Promise.all(pools.map((p) => p.destroy()));
-  if (sink === 0.5) console.log(sink);
-
-  const rows: JwtBenchRow[] = [];
-  for (const task of bench.tasks) {
-    const result = task.result;
-    if (result.state !== 'completed') throw new Error(`${task.name}: ${result.state}`);
-    const c = cpu.get(task.name)!;
-    rows.push({ bench: BENCH, case: task.name, opsPerSec: (BATCH * 1000) / result.latency.p50, cpuUsPerOp: c.us / (c.calls * BATCH) });
+  let rows: BenchRow[];
+  try {
+    rows = await collectRows(BENCH, bench, BATCH);
+  } finally {
+    await Promise.all(pools.map((p) => p.destroy()));
   }
-  return rows;
+  if (sink === 0.5) console.log(sink);
+  return rows.map((r) => {
+    const c = cpu.get(r.case)!;
+    return { ...r, cpuUsPerOp: c.us / (c.calls * BATCH) };
+  });
 }
 
 function printRows(rows: readonly JwtBenchRow[]): void {
@@ -201,6 +199,4 @@ function printRows(rows: readonly JwtBenchRow[]): void {
     `identity-strip ${(ns('filter: identity-strip') - base).toFixed(0)}, auth-jwt cache hit ${(ns('filter: auth-jwt cache hit') - base).toFixed(0)}`);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  printRows(await run());
-}
+await runWhenMain(import.meta.url, async () => printRows(await run()));

@@ -4,7 +4,6 @@
 // (key, hash, take, the five response headers) with a limit that admits everything.
 //
 //   node dist/native-bench/rate-limit.bench.js
-import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 import {
   BucketTable, createBucketTable, hashKey, hashSeeds, keyHashHi, keyHashLo, limitIdOf, MAIN_OWNER,
@@ -12,7 +11,7 @@ import {
 import { rateLimit } from '../src/data/filters/rate-limit.js';
 import type { RequestContext } from '../src/data/request-context.js';
 import type { CompiledRateLimit } from '../src/shared/rate-limit-config.js';
-import { collectRows, printRows, ratio, type BenchRow } from './bench-kit.js';
+import { collectRows, printRows, ratio, runWhenMain, type BenchRow } from './bench-kit.js';
 
 const KEYS = Array.from({ length: 10_000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
 
@@ -78,9 +77,9 @@ export async function run(options: { time?: number } = {}): Promise<BenchRow[]> 
   return rows;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+await runWhenMain(import.meta.url, async () => {
   const rows = await run();
   printRows(rows);
   console.log(`1 key SAB / Map: ${ratio(rows, 'take, 1 key: SAB table (lobby)', 'take, 1 key: Map of objects')}x; ` +
     `10k keys SAB / Map: ${ratio(rows, 'take, 10k keys: SAB table (lobby)', 'take, 10k keys: Map of objects')}x`);
-}
+});

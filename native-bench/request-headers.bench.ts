@@ -4,13 +4,12 @@
 // object, lower-casing, deleting hop-by-hop names and re-joining X-Forwarded-For.
 //
 //   node dist/native-bench/request-headers.bench.js
-import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 import { readRequestHead } from '../src/data/front-door.js';
 import { RequestContext } from '../src/data/request-context.js';
 import type { HttpRequest, HttpResponse } from '../src/data/uws.js';
 import type { Generation } from '../src/data/generation.js';
-import { collectRows, printRows, ratio, type BenchRow } from './bench-kit.js';
+import { collectRows, printRows, ratio, runWhenMain, type BenchRow } from './bench-kit.js';
 
 // A typical API request as uWS presents it (lower-case names).
 const HEADERS: [string, string][] = [
@@ -65,8 +64,8 @@ export async function run(options: { time?: number } = {}): Promise<BenchRow[]> 
   return rows;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+await runWhenMain(import.meta.url, async () => {
   const rows = await run();
   printRows(rows);
   console.log(`lobby / object approach: ${ratio(rows, 'front door + forwarded headers (lobby)', 'headers object + delete + join')}x`);
-}
+});

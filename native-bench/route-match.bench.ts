@@ -5,7 +5,6 @@
 //
 //   node dist/native-bench/route-match.bench.js
 
-import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 import FindMyWay from 'find-my-way';
 
@@ -14,7 +13,7 @@ import { ANY_METHOD_MASK, methodBit } from '../src/shared/methods.js';
 import { encodeRouteTable, describeRouteTable } from '../src/shared/route-table.js';
 import { RouteMatcher } from '../src/data/route-match.js';
 
-import { collectRows, type BenchRow } from './bench-kit.js';
+import { collectRows, runWhenMain, type BenchRow } from './bench-kit.js';
 
 const BENCH = 'route-match';
 const ROUTE_COUNTS = [10, 1_000, 10_000];
@@ -163,6 +162,4 @@ function printMatrix(rows: readonly BenchRow[]): void {
   console.log(`\nsab lookup time @${ROUTE_COUNTS.at(-1)} / @${ROUTE_COUNTS[0]}: ${(first / last).toFixed(2)}x (target <= 1.30x)`);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  printMatrix(await run());
-}
+await runWhenMain(import.meta.url, async () => printMatrix(await run()));

@@ -3,7 +3,7 @@
 // and the data plane on worker threads; `check` validates a config and prints its routes.
 import { parseArgs } from 'node:util';
 import { loadConfig } from './control/config-load.js';
-import { ControlPlane } from './control/control-plane.js';
+import { ControlPlane, LOBBY_VERSION } from './control/control-plane.js';
 import { runCheck } from './control/check.js';
 import { Supervisor } from './control/supervisor.js';
 import { log } from './shared/log.js';
@@ -38,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const command = positionals[0];
   if (values.help || command === 'help') { process.stdout.write(HELP); return 0; }
-  if (values.version) { process.stdout.write('lobby 0.1.0\n'); return 0; }
+  if (values.version) { process.stdout.write(`lobby ${LOBBY_VERSION}\n`); return 0; }
   const file = values.config ?? process.env.LOBBY_CONFIG ?? 'config/gateway.yaml';
   switch (command) {
     case 'check':

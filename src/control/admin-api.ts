@@ -121,16 +121,12 @@ export class AdminApi {
 
   private buildEndpoints(): Endpoint[] {
     const { store } = this.ctx;
-    const change = async (p: Promise<ChangeResult>, created = false): Promise<Reply> => {
-      const result = await p;
-      return { status: created && result.changed ? 201 : 200, body: changeBody(result) };
-    };
+    const change = async (p: Promise<ChangeResult>): Promise<Reply> => ({ status: 200, body: changeBody(await p) });
     /** PUT of one named entry: 201 when the edit created it, 200 when it replaced it. */
     const upsert = async (edit: (raw: RawConfig) => { next: unknown; created: boolean }): Promise<Reply> => {
       let created = false;
-      const result = store.change({ kind: 'edit', edit: (raw) => { const r = edit(raw); created = r.created; return r.next; } }, 'admin');
-      const reply = await change(result);
-      return created && reply.status === 200 ? { ...reply, status: 201 } : reply;
+      const result = await store.change({ kind: 'edit', edit: (raw) => { const r = edit(raw); created = r.created; return r.next; } }, 'admin');
+      return { status: created && result.changed ? 201 : 200, body: changeBody(result) };
     };
     const live = () => store.current;
     return [

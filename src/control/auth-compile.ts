@@ -23,13 +23,12 @@ import {
   type JwtAlgorithm,
 } from '../shared/auth-config.js';
 import type { CompiledFilter } from '../shared/compiled-config.js';
-import { jwkAlgorithms } from '../data/auth/jwt.js';
+import { hmacMinBytes, jwkAlgorithms } from '../data/auth/jwt.js';
 import type { KeyPath } from './config-error.js';
 import type { RawAuth, RawAuthProvider, RawConfig, RawRoute } from './config-schema.js';
 
 type Report = (path: KeyPath, message: string) => void;
 
-const HMAC_MIN_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 };
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth'];
 
 export interface CompiledAuth {
@@ -127,8 +126,9 @@ function compileProvider(
     if (publicKey.length > 0) fail(at('secret'), `is only for HS256/HS384/HS512, but algorithms lists ${publicKey.join(', ')}`);
     const bytes = Buffer.byteLength(raw.secret, 'utf8');
     for (const alg of hmac) {
-      if (bytes < HMAC_MIN_BYTES[alg]) {
-        fail(at('secret'), `is ${bytes} bytes; ${alg} needs a secret of at least ${HMAC_MIN_BYTES[alg]} bytes (RFC 7518 §3.2)`);
+      const min = hmacMinBytes(alg);
+      if (bytes < min) {
+        fail(at('secret'), `is ${bytes} bytes; ${alg} needs a secret of at least ${min} bytes (RFC 7518 §3.2)`);
         break;
       }
     }

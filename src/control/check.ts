@@ -78,7 +78,8 @@ function formatRewrite(parts: readonly RewritePart[], paramNames: readonly strin
   return parts.map((part) => ('literal' in part ? part.literal : `{${paramNames[part.param]}}`)).join('');
 }
 
-function formatListen(host: string, port: number): string {
+/** `host:port`, with an IPv6 host in brackets. */
+export function formatListen(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 

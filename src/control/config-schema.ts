@@ -13,6 +13,7 @@ import type { CompiledTarget, MatchKind } from '../shared/compiled-config.js';
 import { JWT_ALGORITHMS } from '../shared/auth-config.js';
 import { normalizePath } from '../shared/path-normalize.js';
 import { parseCidr } from '../shared/ip-cidr.js';
+import { DEFAULT_RATE_LIMIT_KEYS } from '../shared/rate-limit-config.js';
 import { ConfigError, issueAt, type ConfigIssue, type KeyPath, type LineLocator } from './config-error.js';
 
 // ---------------------------------------------------------------------------------------
@@ -302,7 +303,7 @@ const serverSchema = section({
   limits: limitsSchema.prefault({}),
   drain_timeout_ms: milliseconds.default(30000),
   trusted_proxies: z.array(z.string().superRefine(rule(checkCidr))).default([]),
-  rate_limit_keys: z.number().int().min(16).max(MAX_RATE_LIMIT_KEYS).default(65_536),
+  rate_limit_keys: z.number().int().min(16).max(MAX_RATE_LIMIT_KEYS).default(DEFAULT_RATE_LIMIT_KEYS),
 });
 
 const timeoutsSchema = section({

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import { log } from '../shared/log.js';
 import { AdminApi } from './admin-api.js';
+import { formatListen } from './check.js';
 import type { RawConfig } from './config-schema.js';
 import { ChangeError, ConfigStore, redacted } from './config-store.js';
 import { ConfigReloader } from './reload.js';
@@ -20,10 +21,6 @@ export interface ControlPlaneOptions {
   supervisor: Supervisor;
   /** Watch the config file (default true). */
   watch?: boolean;
-}
-
-function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 export class ControlPlane {
@@ -72,7 +69,7 @@ export class ControlPlane {
         await cp.close();
         throw error;
       }
-      log.info('admin API listening', { address: formatAddress(raw.admin.host, cp.admin.port), auth: raw.admin.token !== undefined ? 'bearer token' : 'none (loopback only)' });
+      log.info('admin API listening', { address: formatListen(raw.admin.host, cp.admin.port), auth: raw.admin.token !== undefined ? 'bearer token' : 'none (loopback only)' });
     }
     if (opts.watch !== false) cp.reloader.watch();
     cp.redis?.start();
@@ -118,8 +115,8 @@ export class ControlPlane {
       id: this.instanceId,
       pid: process.pid,
       hostname: hostname(),
-      admin: raw.admin && this.admin ? formatAddress(raw.admin.host, this.admin.port) : null,
-      data: formatAddress(live.compiled.server.host, live.compiled.server.port),
+      admin: raw.admin && this.admin ? formatListen(raw.admin.host, this.admin.port) : null,
+      data: formatListen(live.compiled.server.host, live.compiled.server.port),
       version: live.version,
       hash: live.hash,
       generation: live.generation,

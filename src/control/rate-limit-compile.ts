@@ -14,7 +14,7 @@ import { parsePer, type RawConfig, type RawRateLimit, type RawRoute } from './co
 type Report = (path: KeyPath, message: string) => void;
 
 /** `server.rate_limit_keys` default (the schema's). */
-export const DEFAULT_RATE_LIMIT_KEYS = 65_536;
+export { DEFAULT_RATE_LIMIT_KEYS } from '../shared/rate-limit-config.js';
 
 export interface CompiledRateLimits {
   runtime: CompiledRateLimitRuntime;

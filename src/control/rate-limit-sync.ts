@@ -20,7 +20,7 @@ import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { Redis, type ChainableCommander } from 'ioredis';
 import type { CompiledConfig } from '../shared/compiled-config.js';
-import type { CompiledRateLimit, CompiledRateLimitRuntime } from '../shared/rate-limit-config.js';
+import { DEFAULT_RATE_LIMIT_KEYS, type CompiledRateLimit, type CompiledRateLimitRuntime } from '../shared/rate-limit-config.js';
 import {
   BucketTable, createBucketTable, H, hashHex, MAIN_OWNER, REDIS_STATE, type PushRecord,
 } from '../shared/bucket-table.js';
@@ -29,7 +29,6 @@ import { log } from '../shared/log.js';
 /** Keys per EVALSHA: bounds the time one script blocks Redis (~2–4 µs per key). */
 export const SYNC_BATCH = 256;
 const SWEEP_INTERVAL_MS = 1_000;
-const DEFAULT_TABLE_KEYS = 65_536;
 
 // One key's global bucket: hash {t = tokens (may be negative: debt, at most max(burst, rate ×
 // window) deep, so a mistake can never lock a key out for long), ts = last refill ms,
@@ -125,7 +124,7 @@ export class RateLimitSync {
   private commands = 0;
   private downSince = 0;
 
-  constructor(tableKeys = DEFAULT_TABLE_KEYS) {
+  constructor(tableKeys = DEFAULT_RATE_LIMIT_KEYS) {
     this.sab = createBucketTable(tableKeys);
     this.table = new BucketTable(this.sab, MAIN_OWNER);
   }

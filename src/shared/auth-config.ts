@@ -13,7 +13,7 @@ export const JWT_ALGORITHMS = [
 ] as const;
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
-export function isHmacAlgorithm(alg: string): boolean {
+export function isHmacAlgorithm(alg: string): alg is 'HS256' | 'HS384' | 'HS512' {
   return alg === 'HS256' || alg === 'HS384' || alg === 'HS512';
 }
 

@@ -280,6 +280,12 @@ export class BucketTable {
     return (Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) >>> 0) & this.mask;
   }
 
+  /** Whether the entry at word `w` is live and holds (limitId, hi, lo): the re-check under its lock. */
+  private holds(w: number, limitId: number, hi: number, lo: number): boolean {
+    const i32 = this.i32;
+    return Atomics.load(i32, w + E.STATE) === LIVE && i32[w + E.LO] === lo && i32[w + E.HI] === hi && i32[w + E.LIMIT] === limitId;
+  }
+
   /** Entry index of (limitId, hi, lo), or -1. Lock-free. */
   find(limitId: number, hi: number, lo: number): number {
     const i32 = this.i32;
@@ -385,7 +391,7 @@ export class BucketTable {
       }
       const w = this.base + slot * ENTRY_WORDS;
       this.lock(w + E.LOCK);
-      if (Atomics.load(i32, w + E.STATE) !== LIVE || i32[w + E.LO] !== lo || i32[w + E.HI] !== hi || i32[w + E.LIMIT] !== limitId) {
+      if (!this.holds(w, limitId, hi, lo)) {
         this.unlock(w + E.LOCK); // evicted and reused since find(): look again
         continue;
       }
@@ -435,7 +441,7 @@ export class BucketTable {
     const i32 = this.i32;
     const w = this.base + slot * ENTRY_WORDS;
     this.lock(w + E.LOCK);
-    if (Atomics.load(i32, w + E.STATE) === LIVE && i32[w + E.LO] === lo && i32[w + E.HI] === hi && i32[w + E.LIMIT] === limitId) {
+    if (this.holds(w, limitId, hi, lo)) {
       const share = i32[w + E.SHARE];
       const cap = i32[w + E.BURST] / (shared && share > 1 ? share : 1);
       const ti = (w + E.TOKENS) >> 1;
@@ -487,7 +493,7 @@ export class BucketTable {
     const i32 = this.i32;
     const w = this.base + rec.index * ENTRY_WORDS;
     this.lock(w + E.LOCK);
-    const same = Atomics.load(i32, w + E.STATE) === LIVE && i32[w + E.LO] === rec.lo && i32[w + E.HI] === rec.hi && i32[w + E.LIMIT] === rec.limitId;
+    const same = this.holds(w, rec.limitId, rec.hi, rec.lo);
     if (same) {
       const div = share > 1 ? share : 1;
       const cap = burst / div;

@@ -47,3 +47,6 @@ export interface CompiledRateLimitRuntime {
   /** Redis sync settings, or null without a `redis` section. */
   sync: { url: string; keyPrefix: string; intervalMs: number; instanceId: string | null } | null;
 }
+
+/** Entries of the shared bucket table when `server.rate_limit_keys` is not set. */
+export const DEFAULT_RATE_LIMIT_KEYS = 65_536;

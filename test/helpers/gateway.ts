@@ -33,7 +33,8 @@ export async function startGateway(yamlBody: string, opts: GatewayOptions = {}):
   const configFile = join(dir, 'gateway.yaml');
   await writeFile(configFile, yamlBody.replaceAll('__PORT__', String(port)));
   const proc = spawn(process.execPath, [MAIN_JS, 'start', '--config', configFile], {
-    env: { ...process.env, LOBBY_LOG_LEVEL: 'warn', ...opts.env },
+    // info: the 'lobby listening' line says every worker listens (see below).
+    env: { ...process.env, LOBBY_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
@@ -59,9 +60,14 @@ export async function startGateway(yamlBody: string, opts: GatewayOptions = {}):
   for (;;) {
     if (exitCode !== undefined) throw new Error(`gateway exited with ${exitCode} during start:\n${err}`);
     try {
-      const res = await request(`${gw.url}${opts.readyPath ?? '/__lobby_ready_probe'}`, { headers: { host: 'localhost' } });
-      await res.body.dump();
-      return gw;
+      // One worker answering is not enough: the others may still be starting. The process
+      // logs 'lobby listening' once every worker listens (and the control plane is up).
+      if (err.includes('"msg":"lobby listening"') || opts.env?.LOBBY_LOG_LEVEL !== undefined) {
+        const res = await request(`${gw.url}${opts.readyPath ?? '/__lobby_ready_probe'}`, { headers: { host: 'localhost' } });
+        await res.body.dump();
+        return gw;
+      }
+      throw new Error('not listening on every worker yet');
     } catch {
       if (Date.now() > deadline) { await gw.stop(); throw new Error(`gateway did not answer in 15 s:\n${err}`); }
       await new Promise((r) => setTimeout(r, 50));

@@ -9,6 +9,8 @@ export interface ReceivedRequest {
   headers: IncomingMessage['headers'];
   rawHeaders: string[];
   bodyBytes: number;
+  /** Source port of the connection it came on (tells the gateway's sockets apart). */
+  remotePort: number;
 }
 
 export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, received: ReceivedRequest) => void;
@@ -36,7 +38,7 @@ export function echoHandler(name: string): UpstreamHandler {
 export async function startUpstream(name: string, handler: UpstreamHandler = echoHandler(name), opts: { consumeBody?: boolean } = {}): Promise<Upstream> {
   const received: ReceivedRequest[] = [];
   const server = createServer((req, res) => {
-    const rec: ReceivedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: 0 };
+    const rec: ReceivedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: 0, remotePort: req.socket.remotePort ?? 0 };
     received.push(rec);
     if (opts.consumeBody === false) { handler(req, res, rec); return; }
     req.on('data', (c: Buffer) => { rec.bodyBytes += c.length; });

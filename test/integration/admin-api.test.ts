@@ -1,5 +1,6 @@
 // The admin API end to end on a real gateway: auth, every endpoint, validation errors,
-// rollback, 409 on a service in use, instance keys, persist on and off, readiness.
+// rollback, 409 on a service in use, instance keys, persist on and off (and a restart on the
+// written file), SIGHUP and the watched file, readiness (also while draining).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -292,11 +293,43 @@ describe('admin API: persist', () => {
       await new Promise((r) => setTimeout(r, 400));
       const s = (await a.get('/status')).body;
       assert.deepEqual([s.config.version, s.config.source], [r.body.version, 'admin']);
-      // A restart on the file serves the change.
       assert.equal(await g.stop(), 0);
+      // A restart on the written file serves the change.
+      const again = await startGateway(text.replace(`port: ${g.port},`, 'port: __PORT__,'));
+      try {
+        await a.waitReady();
+        assert.equal((await fresh('/p', again)).upstream, 'B');
+        assert.equal((await a.get('/routes/rp')).status, 200);
+      } finally {
+        await again.stop();
+      }
     } finally {
       await g.stop();
     }
+  });
+
+  it('SIGHUP re-reads the file even when it did not change; an invalid file keeps the running config', async () => {
+    const original = await readFile(gw.configFile, 'utf8');
+    const added = await admin.put('/routes/rs', { match: { prefix: '/sig' }, service: 'a' });
+    assert.equal(added.status, 201);
+    await expectRouted('/sig', 200, 'A');
+    // The file is unchanged (persist off), so only the signal can bring it back.
+    gw.proc.kill('SIGHUP');
+    await waitUntil('the SIGHUP reload to apply', async () => (await admin.get('/config')).body.source === 'signal', 3000);
+    assert.equal((await admin.get('/config')).body.version, added.body.version + 1);
+    await expectRouted('/sig', 404);
+    const applied = (await admin.get('/config')).body;
+    // An invalid file: refused, logged, and the running config stays.
+    await writeFile(gw.configFile, original.replace('prefix: /b }', 'prefix: b }'));
+    gw.proc.kill('SIGHUP');
+    await waitUntil('the SIGHUP reload to be refused', async () => {
+      const last = (await admin.get('/status')).body.last_change;
+      return last.source === 'signal' && last.ok === false && /routes\[1\]\.match\.prefix/.test(last.error);
+    }, 3000);
+    const after = (await admin.get('/config')).body;
+    assert.deepEqual([after.version, after.hash], [applied.version, applied.hash]);
+    await expectRouted('/b', 200, 'B');
+    await writeFile(gw.configFile, original);
   });
 
   it('a change of the file on disk is applied (watched, debounced)', async () => {
@@ -308,5 +341,40 @@ describe('admin API: persist', () => {
     await writeFile(gw.configFile, original);
     await waitUntil('the file change back to apply', async () => (await admin.get('/config')).body.version > before + 1, 3000);
     await expectRouted('/bw', 404);
+  });
+});
+
+describe('admin API: draining', () => {
+  it('while draining (SIGTERM) /readyz answers 503 "draining" and changes are refused; the in-flight request completes', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const slowUp = await startUpstream('slow', (_req, res) => void held.then(() => res.end('done')));
+    const port = await freePort();
+    const g = await startGateway(`
+server: { host: 127.0.0.1, port: __PORT__, workers: 1, drain_timeout_ms: 5000 }
+admin: { port: ${port} }
+services:
+  s: { targets: ["${slowUp.origin}"] }
+routes:
+  - { name: rs, match: { prefix: /s }, service: s }
+`);
+    try {
+      const a = adminClient(port);
+      await a.waitReady();
+      const inFlight = request(`${g.url}/s`).then(async (r) => [r.statusCode, await r.body.text()]);
+      await waitUntil('the request to reach the upstream', () => slowUp.received.length === 1, 3000);
+      const exited = g.stop();
+      await waitUntil('/readyz to report draining', async () => (await a.get('/readyz')).status === 503, 3000);
+      assert.deepEqual((await a.get('/readyz')).body, { ready: false, reasons: ['draining'] });
+      const refused = await a.put('/routes/rx', { match: { prefix: '/x' }, service: 's' });
+      assert.deepEqual([refused.status, refused.body.error.code], [503, 'shutting_down']);
+      release();
+      assert.deepEqual(await inFlight, [200, 'done']);
+      assert.equal(await exited, 0);
+    } finally {
+      release();
+      await g.stop();
+      await slowUp.close();
+    }
   });
 });

@@ -1,7 +1,7 @@
 // Distributed rate limiting against a real redis-server:
 //   - three Lobby instances on one Redis under autocannon admit, all together, at most the limit
 //     plus the documented bound (docs/rate-limiting.md), and not far below it;
-//   - Redis killed under load: each on_redis_error mode behaves as documented (allow: all
+//   - Redis killed mid-load: each on_redis_error mode behaves as documented (allow: all
 //     admitted; local: each instance enforces the whole limit alone; deny: refused with
 //     rate_limit_unavailable), no other errors than 429; Redis restarted: limits are shared again.
 import { after, before, describe, it } from 'node:test';
@@ -134,8 +134,25 @@ describe('rate limits shared through redis', { skip: REDIS_MISSING }, () => {
     const sharedOk = shared[0].ok + shared[1].ok;
     assert.ok(sharedOk <= 2 * R + R * 0.5, `shared: ${sharedOk} admitted by both (limit about ${2 * R})`);
 
+    // Killed mid-load: the requests in flight across the outage get 200 or 429 (allow, local),
+    // or deny's own refusal, and never a client-side error.
+    const mid = { 'x-k': `${key['x-k']}-mid` };
+    const acrossKill = Promise.all([a, b].flatMap((i) => [
+      load(i.gw, '/allow', mid, 2_000), load(i.gw, '/local', mid, 2_000), load(i.gw, '/deny', mid, 2_000),
+    ]));
+    await new Promise((r) => setTimeout(r, 500));
     await redis.kill();
     for (const i of [a, b]) await waitUntil('redis down in /status', async () => (await rateLimitStatus(i.admin)).redis.state === 'down', 5_000);
+    const [allowMidA, localMidA, denyMidA, allowMidB, localMidB, denyMidB] = await acrossKill;
+    for (const r of [allowMidA, localMidA, allowMidB, localMidB]) {
+      assert.deepEqual(r.other, [], 'across the kill: no status other than 200 and 429');
+      assert.equal(r.errors, 0);
+    }
+    for (const r of [denyMidA, denyMidB]) {
+      assert.deepEqual(r.other.filter(([s]) => s !== 503), [], 'deny across the kill: 200, 429 or 503');
+      assert.deepEqual([...r.codes.keys()].filter((c) => c !== 'rate_limited' && c !== 'rate_limit_unavailable'), []);
+      assert.equal(r.errors, 0);
+    }
     const status = await rateLimitStatus(a.admin);
     assert.ok(status.redis.last_error, 'the error is shown');
     const down = await Promise.all([a, b].flatMap((i) => [
@@ -157,6 +174,7 @@ describe('rate limits shared through redis', { skip: REDIS_MISSING }, () => {
     // deny: refused, with its own code.
     assert.equal(denyA.ok + denyB.ok, 0);
     assert.deepEqual([...denyA.codes.keys()], ['rate_limit_unavailable']);
+    assert.deepEqual([...denyB.codes.keys()], ['rate_limit_unavailable']);
 
     await redis.start();
     for (const i of [a, b]) await waitUntil('redis back in /status', async () => (await rateLimitStatus(i.admin)).redis.state === 'ok', 10_000);

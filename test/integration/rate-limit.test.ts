@@ -26,7 +26,9 @@ function config(headersBurst: number, adminPort: number, upstream: string): stri
   return `
 server: { host: 127.0.0.1, port: __PORT__, workers: 2, trusted_proxies: ["127.0.0.1/32"] }
 admin: { host: 127.0.0.1, port: ${adminPort} }
-services: { up: { targets: ["${upstream}"], connections: 16 } }
+services:
+  up: { targets: ["${upstream}"], connections: 16 }
+  one-socket-per-worker: { targets: ["${upstream}"], connections: 2 }
 auth:
   providers:
     - { name: main, issuer: test, secret: "${SECRET}", algorithms: [HS256], claims_to_headers: { sub: X-User-Id } }
@@ -46,7 +48,7 @@ routes:
   - { name: report, match: { prefix: /report }, service: up, rate_limit: [report] }
   - { name: ip, match: { prefix: /ip }, service: up, rate_limit: [by-ip] }
   - { name: user, match: { prefix: /user }, service: up, auth: { provider: main, optional: true }, rate_limit: [by-user] }
-  - { name: shared, match: { prefix: /shared }, service: up, rate_limit: [shared] }
+  - { name: shared, match: { prefix: /shared }, service: one-socket-per-worker, rate_limit: [shared] }
   - { name: custom, match: { prefix: /custom }, service: up, rate_limit: [custom] }
   - { name: multi, match: { prefix: /multi }, service: up, rate_limit: [outer, inner] }
   - { name: open, match: { prefix: /open }, service: up }
@@ -217,6 +219,10 @@ describe('rate limiting on one instance', () => {
     }));
     assert.equal(codes.filter((c) => c === 200).length, 50);
     assert.equal(codes.filter((c) => c === 429).length, 250);
+    // Each worker has exactly one upstream socket for this service: two source ports at the
+    // upstream prove both workers admitted from the one bucket.
+    const ports = new Set(up.received.filter((r) => r.headers['x-k'] === key).map((r) => r.remotePort));
+    assert.ok(ports.size >= 2, `admitted requests came through ${ports.size} worker socket(s)`);
   });
 
   it('applies changed limits at runtime and keeps the buckets of the others', async () => {

@@ -6,11 +6,13 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import { applyOverrides, parseCliArgs, UsageError } from '../../loadtest/cli-args.js';
+import { AutocannonDriver, createDriver, driverProblem, WrkDriver } from '../../loadtest/drivers.js';
 import { luaString, parseWrkOutput, wrkArguments, wrkScript, WRK_RESULT_MARKER } from '../../loadtest/driver-wrk.js';
 import type { LoadSpec } from '../../loadtest/driver-protocol.js';
 import { deepMerge, LOBBY_ENTRY, lobbyConfigObject, lobbyConfigYaml } from '../../loadtest/lobby.js';
 import { proxyNginxConfig, upstreamNginxConfig } from '../../loadtest/nginx.js';
-import { parseScenario } from '../../loadtest/scenario.js';
+import { loadScenario, parseScenario } from '../../loadtest/scenario.js';
+import { ProcessGroup } from '../../loadtest/processes.js';
 
 const SPEC: LoadSpec = { url: 'http://127.0.0.1:18080/', method: 'GET', headers: {}, bodySize: 0, connections: 64, pipelining: 1, timeoutSec: 10, rate: null };
 
@@ -127,5 +129,33 @@ describe('loadtest wrk driver script', () => {
     assert.equal(parsed.requests, 600000);
     assert.deepEqual(parsed.percentilesUs[1], [50, 800]);
     assert.throws(() => parseWrkOutput('Running 10s test\n'), /no result line/);
+  });
+});
+
+describe('loadtest driver selection', () => {
+  it('builds the driver --driver names, without starting anything', () => {
+    const group = new ProcessGroup();
+    const autocannon = createDriver('autocannon', group, SPEC, 0, null, '/tmp');
+    assert.ok(autocannon instanceof AutocannonDriver);
+    assert.equal(autocannon.name, 'autocannon');
+    const wrk = createDriver('wrk', group, SPEC, 0, '/usr/bin/wrk', '/tmp');
+    assert.ok(wrk instanceof WrkDriver);
+    assert.equal(wrk.name, 'wrk');
+    assert.ok(createDriver('autocannon', group, { ...SPEC, rate: 20000 }, null, null, '/tmp') instanceof AutocannonDriver, 'autocannon runs the constant-rate mode');
+    assert.throws(() => createDriver('wrk', group, { ...SPEC, rate: 20000 }, 0, '/usr/bin/wrk', '/tmp'), /--rate needs --driver autocannon/);
+    assert.throws(() => createDriver('wrk', group, SPEC, 0, null, '/tmp'), /wrk is not installed/);
+  });
+
+  it('refuses wrk, before anything starts, for the constant-rate mode, soak, or when it is missing', () => {
+    const closedLoop = loadScenario('proxy');
+    const constantRate = loadScenario('proxy-rate');
+    const soak = loadScenario('soak');
+    assert.equal(constantRate.rate, 20000);
+    for (const scenario of [closedLoop, constantRate, soak]) assert.equal(driverProblem('autocannon', scenario, null), null);
+    assert.equal(driverProblem('wrk', closedLoop, '/usr/bin/wrk'), null);
+    assert.match(driverProblem('wrk', closedLoop, null) ?? '', /wrk is not installed/);
+    assert.match(driverProblem('wrk', constantRate, '/usr/bin/wrk') ?? '', /--rate needs --driver autocannon/);
+    assert.match(driverProblem('wrk', applyOverrides(closedLoop, parseCliArgs(['--rate', '500'])), '/usr/bin/wrk') ?? '', /--rate needs --driver autocannon/);
+    assert.match(driverProblem('wrk', soak, '/usr/bin/wrk') ?? '', /soak scenario .* needs --driver autocannon/);
   });
 });

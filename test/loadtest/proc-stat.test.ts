@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { coreBusyFraction, parseCoreTicks, parseProcStat, parseVmRssBytes, processTree, readProcessCpu, sumCpuMicros } from '../../loadtest/proc-stat.js';
+import { clockTicksPerSecond, coreBusyFraction, cpuMicros, parseCoreTicks, parseProcStat, parseVmRssBytes, processTree, readProcessCpu, sumCpuMicros } from '../../loadtest/proc-stat.js';
 
 // A real line with a command name containing a space and a ')': fields must be counted from the last ')'.
 const STAT_LINE = '4242 (nginx: a) b) S 4241 4242 4242 0 -1 4194624 1234 0 0 0 731 2950 0 0 20 0 1 0 12345 12345678 3584 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0\n';
@@ -9,6 +9,14 @@ const STAT_LINE = '4242 (nginx: a) b) S 4241 4242 4242 0 -1 4194624 1234 0 0 0 7
 describe('loadtest /proc parsing', () => {
   it('reads pid, ppid, utime and stime from /proc/PID/stat', () => {
     assert.deepEqual(parseProcStat(STAT_LINE), { pid: 4242, ppid: 4241, userTicks: 731, systemTicks: 2950 });
+  });
+
+  it('turns the utime and stime ticks of a process tree into microseconds at CLK_TCK', () => {
+    const master = parseProcStat(STAT_LINE); // 731 user, 2950 system ticks
+    const worker = { pid: 4243, ppid: 4242, userTicks: 19, systemTicks: 50 };
+    assert.deepEqual(cpuMicros([master, worker], 100), { userUs: 7_500_000, systemUs: 30_000_000 });
+    assert.deepEqual(cpuMicros([master], 250), { userUs: 2_924_000, systemUs: 11_800_000 });
+    assert.deepEqual(cpuMicros([], 100), { userUs: 0, systemUs: 0 });
   });
 
   it('rejects malformed stat text', () => {
@@ -37,6 +45,8 @@ describe('loadtest /proc parsing', () => {
     assert.equal(self.ppid, process.ppid);
     assert.ok(processTree(process.pid).includes(process.pid));
     const cpu = sumCpuMicros([process.pid]);
-    assert.ok(cpu.userUs >= 0 && cpu.systemUs >= 0);
+    assert.ok(cpu.userUs + cpu.systemUs > 0, 'starting Node and this test took CPU time');
+    const microsPerTick = 1e6 / clockTicksPerSecond();
+    assert.equal(Math.round(cpu.userUs / microsPerTick) * microsPerTick, cpu.userUs, 'whole clock ticks');
   });
 });

@@ -95,6 +95,36 @@ describe('loadtest summary and reports', () => {
     assert.equal(JSON.parse(embedded[1]!).scenario.name, 'proxy');
   });
 
+  it('shows the uncorrected service time next to the corrected latency in an open-model run', () => {
+    const openRun = (target: TargetName, cpuUs: number, latencyUs: number, serviceUs: number): TargetRun => {
+      const measured = run(target, 1, cpuUs, latencyUs);
+      const service = newLatencyHistogram();
+      for (let i = 0; i < 1000; i++) service.recordValue(serviceUs + i);
+      measured.figures.serviceTime = summarizeHistogram(service);
+      measured.figures.serviceTimeDistribution = histogramDistribution(service);
+      return measured;
+    };
+    const closed = result([openRun('lobby', 16, 3000, 1000), openRun('nginx', 14, 2000, 900)]);
+    const open: RunResult = { ...closed, scenario: { ...closed.scenario, rate: 20000 } };
+    const serviceRow = open.summary.rows.find((row) => row.key === 'serviceP99Ms');
+    assert.ok(serviceRow, 'service time row present when the driver reported it');
+    assert.ok(Math.abs(serviceRow.values.lobby! - 1.99) < 0.005, `lobby service p99 ${serviceRow.values.lobby}`);
+    assert.ok(Math.abs(serviceRow.values.nginx! - 1.89) < 0.005, `nginx service p99 ${serviceRow.values.nginx}`);
+    assert.equal(serviceRow.ratio, serviceRow.values.lobby! / serviceRow.values.nginx!);
+    const p99 = open.summary.rows.find((row) => row.key === 'p99Ms')!;
+    assert.ok(Math.abs(p99.values.lobby! - 3.99) < 0.005, 'latency p99 stays the corrected (intended-send) figure');
+
+    const html = renderHtmlReport(open);
+    for (const target of ['lobby', 'nginx']) {
+      assert.match(html, new RegExp(`<polyline [^>]*data-series="${target}"`));
+      assert.match(html, new RegExp(`<polyline [^>]*data-series="${target}, service time \\(uncorrected\\)"`));
+    }
+    assert.match(html, /Open model at 20000 req\/s/);
+    const text = renderTextReport(open, { json: 'a.json', html: 'a.html' });
+    assert.match(text, /open model at 20000 req\/s/);
+    assert.match(text, /service time p99 ms \(uncorrected\)\s+1\.9\d\d\s+1\.8\d\d\s+1\.05/);
+  });
+
   it('draws one line per round when there are several', () => {
     const html = renderHtmlReport(result([run('lobby', 1, 16, 1000), run('nginx', 1, 14, 900), run('lobby', 2, 16, 1000), run('nginx', 2, 14, 900)], 2));
     assert.match(html, /data-series="lobby \(round 2\)"/);

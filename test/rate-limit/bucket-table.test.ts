@@ -21,6 +21,30 @@ function tableWith(keys = 1024): BucketTable {
   return new BucketTable(createBucketTable(keys), MAIN_OWNER);
 }
 
+/**
+ * Runs bucket-worker.ts in two threads (owners 1 and 2) on one table, released together so
+ * their takes overlap; returns each thread's admitted count.
+ */
+async function takeInTwoThreads(job: {
+  sab: SharedArrayBuffer; limitId: number; limitName: string; keys: string[]; takes: number; now: number; ratePerMs: number; burst: number;
+}): Promise<number[]> {
+  const start = new SharedArrayBuffer(8);
+  const url = new URL('./bucket-worker.js', import.meta.url);
+  const workers = [1, 2].map((owner) => new Worker(url, { workerData: { ...job, owner, start } }));
+  try {
+    const done = workers.map((w) => new Promise<number>((resolve, reject) => {
+      w.once('message', (m: { admitted: number }) => resolve(m.admitted));
+      w.once('error', reject);
+    }));
+    const flag = new Int32Array(start);
+    while (Atomics.load(flag, 1) < 2) await new Promise((r) => setTimeout(r, 5));
+    Atomics.store(flag, 0, 1);
+    return await Promise.all(done);
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
 describe('bucket table', () => {
   it('admits the burst at once, then exactly the rate', () => {
     const t = tableWith();
@@ -109,24 +133,11 @@ describe('bucket table', () => {
 
   it('loses no update when two threads take from one bucket at once', async () => {
     const sab = createBucketTable(1024);
-    const start = new SharedArrayBuffer(8);
     const limitName = 'shared';
     const limitId = limitIdOf(limitName);
     const burst = 100_000;
     const takes = 80_000; // per thread: 160k takes against 100k tokens, the clock frozen
-    const url = new URL('./bucket-worker.js', import.meta.url);
-    const workers = [1, 2].map((owner) => new Worker(url, {
-      workerData: { sab, owner, limitId, limitName, keys: ['one-key'], takes, now: T0, ratePerMs: 0.001, burst, start },
-    }));
-    const done = workers.map((w) => new Promise<number>((resolve, reject) => {
-      w.once('message', (m: { admitted: number }) => resolve(m.admitted));
-      w.once('error', reject);
-    }));
-    const flag = new Int32Array(start);
-    while (Atomics.load(flag, 1) < 2) await new Promise((r) => setTimeout(r, 5));
-    Atomics.store(flag, 0, 1);
-    const admitted = await Promise.all(done);
-    await Promise.all(workers.map((w) => w.terminate()));
+    const admitted = await takeInTwoThreads({ sab, limitId, limitName, keys: ['one-key'], takes, now: T0, ratePerMs: 0.001, burst });
     assert.ok(admitted[0] > 10_000 && admitted[1] > 10_000, `both threads took (${admitted})`);
     assert.equal(admitted[0] + admitted[1], burst);
     const t = new BucketTable(sab, MAIN_OWNER);
@@ -135,21 +146,8 @@ describe('bucket table', () => {
 
   it('inserts a key once when two threads race on many new keys', async () => {
     const sab = createBucketTable(4096);
-    const start = new SharedArrayBuffer(8);
     const keys = Array.from({ length: 2000 }, (_, i) => `k${i}`);
-    const url = new URL('./bucket-worker.js', import.meta.url);
-    const workers = [1, 2].map((owner) => new Worker(url, {
-      workerData: { sab, owner, limitId: limitIdOf('race'), limitName: 'race', keys, takes: 2000, now: T0, ratePerMs: 0.001, burst: 1, start },
-    }));
-    const done = workers.map((w) => new Promise<number>((resolve, reject) => {
-      w.once('message', (m: { admitted: number }) => resolve(m.admitted));
-      w.once('error', reject);
-    }));
-    const flag = new Int32Array(start);
-    while (Atomics.load(flag, 1) < 2) await new Promise((r) => setTimeout(r, 5));
-    Atomics.store(flag, 0, 1);
-    const admitted = await Promise.all(done);
-    await Promise.all(workers.map((w) => w.terminate()));
+    const admitted = await takeInTwoThreads({ sab, limitId: limitIdOf('race'), limitName: 'race', keys, takes: 2000, now: T0, ratePerMs: 0.001, burst: 1 });
     // Burst 1 per key: exactly one of the two threads gets each key's token.
     assert.equal(admitted[0] + admitted[1], 2000);
     assert.equal(new BucketTable(sab, MAIN_OWNER).live, 2000);

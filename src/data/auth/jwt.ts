@@ -97,6 +97,11 @@ const ALG: Record<JwtAlgorithm, AlgorithmInfo> = {
 
 export const MIN_RSA_BITS = 2048;
 
+/** Minimum key bytes of an HMAC algorithm (RFC 7518 §3.2: at least the hash size). */
+export function hmacMinBytes(alg: 'HS256' | 'HS384' | 'HS512'): number {
+  return ALG[alg].size;
+}
+
 export interface ImportedKey {
   kid: string | null;
   /** Algorithms this key may verify (before the provider's allowlist). */

@@ -80,11 +80,6 @@ export class TokenCache {
     }
   }
 
-  delete(token: string): void {
-    const key = keyOf(token);
-    if (this.map.get(key)?.token === token) this.map.delete(key);
-  }
-
   clear(): void {
     this.map.clear();
   }

@@ -13,7 +13,7 @@
 // Redis down (the control plane sets the table's state): `local` → the instance enforces the
 // whole limit alone; `allow` → counted like report mode, never refused; `deny` → refused.
 import { NEXT, REPLY, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
-import type { CompiledRateLimit, RateLimitFilterConfig } from '../../shared/rate-limit-config.js';
+import { DEFAULT_RATE_LIMIT_KEYS, type CompiledRateLimit, type RateLimitFilterConfig } from '../../shared/rate-limit-config.js';
 import {
   BucketTable, createBucketTable, hashKey, hashSeeds, keyHashHi, keyHashLo, REDIS_STATE, S,
   TAKE_FULL, TAKE_LIMITED,
@@ -32,7 +32,7 @@ const views = new Map<SharedArrayBuffer, BucketTable>();
 let privateTable: SharedArrayBuffer | null = null;
 
 function tableFor(env: WorkerEnv): BucketTable {
-  const sab = env.rateLimitTable ?? (privateTable ??= createBucketTable(65_536));
+  const sab = env.rateLimitTable ?? (privateTable ??= createBucketTable(DEFAULT_RATE_LIMIT_KEYS));
   let view = views.get(sab);
   if (!view) {
     view = new BucketTable(sab, env.workerIndex + 1);
