@@ -5,6 +5,7 @@
 //   WAIT  — the filter started async work and will call resumeChain(ctx) (or answer) later.
 // An index loop with a stored resume point, not next() closures: no allocation per step.
 import type { RequestContext } from './request-context.js';
+import type { GatewayErrorSpec } from '../shared/errors.js';
 import type { FromWorker } from '../shared/messages.js';
 
 export const NEXT = 0;
@@ -15,6 +16,15 @@ export type Verdict = typeof NEXT | typeof REPLY | typeof WAIT;
 export interface Filter {
   readonly name: string;
   onRequest(ctx: RequestContext): Verdict;
+}
+
+/**
+ * A filter's local reply (401, 429, 503 …): stops the request's upstream side and answers
+ * `spec` as JSON with `extraHeaders`. Returns REPLY for the filter to return.
+ */
+export function localReply(ctx: RequestContext, spec: GatewayErrorSpec, extraHeaders: readonly string[] | null = null): typeof REPLY {
+  ctx.call!.failBeforeResponse(spec, extraHeaders); // set before the chain runs
+  return REPLY;
 }
 
 /** What a filter's build() gets from its worker. */

@@ -11,12 +11,11 @@
 // Refusals follow RFC 6750: 401 + `WWW-Authenticate: Bearer realm=..., error="invalid_token",
 // error_description=...` (descriptions are fixed strings, never token content), 403 +
 // error="insufficient_scope" with the route's scopes, and the usual JSON error body.
-import { NEXT, REPLY, WAIT, resumeChain, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
+import { NEXT, WAIT, localReply, resumeChain, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
 import type { AuthJwtFilterConfig } from '../../shared/auth-config.js';
 import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 import { PHASE, type RequestContext } from '../request-context.js';
-import { replyError } from '../reply.js';
 import type { VerifyCode } from '../auth/jwt.js';
 import type { TokenCacheEntry } from '../auth/token-cache.js';
 import { bearerToken, cookieValue, hasScopes, MULTIPLE, queryValue, removeHeader, stripSet, takeAuthorization, type StripSet } from '../auth/extract.js';
@@ -40,14 +39,6 @@ export const TOKEN_ERROR_DESCRIPTIONS: Record<VerifyCode, string> = {
 
 const RETRY_AFTER = ['retry-after', '1'] as const;
 
-/** Replies with `spec` (stopping the request's upstream side first). */
-function reject(ctx: RequestContext, spec: GatewayErrorSpec, headers: readonly string[] | null): typeof REPLY {
-  const call = ctx.call;
-  const bodyUnread = call !== null && call.bodyStream !== null && !call.bodyStream.readableEnded;
-  call?.finish();
-  replyError(ctx, spec, bodyUnread, headers);
-  return REPLY;
-}
 
 class AuthJwtFilter implements Filter, VerificationClient {
   readonly name = 'auth-jwt';
@@ -89,12 +80,12 @@ class AuthJwtFilter implements Filter, VerificationClient {
   // Hot path.
   onRequest(ctx: RequestContext): Verdict {
     const auth = takeAuthorization(ctx.headers, this.strip);
-    if (auth === MULTIPLE) return reject(ctx, GW_ERR.AUTH_BAD_REQUEST, this.badRequestHeaders);
+    if (auth === MULTIPLE) return localReply(ctx, GW_ERR.AUTH_BAD_REQUEST, this.badRequestHeaders);
     let token = auth === null ? null : bearerToken(auth);
     if (token !== null && this.removeAuthorization) removeHeader(ctx.headers, 'authorization');
     if (token === null && this.fromCookie !== null) token = cookieValue(ctx.headers, this.fromCookie);
     if (token === null && this.fromQuery !== null) token = queryValue(ctx.query, this.fromQuery);
-    if (token === null) return this.optional ? NEXT : reject(ctx, GW_ERR.UNAUTHENTICATED, this.missingHeaders);
+    if (token === null) return this.optional ? NEXT : localReply(ctx, GW_ERR.UNAUTHENTICATED, this.missingHeaders);
 
     const state = this.state;
     const now = Date.now();
@@ -102,17 +93,17 @@ class AuthJwtFilter implements Filter, VerificationClient {
     if (cached !== undefined) return this.apply(ctx, cached);
     const verdict = state.verify(token, ctx, this);
     if (verdict === null) return WAIT;
-    if ('status' in verdict) return reject(ctx, verdict, RETRY_AFTER);
+    if ('status' in verdict) return localReply(ctx, verdict, RETRY_AFTER);
     return this.apply(ctx, verdict);
   }
 
   private apply(ctx: RequestContext, entry: TokenCacheEntry): Verdict {
     const identity = entry.headers;
     if (identity === null) {
-      return reject(ctx, GW_ERR.INVALID_TOKEN, this.invalidHeaders.get(entry.code ?? 'malformed') ?? null);
+      return localReply(ctx, GW_ERR.INVALID_TOKEN, this.invalidHeaders.get(entry.code ?? 'malformed') ?? null);
     }
     if (this.required.length !== 0 && !hasScopes(entry.scopes, this.required)) {
-      return reject(ctx, GW_ERR.INSUFFICIENT_SCOPE, this.scopeHeaders);
+      return localReply(ctx, GW_ERR.INSUFFICIENT_SCOPE, this.scopeHeaders);
     }
     const h = ctx.headers;
     for (let i = 0; i < identity.length; i += 2) h.push(identity[i], identity[i + 1]);
@@ -125,13 +116,13 @@ class AuthJwtFilter implements Filter, VerificationClient {
       if (this.apply(ctx, entry) === NEXT) resumeChain(ctx);
     } catch (err) {
       log.error('request handler fault', { error: String((err as Error)?.stack ?? err) });
-      reject(ctx, GW_ERR.INTERNAL, null);
+      localReply(ctx, GW_ERR.INTERNAL, null);
     }
   }
 
   unavailable(ctx: RequestContext, spec: GatewayErrorSpec): void {
     if (ctx.aborted || ctx.phase === PHASE.DONE) return;
-    reject(ctx, spec, RETRY_AFTER);
+    localReply(ctx, spec, RETRY_AFTER);
   }
 }
 

@@ -12,7 +12,7 @@
 //   are staged on ctx.responseHeaders, so they go out on the upstream's response too.
 // Redis down (the control plane sets the table's state): `local` → the instance enforces the
 // whole limit alone; `allow` → counted like report mode, never refused; `deny` → refused.
-import { NEXT, REPLY, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
+import { NEXT, localReply, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
 import { DEFAULT_RATE_LIMIT_KEYS, type CompiledRateLimit, type RateLimitFilterConfig } from '../../shared/rate-limit-config.js';
 import {
   BucketTable, createBucketTable, hashKey, hashSeeds, keyHashHi, keyHashLo, REDIS_STATE, S,
@@ -22,7 +22,6 @@ import { CidrSet, clientAddress, parseCidr, type Cidr } from '../../shared/ip-ci
 import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 import type { RequestContext } from '../request-context.js';
-import { replyError } from '../reply.js';
 
 const KEY_IP = 0;
 const KEY_HEADER = 1;
@@ -173,7 +172,7 @@ class RateLimitFilter implements Filter {
           if (limit.onRedisError === 'deny') {
             this.refund(i);
             this.count1(i, S.UNAVAILABLE);
-            return this.reject(ctx, this.unavailableSpecs[i], RETRY_1S);
+            return localReply(ctx, this.unavailableSpecs[i], RETRY_1S);
           }
           if (limit.onRedisError === 'allow') enforce = false;
         }
@@ -182,7 +181,7 @@ class RateLimitFilter implements Filter {
       if (result === TAKE_FULL) {
         this.refund(i);
         this.count1(i, S.FULL);
-        return this.reject(ctx, GW_ERR.RATE_LIMIT_CAPACITY, RETRY_1S);
+        return localReply(ctx, GW_ERR.RATE_LIMIT_CAPACITY, RETRY_1S);
       }
       const remaining = table.tokens > 0 ? Math.floor(table.tokens + 1e-9) : 0;
       const reset = secondsCeil(table.resetMs);
@@ -194,7 +193,7 @@ class RateLimitFilter implements Filter {
           this.count1(i, S.LIMITED);
           const retry = String(Math.max(1, secondsCeil(table.retryMs)));
           this.stage(ctx, rateHeader, this.burstText[i], 0, reset);
-          return this.reject(ctx, this.limitedSpecs[i], ['retry-after', retry]);
+          return localReply(ctx, this.limitedSpecs[i], ['retry-after', retry]);
         }
         this.count1(i, S.REPORTED);
         this.logReported(i, now);
@@ -224,14 +223,6 @@ class RateLimitFilter implements Filter {
       'x-ratelimit-remaining', String(remaining),
       'x-ratelimit-reset', String(reset),
     );
-  }
-
-  private reject(ctx: RequestContext, spec: GatewayErrorSpec, headers: readonly string[]): typeof REPLY {
-    const call = ctx.call;
-    const bodyUnread = call !== null && call.bodyStream !== null && !call.bodyStream.readableEnded;
-    call?.finish();
-    replyError(ctx, spec, bodyUnread, headers);
-    return REPLY;
   }
 
   private logReported(i: number, now: number): void {

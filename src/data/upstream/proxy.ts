@@ -269,11 +269,11 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
   }
 
   /** Answers with a gateway error and stops the upstream side. */
-  failBeforeResponse(spec: GatewayErrorSpec): void {
+  failBeforeResponse(spec: GatewayErrorSpec, extraHeaders: readonly string[] | null = null): void {
     const ctx = this.ctx;
     const bodyUnread = this.bodyStream !== null && !this.bodyStream.readableEnded;
     this.finish();
-    replyError(ctx, spec, bodyUnread);
+    replyError(ctx, spec, bodyUnread, extraHeaders);
   }
 
   /** Ends the request's life in the data plane (idempotent). */
