@@ -12,7 +12,8 @@
 //        [--port-base 18480] [--rounds 1]
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { sign as cryptoSign } from 'node:crypto';
+import { detachedKeyPair } from '../test/helpers/keys.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,7 +160,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => { stopAll(); process.exit(130); });
   try {
     process.stderr.write(`signing ${tokenCount} RS256 tokens...\n`);
-    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { publicKey, privateKey } = detachedKeyPair({ type: 'rsa', bits: 2048 });
     const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'load-1', alg: 'RS256' };
     const header = Buffer.from(JSON.stringify({ alg: 'RS256', kid: 'load-1', typ: 'JWT' })).toString('base64url');
     const exp = Math.floor(Date.now() / 1000) + 7200;

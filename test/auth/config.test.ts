@@ -2,7 +2,7 @@
 // rule with the key path it is reported at.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { detachedKeyPair } from '../helpers/keys.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import type { AuthJwtFilterConfig, IdentityStripFilterConfig } from '../../src/s
 
 let dir: string;
 let file: string;
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const rsa = detachedKeyPair({ type: 'rsa', bits: 2048 });
 const rsaJwk = JSON.stringify({ ...rsa.publicKey.export({ format: 'jwk' }), kid: 'r1' });
 
 before(async () => {

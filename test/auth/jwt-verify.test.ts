@@ -2,7 +2,7 @@
 // supported algorithm, and every way a token must be refused, with its exact code.
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { detachedKeyPair } from '../helpers/keys.js';
 import { TokenVerifier, importJwk, type VerifyResult } from '../../src/data/auth/jwt.js';
 import type { Jwk, JwtAlgorithm, VerifierSpec } from '../../src/shared/auth-config.js';
 import { makeKey, rawToken, sign, unsignedToken, type TestKey } from '../helpers/jwt.js';
@@ -145,7 +145,7 @@ describe('refusals', () => {
 
 describe('keys', () => {
   it('refuses weak, foreign and unusable keys', () => {
-    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' }) as Jwk;
+    const weak = detachedKeyPair({ type: 'rsa', bits: 1024 }).publicKey.export({ format: 'jwk' }) as Jwk;
     assert.match((importJwk(weak) as { error: string }).error, /1024 bits/);
     assert.match((importJwk({ kty: 'oct', k: Buffer.alloc(16).toString('base64url') }) as { error: string }).error, /16 bytes/);
     assert.match((importJwk({ kty: 'EC', crv: 'secp256k1', x: 'a', y: 'b' }) as { error: string }).error, /curve/);

@@ -1,16 +1,17 @@
 // JWT test kit: keys generated per test run (jose, an implementation independent of
 // Lobby's verifier), tokens signed with them, and a real JWKS HTTP server whose key set,
 // Cache-Control and availability a test controls, counting every fetch.
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { SignJWT, type JWK, type JWTPayload } from 'jose';
 import { freePort } from './ports.js';
+import { keyPairForAlg } from './keys.js';
 
 export interface TestKey {
   alg: string;
   kid: string;
-  /** jose signing key (CryptoKey or secret bytes). */
-  signing: CryptoKey | KeyObject | Uint8Array;
+  /** jose signing key (KeyObject or secret bytes). */
+  signing: KeyObject | Uint8Array;
   /** The public JWK as a JWKS endpoint would publish it (oct: the secret). */
   jwk: JWK;
 }
@@ -21,14 +22,9 @@ export async function makeKey(alg: string, kid: string): Promise<TestKey> {
     crypto.getRandomValues(bytes);
     return { alg, kid, signing: bytes, jwk: { kty: 'oct', k: Buffer.from(bytes).toString('base64url'), kid } };
   }
-  if (alg.startsWith('RS') || alg.startsWith('PS')) {
-    // A KeyObject (not a CryptoKey bound to one algorithm): tests sign RS384/PS256 with the same key.
-    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    return { alg, kid, signing: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid } };
-  }
-  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) });
-  const jwk = await exportJWK(publicKey);
-  return { alg, kid, signing: privateKey, jwk: { ...jwk, kid } };
+  // A KeyObject (not a CryptoKey bound to one algorithm): tests sign RS384/PS256 with the same key.
+  const pair = keyPairForAlg(alg);
+  return { alg, kid, signing: pair.privateKey, jwk: { ...(pair.publicKey.export({ format: 'jwk' }) as JWK), kid } };
 }
 
 export interface SignOptions {
