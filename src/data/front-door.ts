@@ -3,11 +3,16 @@
 // header names), so every header is seen here, once, with req.forEach: sizes are counted,
 // framing and Host are validated, hop-by-hop headers dropped, and the end-to-end headers
 // collected for forwarding. Nothing the client sent about framing is forwarded as is.
+// Values are kept as byte strings (their UTF-8, see src/shared/http-syntax.ts): uWS's
+// forEach decodes them as UTF-8, and only a byte string can be written back as the bytes
+// the client sent. Whether a header may be sent at all is decided in one place for every
+// header, the client's and the gateway's: upstream/request-head.ts.
 import type { HttpRequest } from './uws.js';
 import type { RequestContext } from './request-context.js';
 import type { CompiledLimits } from '../shared/compiled-config.js';
 import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import { CORRELATION_HEADER } from './correlation-id.js';
+import { toByteString } from '../shared/http-syntax.js';
 
 // forEach's callback gets no context argument: the scan state lives here, set by
 // readRequestHead before the (synchronous) forEach, so no closure is made per request.
@@ -16,8 +21,9 @@ let scanError: GatewayErrorSpec | null = null;
 let hostCount = 0;
 let transferEncodingCount = 0;
 
-function visitHeader(key: string, value: string): void {
+function visitHeader(key: string, rawValue: string): void {
   const ctx = scanCtx;
+  const value = toByteString(rawValue);
   ctx.headerBytes += key.length + value.length + 4;
   switch (key.length) {
     case 0:
@@ -60,30 +66,7 @@ function visitHeader(key: string, value: string): void {
       if (key === 'proxy-authorization') return;
       break;
   }
-  if (!isToken(key) || !isFieldValue(value)) { scanError = GW_ERR.BAD_HEADER; return; }
   ctx.headers.push(key, value);
-}
-
-// RFC 9110 token characters (header names); uWS delivers names lower-cased.
-const TOKEN = new Uint8Array(128);
-for (const ch of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[ch.charCodeAt(0)] = 1;
-
-function isToken(name: string): boolean {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 128 || TOKEN[c] === 0) return false;
-  }
-  return true;
-}
-
-/** Field values are forwarded byte for byte: no control characters but HTAB, no DEL,
- * nothing outside Latin-1 (it could not be written back as the same bytes). */
-function isFieldValue(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
-  }
-  return true;
 }
 
 function noteContentLength(ctx: RequestContext, value: string): void {

@@ -114,7 +114,9 @@ export class DataPlaneServer {
     ctx.route = route;
     ctx.clientIp = decoder.decode(res.getRemoteAddressAsText());
     // The rewrite reads the matcher's param spans, valid only until the next match.
-    ctx.upstreamPath = upstreamPath(ctx, route);
+    const target = upstreamPath(ctx, route);
+    if (target === null) { replyError(ctx, GW_ERR.BAD_PATH, hasBody); return; }
+    ctx.upstreamPath = target;
     ctx.call = new UpstreamCall(ctx);
 
     if (!hasBody) runChain(ctx);

@@ -61,3 +61,33 @@ export function rawRequest(port: number, request: string | Buffer, waitMs = 1000
     sock.write(request);
   });
 }
+
+/**
+ * Sends `request` on a new connection and resolves as soon as one whole response is in
+ * (its head and Content-Length body), or when the gateway closes, or after timeoutMs.
+ */
+export function rawExchange(port: number, request: Buffer, timeoutMs = 5000): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let data = '';
+    let settled = false;
+    const done = (closed: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(parseRawResponse(data, closed));
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on('data', (d) => {
+      data += d.toString('latin1');
+      const headEnd = data.indexOf('\r\n\r\n');
+      if (headEnd === -1) return;
+      const length = /\r\ncontent-length: *(\d+)/i.exec(data.slice(0, headEnd));
+      if (length !== null && data.length - headEnd - 4 >= Number(length[1])) done(false);
+    });
+    sock.on('error', (e) => { if (!settled && data === '') { settled = true; clearTimeout(timer); reject(e); } });
+    sock.on('close', () => done(true));
+    sock.write(request);
+  });
+}

@@ -5,6 +5,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { H1Pool, type H1Handler } from '../../src/data/upstream/h1-client.js';
+import { encodeRequestHead } from '../../src/data/upstream/request-head.js';
 import { freePort } from '../helpers/ports.js';
 
 interface Outcome {
@@ -64,6 +65,13 @@ async function rawServer(respond: (req: string, socket: Socket, n: number) => vo
   return { port, accepted: () => accepted };
 }
 
+/** The request head as the proxy makes it (request-head.ts). */
+function head(method: string, path: string, headers: string[]): Buffer {
+  const bytes = encodeRequestHead(method, path, headers);
+  assert.ok(bytes, 'a sendable request');
+  return bytes;
+}
+
 function pool(port: number, connections = 2, maxQueue = 100, pipelining = 1): H1Pool {
   const p = new H1Pool(`http://127.0.0.1:${port}`, { connections, connectTimeoutMs: 1000, keepAliveTimeoutMs: 4000, maxQueue, pipelining });
   pools.push(p);
@@ -74,7 +82,7 @@ async function send(p: H1Pool, method = 'GET', path = '/', body: Buffer | null =
   const { handler, done } = collect();
   const headers = ['host', 'up'];
   if (body) headers.push('content-length', String(body.length));
-  p.dispatch(method, path, headers, body, handler);
+  p.dispatch(method, head(method, path, headers), body, handler);
   return done;
 }
 
@@ -208,7 +216,7 @@ describe('h1 client connections', () => {
     let pauses = 0;
     let resumeFn: () => void = () => {};
     const done = new Promise<number>((resolve, reject) => {
-      p.dispatch('GET', '/', ['host', 'up'], null, {
+      p.dispatch('GET', head('GET', '/', ['host', 'up']), null, {
         onConnect() {},
         onHeaders(_s, _h, resume) { resumeFn = resume; return true; },
         onData(chunk) {
@@ -284,9 +292,9 @@ describe('h1 client pipelining (opt-in)', () => {
     const c = collect();
     const abortB: { fn: (() => void) | null } = { fn: null };
     const bHandler = { ...b.handler, onConnect(abort: () => void) { abortB.fn = abort; } };
-    p.dispatch('GET', '/a', ['host', 'up'], null, a.handler);
-    p.dispatch('GET', '/b', ['host', 'up'], null, bHandler);
-    p.dispatch('GET', '/c', ['host', 'up'], null, c.handler);
+    p.dispatch('GET', head('GET', '/a', ['host', 'up']), null, a.handler);
+    p.dispatch('GET', head('GET', '/b', ['host', 'up']), null, bHandler);
+    p.dispatch('GET', head('GET', '/c', ['host', 'up']), null, c.handler);
     await new Promise((r) => setTimeout(r, 5));
     assert.ok(abortB.fn, 'b was written');
     abortB.fn!();

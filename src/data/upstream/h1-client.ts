@@ -11,7 +11,12 @@
 //
 // It drives the same handler protocol as undici's dispatch (onConnect / onHeaders /
 // onData / onComplete / onError), so UpstreamCall serves both clients. Streamed request
-// bodies still go through undici.
+// bodies still go through undici. Request heads arrive as bytes built and checked by
+// request-head.ts; this client writes them as they are.
+//
+// A socket is reused only when it is in sync: a byte outside an exchange (after the last
+// response, on an idle socket) or a status outside 100-599 closes it, so one client's
+// stray bytes can never become the next client's response.
 //
 // Stale keep-alive connections: a request sent on a reused connection that closes before
 // any response byte arrived is retried once on a new connection, for idempotent methods
@@ -22,6 +27,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const { HTTPParser } = require('_http_common') as { HTTPParser: any };
+const kOnMessageBegin: number = HTTPParser.kOnMessageBegin;
 const kOnHeaders: number = HTTPParser.kOnHeaders;
 const kOnHeadersComplete: number = HTTPParser.kOnHeadersComplete;
 const kOnBody: number = HTTPParser.kOnBody;
@@ -73,7 +79,8 @@ class Exchange {
   discarded = false;
   constructor(
     readonly method: string,
-    readonly head: string,
+    /** The request head, as encoded by request-head.ts. */
+    readonly head: Buffer,
     readonly body: Buffer | null,
     readonly handler: H1Handler,
   ) {}
@@ -123,6 +130,13 @@ class H1Connection {
   keepAlive = true;
   interim = false;
   paused = false;
+  /** Inside parser.execute: completing the last exchange waits until the read is parsed. */
+  executing = false;
+  /** The last exchange in flight completed during this read: its completion (and the
+   * socket's release) wait until the rest of the read proved to hold no stray bytes. */
+  completedInRead: Exchange | null = null;
+  /** A response began with no exchange waiting for it. */
+  strayBytes = false;
   readonly resume = (): void => {
     if (this.paused && !this.closed) { this.paused = false; this.socket.resume(); }
   };
@@ -140,6 +154,7 @@ class H1Connection {
 
   constructor(private readonly pool: H1Pool) {
     this.parser.initialize(HTTPParser.RESPONSE, {}, 0, HTTPParser.kLenientNone);
+    this.parser[kOnMessageBegin] = this.onMessageBegin;
     this.parser[kOnHeaders] = this.onHeaders;
     this.parser[kOnHeadersComplete] = this.onHeadersComplete;
     this.parser[kOnBody] = this.onBody;
@@ -185,11 +200,11 @@ class H1Connection {
   private write(ex: Exchange): void {
     const socket = this.socket;
     if (ex.body === null) {
-      socket.write(ex.head, 'latin1');
+      socket.write(ex.head);
       return;
     }
     socket.cork();
-    socket.write(ex.head, 'latin1');
+    socket.write(ex.head);
     socket.write(ex.body);
     socket.uncork();
   }
@@ -200,11 +215,22 @@ class H1Connection {
       this.destroy(null);
       return;
     }
+    this.executing = true;
     const ret = this.parser.execute(chunk);
-    if (ret instanceof Error) {
-      const err = codedError((ret as Error & { code?: string }).code ?? 'HPE_INVALID', `invalid upstream response: ${(ret as Error & { reason?: string }).reason ?? ret.message}`);
+    this.executing = false;
+    const completed = this.completedInRead;
+    this.completedInRead = null;
+    if (ret instanceof Error || this.strayBytes) {
+      const err = ret instanceof Error
+        ? codedError((ret as Error & { code?: string }).code ?? 'HPE_INVALID', `invalid upstream response: ${(ret as Error & { reason?: string }).reason ?? ret.message}`)
+        : codedError('HPE_DATA_AFTER_RESPONSE', 'upstream sent bytes after the end of its response');
+      // The read that completed the last exchange went on past its end: that response is
+      // suspect (its client gets 502 unless its answer already went out in full).
+      if (completed !== null && !completed.discarded) completed.handler.onError(err);
       this.destroy(err);
+      return;
     }
+    if (completed !== null) this.complete(completed);
   }
 
   private onSocketEnd(): void {
@@ -220,6 +246,12 @@ class H1Connection {
   /** Headers llhttp flushed early (a response with more than 32 header pairs). */
   private flushedHeaders: string[] | null = null;
 
+  private readonly onMessageBegin = (): void => {
+    // A response starting while no exchange waits for one is stray (e.g. a second head
+    // after a 204, or a body longer than its Content-Length).
+    if (this.exchanges.length === 0) this.strayBytes = true;
+  };
+
   private readonly onHeaders = (headers: string[]): void => {
     // Only called for responses with many headers; onHeadersComplete then gets none.
     if (this.flushedHeaders === null) this.flushedHeaders = headers.slice();
@@ -233,8 +265,12 @@ class H1Connection {
     const ex = this.exchange;
     if (headers === undefined) headers = this.flushedHeaders ?? [];
     this.flushedHeaders = null;
-    if (ex === null) return 0;
+    if (ex === null || this.closed) return 0;
     this.responseStarted = true;
+    if (statusCode < 100 || statusCode > 599) {
+      this.destroy(codedError('HPE_INVALID_STATUS', `upstream sent status ${statusCode}, outside 100-599`));
+      return 0;
+    }
     if (statusCode < 200 && statusCode !== 101) { this.interim = true; return 0; }
     if (upgrade || statusCode === 101) {
       this.destroy(codedError('HPE_UNEXPECTED_UPGRADE', 'upstream switched protocols; not supported'));
@@ -250,22 +286,30 @@ class H1Connection {
 
   private readonly onBody = (chunk: Buffer): void => {
     const ex = this.exchange;
-    if (ex === null) return;
+    if (ex === null || this.closed) return;
     if (!(ex.discarded ? DISCARD : ex.handler).onData(chunk)) this.pause();
   };
 
   private readonly onMessageComplete = (): void => {
     const ex = this.exchange;
-    if (ex === null) return;
+    if (ex === null || this.closed) return;
     if (this.interim) { this.interim = false; this.responseStarted = false; return; }
     this.exchanges.shift();
     ex.conn = null;
     this.completed++;
     this.responseStarted = false;
+    // The last exchange in flight: finish it once the whole read is parsed (onSocketData),
+    // so that the socket goes back to the pool only if nothing followed the response.
+    if (this.exchanges.length === 0 && this.executing) { this.completedInRead = ex; return; }
+    this.complete(ex);
+  };
+
+  /** Hands a finished response to its handler; an idle, in-sync socket goes back to the pool. */
+  private complete(ex: Exchange): void {
     if (!ex.discarded) ex.handler.onComplete(null);
     if (!this.keepAlive || this.closed) { this.destroy(null); return; }
     if (this.exchanges.length === 0) this.pool.release(this);
-  };
+  }
 
   private pause(): void {
     if (!this.paused) { this.paused = true; this.socket.pause(); }
@@ -318,14 +362,11 @@ export class H1Pool {
   }
 
   /**
-   * Sends a request. `headers` is a flat [name, value, ...] list of end-to-end headers
-   * (Host included); a body is sent with its Content-Length, which must be in `headers`.
-   * Hot path: one string for the request head, one Exchange object.
+   * Sends a request. `head` is the request head from request-head.ts `encodeRequestHead`
+   * (Host included); a body is sent with its Content-Length, which must be in the head.
+   * Hot path: one Exchange object.
    */
-  dispatch(method: string, path: string, headers: readonly string[], body: Buffer | null, handler: H1Handler): void {
-    let head = method + ' ' + path + ' HTTP/1.1\r\n';
-    for (let i = 0; i < headers.length; i += 2) head += headers[i] + ': ' + headers[i + 1] + '\r\n';
-    head += '\r\n';
+  dispatch(method: string, head: Buffer, body: Buffer | null, handler: H1Handler): void {
     const ex = new Exchange(method, head, body, handler);
     if (this.closing) { handler.onError(codedError('LOBBY_UPSTREAM_CLOSED', 'upstream pool is closed')); return; }
     this.enqueue(ex);

@@ -19,6 +19,8 @@ import { replyError } from '../reply.js';
 import { upstreamStatusLine } from '../status-lines.js';
 import type { RuntimeRoute } from '../generation.js';
 import type { H1Handler } from './h1-client.js';
+import { encodeRequestHead, isSendable } from './request-head.js';
+import { visibleAsciiTarget } from '../../shared/http-syntax.js';
 
 /** Bodies up to this size (declared by Content-Length) are buffered, then sent in one write. */
 export const BUFFERED_BODY_MAX = 64 * 1024;
@@ -128,6 +130,12 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
   onHeaders(statusCode: number, rawHeaders: HeaderField[], resume: () => void, statusText: string): boolean {
     const ctx = this.ctx;
     if (ctx.phase === PHASE.DONE) return false;
+    if (statusCode < 100 || statusCode > 599) {
+      // Not a status HTTP knows (e.g. `099`): the response cannot be relayed, and finishing
+      // aborts the upstream request, which closes its connection.
+      this.failBeforeResponse(GW_ERR.UPSTREAM_BAD_RESPONSE);
+      return false;
+    }
     if (statusCode < 200) return true; // interim responses are not relayed
     this.resumeUpstream = resume;
     this.status = statusCode;
@@ -332,8 +340,12 @@ export function classifyUpstreamError(err: Error & { code?: string }): GatewayEr
   }
 }
 
-/** Upstream path: strip_prefix or templated rewrite applied to the normalized path, query kept. */
-export function upstreamPath(ctx: RequestContext, route: RuntimeRoute): string {
+/**
+ * Upstream request-target: strip_prefix or templated rewrite applied to the normalized path,
+ * query kept, percent-encoded to visible ASCII (http-syntax.ts). Null when the query holds
+ * a space or a control character (400).
+ */
+export function upstreamPath(ctx: RequestContext, route: RuntimeRoute): string | null {
   let path = ctx.path;
   if (route.rewrite !== null) {
     const params = ctx.gen.matcher.params;
@@ -345,7 +357,9 @@ export function upstreamPath(ctx: RequestContext, route: RuntimeRoute): string {
   } else if (route.stripPrefixLength > 0) {
     path = path.length > route.stripPrefixLength ? path.slice(route.stripPrefixLength) : '/';
   }
-  return ctx.query === '' ? path : path + '?' + ctx.query;
+  if (ctx.query === '') return path;
+  const query = visibleAsciiTarget(ctx.query);
+  return query === null ? null : path + '?' + query;
 }
 
 /**
@@ -359,8 +373,6 @@ export function forward(ctx: RequestContext): void {
   const route = ctx.route!;
   const service = route.service;
   const target = service.pick(service.targets);
-  ctx.target = target;
-  target.inFlight++;
   const h = ctx.headers;
   h.push('host', route.preserveHost ? ctx.host : target.hostHeader);
   h.push('x-forwarded-for', ctx.forwardedFor === '' ? ctx.clientIp : ctx.forwardedFor + ', ' + ctx.clientIp);
@@ -370,11 +382,21 @@ export function forward(ctx: RequestContext): void {
   if (body !== null) {
     if (ctx.contentLength >= 0) h.push('content-length', String(ctx.contentLength));
   }
+  // Every part is checked here, in request-head.ts, whoever made it: the client's headers,
+  // the ones above, identity headers from token claims. Nothing unchecked is sent.
+  const fast = body === null || Buffer.isBuffer(body);
+  const head = fast ? encodeRequestHead(ctx.method, ctx.upstreamPath, h) : null;
+  if (fast ? head === null : !isSendable(ctx.method, ctx.upstreamPath, h)) {
+    call.failBeforeResponse(GW_ERR.BAD_HEADER);
+    return;
+  }
+  ctx.target = target;
+  target.inFlight++;
   ctx.phase = PHASE.CONNECTING;
   ctx.deadline = coarseNow + service.connectMs;
   trackInFlight(ctx);
-  if (body === null || Buffer.isBuffer(body)) {
-    target.fast.dispatch(ctx.method, ctx.upstreamPath, h, body, call);
+  if (fast) {
+    target.fast.dispatch(ctx.method, head!, body, call);
     return;
   }
   target.pool.dispatch({

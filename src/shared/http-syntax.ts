@@ -1,0 +1,82 @@
+// HTTP/1.1 syntax (RFC 9110 / 9112) for everything Lobby writes to an upstream socket.
+//
+// Text handed to us by uWebSockets.js is not bytes: the bundled build decodes the URL,
+// the query and the header values it iterates (`req.forEach`) as UTF-8. Writing such a
+// string with the 'latin1' encoding keeps only the low byte of each character, so
+// U+010D U+010A become CR LF: a request split in two at the upstream. Lobby therefore
+// keeps every value that goes upstream as a *byte string*: one character per byte, each
+// at most 0xFF, made from the UTF-8 of the text (`toByteString`). A byte string written as
+// 'latin1' is exactly its bytes; the checks below then decide which bytes may be sent.
+
+// Regular expressions rather than charCodeAt loops: V8 compiles them to native code, which
+// scans a header value several times faster (native-bench/request-headers.bench.ts).
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Anything but HTAB, SP, visible ASCII and obs-text (0x80-0xFF). */
+const NOT_FIELD_BYTE = /[^\t\x20-\x7e\x80-\xff]/;
+const NOT_ASCII = /[^\x00-\x7f]/;
+
+/** A non-empty RFC 9110 token (a method or a header name). */
+export function isToken(s: string): boolean {
+  return TOKEN.test(s);
+}
+
+/**
+ * A field value as a byte string: HTAB, SP, visible ASCII and obs-text (0x80-0xFF).
+ * CR, LF, NUL, the other controls and DEL are refused, and so is any character above
+ * 0xFF (a value that was not made a byte string: it cannot be written as itself).
+ */
+export function isFieldValueBytes(s: string): boolean {
+  return !NOT_FIELD_BYTE.test(s);
+}
+
+/** Whether `s` is all ASCII (then it is its own byte string). */
+export function isAscii(s: string): boolean {
+  return !NOT_ASCII.test(s);
+}
+
+/**
+ * The UTF-8 bytes of `s` as a byte string (ASCII is returned as is, without allocation).
+ * Lone surrogates become U+FFFD (EF BF BD), as any UTF-8 encoder does.
+ */
+export function toByteString(s: string): string {
+  return NOT_ASCII.test(s) ? Buffer.from(s, 'utf8').toString('latin1') : s;
+}
+
+const HEX = '0123456789ABCDEF';
+
+/**
+ * A request-target component (path or query) as visible ASCII: characters above 0x7E are
+ * percent-encoded from their UTF-8 (what nginx forwards as raw bytes), so the target is
+ * only bytes 0x21-0x7E. Null when it holds a space, a control character or DEL, which no
+ * request-target may carry. ASCII input needing no change is returned as is.
+ */
+export function visibleAsciiTarget(s: string): string | null {
+  let i = 0;
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f) break;
+  }
+  if (i === s.length) return s;
+  let out = s.slice(0, i);
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x20 && c < 0x7f) { out += s[i]; continue; }
+    if (c <= 0x20 || c === 0x7f) return null;
+    // One code point (a surrogate pair counts as one; a lone surrogate encodes as U+FFFD).
+    const wide = c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+    const bytes = Buffer.from(wide ? s.slice(i, i + 2) : s[i], 'utf8');
+    if (wide) i++;
+    for (const b of bytes) out += '%' + HEX[b >> 4] + HEX[b & 15];
+  }
+  return out;
+}
+
+/** A request-target the upstream may receive: bytes 0x21-0x7E only, starting with `/`. */
+export function isVisibleAsciiTarget(s: string): boolean {
+  if (s.charCodeAt(0) !== 0x2f) return false;
+  for (let i = 1; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
