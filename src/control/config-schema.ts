@@ -296,6 +296,9 @@ const limitsSchema = section({
   max_body_bytes: positiveInt.default(10485760),
 });
 
+/** `server.escaped_slashes`, `routes[].escaped_slashes` (docs/configuration.md#escaped-slashes). */
+const escapedSlashes = z.enum(['reject', 'keep', 'unescape']);
+
 const serverSchema = section({
   host: z.string().superRefine(rule(checkListenHost)).default('0.0.0.0'),
   port: z.number().int().min(1).max(65535).default(8080),
@@ -304,6 +307,7 @@ const serverSchema = section({
   drain_timeout_ms: milliseconds.default(30000),
   trusted_proxies: z.array(z.string().superRefine(rule(checkCidr))).default([]),
   rate_limit_keys: z.number().int().min(16).max(MAX_RATE_LIMIT_KEYS).default(DEFAULT_RATE_LIMIT_KEYS),
+  escaped_slashes: escapedSlashes.default('reject'),
 });
 
 const timeoutsSchema = section({
@@ -407,6 +411,7 @@ const routeSchema = section({
   preserve_host: z.boolean().default(false),
   auth: routeAuthSchema.optional(),
   rate_limit: z.array(name).min(1, { error: 'must name at least one limit (omit rate_limit for none)' }).optional(),
+  escaped_slashes: escapedSlashes.optional(),
 });
 
 // Instance settings (admin, redis): read at start only, never shared between instances

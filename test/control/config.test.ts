@@ -83,6 +83,7 @@ describe('config: the issue example', () => {
         workers: availableParallelism(),
         limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 10485760 },
         drainTimeoutMs: 30000,
+        escapedSlashes: 'reject',
       },
       services: [
         {
@@ -106,6 +107,7 @@ describe('config: the issue example', () => {
           stripPrefix: '/v1',
           rewrite: null,
           preserveHost: false,
+          escapedSlashes: 'reject',
           filters: [],
         },
         {
@@ -116,6 +118,7 @@ describe('config: the issue example', () => {
           stripPrefix: null,
           rewrite: [{ literal: '/users/' }, { param: 0 }],
           preserveHost: false,
+          escapedSlashes: 'reject',
           filters: [],
         },
       ],
@@ -138,6 +141,7 @@ describe('config: defaults and extra keys', () => {
       workers: availableParallelism(),
       limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 10485760 },
       drainTimeoutMs: 30000,
+      escapedSlashes: 'reject',
     });
     assert.deepEqual(config.services[0], {
       name: 's',
@@ -155,6 +159,7 @@ describe('config: defaults and extra keys', () => {
       stripPrefix: null,
       rewrite: null,
       preserveHost: false,
+      escapedSlashes: 'reject',
       filters: [],
     });
   });
