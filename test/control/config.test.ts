@@ -177,6 +177,17 @@ routes: []
     assert.deepEqual(config.services[0].timeouts, { connectMs: 1000, responseMs: 500, idleMs: 60000 });
   });
 
+  it('resolves escaped_slashes per route: its own, else the server\'s', () => {
+    const config = load(`server: { escaped_slashes: unescape }
+services: { s: { targets: ["http://127.0.0.1:9001"] } }
+routes:
+  - { name: own, match: { prefix: /a }, service: s, escaped_slashes: keep }
+  - { name: inherits, match: { prefix: /b }, service: s }
+`);
+    assert.equal(config.server.escapedSlashes, 'unescape');
+    assert.deepEqual(config.routes.map((r) => r.escapedSlashes), ['keep', 'unescape']);
+  });
+
   it('reads drain_timeout_ms, connections, preserve_host, an integer workers and least_request', () => {
     const config = load(`server:
   workers: 3
@@ -515,6 +526,8 @@ describe('config: errors, each at its exact key path', () => {
     ['services not a mapping', 'services: [a]\n', 'services', 'expected a mapping, got a list'],
     ['null section', 'server:\n', 'server', 'expected a mapping, got null'],
     ['preserve_host not a boolean', route('{ prefix: / }', '    preserve_host: "yes"\n'), 'routes[0].preserve_host', 'true or false'],
+    ['bad server escaped_slashes', 'server: { escaped_slashes: decode }\n', 'server.escaped_slashes', '"reject", "keep", "unescape", got the string "decode"'],
+    ['bad route escaped_slashes', route('{ prefix: / }', '    escaped_slashes: true\n'), 'routes[0].escaped_slashes', '"reject", "keep", "unescape", got true'],
   ];
 
   for (const [title, text, path, fragment] of cases) {

@@ -97,6 +97,15 @@ describe('escaped slashes against a real nginx upstream', { skip: NGINX_MISSING 
     });
   }
 
+  it('invalid UTF-8 in the path is forwarded as the escapes of U+FFFD, never as raw bytes', async () => {
+    const request = Buffer.concat([Buffer.from('GET /d/users/a'), Buffer.from([0xff, 0xc0, 0x2e]), Buffer.from('b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')]);
+    const r = await rawRequest(gw.port, request, 10_000);
+    const body = Buffer.from(r.body, 'latin1').toString('utf8');
+    assert.ok(!body.includes('ADMIN'), body);
+    assert.equal(r.status, 200, r.raw);
+    assert.match(body, /^users:\/users\/a(\ufffd)+\.b$/);
+  });
+
   it('an escaped slash refused by policy says so in its message', async () => {
     const r = await get(gw.port, '/d/users/a%2Fb');
     assert.match(r.body, /encoded slash/);
