@@ -526,6 +526,9 @@ describe('config: errors, each at its exact key path', () => {
     ['services not a mapping', 'services: [a]\n', 'services', 'expected a mapping, got a list'],
     ['null section', 'server:\n', 'server', 'expected a mapping, got null'],
     ['preserve_host not a boolean', route('{ prefix: / }', '    preserve_host: "yes"\n'), 'routes[0].preserve_host', 'true or false'],
+    ['prefix with a ..; segment', route('{ prefix: "/a/..;x" }'), 'routes[0].match.prefix', 'segment with ";" parameters'],
+    ['prefix with a bad escape', route('{ prefix: "/a%zz" }'), 'routes[0].match.prefix', 'malformed percent-escape'],
+    ['rewrite with %00', route('{ prefix: /a }', '    rewrite: "/b%00"\n'), 'routes[0].rewrite', '%00'],
     ['bad server escaped_slashes', 'server: { escaped_slashes: decode }\n', 'server.escaped_slashes', '"reject", "keep", "unescape", got the string "decode"'],
     ['bad route escaped_slashes', route('{ prefix: / }', '    escaped_slashes: true\n'), 'routes[0].escaped_slashes', '"reject", "keep", "unescape", got true'],
   ];
