@@ -40,7 +40,7 @@ function makeRoutes(count: number): CompiledRoute[] {
       paramNames: kind === 'template' ? ['id'] : [],
       stripPrefix: null,
       rewrite: null,
-      preserveHost: false,
+      preserveHost: false, escapedSlashes: 'reject',
       filters: [],
     });
   }

@@ -54,7 +54,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
 
   const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, report));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
-  const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, report));
+  const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
   checkRouteSet(config.routes, report);
   const auth = compileAuth(config, file, report);
   routes.forEach((route, index) => { if (route) route.filters.push(...auth.filtersFor(config.routes[index], index)); });
@@ -86,6 +86,7 @@ function compileServer(server: RawConfig['server']): CompiledServer {
       maxBodyBytes: server.limits.max_body_bytes,
     },
     drainTimeoutMs: server.drain_timeout_ms,
+    escapedSlashes: server.escaped_slashes,
   };
 }
 
@@ -143,6 +144,7 @@ function compileRoute(
   route: RawRoute,
   index: number,
   serviceIndexByName: ReadonlyMap<string, number>,
+  server: RawConfig['server'],
   report: Report,
 ): CompiledRoute | null {
   const at = (...keys: (string | number)[]): KeyPath => ['routes', index, ...keys];
@@ -215,6 +217,7 @@ function compileRoute(
     stripPrefix,
     rewrite,
     preserveHost: route.preserve_host,
+    escapedSlashes: route.escaped_slashes ?? server.escaped_slashes,
     filters: [],
   };
 }

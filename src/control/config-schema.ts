@@ -46,6 +46,10 @@ export interface PathPattern {
   paramNames: string[];
 }
 
+/** What normalizePath() refuses besides characters (checked first, with their own message). */
+const REFUSED_PATH = 'is refused as a request path would be: a malformed percent-escape (expected % and two hex digits), %00, ' +
+  'a ".." or "." segment with ";" parameters, or a double escape like %252e (docs/configuration.md#request-paths)';
+
 function withoutTrailingSlash(path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
 }
@@ -60,7 +64,7 @@ function canonicalPath(path: string): Parsed<string> {
   const badChar = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/.exec(path);
   if (badChar) return fail(`must not contain ${JSON.stringify(badChar[0])}; percent-encode it (%XX)`);
   const normalized = normalizePath(path);
-  if (normalized === null) return fail('has a malformed percent-escape (expected % and two hex digits)');
+  if (normalized === null) return fail(REFUSED_PATH);
   if (normalized !== path) return fail(`must be in normalized form: write ${JSON.stringify(withoutTrailingSlash(normalized))}`);
   return ok(withoutTrailingSlash(path));
 }
@@ -132,7 +136,7 @@ export function parseRewrite(raw: string): Parsed<RawRewritePart[]> {
   if (literals.includes('{') || literals.includes('}')) return fail('has an unmatched "{" or "}"; placeholders look like "{id}"');
   if (!PATH_CHARS.test(literals)) return fail('contains characters not allowed in a URL path; percent-encode them (%XX)');
   const normalized = normalizePath(literals);
-  if (normalized === null) return fail('has a malformed percent-escape (expected % and two hex digits)');
+  if (normalized === null) return fail(REFUSED_PATH);
   if (normalized !== literals) return fail('must be in normalized form (no "//", "." or ".." segments, escapes of letters and digits decoded)');
   return ok(parts);
 }
@@ -296,6 +300,9 @@ const limitsSchema = section({
   max_body_bytes: positiveInt.default(10485760),
 });
 
+/** `server.escaped_slashes`, `routes[].escaped_slashes` (docs/configuration.md#escaped-slashes). */
+const escapedSlashes = z.enum(['reject', 'keep', 'unescape']);
+
 const serverSchema = section({
   host: z.string().superRefine(rule(checkListenHost)).default('0.0.0.0'),
   port: z.number().int().min(1).max(65535).default(8080),
@@ -304,6 +311,7 @@ const serverSchema = section({
   drain_timeout_ms: milliseconds.default(30000),
   trusted_proxies: z.array(z.string().superRefine(rule(checkCidr))).default([]),
   rate_limit_keys: z.number().int().min(16).max(MAX_RATE_LIMIT_KEYS).default(DEFAULT_RATE_LIMIT_KEYS),
+  escaped_slashes: escapedSlashes.default('reject'),
 });
 
 const timeoutsSchema = section({
@@ -407,6 +415,7 @@ const routeSchema = section({
   preserve_host: z.boolean().default(false),
   auth: routeAuthSchema.optional(),
   rate_limit: z.array(name).min(1, { error: 'must name at least one limit (omit rate_limit for none)' }).optional(),
+  escaped_slashes: escapedSlashes.optional(),
 });
 
 // Instance settings (admin, redis): read at start only, never shared between instances

@@ -1,7 +1,7 @@
 // A generation: everything a worker needs to serve requests under one published config,
 // built once when the control plane sends `prepare` (never per request). Requests keep a
 // reference to the generation they started on, so a swap never changes an in-flight request.
-import type { CompiledConfig, CompiledRoute, RewritePart } from '../shared/compiled-config.js';
+import type { CompiledConfig, CompiledRoute, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
 import type { Pool } from 'undici';
 import type { H1Pool } from './upstream/h1-client.js';
 import { RouteMatcher } from './route-match.js';
@@ -38,6 +38,7 @@ export interface RuntimeRoute {
   readonly stripPrefixLength: number;
   readonly rewrite: readonly RewritePart[] | null;
   readonly preserveHost: boolean;
+  readonly escapedSlashes: EscapedSlashes;
 }
 
 export class Generation {
@@ -87,6 +88,7 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
     stripPrefixLength: route.stripPrefix === null || route.stripPrefix === '/' ? 0 : route.stripPrefix.length,
     rewrite: route.rewrite,
     preserveHost: route.preserveHost,
+    escapedSlashes: route.escapedSlashes,
   };
 }
 

@@ -9,7 +9,8 @@ import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type Templ
 import { RequestContext, PHASE, closeRequest, openRequestCount } from './request-context.js';
 import { readRequestHead } from './front-door.js';
 import { correlationIdFor } from './correlation-id.js';
-import { normalizePath } from '../shared/path-normalize.js';
+import { hadEscapedSlash, normalizePath } from '../shared/path-normalize.js';
+import { escapedPathError, matchEscapedPath } from './escaped-slashes.js';
 import { methodBit, methodsInMask } from '../shared/methods.js';
 import { GW_ERR } from '../shared/errors.js';
 import { NO_ROUTE, METHOD_NOT_ALLOWED } from './route-match.js';
@@ -101,12 +102,13 @@ export class DataPlaneServer {
     ctx.path = path;
 
     const matcher = gen.matcher;
-    const routeIndex = matcher.match(ctx.methodBit, ctx.hostName, path);
+    // A path with %2F/%5C (rare) is routed by its route's escaped_slashes (may change ctx.path).
+    const routeIndex = hadEscapedSlash() ? matchEscapedPath(ctx, url) : matcher.match(ctx.methodBit, ctx.hostName, path);
     if (routeIndex < 0) {
       if (routeIndex === METHOD_NOT_ALLOWED) {
         replyError(ctx, GW_ERR.METHOD_NOT_ALLOWED, hasBody, ['allow', methodsInMask(matcher.allowMask).join(', ')]);
       } else {
-        replyError(ctx, routeIndex === NO_ROUTE ? GW_ERR.ROUTE_NOT_FOUND : GW_ERR.INTERNAL, hasBody);
+        replyError(ctx, routeIndex === NO_ROUTE ? GW_ERR.ROUTE_NOT_FOUND : escapedPathError(routeIndex), hasBody);
       }
       return;
     }

@@ -12,6 +12,12 @@ export interface CompiledLimits {
   maxBodyBytes: number;
 }
 
+/**
+ * What a path with `%2F` or `%5C` gets (`server.escaped_slashes`, `routes[].escaped_slashes`;
+ * src/data/escaped-slashes.ts): 400, forwarded escaped, or decoded to `/` before routing.
+ */
+export type EscapedSlashes = 'reject' | 'keep' | 'unescape';
+
 export interface CompiledServer {
   host: string;
   port: number;
@@ -20,6 +26,8 @@ export interface CompiledServer {
   limits: CompiledLimits;
   /** How long SIGTERM waits for in-flight requests before the process exits anyway. */
   drainTimeoutMs: number;
+  /** For a path with escaped slashes that matches no route (routes carry their own). */
+  escapedSlashes: EscapedSlashes;
 }
 
 export interface CompiledTarget {
@@ -71,6 +79,8 @@ export interface CompiledRoute {
   rewrite: RewritePart[] | null;
   /** Keep the client's Host header upstream (default: send the target's host). */
   preserveHost: boolean;
+  /** The route's `escaped_slashes`, else the server's (resolved at compile time). */
+  escapedSlashes: EscapedSlashes;
   /** The route's filter chain, in order. */
   filters: CompiledFilter[];
 }

@@ -83,6 +83,7 @@ describe('config: the issue example', () => {
         workers: availableParallelism(),
         limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 10485760 },
         drainTimeoutMs: 30000,
+        escapedSlashes: 'reject',
       },
       services: [
         {
@@ -106,6 +107,7 @@ describe('config: the issue example', () => {
           stripPrefix: '/v1',
           rewrite: null,
           preserveHost: false,
+          escapedSlashes: 'reject',
           filters: [],
         },
         {
@@ -116,6 +118,7 @@ describe('config: the issue example', () => {
           stripPrefix: null,
           rewrite: [{ literal: '/users/' }, { param: 0 }],
           preserveHost: false,
+          escapedSlashes: 'reject',
           filters: [],
         },
       ],
@@ -138,6 +141,7 @@ describe('config: defaults and extra keys', () => {
       workers: availableParallelism(),
       limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 10485760 },
       drainTimeoutMs: 30000,
+      escapedSlashes: 'reject',
     });
     assert.deepEqual(config.services[0], {
       name: 's',
@@ -155,6 +159,7 @@ describe('config: defaults and extra keys', () => {
       stripPrefix: null,
       rewrite: null,
       preserveHost: false,
+      escapedSlashes: 'reject',
       filters: [],
     });
   });
@@ -170,6 +175,17 @@ routes: []
 `);
     assert.deepEqual(config.server.limits, { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 1024 });
     assert.deepEqual(config.services[0].timeouts, { connectMs: 1000, responseMs: 500, idleMs: 60000 });
+  });
+
+  it('resolves escaped_slashes per route: its own, else the server\'s', () => {
+    const config = load(`server: { escaped_slashes: unescape }
+services: { s: { targets: ["http://127.0.0.1:9001"] } }
+routes:
+  - { name: own, match: { prefix: /a }, service: s, escaped_slashes: keep }
+  - { name: inherits, match: { prefix: /b }, service: s }
+`);
+    assert.equal(config.server.escapedSlashes, 'unescape');
+    assert.deepEqual(config.routes.map((r) => r.escapedSlashes), ['keep', 'unescape']);
   });
 
   it('reads drain_timeout_ms, connections, preserve_host, an integer workers and least_request', () => {
@@ -510,6 +526,11 @@ describe('config: errors, each at its exact key path', () => {
     ['services not a mapping', 'services: [a]\n', 'services', 'expected a mapping, got a list'],
     ['null section', 'server:\n', 'server', 'expected a mapping, got null'],
     ['preserve_host not a boolean', route('{ prefix: / }', '    preserve_host: "yes"\n'), 'routes[0].preserve_host', 'true or false'],
+    ['prefix with a ..; segment', route('{ prefix: "/a/..;x" }'), 'routes[0].match.prefix', 'segment with ";" parameters'],
+    ['prefix with a bad escape', route('{ prefix: "/a%zz" }'), 'routes[0].match.prefix', 'malformed percent-escape'],
+    ['rewrite with %00', route('{ prefix: /a }', '    rewrite: "/b%00"\n'), 'routes[0].rewrite', '%00'],
+    ['bad server escaped_slashes', 'server: { escaped_slashes: decode }\n', 'server.escaped_slashes', '"reject", "keep", "unescape", got the string "decode"'],
+    ['bad route escaped_slashes', route('{ prefix: / }', '    escaped_slashes: true\n'), 'routes[0].escaped_slashes', '"reject", "keep", "unescape", got true'],
   ];
 
   for (const [title, text, path, fragment] of cases) {

@@ -178,9 +178,10 @@ describe('path normalization', () => {
     assert.equal(merged.json().url, '/users/Abc');
   });
 
-  it('keeps an escaped slash escaped (never a separator)', async () => {
-    const r = await get('/v1/users/a%2fb');
-    assert.equal(r.json().url, '/users/a%2Fb');
+  it('refuses an escaped slash by default (escaped_slashes: reject; keep/unescape in escaped-slashes.test.ts)', async () => {
+    const r = await rawRequest(gw.port, 'GET /v1/users/a%2fb HTTP/1.1\r\nHost: a\r\n\r\n');
+    assert.equal(r.status, 400);
+    assert.match(r.body, /"code":"invalid_path".*encoded slash/);
   });
 
   it('rejects invalid paths with 400', async () => {

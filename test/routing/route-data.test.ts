@@ -10,7 +10,7 @@ function route(i: number): CompiledRoute {
   return {
     name: `r${i}`, service: i % 3,
     match: { kind: 'template', path: `/a/${i}/{id}`, host: i % 2 ? 'x.test' : null, methodMask: 3 },
-    paramNames: ['id'], stripPrefix: null, rewrite: [{ literal: '/b/' }, { param: 0 }], preserveHost: false,
+    paramNames: ['id'], stripPrefix: null, rewrite: [{ literal: '/b/' }, { param: 0 }], preserveHost: false, escapedSlashes: 'reject',
     filters: [{ name: 'f', config: { limit: Infinity, when: new Date(0), bytes: new Uint8Array([1, 2]), none: undefined } }],
   };
 }

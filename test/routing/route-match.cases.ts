@@ -44,7 +44,7 @@ export function compileSpec(spec: RouteSpec): CompiledRoute {
     paramNames,
     stripPrefix: null,
     rewrite: null,
-    preserveHost: false,
+    preserveHost: false, escapedSlashes: 'reject',
     filters: [],
   };
 }

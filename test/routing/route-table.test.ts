@@ -367,7 +367,7 @@ describe('normalizePath', () => {
     ['/a\tb', null],
     ['/a\u0000', null],
     ['/a\u007f', null],
-    ['/caf\u00e9', null],
+    ['/caf\u00e9', '/caf%C3%A9'],
     ['/a\\b', null],
     ['/a#b', null],
     ['/a?b', null],
