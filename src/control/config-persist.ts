@@ -32,13 +32,24 @@ export function renderConfigFile(previousText: string, raw: RawConfig, file: str
   } catch (error) {
     throw new Error(`${file} is not a valid config any more, so it was not overwritten:\n${(error as Error).message}`);
   }
-  const doc = parseDocument(previousText);
-  if (!isMap(doc.contents)) throw new Error(`${file} is not a mapping; not overwritten`);
-  const writer = new Patcher(doc, secretReferences(doc, env));
   const before = sharedPart(current);
   const after = sharedPart(raw);
-  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) writer.patch(doc.contents, key, before[key], after[key]);
-  return doc.toString({ lineWidth: 0 });
+  const wanted = canonicalJson(after);
+  // Value by value first; when that does not read back as `raw` (YAML merge keys or anchors
+  // in the file), whole changed sections; never a file that would load differently.
+  for (const wholeSections of [false, true]) {
+    const doc = parseDocument(previousText);
+    if (!isMap(doc.contents)) throw new Error(`${file} is not a mapping; not overwritten`);
+    const writer = new Patcher(doc, secretReferences(doc, env), wholeSections);
+    for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) writer.patch(doc.contents, key, before[key], after[key]);
+    const text = doc.toString({ lineWidth: 0 });
+    try {
+      if (canonicalJson(sharedPart(parseConfigDocument(text, file, env).raw)) === wanted) return text;
+    } catch {
+      // did not parse back: try the next way
+    }
+  }
+  throw new Error(`${file}: the change cannot be written so that the file loads as the running config; not overwritten`);
 }
 
 /** Resolved value → `${...}` text, for every secret field of the file written with an env reference. */
@@ -57,18 +68,23 @@ function secretReferences(doc: Document, env: NodeJS.ProcessEnv): Map<string, st
 }
 
 class Patcher {
-  constructor(private readonly doc: Document, private readonly references: Map<string, string>) {}
+  constructor(private readonly doc: Document, private readonly references: Map<string, string>, private readonly wholeSections: boolean) {}
 
   /** Makes `parent[key]` (whose value in the file is `before`) hold `after`, touching only what differs. */
-  patch(parent: YAMLMap | YAMLSeq, key: string | number, before: unknown, after: unknown): void {
+  patch(parent: YAMLMap | YAMLSeq, key: string | number, before: unknown, after: unknown, depth = 0): void {
     if (canonicalJson(before) === canonicalJson(after)) return;
     if (after === undefined) {
       parent.delete(key);
       return;
     }
     const node = parent.get(key, true) as unknown;
+    // A section is a top-level key, or a key of server (server.limits, ...).
+    if (this.wholeSections && (depth === 0 ? key !== 'server' : depth === 1)) {
+      parent.set(key, this.fresh(after, key as string));
+      return;
+    }
     if (isMap(node) && isRecord(before) && isRecord(after)) {
-      for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) this.patch(node, k, before[k], after[k]);
+      for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) this.patch(node, k, before[k], after[k], depth + 1);
       return;
     }
     if (isSeq(node) && Array.isArray(before) && Array.isArray(after) && node.items.length === before.length) {
@@ -81,13 +97,13 @@ class Patcher {
           const i = at.get((item as { name: string }).name);
           if (i === undefined || used.has(i)) return this.fresh(item, undefined);
           used.add(i);
-          this.patch(node, i, before[i], item);
+          this.patch(node, i, before[i], item, depth + 1);
           return node.items[i];
         });
         return;
       }
       if (before.length === after.length) {
-        after.forEach((item, i) => this.patch(node, i, before[i], item));
+        after.forEach((item, i) => this.patch(node, i, before[i], item, depth + 1));
         return;
       }
     }

@@ -249,17 +249,18 @@ export function redacted(raw: RawConfig): RawConfig {
 function restoreProviderSecrets(p: Record<string, unknown>, index: number, running: RawProvider | undefined, issues: ConfigIssue[], file: string): Record<string, unknown> {
   const out = { ...p };
   const at: KeyPath = ['auth', 'providers', index];
-  const unknown = (path: KeyPath) => issues.push(issueAt(file, path, `is ${JSON.stringify(REDACTED)} but the running config has no such secret to keep (no provider ${JSON.stringify(String(p.name))} with it); send the secret itself`));
+  const name = JSON.stringify(String(p.name));
+  const unknown = (path: KeyPath, what: string) => issues.push(issueAt(file, path, `is ${JSON.stringify(REDACTED)} but there is no running secret to keep (${what}); send the secret itself`));
   if (out.secret === REDACTED) {
     if (running?.secret !== undefined) out.secret = running.secret;
-    else unknown([...at, 'secret']);
+    else unknown([...at, 'secret'], `no running provider ${name} has a secret`);
   }
   if (Array.isArray(out.keys)) {
     out.keys = out.keys.map((key: unknown, j: number) => {
       if (!isPlainObject(key) || key.k !== REDACTED) return key;
       const from = key.kid === undefined ? running?.keys?.[j] : running?.keys?.find((r) => r.kid === key.kid);
       if (from === undefined || typeof from.k !== 'string' || from.kid !== key.kid) {
-        unknown([...at, 'keys', j, 'k']);
+        unknown([...at, 'keys', j, 'k'], `no running provider ${name} has a key ${key.kid === undefined ? `without kid at keys[${j}]` : `with kid ${JSON.stringify(key.kid)}`}`);
         return key;
       }
       return { ...key, k: from.k };

@@ -194,7 +194,7 @@ describe('config store: changes', () => {
       const error = await rejects(store.change({ kind: 'document', value: { ...shown, auth: { ...shown.auth, providers: list } } }, 'admin'));
       assert.ok(error instanceof ConfigError, String(error));
       assert.deepEqual(error.issues.map((i) => i.path), [path]);
-      assert.match(error.issues[0].message, /is "<redacted>" but the running config has no such secret/);
+      assert.match(error.issues[0].message, /is "<redacted>" but there is no running secret to keep \(no running provider "(renamed|jwk)" has/);
     }
     assert.equal(store.current.version, 1);
   });
@@ -337,6 +337,17 @@ describe('config store: file', () => {
     assert.ok(text.includes('# route b') && text.includes('# service a'), text);
     assert.ok(text.includes('- { name: rb, match: { prefix: /b }, service: b }'), text);
     assert.equal(configHash((await loadConfig(file, ENV)).raw), store.current.hash);
+  });
+
+  it('persist: a file with anchors shared by two values still reads back as the live config', async () => {
+    const text = BASE.replace('  a: { targets: ["http://127.0.0.1:9001"] }   # service a\n  b: { targets: ["http://127.0.0.1:9002"] }',
+      '  a: &svc { targets: ["http://127.0.0.1:9001"] }   # service a\n  b: *svc');
+    const { store, file } = await makeStore(text, { persist: true });
+    const r = await store.change({ kind: 'edit', edit: (raw) => ({ ...raw, services: { ...raw.services, a: { ...raw.services.a, balance: 'least_request' } } }) }, 'admin');
+    assert.equal(r.persisted, true, r.persistError);
+    const reread = await loadConfig(file, ENV);
+    assert.equal(reread.raw.services.b.balance, 'round_robin', 'b (an alias of a in the file) did not change');
+    assert.equal(configHash(reread.raw), store.current.hash);
   });
 
   it('persist: false never touches the file', async () => {
