@@ -12,7 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { log } from '../shared/log.js';
 import { ConfigError, ROOT_PATH } from './config-error.js';
 import type { RawConfig } from './config-schema.js';
-import { ChangeError, redacted, type ChangeResult, type ConfigStore, type ConfigVersion } from './config-store.js';
+import { ChangeError, redacted, type ChangeInput, type ChangePreview, type ChangeResult, type ConfigStore, type ConfigVersion } from './config-store.js';
 
 type AdminSettings = NonNullable<RawConfig['admin']>;
 
@@ -27,7 +27,7 @@ export interface AdminContext {
   cluster(): Promise<Record<string, unknown>>;
 }
 
-type Handler = (req: IncomingMessage, params: string[]) => Promise<Reply>;
+type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams) => Promise<Reply>;
 interface Reply {
   status: number;
   body: unknown;
@@ -87,14 +87,16 @@ export class AdminApi {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let reply: Reply;
-    const path = (req.url ?? '/').split('?')[0];
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
     try {
       if (!this.authorized(req)) {
         res.setHeader('www-authenticate', 'Bearer realm="lobby-admin"');
         if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.setHeader('connection', 'close');
         reply = failure(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer <admin.token>)');
       } else {
-        reply = await this.route(req, path);
+        reply = await this.route(req, path, new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1)));
       }
     } catch (error) {
       reply = errorReply(error);
@@ -105,7 +107,7 @@ export class AdminApi {
     res.end(text);
   }
 
-  private async route(req: IncomingMessage, path: string): Promise<Reply> {
+  private async route(req: IncomingMessage, path: string, query: URLSearchParams): Promise<Reply> {
     for (const endpoint of this.endpoints) {
       const m = endpoint.pattern.exec(path);
       if (!m) continue;
@@ -114,7 +116,13 @@ export class AdminApi {
         const allow = Object.keys(endpoint.methods).join(', ');
         return { status: 405, body: { error: { status: 405, code: 'method_not_allowed', message: `${req.method} is not allowed here (allowed: ${allow})`, allow } } };
       }
-      return handler(req, m.slice(1).map((p) => decodeURIComponent(p)));
+      let params: string[];
+      try {
+        params = m.slice(1).map((p) => decodeURIComponent(p));
+      } catch {
+        return failure(400, 'invalid_path', `the path ${JSON.stringify(path)} has a malformed percent-escape (each % must start a UTF-8 sequence like %C3%A9)`);
+      }
+      return handler(req, params, query);
     }
     return failure(404, 'not_found', `no admin endpoint ${path} (see docs/admin-api.md)`);
   }
@@ -122,12 +130,21 @@ export class AdminApi {
   private buildEndpoints(): Endpoint[] {
     const { store } = this.ctx;
     const change = async (p: Promise<ChangeResult>): Promise<Reply> => ({ status: 200, body: changeBody(await p) });
+    /** An admin change, or with ?dry_run=true what it would change (validated the same way, not applied). */
+    const apply = async (input: ChangeInput, dryRun: boolean): Promise<Reply> =>
+      (dryRun ? { status: 200, body: previewBody(await store.preview(input)) } : change(store.change(input, 'admin')));
     /** PUT of one named entry: 201 when the edit created it, 200 when it replaced it. */
-    const upsert = async (edit: (raw: RawConfig) => { next: unknown; created: boolean }): Promise<Reply> => {
+    const upsert = async (query: URLSearchParams, edit: (raw: RawConfig) => { next: unknown; created: boolean }): Promise<Reply> => {
+      const { dryRun } = writeOptions(query, ['dry_run']);
       let created = false;
-      const result = await store.change({ kind: 'edit', edit: (raw) => { const r = edit(raw); created = r.created; return r.next; } }, 'admin');
+      const input: ChangeInput = { kind: 'edit', edit: (raw) => { const r = edit(raw); created = r.created; return r.next; } };
+      if (dryRun) return apply(input, true);
+      const result = await store.change(input, 'admin');
       return { status: created && result.changed ? 201 : 200, body: changeBody(result) };
     };
+    /** DELETE of one named entry (?dry_run=true answers what it would change). */
+    const remove = (query: URLSearchParams, edit: (raw: RawConfig) => unknown): Promise<Reply> =>
+      apply({ kind: 'edit', edit }, writeOptions(query, ['dry_run']).dryRun);
     const live = () => store.current;
     return [
       { pattern: /^\/healthz$/, methods: { GET: async () => ({ status: 200, body: { status: 'ok' } }) } },
@@ -146,7 +163,12 @@ export class AdminApi {
         pattern: /^\/config$/,
         methods: {
           GET: async () => ({ status: 200, body: { ...versionHeader(live()), generation: live().generation, config: redacted(live().raw) } }),
-          PUT: async (req) => change(store.change({ kind: 'document', value: await readBody(req) }, 'admin')),
+          PUT: async (req, _params, query) => {
+            const { dryRun, allowEmpty } = writeOptions(query, ['dry_run', 'allow_empty']);
+            const body = await readBody(req);
+            requireWholeConfig(body, allowEmpty);
+            return apply({ kind: 'document', value: body }, dryRun);
+          },
         },
       },
       {
@@ -169,13 +191,14 @@ export class AdminApi {
       {
         pattern: /^\/config\/rollback\/([^/]+)$/,
         methods: {
-          POST: async (_req, [v]) => {
+          POST: async (_req, [v], query) => {
+            writeOptions(query, []);
             if (!/^[0-9]+$/.test(v)) return failure(404, 'version_not_found', `"${v}" is not a version number`);
             return change(store.rollback(Number(v)));
           },
         },
       },
-      { pattern: /^\/reload$/, methods: { POST: async () => change(store.reloadFile('admin', true).then((r) => r!)) } },
+      { pattern: /^\/reload$/, methods: { POST: async (_req, _params, query) => { writeOptions(query, []); return change(store.reloadFile('admin', true).then((r) => r!)); } } },
       {
         pattern: /^\/routes$/,
         methods: { GET: async () => ({ status: 200, body: { ...versionHeader(live()), routes: live().raw.routes } }) },
@@ -187,10 +210,10 @@ export class AdminApi {
             const route = live().raw.routes.find((r) => r.name === name);
             return route ? { status: 200, body: { ...versionHeader(live()), route } } : failure(404, 'route_not_found', `no route named "${name}"`);
           },
-          PUT: async (req, [name]) => {
+          PUT: async (req, [name], query) => {
             const body = await readBody(req);
             checkName(body, name);
-            return upsert((raw) => {
+            return upsert(query, (raw) => {
               const routes = [...raw.routes] as unknown[];
               const index = raw.routes.findIndex((r) => r.name === name);
               const route = { ...(body as object), name };
@@ -199,13 +222,10 @@ export class AdminApi {
               return { next: { ...raw, routes }, created: index < 0 };
             });
           },
-          DELETE: async (_req, [name]) => change(store.change({
-            kind: 'edit',
-            edit: (raw) => {
-              if (!raw.routes.some((r) => r.name === name)) throw new ChangeError(404, 'route_not_found', `no route named "${name}"`);
-              return { ...raw, routes: raw.routes.filter((r) => r.name !== name) };
-            },
-          }, 'admin')),
+          DELETE: async (_req, [name], query) => remove(query, (raw) => {
+            if (!raw.routes.some((r) => r.name === name)) throw new ChangeError(404, 'route_not_found', `no route named "${name}"`);
+            return { ...raw, routes: raw.routes.filter((r) => r.name !== name) };
+          }),
         },
       },
       {
@@ -219,26 +239,23 @@ export class AdminApi {
             const service = Object.hasOwn(live().raw.services, name) ? live().raw.services[name] : undefined;
             return service ? { status: 200, body: { ...versionHeader(live()), name, service } } : failure(404, 'service_not_found', `no service named "${name}"`);
           },
-          PUT: async (req, [name]) => {
+          PUT: async (req, [name], query) => {
             const body = await readBody(req);
-            return upsert((raw) => ({
+            return upsert(query, (raw) => ({
               next: { ...raw, services: { ...raw.services, [name]: body } },
               created: !Object.hasOwn(raw.services, name),
             }));
           },
-          DELETE: async (_req, [name]) => change(store.change({
-            kind: 'edit',
-            edit: (raw) => {
-              if (!Object.hasOwn(raw.services, name)) throw new ChangeError(404, 'service_not_found', `no service named "${name}"`);
-              const users = raw.routes.filter((r) => r.service === name).map((r) => r.name);
-              if (users.length > 0) {
-                throw new ChangeError(409, 'service_in_use', `service "${name}" is used by ${users.length === 1 ? 'route' : 'routes'} ${users.map((u) => `"${u}"`).join(', ')}; change or delete ${users.length === 1 ? 'it' : 'them'} first`, { routes: users });
-              }
-              const services = { ...raw.services };
-              delete services[name];
-              return { ...raw, services };
-            },
-          }, 'admin')),
+          DELETE: async (_req, [name], query) => remove(query, (raw) => {
+            if (!Object.hasOwn(raw.services, name)) throw new ChangeError(404, 'service_not_found', `no service named "${name}"`);
+            const users = raw.routes.filter((r) => r.service === name).map((r) => r.name);
+            if (users.length > 0) {
+              throw new ChangeError(409, 'service_in_use', `service "${name}" is used by ${users.length === 1 ? 'route' : 'routes'} ${users.map((u) => `"${u}"`).join(', ')}; change or delete ${users.length === 1 ? 'it' : 'them'} first`, { routes: users });
+            }
+            const services = { ...raw.services };
+            delete services[name];
+            return { ...raw, services };
+          }),
         },
       },
     ];
@@ -285,6 +302,55 @@ function changeBody(r: ChangeResult) {
     ...(r.persisted === undefined ? {} : { persisted: r.persisted }),
     ...(r.persistError === undefined ? {} : { persist_error: r.persistError }),
   };
+}
+
+function previewBody(p: ChangePreview) {
+  return { dry_run: true, changed: p.changed, version: p.version, hash: p.hash, changes: p.changes };
+}
+
+/** Sections PUT /config empties when a body leaves them out: refused unless the request says so. */
+const WHOLE_CONFIG_SECTIONS = { services: '{}', routes: '[]' } as const;
+
+interface WriteOptions {
+  dryRun: boolean;
+  allowEmpty: ReadonlySet<string>;
+}
+
+/**
+ * The query of a write. An unknown parameter is refused (400), so that a misspelt
+ * `dry_run` never applies the change it meant to preview.
+ */
+function writeOptions(query: URLSearchParams, allowed: readonly ('dry_run' | 'allow_empty')[]): WriteOptions {
+  const refuse = (message: string) => new ChangeError(400, 'invalid_query', message);
+  const options: WriteOptions = { dryRun: false, allowEmpty: new Set() };
+  for (const [key, value] of query) {
+    if (!(allowed as readonly string[]).includes(key)) {
+      throw refuse(`unknown query parameter ${JSON.stringify(key)} (${allowed.length === 0 ? 'this endpoint takes none' : `this endpoint takes ${allowed.join(', ')}`})`);
+    }
+    if (key === 'dry_run') {
+      if (value === '' || value === 'true' || value === '1') options.dryRun = true;
+      else if (value !== 'false' && value !== '0') throw refuse(`dry_run must be true or false, got ${JSON.stringify(value)}`);
+    } else {
+      for (const section of value.split(',').map((v) => v.trim()).filter((v) => v !== '')) {
+        if (!Object.hasOwn(WHOLE_CONFIG_SECTIONS, section)) throw refuse(`allow_empty takes ${Object.keys(WHOLE_CONFIG_SECTIONS).join(', ')}, got ${JSON.stringify(section)}`);
+        (options.allowEmpty as Set<string>).add(section);
+      }
+    }
+  }
+  return options;
+}
+
+/** PUT /config replaces everything: a body without services or routes would empty them, so that must be meant. */
+function requireWholeConfig(body: unknown, allowEmpty: ReadonlySet<string>): void {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return; // the schema says what is wrong
+  const missing = Object.entries(WHOLE_CONFIG_SECTIONS).filter(([key]) => !Object.hasOwn(body, key) && !allowEmpty.has(key));
+  if (missing.length === 0) return;
+  throw new ConfigError(missing.map(([key, empty]) => ({
+    file: 'admin-api',
+    path: key,
+    message: `is missing: PUT /config replaces the whole config, so this would remove every ${key === 'routes' ? 'route' : 'service'}; ` +
+      `send "${key}": ${empty} or add ?allow_empty=${key} if that is meant`,
+  })));
 }
 
 /** A route body is a mapping whose name, if given, matches the one in the URL. */

@@ -12,7 +12,7 @@
 
 import { createHash, createPublicKey, X509Certificate, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import {
   isHmacAlgorithm,
   type AuthJwtFilterConfig,
@@ -42,7 +42,8 @@ const DEFAULT_RUNTIME: RawAuth = {
   token_cache: { entries: 10000, max_ttl_s: 3600, negative_ttl_s: 30 },
 };
 
-export function compileAuth(config: RawConfig, file: string, report: Report): CompiledAuth {
+/** `baseDir`: where a relative keys_file is (the config file's folder). */
+export function compileAuth(config: RawConfig, baseDir: string, report: Report): CompiledAuth {
   const auth = config.auth ?? DEFAULT_RUNTIME;
   const runtime: CompiledAuthRuntime = {
     mode: auth.verifier.mode,
@@ -64,7 +65,7 @@ export function compileAuth(config: RawConfig, file: string, report: Report): Co
       report(at('name'), `duplicate provider name ${JSON.stringify(raw.name)} (also auth.providers[${first}])`);
       return;
     }
-    providers.set(raw.name, compileProvider(raw, at, file, report));
+    providers.set(raw.name, compileProvider(raw, at, baseDir, report));
   });
 
   const strip = new Set<string>();
@@ -101,7 +102,7 @@ export function compileAuth(config: RawConfig, file: string, report: Report): Co
 function compileProvider(
   raw: RawAuthProvider,
   at: (...keys: (string | number)[]) => KeyPath,
-  file: string,
+  baseDir: string,
   report: Report,
 ): CompiledAuthProvider | null {
   let valid = true;
@@ -140,7 +141,7 @@ function compileProvider(
   }
   if (raw.keys !== undefined) keys = checkStaticKeys(raw.keys as Jwk[], (j) => at('keys', j), fail);
   if (raw.keys_file !== undefined) {
-    const loaded = loadKeysFile(resolve(dirname(file), raw.keys_file));
+    const loaded = loadKeysFile(resolve(baseDir, raw.keys_file));
     if ('error' in loaded) fail(at('keys_file'), loaded.error);
     else keys = checkStaticKeys(loaded.keys, () => at('keys_file'), fail, true);
   }

@@ -3,6 +3,7 @@
 // values to each other, collecting every problem before throwing.
 
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 import type {
   CompiledConfig,
   CompiledRoute,
@@ -47,8 +48,10 @@ export function compileConfig(raw: RawConfigInput, file: string, locate?: LineLo
 /**
  * compileConfig for a config that validateRawConfig returned (the admin API validates first
  * to compare instance keys; this skips a second schema pass, ~20 ms for 10,000 routes).
+ * Relative paths (keys_file) resolve against `baseDir`: the config file's folder, also for a
+ * config submitted through the admin API, whose `file` only names it in messages.
  */
-export function compileValidatedConfig(config: RawConfig, file: string, locate?: LineLocator): CompiledConfig {
+export function compileValidatedConfig(config: RawConfig, file: string, locate?: LineLocator, baseDir = dirname(file)): CompiledConfig {
   const issues: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
@@ -56,7 +59,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
   checkRouteSet(config.routes, report);
-  const auth = compileAuth(config, file, report);
+  const auth = compileAuth(config, baseDir, report);
   routes.forEach((route, index) => { if (route) route.filters.push(...auth.filtersFor(config.routes[index], index)); });
   const rateLimits = compileRateLimits(config, report);
   routes.forEach((route, index) => { if (route) route.filters.push(...rateLimits.filtersFor(config.routes[index], index)); });

@@ -17,6 +17,7 @@
 // of a cluster names the same config by the same number.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import { log } from '../shared/log.js';
 import { compileValidatedConfig } from './compile.js';
@@ -31,7 +32,7 @@ export type ChangeSource = 'start' | 'admin' | 'file' | 'signal' | 'rollback' | 
 /** How many applied versions are kept for GET /config/versions and rollback. */
 export const VERSIONS_KEPT = 20;
 
-/** Shown instead of secrets (admin.token, the password of redis.url); accepted back as "unchanged". */
+/** Shown instead of secrets (admin.token, the password of redis.url, HMAC secrets and `k` of JWKs); accepted back as "unchanged". */
 export const REDACTED = '<redacted>';
 
 /** The declarative config without the instance keys: what is hashed and shared through Redis. */
@@ -219,22 +220,60 @@ function redactUrl(url: string): string {
   }
 }
 
+type RawProvider = NonNullable<RawConfig['auth']>['providers'][number];
+
+/** A provider as shown: its HMAC secret and the `k` of every static JWK (oct keys are shared secrets) redacted. */
+function redactedProvider(p: RawProvider): RawProvider {
+  if (p.secret === undefined && !p.keys?.some((key) => key.k !== undefined)) return p;
+  const out = { ...p };
+  if (p.secret !== undefined) out.secret = REDACTED;
+  if (p.keys) out.keys = p.keys.map((key) => (key.k === undefined ? key : { ...key, k: REDACTED }));
+  return out;
+}
+
 /** The config as shown by the admin API: secrets replaced by REDACTED. */
 export function redacted(raw: RawConfig): RawConfig {
   const out = { ...raw };
   if (raw.admin?.token !== undefined) out.admin = { ...raw.admin, token: REDACTED };
   if (raw.redis) out.redis = { ...raw.redis, url: redactUrl(raw.redis.url) };
-  if (raw.auth?.providers.some((p) => p.secret !== undefined)) {
-    out.auth = { ...raw.auth, providers: raw.auth.providers.map((p) => (p.secret === undefined ? p : { ...p, secret: REDACTED })) };
+  if (raw.auth) out.auth = { ...raw.auth, providers: raw.auth.providers.map(redactedProvider) };
+  return out;
+}
+
+/**
+ * A submitted provider with its REDACTED secrets replaced by the running ones: `secret` from
+ * the running provider of the same name, a key's `k` from its running key with the same
+ * `kid` (or at the same place when it has none). A REDACTED value with no running secret
+ * behind it is refused rather than taken as the literal secret "<redacted>".
+ */
+function restoreProviderSecrets(p: Record<string, unknown>, index: number, running: RawProvider | undefined, issues: ConfigIssue[], file: string): Record<string, unknown> {
+  const out = { ...p };
+  const at: KeyPath = ['auth', 'providers', index];
+  const name = JSON.stringify(String(p.name));
+  const unknown = (path: KeyPath, what: string) => issues.push(issueAt(file, path, `is ${JSON.stringify(REDACTED)} but there is no running secret to keep (${what}); send the secret itself`));
+  if (out.secret === REDACTED) {
+    if (running?.secret !== undefined) out.secret = running.secret;
+    else unknown([...at, 'secret'], `no running provider ${name} has a secret`);
+  }
+  if (Array.isArray(out.keys)) {
+    out.keys = out.keys.map((key: unknown, j: number) => {
+      if (!isPlainObject(key) || key.k !== REDACTED) return key;
+      const from = key.kid === undefined ? running?.keys?.[j] : running?.keys?.find((r) => r.kid === key.kid);
+      if (from === undefined || typeof from.k !== 'string' || from.kid !== key.kid) {
+        unknown([...at, 'keys', j, 'k'], `no running provider ${name} has a key ${key.kid === undefined ? `without kid at keys[${j}]` : `with kid ${JSON.stringify(key.kid)}`}`);
+        return key;
+      }
+      return { ...key, k: from.k };
+    });
   }
   return out;
 }
 
 /**
  * An admin API submission completed from the running config: instance keys it leaves out
- * keep their running values, and a REDACTED secret means "unchanged".
+ * keep their running values, and a REDACTED secret means "unchanged". Throws ConfigError.
  */
-function completeSubmission(input: unknown, running: RawConfig): unknown {
+function completeSubmission(input: unknown, running: RawConfig, file: string): unknown {
   if (!isPlainObject(input)) return input;
   const out: Record<string, unknown> = { ...input };
   if (out.server === undefined) out.server = {};
@@ -254,16 +293,16 @@ function completeSubmission(input: unknown, running: RawConfig): unknown {
   if (isPlainObject(out.redis) && running.redis && out.redis.url === redactUrl(running.redis.url)) {
     out.redis = { ...out.redis, url: running.redis.url };
   }
-  // An HMAC provider secret shown as REDACTED means "keep the running secret of that provider".
-  if (isPlainObject(out.auth) && Array.isArray(out.auth.providers) && running.auth) {
-    const runningSecrets = new Map(running.auth.providers.map((p) => [p.name, p.secret]));
+  // A provider secret shown as REDACTED means "keep the running secret of that provider".
+  if (isPlainObject(out.auth) && Array.isArray(out.auth.providers)) {
+    const issues: ConfigIssue[] = [];
+    const runningProviders = new Map((running.auth?.providers ?? []).map((p) => [p.name, p]));
     out.auth = {
       ...out.auth,
-      providers: out.auth.providers.map((p: unknown) =>
-        isPlainObject(p) && p.secret === REDACTED && runningSecrets.get(String(p.name)) !== undefined
-          ? { ...p, secret: runningSecrets.get(String(p.name)) }
-          : p),
+      providers: out.auth.providers.map((p: unknown, index: number) =>
+        (isPlainObject(p) ? restoreProviderSecrets(p, index, runningProviders.get(String(p.name)), issues, file) : p)),
     };
+    if (issues.length > 0) throw new ConfigError(issues);
   }
   return out;
 }
@@ -289,6 +328,82 @@ function localKeyIssues(next: RawConfig, running: RawConfig, file: string, locat
     }
   }
   return issues;
+}
+
+/** Names added, removed and changed in a name-keyed part of the config. */
+export interface NamedChanges {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+/** What a change would do, by name (a dry run's answer). */
+export interface ConfigDiff {
+  routes: NamedChanges;
+  services: NamedChanges;
+  rate_limits: NamedChanges;
+  auth_providers: NamedChanges;
+  /** Other changed settings, as key paths (`server.limits`, `auth.verifier`, `routes (order)`). */
+  settings: string[];
+}
+
+function namedChanges(before: Map<string, unknown>, after: Map<string, unknown>): NamedChanges {
+  const out: NamedChanges = { added: [], removed: [], changed: [] };
+  for (const [name, value] of after) {
+    if (!before.has(name)) out.added.push(name);
+    else if (canonicalJson(before.get(name)) !== canonicalJson(value)) out.changed.push(name);
+  }
+  for (const name of before.keys()) if (!after.has(name)) out.removed.push(name);
+  return out;
+}
+
+const byName = <T extends { name: string }>(list: readonly T[] = []) => new Map(list.map((item) => [item.name, item as unknown]));
+const entries = (record: Record<string, unknown> = {}) => new Map(Object.entries(record));
+
+/** The difference between two validated configs, shared part only (instance keys never change at runtime). */
+export function diffConfigs(before: RawConfig, after: RawConfig): ConfigDiff {
+  const settings: string[] = [];
+  const a = sharedPart(before);
+  const b = sharedPart(after);
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (key === 'services' || key === 'rate_limits') continue;
+    if (key === 'routes') {
+      const order = (raw: RawConfig) => raw.routes.map((r) => r.name).filter((n) => before.routes.some((r) => r.name === n) && after.routes.some((r) => r.name === n));
+      if (canonicalJson(order(before)) !== canonicalJson(order(after))) settings.push('routes (order)');
+      continue;
+    }
+    const x = a[key];
+    const y = b[key];
+    if ((key === 'server' || key === 'auth') && (isPlainObject(x) || isPlainObject(y))) {
+      const xo = isPlainObject(x) ? x : {};
+      const yo = isPlainObject(y) ? y : {};
+      for (const sub of new Set([...Object.keys(xo), ...Object.keys(yo)])) {
+        if (key === 'auth' && sub === 'providers') continue;
+        if (canonicalJson(xo[sub]) !== canonicalJson(yo[sub])) settings.push(`${key}.${sub}`);
+      }
+      if (key === 'auth' && (x === undefined) !== (y === undefined)) settings.push('auth');
+    } else if (canonicalJson(x) !== canonicalJson(y)) {
+      settings.push(key);
+    }
+  }
+  return {
+    routes: namedChanges(byName(before.routes), byName(after.routes)),
+    services: namedChanges(entries(before.services), entries(after.services)),
+    rate_limits: namedChanges(entries(before.rate_limits), entries(after.rate_limits)),
+    auth_providers: namedChanges(byName(before.auth?.providers), byName(after.auth?.providers)),
+    settings,
+  };
+}
+
+/** The answer to a dry run: what the change would do; nothing was applied. */
+export interface ChangePreview {
+  /** False when the content would stay as it is. */
+  changed: boolean;
+  /** The running version the preview was computed against. */
+  version: number;
+  /** The hash the config would have. */
+  hash: string;
+  changes: ConfigDiff;
 }
 
 interface Prepared {
@@ -335,6 +450,8 @@ export class ConfigStore {
   /** sha256 of the config file as last read or written by this process (the watcher ignores it). */
   private fileTextHash: string;
   readonly file: string;
+  /** The config file's folder: relative paths of every config, however submitted, resolve here (as at start). */
+  private readonly baseDir: string;
   readonly persist: boolean;
   /** True once the latest config stored in Redis was loaded (always true without Redis). */
   synchronized: boolean;
@@ -344,6 +461,7 @@ export class ConfigStore {
 
   constructor(private readonly opts: ConfigStoreOptions) {
     this.file = opts.file;
+    this.baseDir = dirname(resolve(opts.file));
     this.persist = opts.initial.raw.admin?.persist ?? false;
     this.synchronized = !opts.clustered;
     this.fileTextHash = sha256(opts.initial.text);
@@ -392,10 +510,24 @@ export class ConfigStore {
    * must not modify the one it is given). Throws ConfigError (400) or ChangeError.
    */
   change(input: ChangeInput, source: ChangeSource, file = 'admin-api'): Promise<ChangeResult> {
-    return this.enqueue(() => this.changeNow(() => {
-      const value = input.kind === 'document' ? input.value : input.edit(this.live.raw);
-      return this.prepare(completeSubmission(value, this.live.raw), file);
-    }, source));
+    return this.enqueue(() => this.changeNow(() => this.prepareInput(input, file), source));
+  }
+
+  /**
+   * A dry run of change(): validated and compiled exactly the same way (so it throws the
+   * same ConfigError or ChangeError), then compared with the running config; nothing is published,
+   * stored or recorded.
+   */
+  preview(input: ChangeInput, file = 'admin-api'): Promise<ChangePreview> {
+    return this.enqueue(async () => {
+      const next = this.prepareInput(input, file);
+      return { changed: next.hash !== this.live.hash, version: this.live.version, hash: next.hash, changes: diffConfigs(this.live.raw, next.raw) };
+    });
+  }
+
+  private prepareInput(input: ChangeInput, file: string): Prepared {
+    const value = input.kind === 'document' ? input.value : input.edit(this.live.raw);
+    return this.prepare(completeSubmission(value, this.live.raw, file), file);
   }
 
   /** Re-reads the config file and applies it. Without `force`, content this process last read or wrote is ignored (null). */
@@ -464,7 +596,7 @@ export class ConfigStore {
     const issues = localKeyIssues(raw, this.live.raw, file, locate);
     let compiled: CompiledConfig | null = null;
     try {
-      compiled = compileValidatedConfig(raw, file, locate);
+      compiled = compileValidatedConfig(raw, file, locate, this.baseDir);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       issues.push(...error.issues);

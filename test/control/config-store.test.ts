@@ -25,7 +25,10 @@ import {
 import { validateRawConfig, type RawConfig } from '../../src/control/config-schema.js';
 
 const TOKEN = 'a-very-secret-admin-token';
-const ENV = { TEST_ADMIN_TOKEN: TOKEN };
+const HS_SECRET = 'hmac-secret-from-env-0123456789-abcdef';
+const HS_K = Buffer.from('an-oct-key-from-the-env-32-bytes').toString('base64url');
+const ENV = { TEST_ADMIN_TOKEN: TOKEN, HS_SECRET, HS_K };
+
 
 const BASE = `# the test config
 server: { host: 127.0.0.1, port: 18080, workers: 2 }
@@ -38,6 +41,17 @@ services:
 routes:
   - { name: ra, match: { prefix: /a }, service: a }
   - { name: rb, match: { prefix: /b }, service: b }
+`;
+
+/** BASE with two HMAC providers whose secrets come from the environment. */
+const WITH_SECRETS = BASE + `auth:
+  providers:
+    - name: hs     # secret from the environment
+      issuer: https://issuer.test
+      audiences: [api]
+      secret: \${HS_SECRET}
+      algorithms: [HS256]
+    - { name: jwk, issuer: https://issuer.test, keys: [ { kty: oct, kid: k1, k: "\${HS_K}" } ], algorithms: [HS256] }
 `;
 
 class FakePublisher {
@@ -153,6 +167,38 @@ describe('config store: changes', () => {
     assert.equal(store.current.raw.auth?.providers[0].secret, secret);
   });
 
+  it('the k of oct JWKs is redacted, in the config and in kept versions; a redacted k round-trips unchanged', async () => {
+    const { store } = await makeStore(WITH_SECRETS);
+    const shown = redacted(store.current.raw);
+    assert.equal(shown.auth?.providers[0].secret, REDACTED);
+    assert.deepEqual(shown.auth?.providers[1].keys, [{ kty: 'oct', kid: 'k1', k: REDACTED }]);
+    assert.ok(!JSON.stringify(shown).includes(HS_K) && !JSON.stringify(shown).includes(HS_SECRET));
+    assert.equal(store.current.raw.auth?.providers[1].keys?.[0].k, HS_K, 'the running config keeps the key');
+    const r = await store.change({ kind: 'document', value: withRoute(shown, 'rc', '/c') }, 'admin');
+    assert.equal(r.version, 2);
+    assert.equal(store.current.raw.auth?.providers[1].keys?.[0].k, HS_K);
+    assert.equal(store.current.raw.auth?.providers[0].secret, HS_SECRET);
+    assert.ok(!JSON.stringify(redacted(store.versionConfig(2)!)).includes(HS_K));
+  });
+
+  it('a redacted secret with no running secret behind it is refused, not taken as the secret "<redacted>"', async () => {
+    const { store } = await makeStore(WITH_SECRETS);
+    const shown = redacted(store.current.raw) as RawConfig;
+    const providers = shown.auth!.providers;
+    const attempts: [unknown[], string][] = [
+      [[{ ...providers[0], name: 'renamed' }, providers[1]], 'auth.providers[0].secret'],
+      [[providers[0], { ...providers[1], keys: [{ ...providers[1].keys![0], kid: 'other' }] }], 'auth.providers[1].keys[0].k'],
+      [[providers[0], { ...providers[1], keys: [providers[1].keys![0], { kty: 'oct', k: REDACTED }] }], 'auth.providers[1].keys[1].k'],
+    ];
+    for (const [list, path] of attempts) {
+      const error = await rejects(store.change({ kind: 'document', value: { ...shown, auth: { ...shown.auth, providers: list } } }, 'admin'));
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.deepEqual(error.issues.map((i) => i.path), [path]);
+      assert.match(error.issues[0].message, /is "<redacted>" but there is no running secret to keep \(no running provider "(renamed|jwk)" has/);
+    }
+    assert.equal(store.current.version, 1);
+  });
+
   it('instance keys may be left out or redacted; changing them is refused', async () => {
     const { store } = await makeStore();
     const shown = redacted(store.current.raw);
@@ -247,6 +293,61 @@ describe('config store: file', () => {
     const reread2 = await loadConfig(file, ENV);
     assert.deepEqual(Object.keys(reread2.raw.services), ['a']);
     assert.equal(configHash(reread2.raw), store.current.hash);
+  });
+
+  it('persist: true never writes a secret from the environment: ${VAR} stays, also for a changed or added provider', async () => {
+    const { store, file } = await makeStore(WITH_SECRETS, { persist: true });
+    const clear = (text: string) => assert.ok(!text.includes(HS_SECRET) && !text.includes(HS_K), `a resolved secret was written:\n${text}`);
+    // A change inside the auth section (an audience of each provider), submitted as shown (redacted).
+    const shown = redacted(store.current.raw);
+    const providers = shown.auth!.providers.map((p) => ({ ...p, audiences: ['api', 'api2'] }));
+    const r = await store.change({ kind: 'document', value: { ...shown, auth: { ...shown.auth, providers } } }, 'admin');
+    assert.equal(r.persisted, true, r.persistError);
+    let text = await readFile(file, 'utf8');
+    clear(text);
+    assert.ok(text.includes('secret: ${HS_SECRET}') && text.includes('k: "${HS_K}"') && text.includes('# secret from the environment'), text);
+    assert.equal(configHash((await loadConfig(file, ENV)).raw), store.current.hash, 'the file reads back as the live config');
+    // A provider added with the same secret in clear (the API does not know where it came from), and one reordered.
+    const running = store.current.raw.auth!;
+    const copy = { ...running.providers[0], name: 'hs-copy' };
+    const copyKeys = { ...running.providers[1], name: 'jwk-copy' };
+    const r2 = await store.change({ kind: 'edit', edit: (raw) => ({ ...raw, auth: { ...running, providers: [running.providers[1], running.providers[0], copy, copyKeys] } }) }, 'admin');
+    assert.equal(r2.persisted, true, r2.persistError);
+    text = await readFile(file, 'utf8');
+    clear(text);
+    assert.equal(text.split('${HS_SECRET}').length - 1, 2, text);
+    assert.equal(text.split('${HS_K}').length - 1, 2, text);
+    assert.ok(text.includes('# secret from the environment'), 'the moved provider keeps its text');
+    const reread = await loadConfig(file, ENV);
+    assert.equal(configHash(reread.raw), store.current.hash);
+    assert.equal(reread.raw.auth?.providers.find((p) => p.name === 'hs-copy')?.secret, HS_SECRET);
+    // Submitted text with "${" is written so that it reads back as submitted (not expanded on restart).
+    const literal = 'https://issuer.test/${NOT_AN_ENV_REF}';
+    const r3 = await store.change({ kind: 'edit', edit: (raw) => ({ ...raw, auth: { ...raw.auth!, providers: raw.auth!.providers.map((p) => (p.name === 'hs-copy' ? { ...p, issuer: literal } : p)) } }) }, 'admin');
+    assert.equal(r3.persisted, true, r3.persistError);
+    const reread3 = await loadConfig(file, ENV);
+    assert.equal(reread3.raw.auth?.providers.find((p) => p.name === 'hs-copy')?.issuer, literal);
+    assert.equal(configHash(reread3.raw), store.current.hash);
+  });
+
+  it('persist: a changed route rewrites that route only; the other routes keep their text', async () => {
+    const { store, file } = await makeStore(BASE.replace('service: b }', 'service: b }   # route b'), { persist: true });
+    await store.change({ kind: 'edit', edit: (raw) => ({ ...raw, routes: [{ ...raw.routes[0], strip_prefix: '/a' }, raw.routes[1]] }) }, 'admin');
+    const text = await readFile(file, 'utf8');
+    assert.ok(text.includes('# route b') && text.includes('# service a'), text);
+    assert.ok(text.includes('- { name: rb, match: { prefix: /b }, service: b }'), text);
+    assert.equal(configHash((await loadConfig(file, ENV)).raw), store.current.hash);
+  });
+
+  it('persist: a file with anchors shared by two values still reads back as the live config', async () => {
+    const text = BASE.replace('  a: { targets: ["http://127.0.0.1:9001"] }   # service a\n  b: { targets: ["http://127.0.0.1:9002"] }',
+      '  a: &svc { targets: ["http://127.0.0.1:9001"] }   # service a\n  b: *svc');
+    const { store, file } = await makeStore(text, { persist: true });
+    const r = await store.change({ kind: 'edit', edit: (raw) => ({ ...raw, services: { ...raw.services, a: { ...raw.services.a, balance: 'least_request' } } }) }, 'admin');
+    assert.equal(r.persisted, true, r.persistError);
+    const reread = await loadConfig(file, ENV);
+    assert.equal(reread.raw.services.b.balance, 'round_robin', 'b (an alias of a in the file) did not change');
+    assert.equal(configHash(reread.raw), store.current.hash);
   });
 
   it('persist: false never touches the file', async () => {

@@ -1,15 +1,19 @@
 // The admin API end to end on a real gateway: auth, every endpoint, validation errors,
 // rollback, 409 on a service in use, instance keys, persist on and off (and a restart on the
-// written file), SIGHUP and the watched file, readiness (also while draining).
+// written file), SIGHUP and the watched file, readiness (also while draining), dry runs,
+// refused empty sections, relative paths and secrets in admin writes.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { Agent, request } from 'undici';
 import { MAIN_JS, startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
+import { makeKey, sign } from '../helpers/jwt.js';
 
 const TOKEN = 'test-admin-token-0123456789';
 
@@ -375,6 +379,201 @@ routes:
       release();
       await g.stop();
       await slowUp.close();
+    }
+  });
+});
+
+describe('admin API: bad requests', () => {
+  it('a malformed percent-escape in an admin path answers 400 invalid_path (JSON), not 500', async () => {
+    for (const path of ['/routes/%E0%A4%A', '/services/%', '/routes/%FF']) {
+      for (const method of ['GET', 'PUT', 'DELETE']) {
+        const r = await admin.call(method, path, method === 'PUT' ? { match: { prefix: '/z' }, service: 'a' } : undefined);
+        assert.equal(r.status, 400, `${method} ${path}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.headers['content-type'], 'application/json');
+        assert.deepEqual([r.body.error.status, r.body.error.code], [400, 'invalid_path']);
+        assert.match(r.body.error.message, /malformed percent-escape/);
+      }
+    }
+    // A well-formed escape still names the entry.
+    assert.equal((await admin.get('/routes/r%61')).body.route.name, 'ra');
+  });
+
+  it('PUT /config without services or routes is refused, naming what is missing, unless the request means it', async () => {
+    const before = (await admin.get('/config')).body;
+    const { services, routes } = before.config;
+    const noRoutes = await admin.put('/config', { services });
+    assert.equal(noRoutes.status, 400, JSON.stringify(noRoutes.body));
+    assert.equal(noRoutes.body.error.code, 'config_invalid');
+    assert.deepEqual(noRoutes.body.error.issues.map((i: { path: string }) => i.path), ['routes']);
+    assert.match(noRoutes.body.error.issues[0].message, /is missing: .*remove every route.*"routes": \[\].*allow_empty=routes/);
+    const neither = await admin.call('PUT', '/config', 'server: { drain_timeout_ms: 1000 }\n', { 'content-type': 'application/yaml' });
+    assert.deepEqual(neither.body.error.issues.map((i: { path: string }) => i.path), ['services', 'routes']);
+    assert.equal((await admin.get('/config')).body.version, before.version, 'nothing applied');
+    await expectRouted('/a', 200, 'A');
+    // Meant: ?allow_empty= or explicit empty values (checked with dry runs, to keep the shared gateway's routes).
+    const allowed = await admin.put('/config?allow_empty=routes&dry_run=true', { services });
+    assert.equal(allowed.status, 200, JSON.stringify(allowed.body));
+    assert.deepEqual(allowed.body.changes.routes.removed, routes.map((r: { name: string }) => r.name));
+    const explicit = await admin.put('/config?dry_run=true', { services: {}, routes: [] });
+    assert.equal(explicit.status, 200, JSON.stringify(explicit.body));
+    assert.deepEqual(explicit.body.changes.services.removed, Object.keys(services));
+    const bad = await admin.put('/config?allow_empty=routes,everything', { services });
+    assert.deepEqual([bad.status, bad.body.error.code], [400, 'invalid_query']);
+    assert.match(bad.body.error.message, /allow_empty takes services, routes, got "everything"/);
+  });
+
+  it('an unknown or misspelt query parameter of a write is refused, never applied', async () => {
+    const before = (await admin.get('/config')).body;
+    for (const [method, path] of [['PUT', '/routes/rq?dryrun=true'], ['PUT', '/routes/rq?dry_run=maybe'], ['DELETE', '/routes/ra?force=1'], ['POST', '/reload?dry_run=true']] as const) {
+      const r = await admin.call(method, path, method === 'PUT' ? { match: { prefix: '/q' }, service: 'a' } : undefined);
+      assert.deepEqual([r.status, r.body.error.code], [400, 'invalid_query'], `${method} ${path}: ${JSON.stringify(r.body)}`);
+    }
+    assert.equal((await admin.get('/config')).body.version, before.version);
+    await expectRouted('/q', 404);
+  });
+});
+
+describe('admin API: dry runs', () => {
+  it('?dry_run=true on PUT /config answers what would change, by name, and applies nothing', async () => {
+    const before = (await admin.get('/config')).body;
+    const current = before.config;
+    const next = {
+      ...current,
+      services: { a: current.services.a, b: { ...current.services.b, balance: 'least_request' }, c: { targets: [upA.origin] } },
+      routes: [...current.routes.filter((r: { name: string }) => r.name !== 'rb'), { name: 'rd', match: { prefix: '/d' }, service: 'c' }],
+      rate_limits: { per_ip: { key: 'ip', rate: 10, per: '1s' } },
+      server: { ...current.server, limits: { ...current.server.limits, max_body_bytes: 1000 } },
+    };
+    const r = await admin.put('/config?dry_run=true', next);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.dry_run, true);
+    assert.equal(r.body.changed, true);
+    assert.equal(r.body.version, before.version, 'the version it was computed against');
+    assert.notEqual(r.body.hash, before.hash);
+    assert.deepEqual(r.body.changes, {
+      routes: { added: ['rd'], removed: ['rb'], changed: [] },
+      services: { added: ['c'], removed: [], changed: ['b'] },
+      rate_limits: { added: ['per_ip'], removed: [], changed: [] },
+      auth_providers: { added: [], removed: [], changed: [] },
+      settings: ['server.limits'],
+    });
+    const afterwards = (await admin.get('/config')).body;
+    assert.deepEqual([afterwards.version, afterwards.hash], [before.version, before.hash]);
+    await expectRouted('/d', 404);
+    await expectRouted('/b', 200, 'B');
+    // The same content is a dry run with nothing to change.
+    const same = await admin.put('/config?dry_run=true', current);
+    assert.deepEqual([same.status, same.body.changed, same.body.hash], [200, false, before.hash]);
+    // The applied change has the hash the dry run announced.
+    const applied = await admin.put('/config?dry_run=false', next);
+    assert.deepEqual([applied.status, applied.body.changed, applied.body.hash], [200, true, r.body.hash]);
+    await expectRouted('/d', 200, 'A');
+    assert.equal((await admin.put('/config', current)).status, 200);
+    await expectRouted('/b', 200, 'B');
+  });
+
+  it('?dry_run=true on PUT and DELETE of routes and services', async () => {
+    const before = (await admin.get('/config')).body;
+    const route = await admin.put('/routes/rn?dry_run=true', { match: { prefix: '/n' }, service: 'a' });
+    assert.deepEqual([route.status, route.body.dry_run, route.body.changes.routes], [200, true, { added: ['rn'], removed: [], changed: [] }]);
+    const replaced = await admin.put('/routes/ra?dry_run', { match: { prefix: '/a' }, service: 'b' });
+    assert.deepEqual(replaced.body.changes.routes, { added: [], removed: [], changed: ['ra'] });
+    const service = await admin.put('/services/a?dry_run=1', { targets: [upB.origin] });
+    assert.deepEqual(service.body.changes.services, { added: [], removed: [], changed: ['a'] });
+    const deleted = await admin.call('DELETE', '/routes/rb?dry_run=true');
+    assert.deepEqual(deleted.body.changes.routes, { added: [], removed: ['rb'], changed: [] });
+    // Refusals are the same as for the real write.
+    const inUse = await admin.call('DELETE', '/services/a?dry_run=true');
+    assert.deepEqual([inUse.status, inUse.body.error.code], [409, 'service_in_use']);
+    const afterwards = (await admin.get('/config')).body;
+    assert.deepEqual([afterwards.version, afterwards.hash], [before.version, before.hash]);
+    await expectRouted('/n', 404);
+    await expectRouted('/a', 200, 'A');
+    await expectRouted('/b', 200, 'B');
+  });
+
+  it('a dry run of an invalid change answers exactly the 400 of the real write, and is not a change attempt', async () => {
+    const current = (await admin.get('/config')).body.config;
+    const lastChange = async () => (await admin.get('/status')).body.last_change;
+    const invalid = [
+      ['/config', { ...current, routes: [{ name: 'x', match: { prefix: 'nope' }, service: 'missing' }] }],
+      ['/config', { ...current, server: { ...current.server, port: current.server.port + 1 } }],
+      ['/routes/rx', { match: { prefix: '/x' }, service: 'nope' }],
+      ['/services/sx', { targets: [] }],
+    ] as const;
+    for (const [path, body] of invalid) {
+      const before = await lastChange();
+      const dry = await admin.put(`${path}?dry_run=true`, body);
+      assert.deepEqual(await lastChange(), before, 'a dry run is not recorded as a change');
+      const real = await admin.put(path, body);
+      assert.equal(dry.status, 400, `${path}: ${JSON.stringify(dry.body)}`);
+      assert.deepEqual(dry.body, real.body, path);
+    }
+  });
+});
+
+describe('admin API: relative paths and secrets', () => {
+  it('a relative keys_file resolves against the config folder for admin writes and rollbacks; oct keys are redacted', async () => {
+    // The gateway runs with the test's cwd; the config is in a temp folder and names the keys
+    // file relative to that folder (in a sibling folder: the helper creates the config's).
+    const keysDir = await mkdtemp(join(tmpdir(), 'lobby-keys-'));
+    const fileKey = await makeKey('HS256', 'f1');
+    const inlineKey = await makeKey('HS256', 'i1');
+    await writeFile(join(keysDir, 'keys.json'), JSON.stringify({ keys: [fileKey.jwk] }));
+    const port = await freePort();
+    const issuer = 'https://issuer.test';
+    const g = await startGateway(`
+server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
+admin: { port: ${port} }
+auth:
+  providers:
+    - { name: files, issuer: "${issuer}", audiences: [api], keys_file: ../${basename(keysDir)}/keys.json, algorithms: [HS256] }
+    - { name: inline, issuer: "${issuer}", audiences: [api], keys: [${JSON.stringify(inlineKey.jwk)}], algorithms: [HS256] }
+services:
+  a: { targets: ["${upA.origin}"] }
+routes:
+  - { name: ra, match: { prefix: /a }, service: a, auth: { provider: files } }
+  - { name: ri, match: { prefix: /i }, service: a, auth: { provider: inline } }
+`);
+    try {
+      const a = adminClient(port);
+      await a.waitReady();
+      const token = await sign(fileKey, { iss: issuer, aud: 'api', exp: Math.floor(Date.now() / 1000) + 600 });
+      const withToken = async (path: string) => {
+        const res = await request(g.url + path, { headers: { authorization: `Bearer ${token}` } });
+        await res.body.dump();
+        return res.statusCode;
+      };
+      assert.equal(await withToken('/a'), 200);
+      const start = (await a.get('/config')).body;
+      // Secrets are never shown: the oct key's `k`, in the config and in every kept version.
+      const secret = inlineKey.jwk.k as string;
+      assert.equal(start.config.auth.providers[1].keys[0].k, '<redacted>');
+      assert.equal(start.config.auth.providers[1].keys[0].kid, 'i1');
+      assert.ok(!JSON.stringify(start).includes(secret));
+      // A whole config through the admin API, the redacted key sent back as shown.
+      const put = await a.put('/config', { ...start.config, routes: [...start.config.routes, { name: 'rb', match: { prefix: '/b' }, service: 'a', auth: { provider: 'files' } }] });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      assert.equal(await withToken('/b'), 200);
+      const inlineToken = await sign(inlineKey, { iss: issuer, aud: 'api', exp: Math.floor(Date.now() / 1000) + 600 });
+      const res = await request(g.url + '/i', { headers: { authorization: `Bearer ${inlineToken}` } });
+      await res.body.dump();
+      assert.equal(res.statusCode, 200, 'the redacted k kept the running key');
+      const version = await a.get(`/config/versions/${put.body.version}`);
+      assert.equal(version.body.config.auth.providers[1].keys[0].k, '<redacted>');
+      assert.ok(!JSON.stringify(version.body).includes(secret));
+      // Rollback to the start version: compiled again, keys_file read from the same place.
+      const rolled = await a.post(`/config/rollback/${start.version}`);
+      assert.equal(rolled.status, 200, JSON.stringify(rolled.body));
+      assert.equal(rolled.body.hash, start.hash);
+      assert.equal(await withToken('/b'), 404);
+      assert.equal(await withToken('/a'), 200);
+      // A route PUT recompiles the providers too.
+      assert.equal((await a.put('/routes/rc', { match: { prefix: '/c' }, service: 'a', auth: { provider: 'files' } })).status, 201);
+      assert.equal(await withToken('/c'), 200);
+    } finally {
+      await g.stop();
+      await rm(keysDir, { recursive: true, force: true });
     }
   });
 });
