@@ -4,7 +4,7 @@
 //   token ─► cache hit ─────────────────────────────────────────────► apply (scopes, headers)
 //        └─► miss ─► same token already in flight? join it ─┐
 //                └─► pool (or inline) ─► result ────────────┴─► cache ─► apply / resume chain
-//                                      └─► unknown kid ─► refetch asked (cooldown) ─► park
+//                                      └─► unknown kid ─► refetch asked (unless cooling down) ─► park
 //                                                         until the new key set arrives ─► retry
 // Pool work is batched: the tokens that missed during one event-loop turn go to the pool
 // together (a task carries up to MAX_BATCH tokens, spread over the threads), so piscina's
@@ -252,7 +252,7 @@ export class ProviderState {
     }
     const jwks = this.provider.jwks;
     if (jwks !== null && !p.parkedOnce && this.parkedCount + p.waiters.length <= MAX_PARKED &&
-        requestRefetch(jwks.uri, jwks.refetchCooldownS * 1000, this.post)) {
+        requestRefetch(jwks.uri, this.post)) {
       this.parked.push(p);
       this.parkedCount += p.waiters.length;
       if (this.parkTimer === null) {
@@ -290,7 +290,7 @@ export class ProviderState {
 
   private parkExpired(): void {
     this.parkTimer = null;
-    if (this.provider.jwks !== null) abandonRefetch(this.provider.jwks.uri);
+    if (this.provider.jwks !== null) abandonRefetch(this.provider.jwks.uri, this.provider.jwks.refetchCooldownS * 1000);
     this.releaseParked(true);
   }
 
