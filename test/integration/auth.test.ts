@@ -360,6 +360,25 @@ describe('JWKS', () => {
       `${fetches} fetches in ${elapsedS.toFixed(1)} s with a ${COOLDOWN_S} s cooldown`);
   });
 
+  it('an oct key (k) published by the JWKS endpoint is not taken, and no secret reaches a log line', async () => {
+    await new Promise((r) => setTimeout(r, COOLDOWN_S * 1000 + 100));
+    const oct = await makeKey('HS256', 'published-secret');
+    const saved = jwks.keys;
+    jwks.keys = [...saved, oct.jwk];
+    try {
+      const stranger = await makeKey('ES256', 'names-a-refetch');
+      assertInvalid(await get('/v1/users/1', bearer(await sign(stranger, valid()))), /unknown/);
+      const deadline = Date.now() + 10_000;
+      while (!gw.stderr().includes('published-secret') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const logs = gw.stderr();
+      assert.match(logs, /published-secret: oct keys are not accepted from a JWKS URI/);
+      assert.ok(!logs.includes(String(oct.jwk.k)), 'the oct key\'s k is never logged');
+      assert.ok(!logs.includes(HMAC_SECRET) && !logs.includes(Buffer.from(HMAC_SECRET).toString('base64url')), 'nor the provider secret');
+    } finally {
+      jwks.keys = saved;
+    }
+  });
+
   it('identity provider down: the cached keys still verify new tokens', async () => {
     jwks.down = true;
     try {
