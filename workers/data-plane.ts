@@ -75,7 +75,7 @@ port.on('message', async (msg: ToWorker) => {
       break;
     }
     case 'keys':
-      receiveKeys(msg.uri, msg.version, msg.keys);
+      receiveKeys(msg.uri, msg.version, msg.keys, msg.refetchInMs);
       break;
     case 'retire':
       for (const key of prepared.keys()) if (key < msg.keepFrom && key !== currentId) prepared.delete(key);

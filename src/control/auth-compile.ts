@@ -39,7 +39,7 @@ export interface CompiledAuth {
 const DEFAULT_RUNTIME: RawAuth = {
   providers: [],
   verifier: { mode: 'pool', threads: 1, concurrent_tasks_per_thread: 16, atomics: 'async', max_queue: 256, task_timeout_ms: 1000 },
-  token_cache: { entries: 10000, max_ttl_s: 3600, negative_ttl_s: 30 },
+  token_cache: { entries: 10000, max_bytes: 32 * 1024 * 1024, max_ttl_s: 3600, negative_ttl_s: 30 },
 };
 
 /** `baseDir`: where a relative keys_file is (the config file's folder). */
@@ -53,6 +53,7 @@ export function compileAuth(config: RawConfig, baseDir: string, report: Report):
     maxQueue: auth.verifier.max_queue,
     taskTimeoutMs: auth.verifier.task_timeout_ms,
     cacheEntries: auth.token_cache.entries,
+    cacheMaxBytes: auth.token_cache.max_bytes,
     cacheMaxTtlS: auth.token_cache.max_ttl_s,
     negativeTtlS: auth.token_cache.negative_ttl_s,
   };

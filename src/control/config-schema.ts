@@ -377,6 +377,7 @@ const authVerifierSchema = section({
 
 const tokenCacheSchema = section({
   entries: z.number().int().min(0).default(10000),
+  max_bytes: positiveInt.default(32 * 1024 * 1024),
   max_ttl_s: positiveInt.default(3600),
   negative_ttl_s: z.number().int().min(0).default(30),
 });

@@ -5,10 +5,14 @@
 //     the first requests find keys), then cached for the document's Cache-Control max-age
 //     clamped to [min_ttl_s, max_ttl_s] (default_ttl_s without one, min_ttl_s for no-cache);
 //   - refreshed in the background at 80 % of that lifetime, before the keys go stale;
-//   - refetched at once when a worker meets an unknown `kid` (`jwks-refetch`), at most once
-//     per refetch_cooldown_s per URI: a flood of bogus kids costs the identity provider one
-//     request per cooldown. Every refetch request is answered (with the current keys when
-//     the cooldown refuses a fetch) so that waiting requests are released;
+//   - refetched at once when a worker meets an unknown `kid` (`jwks-refetch`). The cooldown
+//     (refetch_cooldown_s per URI) starts only from such a kid-triggered fetch: start-up,
+//     scheduled refreshes and retries never start it, so a key published just after one of
+//     them is fetched on its first use, while a flood of bogus kids still costs the identity
+//     provider at most one extra request per cooldown. Every refetch request is answered
+//     (with the current keys when the cooldown refuses a fetch) so that waiting requests are
+//     released; each `keys` message carries the cooldown left (`refetchInMs`), which the
+//     workers' own limit (src/data/auth/keys-store.ts) follows, so both agree;
 //   - on failure (provider down, bad document) the last good keys stay in use; retries
 //     back off from 1 s to the cooldown/default TTL.
 import { request } from 'undici';
@@ -56,7 +60,8 @@ class JwksFetcher {
   keys: Jwk[] | null = null;
   private keysJson = '';
   private fetching: Promise<void> | null = null;
-  private lastFetchStart = -Infinity;
+  /** performance.now() before which an unknown kid does not cause a fetch (the cooldown). */
+  private refetchAllowedAt = -Infinity;
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -74,7 +79,8 @@ class JwksFetcher {
   }
 
   message(): KeysMessage {
-    return { type: 'keys', uri: this.source.uri, version: this.version, keys: this.keys };
+    const refetchInMs = Math.max(0, Math.ceil(this.refetchAllowedAt - performance.now()));
+    return { type: 'keys', uri: this.source.uri, version: this.version, keys: this.keys, refetchInMs };
   }
 
   /** Fetches now (joining a fetch under way). `announce`: broadcast even if nothing changed. */
@@ -88,11 +94,14 @@ class JwksFetcher {
   /** A worker met an unknown kid. */
   refetch(): void {
     if (this.stopped) return;
+    // A fetch under way (of any kind) answers this request too; joining it starts no cooldown.
     if (this.fetching !== null) { void this.fetch(true); return; }
-    if (performance.now() - this.lastFetchStart < this.source.refetchCooldownS * 1000) {
+    const now = performance.now();
+    if (now < this.refetchAllowedAt) {
       this.broadcast(this.message()); // the cooldown holds: answer with what there is
       return;
     }
+    this.refetchAllowedAt = now + this.source.refetchCooldownS * 1000;
     void this.fetch(true);
   }
 
@@ -111,7 +120,6 @@ class JwksFetcher {
 
   private async fetchOnce(): Promise<void> {
     const source = this.source;
-    this.lastFetchStart = performance.now();
     this.fetches++;
     let ttlS: number;
     let keys: Jwk[];

@@ -80,6 +80,8 @@ export interface CompiledAuthRuntime {
   maxQueue: number;
   taskTimeoutMs: number;
   cacheEntries: number;
+  /** Bytes the verified-token cache may hold (its own accounting); the refused-token cache a quarter. */
+  cacheMaxBytes: number;
   cacheMaxTtlS: number;
   negativeTtlS: number;
 }

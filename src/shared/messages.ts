@@ -21,8 +21,9 @@ export type ToWorker =
   /** Stop accepting, finish in-flight requests, exit 0. Past the deadline, close what is left. */
   | { type: 'drain'; deadlineMs: number }
   /** The key set of a JWKS URI (src/control/jwks.ts): on change, and as the answer to `jwks-refetch`.
-   * `version` grows with every change; `keys` null = never fetched successfully. */
-  | { type: 'keys'; uri: string; version: number; keys: Jwk[] | null };
+   * `version` grows with every change; `keys` null = never fetched successfully; `refetchInMs`:
+   * time left of the unknown-kid refetch cooldown (0: the next unknown kid may ask at once). */
+  | { type: 'keys'; uri: string; version: number; keys: Jwk[] | null; refetchInMs: number };
 
 /** Worker → control plane. */
 export type FromWorker =

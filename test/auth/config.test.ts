@@ -82,7 +82,7 @@ routes:
     assert.equal(cfg.provider.keys, null);
     assert.deepEqual(cfg.runtime, {
       mode: 'pool', threads: 1, concurrentTasksPerThread: 16, atomics: 'async', maxQueue: 256, taskTimeoutMs: 1000,
-      cacheEntries: 10000, cacheMaxTtlS: 3600, negativeTtlS: 30,
+      cacheEntries: 10000, cacheMaxBytes: 32 * 1024 * 1024, cacheMaxTtlS: 3600, negativeTtlS: 30,
     });
     assert.deepEqual(open.filters, [{ name: 'identity-strip', config: { stripHeaders: ['x-tenant-id', 'x-user-id', 'x-user-scopes'] } satisfies IdentityStripFilterConfig }]);
   });

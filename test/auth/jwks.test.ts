@@ -41,6 +41,14 @@ function manager(): { m: JwksManager; messages: KeysMessage[] } {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function until(what: string, cond: () => boolean, deadlineMs = 5000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
 describe('ttlFromCacheControl', () => {
   const source: CompiledJwksSource = { uri: 'x', minTtlS: 60, maxTtlS: 3600, defaultTtlS: 600, refetchCooldownS: 30, fetchTimeoutMs: 1000 };
   it('uses max-age within the bounds, the default without it, the minimum for no-cache', () => {
@@ -108,12 +116,58 @@ describe('JwksManager', () => {
       await sleep(100);
       assert.equal(server.hits - hits, 1, 'still within the cooldown: no fetch');
       assert.ok(messages.length >= 22, 'answered from what there is');
+      const left = messages.at(-1)!.refetchInMs;
+      assert.ok(left > 0 && left <= 1000, `the answer says how long the cooldown still holds (${left} ms)`);
       await sleep(1000);
       m.refetch(server.url);
       await sleep(200);
       assert.equal(server.hits - hits, 2, 'after the cooldown: one more');
     } finally {
       m.stop();
+    }
+  });
+
+  it('a start-up or scheduled fetch starts no cooldown: the first unknown kid after it fetches at once', async () => {
+    const longCooldown = '{ min_ttl_s: 1, default_ttl_s: 60, max_ttl_s: 120, refetch_cooldown_s: 60, fetch_timeout_ms: 500 }';
+    server.keys = [k1.jwk];
+    server.cacheControl = 'max-age=300';
+    const { m, messages } = manager();
+    try {
+      // Right after start-up: the provider publishes k2, a token names it.
+      await m.configure(configFor(server.url, longCooldown));
+      assert.equal(messages[0].refetchInMs, 0, 'the start-up fetch started no cooldown');
+      const hits = server.hits;
+      server.keys = [k1.jwk, k2.jwk];
+      m.refetch(server.url);
+      await until('the rotated key set', () => messages.some((msg) => msg.version === 2));
+      assert.equal(server.hits - hits, 1, 'fetched at once');
+      assert.ok(messages.at(-1)!.refetchInMs > 50_000, 'this kid-triggered fetch started the cooldown');
+      const answered = messages.length;
+      for (let i = 0; i < 50; i++) m.refetch(server.url);
+      await until('the answers', () => messages.length >= answered + 50);
+      assert.equal(server.hits - hits, 1, 'more unknown kids within the cooldown: no fetch');
+    } finally {
+      m.stop();
+    }
+
+    // After a scheduled refresh (80 % of max-age=1), same thing.
+    server.keys = [k1.jwk];
+    server.cacheControl = 'max-age=1';
+    const second = manager();
+    try {
+      await second.m.configure(configFor(server.url, longCooldown));
+      const hits = server.hits;
+      await until('the scheduled refresh', () => server.hits > hits);
+      server.cacheControl = 'max-age=300';
+      await sleep(50);
+      server.keys = [k1.jwk, k2.jwk];
+      const before = server.hits;
+      second.m.refetch(server.url);
+      await until('the rotated key set', () => second.messages.some((msg) => msg.keys?.length === 2));
+      assert.equal(server.hits - before, 1, 'fetched at once, the scheduled refresh notwithstanding');
+    } finally {
+      second.m.stop();
+      server.cacheControl = 'max-age=300';
     }
   });
 
@@ -146,7 +200,7 @@ describe('JwksManager', () => {
     const { m } = manager();
     try {
       await m.configure(configFor(server.url));
-      assert.deepEqual(m.snapshot(), [{ type: 'keys', uri: server.url, version: 0, keys: null }]);
+      assert.deepEqual(m.snapshot(), [{ type: 'keys', uri: server.url, version: 0, keys: null, refetchInMs: 0 }]);
       server.down = false;
       await sleep(1300);
       assert.equal(m.snapshot()[0].version, 1);

@@ -360,6 +360,25 @@ describe('JWKS', () => {
       `${fetches} fetches in ${elapsedS.toFixed(1)} s with a ${COOLDOWN_S} s cooldown`);
   });
 
+  it('an oct key (k) published by the JWKS endpoint is not taken, and no secret reaches a log line', async () => {
+    await new Promise((r) => setTimeout(r, COOLDOWN_S * 1000 + 100));
+    const oct = await makeKey('HS256', 'published-secret');
+    const saved = jwks.keys;
+    jwks.keys = [...saved, oct.jwk];
+    try {
+      const stranger = await makeKey('ES256', 'names-a-refetch');
+      assertInvalid(await get('/v1/users/1', bearer(await sign(stranger, valid()))), /unknown/);
+      const deadline = Date.now() + 10_000;
+      while (!gw.stderr().includes('published-secret') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const logs = gw.stderr();
+      assert.match(logs, /published-secret: oct keys are not accepted from a JWKS URI/);
+      assert.ok(!logs.includes(String(oct.jwk.k)), 'the oct key\'s k is never logged');
+      assert.ok(!logs.includes(HMAC_SECRET) && !logs.includes(Buffer.from(HMAC_SECRET).toString('base64url')), 'nor the provider secret');
+    } finally {
+      jwks.keys = saved;
+    }
+  });
+
   it('identity provider down: the cached keys still verify new tokens', async () => {
     jwks.down = true;
     try {
@@ -375,6 +394,70 @@ describe('JWKS', () => {
     } finally {
       jwks.down = false;
     }
+  });
+});
+
+describe('JWKS rotation right after start-up (default jwks_cache: refetch_cooldown_s 30)', () => {
+  let idp: JwksServer;
+  let fresh: Gateway;
+  let boot: TestKey;
+
+  before(async () => {
+    boot = await makeKey('ES256', 'boot-1');
+    idp = await startJwksServer([boot.jwk]); // Cache-Control max-age=300: no scheduled refresh during the test
+    fresh = await startGateway(`
+server: { host: 127.0.0.1, port: __PORT__, workers: 2 }
+services: { users: { targets: ["${up.origin}"] } }
+auth:
+  providers:
+    - { name: idp, issuer: "${ISSUER}", jwks_uri: "${idp.url}", algorithms: [ES256], claims_to_headers: { sub: X-User-Id } }
+routes:
+  - { name: all, match: { prefix: / }, service: users, auth: { provider: idp } }
+`);
+  });
+
+  after(async () => {
+    await fresh?.stop();
+    await idp?.close();
+  });
+
+  it('a key published just after start-up is accepted on first use; a flood of unknown kids still costs at most one fetch per cooldown', async () => {
+    const COOLDOWN = 30;
+    const started = Date.now();
+    const bootHits = idp.hits;
+    assert.equal(bootHits, 1, 'the start-up fetch');
+    // The operator rotates right after start-up (well within 30 s of the start-up fetch).
+    const rotated = await makeKey('ES256', 'rotated-at-boot');
+    idp.keys = [boot.jwk, rotated.jwk];
+    const token = await sign(rotated, valid({ sub: 'rotated' }));
+    const first = await get('/x', bearer(token), fresh);
+    assert.equal(first.status, 200, `the new key is accepted on its first use, not after the cooldown: ${first.text}`);
+    assert.equal((first.json() as Echo).headers['x-user-id'], 'rotated');
+    assert.ok(Date.now() - started < 10_000, 'within seconds of start-up');
+    assert.equal(idp.hits - bootHits, 1, 'one fetch, for both workers');
+    // Every worker has it now (concurrent requests spread over both workers' listen sockets).
+    const again = await Promise.all(Array.from({ length: 8 }, () => get('/x', bearer(token), fresh)));
+    assert.deepEqual(again.map((a) => a.status), Array(8).fill(200));
+
+    // A flood of made-up kids on both workers.
+    const bogus = await makeKey('ES256', 'bogus');
+    let refused = 0;
+    for (let round = 0; round < 4; round++) {
+      const tokens = await Promise.all(Array.from({ length: 50 }, () =>
+        sign({ ...bogus, kid: `k-${Math.random().toString(36).slice(2)}` }, valid())));
+      const answers = await Promise.all(tokens.map((t) => get('/x', bearer(t), fresh)));
+      for (const a of answers) {
+        assertInvalid(a, /unknown/, 'idp');
+        refused++;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(refused, 200);
+    const elapsedS = (Date.now() - started) / 1000;
+    const fetches = idp.hits - bootHits;
+    // Kid-triggered fetches start at least a cooldown apart; the rotation's counts.
+    assert.ok(fetches <= Math.floor(elapsedS / COOLDOWN) + 1, `${fetches} fetches in ${elapsedS.toFixed(1)} s with a ${COOLDOWN} s cooldown`);
+    assert.equal((await get('/x', bearer(token), fresh)).status, 200, 'the rotated key still works');
   });
 });
 

@@ -3,8 +3,9 @@
 //
 //   token ─► cache hit ─────────────────────────────────────────────► apply (scopes, headers)
 //        └─► miss ─► same token already in flight? join it ─┐
+//                └─► refused before (by digest)? ──────────┼──────────► apply (401)
 //                └─► pool (or inline) ─► result ────────────┴─► cache ─► apply / resume chain
-//                                      └─► unknown kid ─► refetch asked (cooldown) ─► park
+//                                      └─► unknown kid ─► refetch asked (unless cooling down) ─► park
 //                                                         until the new key set arrives ─► retry
 // Pool work is batched: the tokens that missed during one event-loop turn go to the pool
 // together (a task carries up to MAX_BATCH tokens, spread over the threads), so piscina's
@@ -19,7 +20,7 @@ import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 import type { RequestContext } from '../request-context.js';
 import type { VerifyCode, VerifyResult } from './jwt.js';
-import { TokenCache, type TokenCacheEntry } from './token-cache.js';
+import { RefusedCache, refusedKey, TokenCache, type TokenCacheEntry } from './token-cache.js';
 import { KeyBundle, verifyPool, type VerifyTask } from './verify-pool.js';
 import { abandonRefetch, keySetOf, requestRefetch, subscribeKeys, type KeySet } from './keys-store.js';
 
@@ -40,6 +41,8 @@ interface Waiter {
 interface Pending {
   state: ProviderState;
   token: string;
+  /** refusedKey(token), computed once ('' when refusals are not cached). */
+  digest: string;
   waiters: Waiter[];
   /** performance.now() deadline of the pool task; 0 while not in a task. */
   deadline: number;
@@ -56,8 +59,8 @@ export const MAX_BATCH = 16;
 /** Tokens of this worker sent to the pool and not answered yet (bounded by max_queue). */
 let tokensInPool = 0;
 
-function newPending(state: ProviderState, token: string, waiters: Waiter[], parkedOnce = false): Pending {
-  return { state, token, waiters, deadline: 0, done: false, inPool: false, parkedOnce };
+function newPending(state: ProviderState, token: string, digest: string, waiters: Waiter[], parkedOnce = false): Pending {
+  return { state, token, digest, waiters, deadline: 0, done: false, inPool: false, parkedOnce };
 }
 
 /** Results that say nothing about the token itself (not cached). */
@@ -78,8 +81,8 @@ const MAX_PARKED = 1024;
 export class ProviderState {
   /** Verified tokens. */
   readonly cache: TokenCache;
-  /** Refused tokens, apart (and smaller), so a stream of bad tokens cannot evict good ones. */
-  readonly refused: TokenCache;
+  /** Refused tokens (by digest), apart (and smaller), so a stream of bad tokens cannot evict good ones. */
+  readonly refused: RefusedCache;
   private readonly inflight = new Map<string, Pending>();
   private bundle: KeyBundle | null = null;
   private keysVersion = 0;
@@ -98,8 +101,8 @@ export class ProviderState {
     readonly runtime: CompiledAuthRuntime,
     private readonly post: (msg: FromWorker) => void,
   ) {
-    this.cache = new TokenCache(runtime.cacheEntries);
-    this.refused = new TokenCache(runtime.negativeTtlS > 0 ? runtime.cacheEntries >> 2 : 0);
+    this.cache = new TokenCache(runtime.cacheEntries, runtime.cacheMaxBytes);
+    this.refused = new RefusedCache(runtime.negativeTtlS > 0 ? runtime.cacheEntries >> 2 : 0, runtime.cacheMaxBytes / 4);
     this.skewMs = provider.spec.clockSkewS * 1000;
     if (provider.jwks === null) {
       this.bundle = new KeyBundle(provider.spec, provider.keys);
@@ -120,9 +123,9 @@ export class ProviderState {
   }
 
   /**
-   * Verifies a token that missed the cache. Returns the cache entry when the verdict is
-   * known at once (inline mode), else null: the client is called back later (settle or
-   * unavailable) and the caller returns WAIT.
+   * Verifies a token that missed the verified-token cache. Returns the cache entry when the
+   * verdict is known at once (refused before, or inline mode), else null: the client is
+   * called back later (settle or unavailable) and the caller returns WAIT.
    */
   verify(token: string, ctx: RequestContext, client: VerificationClient): TokenCacheEntry | GatewayErrorSpec | null {
     const joined = this.inflight.get(token);
@@ -130,15 +133,21 @@ export class ProviderState {
       joined.waiters.push({ ctx, client });
       return null;
     }
+    let digest = '';
+    if (this.refused.capacity > 0) {
+      digest = refusedKey(token);
+      const refused = this.refused.get(digest, Date.now());
+      if (refused !== undefined) return refused;
+    }
     let keyProblem: VerifyCode = 'no_keys';
     if (this.pool === null && this.bundle !== null) {
       const result = this.bundle.verifier.verify(token, Date.now());
-      if (result.ok || !isKeyProblem(result.code)) return this.record(token, result, this.keysVersion);
+      if (result.ok || !isKeyProblem(result.code)) return this.record(token, digest, result, this.keysVersion);
       keyProblem = result.code;
     } else if (this.pool !== null && tokensInPool >= this.runtime.maxQueue) {
       return GW_ERR.OVERLOADED;
     }
-    const p = newPending(this, token, [{ ctx, client }]);
+    const p = newPending(this, token, digest, [{ ctx, client }]);
     this.inflight.set(token, p);
     // Inline: only a key problem gets here; it may wait for a refetch (or is refused at once).
     if (this.pool === null) this.onKeyProblem(p, keyProblem, this.keysVersion);
@@ -188,7 +197,7 @@ export class ProviderState {
   }
 
   /** Caches a verdict and returns its entry. */
-  private record(token: string, result: VerifyResult, version: number): TokenCacheEntry {
+  private record(token: string, digest: string, result: VerifyResult, version: number): TokenCacheEntry {
     const now = Date.now();
     let entry: TokenCacheEntry;
     if (result.ok) {
@@ -201,7 +210,7 @@ export class ProviderState {
     // A verdict reached with a key set that has since been replaced is used once, not kept.
     if (version === this.keysVersion) {
       if (result.ok) this.cache.set(token, entry);
-      else if (isCacheableRefusal(result.code)) this.refused.set(token, entry);
+      else if (digest !== '' && isCacheableRefusal(result.code)) this.refused.set(digest, entry);
     }
     return entry;
   }
@@ -214,7 +223,7 @@ export class ProviderState {
       this.onKeyProblem(p, result.code, version);
       return;
     }
-    const entry = this.record(p.token, result, version);
+    const entry = this.record(p.token, p.digest, result, version);
     if (p.done) return;
     this.finish(p);
     for (const w of p.waiters) w.client.settle(w.ctx, entry);
@@ -245,14 +254,14 @@ export class ProviderState {
   private onKeyProblem(p: Pending, code: VerifyCode, version: number): void {
     p.done = true;
     if (version !== this.keysVersion) { // the keys changed meanwhile: try again with them
-      const fresh = newPending(this, p.token, p.waiters, p.parkedOnce);
+      const fresh = newPending(this, p.token, p.digest, p.waiters, p.parkedOnce);
       this.inflight.set(p.token, fresh);
       this.dispatch(fresh);
       return;
     }
     const jwks = this.provider.jwks;
     if (jwks !== null && !p.parkedOnce && this.parkedCount + p.waiters.length <= MAX_PARKED &&
-        requestRefetch(jwks.uri, jwks.refetchCooldownS * 1000, this.post)) {
+        requestRefetch(jwks.uri, this.post)) {
       this.parked.push(p);
       this.parkedCount += p.waiters.length;
       if (this.parkTimer === null) {
@@ -290,7 +299,7 @@ export class ProviderState {
 
   private parkExpired(): void {
     this.parkTimer = null;
-    if (this.provider.jwks !== null) abandonRefetch(this.provider.jwks.uri);
+    if (this.provider.jwks !== null) abandonRefetch(this.provider.jwks.uri, this.provider.jwks.refetchCooldownS * 1000);
     this.releaseParked(true);
   }
 
@@ -307,7 +316,7 @@ export class ProviderState {
       if (live.length === 0) { this.finish(p); continue; }
       p.waiters = live;
       if (this.bundle === null) { this.refuse(p, 'no_keys'); continue; }
-      const fresh = newPending(this, p.token, p.waiters, true);
+      const fresh = newPending(this, p.token, p.digest, p.waiters, true);
       this.inflight.set(p.token, fresh);
       // One more try with whatever keys there are now; a second unknown kid is refused
       // instead of parking again.

@@ -5,9 +5,11 @@
 //      client can never send its own X-User-Id) and finds Authorization;
 //   2. the token: `Authorization: Bearer`, else the provider's cookie, else its query parameter;
 //      none → NEXT on an `optional` route, else 401;
-//   3. the worker's token cache: a hit costs one lookup (scopes checked, identity headers pushed);
-//   4. a miss goes to the provider's verification (a piscina pool task, see
-//      src/data/auth/provider-state.ts) → WAIT; the answer resumes the chain or replies.
+//   3. the worker's verified-token cache: a hit costs one lookup (scopes checked, identity
+//      headers pushed);
+//   4. a miss goes to the provider's verification (src/data/auth/provider-state.ts): a token
+//      refused before answers 401 from the refused-token cache, others go to a piscina pool
+//      task → WAIT; the answer resumes the chain or replies.
 // Refusals follow RFC 6750: 401 + `WWW-Authenticate: Bearer realm=..., error="invalid_token",
 // error_description=...` (descriptions are fixed strings, never token content), 403 +
 // error="insufficient_scope" with the route's scopes, and the usual JSON error body.
@@ -88,8 +90,7 @@ class AuthJwtFilter implements Filter, VerificationClient {
     if (token === null) return this.optional ? NEXT : localReply(ctx, GW_ERR.UNAUTHENTICATED, this.missingHeaders);
 
     const state = this.state;
-    const now = Date.now();
-    const cached = state.cache.get(token, now) ?? state.refused.get(token, now);
+    const cached = state.cache.get(token, Date.now());
     if (cached !== undefined) return this.apply(ctx, cached);
     const verdict = state.verify(token, ctx, this);
     if (verdict === null) return WAIT;
