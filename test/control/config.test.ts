@@ -627,6 +627,7 @@ describe('config: API-style objects (no file, no lines)', () => {
         assert.ok(error instanceof ConfigError);
         assert.equal(error.message, [
           'admin-api routes[0].match.prefix: must start with "/"',
+          'admin-api routes[0].service: unknown service "s" (no services are defined)',
         ].join('\n'));
         return true;
       },
@@ -703,8 +704,9 @@ describe('config: files', () => {
     assert.equal(await runCheck(file, out, err), 1);
     assert.equal(out.text, '');
     assert.ok(err.text.includes(`${file}:5 routes[0].match.prefix: must start with "/"`), err.text);
+    assert.ok(err.text.includes(`${file}:5 routes[0].service: unknown service "nope" (defined services: s)`), err.text);
     assert.ok(err.text.includes(`${file}:6 routes[1].bogus: unknown key`), err.text);
-    assert.ok(err.text.includes('invalid configuration (2 issues)'), err.text);
+    assert.ok(err.text.includes('invalid configuration (3 issues)'), err.text);
   });
 
   it('the example configs load (so they never rot)', async () => {
