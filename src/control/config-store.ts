@@ -118,14 +118,14 @@ export interface ClusterLink {
 // Instance keys: where this process listens and how it reaches its peers. They come from
 // this instance's file, are read at start only and are never shared between instances.
 
-const LOCAL_SERVER_KEYS = ['host', 'port', 'workers'] as const;
+const LOCAL_SERVER_KEYS = ['host', 'port', 'workers', 'reuse_port'] as const;
 const LOCAL_SECTIONS = ['admin', 'redis'] as const;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The config minus instance keys (server.host/port/workers, admin, redis). */
+/** The config minus instance keys (server.host/port/workers/reuse_port, admin, redis). */
 export function sharedPart(raw: RawConfig): SharedConfig {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) {
