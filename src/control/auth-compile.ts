@@ -24,7 +24,7 @@ import {
 } from '../shared/auth-config.js';
 import type { CompiledFilter } from '../shared/compiled-config.js';
 import { hmacMinBytes, jwkAlgorithms } from '../data/auth/jwt.js';
-import type { KeyPath } from './config-error.js';
+import { unknownNameMessage, type KeyPath } from './config-error.js';
 import type { RawAuth, RawAuthProvider, RawConfig, RawRoute } from './config-schema.js';
 
 type Report = (path: KeyPath, message: string) => void;
@@ -82,9 +82,8 @@ export function compileAuth(config: RawConfig, baseDir: string, report: Report):
       }
       const provider = providers.get(route.auth.provider);
       if (provider === undefined) {
-        const defined = [...providers.keys()];
-        const hint = defined.length > 0 ? `defined providers: ${defined.join(', ')}` : 'no auth.providers are defined';
-        report(['routes', index, 'auth', 'provider'], `unknown provider ${JSON.stringify(route.auth.provider)} (${hint})`);
+        report(['routes', index, 'auth', 'provider'],
+          unknownNameMessage('provider', route.auth.provider, [...providers.keys()], 'no auth.providers are defined'));
         return [];
       }
       if (provider === null) return []; // its problems are reported at auth.providers

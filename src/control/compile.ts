@@ -12,19 +12,21 @@ import type {
   RewritePart,
 } from '../shared/compiled-config.js';
 import { methodMask, methodsInMask, OTHER_METHOD_BIT, ANY_METHOD_MASK } from '../shared/methods.js';
-import { ConfigError, issueAt, type ConfigIssue, type KeyPath, type LineLocator } from './config-error.js';
+import { ConfigError, formatKeyPath, issueAt, unknownNameMessage, type ConfigIssue, type KeyPath, type LineLocator } from './config-error.js';
 import {
   parsePathPattern,
   parseRewrite,
   parseStripPrefix,
   parseTarget,
-  validateRawConfig,
+  parseRawConfig,
+  NAME_PATTERN,
   type Parsed,
   type PathPattern,
   type RawConfig,
   type RawConfigInput,
   type RawRoute,
   type RawService,
+  type SchemaIssue,
 } from './config-schema.js';
 import { compileAuth } from './auth-compile.js';
 import { compileRateLimits, DEFAULT_RATE_LIMIT_KEYS } from './rate-limit-compile.js';
@@ -42,7 +44,7 @@ type Report = (path: KeyPath, message: string) => void;
  * paths to line numbers when the config came from a file. Throws ConfigError.
  */
 export function compileConfig(raw: RawConfigInput, file: string, locate?: LineLocator): CompiledConfig {
-  return compileValidatedConfig(validateRawConfig(raw, file, locate), file, locate);
+  return compileValidatedConfig(validateConfig(raw, file, locate), file, locate);
 }
 
 /**
@@ -64,6 +66,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const rateLimits = compileRateLimits(config, report);
   routes.forEach((route, index) => { if (route) route.filters.push(...rateLimits.filtersFor(config.routes[index], index)); });
   checkAdminListen(config, report);
+  checkSelfTargets(config, report);
 
   if (issues.length > 0) throw new ConfigError(issues);
   return {
@@ -171,9 +174,7 @@ function compileRoute(
 
   const service = serviceIndexByName.get(route.service);
   if (service === undefined) {
-    const defined = [...serviceIndexByName.keys()];
-    const hint = defined.length > 0 ? `defined services: ${defined.join(', ')}` : 'no services are defined';
-    fail(at('service'), `unknown service ${JSON.stringify(route.service)} (${hint})`);
+    fail(at('service'), unknownNameMessage('service', route.service, [...serviceIndexByName.keys()], 'no services are defined'));
   }
 
   if (route.strip_prefix !== undefined && route.rewrite !== undefined) {
@@ -242,6 +243,45 @@ function checkAdminListen(config: RawConfig, report: Report): void {
   }
 }
 
+/**
+ * Target hosts that connect to a listener on `host`: itself, and for a loopback or wildcard
+ * listener the names of this machine's loopback (a wildcard listener accepts connections to
+ * 127.x; `::` also IPv4 ones; connecting to 0.0.0.0 or :: reaches the loopback).
+ */
+function hostsReaching(host: string): (target: string) => boolean {
+  const h = host.toLowerCase();
+  const ipv4Loopback = (t: string) => /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(t);
+  const any4 = (t: string) => ipv4Loopback(t) || t === 'localhost' || t === '0.0.0.0';
+  const any6 = (t: string) => t === '::1' || t === 'localhost' || t === '::';
+  if (h === '0.0.0.0') return any4;
+  if (h === '::') return (t) => any4(t) || any6(t);
+  if (h === 'localhost') return (t) => t === '127.0.0.1' || t === '0.0.0.0' || any6(t);
+  if (h === '127.0.0.1') return (t) => t === h || t === 'localhost' || t === '0.0.0.0';
+  if (h === '::1') return any6;
+  return (t) => t === h;
+}
+
+/** No service target is Lobby's own admin API or data-plane listener (a request loop). */
+function checkSelfTargets(config: RawConfig, report: Report): void {
+  const listeners = [
+    { reaches: hostsReaching(config.server.host), port: config.server.port,
+      what: `Lobby's own listener (server.host ${config.server.host}, server.port ${config.server.port}): every request would loop through the gateway` },
+  ];
+  if (config.admin) {
+    listeners.push({ reaches: hostsReaching(config.admin.host), port: config.admin.port,
+      what: `Lobby's own admin API (admin.host ${config.admin.host}, admin.port ${config.admin.port}): requests would reach the admin listener, not an upstream` });
+  }
+  for (const [name, service] of Object.entries(config.services)) {
+    service.targets.forEach((raw, index) => {
+      const url = new URL(raw); // the schema checked it (parseTarget)
+      const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+      const port = url.port === '' ? 80 : Number(url.port);
+      const listener = listeners.find((l) => l.port === port && l.reaches(host));
+      if (listener) report(['services', name, 'targets', index], `${raw} is ${listener.what}`);
+    });
+  }
+}
+
 /** Rules across routes: unique names, and no two routes that would match the same requests. */
 function checkRouteSet(routes: readonly RawRoute[], report: Report): void {
   const firstIndexByName = new Map<string, number>();
@@ -271,4 +311,155 @@ function checkRouteSet(routes: readonly RawRoute[], report: Report): void {
     earlier.push({ index, methodMask: mask });
     earlierBySlot.set(slot, earlier);
   });
+}
+
+// ---------------------------------------------------------------------------------------
+// Every error in one pass. When the schema fails, the rules between values still run, on a
+// copy of the config in which each part that failed is replaced by a neutral stand-in:
+//   - an unknown key is dropped (it changes nothing);
+//   - a service, limit or provider that failed becomes a placeholder under its name, so
+//     references to it resolve, and nothing is reported under it;
+//   - a route keeps the fields that passed; a field that failed is dropped, and nothing is
+//     reported under it (nor under rate_limit when auth failed: claim limits need it);
+//   - a failed server.host/port, admin or redis section takes part in no rule.
+// Issues that could be echoes of a schema issue (a route naming a service whose name failed)
+// are left out, so every issue reported is a real, separate mistake.
+
+/** validateRawConfig, whose ConfigError also lists the issues between values (see above). */
+export function validateConfig(value: unknown, file: string, locate?: LineLocator): RawConfig {
+  const result = parseRawConfig(value);
+  if (result.ok) return result.config;
+  const issues = result.issues.map((issue) => issueAt(file, issue.path, issue.message, locate));
+  throw new ConfigError([...issues, ...issuesBetweenValues(value, result.issues, file, locate)]);
+}
+
+type Mapping = Record<string, unknown>;
+const isMapping = (value: unknown): value is Mapping => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+// Stand-ins that pass the schema and the rules between values on their own.
+const placeholderService = (): Mapping => ({ targets: ['http://placeholder.invalid:1'] });
+const placeholderLimit = (): Mapping => ({ key: 'ip', rate: 1 });
+const placeholderProvider = (name: string): Mapping => ({ name, issuer: '-', algorithms: ['RS256'], jwks_uri: 'http://placeholder.invalid/' });
+// `.` cannot start a name people write in YAML without meaning it, so no real route collides.
+const placeholderRouteName = (index: number) => `.unparsed-route-${index}`;
+
+function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[], file: string, locate?: LineLocator): ConfigIssue[] {
+  if (!isMapping(input)) return [];
+  const value = structuredClone(input);
+  const suppressed: KeyPath[] = [];
+  const failedNames = { services: new Set<string>(), limits: new Set<string>(), providers: new Set<string>() };
+  const touchedRoutes = new Set<number>();
+  let allProvidersFailed = false;
+  let neutralListen = false;
+
+  for (const issue of schemaIssues) {
+    const [section, key, field] = issue.path;
+    if (issue.unknownKey) {
+      const parent = issue.path.slice(0, -1).reduce<unknown>((node, segment) => (node as Mapping | undefined)?.[segment], value);
+      if (isMapping(parent)) delete parent[issue.path[issue.path.length - 1]];
+      continue;
+    }
+    switch (section) {
+      case 'server':
+        if (key === undefined || key === 'host' || key === 'port') neutralListen = true;
+        if (key === undefined || !isMapping(value.server)) value.server = {};
+        else delete value.server[key];
+        break;
+      case 'services':
+      case 'rate_limits': {
+        const names = section === 'services' ? failedNames.services : failedNames.limits;
+        const entries = value[section];
+        if (key === undefined || !isMapping(entries)) {
+          for (const name of isMapping(entries) ? Object.keys(entries) : []) names.add(name);
+          value[section] = {};
+          break;
+        }
+        const name = String(key);
+        names.add(name);
+        suppressed.push([section, name]);
+        if (NAME_PATTERN.test(name)) entries[name] = section === 'services' ? placeholderService() : placeholderLimit();
+        else delete entries[name];
+        break;
+      }
+      case 'routes': {
+        if (typeof key !== 'number' || !Array.isArray(value.routes)) {
+          value.routes = [];
+          break;
+        }
+        touchedRoutes.add(key);
+        const route = value.routes[key];
+        if (field === undefined || !isMapping(route)) {
+          value.routes[key] = {};
+          suppressed.push(['routes', key]);
+          break;
+        }
+        delete route[field];
+        suppressed.push(['routes', key, field]);
+        if (field === 'auth') suppressed.push(['routes', key, 'rate_limit']);
+        break;
+      }
+      case 'auth': {
+        const auth = value.auth;
+        if (key === undefined || !isMapping(auth)) {
+          delete value.auth;
+          allProvidersFailed = true;
+        } else if (key !== 'providers') {
+          delete auth[key];
+        } else if (typeof field !== 'number' || !Array.isArray(auth.providers)) {
+          auth.providers = [];
+          allProvidersFailed = true;
+        } else {
+          const name = (auth.providers[field] as Mapping | undefined)?.name;
+          if (typeof name === 'string') failedNames.providers.add(name);
+          const valid = typeof name === 'string' && NAME_PATTERN.test(name);
+          auth.providers[field] = placeholderProvider(valid ? name : `.unparsed-provider-${field}`);
+          suppressed.push(['auth', 'providers', field]);
+        }
+        break;
+      }
+      case 'admin':
+      case 'redis':
+        delete value[section];
+        break;
+      default:
+        return []; // a shape this pass does not know how to mend: schema issues only
+    }
+  }
+
+  if (Array.isArray(value.routes)) {
+    value.routes.forEach((route: unknown, index: number) => {
+      if (!isMapping(route)) return;
+      if (touchedRoutes.has(index)) {
+        // What a route needs to pass the schema; the failed field's issues are suppressed.
+        route.name ??= placeholderRouteName(index);
+        route.match ??= {};
+        route.service ??= '';
+      }
+      if (typeof route.service === 'string' && failedNames.services.has(route.service)) suppressed.push(['routes', index, 'service']);
+      const provider = isMapping(route.auth) ? route.auth.provider : undefined;
+      if (provider !== undefined && (allProvidersFailed || failedNames.providers.has(String(provider)))) {
+        suppressed.push(['routes', index, 'auth'], ['routes', index, 'rate_limit']);
+      }
+      if (Array.isArray(route.rate_limit)) {
+        route.rate_limit.forEach((name: unknown, i: number) => {
+          if (failedNames.limits.has(String(name))) suppressed.push(['routes', index, 'rate_limit', i]);
+        });
+      }
+    });
+  }
+
+  const mended = parseRawConfig(value);
+  if (!mended.ok) return [];
+  // Port 0 matches no listener and no other port, so a failed host or port takes part in no rule.
+  if (neutralListen) mended.config.server.port = 0;
+  try {
+    compileValidatedConfig(mended.config, file, locate);
+    return [];
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const under = suppressed.map(formatKeyPath);
+    const isSuppressed = (path: string) =>
+      under.some((prefix) => path === prefix || path.startsWith(`${prefix}.`) || path.startsWith(`${prefix}[`));
+    return error.issues.filter((issue) => !isSuppressed(issue.path));
+  }
 }

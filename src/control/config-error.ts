@@ -68,3 +68,63 @@ export class ConfigError extends Error {
     this.issues = sorted;
   }
 }
+
+/**
+ * Edit distance with adjacent transpositions (Damerau-Levenshtein, optimal string alignment
+ * variant), case-insensitive: `workerz`→`workers` 1, `prefx`→`prefix` 1, `usres`→`users` 1.
+ */
+export function editDistance(a: string, b: string): number {
+  const s = a.toLowerCase();
+  const t = b.toLowerCase();
+  // Three rows suffice: a transposition looks back two rows.
+  let before = new Array<number>(t.length + 1).fill(0);
+  let previous = Array.from({ length: t.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= s.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= t.length; j++) {
+      const cost = s[i - 1] === t[j - 1] ? 0 : 1;
+      let d = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost);
+      if (i > 1 && j > 1 && s[i - 1] === t[j - 2] && s[i - 2] === t[j - 1]) d = Math.min(d, before[j - 2] + 1);
+      current.push(d);
+    }
+    before = previous;
+    previous = current;
+  }
+  return previous[t.length];
+}
+
+/**
+ * The candidate `name` is most likely a typo of, or undefined. Allowed distance: 1 for names
+ * of up to 4 characters (at 2, `auth` would "mean" `path`), 2 for longer ones, and always
+ * less than the name's length (`q` does not "mean" `p`); ties go to the candidate listed first.
+ */
+export function closestName(name: string, candidates: Iterable<string>): string | undefined {
+  const limit = Math.min(name.length <= 4 ? 1 : 2, name.length - 1);
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  for (const candidate of candidates) {
+    if (candidate === name) continue;
+    const distance = editDistance(name, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** ` did you mean "users"?` (with the leading space), or '' when no candidate is close. */
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  const closest = closestName(name, candidates);
+  return closest === undefined ? '' : ` did you mean ${JSON.stringify(closest)}?`;
+}
+
+/**
+ * The message for a reference to an undefined name, e.g. `unknown service "usres" (did you
+ * mean "users"? defined services: users, orders)`.
+ */
+export function unknownNameMessage(kind: string, name: string, defined: readonly string[], noneDefined: string): string {
+  const hint = defined.length > 0 ? `defined ${kind}s: ${defined.join(', ')}` : noneDefined;
+  const suggestion = didYouMean(name, defined).trim();
+  return `unknown ${kind} ${JSON.stringify(name)} (${suggestion === '' ? '' : `${suggestion} `}${hint})`;
+}

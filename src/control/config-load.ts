@@ -16,7 +16,7 @@ import {
   type Node as YamlNode,
 } from 'yaml';
 import type { CompiledConfig } from '../shared/compiled-config.js';
-import { compileConfig } from './compile.js';
+import { compileConfig, validateConfig } from './compile.js';
 import {
   ConfigError,
   formatKeyPath,
@@ -26,7 +26,7 @@ import {
   type KeyPath,
   type LineLocator,
 } from './config-error.js';
-import { validateRawConfig, type RawConfig } from './config-schema.js';
+import type { RawConfig } from './config-schema.js';
 
 export interface ParsedConfig {
   /** Validated config, env references substituted, defaults filled in. */
@@ -106,7 +106,7 @@ export function parseConfigDocument(text: string, file: string, env: NodeJS.Proc
   substituteEnvInNode(doc.contents, [], env, (path, message) => envIssues.push(issueAt(file, path, message, locate)));
   if (envIssues.length > 0) throw new ConfigError(envIssues);
 
-  return { raw: validateRawConfig(doc.toJS(), file, locate), locate };
+  return { raw: validateConfig(doc.toJS(), file, locate), locate };
 }
 
 // ---------------------------------------------------------------------------------------

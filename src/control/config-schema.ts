@@ -14,7 +14,7 @@ import { JWT_ALGORITHMS } from '../shared/auth-config.js';
 import { normalizePath } from '../shared/path-normalize.js';
 import { parseCidr } from '../shared/ip-cidr.js';
 import { DEFAULT_RATE_LIMIT_KEYS } from '../shared/rate-limit-config.js';
-import { ConfigError, issueAt, type ConfigIssue, type KeyPath, type LineLocator } from './config-error.js';
+import { ConfigError, didYouMean, issueAt, type KeyPath, type LineLocator } from './config-error.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -275,11 +275,19 @@ function rule(check: (value: string) => string | null) {
 }
 const errorOf = <T>(parsed: Parsed<T>): string | null => (parsed.ok ? null : parsed.error);
 
+/**
+ * The keys of each section by its unknown-key message: zod reports all unknown keys of a
+ * mapping in one issue, and toConfigIssues needs the allowed keys to suggest one per key.
+ */
+const ALLOWED_KEYS = new Map<string, readonly string[]>();
+
 /** A mapping with a fixed set of keys; an unknown key is reported with the allowed ones. */
 function section<Shape extends z.ZodRawShape>(shape: Shape) {
-  const allowed = Object.keys(shape).join(', ');
+  const keys = Object.keys(shape);
+  const message = `unknown key (allowed: ${keys.join(', ')})`;
+  ALLOWED_KEYS.set(message, keys);
   return z.strictObject(shape, {
-    error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown key (allowed: ${allowed})` : undefined),
+    error: (issue) => (issue.code === 'unrecognized_keys' ? message : undefined),
   });
 }
 
@@ -312,6 +320,9 @@ const serverSchema = section({
   trusted_proxies: z.array(z.string().superRefine(rule(checkCidr))).default([]),
   rate_limit_keys: z.number().int().min(16).max(MAX_RATE_LIMIT_KEYS).default(DEFAULT_RATE_LIMIT_KEYS),
   escaped_slashes: escapedSlashes.default('reject'),
+  // Start even when another process already listens on host:port (the workers always bind
+  // with SO_REUSEPORT, so both then share it): only for two instances on purpose.
+  reuse_port: z.boolean().default(false),
 });
 
 const timeoutsSchema = section({
@@ -523,8 +534,10 @@ function messageFor(issue: z.core.$ZodRawIssue): string | undefined {
       return issue.inclusive ? `must be at least ${issue.minimum}` : `must be greater than ${issue.minimum}`;
     case 'too_big':
       return issue.inclusive ? `must be at most ${issue.maximum}` : `must be less than ${issue.maximum}`;
-    case 'invalid_value':
-      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(issue.input)}`;
+    case 'invalid_value': {
+      const suggestion = typeof issue.input === 'string' ? didYouMean(issue.input, issue.values.map(String)) : '';
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(issue.input)}${suggestion ? `;${suggestion}` : ''}`;
+    }
     case 'invalid_key':
       return `invalid name: ${issue.issues[0]?.message ?? 'not allowed'}`;
     default:
@@ -532,21 +545,40 @@ function messageFor(issue: z.core.$ZodRawIssue): string | undefined {
   }
 }
 
-function toConfigIssues(issue: z.core.$ZodIssue, file: string, locate?: LineLocator): ConfigIssue[] {
+/** A schema issue at its key path; `unknownKey` for a key the mapping does not have. */
+export interface SchemaIssue {
+  path: KeyPath;
+  message: string;
+  unknownKey?: true;
+}
+
+function toSchemaIssues(issue: z.core.$ZodIssue): SchemaIssue[] {
   const path: KeyPath = issue.path.map((key) => (typeof key === 'symbol' ? String(key) : key));
   // One issue per unknown key, located at the key itself rather than at its parent.
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => issueAt(file, [...path, key], issue.message, locate));
+    const allowed = ALLOWED_KEYS.get(issue.message) ?? [];
+    return issue.keys.map((key) => {
+      const suggestion = didYouMean(key, allowed);
+      const message = suggestion === '' ? issue.message : issue.message.replace('unknown key', `unknown key,${suggestion}`);
+      return { path: [...path, key], message, unknownKey: true };
+    });
   }
-  return [issueAt(file, path, issue.message, locate)];
+  return [{ path, message: issue.message }];
+}
+
+/** The schema's verdict on a config value: the config with defaults, or every issue. */
+export function parseRawConfig(value: unknown): { ok: true; config: RawConfig } | { ok: false; issues: SchemaIssue[] } {
+  const result = configSchema.safeParse(value, { error: messageFor });
+  return result.success ? { ok: true, config: result.data } : { ok: false, issues: result.error.issues.flatMap(toSchemaIssues) };
 }
 
 /**
  * Validates a config value (parsed YAML, or JSON from an API) against the schema and fills
- * in defaults. Throws ConfigError listing every schema issue.
+ * in defaults. Throws ConfigError listing every schema issue (compile.ts validateConfig
+ * adds the issues of the rules between values).
  */
 export function validateRawConfig(value: unknown, file: string, locate?: LineLocator): RawConfig {
-  const result = configSchema.safeParse(value, { error: messageFor });
-  if (result.success) return result.data;
-  throw new ConfigError(result.error.issues.flatMap((issue) => toConfigIssues(issue, file, locate)));
+  const result = parseRawConfig(value);
+  if (result.ok) return result.config;
+  throw new ConfigError(result.issues.map((issue) => issueAt(file, issue.path, issue.message, locate)));
 }

@@ -20,10 +20,10 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import { log } from '../shared/log.js';
-import { compileValidatedConfig } from './compile.js';
+import { compileValidatedConfig, validateConfig } from './compile.js';
 import { ConfigError, issueAt, ROOT_PATH, type ConfigIssue, type KeyPath, type LineLocator } from './config-error.js';
 import { parseConfigDocument } from './config-load.js';
-import { validateRawConfig, type RawConfig } from './config-schema.js';
+import type { RawConfig } from './config-schema.js';
 import { renderConfigFile, writeFileAtomic } from './config-persist.js';
 
 /** Where a change came from (shown in /config/versions and logs). */
@@ -119,14 +119,14 @@ export interface ClusterLink {
 // Instance keys: where this process listens and how it reaches its peers. They come from
 // this instance's file, are read at start only and are never shared between instances.
 
-const LOCAL_SERVER_KEYS = ['host', 'port', 'workers'] as const;
+const LOCAL_SERVER_KEYS = ['host', 'port', 'workers', 'reuse_port'] as const;
 const LOCAL_SECTIONS = ['admin', 'redis'] as const;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The config minus instance keys (server.host/port/workers, admin, redis). */
+/** The config minus instance keys (server.host/port/workers/reuse_port, admin, redis). */
 export function sharedPart(raw: RawConfig): SharedConfig {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) {
@@ -592,7 +592,7 @@ export class ConfigStore {
 
   /** Validates and compiles a whole config input; refuses changes of instance keys. Throws ConfigError. */
   private prepare(input: unknown, file: string, locate?: LineLocator): Prepared {
-    const raw = validateRawConfig(input, file, locate);
+    const raw = validateConfig(input, file, locate);
     const issues = localKeyIssues(raw, this.live.raw, file, locate);
     let compiled: CompiledConfig | null = null;
     try {

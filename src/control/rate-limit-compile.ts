@@ -8,7 +8,7 @@
 import type { CompiledFilter } from '../shared/compiled-config.js';
 import type { CompiledRateLimit, CompiledRateLimitRuntime, RateLimitFilterConfig, RateLimitKey } from '../shared/rate-limit-config.js';
 import { limitIdOf } from '../shared/bucket-table.js';
-import type { KeyPath } from './config-error.js';
+import { unknownNameMessage, type KeyPath } from './config-error.js';
 import { parsePer, type RawConfig, type RawRateLimit, type RawRoute } from './config-schema.js';
 
 type Report = (path: KeyPath, message: string) => void;
@@ -89,8 +89,7 @@ export function compileRateLimits(config: RawConfig, report: Report): CompiledRa
         const limit = limits.get(name);
         if (!limit) {
           if (!Object.hasOwn(config.rate_limits, name)) {
-            const defined = Object.keys(config.rate_limits);
-            report(at(i), `unknown limit ${JSON.stringify(name)} (${defined.length > 0 ? `defined limits: ${defined.join(', ')}` : 'no rate_limits are defined'})`);
+            report(at(i), unknownNameMessage('limit', name, Object.keys(config.rate_limits), 'no rate_limits are defined'));
           }
           return;
         }

@@ -8,6 +8,7 @@
 //   3. only when every worker is prepared, store the generation number in the control block
 //      (Atomics.store): from the next request on, every worker uses it.
 // In-flight requests keep the generation they started with.
+import { createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import type { FromWorker, ToWorker, WorkerBoot } from '../shared/messages.js';
@@ -15,6 +16,7 @@ import { CONTROL_SLOTS, createControlBlock } from '../shared/control-block.js';
 import { encodeRouteTable } from '../shared/route-table.js';
 import { encodeRouteData } from '../shared/route-data.js';
 import { log } from '../shared/log.js';
+import { formatListen } from './check.js';
 import { JwksManager } from './jwks.js';
 import { RateLimitSync } from './rate-limit-sync.js';
 
@@ -75,6 +77,25 @@ class WorkerHandle {
       this.waiters.push(waiter);
     });
   }
+}
+
+/**
+ * Fails when another process already listens on host:port. The workers bind with SO_REUSEPORT
+ * (uWS always sets it), so a second gateway on the same port would silently share it; this
+ * bind has no SO_REUSEPORT, so the kernel refuses it while any listener holds the port.
+ */
+export function probeListenPort(host: string, port: number): Promise<void> {
+  const address = formatListen(host, port);
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new Error(err.code === 'EADDRINUSE'
+        ? `${address} is already in use by another process (another Lobby?). Stop that process or choose another ` +
+          'server.port; to share the port on purpose (e.g. blue/green on one host), set server.reuse_port: true'
+        : `cannot listen on ${address} (${err.code ?? err.message})`));
+    });
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 export interface SupervisorOptions {

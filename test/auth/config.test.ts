@@ -124,7 +124,7 @@ describe('rejected auth configs', () => {
   const route = (provider: string) => `routes: [ { name: r, match: { prefix: / }, service: s, auth: { provider: ${provider} } } ]\n`;
 
   it('an unknown provider', () => {
-    assert.deepEqual(issues(PROVIDER + route('mian')), ['routes[0].auth.provider: unknown provider "mian" (defined providers: main)']);
+    assert.deepEqual(issues(PROVIDER + route('mian')), ['routes[0].auth.provider: unknown provider "mian" (did you mean "main"? defined providers: main)']);
     assert.deepEqual(issues(route('main')), ['routes[0].auth.provider: unknown provider "main" (no auth.providers are defined)']);
   });
 
@@ -179,6 +179,8 @@ routes: [ { name: r, match: { prefix: / }, service: s, auth: { provider: p, scop
       'auth.providers[0].claims_to_headers.sub: cannot be "Host": the gateway or HTTP owns that header',
       'auth.providers[0].claims_to_headers.tenant: must be an HTTP header name (letters, digits and !#$%&\'*+.^`|~-)',
       'auth.providers[0].claims_to_headers.email: must not contain "_" (some servers read X_User as X-User; use "-")',
+      // Reported in the same pass: provider 0 failed the schema, but its name still counts.
+      'auth.providers[1].name: duplicate provider name "p" (also auth.providers[0])',
       'routes[0].auth.scopes[0]: must be a scope token: visible ASCII without spaces, " or \\',
       'routes[0].auth.scopes[1]: must be a scope token: visible ASCII without spaces, " or \\',
     ]);

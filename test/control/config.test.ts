@@ -9,7 +9,7 @@ import type { CompiledConfig } from '../../src/shared/compiled-config.js';
 import { ANY_METHOD_MASK, methodMask, OTHER_METHOD_BIT } from '../../src/shared/methods.js';
 import { runCheck } from '../../src/control/check.js';
 import { compileConfig } from '../../src/control/compile.js';
-import { ConfigError, formatKeyPath, type ConfigIssue } from '../../src/control/config-error.js';
+import { closestName, ConfigError, editDistance, formatKeyPath, type ConfigIssue } from '../../src/control/config-error.js';
 import { loadConfigFile, loadConfigText, parseConfigText, substituteEnv } from '../../src/control/config-load.js';
 
 const FILE = 'config/gateway.yaml';
@@ -633,6 +633,118 @@ routes:
   });
 });
 
+describe('config: schema and reference errors in one pass', () => {
+  it('a file with five mistakes reports exactly those five, with file, line, path and problem', () => {
+    const issues = issuesOf(`server:
+  workerz: 2
+services:
+  users:
+    targets: ["http://127.0.0.1:9001"]
+    balance: round_robbin
+  orders:
+    targets: ["http://127.0.0.1:9002"]
+rate_limits:
+  per_ip: { key: ip, rate: 10 }
+routes:
+  - name: users
+    match: { prefix: /v1/users }
+    service: usres
+  - name: orders
+    match: { prefix: /v1/orders }
+    service: orders
+    rate_limit: [per_ipp]
+  - name: users
+    match: { prefix: /v1/other }
+    service: orders
+`);
+    assert.deepEqual(issues.map((i) => [i.file, i.line, i.path, i.message]), [
+      [FILE, 2, 'server.workerz', 'unknown key, did you mean "workers"? (allowed: host, port, workers, limits, drain_timeout_ms, trusted_proxies, rate_limit_keys, escaped_slashes, reuse_port)'],
+      [FILE, 6, 'services.users.balance', 'must be one of "round_robin", "least_request", got the string "round_robbin"; did you mean "round_robin"?'],
+      [FILE, 14, 'routes[0].service', 'unknown service "usres" (did you mean "users"? defined services: users, orders)'],
+      [FILE, 18, 'routes[1].rate_limit[0]', 'unknown limit "per_ipp" (did you mean "per_ip"? defined limits: per_ip)'],
+      [FILE, 19, 'routes[2].name', 'duplicate route name "users" (also routes[0])'],
+    ]);
+  });
+
+  it('a route with a schema error still has its references checked', () => {
+    const issues = issuesOf(withRoutes('  - { name: r, match: { prefix: v1 }, service: nope, strip_prefx: /v1 }\n'));
+    assert.deepEqual(issues.map((i) => i.path), ['routes[0].match.prefix', 'routes[0].strip_prefx', 'routes[0].service']);
+    assert.match(issues[1].message, /^unknown key, did you mean "strip_prefix"\?/);
+  });
+
+  it('reports no echoes of a schema error: references to a part that failed resolve', () => {
+    // A service, a limit and a provider that fail the schema still exist by name.
+    const issues = issuesOf(`services:
+  s: { targets: ["http://127.0.0.1:9001"], balance: random }
+  "bad name": { targets: ["http://127.0.0.1:9002"] }
+rate_limits:
+  per_user: { key: "claim:sub", rate: 0 }
+  by_sub: { key: "claim:sub", rate: 5 }
+auth:
+  providers:
+    - { name: p, issuer: i, algorithms: [RS999], jwks_uri: "http://127.0.0.1:1/k", claims_to_headers: { sub: X-User } }
+routes:
+  - { name: a, match: { prefix: /a }, service: s, rate_limit: [per_user] }
+  - { name: b, match: { prefix: /b }, service: "bad name" }
+  - { name: c, match: { prefix: /c }, service: s, auth: { provider: p }, rate_limit: [by_sub] }
+  - { name: d, match: { prefix: /d }, service: s, rate_limit: [by_sub] }
+`);
+    assert.deepEqual(issues.map((i) => i.path), [
+      'services.s.balance',
+      'services["bad name"]',
+      'rate_limits.per_user.rate',
+      'auth.providers[0].algorithms[0]',
+      // The one real reference mistake: a claim limit on a route without auth.
+      'routes[3].rate_limit[0]',
+    ]);
+    assert.match(issues[4].message, /keyed by claim:sub, but the route has no auth/);
+  });
+
+  it('suggests only close names: distance <= 2, <= 1 for names of up to 4 characters', () => {
+    assert.equal(editDistance('usres', 'users'), 1); // a transposition is one edit
+    assert.equal(editDistance('Users', 'users'), 0);
+    assert.equal(closestName('ordrs', ['users', 'orders']), 'orders');
+    assert.equal(closestName('odrs', ['orders']), undefined); // 4 characters, distance 2
+    assert.equal(closestName('q', ['p']), undefined);
+    assert.equal(closestName('billing', ['users', 'orders']), undefined);
+    const [issue] = issuesOf(withRoutes('  - { name: r, match: { prefix: /a }, service: billing }\n'));
+    assert.equal(issue.message, 'unknown service "billing" (defined services: s)');
+  });
+});
+
+describe('config: targets that are Lobby itself', () => {
+  const services = (targets: string[]) => `services:\n  x:\n    targets: [${targets.map((t) => JSON.stringify(t)).join(', ')}]\n`;
+  const paths = (text: string) => issuesOf(text).map((i) => [i.path, i.message]);
+
+  it('refuses a target that is the admin listener (loopback equivalents included)', () => {
+    const text = `server: { host: 127.0.0.1, port: 8080 }\nadmin: { host: 127.0.0.1, port: 9901 }\n` +
+      services(['http://127.0.0.1:9901', 'http://localhost:9901', 'http://0.0.0.0:9901', 'http://127.0.0.1:9902', 'http://10.1.2.3:9901']);
+    assert.deepEqual(paths(text), [
+      ['services.x.targets[0]', 'http://127.0.0.1:9901 is Lobby\'s own admin API (admin.host 127.0.0.1, admin.port 9901): requests would reach the admin listener, not an upstream'],
+      ['services.x.targets[1]', 'http://localhost:9901 is Lobby\'s own admin API (admin.host 127.0.0.1, admin.port 9901): requests would reach the admin listener, not an upstream'],
+      ['services.x.targets[2]', 'http://0.0.0.0:9901 is Lobby\'s own admin API (admin.host 127.0.0.1, admin.port 9901): requests would reach the admin listener, not an upstream'],
+    ]);
+  });
+
+  it('an admin API on a wildcard address is reached through every loopback name', () => {
+    const text = `admin: { host: "::", port: 9901, token: "0123456789abcdef" }\n` +
+      services(['http://127.0.0.5:9901', 'http://[::1]:9901', 'http://localhost:9901', 'http://[::1]:9000']);
+    assert.deepEqual(issuesOf(text).map((i) => i.path), ['services.x.targets[0]', 'services.x.targets[1]', 'services.x.targets[2]']);
+    // 0.0.0.0 is IPv4 only: ::1 does not reach it.
+    const v4 = `admin: { host: 0.0.0.0, port: 9901, token: "0123456789abcdef" }\n` + services(['http://[::1]:9901', 'http://127.0.0.1:9901']);
+    assert.deepEqual(issuesOf(v4).map((i) => i.path), ['services.x.targets[1]']);
+  });
+
+  it('refuses a target that is the data-plane listener (a request loop)', () => {
+    const text = `server: { port: 8080 }\n` + services(['http://127.0.0.1:8080', 'http://127.0.0.1:8081']);
+    assert.deepEqual(paths(text), [
+      ['services.x.targets[0]', 'http://127.0.0.1:8080 is Lobby\'s own listener (server.host 0.0.0.0, server.port 8080): every request would loop through the gateway'],
+    ]);
+    // server.port defaults to 8080, and http:// to port 80.
+    assert.deepEqual(issuesOf(`server: { port: 80 }\n` + services(['http://localhost'])).map((i) => i.path), ['services.x.targets[0]']);
+  });
+});
+
 describe('config: API-style objects (no file, no lines)', () => {
   it('compileConfig validates a plain object with the same rules', () => {
     const config = compileConfig(
@@ -648,6 +760,7 @@ describe('config: API-style objects (no file, no lines)', () => {
         assert.ok(error instanceof ConfigError);
         assert.equal(error.message, [
           'admin-api routes[0].match.prefix: must start with "/"',
+          'admin-api routes[0].service: unknown service "s" (no services are defined)',
         ].join('\n'));
         return true;
       },
@@ -724,8 +837,9 @@ describe('config: files', () => {
     assert.equal(await runCheck(file, out, err), 1);
     assert.equal(out.text, '');
     assert.ok(err.text.includes(`${file}:5 routes[0].match.prefix: must start with "/"`), err.text);
+    assert.ok(err.text.includes(`${file}:5 routes[0].service: unknown service "nope" (defined services: s)`), err.text);
     assert.ok(err.text.includes(`${file}:6 routes[1].bogus: unknown key`), err.text);
-    assert.ok(err.text.includes('invalid configuration (2 issues)'), err.text);
+    assert.ok(err.text.includes('invalid configuration (3 issues)'), err.text);
   });
 
   it('the example configs load (so they never rot)', async () => {

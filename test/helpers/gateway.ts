@@ -24,12 +24,14 @@ export interface Gateway {
 export interface GatewayOptions {
   env?: Record<string, string>;
   readyPath?: string;
+  /** Listen port (default: a free one). */
+  port?: number;
 }
 
 /** `yamlBody` is the config with `__PORT__` where the listen port goes. */
 export async function startGateway(yamlBody: string, opts: GatewayOptions = {}): Promise<Gateway> {
   const dir = await mkdtemp(join(tmpdir(), 'lobby-test-'));
-  const port = await freePort();
+  const port = opts.port ?? await freePort();
   const configFile = join(dir, 'gateway.yaml');
   await writeFile(configFile, yamlBody.replaceAll('__PORT__', String(port)));
   const proc = spawn(process.execPath, [MAIN_JS, 'start', '--config', configFile], {
