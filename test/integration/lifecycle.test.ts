@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { Agent, request } from 'undici';
 import { MAIN_JS, startGateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { freePort } from '../helpers/ports.js';
 
 let up: Upstream;
 
@@ -169,8 +170,16 @@ routes:
   });
 
   it('refuses to start on the pure-JS uWebSockets.js fallback', async () => {
-    const r = await run(['start', '--config', 'config/gateway.yaml'], { UWS_USE_FALLBACK: '1' });
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /native uWebSockets\.js/);
+    // On a free port: the port probe runs first, and 8080 may be taken on this machine.
+    const dir = await mkdtemp(join(tmpdir(), 'lobby-fallback-'));
+    try {
+      const file = join(dir, 'gateway.yaml');
+      await writeFile(file, `server: { host: 127.0.0.1, port: ${await freePort()} }\nservices: { up: { targets: ["${up.origin}"] } }\nroutes: [ { name: all, match: { prefix: / }, service: up } ]\n`);
+      const r = await run(['start', '--config', file], { UWS_USE_FALLBACK: '1' });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /native uWebSockets\.js/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
