@@ -3,7 +3,7 @@
 // operator sees what each route really does.
 
 import type { CompiledConfig, CompiledRoute, RewritePart } from '../shared/compiled-config.js';
-import { ANY_METHOD_MASK, methodsInMask, OTHER_METHOD_BIT } from '../shared/methods.js';
+import { DEFAULT_METHOD_MASK, methodsInMask, OTHER_METHOD_BIT } from '../shared/methods.js';
 import { ConfigError } from './config-error.js';
 import { loadConfig } from './config-load.js';
 
@@ -59,7 +59,7 @@ export function formatRouteTable(config: CompiledConfig): string {
 }
 
 function formatMethods(mask: number): string {
-  if (mask === ANY_METHOD_MASK) return '*';
+  if (mask === DEFAULT_METHOD_MASK) return '*';
   const names = methodsInMask(mask);
   // Non-standard methods share one bit, so a route listing PURGE accepts any of them.
   if (mask & OTHER_METHOD_BIT) names.push('(other)');

@@ -11,7 +11,7 @@ import type {
   CompiledService,
   RewritePart,
 } from '../shared/compiled-config.js';
-import { methodMask, methodsInMask, OTHER_METHOD_BIT, ANY_METHOD_MASK } from '../shared/methods.js';
+import { methodMask, methodsInMask, OTHER_METHOD_BIT, DEFAULT_METHOD_MASK } from '../shared/methods.js';
 import { ConfigError, formatKeyPath, issueAt, unknownNameMessage, type ConfigIssue, type KeyPath, type LineLocator } from './config-error.js';
 import {
   parsePathPattern,
@@ -227,7 +227,7 @@ function compileRoute(
 }
 
 function describeMethods(mask: number): string {
-  if (mask === ANY_METHOD_MASK) return 'any method';
+  if (mask === DEFAULT_METHOD_MASK) return 'any method';
   const names = methodsInMask(mask);
   if (mask & OTHER_METHOD_BIT) names.push('non-standard methods');
   return names.join(', ');

@@ -3,8 +3,11 @@
 export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
 export type KnownMethod = (typeof METHODS)[number];
 export const OTHER_METHOD_BIT = 1 << METHODS.length;
-/** Mask meaning "any method" (a route with no `methods` list). */
+/** Mask of every method. */
 export const ANY_METHOD_MASK = (OTHER_METHOD_BIT << 1) - 1;
+/** A route with no `methods` list: every method but TRACE, which echoes the request (and
+ * so any credential in it) back; nginx refuses it too. A route that lists TRACE allows it. */
+export const DEFAULT_METHOD_MASK = ANY_METHOD_MASK & ~(1 << METHODS.indexOf('TRACE'));
 
 const bitByMethod = new Map<string, number>(METHODS.map((m, i) => [m, 1 << i]));
 
@@ -13,9 +16,9 @@ export function methodBit(method: string): number {
   return bitByMethod.get(method) ?? OTHER_METHOD_BIT;
 }
 
-/** Mask of a list of method names; null or empty list means any method. */
+/** Mask of a list of method names; null or empty list means any method but TRACE. */
 export function methodMask(methods: readonly string[] | null | undefined): number {
-  if (!methods || methods.length === 0) return ANY_METHOD_MASK;
+  if (!methods || methods.length === 0) return DEFAULT_METHOD_MASK;
   let mask = 0;
   for (const m of methods) mask |= methodBit(m);
   return mask;

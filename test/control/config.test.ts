@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import type { CompiledConfig } from '../../src/shared/compiled-config.js';
-import { ANY_METHOD_MASK, methodMask, OTHER_METHOD_BIT } from '../../src/shared/methods.js';
+import { DEFAULT_METHOD_MASK, methodMask, OTHER_METHOD_BIT } from '../../src/shared/methods.js';
 import { runCheck } from '../../src/control/check.js';
 import { compileConfig } from '../../src/control/compile.js';
 import { closestName, ConfigError, editDistance, formatKeyPath, type ConfigIssue } from '../../src/control/config-error.js';
@@ -113,7 +113,7 @@ describe('config: the issue example', () => {
         {
           name: 'user-v2',
           service: 0,
-          match: { kind: 'template', path: '/v2/users/{id}', host: 'api.example.com', methodMask: ANY_METHOD_MASK },
+          match: { kind: 'template', path: '/v2/users/{id}', host: 'api.example.com', methodMask: DEFAULT_METHOD_MASK },
           paramNames: ['id'],
           stripPrefix: null,
           rewrite: [{ literal: '/users/' }, { param: 0 }],
@@ -154,7 +154,7 @@ describe('config: defaults and extra keys', () => {
     assert.deepEqual(config.routes[0], {
       name: 'r',
       service: 0,
-      match: { kind: 'prefix', path: '/', host: null, methodMask: ANY_METHOD_MASK },
+      match: { kind: 'prefix', path: '/', host: null, methodMask: DEFAULT_METHOD_MASK },
       paramNames: [],
       stripPrefix: null,
       rewrite: null,

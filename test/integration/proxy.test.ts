@@ -101,6 +101,9 @@ routes:
     match: { prefix: /special }
     service: special
     strip_prefix: /special
+  - name: traced
+    match: { prefix: /traced, methods: [GET, TRACE] }
+    service: users
 `);
 });
 
@@ -158,6 +161,19 @@ describe('routing', () => {
     assert.equal(r.status, 405);
     assert.equal(r.headers.allow, 'GET, POST, PUT, DELETE');
     assert.equal(r.json().error.code, 'method_not_allowed');
+  });
+
+  it('answers TRACE 405 on a route without a methods list (as nginx does), forwards it where a route lists it', async () => {
+    const refused = await rawRequest(gw.port, 'TRACE /v1/orders/1 HTTP/1.1\r\nHost: a\r\nCookie: secret=1\r\n\r\n');
+    assert.equal(refused.status, 405, refused.raw);
+    assert.match(refused.body, /"code":"method_not_allowed"/);
+    assert.doesNotMatch(refused.headers.get('allow')![0], /TRACE/);
+    assert.match(refused.headers.get('allow')![0], /GET/);
+    const before = orders.received.length;
+    assert.equal(orders.received.length, before, 'TRACE never reached the upstream');
+    const listed = await rawRequest(gw.port, 'TRACE /traced/x HTTP/1.1\r\nHost: a\r\n\r\n');
+    assert.equal(listed.status, 200, listed.raw);
+    assert.equal(JSON.parse(listed.body).method, 'TRACE');
   });
 });
 
