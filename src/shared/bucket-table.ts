@@ -19,7 +19,8 @@
 //     nanoseconds, no allocation or call inside), so two workers taking from one bucket at
 //     once serialize;
 //   - inserting and evicting entries change the table's shape: they run under the table's
-//     writer lock (one inserter at a time), so a key is never inserted twice;
+//     writer lock (one inserter at a time), so a key is never inserted twice; an insert hands
+//     the entry back locked, so no eviction can come between it and the take;
 //   - lookups take no table lock: slots go EMPTY → LIVE ⇄ TOMBSTONE and never back to EMPTY,
 //     so a probe may stop at the first EMPTY slot; a lookup that found its key re-checks the
 //     key under the entry lock (the entry may have been evicted and reused in between).

@@ -279,7 +279,7 @@ describe('rate limiting on one instance', () => {
   it('refuses a request carrying a key header twice (400 invalid_rate_limit_key), before the upstream', async () => {
     const k = `dup-${Date.now()}`;
     const before = up.received.length;
-    for (const headers of [['x-k', k, 'x-k', `${k}-other`], ['x-k', k, 'x-k', k]]) {
+    for (const headers of [['x-k', k, 'x-k', `${k}-other`], ['x-k', k, 'x-k', k], ['x-k', '', 'x-k', k]]) {
       const r = await get('/steady', headers);
       assert.equal(r.status, 400);
       const body = JSON.parse(r.text);

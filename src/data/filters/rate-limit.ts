@@ -147,12 +147,14 @@ class RateLimitFilter implements Filter {
     }
     const name = this.keyHeader[i];
     const h = ctx.headers;
-    let key: string | null = ''; // no key: every such request shares one anonymous bucket
+    let key = ''; // no key: every such request shares one anonymous bucket
+    let found = false;
     // Every header is looked at (not just up to the first match): with two copies the upstream
     // could read another key than the one limited, so two copies are refused.
     for (let j = 0; j < h.length; j += 2) {
       if (h[j] !== name) continue;
-      if (key !== '') return null;
+      if (found) return null;
+      found = true;
       key = h[j + 1];
     }
     return key;
