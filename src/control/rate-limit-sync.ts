@@ -354,6 +354,7 @@ export class RateLimitSync {
         keys: t.live,
         inserts: t.counter(H.INSERTS),
         evictions: t.counter(H.EVICTIONS),
+        evicted_active: t.counter(H.EVICTED_ACTIVE),
         refused_full: t.counter(H.FULL),
       },
       redis: this.settings === null ? null : {

@@ -19,7 +19,8 @@
 //     nanoseconds, no allocation or call inside), so two workers taking from one bucket at
 //     once serialize;
 //   - inserting and evicting entries change the table's shape: they run under the table's
-//     writer lock (one inserter at a time), so a key is never inserted twice;
+//     writer lock (one inserter at a time), so a key is never inserted twice; an insert hands
+//     the entry back locked, so no eviction can come between it and the take;
 //   - lookups take no table lock: slots go EMPTY → LIVE ⇄ TOMBSTONE and never back to EMPTY,
 //     so a probe may stop at the first EMPTY slot; a lookup that found its key re-checks the
 //     key under the entry lock (the entry may have been evicted and reused in between).
@@ -27,8 +28,12 @@
 //     supervisor releases whatever it held (releaseOwner), so a crash cannot wedge a bucket.
 //
 // Capacity is fixed when the buffer is created. An insert that finds no free slot in its probe
-// window evicts an idle entry there (one whose bucket has refilled and that has nothing left
-// to sync: dropping it loses nothing); if none is idle, the request is refused (FULL → 503).
+// window evicts an entry of that window (see insert()): an idle one if there is one (its bucket
+// has refilled and it has nothing left to sync: dropping it loses nothing), else the least
+// recently used one among those it may take: entries of its own limit, or of a limit holding
+// more than its share of the table (capacity / limits with entries). Only when the window holds
+// neither is the request refused (FULL → 503). Each limit thus keeps its share against a flood
+// of distinct keys of another limit.
 
 export const MAGIC = 0x4c524c31; // "LRL1"
 export const HEADER_WORDS = 64;
@@ -56,6 +61,10 @@ export const H = {
   FULL: 6,
   EVICTIONS: 7,
   INSERTS: 8,
+  /** Limits with at least one live entry (the divisor of the per-limit share). */
+  ACTIVE_LIMITS: 9,
+  /** Evictions of entries that were not idle (the table was full: LRU eviction). */
+  EVICTED_ACTIVE: 10,
 } as const;
 
 export const REDIS_STATE = { OFF: 0, OK: 1, DOWN: 2 } as const;
@@ -101,6 +110,8 @@ export const S = {
   FULL: 4,
   /** Refused because Redis is down and on_redis_error is deny. */
   UNAVAILABLE: 5,
+  /** Live entries of the limit (changed under the writer lock). */
+  LIVE: 6,
 } as const;
 
 export const TAKE_ADMITTED = 0;
@@ -300,39 +311,85 @@ export class BucketTable {
     return -1;
   }
 
-  /** Inserts (or finds, if another thread was first) the entry; -1 when the window is full. */
+  /** Home slot of a key hash (where its probe window starts). */
+  homeSlot(hi: number, lo: number): number {
+    return this.home(hi, lo);
+  }
+
+  /** Live entries of a limit (0 when it has no stats slot). */
+  liveOf(limitId: number): number {
+    const at = this.statsSlot(limitId);
+    return at < 0 ? 0 : Atomics.load(this.i32, at + S.LIVE);
+  }
+
+  /** Counts an entry of `limitId` in or out (under the writer lock). */
+  private noteLive(limitId: number, delta: 1 | -1): void {
+    const at = this.statsSlot(limitId);
+    if (at < 0) return;
+    const before = Atomics.add(this.i32, at + S.LIVE, delta);
+    if (delta > 0 && before === 0) Atomics.add(this.i32, H.ACTIVE_LIMITS, 1);
+    else if (delta < 0 && before === 1) Atomics.sub(this.i32, H.ACTIVE_LIMITS, 1);
+  }
+
+  /** Turns the live entry at word `w` into a tombstone (writer lock and entry lock held). */
+  private drop(w: number): void {
+    Atomics.store(this.i32, w + E.STATE, TOMBSTONE);
+    Atomics.sub(this.i32, H.LIVE, 1);
+    Atomics.add(this.i32, H.EVICTIONS, 1);
+    this.noteLive(this.i32[w + E.LIMIT], -1);
+  }
+
+  /**
+   * Whether an insert for `limitId` may evict a live (not idle) entry of `victimLimit`: its own
+   * limit's (the limit's count does not change), or one of a limit over its share of the table.
+   * The share counts the inserting limit as active even before its first entry, so a limit
+   * that has none yet is owed a share too.
+   */
+  private mayEvict(limitId: number, victimLimit: number, ownLive: number): boolean {
+    if (victimLimit === limitId) return true;
+    const at = this.statsSlot(victimLimit);
+    if (at < 0) return true; // no stats slot to count it by: no guarantee either
+    const active = Atomics.load(this.i32, H.ACTIVE_LIMITS) + (ownLive === 0 ? 1 : 0);
+    return Atomics.load(this.i32, at + S.LIVE) * active > this.capacity;
+  }
+
+  /**
+   * Inserts (or finds, if another thread was first) the entry and returns it with its entry
+   * lock held (the caller unlocks); -1 when nothing in the window can be evicted.
+   *
+   * The eviction is LRU within the key's probe window (at most MAX_PROBE slots, the only place
+   * the key may live), by the entries' last refill time (LAST: set by every take, and by the
+   * sync's apply for keys used in the round). Exact LRU over the whole table would need a
+   * shared recency list relinked under a lock on every take, i.e. a cross-worker write on the
+   * hot path; sampling the window (what Redis's approximated LRU does) costs the hot path
+   * nothing and only runs when the window is full.
+   */
   private insert(limitId: number, hi: number, lo: number, ratePerMs: number, burst: number, share: number, now: number): number {
     const i32 = this.i32;
+    const f64 = this.f64;
     this.lock(H.WRITER_LOCK);
     try {
-      let slot = this.home(hi, lo);
+      const home = this.home(hi, lo);
+      let slot = home;
       let free = -1;
-      let victim = -1;
       for (let n = 0; n < MAX_PROBE; n++) {
         const w = this.base + slot * ENTRY_WORDS;
         const state = Atomics.load(i32, w + E.STATE);
         if (state === LIVE) {
-          if (i32[w + E.LO] === lo && i32[w + E.HI] === hi && i32[w + E.LIMIT] === limitId) return slot;
-          if (victim < 0 && free < 0 && this.idle(w, now)) victim = slot;
+          if (i32[w + E.LO] === lo && i32[w + E.HI] === hi && i32[w + E.LIMIT] === limitId) {
+            this.lock(w + E.LOCK);
+            return slot;
+          }
         } else {
           if (free < 0) free = slot;
           if (state === EMPTY) break;
         }
         slot = (slot + 1) & this.mask;
       }
-      if (free < 0 && victim >= 0) {
-        const w = this.base + victim * ENTRY_WORDS;
-        this.lock(w + E.LOCK);
-        // Re-checked under the entry lock: a take may have landed since idle() looked.
-        if (this.idle(w, now)) {
-          Atomics.store(i32, w + E.STATE, TOMBSTONE);
-          Atomics.sub(i32, H.LIVE, 1);
-          Atomics.add(i32, H.EVICTIONS, 1);
-          free = victim;
-        }
-        this.unlock(w + E.LOCK);
+      if (free < 0) {
+        free = this.evictIn(home, limitId, now);
+        if (free < 0) return -1;
       }
-      if (free < 0) return -1;
       const w = this.base + free * ENTRY_WORDS;
       this.lock(w + E.LOCK);
       const div = share > 1 ? share : 1;
@@ -344,17 +401,46 @@ export class BucketTable {
       i32[w + E.SHARE] = div;
       i32[w + E.FLAGS] = 0;
       i32[w + E.BURST] = burst;
-      this.f64[(w + E.RATE) >> 1] = ratePerMs;
-      this.f64[(w + E.TOKENS) >> 1] = burst / div;
-      this.f64[(w + E.LAST) >> 1] = now;
+      f64[(w + E.RATE) >> 1] = ratePerMs;
+      f64[(w + E.TOKENS) >> 1] = burst / div;
+      f64[(w + E.LAST) >> 1] = now;
       Atomics.store(i32, w + E.STATE, LIVE);
-      this.unlock(w + E.LOCK);
       Atomics.add(i32, H.LIVE, 1);
       Atomics.add(i32, H.INSERTS, 1);
+      this.noteLive(limitId, 1);
       return free;
     } finally {
       this.unlock(H.WRITER_LOCK);
     }
+  }
+
+  /**
+   * Frees a slot in the (full) window from `home` for a key of `limitId` (writer lock held):
+   * an idle entry if any, else the least recently used entry this limit may evict. -1: none.
+   */
+  private evictIn(home: number, limitId: number, now: number): number {
+    const i32 = this.i32;
+    const ownLive = this.liveOf(limitId);
+    let slot = home;
+    let victim = -1;
+    let victimLast = Infinity;
+    for (let n = 0; n < MAX_PROBE; n++) {
+      const w = this.base + slot * ENTRY_WORDS;
+      if (this.idle(w, now)) { victim = slot; break; }
+      // A plain read: LRU is a heuristic (a take racing it only makes the pick slightly stale).
+      const last = this.f64[(w + E.LAST) >> 1];
+      if (last < victimLast && this.mayEvict(limitId, i32[w + E.LIMIT], ownLive)) { victim = slot; victimLast = last; }
+      slot = (slot + 1) & this.mask;
+    }
+    if (victim < 0) return -1;
+    const w = this.base + victim * ENTRY_WORDS;
+    this.lock(w + E.LOCK);
+    // Under the entry lock, so no take is inside; one that landed since the scan is lost with
+    // the bucket (an idle pick then restarts full, having had at most a token taken).
+    if (!this.idle(w, now)) Atomics.add(i32, H.EVICTED_ACTIVE, 1);
+    this.drop(w);
+    this.unlock(w + E.LOCK);
+    return victim;
   }
 
   /** An entry whose bucket has refilled and that has nothing to sync: dropping it loses nothing. */
@@ -383,57 +469,52 @@ export class BucketTable {
     shared: boolean, consume = true): TakeResult {
     const i32 = this.i32;
     const f64 = this.f64;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      let slot = this.find(limitId, hi, lo);
-      if (slot < 0) {
-        slot = this.insert(limitId, hi, lo, ratePerMs, burst, shared ? this.instances : 1, now);
-        if (slot < 0) { Atomics.add(i32, H.FULL, 1); this.entry = -1; return TAKE_FULL; }
-      }
-      const w = this.base + slot * ENTRY_WORDS;
+    let slot = this.find(limitId, hi, lo);
+    let w = this.base + slot * ENTRY_WORDS;
+    if (slot >= 0) {
       this.lock(w + E.LOCK);
-      if (!this.holds(w, limitId, hi, lo)) {
-        this.unlock(w + E.LOCK); // evicted and reused since find(): look again
-        continue;
-      }
-      const share = i32[w + E.SHARE];
-      const div = shared && share > 1 ? share : 1;
-      const rate = ratePerMs / div;
-      const cap = burst / div;
-      const ti = (w + E.TOKENS) >> 1;
-      const li = (w + E.LAST) >> 1;
-      let tokens = f64[ti];
-      const elapsed = now - f64[li];
-      if (elapsed > 0) { tokens += elapsed * rate; f64[li] = now; }
-      if (tokens > cap) tokens = cap;
-      let result: TakeResult;
-      // The epsilon absorbs float rounding of the refill (ten 0.1-token refills sum to 0.999…).
-      if (tokens >= 1 - TOKEN_EPSILON) {
-        if (consume) {
-          tokens -= 1;
-          if (shared) i32[w + E.CONSUMED]++;
-        }
-        result = TAKE_ADMITTED;
-        this.retryMs = 0;
-      } else {
-        if (shared) i32[w + E.DENIED]++;
-        result = TAKE_LIMITED;
-        this.retryMs = (1 - tokens) / rate;
-      }
-      f64[ti] = tokens;
-      i32[w + E.FLAGS] |= FLAG_TOUCHED;
-      i32[w + E.BURST] = burst;
-      f64[(w + E.RATE) >> 1] = ratePerMs;
-      this.unlock(w + E.LOCK);
-      this.tokens = tokens;
-      this.capacityTokens = cap;
-      this.resetMs = (cap - tokens) / rate;
-      this.entry = slot;
-      return result;
+      if (!this.holds(w, limitId, hi, lo)) { this.unlock(w + E.LOCK); slot = -1; } // evicted and reused since find()
     }
-    // Lost the race four times in a row (the key's slot churning): treat as a full table.
-    Atomics.add(i32, H.FULL, 1);
-    this.entry = -1;
-    return TAKE_FULL;
+    if (slot < 0) {
+      // Returns with the entry locked: no other thread's eviction can come between.
+      slot = this.insert(limitId, hi, lo, ratePerMs, burst, shared ? this.instances : 1, now);
+      if (slot < 0) { Atomics.add(i32, H.FULL, 1); this.entry = -1; return TAKE_FULL; }
+      w = this.base + slot * ENTRY_WORDS;
+    }
+    const share = i32[w + E.SHARE];
+    const div = shared && share > 1 ? share : 1;
+    const rate = ratePerMs / div;
+    const cap = burst / div;
+    const ti = (w + E.TOKENS) >> 1;
+    const li = (w + E.LAST) >> 1;
+    let tokens = f64[ti];
+    const elapsed = now - f64[li];
+    if (elapsed > 0) { tokens += elapsed * rate; f64[li] = now; }
+    if (tokens > cap) tokens = cap;
+    let result: TakeResult;
+    // The epsilon absorbs float rounding of the refill (ten 0.1-token refills sum to 0.999…).
+    if (tokens >= 1 - TOKEN_EPSILON) {
+      if (consume) {
+        tokens -= 1;
+        if (shared) i32[w + E.CONSUMED]++;
+      }
+      result = TAKE_ADMITTED;
+      this.retryMs = 0;
+    } else {
+      if (shared) i32[w + E.DENIED]++;
+      result = TAKE_LIMITED;
+      this.retryMs = (1 - tokens) / rate;
+    }
+    f64[ti] = tokens;
+    i32[w + E.FLAGS] |= FLAG_TOUCHED;
+    i32[w + E.BURST] = burst;
+    f64[(w + E.RATE) >> 1] = ratePerMs;
+    this.unlock(w + E.LOCK);
+    this.tokens = tokens;
+    this.capacityTokens = cap;
+    this.resetMs = (cap - tokens) / rate;
+    this.entry = slot;
+    return result;
   }
 
   /** Gives back the token of an admitted take (a later limit of the same request refused it). */
@@ -534,9 +615,7 @@ export class BucketTable {
       this.lock(H.WRITER_LOCK);
       this.lock(w + E.LOCK);
       if (Atomics.load(i32, w + E.STATE) === LIVE && (!isKnownLimit(i32[w + E.LIMIT]) || this.idle(w, now))) {
-        Atomics.store(i32, w + E.STATE, TOMBSTONE);
-        Atomics.sub(i32, H.LIVE, 1);
-        Atomics.add(i32, H.EVICTIONS, 1);
+        this.drop(w);
         evicted++;
       }
       this.unlock(w + E.LOCK);

@@ -26,6 +26,7 @@ export const GW_ERR = {
   INVALID_TOKEN: spec(401, 'invalid_token', 'The bearer token is invalid.'),
   RATE_LIMITED: spec(429, 'rate_limited', 'Too many requests; retry after the time in Retry-After.'),
   RATE_LIMIT_UNAVAILABLE: spec(429, 'rate_limit_unavailable', 'The rate limit cannot be checked right now; retry later.'),
+  RATE_LIMIT_KEY_DUPLICATE: spec(400, 'invalid_rate_limit_key', 'The request carries more than one copy of a header used as a rate-limit key.'),
   INSUFFICIENT_SCOPE: spec(403, 'insufficient_scope', 'The bearer token does not grant the scopes this route requires.'),
   BODY_TOO_LARGE: spec(413, 'payload_too_large', 'The request body exceeds the limit.'),
   URL_TOO_LONG: spec(414, 'uri_too_long', 'The request URL exceeds the limit.'),

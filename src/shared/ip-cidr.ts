@@ -110,6 +110,95 @@ export function parseIpInto(text: string, out: IpWords, start = 0, end = text.le
   return parseIpv4Into(text, start, end, out);
 }
 
+function isSpace(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/**
+ * Parses `text[start, end)` as a client address as proxies write it in X-Forwarded-For: an
+ * address, `a.b.c.d:port`, `[v6]` or `[v6]:port` (the port is dropped), between optional
+ * spaces. False for anything else (a zone, a name, a malformed address or port).
+ */
+export function parseHostInto(text: string, out: IpWords, start = 0, end = text.length): boolean {
+  while (start < end && isSpace(text.charCodeAt(start))) start++;
+  while (end > start && isSpace(text.charCodeAt(end - 1))) end--;
+  if (start === end) return false;
+  let addrEnd = end;
+  if (text.charCodeAt(start) === 91 /* [ */) {
+    const close = text.indexOf(']', start);
+    if (close < 0 || close >= end) return false;
+    if (close + 1 < end && (text.charCodeAt(close + 1) !== 58 || !isPort(text, close + 2, end))) return false;
+    // Brackets hold IPv6 only (parseIpv6Into also takes ::ffff:a.b.c.d).
+    return close - start - 1 >= 2 && close - start - 1 <= 45 && parseIpv6Into(text, start + 1, close, out);
+  }
+  let colons = 0;
+  let colon = -1;
+  for (let i = start; i < end; i++) if (text.charCodeAt(i) === 58) { colons++; colon = i; }
+  if (colons === 1) { // a.b.c.d:port (an IPv6 address has at least two colons)
+    if (!isPort(text, colon + 1, end)) return false;
+    addrEnd = colon;
+  }
+  return parseIpInto(text, out, start, addrEnd);
+}
+
+function isPort(text: string, start: number, end: number): boolean {
+  if (end - start < 1 || end - start > 5) return false;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return false;
+    n = n * 10 + c;
+  }
+  return n <= 65535;
+}
+
+/**
+ * The canonical text of an address, the rate-limit key of a client IP: an IPv4 address (also
+ * IPv4-mapped IPv6, ::ffff:a.b.c.d) in dotted decimal, any other IPv6 address in RFC 5952 form
+ * (lower case, no leading zeros, the first longest run of two or more zero groups as ::).
+ */
+export function formatIp(w: IpWords): string {
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0xffff) {
+    const v = w[3];
+    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  }
+  const g = words16;
+  for (let k = 0; k < 4; k++) { g[2 * k] = w[k] >>> 16; g[2 * k + 1] = w[k] & 0xffff; }
+  let best = -1;
+  let bestLen = 1; // a single zero group is not compressed
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === best) { out += '::'; i += bestLen - 1; continue; }
+    if (out !== '' && !out.endsWith(':')) out += ':';
+    out += g[i].toString(16);
+  }
+  return out;
+}
+
+const keyScratch = ipWords();
+
+/** The canonical address of `text[start, end)` (see parseHostInto, formatIp), or '' when it is not one. */
+export function canonicalIp(text: string, start = 0, end = text.length): string {
+  return parseHostInto(text, keyScratch, start, end) ? formatIp(keyScratch) : '';
+}
+
+/**
+ * The key of a socket peer address as uWebSockets.js writes it: dotted IPv4 is canonical already
+ * (kept as is: no work on the plain path); its IPv6 text (eight 4-digit groups, IPv4 clients of a
+ * dual-stack listener as mapped addresses) is canonicalised, so a client has one key whether it
+ * comes directly or through a trusted proxy.
+ */
+export function peerKey(peer: string): string {
+  return peer.length <= 15 ? peer : canonicalIp(peer) || peer;
+}
+
 export interface Cidr {
   /** Network address words (already masked). */
   words: number[];
@@ -169,11 +258,14 @@ export class CidrSet {
     return this.bits.length;
   }
 
-  /** True when `text[start, end)` is an address inside one of the ranges. */
+  /** True when `text[start, end)` is an address (see parseHostInto) inside one of the ranges. */
   has(text: string, start = 0, end = text.length): boolean {
     if (this.bits.length === 0) return false;
-    const w = this.scratch;
-    if (!parseIpInto(text, w, start, end)) return false;
+    return parseHostInto(text, this.scratch, start, end) && this.hasWords(this.scratch);
+  }
+
+  /** True when the parsed address `w` is inside one of the ranges. */
+  hasWords(w: IpWords): boolean {
     for (let i = 0; i < this.bits.length; i++) {
       let bits = this.bits[i];
       let k = 0;
@@ -187,20 +279,26 @@ export class CidrSet {
   }
 }
 
+const hopScratch = ipWords();
+
 /**
- * The client address for a request from `peer` carrying `forwardedFor` (the X-Forwarded-For
- * hops, comma-separated, oldest first). Only when `peer` is a trusted proxy is the header
- * read: walking it from the right, every hop that is itself a trusted proxy is skipped and
- * the first one that is not is the client (nginx's real_ip_recursive). When every hop is
- * trusted, the leftmost is taken. An untrusted peer's header is ignored (anyone can send one).
+ * The client address (canonical: formatIp) for a request from `peer` carrying `forwardedFor`
+ * (the X-Forwarded-For hops, comma-separated, oldest first). Only when `peer` is a trusted proxy
+ * is the header read: walking it from the right, every hop that is itself a trusted proxy is
+ * skipped and the first one that is not is the client (nginx's real_ip_recursive). When every
+ * hop is trusted, the leftmost is taken. An untrusted peer's header is ignored (anyone can send
+ * one). A hop that is not an address (`hello`, `1.2.3`, an empty hop) ends the walk with the
+ * peer itself, the proxy that sent it, as nginx and Envoy do: junk never becomes a key.
  */
 export function clientAddress(peer: string, forwardedFor: string, trusted: CidrSet): string {
-  if (forwardedFor === '' || !trusted.has(peer)) return peer;
+  if (forwardedFor === '' || !trusted.has(peer)) return peerKey(peer);
+  const w = hopScratch;
   let end = forwardedFor.length;
   for (;;) {
     const comma = forwardedFor.lastIndexOf(',', end - 1);
     const start = comma + 1;
-    if (comma < 0 || !trusted.has(forwardedFor, start, end)) return forwardedFor.slice(start, end).trim();
+    if (!parseHostInto(forwardedFor, w, start, end)) return peerKey(peer);
+    if (comma < 0 || !trusted.hasWords(w)) return formatIp(w);
     end = comma;
   }
 }

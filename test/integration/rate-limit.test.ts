@@ -1,7 +1,8 @@
 // Rate limiting end to end on one instance (no Redis): burst then the steady rate per key,
 // 429 headers and values, keys isolated, limits chained (with refunds), client IP through
 // trusted proxies, JWT claims as keys, report mode, two workers sharing one bucket, runtime
-// changes (SIGHUP) that keep unchanged buckets, the key-count bound (503) and /status.
+// changes (SIGHUP) that keep unchanged buckets, the key-count bound (LRU eviction that keeps
+// other limits' clients) and /status, duplicate key headers (400), canonical client IPs.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -55,8 +56,9 @@ routes:
 `;
 }
 
-async function get(path: string, headers: Record<string, string> = {}, on: Gateway = gw) {
-  const res = await request(`${on.url}${path}`, { headers: { host: 'localhost', ...headers } });
+async function get(path: string, headers: Record<string, string> | string[] = {}, on: Gateway = gw) {
+  // A flat [name, value, ...] list sends a header twice.
+  const res = await request(`${on.url}${path}`, { headers: Array.isArray(headers) ? ['host', 'localhost', ...headers] : { host: 'localhost', ...headers } });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text };
 }
@@ -81,9 +83,11 @@ services: { up: { targets: ["${up.origin}"] } }
 rate_limits:
   tiny:  { key: "header:x-k", rate: 1000, per: 1s, burst: 1 }
   by-ip: { key: ip, rate: 1, per: 1m, burst: 2 }
+  est:   { key: "header:x-c", rate: 1, per: 1m, burst: 3 }
 routes:
   - { name: keys, match: { prefix: /keys }, service: up, rate_limit: [tiny] }
   - { name: ip, match: { prefix: /ip }, service: up, rate_limit: [by-ip] }
+  - { name: est, match: { prefix: /est }, service: up, rate_limit: [est] }
 `);
 });
 
@@ -252,15 +256,60 @@ describe('rate limiting on one instance', () => {
     assert.ok(JSON.stringify(bad.body).includes('rate_limits.custom.key'), JSON.stringify(bad.body));
   });
 
-  it('bounds the number of keys: 503 when full, idle keys evicted', async () => {
-    // 16 slots; the /ip test's client address holds one (not idle: its bucket refills in minutes).
-    for (let i = 0; i < 15; i++) assert.equal((await get('/keys', { 'x-k': `k${i}` }, small)).status, 200);
-    const full = await get('/keys', { 'x-k': 'one-more' }, small);
-    assert.equal(full.status, 503);
-    assert.equal(JSON.parse(full.text).error.code, 'rate_limit_capacity');
-    assert.equal(full.headers['retry-after'], '1');
-    // After a second the old keys are idle (refilled): new keys find room.
-    await new Promise((r) => setTimeout(r, 1_100));
-    assert.equal((await get('/keys', { 'x-k': 'one-more' }, small)).status, 200);
+  it('bounds the number of keys: a flood of 10x the table evicts its own keys, an established client of another limit keeps its bucket', async () => {
+    // 16 slots. The established client uses 2 of its 3 tokens (1 a minute).
+    const client = { 'x-c': `client-${Date.now()}` };
+    assert.deepEqual(await statuses(2, '/est', client, small), [200, 200]);
+    // 160 distinct keys of another limit, each used once: the table fills and then evicts the
+    // least recently used of them (no 503).
+    const flood: number[] = [];
+    for (let i = 0; i < 160; i++) flood.push((await get('/keys', { 'x-k': `flood-${i}` }, small)).status);
+    assert.deepEqual(flood.filter((s) => s !== 200), [], 'every flood key admitted');
+    // The client's bucket survived the flood: one token left, then refused (a fresh bucket would admit 3).
+    const r = await get('/est', client, small);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-ratelimit-remaining'], '0');
+    const refused = await get('/est', client, small);
+    assert.equal(refused.status, 429);
+    assert.equal(JSON.parse(refused.text).error.code, 'rate_limited');
+    // A new client of that limit finds room too.
+    assert.equal((await get('/est', { 'x-c': `newcomer-${Date.now()}` }, small)).status, 200);
+  });
+
+  it('refuses a request carrying a key header twice (400 invalid_rate_limit_key), before the upstream', async () => {
+    const k = `dup-${Date.now()}`;
+    const before = up.received.length;
+    for (const headers of [['x-k', k, 'x-k', `${k}-other`], ['x-k', k, 'x-k', k], ['x-k', '', 'x-k', k]]) {
+      const r = await get('/steady', headers);
+      assert.equal(r.status, 400);
+      const body = JSON.parse(r.text);
+      assert.equal(body.error.code, 'invalid_rate_limit_key');
+      assert.match(body.error.message, /more than one x-k header/);
+      assert.equal(body.error.correlation_id, r.headers['x-correlation-id']);
+    }
+    assert.equal(up.received.length, before, 'nothing reached the upstream');
+    // The earlier limit's token is handed back when a later limit's header is doubled.
+    const u = `dup-u-${Date.now()}`;
+    assert.equal((await get('/multi', ['x-k', u, 'x-u', 'a', 'x-u', 'b'])).status, 400);
+    assert.equal((await get('/multi', { 'x-k': u, 'x-u': 'a' })).headers['ratelimit'], '"outer";r=4;t=60, "inner";r=1;t=60');
+    // One copy is fine; a route without such a limit does not care.
+    assert.equal((await get('/steady', { 'x-k': k })).status, 200);
+    assert.equal((await get('/open', ['x-k', 'a', 'x-k', 'b'])).status, 200);
+  });
+
+  it('keys forwarded client IPs canonically: one address, one key; junk counts against the proxy', async () => {
+    // Three forms of 198.51.100.20 share its bucket (burst 2).
+    const forms = ['198.51.100.20:1111', '::FFFF:198.51.100.20', '198.051.100.020'];
+    const got: number[] = [];
+    for (const f of forms) got.push((await get('/ip', { 'x-forwarded-for': f })).status);
+    assert.deepEqual(got, [200, 200, 429]);
+    const v6: number[] = [];
+    for (const f of ['[2001:DB8::7]:443', '2001:db8:0:0:0:0:0:7', '2001:0db8::0007']) v6.push((await get('/ip', { 'x-forwarded-for': f })).status);
+    assert.deepEqual(v6, [200, 200, 429]);
+    // Junk is no key of its own: it counts against the sending proxy (127.0.0.1 here).
+    const junk: number[] = [];
+    for (const f of ['hello', '1.2.3', '999.1.1.1']) junk.push((await get('/ip', { 'x-forwarded-for': f })).status);
+    assert.deepEqual(junk, [200, 200, 429]);
+    assert.equal((await get('/ip', { 'x-forwarded-for': '198.51.100.21, bogus' })).status, 429);
   });
 });

@@ -18,7 +18,7 @@ import {
   BucketTable, createBucketTable, hashKey, hashSeeds, keyHashHi, keyHashLo, REDIS_STATE, S,
   TAKE_FULL, TAKE_LIMITED,
 } from '../../shared/bucket-table.js';
-import { CidrSet, clientAddress, parseCidr, type Cidr } from '../../shared/ip-cidr.js';
+import { CidrSet, clientAddress, parseCidr, peerKey, type Cidr } from '../../shared/ip-cidr.js';
 import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 import type { RequestContext } from '../request-context.js';
@@ -50,6 +50,18 @@ function specWith(base: GatewayErrorSpec, status: number): GatewayErrorSpec {
   return spec;
 }
 
+/** The duplicate-key refusal naming `header`, memoized per header (bounded by the config). */
+const duplicates = new Map<string, GatewayErrorSpec>();
+function duplicateSpec(header: string): GatewayErrorSpec {
+  let spec = duplicates.get(header);
+  if (!spec) {
+    const base = GW_ERR.RATE_LIMIT_KEY_DUPLICATE;
+    spec = { status: base.status, code: base.code, message: `The request carries more than one ${header} header; it is a rate-limit key and must appear once.` };
+    duplicates.set(header, spec);
+  }
+  return spec;
+}
+
 /** Retry-After of a refusal not caused by the bucket (table full, Redis down with deny). */
 const RETRY_1S = ['retry-after', '1'] as const;
 
@@ -71,6 +83,8 @@ class RateLimitFilter implements Filter {
   private readonly stats: Int32Array;
   private readonly limitedSpecs: GatewayErrorSpec[];
   private readonly unavailableSpecs: GatewayErrorSpec[];
+  /** 400 naming the limit's key header, for a request carrying it twice. */
+  private readonly duplicateSpecs: GatewayErrorSpec[];
   private readonly burstText: string[];
   /** The constant head of each limit's RateLimit item: `"name";r=` (`, "name";r=` after the first). */
   private readonly itemHead: string[];
@@ -98,6 +112,7 @@ class RateLimitFilter implements Filter {
     this.stats = new Int32Array(n);
     this.limitedSpecs = [];
     this.unavailableSpecs = [];
+    this.duplicateSpecs = [];
     this.burstText = [];
     this.itemHead = [];
     config.limits.forEach((limit, i) => {
@@ -111,6 +126,7 @@ class RateLimitFilter implements Filter {
       this.stats[i] = this.table.statsSlot(limit.id);
       this.limitedSpecs.push(specWith(GW_ERR.RATE_LIMITED, limit.status));
       this.unavailableSpecs.push(specWith(GW_ERR.RATE_LIMIT_UNAVAILABLE, limit.status));
+      this.duplicateSpecs.push(limit.key.kind === 'ip' ? GW_ERR.RATE_LIMIT_KEY_DUPLICATE : duplicateSpec(limit.key.header));
       this.burstText.push(String(limit.burst));
       this.itemHead.push(`${i === 0 ? '' : ', '}"${limit.name}";r=`);
     });
@@ -124,15 +140,24 @@ class RateLimitFilter implements Filter {
     this.lastReportLog = new Float64Array(n);
   }
 
-  /** The key of limit `i` for this request. */
-  private keyOf(i: number, ctx: RequestContext): string {
+  /** The key of limit `i` for this request; null when its header is there more than once. */
+  private keyOf(i: number, ctx: RequestContext): string | null {
     if (this.keyKind[i] === KEY_IP) {
-      return this.trusted.size === 0 ? ctx.clientIp : clientAddress(ctx.clientIp, ctx.forwardedFor, this.trusted);
+      return this.trusted.size === 0 ? peerKey(ctx.clientIp) : clientAddress(ctx.clientIp, ctx.forwardedFor, this.trusted);
     }
     const name = this.keyHeader[i];
     const h = ctx.headers;
-    for (let j = 0; j < h.length; j += 2) if (h[j] === name) return h[j + 1];
-    return ''; // no key: every such request shares one anonymous bucket
+    let key = ''; // no key: every such request shares one anonymous bucket
+    let found = false;
+    // Every header is looked at (not just up to the first match): with two copies the upstream
+    // could read another key than the one limited, so two copies are refused.
+    for (let j = 0; j < h.length; j += 2) {
+      if (h[j] !== name) continue;
+      if (found) return null;
+      found = true;
+      key = h[j + 1];
+    }
+    return key;
   }
 
   private count1(i: number, word: number): void {
@@ -161,7 +186,12 @@ class RateLimitFilter implements Filter {
     let tightestReset = 0;
     for (let i = 0; i < this.count; i++) {
       const limit = limits[i];
-      hashKey(this.seedHi[i], this.seedLo[i], this.keyOf(i, ctx));
+      const key = this.keyOf(i, ctx);
+      if (key === null) {
+        this.refund(i);
+        return localReply(ctx, this.duplicateSpecs[i]);
+      }
+      hashKey(this.seedHi[i], this.seedLo[i], key);
       const hi = keyHashHi();
       const lo = keyHashLo();
       let enforce = limit.mode === 'enforce';
