@@ -29,10 +29,20 @@ export interface RecordingUpstream {
   readonly errors: string[];
   /** Every byte received, per connection, in order. */
   readonly bytes: Buffer[][];
+  /** Connections accepted so far. */
+  connections(): number;
   close(): Promise<void>;
 }
 
-export async function startRecordingUpstream(): Promise<RecordingUpstream> {
+/** Writes the answer to a request (default: 200 with `{"n": <requests so far>}`). */
+export type Responder = (req: RecordedRequest, socket: Socket, n: number) => void;
+
+function answerCount(_req: RecordedRequest, socket: Socket, n: number): void {
+  const answer = `{"n":${n}}`;
+  socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${answer.length}\r\n\r\n${answer}`);
+}
+
+export async function startRecordingUpstream(respond: Responder = answerCount): Promise<RecordingUpstream> {
   const requests: RecordedRequest[] = [];
   const errors: string[] = [];
   const bytes: Buffer[][] = [];
@@ -61,8 +71,7 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
       const req = current!;
       req.body = Buffer.concat(body);
       requests.push(req);
-      const answer = `{"n":${requests.length}}`;
-      socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${answer.length}\r\n\r\n${answer}`);
+      respond(req, socket, requests.length);
     };
     parser[HTTPParser.kOnExecute] = () => {};
     socket.on('data', (chunk: Buffer) => {
@@ -83,6 +92,7 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
   return {
     port, origin: `http://127.0.0.1:${port}`, requests, errors, bytes,
     openMessages: () => begun - completed,
+    connections: () => bytes.length,
     close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
   };
 }
