@@ -7,6 +7,7 @@
 import type { RequestContext } from './request-context.js';
 import type { GatewayErrorSpec } from '../shared/errors.js';
 import type { FromWorker } from '../shared/messages.js';
+import { log } from '../shared/log.js';
 
 export const NEXT = 0;
 export const REPLY = 1;
@@ -25,6 +26,15 @@ export interface Filter {
 export function localReply(ctx: RequestContext, spec: GatewayErrorSpec, extraHeaders: readonly string[] | null = null): typeof REPLY {
   ctx.call!.failBeforeResponse(spec, extraHeaders); // set before the chain runs
   return REPLY;
+}
+
+/** Logs a bug met while handling a request, with the correlation id its client was told. */
+export function logRequestFault(ctx: RequestContext | null, err: unknown): void {
+  log.error('request handler fault', {
+    correlation_id: ctx?.correlationId || undefined,
+    route: ctx?.route?.name,
+    error: String((err as Error)?.stack ?? err),
+  });
 }
 
 /** What a filter's build() gets from its worker. */

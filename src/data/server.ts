@@ -15,16 +15,16 @@ import { methodBit, methodsInMask } from '../shared/methods.js';
 import { GW_ERR } from '../shared/errors.js';
 import { NO_ROUTE, METHOD_NOT_ALLOWED } from './route-match.js';
 import { replyError } from './reply.js';
-import { runChain, setChainCompletion } from './chain.js';
+import { logRequestFault, runChain, setChainCompletion } from './chain.js';
 import { BUFFERED_BODY_MAX, UpstreamCall, forward, upstreamPath } from './upstream/proxy.js';
 import { coarseNow, forEachInFlight, startDeadlines, stopDeadlines } from './deadlines.js';
 import type { Generation } from './generation.js';
-import { log } from '../shared/log.js';
 
 export interface DataPlaneServerOptions {
   /** Returns the generation new requests use (one Atomics.load in the common case). */
   currentGeneration(): Generation;
-  /** Test hooks: `x-lobby-test-crash: 1` throws an uncaught error in this worker. */
+  /** Test hooks: `x-lobby-test-crash: 1` throws an uncaught error in this worker;
+   * `x-lobby-test-fault: 1` throws inside the request handler (a bug it must survive). */
   testHooks: boolean;
 }
 
@@ -88,8 +88,9 @@ export class DataPlaneServer {
     ctx.query = req.getQuery() ?? '';
     const headError = readRequestHead(ctx, req, gen.config.server.limits, url);
     ctx.correlationId = correlationIdFor(ctx.clientCorrelationId);
-    if (this.opts.testHooks && req.getHeader('x-lobby-test-crash') === '1') {
-      setImmediate(() => { throw new Error('test hook: worker crash requested'); });
+    if (this.opts.testHooks) {
+      if (req.getHeader('x-lobby-test-crash') === '1') setImmediate(() => { throw new Error('test hook: worker crash requested'); });
+      if (req.getHeader('x-lobby-test-fault') === '1') throw new Error('test hook: request handler fault requested');
     }
     res.onAborted(() => onClientAborted(ctx));
     const hasBody = ctx.contentLength > 0 || ctx.chunked;
@@ -143,8 +144,8 @@ export class DataPlaneServer {
 let handlerCtx: RequestContext | null = null;
 
 function onHandlerFault(res: HttpResponse, err: unknown): void {
-  log.error('request handler fault', { error: String((err as Error)?.stack ?? err) });
   const ctx = handlerCtx;
+  logRequestFault(ctx !== null && ctx.res === res ? ctx : null, err);
   if (ctx !== null && ctx.res === res) {
     ctx.call?.finish();
     replyError(ctx, GW_ERR.INTERNAL, true);

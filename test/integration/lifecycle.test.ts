@@ -84,6 +84,26 @@ describe('worker faults', () => {
   });
 });
 
+describe('request faults', () => {
+  it('a throw in the request handler answers 500 with the correlation id, which the fault log line carries', async () => {
+    const gw = await startGateway(config(1), { env: { LOBBY_TEST_HOOKS: '1' } });
+    try {
+      const r = await request(gw.url + '/fault', { headers: { 'x-lobby-test-fault': '1', 'x-correlation-id': 'fault-trace-42' } });
+      assert.equal(r.statusCode, 500);
+      assert.equal(r.headers['x-correlation-id'], 'fault-trace-42');
+      assert.match(await r.body.text(), /"code":"internal_error".*"correlation_id":"fault-trace-42"/);
+      const deadline = Date.now() + 5000;
+      while (!gw.stderr().includes('request handler fault') && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+      const line = gw.stderr().split('\n').find((l) => l.includes('request handler fault'));
+      assert.ok(line, gw.stderr());
+      assert.equal(JSON.parse(line).correlation_id, 'fault-trace-42');
+      assert.equal((await fresh(gw.url + '/after')).status, 200, 'the worker still serves');
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
 describe('SIGTERM', () => {
   it('finishes in-flight requests, refuses new connections, exits 0', async () => {
     const gw = await startGateway(config(2));

@@ -13,10 +13,9 @@
 // Refusals follow RFC 6750: 401 + `WWW-Authenticate: Bearer realm=..., error="invalid_token",
 // error_description=...` (descriptions are fixed strings, never token content), 403 +
 // error="insufficient_scope" with the route's scopes, and the usual JSON error body.
-import { NEXT, WAIT, localReply, resumeChain, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
+import { NEXT, WAIT, localReply, logRequestFault, resumeChain, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
 import type { AuthJwtFilterConfig } from '../../shared/auth-config.js';
 import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
-import { log } from '../../shared/log.js';
 import { PHASE, type RequestContext } from '../request-context.js';
 import type { VerifyCode } from '../auth/jwt.js';
 import type { TokenCacheEntry } from '../auth/token-cache.js';
@@ -116,7 +115,7 @@ class AuthJwtFilter implements Filter, VerificationClient {
     try {
       if (this.apply(ctx, entry) === NEXT) resumeChain(ctx);
     } catch (err) {
-      log.error('request handler fault', { error: String((err as Error)?.stack ?? err) });
+      logRequestFault(ctx, err);
       localReply(ctx, GW_ERR.INTERNAL, null);
     }
   }
