@@ -13,7 +13,7 @@ function spec(status: number, code: string, message: string): GatewayErrorSpec {
 }
 
 export const GW_ERR = {
-  BAD_PATH: spec(400, 'invalid_path', 'The request path is not a valid URI path.'),
+  BAD_PATH: spec(400, 'invalid_path', 'The request path or query is not a valid URI path or query.'),
   // Same code (clients need not tell the two apart); the message says it is the escaped_slashes policy.
   ESCAPED_SLASH: spec(400, 'invalid_path', 'The request path contains an encoded slash (%2F or %5C) that this route does not accept.'),
   BAD_HOST: spec(400, 'invalid_host', 'The Host header is missing or invalid.'),
