@@ -53,7 +53,9 @@ describe('encodeRequestHead', () => {
         assert.equal(isSendable(m, t, h), false);
         return;
       }
-      const parsed = parseRequests(head);
+      assert.ok(isToken(m));
+      // llhttp knows a fixed list of methods: judge the rest of the head behind a known one.
+      const parsed = parseRequests(methods.includes(m) ? head : Buffer.concat([Buffer.from('GET'), head.subarray(m.length)]));
       assert.equal(parsed.error, null, `parse error on ${JSON.stringify(head.toString('latin1'))}`);
       assert.equal(parsed.open, false);
       assert.equal(parsed.messages.length, 1);
@@ -64,7 +66,7 @@ describe('encodeRequestHead', () => {
         assert.equal(msg.headers[i], h[i]);
         assert.equal(msg.headers[i + 1], h[i + 1].replace(/^[ \t]+|[ \t]+$/g, '')); // OWS is not part of a value
       }
-      if (methods.includes(m)) assert.equal(msg.method, m);
+      assert.equal(msg.method, methods.includes(m) ? m : 'GET');
     }), { numRuns: 2000 });
   });
 
