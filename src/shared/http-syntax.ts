@@ -42,6 +42,15 @@ export function toByteString(s: string): string {
   return NOT_ASCII.test(s) ? Buffer.from(s, 'utf8').toString('latin1') : s;
 }
 
+/**
+ * A response header value from the fast upstream client (llhttp hands values over as byte
+ * strings) in the form uWS writes as the same bytes: uWS encodes a JS string as UTF-8, which
+ * would turn obs-text byte 0xE9 into C3 A9, so a non-ASCII value goes as a Buffer.
+ */
+export function asResponseBytes(value: string): string | Buffer {
+  return NOT_ASCII.test(value) ? Buffer.from(value, 'latin1') : value;
+}
+
 const HEX = '0123456789ABCDEF';
 
 /**

@@ -28,6 +28,9 @@ before(async () => {
         return;
       case '/status-099': socket.write('HTTP/1.1 099 Odd\r\ncontent-length: 0\r\n\r\n'); return;
       case '/status-600': socket.write('HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n'); return;
+      case '/obs-text':
+        socket.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nx-obs: caf'), Buffer.from([0xe9, 0x20, 0xc4, 0x8d]), Buffer.from('!\r\ncontent-length: 2\r\n\r\nok')]));
+        return;
       default: {
         const answer = `{"n":${n}}`;
         socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${answer.length}\r\n\r\n${answer}`);
@@ -109,6 +112,13 @@ for (const client of ['fast GET', 'undici chunked POST'] as Client[]) {
       await new Promise((resolve) => setTimeout(resolve, 300)); // the stray bytes arrive meanwhile
       await nextClientIsInSync(client);
       assert.ok(up.connections() > connections, 'the stray bytes closed the socket');
+    });
+
+    it('response header bytes above 0x7F reach the client as the upstream sent them', async () => {
+      const r = await send(client, '/obs-text');
+      assert.equal(r.status, 200, r.raw);
+      const line = r.raw.split('\r\n').find((l) => l.toLowerCase().startsWith('x-obs:'));
+      assert.equal(Buffer.from(line!, 'latin1').toString('hex'), Buffer.concat([Buffer.from('x-obs: caf'), Buffer.from([0xe9, 0x20, 0xc4, 0x8d]), Buffer.from('!')]).toString('hex'));
     });
 
     it('a status outside 100-599 answers 502 upstream_bad_response at once, and the exchange completes', async () => {

@@ -20,7 +20,7 @@ import { upstreamStatusLine } from '../status-lines.js';
 import type { RuntimeRoute } from '../generation.js';
 import type { H1Handler } from './h1-client.js';
 import { encodeRequestHead, isSendable } from './request-head.js';
-import { visibleAsciiTarget } from '../../shared/http-syntax.js';
+import { asResponseBytes, visibleAsciiTarget } from '../../shared/http-syntax.js';
 
 /** Bodies up to this size (declared by Content-Length) are buffered, then sent in one write. */
 export const BUFFERED_BODY_MAX = 64 * 1024;
@@ -254,7 +254,10 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
     ctx.responseStarted = true;
     res.writeStatus(upstreamStatusLine(this.status, this.statusText));
     const h = this.responseHeaders;
-    for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i], h[i + 1]);
+    for (let i = 0; i < h.length; i += 2) {
+      const value = h[i + 1];
+      res.writeHeader(h[i], typeof value === 'string' ? asResponseBytes(value) : value);
+    }
     const staged = ctx.responseHeaders;
     if (staged !== null) for (let i = 0; i < staged.length; i += 2) res.writeHeader(staged[i], staged[i + 1]);
     res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
