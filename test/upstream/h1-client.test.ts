@@ -5,7 +5,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { H1Pool, type H1Handler } from '../../src/data/upstream/h1-client.js';
-import { encodeRequestHead } from '../../src/data/upstream/request-head.js';
+import { encodeRequestHead, type RequestHead } from '../../src/data/upstream/request-head.js';
 import { freePort } from '../helpers/ports.js';
 
 interface Outcome {
@@ -66,7 +66,7 @@ async function rawServer(respond: (req: string, socket: Socket, n: number) => vo
 }
 
 /** The request head as the proxy makes it (request-head.ts). */
-function head(method: string, path: string, headers: string[]): Buffer {
+function head(method: string, path: string, headers: string[]): RequestHead {
   const bytes = encodeRequestHead(method, path, headers);
   assert.ok(bytes, 'a sendable request');
   return bytes;

@@ -23,6 +23,7 @@
 // only (what undici and browsers do).
 import { connect, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
+import type { RequestHead } from './request-head.js';
 
 const require = createRequire(import.meta.url);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -79,8 +80,8 @@ class Exchange {
   discarded = false;
   constructor(
     readonly method: string,
-    /** The request head, as encoded by request-head.ts. */
-    readonly head: Buffer,
+    /** The request head, as checked and encoded by request-head.ts. */
+    readonly head: RequestHead,
     readonly body: Buffer | null,
     readonly handler: H1Handler,
   ) {}
@@ -200,11 +201,11 @@ class H1Connection {
   private write(ex: Exchange): void {
     const socket = this.socket;
     if (ex.body === null) {
-      socket.write(ex.head);
+      socket.write(ex.head, 'latin1'); // a checked byte string: exact (request-head.ts)
       return;
     }
     socket.cork();
-    socket.write(ex.head);
+    socket.write(ex.head, 'latin1');
     socket.write(ex.body);
     socket.uncork();
   }
@@ -366,7 +367,7 @@ export class H1Pool {
    * (Host included); a body is sent with its Content-Length, which must be in the head.
    * Hot path: one Exchange object.
    */
-  dispatch(method: string, head: Buffer, body: Buffer | null, handler: H1Handler): void {
+  dispatch(method: string, head: RequestHead, body: Buffer | null, handler: H1Handler): void {
     const ex = new Exchange(method, head, body, handler);
     if (this.closing) { handler.onError(codedError('LOBBY_UPSTREAM_CLOSED', 'upstream pool is closed')); return; }
     this.enqueue(ex);

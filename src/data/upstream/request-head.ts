@@ -9,25 +9,45 @@
 // writes them itself (as 'latin1', which is exact for byte strings).
 import { isFieldValueBytes, isToken, isVisibleAsciiTarget } from '../../shared/http-syntax.js';
 
+// Header names repeat from request to request (user-agent, accept, the gateway's own): a
+// name checked once is remembered, so the check costs a Set lookup instead of a scan. Only
+// names that passed are kept, and the set is bounded.
+const tokenNames = new Set<string>();
+const MAX_REMEMBERED_NAMES = 512;
+
+function isHeaderName(name: string): boolean {
+  if (tokenNames.has(name)) return true;
+  if (!isToken(name)) return false;
+  if (tokenNames.size < MAX_REMEMBERED_NAMES) tokenNames.add(name);
+  return true;
+}
+
 /** Whether method, target and every header may be written to an upstream as they are. */
 export function isSendable(method: string, target: string, headers: readonly string[]): boolean {
-  if (!isToken(method) || !isVisibleAsciiTarget(target)) return false;
+  if (!isHeaderName(method) || !isVisibleAsciiTarget(target)) return false;
   for (let i = 0; i < headers.length; i += 2) {
-    if (!isToken(headers[i]) || !isFieldValueBytes(headers[i + 1])) return false;
+    if (!isHeaderName(headers[i]) || !isFieldValueBytes(headers[i + 1])) return false;
   }
   return true;
 }
 
 /**
- * The HTTP/1.1 request head as bytes, or null when any part may not be sent (see
- * isSendable). `headers` is a flat [name, value, ...] list of byte strings, Host included.
- * Every character was checked to be one byte (<= 0xFF), so the 'latin1' write below is
+ * A request head that encodeRequestHead checked: a byte string (every character one byte,
+ * at most 0xFF), so writing it with the 'latin1' encoding sends exactly these bytes. The
+ * brand costs nothing at run time; it keeps any other string from being written as a head.
+ */
+export type RequestHead = string & { readonly __checkedRequestHead: true };
+
+/**
+ * The HTTP/1.1 request head, or null when any part may not be sent (see isSendable).
+ * `headers` is a flat [name, value, ...] list of byte strings, Host included.
+ * A string, not a Buffer: Node writes a 'latin1' string to the socket without a JS-side
+ * copy (a Buffer.from here cost 0.4 µs per request), and the check above makes that write
  * exact: it can neither drop nor invent a byte.
  */
-export function encodeRequestHead(method: string, target: string, headers: readonly string[]): Buffer | null {
+export function encodeRequestHead(method: string, target: string, headers: readonly string[]): RequestHead | null {
   if (!isSendable(method, target, headers)) return null;
   let head = method + ' ' + target + ' HTTP/1.1\r\n';
   for (let i = 0; i < headers.length; i += 2) head += headers[i] + ': ' + headers[i + 1] + '\r\n';
-  head += '\r\n';
-  return Buffer.from(head, 'latin1');
+  return (head + '\r\n') as RequestHead;
 }
