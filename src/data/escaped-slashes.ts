@@ -17,6 +17,13 @@ import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import type { RequestContext } from './request-context.js';
 
 /** matchEscapedPath results besides a route index, NO_ROUTE and METHOD_NOT_ALLOWED of route-match.ts. */
+/** `invalid_path` (clients need not tell the two apart), with a message that names the
+ * escaped_slashes policy; built once, so reply.ts memoizes its body prefix. */
+export const ESCAPED_SLASH: GatewayErrorSpec = {
+  ...GW_ERR.invalid_path,
+  message: 'The request path contains an encoded slash (%2F or %5C) that this route does not accept.',
+};
+
 export const ESCAPED_SLASH_REFUSED = -3, PATH_INVALID = -4;
 
 /**
@@ -42,6 +49,6 @@ export function matchEscapedPath(ctx: RequestContext, url: string): number {
 
 /** The error for a negative matchEscapedPath result other than NO_ROUTE / METHOD_NOT_ALLOWED. */
 export function escapedPathError(code: number): GatewayErrorSpec {
-  if (code === ESCAPED_SLASH_REFUSED) return GW_ERR.ESCAPED_SLASH;
-  return code === PATH_INVALID ? GW_ERR.BAD_PATH : GW_ERR.INTERNAL;
+  if (code === ESCAPED_SLASH_REFUSED) return ESCAPED_SLASH;
+  return code === PATH_INVALID ? GW_ERR.invalid_path : GW_ERR.internal_error;
 }

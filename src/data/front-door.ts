@@ -27,7 +27,7 @@ function visitHeader(key: string, rawValue: string): void {
   ctx.headerBytes += key.length + value.length + 4;
   switch (key.length) {
     case 0:
-      scanError = GW_ERR.BAD_HEADER;
+      scanError = GW_ERR.invalid_header;
       return;
     case 2:
       if (key === 'te') return;
@@ -71,22 +71,22 @@ function visitHeader(key: string, rawValue: string): void {
 
 function noteContentLength(ctx: RequestContext, value: string): void {
   const len = value.length;
-  if (len === 0 || len > 15) { scanError = GW_ERR.BAD_FRAMING; return; }
+  if (len === 0 || len > 15) { scanError = GW_ERR.invalid_framing; return; }
   let n = 0;
   for (let i = 0; i < len; i++) {
     const c = value.charCodeAt(i) - 0x30;
-    if (c < 0 || c > 9) { scanError = GW_ERR.BAD_FRAMING; return; }
+    if (c < 0 || c > 9) { scanError = GW_ERR.invalid_framing; return; }
     n = n * 10 + c;
   }
   // A repeated Content-Length is only tolerated when every copy agrees (RFC 9110 §8.6).
-  if (ctx.contentLength !== -1 && ctx.contentLength !== n) { scanError = GW_ERR.BAD_FRAMING; return; }
+  if (ctx.contentLength !== -1 && ctx.contentLength !== n) { scanError = GW_ERR.invalid_framing; return; }
   ctx.contentLength = n;
 }
 
 function noteTransferEncoding(ctx: RequestContext, value: string): void {
   // Only plain `chunked` is understood; any other coding (or a list) is refused rather
   // than guessed at, as request smuggling lives in such disagreements.
-  if (value.trim().toLowerCase() !== 'chunked') { scanError = GW_ERR.BAD_FRAMING; return; }
+  if (value.trim().toLowerCase() !== 'chunked') { scanError = GW_ERR.invalid_framing; return; }
   ctx.chunked = true;
 }
 
@@ -148,15 +148,15 @@ export function readRequestHead(ctx: RequestContext, req: HttpRequest, limits: C
   transferEncodingCount = 0;
   ctx.headerBytes = ctx.method.length + url.length + ctx.query.length + 12; // request line
   req.forEach(visitHeader);
-  if (ctx.headerBytes > limits.maxHeaderBytes) return GW_ERR.HEADERS_TOO_LARGE;
+  if (ctx.headerBytes > limits.maxHeaderBytes) return GW_ERR.request_header_fields_too_large;
   if (scanError !== null) return scanError;
-  if (url.length + ctx.query.length + 1 > limits.maxUrlBytes) return GW_ERR.URL_TOO_LONG;
-  if (transferEncodingCount > 1 || (ctx.chunked && ctx.contentLength !== -1)) return GW_ERR.BAD_FRAMING;
-  if (hostCount !== 1) return GW_ERR.BAD_HOST;
+  if (url.length + ctx.query.length + 1 > limits.maxUrlBytes) return GW_ERR.uri_too_long;
+  if (transferEncodingCount > 1 || (ctx.chunked && ctx.contentLength !== -1)) return GW_ERR.invalid_framing;
+  if (hostCount !== 1) return GW_ERR.invalid_host;
   const hostName = hostNameOf(ctx.host);
-  if (hostName === null) return GW_ERR.BAD_HOST;
+  if (hostName === null) return GW_ERR.invalid_host;
   ctx.hostName = hostName;
   if (ctx.connectionTokens !== '') dropConnectionNamed(ctx);
-  if (ctx.contentLength > limits.maxBodyBytes) return GW_ERR.BODY_TOO_LARGE;
+  if (ctx.contentLength > limits.maxBodyBytes) return GW_ERR.payload_too_large;
   return null;
 }

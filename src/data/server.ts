@@ -95,11 +95,11 @@ export class DataPlaneServer {
     res.onAborted(() => onClientAborted(ctx));
     const hasBody = ctx.contentLength > 0 || ctx.chunked;
     if (headError !== null) {
-      replyError(ctx, headError, hasBody || headError === GW_ERR.BAD_FRAMING);
+      replyError(ctx, headError, hasBody || headError === GW_ERR.invalid_framing);
       return;
     }
     const path = normalizePath(url);
-    if (path === null) { replyError(ctx, GW_ERR.BAD_PATH, hasBody); return; }
+    if (path === null) { replyError(ctx, GW_ERR.invalid_path, hasBody); return; }
     ctx.path = path;
 
     const matcher = gen.matcher;
@@ -107,9 +107,9 @@ export class DataPlaneServer {
     const routeIndex = hadEscapedSlash() ? matchEscapedPath(ctx, url) : matcher.match(ctx.methodBit, ctx.hostName, path);
     if (routeIndex < 0) {
       if (routeIndex === METHOD_NOT_ALLOWED) {
-        replyError(ctx, GW_ERR.METHOD_NOT_ALLOWED, hasBody, ['allow', methodsInMask(matcher.allowMask).join(', ')]);
+        replyError(ctx, GW_ERR.method_not_allowed, hasBody, ['allow', methodsInMask(matcher.allowMask).join(', ')]);
       } else {
-        replyError(ctx, routeIndex === NO_ROUTE ? GW_ERR.ROUTE_NOT_FOUND : escapedPathError(routeIndex), hasBody);
+        replyError(ctx, routeIndex === NO_ROUTE ? GW_ERR.route_not_found : escapedPathError(routeIndex), hasBody);
       }
       return;
     }
@@ -118,7 +118,7 @@ export class DataPlaneServer {
     ctx.clientIp = decoder.decode(res.getRemoteAddressAsText());
     // The rewrite reads the matcher's param spans, valid only until the next match.
     const target = upstreamPath(ctx, route);
-    if (target === null) { replyError(ctx, GW_ERR.BAD_PATH, hasBody); return; }
+    if (target === null) { replyError(ctx, GW_ERR.invalid_path, hasBody); return; }
     ctx.upstreamPath = target;
     ctx.call = new UpstreamCall(ctx);
 
@@ -148,7 +148,7 @@ function onHandlerFault(res: HttpResponse, err: unknown): void {
   logRequestFault(ctx !== null && ctx.res === res ? ctx : null, err);
   if (ctx !== null && ctx.res === res) {
     ctx.call?.finish();
-    replyError(ctx, GW_ERR.INTERNAL, true);
+    replyError(ctx, GW_ERR.internal_error, true);
     return;
   }
   // Failed before the context existed: answer without one.
@@ -168,7 +168,7 @@ function readBufferedBody(ctx: RequestContext): void {
   ctx.res.onData((chunk, isLast) => {
     if (ctx.aborted || ctx.phase === PHASE.DONE) return;
     const bytes = new Uint8Array(chunk);
-    if (received + bytes.length > body.length) { ctx.call!.finish(); replyError(ctx, GW_ERR.BAD_FRAMING, true); return; }
+    if (received + bytes.length > body.length) { ctx.call!.finish(); replyError(ctx, GW_ERR.invalid_framing, true); return; }
     body.set(bytes, received);
     received += bytes.length;
     if (!isLast) return;
@@ -199,7 +199,7 @@ function streamBody(ctx: RequestContext): void {
     if (call.bodyBytes > maxBody) {
       // Streamed past the limit (chunked, or a lying Content-Length): 413 if nothing was
       // answered yet, and the connection closes since the rest of the body is unread.
-      if (!ctx.responseStarted) call.failBeforeResponse(GW_ERR.BODY_TOO_LARGE);
+      if (!ctx.responseStarted) call.failBeforeResponse(GW_ERR.payload_too_large);
       else { call.finish(); res.close(); }
       return;
     }
@@ -231,11 +231,11 @@ function expireRequest(ctx: RequestContext): void {
   const call = ctx.call;
   if (call === null) { ctx.deadline = 0; return; }
   switch (ctx.phase) {
-    case PHASE.CONNECTING: call.failBeforeResponse(GW_ERR.UPSTREAM_CONNECT_TIMEOUT); break;
-    case PHASE.SENDING: call.failBeforeResponse(GW_ERR.REQUEST_TIMEOUT); break;
-    case PHASE.WAITING: call.failBeforeResponse(GW_ERR.UPSTREAM_TIMEOUT); break;
+    case PHASE.CONNECTING: call.failBeforeResponse(GW_ERR.upstream_connect_timeout); break;
+    case PHASE.SENDING: call.failBeforeResponse(GW_ERR.request_timeout); break;
+    case PHASE.WAITING: call.failBeforeResponse(GW_ERR.upstream_timeout); break;
     case PHASE.STREAMING:
-      if (!ctx.responseStarted) { call.failBeforeResponse(GW_ERR.UPSTREAM_TIMEOUT); break; }
+      if (!ctx.responseStarted) { call.failBeforeResponse(GW_ERR.upstream_timeout); break; }
       call.finish();
       if (!ctx.aborted) ctx.res.close();
       break;

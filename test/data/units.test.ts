@@ -64,8 +64,8 @@ describe('status lines and error bodies', () => {
   });
 
   it('error bodies are JSON with the correlation id', () => {
-    assert.deepEqual(JSON.parse(errorBody(GW_ERR.UPSTREAM_TIMEOUT, 'abc')), {
-      error: { status: 504, code: 'upstream_timeout', message: GW_ERR.UPSTREAM_TIMEOUT.message, correlation_id: 'abc' },
+    assert.deepEqual(JSON.parse(errorBody(GW_ERR.upstream_timeout, 'abc')), {
+      error: { status: 504, code: 'upstream_timeout', message: GW_ERR.upstream_timeout.message, correlation_id: 'abc' },
     });
   });
 });
@@ -93,7 +93,7 @@ describe('upstream error classification', () => {
       ['UND_ERR_HEADERS_TIMEOUT', 'upstream_timeout'],
       ['HPE_UNEXPECTED_CONTENT_LENGTH', 'upstream_bad_response'],
       ['HPE_INVALID_CHUNK_SIZE', 'upstream_bad_response'],
-      ['LOBBY_UPSTREAM_QUEUE_FULL', 'overloaded'],
+      ['LOBBY_UPSTREAM_QUEUE_FULL', 'upstream_overloaded'],
       ['UND_ERR_INVALID_ARG', 'invalid_header'],
     ];
     for (const [code, expected] of cases) {

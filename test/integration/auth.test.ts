@@ -494,13 +494,13 @@ routes:
     await small?.stop();
   });
 
-  it('a full queue answers 503 overloaded instead of growing', async () => {
+  it('a full queue answers 503 auth_overloaded instead of growing', async () => {
     const tokens = await Promise.all(Array.from({ length: 8 }, (_, i) => sign(key, valid({ sub: `s${i}`, lobby_test_delay_ms: 100 }))));
     const answers = await Promise.all(tokens.map((t) => get('/x', bearer(t), small)));
     const codes = answers.map((a) => (a.status === 200 ? 'ok' : a.json().error.code as string));
     // 1 running + 2 queued fit (100 ms each, within the 400 ms timeout); the others are refused at once.
-    assert.ok(codes.every((c) => c === 'ok' || c === 'overloaded'), codes.join(','));
-    assert.ok(codes.filter((c) => c === 'overloaded').length >= 4, codes.join(','));
+    assert.ok(codes.every((c) => c === 'ok' || c === 'auth_overloaded'), codes.join(','));
+    assert.ok(codes.filter((c) => c === 'auth_overloaded').length >= 4, codes.join(','));
     assert.ok(codes.filter((c) => c === 'ok').length >= 1, codes.join(','));
     for (const a of answers.filter((x) => x.status === 503)) assert.equal(a.headers['retry-after'], '1');
   });

@@ -12,7 +12,7 @@ import { methodBit } from '../../src/shared/methods.js';
 import { GW_ERR } from '../../src/shared/errors.js';
 import { METHOD_NOT_ALLOWED, NO_ROUTE, RouteMatcher } from '../../src/data/route-match.js';
 import { Generation, type RuntimeService } from '../../src/data/generation.js';
-import { escapedPathError, matchEscapedPath } from '../../src/data/escaped-slashes.js';
+import { ESCAPED_SLASH, escapedPathError, matchEscapedPath } from '../../src/data/escaped-slashes.js';
 import type { RequestContext } from '../../src/data/request-context.js';
 
 const SETTINGS: EscapedSlashes[] = ['reject', 'keep', 'unescape'];
@@ -51,7 +51,7 @@ function route(gen: Generation, url: string, method = 'GET'): Outcome {
   if (index < 0) {
     const spec = escapedPathError(index);
     assert.equal(spec.status, 400);
-    return { status: 400, error: spec === GW_ERR.ESCAPED_SLASH ? 'escaped_slash' : 'bad_path' };
+    return { status: 400, error: spec === ESCAPED_SLASH ? 'escaped_slash' : 'bad_path' };
   }
   return { route: gen.route(index).name, path: ctx.path };
 }

@@ -145,7 +145,7 @@ export class ProviderState {
       if (result.ok || !isKeyProblem(result.code)) return this.record(token, digest, result, this.keysVersion);
       keyProblem = result.code;
     } else if (this.pool !== null && tokensInPool >= this.runtime.maxQueue) {
-      return GW_ERR.OVERLOADED;
+      return GW_ERR.auth_overloaded;
     }
     const p = newPending(this, token, digest, [{ ctx, client }]);
     this.inflight.set(token, p);
@@ -235,14 +235,14 @@ export class ProviderState {
     this.finish(p);
     const full = err?.message === 'Task queue is at limit';
     if (!full) log.error('jwt verification task failed', { provider: this.provider.name, error: String(err?.stack ?? err) });
-    for (const w of p.waiters) w.client.unavailable(w.ctx, full ? GW_ERR.OVERLOADED : GW_ERR.AUTH_UNAVAILABLE);
+    for (const w of p.waiters) w.client.unavailable(w.ctx, full ? GW_ERR.auth_overloaded : GW_ERR.auth_unavailable);
   }
 
   /** The task's deadline passed: its requests get 503 now. */
   timeout(p: Pending): void {
     if (p.done) return;
     this.finish(p);
-    for (const w of p.waiters) w.client.unavailable(w.ctx, GW_ERR.AUTH_TIMEOUT);
+    for (const w of p.waiters) w.client.unavailable(w.ctx, GW_ERR.auth_timeout);
   }
 
   private finish(p: Pending): void {
@@ -276,7 +276,7 @@ export class ProviderState {
   private refuse(p: Pending, code: VerifyCode): void {
     this.finish(p);
     if (code === 'no_keys') {
-      for (const w of p.waiters) w.client.unavailable(w.ctx, GW_ERR.AUTH_UNAVAILABLE);
+      for (const w of p.waiters) w.client.unavailable(w.ctx, GW_ERR.auth_unavailable);
       return;
     }
     const entry: TokenCacheEntry = { expiresAt: 0, headers: null, scopes: [], code, seq: 0 };

@@ -81,12 +81,12 @@ class AuthJwtFilter implements Filter, VerificationClient {
   // Hot path.
   onRequest(ctx: RequestContext): Verdict {
     const auth = takeAuthorization(ctx.headers, this.strip);
-    if (auth === MULTIPLE) return localReply(ctx, GW_ERR.AUTH_BAD_REQUEST, this.badRequestHeaders);
+    if (auth === MULTIPLE) return localReply(ctx, GW_ERR.invalid_auth_request, this.badRequestHeaders);
     let token = auth === null ? null : bearerToken(auth);
     if (token !== null && this.removeAuthorization) removeHeader(ctx.headers, 'authorization');
     if (token === null && this.fromCookie !== null) token = cookieValue(ctx.headers, this.fromCookie);
     if (token === null && this.fromQuery !== null) token = queryValue(ctx.query, this.fromQuery);
-    if (token === null) return this.optional ? NEXT : localReply(ctx, GW_ERR.UNAUTHENTICATED, this.missingHeaders);
+    if (token === null) return this.optional ? NEXT : localReply(ctx, GW_ERR.unauthenticated, this.missingHeaders);
 
     const state = this.state;
     const cached = state.cache.get(token, Date.now());
@@ -100,10 +100,10 @@ class AuthJwtFilter implements Filter, VerificationClient {
   private apply(ctx: RequestContext, entry: TokenCacheEntry): Verdict {
     const identity = entry.headers;
     if (identity === null) {
-      return localReply(ctx, GW_ERR.INVALID_TOKEN, this.invalidHeaders.get(entry.code ?? 'malformed') ?? null);
+      return localReply(ctx, GW_ERR.invalid_token, this.invalidHeaders.get(entry.code ?? 'malformed') ?? null);
     }
     if (this.required.length !== 0 && !hasScopes(entry.scopes, this.required)) {
-      return localReply(ctx, GW_ERR.INSUFFICIENT_SCOPE, this.scopeHeaders);
+      return localReply(ctx, GW_ERR.insufficient_scope, this.scopeHeaders);
     }
     const h = ctx.headers;
     for (let i = 0; i < identity.length; i += 2) h.push(identity[i], identity[i + 1]);
@@ -116,7 +116,7 @@ class AuthJwtFilter implements Filter, VerificationClient {
       if (this.apply(ctx, entry) === NEXT) resumeChain(ctx);
     } catch (err) {
       logRequestFault(ctx, err);
-      localReply(ctx, GW_ERR.INTERNAL, null);
+      localReply(ctx, GW_ERR.internal_error, null);
     }
   }
 

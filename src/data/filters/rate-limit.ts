@@ -55,7 +55,7 @@ const duplicates = new Map<string, GatewayErrorSpec>();
 function duplicateSpec(header: string): GatewayErrorSpec {
   let spec = duplicates.get(header);
   if (!spec) {
-    const base = GW_ERR.RATE_LIMIT_KEY_DUPLICATE;
+    const base = GW_ERR.invalid_rate_limit_key;
     spec = { status: base.status, code: base.code, message: `The request carries more than one ${header} header; it is a rate-limit key and must appear once.` };
     duplicates.set(header, spec);
   }
@@ -124,9 +124,9 @@ class RateLimitFilter implements Filter {
       this.keyKind[i] = limit.key.kind === 'ip' ? KEY_IP : KEY_HEADER;
       this.keyHeader.push(limit.key.kind === 'ip' ? '' : limit.key.header);
       this.stats[i] = this.table.statsSlot(limit.id);
-      this.limitedSpecs.push(specWith(GW_ERR.RATE_LIMITED, limit.status));
-      this.unavailableSpecs.push(specWith(GW_ERR.RATE_LIMIT_UNAVAILABLE, limit.status));
-      this.duplicateSpecs.push(limit.key.kind === 'ip' ? GW_ERR.RATE_LIMIT_KEY_DUPLICATE : duplicateSpec(limit.key.header));
+      this.limitedSpecs.push(specWith(GW_ERR.rate_limited, limit.status));
+      this.unavailableSpecs.push(specWith(GW_ERR.rate_limit_unavailable, limit.status));
+      this.duplicateSpecs.push(limit.key.kind === 'ip' ? GW_ERR.invalid_rate_limit_key : duplicateSpec(limit.key.header));
       this.burstText.push(String(limit.burst));
       this.itemHead.push(`${i === 0 ? '' : ', '}"${limit.name}";r=`);
     });
@@ -211,7 +211,7 @@ class RateLimitFilter implements Filter {
       if (result === TAKE_FULL) {
         this.refund(i);
         this.count1(i, S.FULL);
-        return localReply(ctx, GW_ERR.RATE_LIMIT_CAPACITY, RETRY_1S);
+        return localReply(ctx, GW_ERR.rate_limit_capacity, RETRY_1S);
       }
       const remaining = table.tokens > 0 ? Math.floor(table.tokens + 1e-9) : 0;
       const reset = secondsCeil(table.resetMs);

@@ -133,7 +133,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
     if (statusCode < 100 || statusCode > 599) {
       // Not a status HTTP knows (e.g. `099`): the response cannot be relayed, and finishing
       // aborts the upstream request, which closes its connection.
-      this.failBeforeResponse(GW_ERR.UPSTREAM_BAD_RESPONSE);
+      this.failBeforeResponse(GW_ERR.upstream_bad_response);
       return false;
     }
     if (statusCode < 200) return true; // interim responses are not relayed
@@ -153,7 +153,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
         if (name.length === 14) {
           const n = parseLength(rawHeaders[i + 1]);
           if (n === -2 || (this.responseLength >= 0 && this.responseLength !== n)) {
-            this.failBeforeResponse(GW_ERR.UPSTREAM_BAD_RESPONSE);
+            this.failBeforeResponse(GW_ERR.upstream_bad_response);
             return false;
           }
           this.responseLength = n;
@@ -321,25 +321,25 @@ function abortedError(): Error {
 export function classifyUpstreamError(err: Error & { code?: string }): GatewayErrorSpec {
   switch (err.code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return GW_ERR.UPSTREAM_CONNECT_TIMEOUT;
+      return GW_ERR.upstream_connect_timeout;
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
-      return GW_ERR.UPSTREAM_TIMEOUT;
+      return GW_ERR.upstream_timeout;
     case 'LOBBY_UPSTREAM_QUEUE_FULL':
-      return GW_ERR.OVERLOADED;
+      return GW_ERR.upstream_overloaded;
     case 'UND_ERR_INVALID_ARG':
-      return GW_ERR.BAD_HEADER; // a header undici refuses to send (invalid name or value)
+      return GW_ERR.invalid_header; // a header undici refuses to send (invalid name or value)
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_HEADER_TOKEN':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
-      return GW_ERR.UPSTREAM_BAD_RESPONSE;
+      return GW_ERR.upstream_bad_response;
     case 'ECONNRESET':
     case 'UND_ERR_SOCKET':
     case 'EPIPE':
-      return GW_ERR.UPSTREAM_RESET;
+      return GW_ERR.upstream_reset;
     default:
-      if (err.code?.startsWith('HPE_')) return GW_ERR.UPSTREAM_BAD_RESPONSE;
-      return GW_ERR.UPSTREAM_UNAVAILABLE;
+      if (err.code?.startsWith('HPE_')) return GW_ERR.upstream_bad_response;
+      return GW_ERR.upstream_unavailable;
   }
 }
 
@@ -390,7 +390,7 @@ export function forward(ctx: RequestContext): void {
   const fast = body === null || Buffer.isBuffer(body);
   const head = fast ? encodeRequestHead(ctx.method, ctx.upstreamPath, h) : null;
   if (fast ? head === null : !isSendable(ctx.method, ctx.upstreamPath, h)) {
-    call.failBeforeResponse(GW_ERR.BAD_HEADER);
+    call.failBeforeResponse(GW_ERR.invalid_header);
     return;
   }
   ctx.target = target;
