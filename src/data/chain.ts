@@ -14,10 +14,40 @@ export const REPLY = 1;
 export const WAIT = 2;
 export type Verdict = typeof NEXT | typeof REPLY | typeof WAIT;
 
+/**
+ * The response head as a filter's onResponse sees it: the status, and header edits. `set`
+ * replaces every header of that name the upstream sent (so an upstream's own `RateLimit` or
+ * `Access-Control-Allow-Origin` never goes out twice); `append` adds one more (for list
+ * headers such as `Vary`); `remove` drops every copy. Names are matched case-insensitively.
+ */
+export interface ResponseHead {
+  readonly status: number;
+  set(name: string, value: string): void;
+  append(name: string, value: string): void;
+  remove(name: string): void;
+}
+
+/**
+ * A built filter. onRequest runs once per request in chain order; onResponse (optional)
+ * once per response in reverse chain order, for an upstream response and a local reply
+ * alike, before the status line is written; onEnd (optional) exactly once when the exchange
+ * ends, however it ends (response sent, client gone, upstream failure, drain).
+ */
 export interface Filter {
   readonly name: string;
   onRequest(ctx: RequestContext): Verdict;
+  onResponse?(ctx: RequestContext, head: ResponseHead): void;
+  onEnd?(ctx: RequestContext): void;
 }
+
+/**
+ * Where a filter sits in a route's chain; the chain is ordered by phase, then by the
+ * registry's order within a phase. edge: before anything else (CORS preflight, IP rules);
+ * authn: who the client is (JWT, API keys); authz: what it may do; policy: rate limits,
+ * WAF; transform: request/response rewriting just before the upstream.
+ */
+export const FILTER_PHASES = ['edge', 'authn', 'authz', 'policy', 'transform'] as const;
+export type FilterPhase = (typeof FILTER_PHASES)[number];
 
 /**
  * A filter's local reply (401, 429, 503 …): stops the request's upstream side and answers
