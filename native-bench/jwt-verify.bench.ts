@@ -144,7 +144,7 @@ export async function run(options: { time?: number } = {}): Promise<JwtBenchRow[
     const filter = authJwt.build(config, env);
     const strip = identityStrip.build({ stripHeaders: config.stripHeaders }, env);
     const request = ['user-agent', 'autocannon', 'accept', '*/*', 'authorization', `Bearer ${token}`, 'accept-encoding', 'gzip'];
-    const ctx = new RequestContext({} as never, {} as never);
+    const ctx = new RequestContext({} as never, {} as never, 0);
     const fresh = (): RequestContext => {
       (ctx as { headers: string[] }).headers.length = 0;
       for (let i = 0; i < request.length; i++) ctx.headers.push(request[i]);

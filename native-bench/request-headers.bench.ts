@@ -29,7 +29,7 @@ const LIMITS = { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 1 << 20
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization']);
 
 function lobbyPath(): number {
-  const ctx = new RequestContext({} as HttpResponse, {} as Generation);
+  const ctx = new RequestContext({} as HttpResponse, {} as Generation, 0);
   ctx.method = 'GET';
   if (readRequestHead(ctx, fakeRequest, LIMITS, '/v1/users/42') !== null) throw new Error('bench request refused');
   const h = ctx.headers;

@@ -4,67 +4,27 @@
 //   REPLY — the filter answered the request itself (e.g. 401, 429); stop;
 //   WAIT  — the filter started async work and will call resumeChain(ctx) (or answer) later.
 // An index loop with a stored resume point, not next() closures: no allocation per step.
-import type { RequestContext } from './request-context.js';
-import type { GatewayErrorSpec } from '../shared/errors.js';
+// When every filter said NEXT, the request is forwarded (upstream/proxy.ts forward): a
+// direct call, no completion callback held in module state. The chain is entered, and
+// resumed, through one try/catch: a throw in a filter is a bug, answered 500 and logged once.
+import { NEXT, REPLY, type Filter, type RequestContext } from './request-context.js';
+import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import type { FromWorker } from '../shared/messages.js';
-import { log } from '../shared/log.js';
+import { bodyUnreadOf, sendLocalReply } from './exchange.js';
+import { logRequestFault } from './faults.js';
+import { forward } from './upstream/proxy.js';
 
-export const NEXT = 0;
-export const REPLY = 1;
-export const WAIT = 2;
-export type Verdict = typeof NEXT | typeof REPLY | typeof WAIT;
-
-/**
- * The response head as a filter's onResponse sees it: the status, and header edits. `set`
- * replaces every header of that name the upstream sent (so an upstream's own `RateLimit` or
- * `Access-Control-Allow-Origin` never goes out twice); `append` adds one more (for list
- * headers such as `Vary`); `remove` drops every copy. Names are matched case-insensitively.
- */
-export interface ResponseHead {
-  readonly status: number;
-  set(name: string, value: string): void;
-  append(name: string, value: string): void;
-  remove(name: string): void;
-}
-
-/**
- * A built filter. onRequest runs once per request in chain order; onResponse (optional)
- * once per response in reverse chain order, for an upstream response and a local reply
- * alike, before the status line is written; onEnd (optional) exactly once when the exchange
- * ends, however it ends (response sent, client gone, upstream failure, drain).
- */
-export interface Filter {
-  readonly name: string;
-  onRequest(ctx: RequestContext): Verdict;
-  onResponse?(ctx: RequestContext, head: ResponseHead): void;
-  onEnd?(ctx: RequestContext): void;
-}
-
-/**
- * Where a filter sits in a route's chain; the chain is ordered by phase, then by the
- * registry's order within a phase. edge: before anything else (CORS preflight, IP rules);
- * authn: who the client is (JWT, API keys); authz: what it may do; policy: rate limits,
- * WAF; transform: request/response rewriting just before the upstream.
- */
-export const FILTER_PHASES = ['edge', 'authn', 'authz', 'policy', 'transform'] as const;
-export type FilterPhase = (typeof FILTER_PHASES)[number];
+export { NEXT, REPLY, WAIT, FILTER_PHASES } from './request-context.js';
+export type { Verdict, Filter, ResponseHead, FilterPhase } from './request-context.js';
+export { logRequestFault } from './faults.js';
 
 /**
  * A filter's local reply (401, 429, 503 …): stops the request's upstream side and answers
  * `spec` as JSON with `extraHeaders`. Returns REPLY for the filter to return.
  */
 export function localReply(ctx: RequestContext, spec: GatewayErrorSpec, extraHeaders: readonly string[] | null = null): typeof REPLY {
-  ctx.call!.failBeforeResponse(spec, extraHeaders); // set before the chain runs
+  sendLocalReply(ctx, spec, bodyUnreadOf(ctx.body), extraHeaders);
   return REPLY;
-}
-
-/** Logs a bug met while handling a request, with the correlation id its client was told. */
-export function logRequestFault(ctx: RequestContext | null, err: unknown): void {
-  log.error('request handler fault', {
-    correlation_id: ctx?.correlationId || undefined,
-    route: ctx?.route?.name,
-    error: String((err as Error)?.stack ?? err),
-  });
 }
 
 /** What a filter's build() gets from its worker. */
@@ -87,31 +47,30 @@ export interface FilterFactory<C> {
   build(config: C, env: WorkerEnv): Filter;
 }
 
-let forwardAfterChain: (ctx: RequestContext) => void = () => {};
-
-/** Set once by the server: what happens when every filter said NEXT. */
-export function setChainCompletion(done: (ctx: RequestContext) => void): void {
-  forwardAfterChain = done;
+/**
+ * Runs the route's filters from ctx.nextFilter, inside the one fault handler; forwards the
+ * request when every filter said NEXT. Entry (server.ts) and resume (a WAIT that finished)
+ * both come here. Hot path: an empty chain costs one comparison and a try block.
+ */
+export function runChain(ctx: RequestContext): void {
+  try {
+    const filters = ctx.route!.filters;
+    for (let i = ctx.nextFilter; i < filters.length; i++) {
+      const verdict = filters[i].onRequest(ctx);
+      if (verdict === NEXT) continue;
+      ctx.nextFilter = i + 1;
+      return;
+    }
+    ctx.nextFilter = filters.length;
+    if (!ctx.ended) forward(ctx);
+  } catch (err) {
+    logRequestFault(ctx, err);
+    sendLocalReply(ctx, GW_ERR.internal_error, true);
+  }
 }
 
 /** Continues the chain after a filter that returned WAIT finished its async work. */
 export function resumeChain(ctx: RequestContext): void {
+  if (ctx.ended) return;
   runChain(ctx);
-}
-
-/**
- * Runs the route's filters from ctx.nextFilter; forwards the request (the completion set by
- * setChainCompletion) when every filter said NEXT.
- * Hot path: an empty chain costs one comparison.
- */
-export function runChain(ctx: RequestContext): void {
-  const filters = ctx.route!.filters;
-  for (let i = ctx.nextFilter; i < filters.length; i++) {
-    const verdict = filters[i].onRequest(ctx);
-    if (verdict === NEXT) continue;
-    ctx.nextFilter = i + 1;
-    return;
-  }
-  ctx.nextFilter = filters.length;
-  forwardAfterChain(ctx);
 }

@@ -1,8 +1,9 @@
-// Sub-second request deadlines without a timer per request.
+// Sub-second request deadlines without a timer per request, and the list of open requests.
 // undici's own timeouts tick at about 1 s, too coarse for `connect_ms: 250`. Instead every
-// in-flight request sits in one intrusive doubly-linked list; a single interval (TICK_MS)
-// advances a coarse clock and expires the requests whose deadline passed. Adding/removing
-// is O(1) with no allocation; a tick is O(requests in flight).
+// open request (accepted and not yet ended) sits in one intrusive doubly-linked list; a
+// single interval (TICK_MS) advances a coarse clock and expires the requests whose deadline
+// passed. Adding/removing is O(1) with no allocation; a tick is O(open requests). The same
+// list is what a drain waits for and what it ends at its deadline.
 import type { RequestContext } from './request-context.js';
 
 export const TICK_MS = 10;
@@ -20,6 +21,7 @@ export function now(): number {
   return coarseNow;
 }
 
+/** Starts the ticker; `expired` is called for each request whose deadline passed. */
 export function startDeadlines(expired: (ctx: RequestContext) => void): void {
   onExpired = expired;
   if (ticker) return;
@@ -31,33 +33,34 @@ export function stopDeadlines(): void {
   ticker = null;
 }
 
-export function inFlightCount(): number {
+/** Requests accepted and not yet ended, in this worker (what a drain waits for). */
+export function openCount(): number {
   return count;
 }
 
-export function trackInFlight(ctx: RequestContext): void {
-  ctx.prevInFlight = null;
-  ctx.nextInFlight = head;
-  if (head) head.prevInFlight = ctx;
+export function trackOpen(ctx: RequestContext): void {
+  ctx.prevOpen = null;
+  ctx.nextOpen = head;
+  if (head) head.prevOpen = ctx;
   head = ctx;
   count++;
 }
 
-export function untrackInFlight(ctx: RequestContext): void {
-  const prev = ctx.prevInFlight;
-  const next = ctx.nextInFlight;
+export function untrackOpen(ctx: RequestContext): void {
+  const prev = ctx.prevOpen;
+  const next = ctx.nextOpen;
   if (prev === null && head !== ctx) return; // not in the list
-  if (prev) prev.nextInFlight = next; else head = next;
-  if (next) next.prevInFlight = prev;
-  ctx.prevInFlight = ctx.nextInFlight = null;
+  if (prev) prev.nextOpen = next; else head = next;
+  if (next) next.prevOpen = prev;
+  ctx.prevOpen = ctx.nextOpen = null;
   count--;
 }
 
-/** Calls fn for every in-flight request (drain uses it to stop them all). */
-export function forEachInFlight(fn: (ctx: RequestContext) => void): void {
+/** Calls fn for every open request (a drain ends them all at its deadline). */
+export function forEachOpen(fn: (ctx: RequestContext) => void): void {
   let ctx = head;
   while (ctx) {
-    const next = ctx.nextInFlight;
+    const next = ctx.nextOpen;
     fn(ctx);
     ctx = next;
   }
@@ -67,7 +70,7 @@ function tick(): void {
   const t = now();
   let ctx = head;
   while (ctx) {
-    const next = ctx.nextInFlight;
+    const next = ctx.nextOpen;
     if (ctx.deadline !== 0 && t >= ctx.deadline) onExpired(ctx);
     ctx = next;
   }

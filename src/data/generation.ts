@@ -1,47 +1,20 @@
 // A generation: everything a worker needs to serve requests under one published config,
 // built once when the control plane sends `prepare` (never per request). Requests keep a
 // reference to the generation they started on, so a swap never changes an in-flight request.
-import type { CompiledConfig, CompiledRoute, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
-import type { Pool } from 'undici';
-import type { H1Pool } from './upstream/h1-client.js';
+import type { CompiledConfig, CompiledRoute, CompiledService } from '../shared/compiled-config.js';
 import { RouteMatcher } from './route-match.js';
 import { RouteData } from '../shared/route-data.js';
-import type { Filter, WorkerEnv } from './chain.js';
+import type { WorkerEnv } from './chain.js';
+import type { Filter, GenerationView, RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 import { FILTERS } from './filters/index.js';
 import { PoolRegistry } from './upstream/pools.js';
-import { leastRequest, roundRobin, type Picker } from './upstream/balancer.js';
+import { leastRequest, roundRobin } from './upstream/balancer.js';
+import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
+import { undiciDispatch } from './upstream/undici-dispatch.js';
 
-export interface RuntimeTarget {
-  readonly origin: string;
-  readonly hostHeader: string;
-  readonly pool: Pool;
-  readonly fast: H1Pool;
-  readonly poolKey: string;
-  /** Requests of this worker in flight to this target (least_request reads it). */
-  inFlight: number;
-}
+export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 
-export interface RuntimeService {
-  readonly name: string;
-  readonly targets: readonly RuntimeTarget[];
-  readonly pick: Picker;
-  readonly connectMs: number;
-  readonly responseMs: number;
-  readonly idleMs: number;
-}
-
-export interface RuntimeRoute {
-  readonly index: number;
-  readonly name: string;
-  readonly service: RuntimeService;
-  readonly filters: readonly Filter[];
-  readonly stripPrefixLength: number;
-  readonly rewrite: readonly RewritePart[] | null;
-  readonly preserveHost: boolean;
-  readonly escapedSlashes: EscapedSlashes;
-}
-
-export class Generation {
+export class Generation implements GenerationView {
   readonly poolKeys: ReadonlySet<string>;
   /** Routes built so far (by index); the rest are built on their first request. */
   private readonly built: (RuntimeRoute | undefined)[];
@@ -76,15 +49,21 @@ export class Generation {
 }
 
 function buildRoute(index: number, route: CompiledRoute, service: RuntimeService, env: WorkerEnv): RuntimeRoute {
+  const filters: Filter[] = route.filters.map((f) => {
+    const factory = FILTERS[f.name];
+    if (!factory) throw new Error(`route ${route.name}: unknown filter ${f.name}`);
+    return factory.build(f.config, env);
+  });
+  // Phase lists are null when empty (fastify's hooks do this): an unused phase costs one compare.
+  const responseFilters = filters.filter((f) => f.onResponse !== undefined).reverse();
+  const endFilters = filters.filter((f) => f.onEnd !== undefined);
   return {
     index,
     name: route.name,
     service,
-    filters: route.filters.map((f) => {
-      const factory = FILTERS[f.name];
-      if (!factory) throw new Error(`route ${route.name}: unknown filter ${f.name}`);
-      return factory.build(f.config, env);
-    }),
+    filters,
+    responseFilters: responseFilters.length > 0 ? responseFilters : null,
+    endFilters: endFilters.length > 0 ? endFilters : null,
     stripPrefixLength: route.stripPrefix === null || route.stripPrefix === '/' ? 0 : route.stripPrefix.length,
     rewrite: route.rewrite,
     preserveHost: route.preserveHost,
@@ -97,14 +76,24 @@ export function buildGeneration(
 ): Generation {
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
-    targets: svc.targets.map((t) => {
+    targets: svc.targets.map((t): RuntimeTarget => {
       const { key, pool, fast } = pools.acquire(svc, t, config.server.workers);
-      return { origin: t.origin, hostHeader: t.hostHeader, pool, fast, poolKey: key, inFlight: 0 };
+      return { origin: t.origin, hostHeader: t.hostHeader, fast: fast.dispatch, general: undiciDispatch(pool), poolKey: key, inFlight: 0 };
     }),
+    dispatch: compose(toTarget, serviceInterceptors(svc)),
     pick: svc.balance === 'least_request' ? leastRequest() : roundRobin(),
     connectMs: svc.timeouts.connectMs,
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
   }));
   return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env);
+}
+
+/**
+ * A service's upstream policies, outermost first, composed over its targets' clients once
+ * per generation. None are configurable yet: retries, circuit breakers and health
+ * bookkeeping (issue 14) add theirs here, written once for both clients.
+ */
+export function serviceInterceptors(_service: CompiledService): Interceptor[] {
+  return [];
 }

@@ -1,9 +1,111 @@
-// Per-request state. Every field is set in the constructor with its final type, so all
-// contexts share one hidden class (fast property access, no dictionary mode).
+// Per-request state, and the runtime shapes a request meets (route, service, target, filter).
+// They are declared together because they refer to each other (a route holds filters, a
+// filter takes a context, a context holds its route): one module, no import cycle.
+//
+// Every RequestContext field is set in the constructor with its final type, so all contexts
+// share one hidden class (fast property access, no dictionary mode).
 import type { HttpResponse } from './uws.js';
 import type { Readable } from 'node:stream';
-import type { Generation, RuntimeRoute, RuntimeTarget } from './generation.js';
-import type { UpstreamCall } from './upstream/proxy.js';
+import type { CompiledConfig, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
+import type { RouteMatcher } from './route-match.js';
+import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
+
+export const NEXT = 0;
+export const REPLY = 1;
+export const WAIT = 2;
+export type Verdict = typeof NEXT | typeof REPLY | typeof WAIT;
+
+/**
+ * The response head as a filter's onResponse sees it: the status, and header edits. `set`
+ * replaces every header of that name the upstream sent (so an upstream's own `RateLimit` or
+ * `Access-Control-Allow-Origin` never goes out twice); `append` adds one more (for list
+ * headers such as `Vary`); `remove` drops every copy. Names are matched case-insensitively.
+ */
+export interface ResponseHead {
+  readonly status: number;
+  set(name: string, value: string): void;
+  append(name: string, value: string): void;
+  remove(name: string): void;
+}
+
+/**
+ * A built filter. onRequest runs once per request in chain order; onResponse (optional)
+ * once per response in reverse chain order, for an upstream response and a local reply
+ * alike, before the status line is written; onEnd (optional) exactly once when the exchange
+ * ends, however it ends (response sent, client gone, upstream failure, drain).
+ */
+export interface Filter {
+  readonly name: string;
+  onRequest(ctx: RequestContext): Verdict;
+  onResponse?(ctx: RequestContext, head: ResponseHead): void;
+  onEnd?(ctx: RequestContext): void;
+}
+
+/**
+ * Where a filter sits in a route's chain; the chain is ordered by phase, then by the
+ * registry's order within a phase. edge: before anything else (CORS preflight, IP rules);
+ * authn: who the client is (JWT, API keys); authz: what it may do; policy: rate limits,
+ * WAF; transform: request/response rewriting just before the upstream.
+ */
+export const FILTER_PHASES = ['edge', 'authn', 'authz', 'policy', 'transform'] as const;
+export type FilterPhase = (typeof FILTER_PHASES)[number];
+
+export interface RuntimeTarget extends UpstreamTarget {
+  readonly origin: string;
+  readonly hostHeader: string;
+  readonly poolKey: string;
+  /** Requests of this worker in flight to this target (least_request reads it). */
+  inFlight: number;
+}
+
+export type Picker = (targets: readonly RuntimeTarget[]) => RuntimeTarget;
+
+export interface RuntimeService {
+  readonly name: string;
+  readonly targets: readonly RuntimeTarget[];
+  readonly pick: Picker;
+  /** The service's interceptors composed over the target's client, once per generation. */
+  readonly dispatch: DispatchFn;
+  readonly connectMs: number;
+  readonly responseMs: number;
+  readonly idleMs: number;
+}
+
+export interface RuntimeRoute {
+  readonly index: number;
+  readonly name: string;
+  readonly service: RuntimeService;
+  readonly filters: readonly Filter[];
+  /** Filters with onResponse, in reverse chain order; null when none (one comparison). */
+  readonly responseFilters: readonly Filter[] | null;
+  /** Filters with onEnd, in chain order; null when none. */
+  readonly endFilters: readonly Filter[] | null;
+  readonly stripPrefixLength: number;
+  readonly rewrite: readonly RewritePart[] | null;
+  readonly preserveHost: boolean;
+  readonly escapedSlashes: EscapedSlashes;
+}
+
+/** The upstream side of a forwarded request, as the exchange drives it (proxy.ts). */
+export interface UpstreamLeg {
+  /** Every response byte arrived (finishing must not close a reusable connection). */
+  readonly complete: boolean;
+  /** Stops the upstream request (closes its connection unless the response was complete). */
+  abort(): void;
+  /** The client connection drained: read more of the upstream response. */
+  resume(): void;
+  /** Every body byte the response declared went to the client: the upstream side is done
+   * without closing a connection that may be reused. */
+  settle(): void;
+}
+
+/** What a request reads of its generation (generation.ts implements it). */
+export interface GenerationView {
+  readonly id: number;
+  readonly config: CompiledConfig;
+  readonly matcher: RouteMatcher;
+  route(index: number): RuntimeRoute;
+}
 
 /** Where the request is in its life; the deadline ticker reads it. */
 export const PHASE = {
@@ -21,24 +123,57 @@ export const PHASE = {
   DONE: 5,
 } as const;
 
-/** Requests accepted and not yet answered or abandoned (what a drain waits for), per worker. */
-let openRequests = 0;
+/**
+ * Why an exchange ended the way it did (Envoy's response flags), a bit mask on the context
+ * for logs and metrics. RESPONSE_FLAG_NAMES gives their short names.
+ */
+export const RESPONSE_FLAG = {
+  /** NR: no route matched. */
+  NO_ROUTE: 1 << 0,
+  /** UF: connecting to the upstream failed (refused or timed out). */
+  UPSTREAM_CONNECT_FAILURE: 1 << 1,
+  /** UT: the upstream did not answer within its timeout. */
+  UPSTREAM_TIMEOUT: 1 << 2,
+  /** UC: the upstream connection closed or reset mid-exchange. */
+  UPSTREAM_RESET: 1 << 3,
+  /** UPE: the upstream's response broke HTTP. */
+  UPSTREAM_PROTOCOL_ERROR: 1 << 4,
+  /** UO: too many requests waiting for an upstream connection. */
+  UPSTREAM_OVERFLOW: 1 << 5,
+  /** RL: a rate limit refused the request. */
+  RATE_LIMITED: 1 << 6,
+  /** UAEX: authentication or authorization refused the request. */
+  UNAUTHORIZED: 1 << 7,
+  /** DC: the client went away before the response was complete. */
+  DOWNSTREAM_CLOSED: 1 << 8,
+  /** LR: the gateway answered the request itself. */
+  LOCAL_REPLY: 1 << 9,
+  /** DPE: the request broke HTTP or the gateway's limits (400, 413, 414, 431). */
+  DOWNSTREAM_PROTOCOL_ERROR: 1 << 10,
+  /** SI: the request's exchange was ended by a shutdown (drain deadline). */
+  DRAINED: 1 << 11,
+} as const;
 
-export function openRequestCount(): number {
-  return openRequests;
-}
+export const RESPONSE_FLAG_NAMES: readonly [number, string][] = [
+  [RESPONSE_FLAG.NO_ROUTE, 'NR'], [RESPONSE_FLAG.UPSTREAM_CONNECT_FAILURE, 'UF'],
+  [RESPONSE_FLAG.UPSTREAM_TIMEOUT, 'UT'], [RESPONSE_FLAG.UPSTREAM_RESET, 'UC'],
+  [RESPONSE_FLAG.UPSTREAM_PROTOCOL_ERROR, 'UPE'], [RESPONSE_FLAG.UPSTREAM_OVERFLOW, 'UO'],
+  [RESPONSE_FLAG.RATE_LIMITED, 'RL'], [RESPONSE_FLAG.UNAUTHORIZED, 'UAEX'],
+  [RESPONSE_FLAG.DOWNSTREAM_CLOSED, 'DC'], [RESPONSE_FLAG.LOCAL_REPLY, 'LR'],
+  [RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR, 'DPE'], [RESPONSE_FLAG.DRAINED, 'SI'],
+];
 
-/** A request's life in this worker ended (answered, relayed, or the client went away). Idempotent. */
-export function closeRequest(ctx: RequestContext): void {
-  if (ctx.open) {
-    ctx.open = false;
-    openRequests--;
-  }
+/** Short names of a flag mask, comma-separated ('-' for none), as an access log writes them. */
+export function responseFlagNames(flags: number): string {
+  if (flags === 0) return '-';
+  let out = '';
+  for (const [bit, name] of RESPONSE_FLAG_NAMES) if (flags & bit) out = out === '' ? name : out + ',' + name;
+  return out;
 }
 
 export class RequestContext {
   readonly res: HttpResponse;
-  gen: Generation;
+  gen: GenerationView;
   route: RuntimeRoute | null = null;
   target: RuntimeTarget | null = null;
   /** Method as sent by the client (case-sensitive). */
@@ -60,7 +195,7 @@ export class RequestContext {
   forwardedFor = '';
   /** Tokens of the client's Connection header other than keep-alive/close, or ''. */
   connectionTokens = '';
-  /** Request headers to forward, flat [name, value, ...], end-to-end headers only. */
+  /** Request headers to forward, flat [name, value, ...] byte strings, end-to-end only. */
   readonly headers: string[] = [];
   headerBytes = 0;
   /** Declared Content-Length, or -1. */
@@ -70,10 +205,24 @@ export class RequestContext {
   upstreamPath = '';
   /** Request body to forward: a buffer (small bodies), a stream (large/chunked) or null. */
   body: Buffer | Readable | null = null;
-  /** The upstream exchange, created once the request is routed. */
-  call: UpstreamCall | null = null;
-  /** Headers filters add to the response (flat [name, value, ...]), or null. */
+  /** The streamed body's reading from the client is paused (backpressure). */
+  clientPaused = false;
+  /** Headers filters stage for the response (flat [name, value, ...]), or null; each
+   * replaces the upstream's headers of its name. */
   responseHeaders: string[] | null = null;
+  /** The upstream request, once forwarded (proxy.ts). */
+  upstream: UpstreamLeg | null = null;
+  /** The upstream response head waiting to be written with the first body bytes (one
+   * corked write), or null: its status line text and flat raw headers. */
+  pendingStatusText = '';
+  pendingHeaders: HeaderField[] | null = null;
+  /** Response body length to relay (tryEnd), -1 when unknown (chunked). */
+  responseLength = -1;
+  /** HEAD, 204 or 304: no body goes to the client. */
+  bodiless = false;
+  /** Part of a chunk uWS could not take yet (tryEnd under backpressure). */
+  pendingChunk: Buffer | null = null;
+  pendingOffset = 0;
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;
@@ -83,16 +232,34 @@ export class RequestContext {
   aborted = false;
   /** The response status line has been written to the client. */
   responseStarted = false;
-  /** Intrusive list of in-flight requests (deadlines.ts). */
-  prevInFlight: RequestContext | null = null;
-  nextInFlight: RequestContext | null = null;
+  /** The exchange ended (exchange.ts endExchange): onEnd ran, nothing more is written. */
+  ended = false;
+  /** Intrusive list of open requests (deadlines.ts). */
+  prevOpen: RequestContext | null = null;
+  nextOpen: RequestContext | null = null;
 
-  /** Counted in openRequests until closeRequest(). */
-  open = true;
+  // --- what the exchange records (exchange.ts), for logs and metrics ---------------------
+  /** performance.now() when the request was accepted. */
+  readonly startTime: number;
+  /** Status sent to the client (0 until the head is written). */
+  status = 0;
+  /** Request body bytes received from the client. */
+  bytesIn = 0;
+  /** Response body bytes handed to the client connection. */
+  bytesOut = 0;
+  /** performance.now() of the upstream milestones (0 = not reached): request on its way
+   * (a connection assigned), first response byte (head parsed), last response byte. */
+  upstreamStartTime = 0;
+  upstreamFirstByteTime = 0;
+  upstreamLastByteTime = 0;
+  /** RESPONSE_FLAG bits. */
+  responseFlags = 0;
 
-  constructor(res: HttpResponse, gen: Generation) {
+  constructor(res: HttpResponse, gen: GenerationView, startTime: number) {
     this.res = res;
     this.gen = gen;
-    openRequests++;
+    this.startTime = startTime;
   }
 }
+
+export type { HeaderField };

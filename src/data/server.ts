@@ -6,23 +6,23 @@
 // because that object dies when the handler returns.
 import { Readable } from 'node:stream';
 import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from './uws.js';
-import { RequestContext, PHASE, closeRequest, openRequestCount } from './request-context.js';
+import { RequestContext, PHASE, RESPONSE_FLAG, type GenerationView } from './request-context.js';
 import { readRequestHead } from './front-door.js';
 import { correlationIdFor } from './correlation-id.js';
-import { hadEscapedSlash, normalizePath } from '../shared/path-normalize.js';
+import { normalizePath, hadEscapedSlash } from '../shared/path-normalize.js';
 import { escapedPathError, matchEscapedPath } from './escaped-slashes.js';
 import { methodBit, methodsInMask } from '../shared/methods.js';
 import { GW_ERR } from '../shared/errors.js';
 import { NO_ROUTE, METHOD_NOT_ALLOWED } from './route-match.js';
-import { replyError } from './reply.js';
-import { logRequestFault, runChain, setChainCompletion } from './chain.js';
-import { BUFFERED_BODY_MAX, UpstreamCall, forward, upstreamPath } from './upstream/proxy.js';
-import { coarseNow, forEachInFlight, startDeadlines, stopDeadlines } from './deadlines.js';
-import type { Generation } from './generation.js';
+import { endExchange, sendLocalReply } from './exchange.js';
+import { logRequestFault } from './faults.js';
+import { runChain } from './chain.js';
+import { BUFFERED_BODY_MAX, expireRequest, upstreamPath } from './upstream/proxy.js';
+import { coarseNow, forEachOpen, openCount, startDeadlines, stopDeadlines, trackOpen } from './deadlines.js';
 
 export interface DataPlaneServerOptions {
   /** Returns the generation new requests use (one Atomics.load in the common case). */
-  currentGeneration(): Generation;
+  currentGeneration(): GenerationView;
   /** Test hooks: `x-lobby-test-crash: 1` throws an uncaught error in this worker;
    * `x-lobby-test-fault: 1` throws inside the request handler (a bug it must survive). */
   testHooks: boolean;
@@ -36,17 +36,8 @@ export class DataPlaneServer {
 
   constructor(private readonly opts: DataPlaneServerOptions) {
     this.app = uWS.App();
-    this.app.any('/*', (res, req) => {
-      // A throw here would take the worker down (uWS aborts on an exception in a handler):
-      // it is a bug, answered 500 and logged, never a crash.
-      try {
-        this.onRequest(res, req);
-      } catch (err) {
-        onHandlerFault(res, err);
-      }
-    });
+    this.app.any('/*', (res, req) => this.onRequest(res, req));
     startDeadlines(expireRequest);
-    setChainCompletion(startForward);
   }
 
   listen(host: string, port: number): Promise<number | null> {
@@ -70,18 +61,32 @@ export class DataPlaneServer {
   /** Closes every connection (after a drain or on a fatal error); the worker may then exit. */
   closeAll(): void {
     this.stopListening();
-    forEachInFlight((ctx) => { ctx.phase = PHASE.DONE; });
+    // Requests still open at the drain deadline (or on a fatal error) end here: each one's
+    // onEnd runs, and its connection closes with the app.
+    forEachOpen((ctx) => endExchange(ctx, RESPONSE_FLAG.DRAINED));
     stopDeadlines();
     // close() exists in this uWS build but is missing from its type definitions.
     (this.app as TemplatedApp & { close(): void }).close();
   }
 
+  private onRequest(res: HttpResponse, req: HttpRequest): void {
+    // A throw here would take the worker down (uWS aborts on an exception in a handler): it
+    // is a bug, answered 500 and logged, never a crash. (The chain has its own handler.)
+    let ctx: RequestContext | null = null;
+    try {
+      ctx = new RequestContext(res, this.opts.currentGeneration(), performance.now());
+      trackOpen(ctx);
+      this.accept(ctx, req);
+    } catch (err) {
+      onHandlerFault(res, ctx, err);
+    }
+  }
+
   // Hot path: runs once per request; allocates the context, one abort closure and the
   // forwarded headers array, nothing per header or per filter.
-  private onRequest(res: HttpResponse, req: HttpRequest): void {
-    const gen = this.opts.currentGeneration();
-    const ctx = new RequestContext(res, gen);
-    handlerCtx = ctx;
+  private accept(ctx: RequestContext, req: HttpRequest): void {
+    const gen = ctx.gen;
+    const res = ctx.res;
     const url = req.getUrl();
     ctx.method = req.getCaseSensitiveMethod();
     ctx.methodBit = methodBit(ctx.method);
@@ -95,11 +100,11 @@ export class DataPlaneServer {
     res.onAborted(() => onClientAborted(ctx));
     const hasBody = ctx.contentLength > 0 || ctx.chunked;
     if (headError !== null) {
-      replyError(ctx, headError, hasBody || headError === GW_ERR.invalid_framing);
+      sendLocalReply(ctx, headError, hasBody || headError === GW_ERR.invalid_framing);
       return;
     }
     const path = normalizePath(url);
-    if (path === null) { replyError(ctx, GW_ERR.invalid_path, hasBody); return; }
+    if (path === null) { sendLocalReply(ctx, GW_ERR.invalid_path, hasBody); return; }
     ctx.path = path;
 
     const matcher = gen.matcher;
@@ -107,9 +112,9 @@ export class DataPlaneServer {
     const routeIndex = hadEscapedSlash() ? matchEscapedPath(ctx, url) : matcher.match(ctx.methodBit, ctx.hostName, path);
     if (routeIndex < 0) {
       if (routeIndex === METHOD_NOT_ALLOWED) {
-        replyError(ctx, GW_ERR.method_not_allowed, hasBody, ['allow', methodsInMask(matcher.allowMask).join(', ')]);
+        sendLocalReply(ctx, GW_ERR.method_not_allowed, hasBody, ['allow', methodsInMask(matcher.allowMask).join(', ')]);
       } else {
-        replyError(ctx, routeIndex === NO_ROUTE ? GW_ERR.route_not_found : escapedPathError(routeIndex), hasBody);
+        sendLocalReply(ctx, routeIndex === NO_ROUTE ? GW_ERR.route_not_found : escapedPathError(routeIndex), hasBody);
       }
       return;
     }
@@ -118,9 +123,8 @@ export class DataPlaneServer {
     ctx.clientIp = decoder.decode(res.getRemoteAddressAsText());
     // The rewrite reads the matcher's param spans, valid only until the next match.
     const target = upstreamPath(ctx, route);
-    if (target === null) { replyError(ctx, GW_ERR.invalid_path, hasBody); return; }
+    if (target === null) { sendLocalReply(ctx, GW_ERR.invalid_path, hasBody); return; }
     ctx.upstreamPath = target;
-    ctx.call = new UpstreamCall(ctx);
 
     if (!hasBody) runChain(ctx);
     else if (!ctx.chunked && ctx.contentLength <= BUFFERED_BODY_MAX) readBufferedBody(ctx);
@@ -133,32 +137,21 @@ export class DataPlaneServer {
     const until = Date.now() + deadlineMs;
     // Every accepted request counts, also those still reading their body or waiting on a
     // filter (e.g. token verification), not only those already sent upstream.
-    while (openRequestCount() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    const unfinished = openRequestCount();
+    while (openCount() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const unfinished = openCount();
     this.closeAll();
     return unfinished;
   }
 }
 
-/** Context of the request the synchronous handler is running (for the fault handler). */
-let handlerCtx: RequestContext | null = null;
-
-function onHandlerFault(res: HttpResponse, err: unknown): void {
-  const ctx = handlerCtx;
-  logRequestFault(ctx !== null && ctx.res === res ? ctx : null, err);
-  if (ctx !== null && ctx.res === res) {
-    ctx.call?.finish();
-    replyError(ctx, GW_ERR.internal_error, true);
+function onHandlerFault(res: HttpResponse, ctx: RequestContext | null, err: unknown): void {
+  logRequestFault(ctx, err);
+  if (ctx !== null) {
+    sendLocalReply(ctx, GW_ERR.internal_error, true);
     return;
   }
   // Failed before the context existed: answer without one.
   res.cork(() => res.writeStatus('500 Internal Server Error').end('{"error":{"status":500,"code":"internal_error"}}', true));
-}
-
-/** The chain's completion callback: shared by all requests (no closure per request). */
-function startForward(ctx: RequestContext): void {
-  if (ctx.aborted || ctx.phase === PHASE.DONE) return;
-  forward(ctx);
 }
 
 /** Small bodies with a Content-Length: collected into one buffer, then forwarded. */
@@ -168,9 +161,10 @@ function readBufferedBody(ctx: RequestContext): void {
   ctx.res.onData((chunk, isLast) => {
     if (ctx.aborted || ctx.phase === PHASE.DONE) return;
     const bytes = new Uint8Array(chunk);
-    if (received + bytes.length > body.length) { ctx.call!.finish(); replyError(ctx, GW_ERR.invalid_framing, true); return; }
+    if (received + bytes.length > body.length) { sendLocalReply(ctx, GW_ERR.invalid_framing, true); return; }
     body.set(bytes, received);
     received += bytes.length;
+    ctx.bytesIn = received;
     if (!isLast) return;
     ctx.body = body;
     runChain(ctx);
@@ -179,28 +173,26 @@ function readBufferedBody(ctx: RequestContext): void {
 
 /** Large or chunked bodies: streamed upstream with backpressure, size-capped. */
 function streamBody(ctx: RequestContext): void {
-  const call = ctx.call!;
   const maxBody = ctx.gen.config.server.limits.maxBodyBytes;
   const res = ctx.res;
   const stream = new Readable({
     highWaterMark: 256 * 1024,
     read() {
-      if (call.clientPaused && !ctx.aborted && ctx.phase !== PHASE.DONE) {
-        call.clientPaused = false;
+      if (ctx.clientPaused && !ctx.aborted && !ctx.ended) {
+        ctx.clientPaused = false;
         res.resume();
       }
     },
   });
-  call.bodyStream = stream;
   ctx.body = stream;
   res.onData((chunk, isLast) => {
-    if (ctx.aborted || ctx.phase === PHASE.DONE) return;
-    call.bodyBytes += chunk.byteLength;
-    if (call.bodyBytes > maxBody) {
+    if (ctx.aborted || ctx.ended) return;
+    ctx.bytesIn += chunk.byteLength;
+    if (ctx.bytesIn > maxBody) {
       // Streamed past the limit (chunked, or a lying Content-Length): 413 if nothing was
       // answered yet, and the connection closes since the rest of the body is unread.
-      if (!ctx.responseStarted) call.failBeforeResponse(GW_ERR.payload_too_large);
-      else { call.finish(); res.close(); }
+      if (!ctx.responseStarted) sendLocalReply(ctx, GW_ERR.payload_too_large, true);
+      else { endExchange(ctx); res.close(); }
       return;
     }
     if (ctx.phase === PHASE.SENDING) ctx.deadline = coarseNow + ctx.route!.service.idleMs;
@@ -211,8 +203,8 @@ function streamBody(ctx: RequestContext): void {
         ctx.phase = PHASE.WAITING;
         ctx.deadline = coarseNow + ctx.route!.service.responseMs;
       }
-    } else if (!more && !call.clientPaused) {
-      call.clientPaused = true;
+    } else if (!more && !ctx.clientPaused) {
+      ctx.clientPaused = true;
       res.pause();
     }
   });
@@ -221,24 +213,5 @@ function streamBody(ctx: RequestContext): void {
 
 function onClientAborted(ctx: RequestContext): void {
   ctx.aborted = true;
-  closeRequest(ctx);
-  if (ctx.call !== null) ctx.call.finish();
-  else ctx.phase = PHASE.DONE;
-}
-
-/** Deadline ticker callback: what a passed deadline means depends on the phase. */
-function expireRequest(ctx: RequestContext): void {
-  const call = ctx.call;
-  if (call === null) { ctx.deadline = 0; return; }
-  switch (ctx.phase) {
-    case PHASE.CONNECTING: call.failBeforeResponse(GW_ERR.upstream_connect_timeout); break;
-    case PHASE.SENDING: call.failBeforeResponse(GW_ERR.request_timeout); break;
-    case PHASE.WAITING: call.failBeforeResponse(GW_ERR.upstream_timeout); break;
-    case PHASE.STREAMING:
-      if (!ctx.responseStarted) { call.failBeforeResponse(GW_ERR.upstream_timeout); break; }
-      call.finish();
-      if (!ctx.aborted) ctx.res.close();
-      break;
-    default: ctx.deadline = 0;
-  }
+  endExchange(ctx, ctx.ended ? 0 : RESPONSE_FLAG.DOWNSTREAM_CLOSED);
 }

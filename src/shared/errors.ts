@@ -44,3 +44,32 @@ export const GW_ERR = {
 } as const satisfies Record<string, GatewayErrorSpec>;
 
 export type GatewayErrorName = keyof typeof GW_ERR;
+
+/**
+ * Codes of upstream failures, as the upstream clients report them (dispatch.ts
+ * UpstreamError), and the answer each one gets. Neither client forges the other's codes:
+ * undici's errors are mapped to these in one place (upstream/undici-dispatch.ts).
+ */
+export const UPSTREAM_ERR = {
+  /** No connection within connect_ms. */
+  connect_timeout: GW_ERR.upstream_connect_timeout,
+  /** Connection refused or failed before it was established. */
+  connect_failed: GW_ERR.upstream_unavailable,
+  /** The connection closed or reset before the response was complete. */
+  reset: GW_ERR.upstream_reset,
+  /** A reused keep-alive connection closed before any byte of the response: the request
+   * was not processed and may be sent again (the stale-connection retry interceptor). */
+  stale_connection: GW_ERR.upstream_reset,
+  /** The response broke HTTP/1.1 (framing, status outside 100-599, bytes after its end). */
+  bad_response: GW_ERR.upstream_bad_response,
+  /** Too many requests waiting for a connection to this target. */
+  queue_full: GW_ERR.upstream_overloaded,
+  /** The target's pool was closed (a reload retired it) before the request was sent. */
+  pool_closed: GW_ERR.upstream_unavailable,
+  /** The client refused a header (undici's own checks; the gateway checks first). */
+  invalid_request: GW_ERR.invalid_header,
+  /** The gateway ended the request (client gone, deadline, reply already sent). */
+  aborted: GW_ERR.internal_error,
+} as const satisfies Record<string, GatewayErrorSpec>;
+
+export type UpstreamErrorCode = keyof typeof UPSTREAM_ERR;

@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { leastRequest, roundRobin } from '../../src/data/upstream/balancer.js';
 import { hostNameOf } from '../../src/data/front-door.js';
 import { statusLine, upstreamStatusLine } from '../../src/data/status-lines.js';
-import { errorBody } from '../../src/data/reply.js';
-import { GW_ERR } from '../../src/shared/errors.js';
+import { errorBody } from '../../src/data/exchange.js';
+import { GW_ERR, UPSTREAM_ERR } from '../../src/shared/errors.js';
 import { correlationIdFor, isValidCorrelationId } from '../../src/data/correlation-id.js';
 import type { RuntimeTarget } from '../../src/data/generation.js';
-import { classifyUpstreamError } from '../../src/data/upstream/proxy.js';
+import { codeOf } from '../../src/data/upstream/undici-dispatch.js';
 
 function targets(...inFlight: number[]): RuntimeTarget[] {
   return inFlight.map((n, i) => ({ origin: `t${i}`, inFlight: n }) as unknown as RuntimeTarget);
@@ -84,20 +84,27 @@ describe('correlation ids', () => {
 });
 
 describe('upstream error classification', () => {
-  it('maps client and socket error codes to the gateway errors of docs/errors.md', () => {
-    const cases: [string, string][] = [
-      ['ECONNREFUSED', 'upstream_unavailable'],
-      ['ECONNRESET', 'upstream_reset'],
-      ['UND_ERR_SOCKET', 'upstream_reset'],
-      ['UND_ERR_CONNECT_TIMEOUT', 'upstream_connect_timeout'],
-      ['UND_ERR_HEADERS_TIMEOUT', 'upstream_timeout'],
-      ['HPE_UNEXPECTED_CONTENT_LENGTH', 'upstream_bad_response'],
-      ['HPE_INVALID_CHUNK_SIZE', 'upstream_bad_response'],
-      ['LOBBY_UPSTREAM_QUEUE_FULL', 'upstream_overloaded'],
-      ['UND_ERR_INVALID_ARG', 'invalid_header'],
+  it('maps undici and socket error codes to upstream codes and the gateway errors of docs/errors.md', () => {
+    const cases: [string, boolean, string, string][] = [
+      ['ECONNREFUSED', false, 'connect_failed', 'upstream_unavailable'],
+      ['ECONNRESET', true, 'reset', 'upstream_reset'],
+      ['UND_ERR_SOCKET', true, 'reset', 'upstream_reset'],
+      ['UND_ERR_CONNECT_TIMEOUT', false, 'connect_timeout', 'upstream_connect_timeout'],
+      ['HPE_UNEXPECTED_CONTENT_LENGTH', true, 'bad_response', 'upstream_bad_response'],
+      ['HPE_INVALID_CHUNK_SIZE', true, 'bad_response', 'upstream_bad_response'],
+      ['UND_ERR_INVALID_ARG', true, 'invalid_request', 'invalid_header'],
+      ['UND_ERR_CLOSED', false, 'pool_closed', 'upstream_unavailable'],
     ];
-    for (const [code, expected] of cases) {
-      assert.equal(classifyUpstreamError(Object.assign(new Error(code), { code })).code, expected, code);
+    for (const [code, connected, upstreamCode, answer] of cases) {
+      const mapped = codeOf(Object.assign(new Error(code), { code }), connected);
+      assert.equal(mapped, upstreamCode, code);
+      assert.equal(UPSTREAM_ERR[mapped].code, answer, code);
     }
+  });
+
+  it('every upstream code answers a code of the gateway table', () => {
+    const codes = new Set(Object.values(GW_ERR).map((s) => s.code));
+    for (const [name, spec] of Object.entries(UPSTREAM_ERR)) assert.ok(codes.has(spec.code), name);
+    assert.equal(UPSTREAM_ERR.queue_full, GW_ERR.upstream_overloaded);
   });
 });

@@ -1,10 +1,12 @@
 // The fast HTTP/1.1 upstream client against raw TCP servers that answer exact bytes:
-// framing variants, strictness, interim responses, keep-alive reuse, stale-connection
-// retry, connection bound and queue bound.
+// framing variants, strictness, interim responses, keep-alive reuse, stale connections
+// reported (never retried by the client itself), connection bound and queue bound. It is
+// driven through the dispatch shape (dispatch.ts) as the proxy drives it.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
-import { H1Pool, type H1Handler } from '../../src/data/upstream/h1-client.js';
+import { H1Pool } from '../../src/data/upstream/h1-client.js';
+import type { DispatchController, DispatchHandler, DispatchOptions } from '../../src/data/upstream/dispatch.js';
 import { encodeRequestHead, type RequestHead } from '../../src/data/upstream/request-head.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -17,18 +19,25 @@ interface Outcome {
   connects: number;
 }
 
-function collect(): { handler: H1Handler; done: Promise<Outcome> } {
+function collect(): { handler: DispatchHandler & { controller: DispatchController | null }; done: Promise<Outcome> } {
   const out: Outcome = { status: 0, statusText: '', headers: [], body: '', error: null, connects: 0 };
   let resolve!: (o: Outcome) => void;
   const done = new Promise<Outcome>((r) => { resolve = r; });
-  const handler: H1Handler = {
-    onConnect() { out.connects++; },
-    onHeaders(status, headers, _resume, statusText) { out.status = status; out.headers = headers; out.statusText = statusText; return true; },
-    onData(chunk) { out.body += chunk.toString('latin1'); return true; },
-    onComplete() { resolve(out); },
-    onError(err) { out.error = err; resolve(out); },
+  const handler = {
+    controller: null as DispatchController | null,
+    onRequestStart(controller: DispatchController) { out.connects++; handler.controller = controller; },
+    onResponseStart(_c: DispatchController, status: number, headers: (string | Buffer)[], statusText: string) { out.status = status; out.headers = headers as string[]; out.statusText = statusText; },
+    onResponseData(_c: DispatchController, chunk: Buffer) { out.body += chunk.toString('latin1'); },
+    onResponseEnd() { resolve(out); },
+    onResponseError(_c: DispatchController, err: Error & { code?: string }) { out.error = err; resolve(out); },
   };
   return { handler, done };
+}
+
+/** Dispatch options as the proxy makes them (request-head.ts encodes the head). */
+function options(method: string, path: string, headers: string[], body: Buffer | null = null): DispatchOptions {
+  const noTarget = () => { throw new Error('the pool is called directly'); };
+  return { target: { fast: noTarget, general: noTarget }, method, path, headers, body, head: head(method, path, headers), idempotent: method === 'GET' };
 }
 
 const servers: Server[] = [];
@@ -82,7 +91,7 @@ async function send(p: H1Pool, method = 'GET', path = '/', body: Buffer | null =
   const { handler, done } = collect();
   const headers = ['host', 'up'];
   if (body) headers.push('content-length', String(body.length));
-  p.dispatch(method, head(method, path, headers), body, handler);
+  p.dispatch(options(method, path, headers, body), handler);
   return done;
 }
 
@@ -142,11 +151,11 @@ describe('h1 client framing', () => {
     ['a bad chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'],
     ['a status line that is not HTTP', 'HTTP/9 OK\r\n\r\n'],
   ] as const) {
-    it(`rejects ${name} with an HPE_ error`, async () => {
+    it(`rejects ${name} as bad_response`, async () => {
       const srv = await rawServer((req, s) => s.write(bytes));
       const r = await send(pool(srv.port));
       assert.ok(r.error, `expected an error for ${name}`);
-      assert.match(r.error!.code ?? '', /^HPE_/);
+      assert.equal(r.error!.code, 'bad_response');
     });
   }
 
@@ -168,7 +177,7 @@ describe('h1 client connections', () => {
     assert.equal(srv.accepted(), 3);
   });
 
-  it('retries an idempotent request once when a reused connection turns out closed', async () => {
+  it('reports stale_connection (and does not retry) when a reused connection turns out closed', async () => {
     const srv = await rawServer((req, s, n) => {
       if (n === 0) { s.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na'); return; }
       if (n === 1) { s.destroy(); return; } // the server dropped the idle connection
@@ -176,34 +185,29 @@ describe('h1 client connections', () => {
     });
     const p = pool(srv.port, 1);
     assert.equal((await send(p)).body, 'a');
-    const retried = await send(p);
-    assert.equal(retried.error, null);
-    assert.equal(retried.body, 'b');
-    assert.equal(retried.connects, 2);
+    const stale = await send(p);
+    assert.equal(stale.error?.code, 'stale_connection');
+    assert.equal(stale.connects, 1, 'sent once: retrying is the caller\'s decision');
+    assert.equal((await send(p)).body, 'b', 'the next request gets a fresh connection');
   });
 
-  it('does not retry a POST on a dropped connection', async () => {
-    const srv = await rawServer((req, s, n) => {
-      if (n === 0) { s.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na'); return; }
-      s.destroy();
-    });
-    const p = pool(srv.port, 1);
-    await send(p);
-    const r = await send(p, 'POST', '/', Buffer.from('x'));
-    assert.ok(r.error);
+  it('reports reset when a fresh connection closes before the response', async () => {
+    const srv = await rawServer((req, s) => s.destroy());
+    const r = await send(pool(srv.port, 1), 'POST', '/', Buffer.from('x'));
+    assert.equal(r.error?.code, 'reset');
   });
 
   it('fails fast when the target refuses connections', async () => {
     const port = await freePort();
     const r = await send(pool(port));
-    assert.equal(r.error?.code, 'ECONNREFUSED');
+    assert.equal(r.error?.code, 'connect_failed');
   });
 
-  it('refuses requests beyond the queue bound with LOBBY_UPSTREAM_QUEUE_FULL', async () => {
+  it('refuses requests beyond the queue bound with queue_full', async () => {
     const srv = await rawServer((req, s) => setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 100));
     const p = pool(srv.port, 1, 2);
     const results = await Promise.all(Array.from({ length: 5 }, () => send(p)));
-    const full = results.filter((r) => r.error?.code === 'LOBBY_UPSTREAM_QUEUE_FULL').length;
+    const full = results.filter((r) => r.error?.code === 'queue_full').length;
     assert.equal(full, 2);
     assert.equal(results.filter((r) => r.status === 200).length, 3);
   });
@@ -214,19 +218,16 @@ describe('h1 client connections', () => {
     const p = pool(srv.port);
     let received = 0;
     let pauses = 0;
-    let resumeFn: () => void = () => {};
     const done = new Promise<number>((resolve, reject) => {
-      p.dispatch('GET', head('GET', '/', ['host', 'up']), null, {
-        onConnect() {},
-        onHeaders(_s, _h, resume) { resumeFn = resume; return true; },
-        onData(chunk) {
+      p.dispatch(options('GET', '/', ['host', 'up']), {
+        onResponseData(controller, chunk) {
           received += chunk.length;
           pauses++;
-          setTimeout(() => resumeFn(), 1);
-          return false;
+          controller.pause();
+          setTimeout(() => controller.resume(), 1);
         },
-        onComplete() { resolve(received); },
-        onError: reject,
+        onResponseEnd() { resolve(received); },
+        onResponseError: (_c, err) => reject(err),
       });
     });
     assert.equal(await done, big.length);
@@ -268,7 +269,7 @@ describe('h1 client pipelining (opt-in)', () => {
     assert.equal((await post).status, 200);
   });
 
-  it('retries the pipelined requests that got no answer when the socket closes', async () => {
+  it('reports stale_connection for the pipelined requests that got no answer when the socket closes', async () => {
     let answered = 0;
     const srv = await rawServer((req, s) => {
       const path = req.split(' ')[1];
@@ -280,7 +281,7 @@ describe('h1 client pipelining (opt-in)', () => {
     const first = await send(p, 'GET', '/warm'); // the socket is now a reused one
     assert.equal(first.body, '/warm');
     const results = await Promise.all(['/x', '/y', '/z'].map((path) => send(p, 'GET', path)));
-    assert.deepEqual(results.map((r) => r.error?.code ?? r.body), ['/x', '/y', '/z']);
+    assert.deepEqual(results.map((r) => r.error?.code ?? r.body), ['stale_connection', 'stale_connection', 'stale_connection']);
   });
 
   it('an aborted pipelined request is dropped; the ones behind it still get their own responses', async () => {
@@ -290,14 +291,12 @@ describe('h1 client pipelining (opt-in)', () => {
     const a = collect();
     const b = collect();
     const c = collect();
-    const abortB: { fn: (() => void) | null } = { fn: null };
-    const bHandler = { ...b.handler, onConnect(abort: () => void) { abortB.fn = abort; } };
-    p.dispatch('GET', head('GET', '/a', ['host', 'up']), null, a.handler);
-    p.dispatch('GET', head('GET', '/b', ['host', 'up']), null, bHandler);
-    p.dispatch('GET', head('GET', '/c', ['host', 'up']), null, c.handler);
+    p.dispatch(options('GET', '/a', ['host', 'up']), a.handler);
+    p.dispatch(options('GET', '/b', ['host', 'up']), b.handler);
+    p.dispatch(options('GET', '/c', ['host', 'up']), c.handler);
     await new Promise((r) => setTimeout(r, 5));
-    assert.ok(abortB.fn, 'b was written');
-    abortB.fn!();
+    assert.ok(b.handler.controller, 'b was written');
+    b.handler.controller!.abort(new Error('client gone'));
     assert.equal((await a.done).body, '/a');
     assert.equal((await c.done).body, '/c');
     const late = await Promise.race([b.done.then(() => 'completed'), new Promise((r) => setTimeout(() => r('dropped'), 100))]);

@@ -2,9 +2,9 @@
 //  - round_robin: strict rotation.
 //  - least_request: power of two choices: two distinct random targets, the one with fewer
 //    requests in flight wins (ties to the first). Near-optimal spread without a global scan.
-import type { RuntimeTarget } from '../generation.js';
+import type { Picker } from '../request-context.js';
 
-export type Picker = (targets: readonly RuntimeTarget[]) => RuntimeTarget;
+export type { Picker } from '../request-context.js';
 
 export function roundRobin(): Picker {
   let next = 0;

@@ -9,21 +9,23 @@
 // node:http uses), so response framing is exactly as strict as node:http's: ambiguous
 // lengths, bad chunking, obs-fold and bare LF are parse errors, not guesses.
 //
-// It drives the same handler protocol as undici's dispatch (onConnect / onHeaders /
-// onData / onComplete / onError), so UpstreamCall serves both clients. Streamed request
-// bodies still go through undici. Request heads arrive as bytes built and checked by
-// request-head.ts; this client writes them as they are.
+// It is one of the two clients behind the dispatch shape (dispatch.ts: undici's handler
+// API, flat raw headers, coded UpstreamErrors); streamed request bodies go through undici.
+// Request heads arrive as bytes built and checked by request-head.ts; this client writes
+// them as they are.
 //
 // A socket is reused only when it is in sync: a byte outside an exchange (after the last
 // response, on an idle socket) or a status outside 100-599 closes it, so one client's
 // stray bytes can never become the next client's response.
 //
-// Stale keep-alive connections: a request sent on a reused connection that closes before
-// any response byte arrived is retried once on a new connection, for idempotent methods
-// only (what undici and browsers do).
+// It never retries by itself. A request that met a stale keep-alive connection (a reused
+// socket that closed before any byte of the response, or a request pipelined behind one
+// that failed) fails with `stale_connection`: it was not processed, and the
+// stale-connection interceptor (interceptors.ts) decides whether to send it again.
 import { connect, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
-import type { RequestHead } from './request-head.js';
+import type { UpstreamErrorCode } from '../../shared/errors.js';
+import { upstreamError, type DispatchController, type DispatchHandler, type DispatchOptions } from './dispatch.js';
 
 const require = createRequire(import.meta.url);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -35,23 +37,14 @@ const kOnBody: number = HTTPParser.kOnBody;
 const kOnMessageComplete: number = HTTPParser.kOnMessageComplete;
 const kOnExecute: number = HTTPParser.kOnExecute;
 
-/** The handler protocol (undici's dispatch handler, legacy callbacks). */
-export interface H1Handler {
-  onConnect(abort: (err?: Error) => void): void;
-  onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(trailers: string[] | null): void;
-  onError(err: Error): void;
-}
-
 export interface H1PoolOptions {
   /** Max sockets to the target. */
   connections: number;
-  /** A connection attempt that takes longer fails with UND_ERR_CONNECT_TIMEOUT. */
+  /** A connection attempt that takes longer fails with `connect_timeout`. */
   connectTimeoutMs: number;
   /** Idle keep-alive sockets are closed after this long. */
   keepAliveTimeoutMs: number;
-  /** Requests waiting for a socket beyond this are refused (code LOBBY_UPSTREAM_QUEUE_FULL). */
+  /** Requests waiting for a socket beyond this are refused (`queue_full`). */
   maxQueue: number;
   /**
    * Max requests in flight per socket (HTTP/1.1 pipelining), for GET/HEAD without a body
@@ -62,55 +55,62 @@ export interface H1PoolOptions {
   pipelining?: number;
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-
-function codedError(code: string, message: string): Error & { code: string } {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0; // expected outcomes: no stack capture on the request path
-  const err = new Error(message) as Error & { code: string };
-  Error.stackTraceLimit = limit;
-  err.code = code;
-  return err;
-}
-
-class Exchange {
-  attempts = 0;
+/**
+ * One request on this client; it is also the request's dispatch controller (no extra
+ * object per request).
+ */
+class Exchange implements DispatchController {
   conn: H1Connection | null = null;
-  /** Aborted while pipelined behind another response: its response is read and dropped. */
+  /** Aborted while queued or pipelined behind another response: never started, or its
+   * response is read and dropped (the socket stays in sync). */
   discarded = false;
+  aborted = false;
+  paused = false;
   constructor(
-    readonly method: string,
-    /** The request head, as checked and encoded by request-head.ts. */
-    readonly head: RequestHead,
-    readonly body: Buffer | null,
-    readonly handler: H1Handler,
+    readonly opts: DispatchOptions,
+    readonly handler: DispatchHandler,
   ) {}
+
+  get method(): string {
+    return this.opts.method;
+  }
 
   /**
    * Aborting the exchange whose response is being read destroys its socket (a half-read
-   * response cannot be reused); one still waiting behind it on a pipelined socket is only
-   * marked, and its response is read and dropped when it comes.
+   * response cannot be reused); one queued or waiting behind it on a pipelined socket is
+   * only marked.
    */
-  abort(): void {
+  abort(_reason: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
     const conn = this.conn;
-    if (conn === null) return;
-    if (conn.exchange === this) conn.destroy(null);
+    if (conn !== null && conn.exchange === this) conn.destroy(null);
     else this.discarded = true;
   }
 
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    if (this.conn !== null && this.conn.exchange === this) this.conn.pause();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.conn !== null && this.conn.exchange === this) this.conn.resume();
+  }
+
   get pipelinable(): boolean {
-    return this.body === null && (this.method === 'GET' || this.method === 'HEAD');
+    return this.opts.body === null && (this.opts.method === 'GET' || this.opts.method === 'HEAD');
+  }
+
+  /** Reports a failure to the handler (once; an aborted exchange is not told). */
+  fail(code: UpstreamErrorCode, message: string, cause: Error | null = null): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.handler.onResponseError?.(this, cause !== null && (cause as { code?: string }).code === code ? cause as never : upstreamError(code, message));
   }
 }
-
-/** Handler of a discarded exchange: the response is parsed (the socket stays in sync) and dropped. */
-const DISCARD: H1Handler = {
-  onConnect() {},
-  onHeaders() { return true; },
-  onData() { return true; },
-  onComplete() {},
-  onError() {},
-};
 
 class H1Connection {
   readonly socket: Socket;
@@ -138,10 +138,6 @@ class H1Connection {
   completedInRead: Exchange | null = null;
   /** A response began with no exchange waiting for it. */
   strayBytes = false;
-  readonly resume = (): void => {
-    if (this.paused && !this.closed) { this.paused = false; this.socket.resume(); }
-  };
-
   /** The exchange whose response is being read, or null. */
   get exchange(): Exchange | null {
     return this.exchanges.length > 0 ? this.exchanges[0] : null;
@@ -151,6 +147,10 @@ class H1Connection {
   canPipeline(limit: number): boolean {
     const n = this.exchanges.length;
     return n > 0 && n < limit && this.keepAlive && !this.closed && this.exchanges[n - 1].pipelinable;
+  }
+
+  resume(): void {
+    if (this.paused && !this.closed) { this.paused = false; this.socket.resume(); }
   }
 
   constructor(private readonly pool: H1Pool) {
@@ -165,9 +165,7 @@ class H1Connection {
     this.socket = socket;
     // One timer per connection attempt (not per request): a target that never accepts
     // must not hold a pool slot forever.
-    const connectTimer = setTimeout(() => {
-      this.destroy(codedError('UND_ERR_CONNECT_TIMEOUT', 'connecting to the upstream timed out'));
-    }, pool.connectTimeoutMs);
+    const connectTimer = setTimeout(() => this.destroy('connect_timeout'), pool.connectTimeoutMs);
     socket.on('connect', () => {
       clearTimeout(connectTimer);
       this.connected = true;
@@ -176,7 +174,7 @@ class H1Connection {
     socket.on('close', () => clearTimeout(connectTimer));
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('end', () => this.onSocketEnd());
-    socket.on('error', (err: Error) => this.destroy(err));
+    socket.on('error', () => this.destroy(null));
     socket.on('close', () => this.destroy(null));
   }
 
@@ -194,26 +192,27 @@ class H1Connection {
 
   private begin(ex: Exchange): void {
     if (ex.conn !== this || this.closed) return; // moved to another socket meanwhile
-    ex.handler.onConnect(() => ex.abort());
-    if (ex.conn === this && !this.closed) this.write(ex);
+    ex.handler.onRequestStart?.(ex, null);
+    if (ex.conn === this && !this.closed && !ex.aborted) this.write(ex);
   }
 
   private write(ex: Exchange): void {
     const socket = this.socket;
-    if (ex.body === null) {
-      socket.write(ex.head, 'latin1'); // a checked byte string: exact (request-head.ts)
+    const { head, body } = ex.opts;
+    if (body === null) {
+      socket.write(head!, 'latin1'); // a checked byte string: exact (request-head.ts)
       return;
     }
     socket.cork();
-    socket.write(ex.head, 'latin1');
-    socket.write(ex.body);
+    socket.write(head!, 'latin1');
+    socket.write(body as Buffer);
     socket.uncork();
   }
 
   private onSocketData(chunk: Buffer): void {
     if (this.exchanges.length === 0) {
       // Bytes on an idle connection are a protocol error: the socket is not reusable.
-      this.destroy(null);
+      this.destroy('bad_response');
       return;
     }
     this.executing = true;
@@ -222,13 +221,13 @@ class H1Connection {
     const completed = this.completedInRead;
     this.completedInRead = null;
     if (ret instanceof Error || this.strayBytes) {
-      const err = ret instanceof Error
-        ? codedError((ret as Error & { code?: string }).code ?? 'HPE_INVALID', `invalid upstream response: ${(ret as Error & { reason?: string }).reason ?? ret.message}`)
-        : codedError('HPE_DATA_AFTER_RESPONSE', 'upstream sent bytes after the end of its response');
+      const message = ret instanceof Error
+        ? `invalid upstream response: ${(ret as Error & { reason?: string }).reason ?? ret.message}`
+        : 'upstream sent bytes after the end of its response';
       // The read that completed the last exchange went on past its end: that response is
       // suspect (its client gets 502 unless its answer already went out in full).
-      if (completed !== null && !completed.discarded) completed.handler.onError(err);
-      this.destroy(err);
+      if (completed !== null && !completed.discarded) completed.fail('bad_response', message);
+      this.destroy('bad_response', message);
       return;
     }
     if (completed !== null) this.complete(completed);
@@ -238,7 +237,7 @@ class H1Connection {
     // A close-delimited body ends here; finish() completes it (or reports a truncation).
     if (this.exchange !== null && this.responseStarted) {
       const ret = this.parser.finish();
-      if (ret instanceof Error) { this.destroy(codedError('ECONNRESET', 'upstream closed mid-response')); return; }
+      if (ret instanceof Error) { this.destroy('reset', 'upstream closed mid-response'); return; }
     }
     this.destroy(null);
   }
@@ -269,26 +268,29 @@ class H1Connection {
     if (ex === null || this.closed) return 0;
     this.responseStarted = true;
     if (statusCode < 100 || statusCode > 599) {
-      this.destroy(codedError('HPE_INVALID_STATUS', `upstream sent status ${statusCode}, outside 100-599`));
+      this.destroy('bad_response', `upstream sent status ${statusCode}, outside 100-599`);
       return 0;
     }
     if (statusCode < 200 && statusCode !== 101) { this.interim = true; return 0; }
     if (upgrade || statusCode === 101) {
-      this.destroy(codedError('HPE_UNEXPECTED_UPGRADE', 'upstream switched protocols; not supported'));
+      this.destroy('bad_response', 'upstream switched protocols; not supported');
       return 0;
     }
     this.interim = false;
     this.keepAlive = shouldKeepAlive;
-    const handler = ex.discarded ? DISCARD : ex.handler;
-    if (!handler.onHeaders(statusCode, headers, this.resume, statusMessage)) this.pause();
+    if (!ex.discarded) {
+      ex.handler.onResponseStart?.(ex, statusCode, headers, statusMessage);
+      if (ex.paused) this.pause();
+    }
     // 1 tells llhttp there is no body to read (HEAD), whatever the headers say.
     return ex.method === 'HEAD' ? 1 : 0;
   };
 
   private readonly onBody = (chunk: Buffer): void => {
     const ex = this.exchange;
-    if (ex === null || this.closed) return;
-    if (!(ex.discarded ? DISCARD : ex.handler).onData(chunk)) this.pause();
+    if (ex === null || this.closed || ex.discarded) return;
+    ex.handler.onResponseData?.(ex, chunk);
+    if (ex.paused) this.pause();
   };
 
   private readonly onMessageComplete = (): void => {
@@ -307,17 +309,22 @@ class H1Connection {
 
   /** Hands a finished response to its handler; an idle, in-sync socket goes back to the pool. */
   private complete(ex: Exchange): void {
-    if (!ex.discarded) ex.handler.onComplete(null);
+    if (!ex.discarded) { ex.aborted = true; ex.handler.onResponseEnd?.(ex, null); }
     if (!this.keepAlive || this.closed) { this.destroy(null); return; }
     if (this.exchanges.length === 0) this.pool.release(this);
   }
 
-  private pause(): void {
+  pause(): void {
     if (!this.paused) { this.paused = true; this.socket.pause(); }
   }
 
-  /** Closes the socket; the exchange in flight (if any) fails or is retried. */
-  destroy(err: Error | null): void {
+  /**
+   * Closes the socket. Every exchange on it fails: with `code` when given, else by what it
+   * met: `connect_failed` before the connection was up, `stale_connection` when nothing of
+   * its response arrived on a reused socket (or it was pipelined behind the one read),
+   * `reset` otherwise.
+   */
+  destroy(code: UpstreamErrorCode | null, message = 'upstream connection closed'): void {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
@@ -327,15 +334,9 @@ class H1Connection {
       const ex = pending[i];
       ex.conn = null;
       if (ex.discarded) continue;
-      // Nothing of its response arrived: the head on a reused socket (stale keep-alive), or
-      // any exchange pipelined behind it. Idempotent ones are retried once.
       const untouched = i > 0 || (!this.responseStarted && this.completed > 0);
-      if (untouched && ex.attempts === 0 && IDEMPOTENT.has(ex.method) && !this.pool.closing) {
-        ex.attempts++;
-        this.pool.enqueue(ex);
-        continue;
-      }
-      ex.handler.onError(err ?? codedError(this.connected ? 'ECONNRESET' : 'ECONNREFUSED', 'upstream connection closed'));
+      const met: UpstreamErrorCode = !this.connected ? 'connect_failed' : untouched ? 'stale_connection' : 'reset';
+      ex.fail(code !== null && (i === 0 || code === 'connect_timeout' || code === 'connect_failed') ? code : met, message);
     }
   }
 }
@@ -363,15 +364,15 @@ export class H1Pool {
   }
 
   /**
-   * Sends a request. `head` is the request head from request-head.ts `encodeRequestHead`
-   * (Host included); a body is sent with its Content-Length, which must be in the head.
-   * Hot path: one Exchange object.
+   * Sends a request (the dispatch shape, dispatch.ts). `options.head` is the request head
+   * from request-head.ts `encodeRequestHead` (Host included); a buffered body is sent with
+   * its Content-Length, which must be in the head. Hot path: one Exchange object.
    */
-  dispatch(method: string, head: RequestHead, body: Buffer | null, handler: H1Handler): void {
-    const ex = new Exchange(method, head, body, handler);
-    if (this.closing) { handler.onError(codedError('LOBBY_UPSTREAM_CLOSED', 'upstream pool is closed')); return; }
+  readonly dispatch = (options: DispatchOptions, handler: DispatchHandler): void => {
+    const ex = new Exchange(options, handler);
+    if (this.closing) { ex.fail('pool_closed', 'upstream pool is closed'); return; }
     this.enqueue(ex);
-  }
+  };
 
   /** Places an exchange on an idle socket, a new socket, or the bounded queue. */
   enqueue(ex: Exchange): void {
@@ -388,7 +389,7 @@ export class H1Pool {
       if (busy !== null) { busy.start(ex); return; }
     }
     if (this.queue.length - this.queueHead >= this.opts.maxQueue) {
-      ex.handler.onError(codedError('LOBBY_UPSTREAM_QUEUE_FULL', 'too many requests waiting for an upstream connection'));
+      ex.fail('queue_full', 'too many requests waiting for an upstream connection');
       return;
     }
     this.queue.push(ex);
@@ -396,6 +397,7 @@ export class H1Pool {
 
   /** A socket finished a response and may serve the next request. */
   release(conn: H1Connection): void {
+    this.skipDiscarded();
     if (this.queueHead < this.queue.length) {
       const next = this.queue[this.queueHead];
       this.queue[this.queueHead++] = undefined as unknown as Exchange;
@@ -416,12 +418,20 @@ export class H1Pool {
     this.all.delete(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
+    this.skipDiscarded();
     if (this.queueHead < this.queue.length && !this.closing) {
       const next = this.queue[this.queueHead];
       this.queue[this.queueHead++] = undefined as unknown as Exchange;
       this.enqueue(next);
     } else if (this.closing && this.all.size === 0) {
       clearInterval(this.sweeper);
+    }
+  }
+
+  /** Queued exchanges aborted before they got a socket are dropped, never sent. */
+  private skipDiscarded(): void {
+    while (this.queueHead < this.queue.length && this.queue[this.queueHead].discarded) {
+      this.queue[this.queueHead++] = undefined as unknown as Exchange;
     }
   }
 

@@ -1,34 +1,35 @@
-// Forwarding a routed request upstream and streaming the answer back.
+// Forwarding a routed request upstream and relaying the answer through the exchange.
 //
-// One UpstreamCall per request is the undici dispatch handler (undici's native callback
-// API: onConnect/onHeaders/onData/onComplete/onError, raw header buffers, no parsing into
-// objects). Backpressure both ways:
-//   upstream → client: uWS write/tryEnd reports a full socket buffer → onData returns
-//     false (undici pauses the upstream socket) → res.onWritable resumes it;
-//   client → upstream: the body Readable's push() returns false → res.pause() stops reading
-//     the client socket → undici reading the stream calls read() → res.resume().
-// A response of known length goes out with tryEnd (uWS writes Content-Length); one of
-// unknown length with write (chunked). HEAD, 204 and 304 are ended without a body.
-import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
-import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
+// forward() runs when the chain passed: the balancer picks a target, the gateway's headers
+// are added, the head is encoded and checked (request-head.ts), and one UpstreamCall goes
+// through the service's dispatch (its interceptors composed over the target's clients,
+// dispatch.ts). The UpstreamCall is at once the dispatch options, the dispatch handler and
+// the exchange's view of the upstream (UpstreamLeg): one object per forwarded request.
+//
+// As the handler it reads the response head (drops hop-by-hop headers, checks the status and
+// Content-Length), keeps the phase and its deadline current, and hands every byte to the
+// exchange (exchange.ts), which alone writes to the client. Backpressure both ways:
+//   upstream → client: the exchange reports a full client socket → controller.pause() →
+//     the exchange's onWritable → resume();
+//   client → upstream: the streamed body's push() returns false → res.pause() (server.ts) →
+//     undici reading the stream calls read() → res.resume().
+import { GW_ERR, UPSTREAM_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
+import { visibleAsciiTarget } from '../../shared/http-syntax.js';
+import { coarseNow } from '../deadlines.js';
+import {
+  PHASE, RESPONSE_FLAG, type HeaderField, type RequestContext, type RuntimeRoute, type RuntimeTarget, type UpstreamLeg,
+} from '../request-context.js';
+import {
+  WRITE_FULL, abortResponse, bodyUnreadOf, endResponse, lowerEquals, sendLocalReply, startResponse, writeResponseData,
+} from '../exchange.js';
 import { CORRELATION_HEADER } from '../correlation-id.js';
-import { coarseNow, trackInFlight, untrackInFlight } from '../deadlines.js';
-import { PHASE, closeRequest, type RequestContext } from '../request-context.js';
-import { replyError } from '../reply.js';
-import { upstreamStatusLine } from '../status-lines.js';
-import type { RuntimeRoute } from '../generation.js';
-import type { H1Handler } from './h1-client.js';
-import { encodeRequestHead, isSendable } from './request-head.js';
-import { asResponseBytes, visibleAsciiTarget } from '../../shared/http-syntax.js';
+import { encodeRequestHead, isSendable, type RequestHead } from './request-head.js';
+import type { DispatchController, DispatchHandler, DispatchOptions, UpstreamError } from './dispatch.js';
 
 /** Bodies up to this size (declared by Content-Length) are buffered, then sent in one write. */
 export const BUFFERED_BODY_MAX = 64 * 1024;
 
-const EMPTY_HEADERS: (Buffer | string)[] = [];
-
-/** A response header name or value: a Buffer from undici, a string from the fast client. */
-type HeaderField = Buffer | string;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 /** Response header names never forwarded to the client (hop-by-hop, or set by the gateway). */
 function isDroppedResponseHeader(name: HeaderField): boolean {
@@ -44,81 +45,95 @@ function isDroppedResponseHeader(name: HeaderField): boolean {
   }
 }
 
-/** ASCII case-insensitive comparison of a header name with a lower-case name. */
-function lowerEquals(buf: HeaderField, lower: string): boolean {
-  if (buf.length !== lower.length) return false;
-  if (typeof buf === 'string') return buf === lower || buf.toLowerCase() === lower;
-  for (let i = 0; i < buf.length; i++) {
-    let c = buf[i];
-    if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
-function parseLength(buf: HeaderField): number {
-  if (buf.length === 0 || buf.length > 15) return -2;
+function parseLength(field: HeaderField): number {
+  if (field.length === 0 || field.length > 15) return -2;
   let n = 0;
-  for (let i = 0; i < buf.length; i++) {
-    const d = (typeof buf === 'string' ? buf.charCodeAt(i) : buf[i]) - 0x30;
+  for (let i = 0; i < field.length; i++) {
+    const d = (typeof field === 'string' ? field.charCodeAt(i) : field[i]) - 0x30;
     if (d < 0 || d > 9) return -2;
     n = n * 10 + d;
   }
   return n;
 }
 
-// Response header flushes are deferred to a microtask so that headers and the first body
-// bytes (which undici delivers in the same socket read) leave in one corked write.
-const headerFlushQueue: UpstreamCall[] = [];
-let headerFlushScheduled = false;
-function flushQueuedHeaders(): void {
-  headerFlushScheduled = false;
-  for (let i = 0; i < headerFlushQueue.length; i++) {
-    const call = headerFlushQueue[i];
-    if (!call.headersWritten && call.ctx.phase === PHASE.STREAMING) {
-      const res = call.ctx.res;
-      res.cork(() => call.writeHead());
-    }
+let cachedAbortError: Error | null = null;
+function abortedError(): Error {
+  // One shared error: aborts are expected, and a stack per abort is waste.
+  if (cachedAbortError === null) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    cachedAbortError = new Error('request finished by the gateway');
+    Error.stackTraceLimit = limit;
   }
-  headerFlushQueue.length = 0;
+  return cachedAbortError;
 }
 
-export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
-  readonly ctx: RequestContext;
-  /** Aborts the upstream request (set by undici in onConnect). */
-  abortUpstream: ((err?: Error) => void) | null = null;
-  resumeUpstream: (() => void) | null = null;
-  /** Body stream for large or chunked uploads, else null. */
-  bodyStream: Readable | null = null;
-  bodyBytes = 0;
-  clientPaused = false;
-  status = 0;
-  statusText = '';
-  responseHeaders: HeaderField[] = EMPTY_HEADERS;
-  /** Upstream Content-Length, -1 when unknown (chunked or close-delimited). */
-  responseLength = -1;
-  /** HEAD request, or 204/304: no body goes to the client. */
-  bodiless = false;
-  headersWritten = false;
-  /** Part of a chunk uWS could not take yet (tryEnd under backpressure). */
-  pendingChunk: Buffer | null = null;
-  pendingOffset = 0;
-  /** Every body byte arrived from upstream (onComplete, or the declared length reached):
-   * finishing must not abort the upstream request, which would close a reusable connection. */
-  upstreamComplete = false;
+/** The response flag an upstream failure sets. */
+function flagOfUpstreamError(code: UpstreamError['code']): number {
+  switch (code) {
+    case 'connect_timeout': case 'connect_failed': case 'pool_closed': return RESPONSE_FLAG.UPSTREAM_CONNECT_FAILURE;
+    case 'bad_response': return RESPONSE_FLAG.UPSTREAM_PROTOCOL_ERROR;
+    case 'queue_full': return RESPONSE_FLAG.UPSTREAM_OVERFLOW;
+    default: return RESPONSE_FLAG.UPSTREAM_RESET;
+  }
+}
 
-  constructor(ctx: RequestContext) {
-    this.ctx = ctx;
+export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamLeg {
+  readonly method: string;
+  readonly path: string;
+  readonly idempotent: boolean;
+  controller: DispatchController | null = null;
+  complete = false;
+  /** Sends so far: a stale keep-alive connection earns one more (onResponseError). */
+  private sends = 1;
+
+  constructor(
+    readonly ctx: RequestContext,
+    readonly target: RuntimeTarget,
+    readonly headers: readonly string[],
+    readonly body: DispatchOptions['body'],
+    readonly head: RequestHead | null,
+  ) {
+    this.method = ctx.method;
+    this.path = ctx.upstreamPath;
+    this.idempotent = IDEMPOTENT.has(ctx.method);
   }
 
-  // --- undici handler -------------------------------------------------------------------
+  // --- UpstreamLeg (the exchange's side) -------------------------------------------------
 
-  onConnect(abort: (err?: Error) => void): void {
+  abort(): void {
+    if (this.complete) return;
+    this.complete = true; // nothing more is wanted from the upstream
+    this.release();
+    this.controller?.abort(abortedError());
+  }
+
+  resume(): void {
+    if (!this.complete) this.controller?.resume();
+  }
+
+  settle(): void {
+    this.complete = true;
+    this.release();
+  }
+
+  /** The target's in-flight count drops once, when the upstream side is done. */
+  private released = false;
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.target.inFlight--;
+  }
+
+  // --- DispatchHandler -------------------------------------------------------------------
+
+  onRequestStart(controller: DispatchController): void {
     const ctx = this.ctx;
-    if (ctx.phase === PHASE.DONE) { abort(); return; }
-    this.abortUpstream = abort;
+    this.controller = controller;
+    if (ctx.ended) { this.complete = true; this.release(); controller.abort(abortedError()); return; }
+    ctx.upstreamStartTime = performance.now();
     const service = ctx.route!.service;
-    if (this.bodyStream !== null && !this.bodyStream.readableEnded) {
+    if (bodyUnreadOf(ctx.body)) {
       ctx.phase = PHASE.SENDING;
       ctx.deadline = coarseNow + service.idleMs;
     } else {
@@ -127,24 +142,21 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
     }
   }
 
-  onHeaders(statusCode: number, rawHeaders: HeaderField[], resume: () => void, statusText: string): boolean {
+  onResponseStart(controller: DispatchController, statusCode: number, rawHeaders: HeaderField[], statusText: string): void {
     const ctx = this.ctx;
-    if (ctx.phase === PHASE.DONE) return false;
+    if (ctx.ended) return;
     if (statusCode < 100 || statusCode > 599) {
-      // Not a status HTTP knows (e.g. `099`): the response cannot be relayed, and finishing
-      // aborts the upstream request, which closes its connection.
-      this.failBeforeResponse(GW_ERR.upstream_bad_response);
-      return false;
+      // Not a status HTTP knows (e.g. `099`): the response cannot be relayed, and the abort
+      // closes its connection.
+      this.fail(GW_ERR.upstream_bad_response, RESPONSE_FLAG.UPSTREAM_PROTOCOL_ERROR);
+      return;
     }
-    if (statusCode < 200) return true; // interim responses are not relayed
-    this.resumeUpstream = resume;
-    this.status = statusCode;
-    this.statusText = statusText;
+    ctx.upstreamFirstByteTime = performance.now();
     ctx.phase = PHASE.STREAMING;
     ctx.deadline = coarseNow + ctx.route!.service.idleMs;
-    this.bodiless = ctx.method === 'HEAD' || statusCode === 204 || statusCode === 304;
 
     // Keep end-to-end headers; note Content-Length and Connection-named headers.
+    let length = -1;
     let connectionNamed: string[] | null = null;
     const kept: HeaderField[] = [];
     for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -152,11 +164,11 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
       if (isDroppedResponseHeader(name)) {
         if (name.length === 14) {
           const n = parseLength(rawHeaders[i + 1]);
-          if (n === -2 || (this.responseLength >= 0 && this.responseLength !== n)) {
-            this.failBeforeResponse(GW_ERR.upstream_bad_response);
-            return false;
+          if (n === -2 || (length >= 0 && length !== n)) {
+            this.fail(GW_ERR.upstream_bad_response, RESPONSE_FLAG.UPSTREAM_PROTOCOL_ERROR);
+            return;
           }
-          this.responseLength = n;
+          length = n;
         } else if (name.length === 10 && lowerEquals(name, 'connection')) {
           for (const t of rawHeaders[i + 1].toString('latin1').split(',')) { // Buffer or string
             const token = t.trim().toLowerCase();
@@ -173,173 +185,51 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, H1Handler {
         if (named.includes(kept[i].toString('latin1').toLowerCase())) kept.splice(i, 2);
       }
     }
-    this.responseHeaders = kept;
-    if (!this.bodiless && this.responseLength !== 0) {
-      headerFlushQueue.push(this);
-      if (!headerFlushScheduled) { headerFlushScheduled = true; queueMicrotask(flushQueuedHeaders); }
-    }
-    return true;
+    const bodiless = ctx.method === 'HEAD' || statusCode === 204 || statusCode === 304;
+    startResponse(ctx, statusCode, statusText, kept, length, bodiless);
   }
 
-  onData(chunk: Buffer): boolean {
+  onResponseData(controller: DispatchController, chunk: Buffer): void {
     const ctx = this.ctx;
-    if (ctx.phase === PHASE.DONE || ctx.aborted) return false;
+    if (ctx.ended || ctx.aborted) { controller.abort(abortedError()); return; }
     ctx.deadline = coarseNow + ctx.route!.service.idleMs;
-    if (this.bodiless) return true; // a body where none may be: dropped
-    const res = ctx.res;
-    let ok = true;
-    res.cork(() => {
-      if (!this.headersWritten) this.writeHead();
-      if (this.responseLength >= 0) {
-        const offset = res.getWriteOffset();
-        const [written, done] = res.tryEnd(chunk, this.responseLength);
-        if (done) { this.upstreamComplete = true; this.finish(); return; }
-        if (!written) {
-          // uWS took part of the chunk: keep a copy of the rest until the socket drains.
-          const taken = res.getWriteOffset() - offset;
-          this.pendingChunk = Buffer.from(chunk.subarray(taken));
-          this.pendingOffset = res.getWriteOffset();
-          ok = false;
-        }
-      } else {
-        ok = res.write(chunk); // uWS buffers what it cannot send; false = stop reading upstream
-      }
-    });
-    if (!ok && ctx.phase !== PHASE.DONE) res.onWritable((offset) => this.onClientWritable(offset));
-    return ok;
+    if (writeResponseData(ctx, chunk) === WRITE_FULL) controller.pause();
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     const ctx = this.ctx;
-    this.upstreamComplete = true;
-    if (ctx.phase === PHASE.DONE || ctx.aborted) return;
-    if (this.pendingChunk !== null) return; // finishes from onClientWritable
-    const res = ctx.res;
-    res.cork(() => {
-      if (!this.headersWritten) this.writeHead();
-      if (this.bodiless) {
-        if (ctx.method === 'HEAD' && this.responseLength >= 0 && this.status !== 204 && this.status !== 304) {
-          res.writeHeader('content-length', String(this.responseLength));
-        }
-        res.endWithoutBody();
-      } else {
-        // Empty body (Content-Length: 0), or the end of a chunked one. A body shorter than its
-        // Content-Length never gets here: the upstream client reports it as an error.
-        res.end();
-      }
-    });
-    this.finish();
+    this.complete = true;
+    this.release();
+    ctx.upstreamLastByteTime = performance.now();
+    endResponse(ctx);
   }
 
-  onError(err: Error): void {
+  onResponseError(controller: DispatchController, err: UpstreamError): void {
     const ctx = this.ctx;
-    if (ctx.phase === PHASE.DONE) return;
-    if (!ctx.responseStarted) {
-      this.failBeforeResponse(classifyUpstreamError(err));
+    if (this.complete) return;
+    // A reused keep-alive connection that closed before any byte of the response: the
+    // request was not processed. An idempotent one is sent once more, explicitly here
+    // (what undici and browsers do), never hidden in a client.
+    if (err.code === 'stale_connection' && this.idempotent && this.sends === 1 && !ctx.ended) {
+      this.sends++;
+      this.controller = null;
+      ctx.route!.service.dispatch(this, this);
       return;
     }
-    // The status line is out: all we can do is cut the client connection so it sees a
-    // truncated response rather than a complete-looking one.
-    this.finish();
-    if (!ctx.aborted) ctx.res.close();
+    this.fail(UPSTREAM_ERR[err.code] ?? GW_ERR.upstream_unavailable, flagOfUpstreamError(err.code));
   }
 
-  // --- helpers ---------------------------------------------------------------------------
-
-  /** Status line and headers, inside a cork. */
-  writeHead(): void {
+  /** The upstream exchange failed: a 5xx if nothing was answered yet, else a cut connection. */
+  fail(spec: GatewayErrorSpec, flag: number): void {
     const ctx = this.ctx;
-    const res = ctx.res;
-    this.headersWritten = true;
-    ctx.responseStarted = true;
-    res.writeStatus(upstreamStatusLine(this.status, this.statusText));
-    const h = this.responseHeaders;
-    for (let i = 0; i < h.length; i += 2) {
-      const value = h[i + 1];
-      res.writeHeader(h[i], typeof value === 'string' ? asResponseBytes(value) : value);
+    this.abort();
+    if (ctx.ended) return;
+    if (!ctx.responseStarted) {
+      ctx.responseFlags |= flag;
+      sendLocalReply(ctx, spec, bodyUnreadOf(ctx.body));
+    } else {
+      abortResponse(ctx, flag);
     }
-    const staged = ctx.responseHeaders;
-    if (staged !== null) for (let i = 0; i < staged.length; i += 2) res.writeHeader(staged[i], staged[i + 1]);
-    res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
-  }
-
-  onClientWritable(offset: number): boolean {
-    const ctx = this.ctx;
-    if (ctx.phase === PHASE.DONE || ctx.aborted) return true;
-    const res = ctx.res;
-    const pending = this.pendingChunk;
-    if (pending !== null) {
-      const rest = pending.subarray(offset - this.pendingOffset);
-      const [written, done] = res.tryEnd(rest, this.responseLength);
-      if (done) { this.pendingChunk = null; this.upstreamComplete = true; this.finish(); return true; }
-      if (!written) return false; // still full; uWS calls again
-      this.pendingChunk = null;
-    }
-    if (!this.upstreamComplete) this.resumeUpstream?.();
-    return true;
-  }
-
-  /** Answers with a gateway error and stops the upstream side. */
-  failBeforeResponse(spec: GatewayErrorSpec, extraHeaders: readonly string[] | null = null): void {
-    const ctx = this.ctx;
-    const bodyUnread = this.bodyStream !== null && !this.bodyStream.readableEnded;
-    this.finish();
-    replyError(ctx, spec, bodyUnread, extraHeaders);
-  }
-
-  /** Ends the request's life in the data plane (idempotent). */
-  finish(): void {
-    const ctx = this.ctx;
-    closeRequest(ctx);
-    if (ctx.phase === PHASE.DONE) return;
-    const forwarded = ctx.phase !== PHASE.ACCEPTED;
-    ctx.phase = PHASE.DONE;
-    ctx.deadline = 0;
-    if (forwarded) {
-      untrackInFlight(ctx);
-      ctx.target!.inFlight--;
-    }
-    if (!this.upstreamComplete && this.abortUpstream !== null) this.abortUpstream(abortedError());
-    if (this.bodyStream !== null && !this.bodyStream.destroyed) this.bodyStream.destroy();
-    if (this.clientPaused && !ctx.aborted) { this.clientPaused = false; ctx.res.resume(); }
-  }
-}
-
-let cachedAbortError: Error | null = null;
-function abortedError(): Error {
-  // One shared error: aborts are expected, and a stack per abort is waste.
-  if (cachedAbortError === null) {
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
-    cachedAbortError = new Error('request finished by the gateway');
-    Error.stackTraceLimit = limit;
-  }
-  return cachedAbortError;
-}
-
-/** Maps an undici / socket error to the gateway error the client sees. */
-export function classifyUpstreamError(err: Error & { code?: string }): GatewayErrorSpec {
-  switch (err.code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return GW_ERR.upstream_connect_timeout;
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-      return GW_ERR.upstream_timeout;
-    case 'LOBBY_UPSTREAM_QUEUE_FULL':
-      return GW_ERR.upstream_overloaded;
-    case 'UND_ERR_INVALID_ARG':
-      return GW_ERR.invalid_header; // a header undici refuses to send (invalid name or value)
-    case 'HPE_INVALID_CONSTANT':
-    case 'HPE_INVALID_HEADER_TOKEN':
-    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
-      return GW_ERR.upstream_bad_response;
-    case 'ECONNRESET':
-    case 'UND_ERR_SOCKET':
-    case 'EPIPE':
-      return GW_ERR.upstream_reset;
-    default:
-      if (err.code?.startsWith('HPE_')) return GW_ERR.upstream_bad_response;
-      return GW_ERR.upstream_unavailable;
   }
 }
 
@@ -367,11 +257,10 @@ export function upstreamPath(ctx: RequestContext, route: RuntimeRoute): string |
 
 /**
  * Sends the request to a target of the route's service. Called once the filter chain passed.
- * `body` is the fully buffered body, or null (no body, or streamed: see openBodyStream).
- * Hot path: one handler object, one dispatch options object, one headers array.
+ * `ctx.body` is the fully buffered body, a stream, or null.
+ * Hot path: one UpstreamCall (options, handler and upstream leg in one), one head string.
  */
 export function forward(ctx: RequestContext): void {
-  const call = ctx.call!;
   const body = ctx.body;
   const route = ctx.route!;
   const service = route.service;
@@ -387,25 +276,31 @@ export function forward(ctx: RequestContext): void {
   }
   // Every part is checked here, in request-head.ts, whoever made it: the client's headers,
   // the ones above, identity headers from token claims. Nothing unchecked is sent.
-  const fast = body === null || Buffer.isBuffer(body);
-  const head = fast ? encodeRequestHead(ctx.method, ctx.upstreamPath, h) : null;
-  if (fast ? head === null : !isSendable(ctx.method, ctx.upstreamPath, h)) {
-    call.failBeforeResponse(GW_ERR.invalid_header);
+  const buffered = body === null || Buffer.isBuffer(body);
+  const head = buffered ? encodeRequestHead(ctx.method, ctx.upstreamPath, h) : null;
+  if (buffered ? head === null : !isSendable(ctx.method, ctx.upstreamPath, h)) {
+    sendLocalReply(ctx, GW_ERR.invalid_header, bodyUnreadOf(body));
     return;
   }
   ctx.target = target;
   target.inFlight++;
+  const call = new UpstreamCall(ctx, target, h, body, head);
+  ctx.upstream = call;
   ctx.phase = PHASE.CONNECTING;
   ctx.deadline = coarseNow + service.connectMs;
-  trackInFlight(ctx);
-  if (fast) {
-    target.fast.dispatch(ctx.method, head!, body, call);
-    return;
-  }
-  target.pool.dispatch({
-    path: ctx.upstreamPath,
-    method: ctx.method,
-    headers: h,
-    body,
-  }, call);
+  service.dispatch(call, call);
 }
+
+/** Deadline ticker callback: what a passed deadline means depends on the phase. */
+export function expireRequest(ctx: RequestContext): void {
+  const call = ctx.upstream as UpstreamCall | null;
+  if (call === null) { ctx.deadline = 0; return; }
+  switch (ctx.phase) {
+    case PHASE.CONNECTING: call.fail(GW_ERR.upstream_connect_timeout, RESPONSE_FLAG.UPSTREAM_CONNECT_FAILURE); break;
+    case PHASE.SENDING: call.fail(GW_ERR.request_timeout, RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR); break;
+    case PHASE.WAITING: call.fail(GW_ERR.upstream_timeout, RESPONSE_FLAG.UPSTREAM_TIMEOUT); break;
+    case PHASE.STREAMING: call.fail(GW_ERR.upstream_timeout, RESPONSE_FLAG.UPSTREAM_TIMEOUT); break;
+    default: ctx.deadline = 0;
+  }
+}
+

@@ -1,0 +1,336 @@
+// The exchange: the one writer of the client response, and the one end of every request.
+//
+// Local replies (every gateway error, as JSON with the correlation id) and upstream
+// responses leave through the same head writer: the status line, the upstream's headers
+// merged with what filters staged (a staged header replaces the upstream's of that name),
+// the route's onResponse filters in reverse chain order, the correlation id. Body writes
+// apply backpressure (uWS tryEnd/write report a full socket; the upstream pauses until
+// onWritable). endExchange ends a request exactly once, however it ends, and runs the
+// route's onEnd filters then.
+//
+// What it records on the context: status, bytes out, response flags (RESPONSE_FLAG); the
+// start time and upstream timings are set by server.ts and proxy.ts.
+import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
+import { asResponseBytes } from '../shared/http-syntax.js';
+import { CORRELATION_HEADER } from './correlation-id.js';
+import { statusLine, upstreamStatusLine } from './status-lines.js';
+import { untrackOpen } from './deadlines.js';
+import { PHASE, RESPONSE_FLAG, type HeaderField, type RequestContext, type ResponseHead } from './request-context.js';
+import { logRequestFault } from './faults.js';
+
+// --- response flags of local replies, by code (decided once, not per reply) --------------
+const FLAG_OF_CODE: Record<string, number> = {
+  route_not_found: RESPONSE_FLAG.NO_ROUTE,
+  upstream_unavailable: RESPONSE_FLAG.UPSTREAM_CONNECT_FAILURE,
+  upstream_connect_timeout: RESPONSE_FLAG.UPSTREAM_CONNECT_FAILURE,
+  upstream_timeout: RESPONSE_FLAG.UPSTREAM_TIMEOUT,
+  upstream_reset: RESPONSE_FLAG.UPSTREAM_RESET,
+  upstream_bad_response: RESPONSE_FLAG.UPSTREAM_PROTOCOL_ERROR,
+  upstream_overloaded: RESPONSE_FLAG.UPSTREAM_OVERFLOW,
+  rate_limited: RESPONSE_FLAG.RATE_LIMITED,
+  rate_limit_unavailable: RESPONSE_FLAG.RATE_LIMITED,
+  unauthenticated: RESPONSE_FLAG.UNAUTHORIZED,
+  invalid_token: RESPONSE_FLAG.UNAUTHORIZED,
+  insufficient_scope: RESPONSE_FLAG.UNAUTHORIZED,
+  invalid_path: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
+  invalid_host: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
+  invalid_framing: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
+  invalid_header: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
+  payload_too_large: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
+  uri_too_long: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
+  request_header_fields_too_large: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
+};
+
+// --- error bodies: the constant part of each body is built once per spec ------------------
+const bodyPrefix = new Map<GatewayErrorSpec, string>();
+for (const spec of Object.values(GW_ERR)) prefixOf(spec);
+
+/** A spec outside the table (a table code with a configured status or message, e.g. a rate
+ * limit's `status`): its prefix is built once. Callers memoize such specs, so the map stays
+ * bounded. */
+function prefixOf(spec: GatewayErrorSpec): string {
+  const prefix = `{"error":{"status":${spec.status},"code":${JSON.stringify(spec.code)},` +
+    `"message":${JSON.stringify(spec.message)},"correlation_id":"`;
+  bodyPrefix.set(spec, prefix);
+  return prefix;
+}
+
+/** JSON body of an error; the id is safe to embed (correlation-id.ts restricts its charset). */
+export function errorBody(spec: GatewayErrorSpec, correlationId: string): string {
+  return (bodyPrefix.get(spec) ?? prefixOf(spec)) + correlationId + '"}}';
+}
+
+// --- header merge -----------------------------------------------------------------------
+
+/** ASCII case-insensitive comparison of a header name with a lower-case name. */
+export function lowerEquals(name: HeaderField, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  if (typeof name === 'string') return name === lower || name.toLowerCase() === lower;
+  for (let i = 0; i < name.length; i++) {
+    let c = name[i];
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+function removeAll(list: HeaderField[], lower: string): void {
+  let w = 0;
+  for (let r = 0; r < list.length; r += 2) {
+    if (lowerEquals(list[r], lower)) continue;
+    list[w++] = list[r];
+    list[w++] = list[r + 1];
+  }
+  list.length = w;
+}
+
+/** The ResponseHead filters edit: one per worker, pointed at the head being written (the
+ * onResponse calls are synchronous), so a response allocates nothing for it. */
+class HeadEditor implements ResponseHead {
+  status = 0;
+  list: HeaderField[] = [];
+  set(name: string, value: string): void {
+    const lower = name.toLowerCase();
+    removeAll(this.list, lower);
+    this.list.push(lower, value);
+  }
+  append(name: string, value: string): void {
+    this.list.push(name.toLowerCase(), value);
+  }
+  remove(name: string): void {
+    removeAll(this.list, name.toLowerCase());
+  }
+}
+const editor = new HeadEditor();
+
+/**
+ * The final header list of a response: `headers` (the upstream's, or a local reply's),
+ * with staged filter headers replacing those of their names, then the onResponse filters.
+ * Returns `headers` itself (edited in place) when nothing applies.
+ */
+function mergeHeaders(ctx: RequestContext, status: number, headers: HeaderField[]): HeaderField[] {
+  const staged = ctx.responseHeaders;
+  if (staged !== null) {
+    for (let i = 0; i < staged.length; i += 2) removeAll(headers, staged[i].toLowerCase());
+    for (let i = 0; i < staged.length; i += 2) headers.push(staged[i], staged[i + 1]);
+  }
+  const filters = ctx.route?.responseFilters ?? null;
+  if (filters !== null) {
+    editor.status = status;
+    editor.list = headers;
+    for (let i = 0; i < filters.length; i++) {
+      try {
+        filters[i].onResponse!(ctx, editor);
+      } catch (err) {
+        logRequestFault(ctx, err); // a bug in one filter must not cost the response
+      }
+    }
+    headers = editor.list;
+    editor.list = [];
+  }
+  return headers;
+}
+
+function writeHeaders(ctx: RequestContext, headers: HeaderField[]): void {
+  const res = ctx.res;
+  for (let i = 0; i < headers.length; i += 2) {
+    const value = headers[i + 1];
+    res.writeHeader(headers[i], typeof value === 'string' ? asResponseBytes(value) : value);
+  }
+  res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
+}
+
+// --- local replies ----------------------------------------------------------------------
+
+/** A streamed request body still being read: the connection cannot be reused after a reply. */
+export function bodyUnreadOf(body: RequestContext['body']): boolean {
+  return body !== null && !Buffer.isBuffer(body) && !body.readableEnded;
+}
+
+/**
+ * Answers the request with a gateway error (nothing when the client is gone or a response
+ * already started) and ends the exchange. `closeConnection` when the request body was not
+ * consumed. `extraHeaders` is a flat [name, value, ...] list (Allow, WWW-Authenticate,
+ * Retry-After, ...).
+ */
+export function sendLocalReply(
+  ctx: RequestContext, spec: GatewayErrorSpec, closeConnection = false,
+  extraHeaders: readonly string[] | null = null,
+): void {
+  if (ctx.ended) return;
+  ctx.responseFlags |= RESPONSE_FLAG.LOCAL_REPLY | (FLAG_OF_CODE[spec.code] ?? 0);
+  if (!ctx.aborted && !ctx.responseStarted) {
+    ctx.upstream?.abort();
+    ctx.responseStarted = true;
+    ctx.status = spec.status;
+    const headers: HeaderField[] = ['content-type', 'application/json'];
+    if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
+    const merged = ctx.responseHeaders !== null || ctx.route?.responseFilters ? mergeHeaders(ctx, spec.status, headers) : headers;
+    const body = errorBody(spec, ctx.correlationId);
+    ctx.bytesOut += body.length;
+    const res = ctx.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(spec.status));
+      writeHeaders(ctx, merged);
+      res.end(body, closeConnection);
+    });
+  }
+  endExchange(ctx);
+}
+
+// --- upstream responses -----------------------------------------------------------------
+
+// Response heads are written in a microtask so that the head and the first body bytes
+// (which both clients deliver in the same socket read) leave in one corked write.
+const headFlushQueue: RequestContext[] = [];
+let headFlushScheduled = false;
+function flushQueuedHeads(): void {
+  headFlushScheduled = false;
+  for (let i = 0; i < headFlushQueue.length; i++) {
+    const ctx = headFlushQueue[i];
+    if (ctx.pendingHeaders !== null && !ctx.ended && !ctx.aborted) {
+      const res = ctx.res;
+      res.cork(() => writeResponseHead(ctx));
+    }
+  }
+  headFlushQueue.length = 0;
+}
+
+/**
+ * An upstream response began: `headers` are its end-to-end headers (hop-by-hop already
+ * dropped), `length` its body length (-1 when unknown). The head is written with the first
+ * body bytes, or at the end for an empty body.
+ */
+export function startResponse(ctx: RequestContext, status: number, statusText: string, headers: HeaderField[], length: number, bodiless: boolean): void {
+  ctx.status = status;
+  ctx.pendingStatusText = statusText;
+  ctx.pendingHeaders = headers;
+  ctx.responseLength = length;
+  ctx.bodiless = bodiless;
+  if (!bodiless && length !== 0) {
+    headFlushQueue.push(ctx);
+    if (!headFlushScheduled) { headFlushScheduled = true; queueMicrotask(flushQueuedHeads); }
+  }
+}
+
+/** Status line and headers of the upstream response, inside a cork. */
+function writeResponseHead(ctx: RequestContext): void {
+  const headers = ctx.pendingHeaders!;
+  ctx.pendingHeaders = null;
+  ctx.responseStarted = true;
+  ctx.res.writeStatus(upstreamStatusLine(ctx.status, ctx.pendingStatusText));
+  const route = ctx.route;
+  writeHeaders(ctx, ctx.responseHeaders !== null || (route !== null && route.responseFilters !== null)
+    ? mergeHeaders(ctx, ctx.status, headers) : headers);
+}
+
+/** writeResponseData: the client took the chunk; the client is full (pause the upstream
+ * until resumeUpstream); the whole declared body went out (the response is complete). */
+export const WRITE_OK = 0, WRITE_FULL = 1, WRITE_DONE = 2;
+
+/** Relays a response body chunk to the client. */
+export function writeResponseData(ctx: RequestContext, chunk: Buffer): number {
+  if (ctx.bodiless) return WRITE_OK; // a body where none may be: dropped
+  const res = ctx.res;
+  let result = WRITE_OK;
+  res.cork(() => {
+    if (ctx.pendingHeaders !== null) writeResponseHead(ctx);
+    if (ctx.responseLength >= 0) {
+      const offset = res.getWriteOffset();
+      const [written, done] = res.tryEnd(chunk, ctx.responseLength);
+      // After the last byte the response is gone: uWS forbids touching it again.
+      if (done) { ctx.bytesOut += chunk.length; result = WRITE_DONE; return; }
+      const taken = res.getWriteOffset() - offset;
+      ctx.bytesOut += taken;
+      if (!written) {
+        // uWS took part of the chunk: keep a copy of the rest until the socket drains.
+        ctx.pendingChunk = Buffer.from(chunk.subarray(taken));
+        ctx.pendingOffset = res.getWriteOffset();
+        result = WRITE_FULL;
+      }
+    } else {
+      ctx.bytesOut += chunk.length;
+      if (!res.write(chunk)) result = WRITE_FULL; // uWS buffers what it cannot send
+    }
+  });
+  if (result === WRITE_DONE) { ctx.upstream?.settle(); endExchange(ctx); }
+  else if (result === WRITE_FULL) res.onWritable((offset) => onClientWritable(ctx, offset));
+  return result;
+}
+
+function onClientWritable(ctx: RequestContext, offset: number): boolean {
+  if (ctx.ended || ctx.aborted) return true;
+  const pending = ctx.pendingChunk;
+  if (pending !== null) {
+    const rest = pending.subarray(offset - ctx.pendingOffset);
+    const before = ctx.res.getWriteOffset();
+    const [written, done] = ctx.res.tryEnd(rest, ctx.responseLength);
+    if (done) { ctx.bytesOut += rest.length; ctx.pendingChunk = null; ctx.upstream?.settle(); endExchange(ctx); return true; }
+    ctx.bytesOut += ctx.res.getWriteOffset() - before;
+    if (!written) return false; // still full; uWS calls again
+    ctx.pendingChunk = null;
+  }
+  ctx.upstream?.resume();
+  return true;
+}
+
+/** The upstream response is complete: end the client's (after any chunk still pending). */
+export function endResponse(ctx: RequestContext): void {
+  if (ctx.ended || ctx.aborted) return;
+  if (ctx.pendingChunk !== null) return; // ends from onClientWritable
+  const res = ctx.res;
+  res.cork(() => {
+    if (ctx.pendingHeaders !== null) writeResponseHead(ctx);
+    if (ctx.bodiless) {
+      if (ctx.method === 'HEAD' && ctx.responseLength >= 0 && ctx.status !== 204 && ctx.status !== 304) {
+        res.writeHeader('content-length', String(ctx.responseLength));
+      }
+      res.endWithoutBody();
+    } else {
+      // Empty body (Content-Length: 0), or the end of a chunked one. A body shorter than its
+      // Content-Length never gets here: the upstream client reports it as an error.
+      res.end();
+    }
+  });
+  endExchange(ctx);
+}
+
+/** The response started and cannot be completed: the client connection is cut, so the
+ * client sees a truncated response rather than a complete-looking one. */
+export function abortResponse(ctx: RequestContext, flags: number): void {
+  ctx.responseFlags |= flags;
+  const aborted = ctx.aborted;
+  endExchange(ctx);
+  if (!aborted) ctx.res.close();
+}
+
+// --- the end ----------------------------------------------------------------------------
+
+/**
+ * Ends the request's life in the data plane, exactly once: stops the upstream request
+ * unless its response was complete, stops reading a streamed body, runs the route's onEnd
+ * filters. Idempotent.
+ */
+export function endExchange(ctx: RequestContext, flags = 0): void {
+  if (ctx.ended) return;
+  ctx.ended = true;
+  ctx.responseFlags |= flags;
+  ctx.phase = PHASE.DONE;
+  ctx.deadline = 0;
+  untrackOpen(ctx);
+  const upstream = ctx.upstream;
+  if (upstream !== null && !upstream.complete) upstream.abort();
+  const body = ctx.body;
+  if (body !== null && !Buffer.isBuffer(body) && !body.destroyed) body.destroy();
+  if (ctx.clientPaused && !ctx.aborted) { ctx.clientPaused = false; ctx.res.resume(); }
+  const filters = ctx.route?.endFilters ?? null;
+  if (filters !== null) {
+    for (let i = 0; i < filters.length; i++) {
+      try {
+        filters[i].onEnd!(ctx);
+      } catch (err) {
+        logRequestFault(ctx, err);
+      }
+    }
+  }
+}
