@@ -3,6 +3,7 @@
 // the load driver pinned next to the upstream, warm-up, measured window, stop. Prints the summary,
 // writes <out>/<scenario>-<timestamp>.json and .html. Every started process is stopped on the way out,
 // including on errors and Ctrl-C.
+// With --ref/--ref-dir, target lobby-ref (another commit's build, loadtest/lobby-ref.ts) runs in every round next to lobby.
 
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
