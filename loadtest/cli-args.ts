@@ -2,6 +2,7 @@
 // scenario file's values for this run only.
 
 import { parseArgs } from 'node:util';
+import type { RefSource } from './lobby-ref.js';
 import { parseSeconds, TARGET_NAMES, type Scenario, type TargetName } from './scenario.js';
 
 export const HELP_TEXT = `Lobby load test: measures Lobby and nginx side by side on the same upstream, driver and pinning.
@@ -12,7 +13,12 @@ Usage: node dist/loadtest/run.js [--scenario NAME|FILE] [flags]
   --scenario NAME|FILE   scenario from loadtest/scenarios/ (proxy, post-16k, download-1m, soak, ...)
                          or a path to a .yaml/.json scenario file              [default: proxy]
   --targets LIST         comma-separated: lobby,nginx,lobby-plain (lobby without the scenario's
-                         lobby overlay: the plain proxy path)   [default: the scenario's targets]
+                         lobby overlay: the plain proxy path),lobby-ref (needs --ref or --ref-dir)
+                                                                [default: the scenario's targets]
+  --ref GITREF           also measure Lobby built from GITREF (target lobby-ref, same config,
+                         interleaved with lobby): exported with git archive to a temp dir, built
+                         with tsc once per commit, removed afterwards unless --keep-temp
+  --ref-dir DIR          the same with a checkout already built in DIR (DIR/dist/src/main.js)
   --duration SECONDS     measured window per target, e.g. 10 or 10s           [default: scenario]
   --warmup SECONDS       unmeasured load before each window                   [default: scenario]
   --connections N        client connections                                   [default: scenario]
@@ -28,7 +34,7 @@ Usage: node dist/loadtest/run.js [--scenario NAME|FILE] [flags]
   --upstream KIND        auto | nginx | uws: the static upstream              [default: auto = nginx if installed]
   --port-base N          Lobby on N, upstream on N+1, nginx proxy on N+2      [default: 18080]
   --no-pin               do not pin with taskset (the figures are then much noisier)
-  --keep-temp            keep the temp dir with the generated configs
+  --keep-temp            keep the temp dir with the generated configs (and the --ref build)
   -h, --help             this text
 
 Pinning (default): the proxy under test runs alone on CPU 1; the driver, the upstream and this
@@ -54,6 +60,8 @@ export interface CliOptions {
   portBase: number;
   pin: boolean;
   keepTemp: boolean;
+  /** --ref / --ref-dir: the second Lobby (target lobby-ref), or null. */
+  ref: RefSource | null;
 }
 
 export class UsageError extends Error {
@@ -104,6 +112,8 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
         'port-base': { type: 'string' },
         'no-pin': { type: 'boolean' },
         'keep-temp': { type: 'boolean' },
+        ref: { type: 'string' },
+        'ref-dir': { type: 'string' },
       },
     });
   } catch (error) {
@@ -127,6 +137,12 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     if (!Number.isFinite(rate) || rate <= 0) throw new UsageError(`--rate must be a positive number of requests/s (got "${values.rate}")`);
   }
 
+  if (values.ref !== undefined && values['ref-dir'] !== undefined) throw new UsageError('--ref and --ref-dir are two ways to give the same target: pass one');
+  if (values.ref === '' || values['ref-dir'] === '') throw new UsageError(`${values.ref === '' ? '--ref' : '--ref-dir'} needs a value`);
+  const ref: RefSource | null = values.ref !== undefined ? { kind: 'git', gitRef: values.ref }
+    : values['ref-dir'] !== undefined ? { kind: 'dir', dir: values['ref-dir'] } : null;
+  if (ref === null && targets?.includes('lobby-ref')) throw new UsageError('--targets lobby-ref needs --ref GITREF or --ref-dir DIR');
+
   const portBase = positiveInteger('--port-base', values['port-base'], 1024) ?? 18080;
   if (portBase + 2 >= 32768) throw new UsageError('--port-base must leave its three ports below 32768 (the ephemeral port range starts there)');
 
@@ -147,6 +163,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     portBase,
     pin: !(values['no-pin'] ?? false),
     keepTemp: values['keep-temp'] ?? false,
+    ref,
   };
 }
 
@@ -154,11 +171,18 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
 export function applyOverrides(scenario: Scenario, options: CliOptions): Scenario {
   return {
     ...scenario,
-    targets: options.targets ?? scenario.targets,
+    targets: withRefTarget(options.targets ?? scenario.targets, options.ref !== null),
     durationSec: options.durationSec ?? scenario.durationSec,
     warmupSec: options.warmupSec ?? scenario.warmupSec,
     connections: options.connections ?? scenario.connections,
     pipelining: options.pipelining ?? scenario.pipelining,
     rate: options.rate ?? scenario.rate,
   };
+}
+
+/** A ref always adds lobby-ref, next to lobby so the two run back to back in every round. */
+function withRefTarget(targets: readonly TargetName[], hasRef: boolean): TargetName[] {
+  if (!hasRef || targets.includes('lobby-ref')) return [...targets];
+  const at = targets.indexOf('lobby');
+  return at < 0 ? [...targets, 'lobby-ref'] : [...targets.slice(0, at + 1), 'lobby-ref', ...targets.slice(at + 1)];
 }

@@ -85,6 +85,12 @@ export function lobbyIsBuilt(): boolean {
   return existsSync(LOBBY_ENTRY);
 }
 
-export function startLobby(group: ProcessGroup, configFile: string, cpu: number | null): ManagedProcess {
-  return group.spawn('lobby', process.execPath, [LOBBY_ENTRY, 'start', '--config', configFile], { cpu });
+/** The command line of a Lobby target: `entry` is this checkout's LOBBY_ENTRY or a ref's (lobby-ref). */
+export function lobbyCommand(configFile: string, entry = LOBBY_ENTRY): { command: string; args: string[] } {
+  return { command: process.execPath, args: [entry, 'start', '--config', configFile] };
+}
+
+export function startLobby(group: ProcessGroup, configFile: string, cpu: number | null, entry = LOBBY_ENTRY, label = 'lobby'): ManagedProcess {
+  const { command, args } = lobbyCommand(configFile, entry);
+  return group.spawn(label, command, args, { cpu });
 }

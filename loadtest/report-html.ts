@@ -12,7 +12,7 @@ export function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
-const TARGET_COLORS: Record<TargetName, string> = { lobby: '#d9480f', nginx: '#1864ab', 'lobby-plain': '#2b8a3e' };
+const TARGET_COLORS: Record<TargetName, string> = { lobby: '#d9480f', nginx: '#1864ab', 'lobby-plain': '#2b8a3e', 'lobby-ref': '#7048e8' };
 const ROUND_DASHES = ['', '8 4', '2 3', '12 3 2 3'];
 
 export interface ChartSeries {
@@ -148,6 +148,7 @@ export function renderHtmlReport(result: RunResult): string {
   const targets = summary.targets;
   const showRatio = targets.includes('lobby') && targets.includes('nginx');
   const showPlain = targets.includes('lobby') && targets.includes('lobby-plain');
+  const showRef = targets.includes('lobby') && targets.includes('lobby-ref');
   const html: string[] = [];
   html.push('<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
     `<title>Lobby load test · ${escapeHtml(scenario.name)} · ${escapeHtml(result.startedAt)}</title>`,
@@ -163,12 +164,14 @@ export function renderHtmlReport(result: RunResult): string {
   for (const target of targets) html.push(`<th>${escapeHtml(target)}</th>`);
   if (showRatio) html.push('<th>lobby / nginx</th>');
   if (showPlain) html.push('<th>lobby / lobby-plain</th>');
+  if (showRef) html.push('<th>lobby / lobby-ref</th>');
   html.push('</tr></thead><tbody>');
   for (const row of summary.rows) {
     html.push(`<tr${row.headline ? ' class="headline"' : ''}><td>${escapeHtml(row.label.trim())}</td>`);
     for (const target of targets) html.push(`<td>${escapeHtml(formatFigure(row.values[target], row.decimals))}</td>`);
     if (showRatio) html.push(`<td>${escapeHtml(formatRatio(row.ratio))}</td>`);
     if (showPlain) html.push(`<td>${escapeHtml(formatRatio(row.plainRatio ?? null))}</td>`);
+    if (showRef) html.push(`<td>${escapeHtml(formatRatio(row.refRatio ?? null))}</td>`);
     html.push('</tr>');
   }
   html.push('</tbody></table>');

@@ -42,16 +42,18 @@ export function renderTextReport(result: RunResult, files: { json: string; html:
   const targets = summary.targets;
   const showRatio = targets.includes('lobby') && targets.includes('nginx');
   const showPlain = targets.includes('lobby') && targets.includes('lobby-plain');
+  const showRef = targets.includes('lobby') && targets.includes('lobby-ref');
   const labelWidth = Math.max(...summary.rows.map((row) => row.label.length), 10) + 2;
   const columnWidth = 14;
   const header = ''.padEnd(labelWidth) + targets.map((target) => target.padStart(columnWidth)).join('') + (showRatio ? 'lobby/nginx'.padStart(columnWidth) : '') +
-    (showPlain ? 'lobby/plain'.padStart(columnWidth) : '');
+    (showPlain ? 'lobby/plain'.padStart(columnWidth) : '') + (showRef ? 'lobby/ref'.padStart(columnWidth) : '');
   lines.push(header);
   for (const row of summary.rows) {
     const label = (row.headline ? `${row.label} *` : row.label).padEnd(labelWidth);
     const cells = targets.map((target) => formatFigure(row.values[target], row.decimals).padStart(columnWidth)).join('');
     lines.push(label + cells + (showRatio ? formatRatio(row.ratio).padStart(columnWidth) : '') +
-      (showPlain ? formatRatio(row.plainRatio ?? null).padStart(columnWidth) : ''));
+      (showPlain ? formatRatio(row.plainRatio ?? null).padStart(columnWidth) : '') +
+      (showRef ? formatRatio(row.refRatio ?? null).padStart(columnWidth) : ''));
   }
   lines.push('');
   const aggregation = result.settings.rounds > 1 ? `medians over ${result.settings.rounds} rounds, counters summed` : 'one round';
@@ -62,6 +64,7 @@ export function renderTextReport(result: RunResult, files: { json: string; html:
       lines.push(`  ${target} CPU µs/request per round: ${perRound.join('  ')}`);
     }
   }
+  if (showRef) lines.push(...refLines(result));
   if (scenario.rate !== null) {
     lines.push('Open model: latency is measured from each request\'s intended send time (coordinated-omission corrected);');
     lines.push('"service time" is from the actual send, as uncorrected tools report it.');
@@ -96,4 +99,18 @@ function soakLines(run: TargetRun): string[] {
     `soak · ${run.target} RSS (VmRSS) ${points.join(' · ')}`,
     `  ratio last/first ${soak.rssRatio.toFixed(3)} (limit ${(1 + soak.maxGrowth).toFixed(2)}): ${soak.pass ? 'PASS' : 'FAIL'}`,
   ];
+}
+
+/** This checkout against the ref, on the two CPU figures a change is judged by (issue 10: user µs within 3 %). */
+function refLines(result: RunResult): string[] {
+  const ref = result.settings.ref;
+  const name = ref ? `${ref.source}${ref.sha && !ref.sha.startsWith(ref.source) ? ` = ${ref.sha.slice(0, 12)}` : ''}` : 'the ref';
+  const lines = [`lobby (this checkout) against lobby-ref (${name}${ref ? `, ${ref.dir}` : ''}):`];
+  for (const key of ['userUsPerRequest', 'cpuUsPerRequest']) {
+    const row = result.summary.rows.find((candidate) => candidate.key === key);
+    if (!row) continue;
+    const change = row.refRatio == null ? '' : ` (${row.refRatio >= 1 ? '+' : ''}${((row.refRatio - 1) * 100).toFixed(1)} %)`;
+    lines.push(`  ${row.label.trim()}: ${formatFigure(row.values.lobby, row.decimals)} vs ${formatFigure(row.values['lobby-ref'], row.decimals)}, ratio ${formatRatio(row.refRatio ?? null)}${change}`);
+  }
+  return lines;
 }

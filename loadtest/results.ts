@@ -1,5 +1,6 @@
 // The shape of a run's result (written as JSON) and the summary both reports print: per target the
-// median over rounds of every figure, and the Lobby/nginx ratio of each.
+// median over rounds of every figure, and the Lobby/nginx ratio of each (and lobby/lobby-plain,
+// lobby/lobby-ref when those ran).
 
 import type { PhaseMeasurement } from './drivers.js';
 import type { Scenario, TargetName } from './scenario.js';
@@ -59,6 +60,8 @@ export interface RunSettings {
   rounds: number;
   ports: { lobby: number; upstream: number; nginx: number };
   lobbyConfigFile: string | null;
+  /** Target lobby-ref: which build it ran (--ref GITREF or --ref-dir DIR), null without one. */
+  ref?: { source: string; sha: string | null; dir: string; build: 'now' | 'cached' | 'given' } | null;
 }
 
 export interface MachineInfo {
@@ -95,6 +98,8 @@ export interface FigureRow {
   ratio: number | null;
   /** lobby / lobby-plain (the feature's cost over the plain proxy path), null when either is missing. */
   plainRatio?: number | null;
+  /** lobby / lobby-ref (this checkout against the other commit), null when either is missing. */
+  refRatio?: number | null;
   /** Printed with this many decimals. */
   decimals: number;
   headline?: boolean;
@@ -157,6 +162,7 @@ export function summarizeRuns(targets: readonly TargetName[], runs: readonly Tar
       values,
       ratio: ratio(values.lobby, values.nginx),
       ...(targets.includes('lobby-plain') ? { plainRatio: ratio(values.lobby, values['lobby-plain']) } : {}),
+      ...(targets.includes('lobby-ref') ? { refRatio: ratio(values.lobby, values['lobby-ref']) } : {}),
       decimals: figure.decimals,
       ...(figure.headline ? { headline: true } : {}),
     });

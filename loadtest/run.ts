@@ -3,6 +3,7 @@
 // the load driver pinned next to the upstream, warm-up, measured window, stop. Prints the summary,
 // writes <out>/<scenario>-<timestamp>.json and .html. Every started process is stopped on the way out,
 // including on errors and Ctrl-C.
+// With --ref/--ref-dir, target lobby-ref (another commit's build, loadtest/lobby-ref.ts) runs in every round next to lobby.
 
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { applyOverrides, HELP_TEXT, parseCliArgs, UsageError, type CliOptions } 
 import type { LoadSpec } from './driver-protocol.js';
 import { createDriver, driverProblem, type LoadDriver } from './drivers.js';
 import { lobbyConfigYaml, lobbyIsBuilt, LOBBY_ENTRY, readListenAddress, startLobby } from './lobby.js';
+import { checkRefSource, prepareRef, removeRefExport, type PreparedRef } from './lobby-ref.js';
 import { measureTarget, type Pinning } from './measure.js';
 import { nginxVersion, proxyNginxConfig, startNginx } from './nginx.js';
 import { clockTicksPerSecond } from './proc-stat.js';
@@ -51,6 +53,8 @@ interface RunContext {
   upstream: RunningUpstream;
   ports: RunSettings['ports'];
   redis: RunningRedis | null;
+  /** The built checkout of target lobby-ref (null when not measured). */
+  ref: PreparedRef | null;
 }
 
 async function main(): Promise<number> {
@@ -87,10 +91,12 @@ async function main(): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), 'lobby-loadtest-'));
   // nginx started as root serves files as `nobody`, which must be able to enter the dir.
   chmodSync(workDir, 0o755);
+  let refExportDir: string | null = null;
   const cleanUp = async (): Promise<void> => {
     progress.clearStatus();
     await group.stopAll();
     if (!options.keepTemp) rmSync(workDir, { recursive: true, force: true });
+    if (refExportDir !== null && !options.keepTemp) removeRefExport(refExportDir);
   };
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -104,10 +110,14 @@ async function main(): Promise<number> {
   process.on('exit', () => group.killAllNow());
 
   try {
-    return await runScenario(options, scenario, { group, progress, workDir, pinning, nginxBinary, wrkBinary });
+    // Built before the upstream starts, so the build's CPU does not overlap any measurement.
+    const ref = options.ref && scenario.targets.includes('lobby-ref')
+      ? await prepareRef(group, options.ref, { repoRoot: REPO_ROOT, log: (message) => progress.log(message), onExportDir: (dir) => { refExportDir = dir; } })
+      : null;
+    return await runScenario(options, scenario, { group, progress, workDir, pinning, nginxBinary, wrkBinary, ref });
   } finally {
     await cleanUp();
-    if (options.keepTemp) progress.log(`temp dir kept: ${workDir}`);
+    if (options.keepTemp) progress.log(`temp dir kept: ${workDir}${refExportDir ? `; lobby-ref build kept (reused by the next --ref of that commit): ${refExportDir}` : ''}`);
   }
 }
 
@@ -119,6 +129,14 @@ function validateEnvironment(options: CliOptions, scenario: Scenario, wrkBinary:
   }
   const problem = driverProblem(options.driver, scenario, wrkBinary);
   if (problem) throw new UsageError(problem);
+  if (scenario.targets.includes('lobby-ref')) {
+    if (!options.ref) throw new UsageError('target lobby-ref needs --ref GITREF or --ref-dir DIR');
+    try {
+      checkRefSource(REPO_ROOT, options.ref);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
 }
 
 async function runScenario(options: CliOptions, scenario: Scenario,
@@ -145,7 +163,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
 
   for (const [name, port] of Object.entries(ports)) {
     if (name === 'nginx' && !targets.includes('nginx')) continue;
-    if (name === 'lobby' && !targets.includes('lobby') && !targets.includes('lobby-plain')) continue;
+    if (name === 'lobby' && !targets.some((target) => target.startsWith('lobby'))) continue;
     if (await isPortOpen(LOCALHOST, port)) throw new Error(`port ${port} (${name}) is already in use; stop what listens there or pass --port-base`);
   }
 
@@ -199,6 +217,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
       rounds: options.rounds,
       ports,
       lobbyConfigFile: options.lobbyConfigFile ? resolve(options.lobbyConfigFile) : null,
+      ref: base.ref ? { source: base.ref.source, sha: base.ref.sha, dir: base.ref.dir, build: base.ref.build } : null,
     },
     machine: machineInfo(nginxBinary, base.wrkBinary),
     runs,
@@ -223,7 +242,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
 /** Starts one target, measures it, stops it: every round gets a fresh process. */
 async function runTarget(context: RunContext, target: TargetName, prefix: string): Promise<Omit<TargetRun, 'round'>> {
   const { progress, pinning, scenario, group } = context;
-  const started = target === 'nginx' ? startNginxTarget(context) : startLobbyTarget(context, target === 'lobby-plain');
+  const started = target === 'nginx' ? startNginxTarget(context) : startLobbyTarget(context, target);
   progress.log(`${prefix} starting: ${started.process.commandLine}`);
   let driver: LoadDriver | null = null;
   try {
@@ -241,7 +260,7 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
     driver = createDriver(context.options.driver, group, spec, pinning?.driverCpu ?? null, context.wrkBinary, context.workDir);
     await driver.start();
     const redis = context.redis;
-    const redisCommands = redis && target === 'lobby' ? () => redisCommandsProcessed(redis.host, redis.port) : undefined;
+    const redisCommands = redis && (target === 'lobby' || target === 'lobby-ref') ? () => redisCommandsProcessed(redis.host, redis.port) : undefined;
     const measured = await measureTarget(target, started.process.pid, { scenario, driver, progress, prefix, pinning, redisCommands });
     const figures = measured.figures;
     progress.log(`${prefix} ${formatFigure(figures.requestsPerSec, 0)} req/s · ` +
@@ -256,9 +275,10 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
   }
 }
 
-/** `plain`: the generated config without the scenario's overlay (target lobby-plain). */
-function startLobbyTarget(context: RunContext, plain = false): StartedTarget {
+/** lobby-plain: the generated config without the scenario's overlay; lobby-ref: lobby's config on the ref's build. */
+function startLobbyTarget(context: RunContext, target: Exclude<TargetName, 'nginx'>): StartedTarget {
   const { options, scenario, workDir, upstream, ports, pinning, group } = context;
+  const plain = target === 'lobby-plain';
   let configFile: string;
   let host = LOCALHOST;
   if (options.lobbyConfigFile) {
@@ -273,7 +293,8 @@ function startLobbyTarget(context: RunContext, plain = false): StartedTarget {
       overlay: plain ? {} : scenario.lobbyConfig, redisUrl: context.redis?.url ?? null,
     }));
   }
-  return { process: startLobby(group, configFile, pinning?.proxyCpu ?? null), host, port: ports.lobby };
+  const entry = target === 'lobby-ref' ? context.ref!.entry : LOBBY_ENTRY;
+  return { process: startLobby(group, configFile, pinning?.proxyCpu ?? null, entry, target), host, port: ports.lobby };
 }
 
 function startNginxTarget(context: RunContext): StartedTarget {

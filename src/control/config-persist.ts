@@ -16,7 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, parseDocument, Scalar, visit, type Document, type Node as YamlNode, type YAMLMap, type YAMLSeq } from 'yaml';
 import { parseConfigDocument, substituteEnv } from './config-load.js';
 import type { RawConfig } from './config-schema.js';
-import { canonicalJson, sharedPart } from './config-store.js';
+import { canonicalJson, sharedPart } from './config-shared.js';
 
 /** Keys whose string values are secrets: a resolved `${VAR}` of one is never written in clear. */
 const SECRET_FIELDS = new Set(['secret', 'k']);

@@ -16,7 +16,8 @@
 // that version numbers never go back.
 import { Redis, type RedisOptions } from 'ioredis';
 import { log } from '../shared/log.js';
-import type { ClusterLink, ConfigStore, SharedConfig, StoredVersion } from './config-store.js';
+import type { ClusterLink, ConfigStore, StoredVersion } from './config-store.js';
+import type { SharedConfig } from './config-shared.js';
 import type { RawConfig } from './config-schema.js';
 
 type RedisSettings = NonNullable<RawConfig['redis']>;

@@ -15,13 +15,12 @@ import {
   ChangeError,
   ConfigStore,
   REDACTED,
-  canonicalJson,
   configHash,
   redacted,
   type ClusterLink,
-  type SharedConfig,
   type StoredVersion,
 } from '../../src/control/config-store.js';
+import { canonicalJson, type SharedConfig } from '../../src/control/config-shared.js';
 import { validateRawConfig, type RawConfig } from '../../src/control/config-schema.js';
 
 const TOKEN = 'a-very-secret-admin-token';

@@ -30,11 +30,32 @@ describe('loadtest command line', () => {
   it('parses every documented flag', () => {
     const options = parseCliArgs(['--scenario', 'post-16k', '--targets', 'nginx,lobby', '--duration', '20s', '--warmup', '2', '--connections', '32',
       '--pipelining', '4', '--rate', '5000', '--driver', 'wrk', '--rounds', '3', '--out', '/tmp/x', '--lobby-config', 'my.yaml', '--upstream', 'uws',
-      '--port-base', '19000', '--no-pin', '--keep-temp']);
+      '--port-base', '19000', '--no-pin', '--keep-temp', '--ref', 'HEAD~1']);
     assert.deepEqual({ ...options }, {
       help: false, scenario: 'post-16k', targets: ['nginx', 'lobby'], durationSec: 20, warmupSec: 2, connections: 32, pipelining: 4, rate: 5000,
       driver: 'wrk', rounds: 3, outDir: '/tmp/x', lobbyConfigFile: 'my.yaml', upstream: 'uws', portBase: 19000, pin: false, keepTemp: true,
+      ref: { kind: 'git', gitRef: 'HEAD~1' },
     });
+  });
+
+  it('parses --ref and --ref-dir into the source of target lobby-ref, one of them at most', () => {
+    assert.equal(parseCliArgs([]).ref, null);
+    assert.deepEqual(parseCliArgs(['--ref', '44ad0ce']).ref, { kind: 'git', gitRef: '44ad0ce' });
+    assert.deepEqual(parseCliArgs(['--ref-dir', '/src/lobby-old']).ref, { kind: 'dir', dir: '/src/lobby-old' });
+    assert.throws(() => parseCliArgs(['--ref', 'a', '--ref-dir', 'b']), (error: unknown) => error instanceof UsageError && /--ref and --ref-dir/.test(error.message));
+    assert.throws(() => parseCliArgs(['--ref', '']), /--ref needs a value/);
+    assert.throws(() => parseCliArgs(['--ref']), UsageError);
+    assert.throws(() => parseCliArgs(['--targets', 'lobby,lobby-ref']), /lobby-ref needs --ref GITREF or --ref-dir DIR/);
+    assert.deepEqual(parseCliArgs(['--targets', 'lobby-ref,lobby', '--ref', 'main']).targets, ['lobby-ref', 'lobby']);
+  });
+
+  it('adds lobby-ref next to lobby when a ref is given, so the two run back to back', () => {
+    const scenario = parseScenario({}, 's.yaml', 's');
+    assert.deepEqual(applyOverrides(scenario, parseCliArgs([])).targets, ['lobby', 'nginx']);
+    assert.deepEqual(applyOverrides(scenario, parseCliArgs(['--ref', 'HEAD~1'])).targets, ['lobby', 'lobby-ref', 'nginx']);
+    assert.deepEqual(applyOverrides(scenario, parseCliArgs(['--ref', 'HEAD~1', '--targets', 'nginx'])).targets, ['nginx', 'lobby-ref']);
+    assert.deepEqual(applyOverrides(scenario, parseCliArgs(['--ref-dir', 'd', '--targets', 'nginx,lobby-ref,lobby'])).targets, ['nginx', 'lobby-ref', 'lobby'],
+      'an explicit position is kept');
   });
 
   it('rejects bad flags with a message naming the flag', () => {

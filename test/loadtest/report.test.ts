@@ -95,6 +95,36 @@ describe('loadtest summary and reports', () => {
     assert.equal(JSON.parse(embedded[1]!).scenario.name, 'proxy');
   });
 
+  it('compares lobby with lobby-ref (--ref): values side by side, the lobby/ref ratio, the user and total CPU lines', () => {
+    const runs = [run('lobby', 1, 20, 1000), run('lobby-ref', 1, 19, 1000), run('nginx', 1, 14, 900),
+      run('nginx', 2, 14, 900), run('lobby-ref', 2, 21, 1000), run('lobby', 2, 22, 1000)];
+    const targets: TargetName[] = ['lobby', 'lobby-ref', 'nginx'];
+    const withRef: RunResult = {
+      ...result(runs, 2),
+      settings: { ...result(runs, 2).settings, ref: { source: '44ad0ce', sha: '44ad0ce0123456789abcdef0123456789abcdef0', dir: '/tmp/lobby-loadtest-ref-44ad0ce01234', build: 'now' } },
+      summary: summarizeRuns(targets, runs),
+    };
+    const user = withRef.summary.rows.find((row) => row.key === 'userUsPerRequest')!;
+    assert.equal(user.values.lobby, 21 * 0.25);
+    assert.equal(user.values['lobby-ref'], 20 * 0.25);
+    assert.equal(user.refRatio, 21 / 20);
+    assert.equal(user.ratio, 21 / 14, 'lobby/nginx is still there');
+    assert.equal(user.plainRatio, undefined, 'no lobby-plain column without that target');
+
+    const text = renderTextReport(withRef, null);
+    assert.match(text, /lobby\s+lobby-ref\s+nginx\s+lobby\/nginx\s+lobby\/ref/);
+    assert.match(text, /CPU µs\/request \(user\+sys\) \*\s+21\.00\s+20\.00\s+14\.00\s+1\.50\s+1\.05/);
+    assert.match(text, /lobby \(this checkout\) against lobby-ref \(44ad0ce, \/tmp\/lobby-loadtest-ref-44ad0ce01234\)/);
+    assert.match(text, /user µs\/request: 5\.25 vs 5\.00, ratio 1\.05 \(\+5\.0 %\)/);
+    assert.match(text, /CPU µs\/request \(user\+sys\): 21\.00 vs 20\.00, ratio 1\.05 \(\+5\.0 %\)/);
+    assert.match(text, /lobby-ref CPU µs\/request per round: 19\.00  21\.00/);
+
+    const html = renderHtmlReport(withRef);
+    assert.match(html, /<th>lobby \/ lobby-ref<\/th>/);
+    assert.match(html, /<polyline [^>]*data-series="lobby-ref/);
+    assert.equal(JSON.parse(/<script type="application\/json" id="result">(.*?)<\/script>/s.exec(html)![1]!).settings.ref.sha.length, 40);
+  });
+
   it('shows the uncorrected service time next to the corrected latency in an open-model run', () => {
     const openRun = (target: TargetName, cpuUs: number, latencyUs: number, serviceUs: number): TargetRun => {
       const measured = run(target, 1, cpuUs, latencyUs);
