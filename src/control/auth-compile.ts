@@ -23,7 +23,7 @@ import {
   type JwtAlgorithm,
 } from '../shared/auth-config.js';
 import type { CompiledFilter } from '../shared/compiled-config.js';
-import { hmacMinBytes, jwkAlgorithms } from '../data/auth/jwt.js';
+import { hmacMinBytes, jwkAlgorithms } from '../shared/jwk.js';
 import { unknownNameMessage, type KeyPath } from './config-error.js';
 import type { RawAuth, RawAuthProvider, RawConfig, RawRoute } from './config-schema.js';
 
