@@ -6,8 +6,7 @@ import type { Pool } from 'undici';
 import type { H1Pool } from './upstream/h1-client.js';
 import { RouteMatcher } from './route-match.js';
 import { RouteData } from '../shared/route-data.js';
-import type { Filter, WorkerEnv } from './chain.js';
-import { FILTERS } from './filters/index.js';
+import type { Filter, FilterBuilder, WorkerEnv } from './chain.js';
 import { PoolRegistry } from './upstream/pools.js';
 import { leastRequest, roundRobin, type Picker } from './upstream/balancer.js';
 
@@ -54,6 +53,9 @@ export class Generation {
     private readonly routeData: RouteData,
     private readonly services: readonly RuntimeService[],
     private readonly env: WorkerEnv,
+    /** The filter registry's builder (src/filters/index.ts), passed in by the worker so this
+     * module does not import the filters (they import request-context.ts, which names Generation). */
+    private readonly buildFilter: FilterBuilder,
   ) {
     const keys = new Set<string>();
     for (const s of services) for (const t of s.targets) keys.add(t.poolKey);
@@ -69,21 +71,23 @@ export class Generation {
 
   private buildRoute(index: number): RuntimeRoute {
     const compiled = this.routeData.route(index);
-    const route = buildRoute(index, compiled, this.services[compiled.service], this.env);
+    const route = buildRoute(index, compiled, this.services[compiled.service], this.env, this.buildFilter);
     this.built[index] = route;
     return route;
   }
 }
 
-function buildRoute(index: number, route: CompiledRoute, service: RuntimeService, env: WorkerEnv): RuntimeRoute {
+function buildRoute(index: number, route: CompiledRoute, service: RuntimeService, env: WorkerEnv, buildFilter: FilterBuilder): RuntimeRoute {
   return {
     index,
     name: route.name,
     service,
     filters: route.filters.map((f) => {
-      const factory = FILTERS[f.name];
-      if (!factory) throw new Error(`route ${route.name}: unknown filter ${f.name}`);
-      return factory.build(f.config, env);
+      try {
+        return buildFilter(f, env);
+      } catch (err) {
+        throw new Error(`route ${route.name}: ${(err as Error).message}`, { cause: err });
+      }
     }),
     stripPrefixLength: route.stripPrefix === null || route.stripPrefix === '/' ? 0 : route.stripPrefix.length,
     rewrite: route.rewrite,
@@ -94,6 +98,7 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
 
 export function buildGeneration(
   id: number, table: SharedArrayBuffer, routeData: SharedArrayBuffer, config: CompiledConfig, pools: PoolRegistry, env: WorkerEnv,
+  buildFilter: FilterBuilder,
 ): Generation {
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
@@ -106,5 +111,5 @@ export function buildGeneration(
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
   }));
-  return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env);
+  return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env, buildFilter);
 }

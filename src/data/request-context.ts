@@ -74,6 +74,12 @@ export class RequestContext {
   call: UpstreamCall | null = null;
   /** Headers filters add to the response (flat [name, value, ...]), or null. */
   responseHeaders: string[] | null = null;
+  /** The rate-limit filter's RateLimit header value for this request ('' = it sends none), and
+   * its X-RateLimit-Limit/-Remaining/-Reset values: set in onRequest, sent by onResponse. */
+  rateLimit = '';
+  rateLimitLimit = '';
+  rateLimitRemaining = '';
+  rateLimitReset = '';
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;
