@@ -29,7 +29,6 @@ import {
   type SchemaIssue,
 } from './config-schema.js';
 import { FILTERS_IN_CHAIN_ORDER } from '../filters/index.js';
-import type { FilterCompilation } from '../data/chain.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -65,7 +64,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   // filters come out ordered by phase); RawConfig must hold what each one reads.
   let filterRuntimes = {};
   for (const factory of FILTERS_IN_CHAIN_ORDER) {
-    const compiled: FilterCompilation<unknown> = factory.compile(config, { report, baseDir });
+    const compiled = factory.compile(config, { report, baseDir });
     filterRuntimes = { ...filterRuntimes, ...compiled.runtime };
     routes.forEach((route, index) => {
       const filterConfig = route ? compiled.route(index) : null;
