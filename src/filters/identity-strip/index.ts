@@ -3,7 +3,7 @@
 // authenticated user to a service by sending X-User-Id itself. Routes with `auth-jwt` strip
 // the same names in that filter's own header pass. It has no config keys of its own: compile
 // derives it from the `auth` section.
-import { NEXT, type Filter, type FilterFactory, type WorkerEnv } from '../../data/chain.js';
+import { NEXT, type Filter, type FilterCompilation, type FilterFactory, type WorkerEnv } from '../../data/chain.js';
 import type { RequestContext } from '../../data/request-context.js';
 import type { IdentityStripFilterConfig } from '../../shared/auth-config.js';
 import { stripHeaders, stripSet } from '../../data/auth/extract.js';
@@ -20,7 +20,7 @@ export const identityStrip = {
   phase: 'authn',
   routeKeys: {},
   sections: {},
-  compile(config: Input) {
+  compile(config: Input): FilterCompilation<IdentityStripFilterConfig> {
     const names = identityHeaderNames(config.auth);
     const compiled: IdentityStripFilterConfig | null = names.length === 0 ? null : { stripHeaders: names };
     return { route: (index) => (config.routes[index].auth === undefined ? compiled : null) };
