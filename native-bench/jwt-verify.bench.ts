@@ -23,8 +23,8 @@ import { KeyBundle, VERIFY_TASK_FILE, type VerifyTask } from '../src/data/auth/v
 import { TokenCache } from '../src/data/auth/token-cache.js';
 import { makeKey, sign } from '../test/helpers/jwt.js';
 import { collectRows, runWhenMain, type BenchRow } from './bench-kit.js';
-import { authJwt } from '../src/data/filters/auth-jwt.js';
-import { identityStrip } from '../src/data/filters/identity-strip.js';
+import { authJwt } from '../src/filters/auth-jwt/index.js';
+import { identityStrip } from '../src/filters/identity-strip/index.js';
 import { RequestContext } from '../src/data/request-context.js';
 import { NEXT } from '../src/data/chain.js';
 import type { AuthJwtFilterConfig } from '../src/shared/auth-config.js';

@@ -8,7 +8,7 @@ import { Bench } from 'tinybench';
 import {
   BucketTable, createBucketTable, hashKey, hashSeeds, keyHashHi, keyHashLo, limitIdOf, MAIN_OWNER,
 } from '../src/shared/bucket-table.js';
-import { rateLimit } from '../src/data/filters/rate-limit.js';
+import { rateLimit } from '../src/filters/rate-limit/index.js';
 import type { RequestContext } from '../src/data/request-context.js';
 import type { CompiledRateLimit } from '../src/shared/rate-limit-config.js';
 import { collectRows, printRows, ratio, runWhenMain, type BenchRow } from './bench-kit.js';

@@ -8,6 +8,7 @@ import { CONTROL_SLOTS } from '../src/shared/control-block.js';
 import { log } from '../src/shared/log.js';
 import { DataPlaneServer } from '../src/data/server.js';
 import { buildGeneration, type Generation } from '../src/data/generation.js';
+import { buildFilter } from '../src/filters/index.js';
 import { PoolRegistry } from '../src/data/upstream/pools.js';
 import type { WorkerEnv } from '../src/data/chain.js';
 import { receiveKeys } from '../src/data/auth/keys-store.js';
@@ -62,7 +63,7 @@ port.on('message', async (msg: ToWorker) => {
   switch (msg.type) {
     case 'prepare':
       try {
-        prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.routeData, msg.config, pools, env));
+        prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.routeData, msg.config, pools, env, buildFilter));
         send({ type: 'prepared', generation: msg.generation });
       } catch (err) {
         send({ type: 'prepare-failed', generation: msg.generation, message: String((err as Error)?.message ?? err) });

@@ -28,8 +28,7 @@ import {
   type RawService,
   type SchemaIssue,
 } from './config-schema.js';
-import { compileAuth } from './auth-compile.js';
-import { compileRateLimits, DEFAULT_RATE_LIMIT_KEYS } from './rate-limit-compile.js';
+import { FILTERS_IN_CHAIN_ORDER } from '../filters/index.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -61,10 +60,17 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
   checkRouteSet(config.routes, report);
-  const auth = compileAuth(config, baseDir, report);
-  routes.forEach((route, index) => { if (route) route.filters.push(...auth.filtersFor(config.routes[index], index)); });
-  const rateLimits = compileRateLimits(config, report);
-  routes.forEach((route, index) => { if (route) route.filters.push(...rateLimits.filtersFor(config.routes[index], index)); });
+  // Each registered filter compiles the whole config once (in chain order, so a route's
+  // filters come out ordered by phase); RawConfig must hold what each one reads.
+  let filterRuntimes = {};
+  for (const factory of FILTERS_IN_CHAIN_ORDER) {
+    const compiled = factory.compile(config, { report, baseDir });
+    filterRuntimes = { ...filterRuntimes, ...compiled.runtime };
+    routes.forEach((route, index) => {
+      const filterConfig = route ? compiled.route(index) : null;
+      if (route && filterConfig !== null) route.filters.push({ name: factory.name, config: filterConfig });
+    });
+  }
   checkAdminListen(config, report);
   checkSelfTargets(config, report);
 
@@ -75,9 +81,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
     services,
     // compileRoute returns null only after reporting an issue, so nothing is dropped here.
     routes: routes.filter((route): route is CompiledRoute => route !== null),
-    // Only when used, so configs without rate limiting compile exactly as before.
-    ...(rateLimits.runtime.limits.length > 0 || rateLimits.runtime.sync !== null || config.server.rate_limit_keys !== DEFAULT_RATE_LIMIT_KEYS
-      ? { rateLimit: rateLimits.runtime } : {}),
+    ...filterRuntimes,
   };
 }
 

@@ -10,22 +10,21 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { CompiledTarget, MatchKind } from '../shared/compiled-config.js';
-import { JWT_ALGORITHMS } from '../shared/auth-config.js';
 import { normalizePath } from '../shared/path-normalize.js';
 import { parseCidr } from '../shared/ip-cidr.js';
 import { DEFAULT_RATE_LIMIT_KEYS } from '../shared/rate-limit-config.js';
 import { ConfigError, didYouMean, issueAt, type KeyPath, type LineLocator } from './config-error.js';
+import {
+  ALLOWED_KEYS, errorOf, fail, MAX_TIMER_MS, milliseconds, name, NAME_PATTERN, ok, positiveInt, rule, section, type Parsed,
+} from './schema-kit.js';
+import { filterRouteKeys, filterSections } from '../filters/index.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
 // reports the message, compile.ts uses the value.
 
-export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
-const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
-const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
+export { MAX_TIMER_MS, NAME_PATTERN, type Parsed } from './schema-kit.js';
 
-/** Route and service names. */
-export const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/;
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // RFC 9110 token characters, minus lower-case letters: methods are case-sensitive and a
 // lower-case `get` is almost certainly a typo for `GET`, not a custom method.
@@ -33,8 +32,6 @@ const METHOD_TOKEN = /^[A-Z0-9!#$%&'*+.^_`|~-]+$/;
 const HOST_CHARS = /^[a-z0-9.-]+$/;
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
-/** Node's timers fire at once (with a warning) beyond 2^31-1 ms. */
-export const MAX_TIMER_MS = 2_147_483_647;
 export const MAX_WORKERS = 256;
 
 /** A route path pattern after validation. */
@@ -191,42 +188,7 @@ function checkMethod(raw: string): string | null {
   return 'must be an HTTP method token like "GET"';
 }
 
-// Auth values (see src/control/auth-compile.ts for the rules between them).
-const HEADER_NAME_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** Headers the gateway or HTTP itself owns: a claim may not be injected as one of them. */
-const NOT_IDENTITY_HEADERS = new Set([
-  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
-  'expect', 'proxy-connection', 'proxy-authorization', 'authorization', 'cookie',
-  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-correlation-id',
-]);
-
-/** A `claims_to_headers` header name. */
-export function checkIdentityHeader(raw: string): string | null {
-  if (!HEADER_NAME_TOKEN.test(raw)) return 'must be an HTTP header name (letters, digits and !#$%&\'*+.^`|~-)';
-  if (raw.includes('_')) return 'must not contain "_" (some servers read X_User as X-User; use "-")';
-  if (NOT_IDENTITY_HEADERS.has(raw.toLowerCase())) return `cannot be ${JSON.stringify(raw)}: the gateway or HTTP owns that header`;
-  return null;
-}
-
-/** A scope a route requires: an RFC 6749 scope-token (no spaces, quotes or backslashes). */
-export function checkScope(raw: string): string | null {
-  return /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(raw) ? null : 'must be a scope token: visible ASCII without spaces, " or \\';
-}
-
-/** `jwks_uri`: an http(s) URL. */
-export function checkJwksUri(raw: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return 'must be an http:// or https:// URL';
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http:// or https:// URL';
-  if (url.username !== '' || url.password !== '') return 'must not contain credentials (user:password@)';
-  return null;
-}
-
-// Rate-limit values (src/control/rate-limit-compile.ts relates them to routes and auth).
+// Server values a filter reads (rate-limit: trusted proxies, table size).
 
 /** `server.trusted_proxies` entries. */
 export function checkCidr(raw: string): string | null {
@@ -236,66 +198,9 @@ export function checkCidr(raw: string): string | null {
 
 export const MAX_RATE_LIMIT_KEYS = 16_777_216;
 
-/** A limit's `key`: `ip`, `header:NAME` or `claim:NAME`. */
-export function checkRateLimitKey(raw: string): string | null {
-  if (raw === 'ip') return null;
-  const colon = raw.indexOf(':');
-  const kind = colon < 0 ? raw : raw.slice(0, colon);
-  const arg = colon < 0 ? '' : raw.slice(colon + 1);
-  if (kind === 'header') {
-    return HEADER_NAME_TOKEN.test(arg) ? null : 'header: needs a header name, like "header:x-api-key"';
-  }
-  if (kind === 'claim') {
-    return /^[A-Za-z0-9_.:-]+$/.test(arg) ? null : 'claim: needs a claim name, like "claim:sub"';
-  }
-  return 'must be "ip", "header:NAME" or "claim:NAME"';
-}
-
-/** `per`: `1s`, `500ms`, `1m`, `1h`, `1d` or an integer of milliseconds → ms. */
-export function parsePer(raw: string | number): Parsed<number> {
-  if (typeof raw === 'number') {
-    return Number.isInteger(raw) && raw > 0 && raw <= MAX_TIMER_MS ? ok(raw) : fail('must be a positive integer of milliseconds or a duration like "1s", "1m"');
-  }
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(raw.trim());
-  if (!m || Number(m[1]) === 0) return fail('must be a duration like "1s", "500ms", "1m", "1h" or "1d"');
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  const ms = Number(m[1]) * unit;
-  return ms <= MAX_TIMER_MS ? ok(ms) : fail('must be at most 24 days');
-}
 
 // ---------------------------------------------------------------------------------------
-// The schema.
-
-/** Turns a `value → error | null` rule into a zod refinement. */
-function rule(check: (value: string) => string | null) {
-  return (value: string, ctx: z.RefinementCtx) => {
-    const error = check(value);
-    if (error !== null) ctx.addIssue({ code: 'custom', message: error });
-  };
-}
-const errorOf = <T>(parsed: Parsed<T>): string | null => (parsed.ok ? null : parsed.error);
-
-/**
- * The keys of each section by its unknown-key message: zod reports all unknown keys of a
- * mapping in one issue, and toConfigIssues needs the allowed keys to suggest one per key.
- */
-const ALLOWED_KEYS = new Map<string, readonly string[]>();
-
-/** A mapping with a fixed set of keys; an unknown key is reported with the allowed ones. */
-function section<Shape extends z.ZodRawShape>(shape: Shape) {
-  const keys = Object.keys(shape);
-  const message = `unknown key (allowed: ${keys.join(', ')})`;
-  ALLOWED_KEYS.set(message, keys);
-  return z.strictObject(shape, {
-    error: (issue) => (issue.code === 'unrecognized_keys' ? message : undefined),
-  });
-}
-
-const positiveInt = z.number().int().positive();
-const milliseconds = positiveInt.max(MAX_TIMER_MS, {
-  error: `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node.js supports`,
-});
-const name = z.string().regex(NAME_PATTERN, 'must match [A-Za-z0-9_.-]+');
+// The schema. Filters add their route keys and top-level sections (src/filters/index.ts).
 
 const workers = z.custom<number | 'auto'>(
   (value) => value === 'auto' || (Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_WORKERS),
@@ -351,73 +256,6 @@ const matchSchema = section({
     .optional(),
 });
 
-const jwksCacheSchema = section({
-  min_ttl_s: positiveInt.default(60),
-  max_ttl_s: positiveInt.default(86400),
-  default_ttl_s: positiveInt.default(600),
-  refetch_cooldown_s: positiveInt.default(30),
-  fetch_timeout_ms: milliseconds.default(5000),
-});
-
-const authProviderSchema = section({
-  name,
-  issuer: z.string().min(1),
-  audiences: z.array(z.string().min(1)).default([]),
-  jwks_uri: z.string().superRefine(rule(checkJwksUri)).optional(),
-  keys_file: z.string().min(1).optional(),
-  keys: z.array(z.record(z.string(), z.unknown())).min(1).optional(),
-  secret: z.string().optional(),
-  algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1),
-  clock_skew_s: z.number().int().min(0).max(3600).default(30),
-  require_exp: z.boolean().default(true),
-  claims_to_headers: z.record(z.string().min(1), z.string().superRefine(rule(checkIdentityHeader))).default({}),
-  from_cookie: z.string().regex(HEADER_NAME_TOKEN, 'must be a cookie name (an HTTP token)').optional(),
-  from_query: z.string().regex(/^[A-Za-z0-9._~-]+$/, 'must be a query parameter name ([A-Za-z0-9._~-]+)').optional(),
-  forward_token: z.boolean().default(true),
-  jwks_cache: jwksCacheSchema.optional(),
-});
-
-const authVerifierSchema = section({
-  mode: z.enum(['pool', 'inline']).default('pool'),
-  threads: z.number().int().min(1).max(64).default(1),
-  concurrent_tasks_per_thread: z.number().int().min(1).max(1024).default(16),
-  atomics: z.enum(['async', 'sync', 'disabled']).default('async'),
-  max_queue: positiveInt.default(256),
-  task_timeout_ms: milliseconds.default(1000),
-});
-
-const tokenCacheSchema = section({
-  entries: z.number().int().min(0).default(10000),
-  max_bytes: positiveInt.default(32 * 1024 * 1024),
-  max_ttl_s: positiveInt.default(3600),
-  negative_ttl_s: z.number().int().min(0).default(30),
-});
-
-const authSchema = section({
-  providers: z.array(authProviderSchema).default([]),
-  verifier: authVerifierSchema.prefault({}),
-  token_cache: tokenCacheSchema.prefault({}),
-});
-
-const routeAuthSchema = section({
-  provider: z.string(),
-  scopes: z.array(z.string().superRefine(rule(checkScope))).default([]),
-  optional: z.boolean().default(false),
-});
-
-const rateLimitSchema = section({
-  key: z.string().superRefine(rule(checkRateLimitKey)),
-  rate: z.number().int().positive().max(1_000_000_000),
-  per: z.union([z.string(), z.number()]).superRefine((value, ctx) => {
-    const parsed = parsePer(value);
-    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.error });
-  }).default('1s'),
-  burst: z.number().int().positive().max(1_000_000_000).optional(),
-  mode: z.enum(['enforce', 'report']).default('enforce'),
-  on_redis_error: z.enum(['allow', 'local', 'deny']).default('local'),
-  status: z.number().int().min(400).max(599).default(429),
-});
-
 const routeSchema = section({
   name,
   match: matchSchema,
@@ -425,9 +263,8 @@ const routeSchema = section({
   strip_prefix: z.string().superRefine(rule((prefix) => errorOf(parseStripPrefix(prefix)))).optional(),
   rewrite: z.string().superRefine(rule((rewrite) => errorOf(parseRewrite(rewrite)))).optional(),
   preserve_host: z.boolean().default(false),
-  auth: routeAuthSchema.optional(),
-  rate_limit: z.array(name).min(1, { error: 'must name at least one limit (omit rate_limit for none)' }).optional(),
   escaped_slashes: escapedSlashes.optional(),
+  ...filterRouteKeys,
 });
 
 // Instance settings (admin, redis): read at start only, never shared between instances
@@ -486,10 +323,9 @@ export const configSchema = section({
   server: serverSchema.prefault({}),
   services: z.record(name, serviceSchema).default({}),
   routes: z.array(routeSchema).default([]),
-  auth: authSchema.optional(),
   admin: adminSchema.optional(),
   redis: redisSchema.optional(),
-  rate_limits: z.record(name, rateLimitSchema).default({}),
+  ...filterSections,
 });
 
 /** The config as written, before defaults (what an API client may submit). */
@@ -498,9 +334,6 @@ export type RawConfigInput = z.input<typeof configSchema>;
 export type RawConfig = z.output<typeof configSchema>;
 export type RawRoute = RawConfig['routes'][number];
 export type RawService = RawConfig['services'][string];
-export type RawAuth = NonNullable<RawConfig['auth']>;
-export type RawAuthProvider = RawAuth['providers'][number];
-export type RawRateLimit = RawConfig['rate_limits'][string];
 
 // ---------------------------------------------------------------------------------------
 // Messages. zod's defaults ("Invalid input: expected number, received string") are written

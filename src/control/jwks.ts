@@ -19,7 +19,7 @@ import { request } from 'undici';
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import type { AuthJwtFilterConfig, CompiledJwksSource, Jwk } from '../shared/auth-config.js';
 import type { ToWorker } from '../shared/messages.js';
-import { importJwk } from '../data/auth/jwt.js';
+import { importJwk } from '../shared/jwk.js';
 import { log } from '../shared/log.js';
 
 /** A JWKS document larger than this is refused. */

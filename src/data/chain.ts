@@ -7,9 +7,11 @@
 // When every filter said NEXT, the request is forwarded (upstream/proxy.ts forward): a
 // direct call, no completion callback held in module state. The chain is entered, and
 // resumed, through one try/catch: a throw in a filter is a bug, answered 500 and logged once.
-import { NEXT, REPLY, type Filter, type RequestContext } from './request-context.js';
+import { NEXT, REPLY, type Filter, type FilterPhase, type RequestContext } from './request-context.js';
 import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import type { FromWorker } from '../shared/messages.js';
+import type { CompiledFilter, CompiledFilterRuntimes } from '../shared/compiled-config.js';
+import type { ZodType } from 'zod';
 import { bodyUnreadOf, sendLocalReply } from './exchange.js';
 import { logRequestFault } from './faults.js';
 import { forward } from './upstream/proxy.js';
@@ -37,15 +39,52 @@ export interface WorkerEnv {
   readonly rateLimitTable?: SharedArrayBuffer;
 }
 
+/** A key path in the config (`['routes', 3, 'rate_limit', 0]`); the control plane adds file and line. */
+export type FilterConfigPath = readonly (string | number)[];
+
+/** What a filter's compile() gets besides the config. */
+export interface FilterCompileContext {
+  /** Records a problem at a key path; compile goes on so that every problem is reported at once. */
+  report(path: FilterConfigPath, message: string): void;
+  /** The config file's folder: where relative paths in the config (keys_file) are resolved. */
+  readonly baseDir: string;
+}
+
+/** The result of a filter's compile() for one config. */
+export interface FilterCompilation<C> {
+  /** The filter's config for routes[index], or null when the route does not use the filter. */
+  route(index: number): C | null;
+  /**
+   * Instance-level compiled data (one per config, not per route), merged into the
+   * CompiledConfig; each filter declares its fields in CompiledFilterRuntimes
+   * (src/shared/compiled-config.ts) from its own folder.
+   */
+  readonly runtime?: Partial<CompiledFilterRuntimes>;
+}
+
 /**
- * A filter module exports one factory. compile() runs in the control plane (validate,
- * normalise, precompute; throw a message naming what is wrong) and returns plain,
- * structured-cloneable data; build() runs in each worker once per route per generation.
+ * A filter: one folder under src/filters/ exports one factory, and src/filters/index.ts lists
+ * it (one line). The config schema and every route's chain are assembled from that list.
+ *   phase      — where it sits in a chain (FILTER_PHASES; the registry orders within a phase);
+ *   routeKeys  — the keys it adds to `routes[]` (zod shapes, written with src/control/schema-kit.ts);
+ *   sections   — the top-level sections it adds (e.g. `auth`, `rate_limits`);
+ *   compile    — control plane, once per config: validate (report() with key paths), normalise,
+ *                precompute; `In` is what it reads of the validated config (a structural part
+ *                of RawConfig, checked where the registry is used); returns plain,
+ *                structured-cloneable `C` per route (and optional instance-level runtime);
+ *   build      — data plane, in each worker once per route per generation, from that `C`.
  */
-export interface FilterFactory<C> {
+export interface FilterFactory<C, In> {
   readonly name: string;
+  readonly phase: FilterPhase;
+  readonly routeKeys: Readonly<Record<string, ZodType>>;
+  readonly sections: Readonly<Record<string, ZodType>>;
+  compile(config: In, ctx: FilterCompileContext): FilterCompilation<C>;
   build(config: C, env: WorkerEnv): Filter;
 }
+
+/** Builds a route's filter from its compiled entry (the registry's lookup; generation.ts gets it from its worker). */
+export type FilterBuilder = (filter: CompiledFilter, env: WorkerEnv) => Filter;
 
 /**
  * Runs the route's filters from ctx.nextFilter, inside the one fault handler; forwards the

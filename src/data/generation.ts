@@ -4,9 +4,8 @@
 import type { CompiledConfig, CompiledRoute, CompiledService } from '../shared/compiled-config.js';
 import { RouteMatcher } from './route-match.js';
 import { RouteData } from '../shared/route-data.js';
-import type { WorkerEnv } from './chain.js';
+import type { FilterBuilder, WorkerEnv } from './chain.js';
 import type { Filter, GenerationView, RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
-import { FILTERS } from './filters/index.js';
 import { PoolRegistry } from './upstream/pools.js';
 import { leastRequest, roundRobin } from './upstream/balancer.js';
 import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
@@ -27,6 +26,9 @@ export class Generation implements GenerationView {
     private readonly routeData: RouteData,
     private readonly services: readonly RuntimeService[],
     private readonly env: WorkerEnv,
+    /** The filter registry's builder (src/filters/index.ts), passed in by the worker so this
+     * module does not import the filters (they import request-context.ts, which names Generation). */
+    private readonly buildFilter: FilterBuilder,
   ) {
     const keys = new Set<string>();
     for (const s of services) for (const t of s.targets) keys.add(t.poolKey);
@@ -42,17 +44,19 @@ export class Generation implements GenerationView {
 
   private buildRoute(index: number): RuntimeRoute {
     const compiled = this.routeData.route(index);
-    const route = buildRoute(index, compiled, this.services[compiled.service], this.env);
+    const route = buildRoute(index, compiled, this.services[compiled.service], this.env, this.buildFilter);
     this.built[index] = route;
     return route;
   }
 }
 
-function buildRoute(index: number, route: CompiledRoute, service: RuntimeService, env: WorkerEnv): RuntimeRoute {
+function buildRoute(index: number, route: CompiledRoute, service: RuntimeService, env: WorkerEnv, buildFilter: FilterBuilder): RuntimeRoute {
   const filters: Filter[] = route.filters.map((f) => {
-    const factory = FILTERS[f.name];
-    if (!factory) throw new Error(`route ${route.name}: unknown filter ${f.name}`);
-    return factory.build(f.config, env);
+    try {
+      return buildFilter(f, env);
+    } catch (err) {
+      throw new Error(`route ${route.name}: ${(err as Error).message}`, { cause: err });
+    }
   });
   // Phase lists are null when empty (fastify's hooks do this): an unused phase costs one compare.
   const responseFilters = filters.filter((f) => f.onResponse !== undefined).reverse();
@@ -73,6 +77,7 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
 
 export function buildGeneration(
   id: number, table: SharedArrayBuffer, routeData: SharedArrayBuffer, config: CompiledConfig, pools: PoolRegistry, env: WorkerEnv,
+  buildFilter: FilterBuilder,
 ): Generation {
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
@@ -86,7 +91,7 @@ export function buildGeneration(
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
   }));
-  return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env);
+  return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env, buildFilter);
 }
 
 /**

@@ -223,6 +223,12 @@ export class RequestContext {
   /** Part of a chunk uWS could not take yet (tryEnd under backpressure). */
   pendingChunk: Buffer | null = null;
   pendingOffset = 0;
+  /** The rate-limit filter's RateLimit header value for this request ('' = it sends none), and
+   * its X-RateLimit-Limit/-Remaining/-Reset values: set in onRequest, sent by onResponse. */
+  rateLimit = '';
+  rateLimitLimit = '';
+  rateLimitRemaining = '';
+  rateLimitReset = '';
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;

@@ -1,5 +1,5 @@
 // Compiled form of the `auth` section and of `routes[].auth`: what the config compiler
-// (src/control/auth-compile.ts) hands the `auth-jwt` and `identity-strip` filters, the
+// (src/filters/auth-jwt/compile.ts) hands the `auth-jwt` and `identity-strip` filters, the
 // JWKS manager (src/control/jwks.ts) and the verification pool (workers/jwt-verify.ts).
 // Plain, structured-cloneable data.
 

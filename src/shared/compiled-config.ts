@@ -1,7 +1,6 @@
 // The compiled configuration: what the control plane hands the data plane.
 // Plain, structured-cloneable data (it crosses to worker threads with postMessage);
 // everything a request needs is decided here, at compile time, never per request.
-import type { CompiledRateLimitRuntime } from './rate-limit-config.js';
 
 /** One piece of a templated rewrite: literal text, or the value of a captured `{param}`. */
 export type RewritePart = { literal: string } | { param: number };
@@ -51,12 +50,22 @@ export interface CompiledService {
 /** Path match kinds. `template` paths contain `{param}` segments and match the whole path. */
 export type MatchKind = 'exact' | 'prefix' | 'template';
 
-/** A filter of a route's chain: its factory name (src/data/filters/index.ts) and the
- * config its factory's compile() produced (plain data). */
+/** A filter of a route's chain: its factory name (src/filters/index.ts) and the config its
+ * factory's compile() produced (plain data, typed by that factory; the registry's lookup by
+ * name is what pairs the two again in the worker). */
 export interface CompiledFilter {
   name: string;
   config: unknown;
 }
+
+/**
+ * Instance-level compiled data of filters (one per config, e.g. the rate-limit table size and
+ * Redis sync). Empty here: a filter that has some adds its optional field from its own folder
+ * by declaration merging (`declare module '../../shared/compiled-config.js'`), and its
+ * compile() returns it as FilterCompilation.runtime.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
+export interface CompiledFilterRuntimes {}
 
 export interface CompiledRoute {
   name: string;
@@ -85,12 +94,10 @@ export interface CompiledRoute {
   filters: CompiledFilter[];
 }
 
-export interface CompiledConfig {
+export interface CompiledConfig extends CompiledFilterRuntimes {
   /** File the config came from (for messages). */
   source: string;
   server: CompiledServer;
   services: CompiledService[];
   routes: CompiledRoute[];
-  /** Rate limits and their Redis sync (absent in configs built by hand: no limits). */
-  rateLimit?: CompiledRateLimitRuntime;
 }

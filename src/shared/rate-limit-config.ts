@@ -1,4 +1,4 @@
-// Compiled rate limits (src/control/rate-limit-compile.ts → the `rate-limit` filter and the
+// Compiled rate limits (src/filters/rate-limit/compile.ts → the `rate-limit` filter and the
 // control plane's sync). Plain, structured-cloneable data.
 
 export type RateLimitKey =

@@ -3,6 +3,7 @@
 // src/data/escaped-slashes.ts, run on a real compiled config, route table and generation.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { buildFilter } from '../../src/filters/index.js';
 import { compileConfig } from '../../src/control/compile.js';
 import type { EscapedSlashes } from '../../src/shared/compiled-config.js';
 import { encodeRouteTable } from '../../src/shared/route-table.js';
@@ -35,7 +36,7 @@ function generation(setup: RouteSetup): Generation {
   }, 'test.yaml');
   const service = { name: 's', targets: [] } as unknown as RuntimeService;
   return new Generation(1, config, new RouteMatcher(encodeRouteTable(config.routes)), new RouteData(encodeRouteData(config.routes)),
-    [service], { workerIndex: 0, post: () => undefined });
+    [service], { workerIndex: 0, post: () => undefined }, buildFilter);
 }
 
 type Outcome = { route: string; path: string } | { status: number; error?: 'escaped_slash' | 'bad_path' };

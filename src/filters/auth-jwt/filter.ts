@@ -1,4 +1,4 @@
-// The `auth-jwt` filter: bearer-token authentication and scope authorization of a route.
+// The `auth-jwt` filter's runtime: bearer-token authentication and scope authorization of a route.
 //
 // onRequest (hot path; a cached token allocates nothing but the pushed headers):
 //   1. one pass over the forwarded headers removes every configured identity header (so a
@@ -13,14 +13,14 @@
 // Refusals follow RFC 6750: 401 + `WWW-Authenticate: Bearer realm=..., error="invalid_token",
 // error_description=...` (descriptions are fixed strings, never token content), 403 +
 // error="insufficient_scope" with the route's scopes, and the usual JSON error body.
-import { NEXT, WAIT, localReply, logRequestFault, resumeChain, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
+import { NEXT, WAIT, localReply, logRequestFault, resumeChain, type Filter, type Verdict, type WorkerEnv } from '../../data/chain.js';
 import type { AuthJwtFilterConfig } from '../../shared/auth-config.js';
 import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
-import { PHASE, type RequestContext } from '../request-context.js';
-import type { VerifyCode } from '../auth/jwt.js';
-import type { TokenCacheEntry } from '../auth/token-cache.js';
-import { bearerToken, cookieValue, hasScopes, MULTIPLE, queryValue, removeHeader, stripSet, takeAuthorization, type StripSet } from '../auth/extract.js';
-import { providerState, type ProviderState, type VerificationClient } from '../auth/provider-state.js';
+import { PHASE, type RequestContext } from '../../data/request-context.js';
+import type { VerifyCode } from '../../data/auth/jwt.js';
+import type { TokenCacheEntry } from '../../data/auth/token-cache.js';
+import { bearerToken, cookieValue, hasScopes, MULTIPLE, queryValue, removeHeader, stripSet, takeAuthorization, type StripSet } from '../../data/auth/extract.js';
+import { providerState, type ProviderState, type VerificationClient } from '../../data/auth/provider-state.js';
 
 /** error_description of each refusal: fixed, safe in a quoted-string. */
 export const TOKEN_ERROR_DESCRIPTIONS: Record<VerifyCode, string> = {
@@ -126,9 +126,7 @@ class AuthJwtFilter implements Filter, VerificationClient {
   }
 }
 
-export const authJwt: FilterFactory<AuthJwtFilterConfig> = {
-  name: 'auth-jwt',
-  build(config, env) {
-    return new AuthJwtFilter(config, env);
-  },
-};
+/** build(): one filter per route per generation (provider state is shared per worker). */
+export function buildAuthJwt(config: AuthJwtFilterConfig, env: WorkerEnv): Filter {
+  return new AuthJwtFilter(config, env);
+}

@@ -1,14 +1,14 @@
-// Compiling `auth.providers`, `auth.verifier`, `auth.token_cache` and `routes[].auth` into
-// the filters of each route (src/shared/auth-config.ts). The schema (config-schema.ts)
-// checked each value alone; these are the rules between values:
+// The `auth-jwt` filter's compile: `auth.providers`, `auth.verifier`, `auth.token_cache` and
+// `routes[].auth` into each route's filter config (src/shared/auth-config.ts). The schema
+// (schema.ts) checked each value alone; these are the rules between values:
 //   - exactly one key source per provider: jwks_uri, keys_file, keys or secret;
 //   - HMAC and public-key algorithms never share a provider (algorithm confusion), `secret`
 //     only with HS*, no HS* with jwks_uri, every allowed algorithm has a key that fits
 //     (static keys), HMAC secrets as long as the hash (RFC 7518 §3.2), no private keys;
 //   - jwks_cache only with jwks_uri, min_ttl_s <= default_ttl_s <= max_ttl_s;
 //   - unique provider names; a route names a defined provider.
-// And what every route gets: `auth-jwt` when it has `auth`, otherwise `identity-strip` as
-// soon as any provider injects identity headers (so they cannot be spoofed on any route).
+// A route with `auth` gets `auth-jwt`; the others get `identity-strip` (src/filters/identity-strip)
+// as soon as any provider injects identity headers (so they cannot be spoofed on any route).
 
 import { createHash, createPublicKey, X509Certificate, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -18,23 +18,23 @@ import {
   type AuthJwtFilterConfig,
   type CompiledAuthProvider,
   type CompiledAuthRuntime,
-  type IdentityStripFilterConfig,
   type Jwk,
   type JwtAlgorithm,
-} from '../shared/auth-config.js';
-import type { CompiledFilter } from '../shared/compiled-config.js';
-import { hmacMinBytes, jwkAlgorithms } from '../data/auth/jwt.js';
-import { unknownNameMessage, type KeyPath } from './config-error.js';
-import type { RawAuth, RawAuthProvider, RawConfig, RawRoute } from './config-schema.js';
+} from '../../shared/auth-config.js';
+import { hmacMinBytes, jwkAlgorithms } from '../../shared/jwk.js';
+import type { FilterCompilation, FilterCompileContext, FilterConfigPath as KeyPath } from '../../data/chain.js';
+import { unknownNameMessage } from '../../control/config-error.js';
+import { identityHeaderNames, type RawAuth, type RawAuthProvider, type RawRouteAuth } from './schema.js';
 
 type Report = (path: KeyPath, message: string) => void;
 
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth'];
-
-export interface CompiledAuth {
-  /** The filters a route starts with (auth-jwt, or identity-strip, or none). */
-  filtersFor(route: RawRoute, index: number): CompiledFilter[];
+/** What compile reads of the config. */
+export interface AuthJwtInput {
+  auth?: RawAuth;
+  routes: readonly { auth?: RawRouteAuth }[];
 }
+
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth'];
 
 const DEFAULT_RUNTIME: RawAuth = {
   providers: [],
@@ -42,8 +42,7 @@ const DEFAULT_RUNTIME: RawAuth = {
   token_cache: { entries: 10000, max_bytes: 32 * 1024 * 1024, max_ttl_s: 3600, negative_ttl_s: 30 },
 };
 
-/** `baseDir`: where a relative keys_file is (the config file's folder). */
-export function compileAuth(config: RawConfig, baseDir: string, report: Report): CompiledAuth {
+export function compileAuthJwt(config: AuthJwtInput, { report, baseDir }: FilterCompileContext): FilterCompilation<AuthJwtFilterConfig> {
   const auth = config.auth ?? DEFAULT_RUNTIME;
   const runtime: CompiledAuthRuntime = {
     mode: auth.verifier.mode,
@@ -69,34 +68,21 @@ export function compileAuth(config: RawConfig, baseDir: string, report: Report):
     providers.set(raw.name, compileProvider(raw, at, baseDir, report));
   });
 
-  const strip = new Set<string>();
-  for (const p of providers.values()) for (const [, header] of p?.spec.claimsToHeaders ?? []) strip.add(header);
-  const stripHeaders = [...strip].sort();
+  const stripHeaders = identityHeaderNames(config.auth);
 
-  return {
-    filtersFor(route, index) {
-      if (route.auth === undefined) {
-        if (stripHeaders.length === 0) return [];
-        const config: IdentityStripFilterConfig = { stripHeaders };
-        return [{ name: 'identity-strip', config }];
-      }
-      const provider = providers.get(route.auth.provider);
-      if (provider === undefined) {
-        report(['routes', index, 'auth', 'provider'],
-          unknownNameMessage('provider', route.auth.provider, [...providers.keys()], 'no auth.providers are defined'));
-        return [];
-      }
-      if (provider === null) return []; // its problems are reported at auth.providers
-      const config: AuthJwtFilterConfig = {
-        provider,
-        scopes: route.auth.scopes,
-        optional: route.auth.optional,
-        stripHeaders,
-        runtime,
-      };
-      return [{ name: 'auth-jwt', config }];
-    },
-  };
+  // Every route is compiled now (not when asked), so its problems are reported in this pass.
+  const routes = config.routes.map((route, index): AuthJwtFilterConfig | null => {
+    if (route.auth === undefined) return null;
+    const provider = providers.get(route.auth.provider);
+    if (provider === undefined) {
+      report(['routes', index, 'auth', 'provider'],
+        unknownNameMessage('provider', route.auth.provider, [...providers.keys()], 'no auth.providers are defined'));
+      return null;
+    }
+    if (provider === null) return null; // its problems are reported at auth.providers
+    return { provider, scopes: route.auth.scopes, optional: route.auth.optional, stripHeaders, runtime };
+  });
+  return { route: (index) => routes[index] };
 }
 
 function compileProvider(

@@ -1,4 +1,4 @@
-// The `rate-limit` filter: every limit a route lists (`routes[].rate_limit`) must admit the
+// The `rate-limit` filter's runtime: every limit a route lists (`routes[].rate_limit`) must admit the
 // request. Token buckets live in the instance's shared bucket table (src/shared/bucket-table.ts),
 // so all workers of an instance draw on one bucket per key; with `redis` the control plane keeps
 // the instances' buckets in agreement in the background (src/control/rate-limit-sync.ts) and
@@ -8,11 +8,13 @@
 //   for each limit: key (chosen at build: client IP / identity header of a claim / a request
 //   header) → 64-bit hash seeded by the limit → take one token. Refused by a limit in enforce
 //   mode: the tokens the earlier limits gave are handed back and the request is answered
-//   `status` (429) with Retry-After. Admitted: RateLimit-Policy, RateLimit and X-RateLimit-*
-//   are staged on ctx.responseHeaders, so they go out on the upstream's response too.
+//   `status` (429) with Retry-After. Admitted or refused: the RateLimit and X-RateLimit-*
+//   values are kept on the context (ctx.rateLimit*).
+// onResponse (the upstream's response and local replies alike): sets RateLimit-Policy,
+//   RateLimit and X-RateLimit-* from those fields, replacing any the upstream sent.
 // Redis down (the control plane sets the table's state): `local` → the instance enforces the
 // whole limit alone; `allow` → counted like report mode, never refused; `deny` → refused.
-import { NEXT, localReply, type Filter, type FilterFactory, type Verdict, type WorkerEnv } from '../chain.js';
+import { NEXT, localReply, type Filter, type ResponseHead, type Verdict, type WorkerEnv } from '../../data/chain.js';
 import { DEFAULT_RATE_LIMIT_KEYS, type CompiledRateLimit, type RateLimitFilterConfig } from '../../shared/rate-limit-config.js';
 import {
   BucketTable, createBucketTable, hashKey, hashSeeds, keyHashHi, keyHashLo, REDIS_STATE, S,
@@ -21,7 +23,7 @@ import {
 import { CidrSet, clientAddress, parseCidr, peerKey, type Cidr } from '../../shared/ip-cidr.js';
 import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
-import type { RequestContext } from '../request-context.js';
+import type { RequestContext } from '../../data/request-context.js';
 
 const KEY_IP = 0;
 const KEY_HEADER = 1;
@@ -245,14 +247,20 @@ class RateLimitFilter implements Filter {
   }
 
   private stage(ctx: RequestContext, rateHeader: string, limit: string, remaining: number, reset: number): void {
-    const h = ctx.responseHeaders ?? (ctx.responseHeaders = []);
-    h.push(
-      'ratelimit-policy', this.policyHeader,
-      'ratelimit', rateHeader,
-      'x-ratelimit-limit', limit,
-      'x-ratelimit-remaining', String(remaining),
-      'x-ratelimit-reset', String(reset),
-    );
+    ctx.rateLimit = rateHeader;
+    ctx.rateLimitLimit = limit;
+    ctx.rateLimitRemaining = String(remaining);
+    ctx.rateLimitReset = String(reset);
+  }
+
+  // Hot path: five header sets from strings onRequest made; nothing when it decided none.
+  onResponse(ctx: RequestContext, head: ResponseHead): void {
+    if (ctx.rateLimit === '') return;
+    head.set('ratelimit-policy', this.policyHeader);
+    head.set('ratelimit', ctx.rateLimit);
+    head.set('x-ratelimit-limit', ctx.rateLimitLimit);
+    head.set('x-ratelimit-remaining', ctx.rateLimitRemaining);
+    head.set('x-ratelimit-reset', ctx.rateLimitReset);
   }
 
   private logReported(i: number, now: number): void {
@@ -264,9 +272,7 @@ class RateLimitFilter implements Filter {
   }
 }
 
-export const rateLimit: FilterFactory<RateLimitFilterConfig> = {
-  name: 'rate-limit',
-  build(config, env) {
-    return new RateLimitFilter(config, env);
-  },
-};
+/** build(): one filter per route per generation; the bucket table is the instance's. */
+export function buildRateLimit(config: RateLimitFilterConfig, env: WorkerEnv): Filter {
+  return new RateLimitFilter(config, env);
+}

@@ -1,0 +1,112 @@
+// The `auth-jwt` filter's part of the config schema: the top-level `auth` section (providers,
+// verifier pool, token cache) and a route's `auth` key. Each value alone is checked here; the
+// rules between values are in compile.ts.
+import { z } from 'zod';
+import { JWT_ALGORITHMS } from '../../shared/auth-config.js';
+import { HEADER_NAME_TOKEN, milliseconds, name, positiveInt, rule, section } from '../../control/schema-kit.js';
+
+/** Headers the gateway or HTTP itself owns: a claim may not be injected as one of them. */
+const NOT_IDENTITY_HEADERS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
+  'expect', 'proxy-connection', 'proxy-authorization', 'authorization', 'cookie',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-correlation-id',
+]);
+
+/** A `claims_to_headers` header name. */
+export function checkIdentityHeader(raw: string): string | null {
+  if (!HEADER_NAME_TOKEN.test(raw)) return 'must be an HTTP header name (letters, digits and !#$%&\'*+.^`|~-)';
+  if (raw.includes('_')) return 'must not contain "_" (some servers read X_User as X-User; use "-")';
+  if (NOT_IDENTITY_HEADERS.has(raw.toLowerCase())) return `cannot be ${JSON.stringify(raw)}: the gateway or HTTP owns that header`;
+  return null;
+}
+
+/** A scope a route requires: an RFC 6749 scope-token (no spaces, quotes or backslashes). */
+export function checkScope(raw: string): string | null {
+  return /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(raw) ? null : 'must be a scope token: visible ASCII without spaces, " or \\';
+}
+
+/** `jwks_uri`: an http(s) URL. */
+export function checkJwksUri(raw: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'must be an http:// or https:// URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http:// or https:// URL';
+  if (url.username !== '' || url.password !== '') return 'must not contain credentials (user:password@)';
+  return null;
+}
+
+const jwksCacheSchema = section({
+  min_ttl_s: positiveInt.default(60),
+  max_ttl_s: positiveInt.default(86400),
+  default_ttl_s: positiveInt.default(600),
+  refetch_cooldown_s: positiveInt.default(30),
+  fetch_timeout_ms: milliseconds.default(5000),
+});
+
+const authProviderSchema = section({
+  name,
+  issuer: z.string().min(1),
+  audiences: z.array(z.string().min(1)).default([]),
+  jwks_uri: z.string().superRefine(rule(checkJwksUri)).optional(),
+  keys_file: z.string().min(1).optional(),
+  keys: z.array(z.record(z.string(), z.unknown())).min(1).optional(),
+  secret: z.string().optional(),
+  algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1),
+  clock_skew_s: z.number().int().min(0).max(3600).default(30),
+  require_exp: z.boolean().default(true),
+  claims_to_headers: z.record(z.string().min(1), z.string().superRefine(rule(checkIdentityHeader))).default({}),
+  from_cookie: z.string().regex(HEADER_NAME_TOKEN, 'must be a cookie name (an HTTP token)').optional(),
+  from_query: z.string().regex(/^[A-Za-z0-9._~-]+$/, 'must be a query parameter name ([A-Za-z0-9._~-]+)').optional(),
+  forward_token: z.boolean().default(true),
+  jwks_cache: jwksCacheSchema.optional(),
+});
+
+const authVerifierSchema = section({
+  mode: z.enum(['pool', 'inline']).default('pool'),
+  threads: z.number().int().min(1).max(64).default(1),
+  concurrent_tasks_per_thread: z.number().int().min(1).max(1024).default(16),
+  atomics: z.enum(['async', 'sync', 'disabled']).default('async'),
+  max_queue: positiveInt.default(256),
+  task_timeout_ms: milliseconds.default(1000),
+});
+
+const tokenCacheSchema = section({
+  entries: z.number().int().min(0).default(10000),
+  max_bytes: positiveInt.default(32 * 1024 * 1024),
+  max_ttl_s: positiveInt.default(3600),
+  negative_ttl_s: z.number().int().min(0).default(30),
+});
+
+export const authSchema = section({
+  providers: z.array(authProviderSchema).default([]),
+  verifier: authVerifierSchema.prefault({}),
+  token_cache: tokenCacheSchema.prefault({}),
+});
+
+export const routeAuthSchema = section({
+  provider: z.string(),
+  scopes: z.array(z.string().superRefine(rule(checkScope))).default([]),
+  optional: z.boolean().default(false),
+});
+
+/** The route keys this filter adds to `routes[]`. */
+export const authRouteKeys = { auth: routeAuthSchema.optional() };
+/** The top-level sections this filter adds. */
+export const authSections = { auth: authSchema.optional() };
+
+export type RawAuth = z.output<typeof authSchema>;
+export type RawAuthProvider = RawAuth['providers'][number];
+export type RawRouteAuth = z.output<typeof routeAuthSchema>;
+
+/**
+ * Every identity header (lower case, sorted) some provider injects (`claims_to_headers`):
+ * what `auth-jwt` and `identity-strip` remove from every request, so a client cannot send them.
+ */
+export function identityHeaderNames(auth: { providers: readonly { claims_to_headers: Readonly<Record<string, string>> }[] } | undefined): string[] {
+  const names = new Set<string>();
+  for (const p of auth?.providers ?? []) for (const header of Object.values(p.claims_to_headers)) names.add(header.toLowerCase());
+  return [...names].sort();
+}

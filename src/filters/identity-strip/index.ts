@@ -1,0 +1,39 @@
+// The `identity-strip` filter: on routes without authentication, removes every identity
+// header that some auth provider injects (`claims_to_headers`), so no client can pose as an
+// authenticated user to a service by sending X-User-Id itself. Routes with `auth-jwt` strip
+// the same names in that filter's own header pass. It has no config keys of its own: compile
+// derives it from the `auth` section.
+import { NEXT, type Filter, type FilterCompilation, type FilterFactory, type WorkerEnv } from '../../data/chain.js';
+import type { RequestContext } from '../../data/request-context.js';
+import type { IdentityStripFilterConfig } from '../../shared/auth-config.js';
+import { stripHeaders, stripSet } from '../../data/auth/extract.js';
+import { identityHeaderNames, type RawAuth } from '../auth-jwt/schema.js';
+
+/** What compile reads of the config. */
+interface Input {
+  auth?: RawAuth;
+  routes: readonly { auth?: object }[];
+}
+
+export const identityStrip = {
+  name: 'identity-strip',
+  phase: 'authn',
+  routeKeys: {},
+  sections: {},
+  compile(config: Input): FilterCompilation<IdentityStripFilterConfig> {
+    const names = identityHeaderNames(config.auth);
+    const compiled: IdentityStripFilterConfig | null = names.length === 0 ? null : { stripHeaders: names };
+    return { route: (index) => (config.routes[index].auth === undefined ? compiled : null) };
+  },
+  build(config: IdentityStripFilterConfig, _env: WorkerEnv): Filter {
+    const strip = stripSet(config.stripHeaders);
+    return {
+      name: 'identity-strip',
+      // Hot path: one pass over the headers, nothing allocated.
+      onRequest(ctx: RequestContext) {
+        stripHeaders(ctx.headers, strip);
+        return NEXT;
+      },
+    };
+  },
+} as const satisfies FilterFactory<IdentityStripFilterConfig, Input>;

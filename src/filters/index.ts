@@ -1,0 +1,57 @@
+// The filter registry: every filter a route's chain can hold, one line each. The config schema
+// (src/control/config-schema.ts: route keys and top-level sections), the compiler
+// (src/control/compile.ts: each route's chain, ordered by phase, then by this list) and the
+// workers (workers/data-plane.ts: build by name) all read this list; adding a filter is its
+// folder and one line here. docs/architecture.md#writing-a-filter.
+import { FILTER_PHASES, type Filter, type FilterBuilder, type WorkerEnv } from '../data/chain.js';
+import type { CompiledFilter } from '../shared/compiled-config.js';
+import { authJwt } from './auth-jwt/index.js';
+import { identityStrip } from './identity-strip/index.js';
+import { rateLimit } from './rate-limit/index.js';
+
+export const FILTERS = [
+  identityStrip,
+  authJwt,
+  rateLimit,
+] as const;
+
+export type RegisteredFilter = (typeof FILTERS)[number];
+
+/** The registry in chain order: by phase, and in the list's order within a phase (sort is stable). */
+export const FILTERS_IN_CHAIN_ORDER: readonly RegisteredFilter[] =
+  [...FILTERS].sort((a, b) => FILTER_PHASES.indexOf(a.phase) - FILTER_PHASES.indexOf(b.phase));
+
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+/** Every filter's route keys, as one zod shape (config-schema.ts spreads it into `routes[]`). */
+export type FilterRouteKeys = UnionToIntersection<RegisteredFilter['routeKeys']>;
+/** Every filter's top-level sections, as one zod shape. */
+export type FilterSections = UnionToIntersection<RegisteredFilter['sections']>;
+
+function merged<K extends 'routeKeys' | 'sections'>(part: K, owner: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const by = new Map<string, string>();
+  for (const f of FILTERS) {
+    for (const [key, schema] of Object.entries(f[part])) {
+      // Two filters claiming one key is a programming error: fail at module load, in every test.
+      if (by.has(key)) throw new Error(`filters ${by.get(key)} and ${f.name} both define ${owner} key ${key}`);
+      by.set(key, f.name);
+      out[key] = schema;
+    }
+  }
+  return out;
+}
+export const filterRouteKeys = merged('routeKeys', 'routes[]') as FilterRouteKeys;
+export const filterSections = merged('sections', 'top-level') as FilterSections;
+
+const byName = new Map<string, RegisteredFilter>(FILTERS.map((f) => [f.name, f]));
+
+/**
+ * Builds a route's filter from its compiled entry. The entry was made by the same factory's
+ * compile() (compile.ts tags it with the factory's name), so its config has that factory's
+ * type; this lookup is where the typed pair is joined again after the structured clone.
+ */
+export const buildFilter: FilterBuilder = (filter: CompiledFilter, env: WorkerEnv): Filter => {
+  const factory = byName.get(filter.name);
+  if (!factory) throw new Error(`unknown filter ${filter.name}`);
+  return (factory.build as (config: unknown, env: WorkerEnv) => Filter)(filter.config, env);
+};
