@@ -14,7 +14,7 @@
 // Request heads arrive as bytes built and checked by request-head.ts; this client writes
 // them as they are.
 //
-// A socket is reused only when it is in sync: a byte outside an exchange (after the last
+// A socket is reused only when it is in sync: a byte outside a request (after the last
 // response, on an idle socket) or a status outside 100-599 closes it, so one client's
 // stray bytes can never become the next client's response.
 //
@@ -59,7 +59,7 @@ export interface H1PoolOptions {
  * One request on this client; it is also the request's dispatch controller (no extra
  * object per request).
  */
-class Exchange implements DispatchController {
+class H1Request implements DispatchController {
   conn: H1Connection | null = null;
   /** Aborted while queued or pipelined behind another response: never started, or its
    * response is read and dropped (the socket stays in sync). */
@@ -76,7 +76,7 @@ class Exchange implements DispatchController {
   }
 
   /**
-   * Aborting the exchange whose response is being read destroys its socket (a half-read
+   * Aborting the request whose response is being read destroys its socket (a half-read
    * response cannot be reused); one queued or waiting behind it on a pipelined socket is
    * only marked.
    */
@@ -84,27 +84,27 @@ class Exchange implements DispatchController {
     if (this.aborted) return;
     this.aborted = true;
     const conn = this.conn;
-    if (conn !== null && conn.exchange === this) conn.destroy(null);
+    if (conn !== null && conn.current === this) conn.destroy(null);
     else this.discarded = true;
   }
 
   pause(): void {
     if (this.paused) return;
     this.paused = true;
-    if (this.conn !== null && this.conn.exchange === this) this.conn.pause();
+    if (this.conn !== null && this.conn.current === this) this.conn.pause();
   }
 
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    if (this.conn !== null && this.conn.exchange === this) this.conn.resume();
+    if (this.conn !== null && this.conn.current === this) this.conn.resume();
   }
 
   get pipelinable(): boolean {
     return this.opts.body === null && (this.opts.method === 'GET' || this.opts.method === 'HEAD');
   }
 
-  /** Reports a failure to the handler (once; an aborted exchange is not told). */
+  /** Reports a failure to the handler (once; an aborted request is not told). */
   fail(code: UpstreamErrorCode, message: string, cause: Error | null = null): void {
     if (this.aborted) return;
     this.aborted = true;
@@ -120,33 +120,33 @@ class H1Connection {
    * (HTTP/1.1 pipelining). The head is the one whose response is being read. Without
    * pipelining there is at most one.
    */
-  readonly exchanges: Exchange[] = [];
+  readonly requests: H1Request[] = [];
   connected = false;
   closed = false;
   /** Responses completed on this socket (0 = never reused). */
   completed = 0;
   idleSince = 0;
-  /** A response byte has been parsed for the current exchange. */
+  /** A response byte has been parsed for the current request. */
   responseStarted = false;
   keepAlive = true;
   interim = false;
   paused = false;
-  /** Inside parser.execute: completing the last exchange waits until the read is parsed. */
+  /** Inside parser.execute: completing the last request waits until the read is parsed. */
   executing = false;
-  /** The last exchange in flight completed during this read: its completion (and the
+  /** The last request in flight completed during this read: its completion (and the
    * socket's release) wait until the rest of the read proved to hold no stray bytes. */
-  completedInRead: Exchange | null = null;
-  /** A response began with no exchange waiting for it. */
+  completedInRead: H1Request | null = null;
+  /** A response began with no request waiting for it. */
   strayBytes = false;
-  /** The exchange whose response is being read, or null. */
-  get exchange(): Exchange | null {
-    return this.exchanges.length > 0 ? this.exchanges[0] : null;
+  /** The request whose response is being read, or null. */
+  get current(): H1Request | null {
+    return this.requests.length > 0 ? this.requests[0] : null;
   }
 
-  /** Another pipelinable exchange may be written behind the ones in flight. */
+  /** Another pipelinable request may be written behind the ones in flight. */
   canPipeline(limit: number): boolean {
-    const n = this.exchanges.length;
-    return n > 0 && n < limit && this.keepAlive && !this.closed && this.exchanges[n - 1].pipelinable;
+    const n = this.requests.length;
+    return n > 0 && n < limit && this.keepAlive && !this.closed && this.requests[n - 1].pipelinable;
   }
 
   resume(): void {
@@ -169,7 +169,7 @@ class H1Connection {
     socket.on('connect', () => {
       clearTimeout(connectTimer);
       this.connected = true;
-      for (const ex of this.exchanges.slice()) this.begin(ex);
+      for (const ex of this.requests.slice()) this.begin(ex);
     });
     socket.on('close', () => clearTimeout(connectTimer));
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
@@ -178,25 +178,25 @@ class H1Connection {
     socket.on('close', () => this.destroy(null));
   }
 
-  /** Starts an exchange on this socket (connected or not yet), behind any in flight. */
-  start(ex: Exchange): void {
-    if (this.exchanges.length === 0) {
+  /** Starts a request on this socket (connected or not yet), behind any in flight. */
+  start(ex: H1Request): void {
+    if (this.requests.length === 0) {
       this.responseStarted = false;
       this.interim = false;
       this.keepAlive = true;
     }
-    this.exchanges.push(ex);
+    this.requests.push(ex);
     ex.conn = this;
     if (this.connected) this.begin(ex); // otherwise on 'connect'
   }
 
-  private begin(ex: Exchange): void {
+  private begin(ex: H1Request): void {
     if (ex.conn !== this || this.closed) return; // moved to another socket meanwhile
     ex.handler.onRequestStart?.(ex, null);
     if (ex.conn === this && !this.closed && !ex.aborted) this.write(ex);
   }
 
-  private write(ex: Exchange): void {
+  private write(ex: H1Request): void {
     const socket = this.socket;
     const { head, body } = ex.opts;
     if (body === null) {
@@ -210,7 +210,7 @@ class H1Connection {
   }
 
   private onSocketData(chunk: Buffer): void {
-    if (this.exchanges.length === 0) {
+    if (this.requests.length === 0) {
       // Bytes on an idle connection are a protocol error: the socket is not reusable.
       this.destroy('bad_response');
       return;
@@ -224,7 +224,7 @@ class H1Connection {
       const message = ret instanceof Error
         ? `invalid upstream response: ${(ret as Error & { reason?: string }).reason ?? ret.message}`
         : 'upstream sent bytes after the end of its response';
-      // The read that completed the last exchange went on past its end: that response is
+      // The read that completed the last request went on past its end: that response is
       // suspect (its client gets 502 unless its answer already went out in full).
       if (completed !== null && !completed.discarded) completed.fail('bad_response', message);
       this.destroy('bad_response', message);
@@ -235,7 +235,7 @@ class H1Connection {
 
   private onSocketEnd(): void {
     // A close-delimited body ends here; finish() completes it (or reports a truncation).
-    if (this.exchange !== null && this.responseStarted) {
+    if (this.current !== null && this.responseStarted) {
       const ret = this.parser.finish();
       if (ret instanceof Error) { this.destroy('reset', 'upstream closed mid-response'); return; }
     }
@@ -247,9 +247,9 @@ class H1Connection {
   private flushedHeaders: string[] | null = null;
 
   private readonly onMessageBegin = (): void => {
-    // A response starting while no exchange waits for one is stray (e.g. a second head
+    // A response starting while no request waits for one is stray (e.g. a second head
     // after a 204, or a body longer than its Content-Length).
-    if (this.exchanges.length === 0) this.strayBytes = true;
+    if (this.requests.length === 0) this.strayBytes = true;
   };
 
   private readonly onHeaders = (headers: string[]): void => {
@@ -262,7 +262,7 @@ class H1Connection {
     _maj: number, _min: number, headers: string[], _method: unknown, _url: unknown,
     statusCode: number, statusMessage: string, upgrade: boolean, shouldKeepAlive: boolean,
   ): number => {
-    const ex = this.exchange;
+    const ex = this.current;
     if (headers === undefined) headers = this.flushedHeaders ?? [];
     this.flushedHeaders = null;
     if (ex === null || this.closed) return 0;
@@ -287,31 +287,31 @@ class H1Connection {
   };
 
   private readonly onBody = (chunk: Buffer): void => {
-    const ex = this.exchange;
+    const ex = this.current;
     if (ex === null || this.closed || ex.discarded) return;
     ex.handler.onResponseData?.(ex, chunk);
     if (ex.paused) this.pause();
   };
 
   private readonly onMessageComplete = (): void => {
-    const ex = this.exchange;
+    const ex = this.current;
     if (ex === null || this.closed) return;
     if (this.interim) { this.interim = false; this.responseStarted = false; return; }
-    this.exchanges.shift();
+    this.requests.shift();
     ex.conn = null;
     this.completed++;
     this.responseStarted = false;
-    // The last exchange in flight: finish it once the whole read is parsed (onSocketData),
+    // The last request in flight: finish it once the whole read is parsed (onSocketData),
     // so that the socket goes back to the pool only if nothing followed the response.
-    if (this.exchanges.length === 0 && this.executing) { this.completedInRead = ex; return; }
+    if (this.requests.length === 0 && this.executing) { this.completedInRead = ex; return; }
     this.complete(ex);
   };
 
   /** Hands a finished response to its handler; an idle, in-sync socket goes back to the pool. */
-  private complete(ex: Exchange): void {
+  private complete(ex: H1Request): void {
     if (!ex.discarded) { ex.aborted = true; ex.handler.onResponseEnd?.(ex, null); }
     if (!this.keepAlive || this.closed) { this.destroy(null); return; }
-    if (this.exchanges.length === 0) this.pool.release(this);
+    if (this.requests.length === 0) this.pool.release(this);
   }
 
   pause(): void {
@@ -319,7 +319,7 @@ class H1Connection {
   }
 
   /**
-   * Closes the socket. Every exchange on it fails: with `code` when given, else by what it
+   * Closes the socket. Every request on it fails: with `code` when given, else by what it
    * met: `connect_failed` before the connection was up, `stale_connection` when nothing of
    * its response arrived on a reused socket (or it was pipelined behind the one read),
    * `reset` otherwise.
@@ -329,7 +329,7 @@ class H1Connection {
     this.closed = true;
     this.socket.destroy();
     this.pool.forget(this);
-    const pending = this.exchanges.splice(0);
+    const pending = this.requests.splice(0);
     for (let i = 0; i < pending.length; i++) {
       const ex = pending[i];
       ex.conn = null;
@@ -347,7 +347,7 @@ export class H1Pool {
   readonly port: number;
   private readonly all = new Set<H1Connection>();
   private readonly idle: H1Connection[] = [];
-  private readonly queue: Exchange[] = [];
+  private readonly queue: H1Request[] = [];
   private queueHead = 0;
   private readonly sweeper: NodeJS.Timeout;
   closing = false;
@@ -366,16 +366,16 @@ export class H1Pool {
   /**
    * Sends a request (the dispatch shape, dispatch.ts). `options.head` is the request head
    * from request-head.ts `encodeRequestHead` (Host included); a buffered body is sent with
-   * its Content-Length, which must be in the head. Hot path: one Exchange object.
+   * its Content-Length, which must be in the head. Hot path: one H1Request object.
    */
   readonly dispatch = (options: DispatchOptions, handler: DispatchHandler): void => {
-    const ex = new Exchange(options, handler);
+    const ex = new H1Request(options, handler);
     if (this.closing) { ex.fail('pool_closed', 'upstream pool is closed'); return; }
     this.enqueue(ex);
   };
 
-  /** Places an exchange on an idle socket, a new socket, or the bounded queue. */
-  enqueue(ex: Exchange): void {
+  /** Places a request on an idle socket, a new socket, or the bounded queue. */
+  enqueue(ex: H1Request): void {
     const conn = this.idle.pop();
     if (conn !== undefined) { conn.start(ex); return; }
     if (this.all.size < this.opts.connections) {
@@ -400,7 +400,7 @@ export class H1Pool {
     this.skipDiscarded();
     if (this.queueHead < this.queue.length) {
       const next = this.queue[this.queueHead];
-      this.queue[this.queueHead++] = undefined as unknown as Exchange;
+      this.queue[this.queueHead++] = undefined as unknown as H1Request;
       if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
         this.queue.splice(0, this.queueHead);
         this.queueHead = 0;
@@ -421,24 +421,24 @@ export class H1Pool {
     this.skipDiscarded();
     if (this.queueHead < this.queue.length && !this.closing) {
       const next = this.queue[this.queueHead];
-      this.queue[this.queueHead++] = undefined as unknown as Exchange;
+      this.queue[this.queueHead++] = undefined as unknown as H1Request;
       this.enqueue(next);
     } else if (this.closing && this.all.size === 0) {
       clearInterval(this.sweeper);
     }
   }
 
-  /** Queued exchanges aborted before they got a socket are dropped, never sent. */
+  /** Queued requests aborted before they got a socket are dropped, never sent. */
   private skipDiscarded(): void {
     while (this.queueHead < this.queue.length && this.queue[this.queueHead].discarded) {
-      this.queue[this.queueHead++] = undefined as unknown as Exchange;
+      this.queue[this.queueHead++] = undefined as unknown as H1Request;
     }
   }
 
   private leastBusyPipelinable(): H1Connection | null {
     let best: H1Connection | null = null;
     for (const conn of this.all) {
-      if (conn.connected && conn.canPipeline(this.pipelining) && (best === null || conn.exchanges.length < best.exchanges.length)) best = conn;
+      if (conn.connected && conn.canPipeline(this.pipelining) && (best === null || conn.requests.length < best.requests.length)) best = conn;
     }
     return best;
   }
