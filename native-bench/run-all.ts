@@ -5,6 +5,8 @@ import { run as correlationId } from './correlation-id.bench.js';
 import { run as requestHeaders } from './request-headers.bench.js';
 import { run as rateLimit } from './rate-limit.bench.js';
 import { run as jwtVerify } from './jwt-verify.bench.js';
+import { run as responseWrite } from './response-write.bench.js';
+import { run as upstreamParse } from './upstream-parse.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -13,6 +15,8 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['request-headers', () => requestHeaders()],
   ['rate-limit', () => rateLimit()],
   ['jwt-verify', () => jwtVerify()],
+  ['response-write', () => responseWrite()],
+  ['upstream-parse', () => upstreamParse()],
 ];
 
 const only = process.argv.slice(2);
