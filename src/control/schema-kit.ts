@@ -1,5 +1,6 @@
 // The pieces every part of the config schema is written with: config-schema.ts (server,
-// services, routes, admin, redis) and each filter's own fragment (src/filters/*/schema.ts).
+// services, routes, admin, redis) and each filter's own fragment (src/filters/*/schema.ts),
+// and mended with when it fails (compile.ts validateConfig, each filter's FilterMend).
 // A separate module so a filter's schema does not import the schema it is assembled into.
 import { z } from 'zod';
 
