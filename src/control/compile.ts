@@ -19,7 +19,6 @@ import {
   parseStripPrefix,
   parseTarget,
   parseRawConfig,
-  NAME_PATTERN,
   type Parsed,
   type PathPattern,
   type RawConfig,
@@ -29,6 +28,8 @@ import {
   type SchemaIssue,
 } from './config-schema.js';
 import { FILTERS_IN_CHAIN_ORDER } from '../filters/index.js';
+import type { FilterMend } from '../data/chain.js';
+import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -321,11 +322,14 @@ function checkRouteSet(routes: readonly RawRoute[], report: Report): void {
 // Every error in one pass. When the schema fails, the rules between values still run, on a
 // copy of the config in which each part that failed is replaced by a neutral stand-in:
 //   - an unknown key is dropped (it changes nothing);
-//   - a service, limit or provider that failed becomes a placeholder under its name, so
-//     references to it resolve, and nothing is reported under it;
+//   - a service that failed becomes a placeholder under its name, so references to it
+//     resolve, and nothing is reported under it;
 //   - a route keeps the fields that passed; a field that failed is dropped, and nothing is
-//     reported under it (nor under rate_limit when auth failed: claim limits need it);
-//   - a failed server.host/port, admin or redis section takes part in no rule.
+//     reported under it (nor under the route keys whose rules read it: a filter's
+//     FilterMend.routeKeyReads);
+//   - a failed server.host/port, admin or redis section takes part in no rule;
+//   - a filter's section is mended by the filter (FilterMend.sections in src/data/chain.ts):
+//     the same stand-ins and suppressions, for its named entries and the references to them.
 // Issues that could be echoes of a schema issue (a route naming a service whose name failed)
 // are left out, so every issue reported is a real, separate mistake.
 
@@ -337,23 +341,28 @@ export function validateConfig(value: unknown, file: string, locate?: LineLocato
   throw new ConfigError([...issues, ...issuesBetweenValues(value, result.issues, file, locate)]);
 }
 
-type Mapping = Record<string, unknown>;
-const isMapping = (value: unknown): value is Mapping => typeof value === 'object' && value !== null && !Array.isArray(value);
-
 // Stand-ins that pass the schema and the rules between values on their own.
 const placeholderService = (): Mapping => ({ targets: ['http://placeholder.invalid:1'] });
-const placeholderLimit = (): Mapping => ({ key: 'ip', rate: 1 });
-const placeholderProvider = (name: string): Mapping => ({ name, issuer: '-', algorithms: ['RS256'], jwks_uri: 'http://placeholder.invalid/' });
 // `.` cannot start a name people write in YAML without meaning it, so no real route collides.
 const placeholderRouteName = (index: number) => `.unparsed-route-${index}`;
+
+/** The registered filters as this pass sees them: the sections each owns, and its mend if any. */
+type MendingFilter = { readonly sections: object; readonly mend?: FilterMend };
+const mendingFilters: readonly MendingFilter[] = FILTERS_IN_CHAIN_ORDER;
+const filterBySection = new Map(mendingFilters.flatMap((f) => Object.keys(f.sections).map((key) => [key, f] as const)));
+
+/** Whether `path` lies under one of `prefixes` (formatted key paths), or is one. */
+const isUnder = (prefixes: readonly string[], path: string) =>
+  prefixes.some((prefix) => path === prefix || path.startsWith(`${prefix}.`) || path.startsWith(`${prefix}[`));
 
 function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[], file: string, locate?: LineLocator): ConfigIssue[] {
   if (!isMapping(input)) return [];
   const value = structuredClone(input);
   const suppressed: KeyPath[] = [];
-  const failedNames = { services: new Set<string>(), limits: new Set<string>(), providers: new Set<string>() };
+  const suppress = (path: KeyPath) => void suppressed.push(path);
+  const failedServices = new Set<string>();
+  const failedInFilter = new Map<MendingFilter, KeyPath[]>(mendingFilters.map((f) => [f, []]));
   const touchedRoutes = new Set<number>();
-  let allProvidersFailed = false;
   let neutralListen = false;
 
   for (const issue of schemaIssues) {
@@ -370,21 +379,8 @@ function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[
         else delete value.server[key];
         break;
       case 'services':
-      case 'rate_limits': {
-        const names = section === 'services' ? failedNames.services : failedNames.limits;
-        const entries = value[section];
-        if (key === undefined || !isMapping(entries)) {
-          for (const name of isMapping(entries) ? Object.keys(entries) : []) names.add(name);
-          value[section] = {};
-          break;
-        }
-        const name = String(key);
-        names.add(name);
-        suppressed.push([section, name]);
-        if (NAME_PATTERN.test(name)) entries[name] = section === 'services' ? placeholderService() : placeholderLimit();
-        else delete entries[name];
+        mendNamedEntry(value, issue.path, failedServices, suppress, placeholderService);
         break;
-      }
       case 'routes': {
         if (typeof key !== 'number' || !Array.isArray(value.routes)) {
           value.routes = [];
@@ -399,35 +395,21 @@ function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[
         }
         delete route[field];
         suppressed.push(['routes', key, field]);
-        if (field === 'auth') suppressed.push(['routes', key, 'rate_limit']);
-        break;
-      }
-      case 'auth': {
-        const auth = value.auth;
-        if (key === undefined || !isMapping(auth)) {
-          delete value.auth;
-          allProvidersFailed = true;
-        } else if (key !== 'providers') {
-          delete auth[key];
-        } else if (typeof field !== 'number' || !Array.isArray(auth.providers)) {
-          auth.providers = [];
-          allProvidersFailed = true;
-        } else {
-          const name = (auth.providers[field] as Mapping | undefined)?.name;
-          if (typeof name === 'string') failedNames.providers.add(name);
-          const valid = typeof name === 'string' && NAME_PATTERN.test(name);
-          auth.providers[field] = placeholderProvider(valid ? name : `.unparsed-provider-${field}`);
-          suppressed.push(['auth', 'providers', field]);
-        }
         break;
       }
       case 'admin':
       case 'redis':
         delete value[section];
         break;
-      default:
-        return []; // a shape this pass does not know how to mend: schema issues only
+      default: {
+        const filter = filterBySection.get(String(section));
+        if (!filter?.mend?.sections) return []; // a shape this pass does not know how to mend: schema issues only
+        failedInFilter.get(filter)!.push(issue.path);
+      }
     }
+  }
+  for (const [filter, failed] of failedInFilter) {
+    if (filter.mend?.sections && !filter.mend.sections(value, failed, suppress)) return [];
   }
 
   if (Array.isArray(value.routes)) {
@@ -439,15 +421,15 @@ function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[
         route.match ??= {};
         route.service ??= '';
       }
-      if (typeof route.service === 'string' && failedNames.services.has(route.service)) suppressed.push(['routes', index, 'service']);
-      const provider = isMapping(route.auth) ? route.auth.provider : undefined;
-      if (provider !== undefined && (allProvidersFailed || failedNames.providers.has(String(provider)))) {
-        suppressed.push(['routes', index, 'auth'], ['routes', index, 'rate_limit']);
-      }
-      if (Array.isArray(route.rate_limit)) {
-        route.rate_limit.forEach((name: unknown, i: number) => {
-          if (failedNames.limits.has(String(name))) suppressed.push(['routes', index, 'rate_limit', i]);
-        });
+      if (typeof route.service === 'string' && failedServices.has(route.service)) suppressed.push(['routes', index, 'service']);
+    });
+    // A route key whose rules read a suppressed key is suppressed with it.
+    const under = suppressed.map(formatKeyPath);
+    value.routes.forEach((_route: unknown, index: number) => {
+      for (const filter of mendingFilters) {
+        for (const [key, reads] of Object.entries(filter.mend?.routeKeyReads ?? {})) {
+          if (reads.some((read) => isUnder(under, formatKeyPath(['routes', index, read])))) suppressed.push(['routes', index, key]);
+        }
       }
     });
   }
@@ -462,8 +444,6 @@ function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     const under = suppressed.map(formatKeyPath);
-    const isSuppressed = (path: string) =>
-      under.some((prefix) => path === prefix || path.startsWith(`${prefix}.`) || path.startsWith(`${prefix}[`));
-    return error.issues.filter((issue) => !isSuppressed(issue.path));
+    return error.issues.filter((issue) => !isUnder(under, issue.path));
   }
 }

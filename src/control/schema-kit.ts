@@ -1,5 +1,6 @@
 // The pieces every part of the config schema is written with: config-schema.ts (server,
-// services, routes, admin, redis) and each filter's own fragment (src/filters/*/schema.ts).
+// services, routes, admin, redis) and each filter's own fragment (src/filters/*/schema.ts),
+// and mended with when it fails (compile.ts validateConfig, each filter's FilterMend).
 // A separate module so a filter's schema does not import the schema it is assembled into.
 import { z } from 'zod';
 
@@ -44,3 +45,34 @@ export const milliseconds = positiveInt.max(MAX_TIMER_MS, {
   error: `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node.js supports`,
 });
 export const name = z.string().regex(NAME_PATTERN, 'must match [A-Za-z0-9_.-]+');
+
+// Mending a config whose schema failed (compile.ts validateConfig, and filters' FilterMend).
+export type Mapping = Record<string, unknown>;
+export const isMapping = (value: unknown): value is Mapping => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Mends a section of named entries (`services`, `rate_limits`) at a schema issue under it: a
+ * failed entry becomes `placeholder()` under its name, so references to it resolve (a name the
+ * schema refuses is dropped), and is suppressed; a failed section is emptied. Every name that
+ * failed goes into `failedNames`, for the caller to suppress the references to it.
+ */
+export function mendNamedEntry(
+  config: Mapping,
+  path: readonly (string | number)[],
+  failedNames: Set<string>,
+  suppress: (path: readonly (string | number)[]) => void,
+  placeholder: () => Mapping,
+): void {
+  const [section, key] = path;
+  const entries = config[section];
+  if (key === undefined || !isMapping(entries)) {
+    for (const name of isMapping(entries) ? Object.keys(entries) : []) failedNames.add(name);
+    config[section] = {};
+    return;
+  }
+  const name = String(key);
+  failedNames.add(name);
+  suppress([section, name]);
+  if (NAME_PATTERN.test(name)) entries[name] = placeholder();
+  else delete entries[name];
+}

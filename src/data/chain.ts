@@ -63,6 +63,30 @@ export interface FilterCompilation<C> {
 }
 
 /**
+ * How a filter takes part in one-pass error reporting (src/control/compile.ts validateConfig):
+ * when the schema fails, the rules between values still run, on a copy of the config in which
+ * every part that failed is replaced by a neutral stand-in, and issues that would only echo a
+ * schema issue are suppressed. compile.ts mends what it owns (a failed route key is dropped and
+ * its issues suppressed, whoever's key it is); a filter mends its own sections.
+ */
+export interface FilterMend {
+  /**
+   * Once per failed pass, with the schema issues under the filter's sections (`path[0]` is one
+   * of them; there may be none). Replaces each part of `config` that failed (the copy, as
+   * submitted, not validated) by a stand-in that passes the schema and the rules between values
+   * (a named entry keeps its name, so references to it resolve), and calls suppress() for each
+   * path whose issues would be echoes: the failed part, and routes' references to it.
+   * Returns false for a shape it cannot mend: then only the schema's issues are reported.
+   */
+  sections?(config: Record<string, unknown>, failed: readonly FilterConfigPath[], suppress: (path: FilterConfigPath) => void): boolean;
+  /**
+   * Route keys whose rules read another route key (rate-limit: a claim limit needs `auth`):
+   * when `routes[i].<read>` is suppressed, so is `routes[i].<key>`.
+   */
+  readonly routeKeyReads?: Readonly<Record<string, readonly string[]>>;
+}
+
+/**
  * A filter: one folder under src/filters/ exports one factory, and src/filters/index.ts lists
  * it (one line). The config schema and every route's chain are assembled from that list.
  *   phase      — where it sits in a chain (FILTER_PHASES; the registry orders within a phase);
@@ -72,7 +96,9 @@ export interface FilterCompilation<C> {
  *                precompute; `In` is what it reads of the validated config (a structural part
  *                of RawConfig, checked where the registry is used); returns plain,
  *                structured-cloneable `C` per route (and optional instance-level runtime);
- *   build      — data plane, in each worker once per route per generation, from that `C`.
+ *   build      — data plane, in each worker once per route per generation, from that `C`;
+ *   mend       — optional: how a config whose schema failed is mended to report every error
+ *                at once (FilterMend); without it, an issue in its sections stops that pass.
  */
 export interface FilterFactory<C, In> {
   readonly name: string;
@@ -81,6 +107,7 @@ export interface FilterFactory<C, In> {
   readonly sections: Readonly<Record<string, ZodType>>;
   compile(config: In, ctx: FilterCompileContext): FilterCompilation<C>;
   build(config: C, env: WorkerEnv): Filter;
+  readonly mend?: FilterMend;
 }
 
 /** Builds a route's filter from its compiled entry (the registry's lookup; generation.ts gets it from its worker). */

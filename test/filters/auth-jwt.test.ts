@@ -85,3 +85,28 @@ test('two Authorization headers: 400 invalid_auth_request', () => {
   assert.deepEqual(replies[0].spec, GW_ERR.invalid_auth_request);
   assert.equal(replies[0].spec.status, 400);
 });
+
+// One-pass error reporting: this filter mends its own section (authJwt.mend), compile.ts only loops.
+test('mend: a provider that fails the schema still resolves by name: no echo on the routes naming it', () => {
+  const raw = config({}, { algorithms: ['RS999'] });
+  raw.routes!.push({ name: 'q', match: { prefix: '/q' }, service: 's', auth: { provider: 'nope' } });
+  const lines = compileError(raw).split('\n');
+  assert.equal(lines.length, 2, lines.join('\n'));
+  assert.match(lines[0], /^test\.yaml auth\.providers\[0\]\.algorithms\[0\]: /);
+  assert.match(lines[1], /^test\.yaml routes\[1\]\.auth\.provider: unknown provider "nope"/);
+
+  const copy = structuredClone(raw) as unknown as Record<string, unknown>;
+  const suppressed: (string | number)[][] = [];
+  assert.equal(authJwt.mend.sections!(copy, [['auth', 'providers', 0, 'algorithms', 0]], (path) => suppressed.push([...path])), true);
+  assert.deepEqual((copy.auth as { providers: unknown[] }).providers[0], {
+    name: 'p', issuer: '-', algorithms: ['RS256'], jwks_uri: 'http://placeholder.invalid/',
+  });
+  assert.deepEqual(suppressed, [['auth', 'providers', 0], ['routes', 0, 'auth']]);
+});
+
+test('mend: a failed auth section leaves no provider, and no route reports an unknown one', () => {
+  const raw = { ...config(), auth: 5 as never };
+  raw.routes = [...raw.routes!, { name: 'q', match: { prefix: '/q' }, service: 'nope' }];
+  // routes[0] names provider p: no echo; routes[1]'s own mistake is still found in the same pass.
+  assert.deepEqual(compileError(raw).split('\n').map((line) => line.replace(/: .*/, '')), ['test.yaml auth', 'test.yaml routes[1].service']);
+});

@@ -113,3 +113,45 @@ test('keys are separate buckets: another client IP is admitted when one is refus
   assert.equal(filter.onRequest(fakeContext({ clientIp: '192.0.2.1' }).ctx), REPLY);
   assert.equal(filter.onRequest(fakeContext({ clientIp: '192.0.2.2' }).ctx), NEXT);
 });
+
+// One-pass error reporting: this filter mends its own section (rateLimit.mend), compile.ts only loops.
+const mendConfig = (): RawConfigInput => ({
+  services: { s: { targets: ['http://127.0.0.1:9'] } },
+  rate_limits: { broken: { key: 'ip', rate: 0 }, by_sub: { key: 'claim:sub', rate: 5 } } as never,
+  routes: [
+    { name: 'a', match: { prefix: '/a' }, service: 's', rate_limit: ['broken'] },
+    { name: 'b', match: { prefix: '/b' }, service: 's', rate_limit: ['by_sub'] },
+    // auth fails the schema: the claim limit's "no auth" would be an echo of it.
+    { name: 'c', match: { prefix: '/c' }, service: 's', auth: { provider: 7 } as never, rate_limit: ['by_sub'] },
+  ],
+});
+
+test('mend: a failed limit still resolves for routes naming it, and rate_limit is suppressed with a failed auth', () => {
+  assert.deepEqual(compileError(mendConfig()).split('\n'), [
+    'test.yaml routes[2].auth.provider: expected a string, got 7',
+    'test.yaml rate_limits.broken.rate: must be greater than 0',
+    // The one real reference mistake: a claim limit on a route without auth.
+    'test.yaml routes[1].rate_limit[0]: limit "by_sub" is keyed by claim:sub, but the route has no auth to take the claim from',
+  ]);
+});
+
+test('mend: the placeholder and the suppressed references come from the filter itself', () => {
+  const copy = structuredClone(mendConfig()) as unknown as Record<string, unknown>;
+  const suppressed: (string | number)[][] = [];
+  assert.equal(rateLimit.mend.sections!(copy, [['rate_limits', 'broken', 'rate']], (path) => suppressed.push([...path])), true);
+  assert.deepEqual((copy.rate_limits as Record<string, unknown>).broken, { key: 'ip', rate: 1 });
+  assert.deepEqual(suppressed, [['rate_limits', 'broken'], ['routes', 0, 'rate_limit', 0]]);
+  assert.deepEqual(rateLimit.mend.routeKeyReads, { rate_limit: ['auth'] });
+
+  // Without the filter's mend, compile.ts cannot mend the section: only the schema's issues.
+  const mend = rateLimit.mend;
+  delete (rateLimit as { mend?: unknown }).mend;
+  try {
+    assert.deepEqual(compileError(mendConfig()).split('\n'), [
+      'test.yaml routes[2].auth.provider: expected a string, got 7',
+      'test.yaml rate_limits.broken.rate: must be greater than 0',
+    ]);
+  } finally {
+    Object.assign(rateLimit, { mend });
+  }
+});

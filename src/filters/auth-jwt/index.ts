@@ -4,7 +4,7 @@
 // the JWKS fetcher in src/control/jwks.ts, JWK primitives in src/shared/jwk.ts.
 import type { FilterFactory } from '../../data/chain.js';
 import type { AuthJwtFilterConfig } from '../../shared/auth-config.js';
-import { authRouteKeys, authSections } from './schema.js';
+import { authMend, authRouteKeys, authSections } from './schema.js';
 import { compileAuthJwt, type AuthJwtInput } from './compile.js';
 import { buildAuthJwt } from './filter.js';
 
@@ -15,4 +15,5 @@ export const authJwt = {
   sections: authSections,
   compile: compileAuthJwt,
   build: buildAuthJwt,
+  mend: authMend,
 } as const satisfies FilterFactory<AuthJwtFilterConfig, AuthJwtInput>;

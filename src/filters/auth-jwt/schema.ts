@@ -3,7 +3,8 @@
 // rules between values are in compile.ts.
 import { z } from 'zod';
 import { JWT_ALGORITHMS } from '../../shared/auth-config.js';
-import { HEADER_NAME_TOKEN, milliseconds, name, positiveInt, rule, section } from '../../control/schema-kit.js';
+import type { FilterMend } from '../../data/chain.js';
+import { HEADER_NAME_TOKEN, isMapping, milliseconds, name, NAME_PATTERN, positiveInt, rule, section } from '../../control/schema-kit.js';
 
 /** Headers the gateway or HTTP itself owns: a claim may not be injected as one of them. */
 const NOT_IDENTITY_HEADERS = new Set([
@@ -96,6 +97,49 @@ export const routeAuthSchema = section({
 export const authRouteKeys = { auth: routeAuthSchema.optional() };
 /** The top-level sections this filter adds. */
 export const authSections = { auth: authSchema.optional() };
+
+/**
+ * One-pass error reporting (FilterMend): a failed provider becomes a placeholder under its name,
+ * so routes naming it compile, and their `auth` is suppressed; a failed `auth` section or
+ * provider list leaves no provider, and every route's `auth` naming one is suppressed. Another
+ * failed key of `auth` (verifier, token_cache) is dropped: its defaults take part in no rule.
+ */
+export const authMend: FilterMend = {
+  sections(config, failed, suppress) {
+    const failedProviders = new Set<string>();
+    let allProvidersFailed = false;
+    for (const [, key, index] of failed) {
+      const auth = config.auth;
+      if (key === undefined || !isMapping(auth)) {
+        delete config.auth;
+        allProvidersFailed = true;
+      } else if (key !== 'providers') {
+        delete auth[key];
+      } else if (typeof index !== 'number' || !Array.isArray(auth.providers)) {
+        auth.providers = [];
+        allProvidersFailed = true;
+      } else {
+        const providerName = isMapping(auth.providers[index]) ? auth.providers[index].name : undefined;
+        if (typeof providerName === 'string') failedProviders.add(providerName);
+        const valid = typeof providerName === 'string' && NAME_PATTERN.test(providerName);
+        auth.providers[index] = {
+          name: valid ? providerName : `.unparsed-provider-${index}`,
+          issuer: '-',
+          algorithms: ['RS256'],
+          jwks_uri: 'http://placeholder.invalid/',
+        };
+        suppress(['auth', 'providers', index]);
+      }
+    }
+    if (!allProvidersFailed && failedProviders.size === 0) return true;
+    if (!Array.isArray(config.routes)) return true;
+    config.routes.forEach((route: unknown, index: number) => {
+      const provider = isMapping(route) && isMapping(route.auth) ? route.auth.provider : undefined;
+      if (provider !== undefined && (allProvidersFailed || failedProviders.has(String(provider)))) suppress(['routes', index, 'auth']);
+    });
+    return true;
+  },
+};
 
 export type RawAuth = z.output<typeof authSchema>;
 export type RawAuthProvider = RawAuth['providers'][number];

@@ -4,7 +4,7 @@
 // and the Redis sync of the control plane (src/control/rate-limit-sync.ts).
 import type { FilterFactory } from '../../data/chain.js';
 import type { RateLimitFilterConfig } from '../../shared/rate-limit-config.js';
-import { rateLimitRouteKeys, rateLimitSections } from './schema.js';
+import { rateLimitMend, rateLimitRouteKeys, rateLimitSections } from './schema.js';
 import { compileRateLimits, type RateLimitInput } from './compile.js';
 import { buildRateLimit } from './filter.js';
 
@@ -15,4 +15,5 @@ export const rateLimit = {
   sections: rateLimitSections,
   compile: compileRateLimits,
   build: buildRateLimit,
+  mend: rateLimitMend,
 } as const satisfies FilterFactory<RateLimitFilterConfig, RateLimitInput>;

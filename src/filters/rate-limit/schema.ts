@@ -2,7 +2,8 @@
 // (named limits) and a route's `rate_limit` list. `server.trusted_proxies`,
 // `server.rate_limit_keys` and `redis` are instance settings and stay in config-schema.ts.
 import { z } from 'zod';
-import { fail, HEADER_NAME_TOKEN, MAX_TIMER_MS, name, ok, rule, section, type Parsed } from '../../control/schema-kit.js';
+import type { FilterMend } from '../../data/chain.js';
+import { fail, HEADER_NAME_TOKEN, isMapping, MAX_TIMER_MS, mendNamedEntry, name, ok, rule, section, type Parsed } from '../../control/schema-kit.js';
 
 /** A limit's `key`: `ip`, `header:NAME` or `claim:NAME`. */
 export function checkRateLimitKey(raw: string): string | null {
@@ -52,3 +53,24 @@ export const rateLimitRouteKeys = {
 export const rateLimitSections = { rate_limits: z.record(name, rateLimitSchema).default({}) };
 
 export type RawRateLimit = z.output<typeof rateLimitSchema>;
+
+/**
+ * One-pass error reporting (FilterMend): a failed limit becomes a placeholder under its name, so
+ * routes naming it compile, and the route's references to it are suppressed; a route's
+ * `rate_limit` is suppressed with its `auth` (claim limits need it).
+ */
+export const rateLimitMend: FilterMend = {
+  sections(config, failed, suppress) {
+    const failedNames = new Set<string>();
+    for (const path of failed) mendNamedEntry(config, path, failedNames, suppress, () => ({ key: 'ip', rate: 1 }));
+    if (failedNames.size === 0 || !Array.isArray(config.routes)) return true;
+    config.routes.forEach((route: unknown, index: number) => {
+      if (!isMapping(route) || !Array.isArray(route.rate_limit)) return;
+      route.rate_limit.forEach((limit: unknown, i: number) => {
+        if (failedNames.has(String(limit))) suppress(['routes', index, 'rate_limit', i]);
+      });
+    });
+    return true;
+  },
+  routeKeyReads: { rate_limit: ['auth'] },
+};
