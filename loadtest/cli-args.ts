@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type { RefSource } from './lobby-ref.js';
 import { parseSeconds, TARGET_NAMES, type Scenario, type TargetName } from './scenario.js';
 
-export const HELP_TEXT = `Lobby load test: measures Lobby and nginx side by side on the same upstream, driver and pinning.
+export const HELP_TEXT = `Lobby load test: measures Lobby, nginx and peers side by side on the same upstream, driver and pinning.
 
 Usage: node dist/loadtest/run.js [--scenario NAME|FILE] [flags]
        npm run loadtest -- --scenario proxy [flags]
@@ -13,7 +13,8 @@ Usage: node dist/loadtest/run.js [--scenario NAME|FILE] [flags]
   --scenario NAME|FILE   scenario from loadtest/scenarios/ (proxy, post-16k, download-1m, soak, ...)
                          or a path to a .yaml/.json scenario file              [default: proxy]
   --targets LIST         comma-separated: lobby,nginx,lobby-plain (lobby without the scenario's
-                         lobby overlay: the plain proxy path),lobby-ref (needs --ref or --ref-dir)
+                         lobby overlay: the plain proxy path),lobby-ref (needs --ref or --ref-dir),
+                         fastify (@fastify/http-proxy),haproxy (skipped when not installed)
                                                                 [default: the scenario's targets]
   --ref GITREF           also measure Lobby built from GITREF (target lobby-ref, same config,
                          interleaved with lobby): exported with git archive to a temp dir, built
@@ -32,7 +33,10 @@ Usage: node dist/loadtest/run.js [--scenario NAME|FILE] [flags]
   --lobby-config FILE    start Lobby with this config instead of the generated one (it must route to
                          the upstream at 127.0.0.1:<port-base+1>; its server.port is where load goes)
   --upstream KIND        auto | nginx | uws: the static upstream              [default: auto = nginx if installed]
-  --port-base N          Lobby on N, upstream on N+1, nginx proxy on N+2      [default: 18080]
+  --assert-ratio R       after the run, exit 1 unless lobby/nginx CPU µs/request (the headline,
+                         medians) is at most R, e.g. 1.3; needs targets lobby and nginx
+  --port-base N          Lobby on N, upstream N+1, nginx N+2, redis N+3, fastify N+4, haproxy N+5
+                                                                              [default: 18080]
   --no-pin               do not pin with taskset (the figures are then much noisier)
   --keep-temp            keep the temp dir with the generated configs (and the --ref build)
   -h, --help             this text
@@ -62,6 +66,8 @@ export interface CliOptions {
   keepTemp: boolean;
   /** --ref / --ref-dir: the second Lobby (target lobby-ref), or null. */
   ref: RefSource | null;
+  /** --assert-ratio: the largest lobby/nginx headline ratio that passes, or null (no check). */
+  assertRatio: number | null;
 }
 
 export class UsageError extends Error {
@@ -114,6 +120,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
         'keep-temp': { type: 'boolean' },
         ref: { type: 'string' },
         'ref-dir': { type: 'string' },
+        'assert-ratio': { type: 'string' },
       },
     });
   } catch (error) {
@@ -144,7 +151,18 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   if (ref === null && targets?.includes('lobby-ref')) throw new UsageError('--targets lobby-ref needs --ref GITREF or --ref-dir DIR');
 
   const portBase = positiveInteger('--port-base', values['port-base'], 1024) ?? 18080;
-  if (portBase + 2 >= 32768) throw new UsageError('--port-base must leave its three ports below 32768 (the ephemeral port range starts there)');
+  if (portBase + PORT_OFFSETS.haproxy >= 32768) throw new UsageError(`--port-base must leave its ${Object.keys(PORT_OFFSETS).length} ports below 32768 (the ephemeral port range starts there)`);
+
+  let assertRatio: number | null = null;
+  if (values['assert-ratio'] !== undefined) {
+    assertRatio = Number(values['assert-ratio']);
+    if (values['assert-ratio'].trim() === '' || !Number.isFinite(assertRatio) || assertRatio <= 0) {
+      throw new UsageError(`--assert-ratio must be a positive number, the largest lobby/nginx CPU µs/request ratio that passes, e.g. 1.3 (got "${values['assert-ratio']}")`);
+    }
+    if (targets && !(targets.includes('lobby') && targets.includes('nginx'))) {
+      throw new UsageError(`--assert-ratio compares lobby with nginx: --targets must include both (got ${targets.join(',')})`);
+    }
+  }
 
   return {
     help: values.help ?? false,
@@ -164,8 +182,12 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
     pin: !(values['no-pin'] ?? false),
     keepTemp: values['keep-temp'] ?? false,
     ref,
+    assertRatio,
   };
 }
+
+/** Each target's port relative to --port-base (targets run one at a time, but each keeps its own port). */
+export const PORT_OFFSETS = { lobby: 0, upstream: 1, nginx: 2, redis: 3, fastify: 4, haproxy: 5 } as const;
 
 /** The scenario with this run's flag overrides applied. */
 export function applyOverrides(scenario: Scenario, options: CliOptions): Scenario {

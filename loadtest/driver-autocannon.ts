@@ -20,7 +20,7 @@
 
 import autocannon from 'autocannon';
 import { encodeHistogram, newLatencyHistogram, type Histogram } from './stats.js';
-import { requestBody, requestHeaders, SendSchedule, type DriverMessage, type LoadSpec, type ParentMessage, type Phase, type PhaseResult } from './driver-protocol.js';
+import { requestBody, requestHeaders, SendSchedule, type DriverMessage, type LoadSpec, type ParentMessage, type Phase, type PhaseResult, type SecondSample } from './driver-protocol.js';
 
 /** The parts of autocannon 9.0.0's Client used for pacing (not in its public types). */
 interface AutocannonClientInternals {
@@ -40,6 +40,9 @@ function send(message: DriverMessage): void {
  * as on time). The remaining lateness is reported as the send-lag histogram.
  */
 const TIMER_LEAD_MS = 1;
+
+/** autocannon ticks once a second and once more right at the end: a shorter interval is folded into the next sample (or, at the end, dropped). */
+const MIN_SAMPLE_SEC = 0.5;
 
 function toMicros(ms: number): number {
   return Math.max(1, Math.round(ms * 1000));
@@ -65,6 +68,26 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
     let non2xx = 0;
     let bytes = 0;
     const startedAt = performance.now();
+    // Per-second samples for the report's time series: the same latency values, in a histogram reset every sample.
+    const perSecond: SecondSample[] = [];
+    const secondLatency = newLatencyHistogram();
+    let sampleStartedAt = startedAt;
+    let sampleStartRequests = 0;
+    const takeSample = (): void => {
+      const now = performance.now();
+      const durationSec = (now - sampleStartedAt) / 1000;
+      if (durationSec < MIN_SAMPLE_SEC) return;
+      const has = secondLatency.totalCount > 0;
+      perSecond.push({
+        tSec: (now - startedAt) / 1000, durationSec, requests: requests - sampleStartRequests,
+        p50Ms: has ? secondLatency.getValueAtPercentile(50) / 1000 : null,
+        p99Ms: has ? secondLatency.getValueAtPercentile(99) / 1000 : null,
+        maxMs: has ? secondLatency.maxValue / 1000 : null,
+      });
+      secondLatency.reset();
+      sampleStartedAt = now;
+      sampleStartRequests = requests;
+    };
 
     // Open model state: per client, how late each of its requests in flight left (FIFO, because
     // HTTP/1.1 answers in order), and the pending send timers.
@@ -132,6 +155,7 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
 
     const instance = autocannon(options, (error, result) => {
       for (const timer of pendingTimers) clearTimeout(timer);
+      takeSample();
       if (error) {
         reject(error instanceof Error ? error : new Error(String(error)));
         return;
@@ -145,6 +169,8 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
         statusCounts,
         bytes,
         elapsedSec: (performance.now() - startedAt) / 1000,
+        perSecond,
+        perSecondSource: 'driver',
         latencyHistogram: encodeHistogram(latency),
         ...(serviceTime ? { serviceTimeHistogram: encodeHistogram(serviceTime) } : {}),
         ...(sendLag ? { sendLagHistogram: encodeHistogram(sendLag) } : {}),
@@ -162,11 +188,16 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
         // recorded entry (a reconnect raced the response) it falls back to the service time.
         const lateMs = sendDelays.get(client)?.shift() ?? 0;
         latency.recordValue(toMicros(responseTimeMs + lateMs));
+        secondLatency.recordValue(toMicros(responseTimeMs + lateMs));
       } else {
         latency.recordValue(toMicros(responseTimeMs));
+        secondLatency.recordValue(toMicros(responseTimeMs));
       }
     });
-    instance.on('tick', () => send({ type: 'tick', label: phase.label, requests }));
+    instance.on('tick', () => {
+      takeSample();
+      send({ type: 'tick', label: phase.label, requests });
+    });
   });
 }
 

@@ -23,6 +23,20 @@ export interface Phase {
   requests?: number;
 }
 
+/**
+ * One second (about) of a phase, for the report's time series. `requests` completed in the interval
+ * ending at `tSec` (seconds from the phase start) of `durationSec`; latency percentiles of those
+ * requests when the driver records them (autocannon), null when it cannot (wrk).
+ */
+export interface SecondSample {
+  tSec: number;
+  durationSec: number;
+  requests: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+}
+
 /** The counters of one phase, as the driver reports them and as the harness keeps them. */
 export interface PhaseCounters {
   label: string;
@@ -35,6 +49,11 @@ export interface PhaseCounters {
   /** Response bytes received (headers included). */
   bytes: number;
   elapsedSec: number;
+  /** Per-second samples; `perSecondSource` says how they were taken. */
+  perSecond?: SecondSample[];
+  /** `driver`: counted per response by the driver; `wrk-read-bytes`: wrk's bytes read per second
+   * (/proc/PID/io rchar) scaled to its request total (wrk reports nothing until it ends). */
+  perSecondSource?: 'driver' | 'wrk-read-bytes';
 }
 
 /** Counters and encoded HDR histograms (integer microseconds) of one phase. */

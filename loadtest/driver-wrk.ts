@@ -2,7 +2,7 @@
 // cannot. It is driven by a generated Lua script whose done() hook prints the figures as one JSON line,
 // including latency at the same percentiles the HTML plot samples; wrk's histogram has 1 µs buckets.
 
-import type { LoadSpec } from './driver-protocol.js';
+import type { LoadSpec, SecondSample } from './driver-protocol.js';
 import { distributionPercentiles, SUMMARY_PERCENTILES } from './stats.js';
 
 /** Prefix of the line done() prints; everything else on stdout is wrk's own text report. */
@@ -91,4 +91,34 @@ export function wrkArguments(spec: LoadSpec, scriptFile: string, seconds: number
     '-s', scriptFile,
     spec.url,
   ];
+}
+
+/** A reading of wrk's cumulative bytes read (/proc/PID/io rchar), seconds from the phase start. */
+export interface ReadBytesReading {
+  tSec: number;
+  bytes: number;
+}
+
+/**
+ * Per-second requests of a wrk phase. wrk reports nothing until it ends, but it reads every response
+ * with read(), so its bytes read per interval are proportional to the responses it completed (the
+ * responses of one scenario are all the same size): an interval's requests are its bytes times wrk's
+ * requests/bytes of the whole phase. (Not its share of the readings' total: the last interval, after
+ * the last reading, is usually missing because wrk has exited.) wrk has no per-interval latency, so
+ * those fields are null.
+ */
+export function wrkPerSecond(readings: readonly ReadBytesReading[], totalRequests: number, totalBytes: number): SecondSample[] {
+  if (readings.length < 2 || totalBytes <= 0) return [];
+  const first = readings[0]!;
+  const samples: SecondSample[] = [];
+  for (let index = 1; index < readings.length; index++) {
+    const previous = readings[index - 1]!;
+    const reading = readings[index]!;
+    const share = (reading.bytes - previous.bytes) / totalBytes;
+    samples.push({
+      tSec: reading.tSec - first.tSec, durationSec: reading.tSec - previous.tSec, requests: Math.round(share * totalRequests),
+      p50Ms: null, p99Ms: null, maxMs: null,
+    });
+  }
+  return samples;
 }

@@ -6,7 +6,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DriverMessage, LoadSpec, ParentMessage, Phase, PhaseCounters, PhaseResult } from './driver-protocol.js';
-import { parseWrkOutput, wrkArguments, wrkScript } from './driver-wrk.js';
+import { parseWrkOutput, wrkArguments, wrkPerSecond, wrkScript, type ReadBytesReading } from './driver-wrk.js';
+import { readIoReadChars } from './proc-stat.js';
 import { describeExit, indent, type ManagedProcess, type ProcessGroup } from './processes.js';
 import type { Scenario } from './scenario.js';
 import { decodeHistogram, histogramDistribution, percentileToX, summarizeHistogram, type DistributionPoint, type LatencySummary } from './stats.js';
@@ -111,6 +112,7 @@ function fromPhaseResult(result: PhaseResult): PhaseMeasurement {
     statusCounts: result.statusCounts,
     bytes: result.bytes,
     elapsedSec: result.elapsedSec,
+    ...(result.perSecond ? { perSecond: result.perSecond, perSecondSource: result.perSecondSource ?? 'driver' } : {}),
     latency: summarizeHistogram(latencyHistogram),
     distribution: histogramDistribution(latencyHistogram),
   };
@@ -141,12 +143,26 @@ export class WrkDriver implements LoadDriver {
     if (phase.durationSec === undefined) throw new Error('wrk runs for a duration only; use --driver autocannon for request-count phases (soak)');
     const wrk = this.group.spawn('wrk', this.wrkBinary, wrkArguments(this.spec, this.scriptFile, phase.durationSec), { cpu: this.cpu, keepStdout: true });
     const startedAt = performance.now();
-    // wrk prints nothing until it is done; report elapsed time only.
-    const ticker = setInterval(() => onProgress({ requests: null, elapsedSec: (performance.now() - startedAt) / 1000 }), 1000);
+    // wrk prints nothing until it is done: progress shows elapsed time only, and the per-second series
+    // comes from wrk's bytes read (wrkPerSecond), read once a second like the proxy's CPU.
+    const readings: ReadBytesReading[] = [];
+    const readBytes = (): void => {
+      try {
+        readings.push({ tSec: (performance.now() - startedAt) / 1000, bytes: readIoReadChars(wrk.pid) });
+      } catch {
+        // wrk has exited (or /proc/PID/io is not readable here): no further samples
+      }
+    };
+    readBytes();
+    const ticker = setInterval(() => {
+      readBytes();
+      onProgress({ requests: null, elapsedSec: (performance.now() - startedAt) / 1000 });
+    }, 1000);
     const status = await wrk.exited.finally(() => clearInterval(ticker));
     if (status.code !== 0) throw new Error(`wrk failed (${describeExit(status)})\n${indent(wrk.outputTail() || wrk.stdout())}`);
     const result = parseWrkOutput(wrk.stdout());
     const requests = result.requests;
+    const perSecond = wrkPerSecond(readings, requests, result.bytes);
     const toMs = (us: number): number => us / 1000;
     const at = (percentile: number): number => {
       // The Lua script samples every SUMMARY_PERCENTILES value exactly.
@@ -187,6 +203,7 @@ export class WrkDriver implements LoadDriver {
       elapsedSec: result.durationUs / 1e6,
       latency,
       distribution,
+      ...(perSecond.length > 0 ? { perSecond, perSecondSource: 'wrk-read-bytes' as const } : {}),
       ...(driverNotes.length > 0 ? { driverNotes } : {}),
     };
   }

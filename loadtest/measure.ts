@@ -8,7 +8,7 @@ import type { Phase } from './driver-protocol.js';
 import { coreBusyFraction, processTree, readCoreTicks, sumCpuMicros, sumRssBytes, type CoreTicks } from './proc-stat.js';
 import { sleep } from './processes.js';
 import { formatCount, type ProgressReporter } from './progress.js';
-import type { SoakCheckpoint, SoakResult, TargetRun, WindowFigures } from './results.js';
+import type { ProxySecond, SoakCheckpoint, SoakResult, TargetRun, WindowFigures } from './results.js';
 import type { Scenario, TargetName } from './scenario.js';
 import { cpuPerRequest } from './stats.js';
 
@@ -79,8 +79,25 @@ async function measureWindow(rootPid: number, phase: Phase, options: MeasureOpti
   const cpuBefore = sumCpuMicros(pids);
   const coresBefore = readCoreTicks();
   const startedAt = performance.now();
+  // The proxy's CPU once a second, for the report's time series (a few /proc reads on the driver's core).
+  const proxyPerSecond: ProxySecond[] = [];
+  let previous = { at: startedAt, cpu: cpuBefore };
+  const sampler = setInterval(() => {
+    try {
+      const now = { at: performance.now(), cpu: sumCpuMicros(pids) };
+      const durationUs = (now.at - previous.at) * 1000;
+      proxyPerSecond.push({
+        tSec: (now.at - startedAt) / 1000, durationSec: durationUs / 1e6,
+        cores: (now.cpu.userUs + now.cpu.systemUs - previous.cpu.userUs - previous.cpu.systemUs) / durationUs,
+        userCores: (now.cpu.userUs - previous.cpu.userUs) / durationUs,
+      });
+      previous = now;
+    } catch {
+      // the proxy exited: runTarget reports that
+    }
+  }, 1000);
 
-  const measured = await driver.runPhase(phase, onProgress);
+  const measured = await driver.runPhase(phase, onProgress).finally(() => clearInterval(sampler));
 
   const cpuAfter = sumCpuMicros(pids);
   const coresAfter = readCoreTicks();
@@ -112,6 +129,7 @@ async function measureWindow(rootPid: number, phase: Phase, options: MeasureOpti
     cpu: { userUs, systemUs, perRequest: cpuPerRequest(userUs, systemUs, measured.requests), cores: proxyCores },
     coreLoad,
     rssBytesAfter,
+    proxyPerSecond,
     ...(redisBefore !== null && redisAfter !== null ? {
       redis: {
         commands: redisAfter - redisBefore - 1, // minus the INFO that read the first figure

@@ -39,6 +39,17 @@ export function parseVmRssBytes(statusText: string): number {
   return Number(match[1]) * 1024;
 }
 
+/** rchar from /proc/PID/io: bytes the process got from read()-family calls (wrk reads its sockets with read()). */
+export function parseIoReadChars(ioText: string): number {
+  const match = /^rchar:\s+(\d+)/m.exec(ioText);
+  if (!match) throw new Error('no rchar line in /proc/PID/io');
+  return Number(match[1]);
+}
+
+export function readIoReadChars(pid: number): number {
+  return parseIoReadChars(readFileSync(`/proc/${pid}/io`, 'utf8'));
+}
+
 /** Busy and idle clock ticks of one logical CPU. */
 export interface CoreTicks {
   busy: number;

@@ -6,13 +6,15 @@ import type { DistributionPoint } from './stats.js';
 import { percentileToX } from './stats.js';
 import type { RunResult } from './results.js';
 import type { TargetName } from './scenario.js';
-import { describeLoad, describeSetup, formatFigure, formatRatio } from './report-text.js';
+import { describeLoad, describeSetup, formatFigure, formatRatio, peerVersions } from './report-text.js';
 
 export function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
-const TARGET_COLORS: Record<TargetName, string> = { lobby: '#d9480f', nginx: '#1864ab', 'lobby-plain': '#2b8a3e', 'lobby-ref': '#7048e8' };
+const TARGET_COLORS: Record<TargetName, string> = {
+  lobby: '#d9480f', nginx: '#1864ab', 'lobby-plain': '#2b8a3e', 'lobby-ref': '#7048e8', fastify: '#000000', haproxy: '#0c8599',
+};
 const ROUND_DASHES = ['', '8 4', '2 3', '12 3 2 3'];
 
 export interface ChartSeries {
@@ -31,7 +33,10 @@ interface ChartOptions {
 
 const WIDTH = 920;
 const HEIGHT = 440;
-const MARGIN = { left: 70, right: 20, top: 36, bottom: 58 };
+/** right: room for half the last x tick label ("99.9999%" is centred on the frame's right edge). */
+const MARGIN = { left: 70, right: 44, top: 36, bottom: 58 };
+const PLOT_WIDTH = WIDTH - MARGIN.left - MARGIN.right;
+const PLOT_HEIGHT = HEIGHT - MARGIN.top - MARGIN.bottom;
 
 /** Tick label for a decade of the x axis: 1 → "0%", 10 → "90%", 1000 → "99.9%". */
 export function percentileLabel(decade: number): string {
@@ -57,44 +62,33 @@ function formatMs(value: number): string {
 /** The percentile distribution chart as an inline <svg>. */
 export function percentileChartSvg(series: readonly ChartSeries[], options: ChartOptions): string {
   const drawable = series.filter((line) => line.points.length > 0);
-  const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
-  const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
   const maxDecade = Math.max(1, Math.ceil(Math.max(...drawable.map((line) => Math.log10(Math.max(line.count, 10))), 1)));
   const latencies = drawable.flatMap((line) => line.points.map((point) => point.latencyMs)).filter((ms) => ms > 0);
   const maxMs = latencies.length ? Math.max(...latencies) : 1;
   const minMs = latencies.length ? Math.min(...latencies) : 0.01;
 
-  const xOf = (percentile: number, count: number): number => MARGIN.left + (Math.log10(percentileToX(percentile, count)) / maxDecade) * plotWidth;
+  const xOf = (percentile: number, count: number): number => MARGIN.left + (Math.log10(percentileToX(percentile, count)) / maxDecade) * PLOT_WIDTH;
   let yOf: (ms: number) => number;
   const yTicks: number[] = [];
   if (options.logY) {
     const low = Math.floor(Math.log10(minMs));
     const high = Math.max(low + 1, Math.ceil(Math.log10(maxMs)));
-    yOf = (ms) => MARGIN.top + plotHeight - ((Math.log10(Math.max(ms, 10 ** low)) - low) / (high - low)) * plotHeight;
+    yOf = (ms) => MARGIN.top + PLOT_HEIGHT - ((Math.log10(Math.max(ms, 10 ** low)) - low) / (high - low)) * PLOT_HEIGHT;
     for (let decade = low; decade <= high; decade++) yTicks.push(10 ** decade);
   } else {
     const step = niceStep(maxMs, 6);
     const top = Math.ceil(maxMs / step) * step;
-    yOf = (ms) => MARGIN.top + plotHeight - (ms / top) * plotHeight;
+    yOf = (ms) => MARGIN.top + PLOT_HEIGHT - (ms / top) * PLOT_HEIGHT;
     for (let tick = 0; tick <= top + step / 2; tick += step) yTicks.push(tick);
   }
 
-  const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" role="img" aria-label="${escapeHtml(options.title)}">`);
-  parts.push(`<text x="${WIDTH / 2}" y="20" text-anchor="middle" class="chart-title">${escapeHtml(options.title)}</text>`);
+  const parts: string[] = [svgOpen(options.title)];
   for (let decade = 0; decade <= maxDecade; decade++) {
-    const x = MARGIN.left + (decade / maxDecade) * plotWidth;
-    parts.push(`<line x1="${x.toFixed(1)}" y1="${MARGIN.top}" x2="${x.toFixed(1)}" y2="${MARGIN.top + plotHeight}" class="grid"/>`);
-    parts.push(`<text x="${x.toFixed(1)}" y="${MARGIN.top + plotHeight + 18}" text-anchor="middle" class="tick">${percentileLabel(decade)}</text>`);
+    const x = MARGIN.left + (decade / maxDecade) * PLOT_WIDTH;
+    parts.push(`<line x1="${x.toFixed(1)}" y1="${MARGIN.top}" x2="${x.toFixed(1)}" y2="${MARGIN.top + PLOT_HEIGHT}" class="grid"/>`);
+    parts.push(`<text x="${x.toFixed(1)}" y="${MARGIN.top + PLOT_HEIGHT + 18}" text-anchor="middle" class="tick">${percentileLabel(decade)}</text>`);
   }
-  for (const tick of yTicks) {
-    const y = yOf(tick);
-    parts.push(`<line x1="${MARGIN.left}" y1="${y.toFixed(1)}" x2="${MARGIN.left + plotWidth}" y2="${y.toFixed(1)}" class="grid"/>`);
-    parts.push(`<text x="${MARGIN.left - 8}" y="${(y + 4).toFixed(1)}" text-anchor="end" class="tick">${Number(tick.toPrecision(6))}</text>`);
-  }
-  parts.push(`<text x="${MARGIN.left + plotWidth / 2}" y="${HEIGHT - 12}" text-anchor="middle" class="axis-label">percentile (x = 1/(1-p), log scale; the last point of each line is the maximum)</text>`);
-  parts.push(`<text transform="translate(16 ${MARGIN.top + plotHeight / 2}) rotate(-90)" text-anchor="middle" class="axis-label">latency, ms${options.logY ? ' (log scale)' : ''}</text>`);
-  parts.push(`<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${plotWidth}" height="${plotHeight}" class="frame"/>`);
+  parts.push(...yAxis(yTicks, yOf), ...axisLabels('percentile (x = 1/(1-p), log scale; the last point of each line is the maximum)', `latency, ms${options.logY ? ' (log scale)' : ''}`));
 
   drawable.forEach((line, index) => {
     const coordinates = line.points.map((point) => `${xOf(point.percentile, line.count).toFixed(1)},${yOf(point.latencyMs).toFixed(1)}`).join(' ');
@@ -104,12 +98,98 @@ export function percentileChartSvg(series: readonly ChartSeries[], options: Char
       const label = point.percentile === 100 ? 'max' : `p${point.percentile}`;
       parts.push(`<circle cx="${xOf(point.percentile, line.count).toFixed(1)}" cy="${yOf(point.latencyMs).toFixed(1)}" r="3" fill="${line.color}"><title>${escapeHtml(line.name)} ${label}: ${formatMs(point.latencyMs)} ms</title></circle>`);
     }
-    const legendY = MARGIN.top + 16 + index * 18;
-    parts.push(`<line x1="${MARGIN.left + 12}" y1="${legendY - 4}" x2="${MARGIN.left + 40}" y2="${legendY - 4}" stroke="${line.color}" stroke-width="2"${dash}/>`);
-    parts.push(`<text x="${MARGIN.left + 46}" y="${legendY}" class="legend">${escapeHtml(line.name)}</text>`);
+    parts.push(...legendEntry(line, index));
   });
   parts.push('</svg>');
   return parts.join('\n');
+}
+
+function svgOpen(title: string): string {
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" role="img" aria-label="${escapeHtml(title)}">\n` +
+    `<text x="${WIDTH / 2}" y="20" text-anchor="middle" class="chart-title">${escapeHtml(title)}</text>`;
+}
+
+/** Horizontal grid lines with their labels on the left. */
+function yAxis(ticks: readonly number[], yOf: (value: number) => number): string[] {
+  return ticks.flatMap((tick) => {
+    const y = yOf(tick);
+    return [`<line x1="${MARGIN.left}" y1="${y.toFixed(1)}" x2="${MARGIN.left + PLOT_WIDTH}" y2="${y.toFixed(1)}" class="grid"/>`,
+      `<text x="${MARGIN.left - 8}" y="${(y + 4).toFixed(1)}" text-anchor="end" class="tick">${Number(tick.toPrecision(6))}</text>`];
+  });
+}
+
+/** Axis titles and the plot frame. */
+function axisLabels(xLabel: string, yLabel: string): string[] {
+  return [
+    `<text x="${MARGIN.left + PLOT_WIDTH / 2}" y="${HEIGHT - 12}" text-anchor="middle" class="axis-label">${escapeHtml(xLabel)}</text>`,
+    `<text transform="translate(16 ${MARGIN.top + PLOT_HEIGHT / 2}) rotate(-90)" text-anchor="middle" class="axis-label">${escapeHtml(yLabel)}</text>`,
+    `<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${PLOT_WIDTH}" height="${PLOT_HEIGHT}" class="frame"/>`,
+  ];
+}
+
+function legendEntry(line: { name: string; color: string; dash: string }, index: number): string[] {
+  const legendY = MARGIN.top + 16 + index * 18;
+  const dash = line.dash ? ` stroke-dasharray="${line.dash}"` : '';
+  return [`<line x1="${MARGIN.left + 12}" y1="${legendY - 4}" x2="${MARGIN.left + 40}" y2="${legendY - 4}" stroke="${line.color}" stroke-width="2"${dash}/>`,
+    `<text x="${MARGIN.left + 46}" y="${legendY}" class="legend">${escapeHtml(line.name)}</text>`];
+}
+
+/** One line of a time-series chart: x = seconds from the start of the measured window. */
+export interface TimeSeries {
+  name: string;
+  color: string;
+  dash: string;
+  points: Array<{ tSec: number; value: number }>;
+}
+
+/** A chart of figures over the measured window (linear axes, y from 0). */
+export function timeSeriesChartSvg(series: readonly TimeSeries[], options: { title: string; yLabel: string }): string {
+  const drawable = series.filter((line) => line.points.length > 0);
+  const values = drawable.flatMap((line) => line.points);
+  const maxT = Math.max(1, ...values.map((point) => point.tSec));
+  const maxValue = Math.max(...values.map((point) => point.value), 0);
+  const xStep = niceStep(maxT, 10);
+  const xRight = Math.ceil(maxT / xStep) * xStep;
+  const yStep = maxValue > 0 ? niceStep(maxValue, 6) : 1;
+  const yTop = Math.max(yStep, Math.ceil(maxValue / yStep) * yStep);
+  const xOf = (tSec: number): number => MARGIN.left + (tSec / xRight) * PLOT_WIDTH;
+  const yOf = (value: number): number => MARGIN.top + PLOT_HEIGHT - (value / yTop) * PLOT_HEIGHT;
+
+  const parts: string[] = [svgOpen(options.title)];
+  for (let tick = 0; tick <= xRight + xStep / 2; tick += xStep) {
+    const x = xOf(tick);
+    parts.push(`<line x1="${x.toFixed(1)}" y1="${MARGIN.top}" x2="${x.toFixed(1)}" y2="${MARGIN.top + PLOT_HEIGHT}" class="grid"/>`);
+    parts.push(`<text x="${x.toFixed(1)}" y="${MARGIN.top + PLOT_HEIGHT + 18}" text-anchor="middle" class="tick">${Number(tick.toPrecision(6))}</text>`);
+  }
+  const yTicks: number[] = [];
+  for (let tick = 0; tick <= yTop + yStep / 2; tick += yStep) yTicks.push(tick);
+  parts.push(...yAxis(yTicks, yOf), ...axisLabels('seconds into the measured window', options.yLabel));
+  drawable.forEach((line, index) => {
+    const coordinates = line.points.map((point) => `${xOf(point.tSec).toFixed(1)},${yOf(point.value).toFixed(1)}`).join(' ');
+    const dash = line.dash ? ` stroke-dasharray="${line.dash}"` : '';
+    parts.push(`<polyline points="${coordinates}" fill="none" stroke="${line.color}" stroke-width="2"${dash} data-series="${escapeHtml(line.name)}"><title>${escapeHtml(line.name)}</title></polyline>`);
+    for (const point of line.points) {
+      parts.push(`<circle cx="${xOf(point.tSec).toFixed(1)}" cy="${yOf(point.value).toFixed(1)}" r="2" fill="${line.color}"><title>${escapeHtml(line.name)} at ${point.tSec.toFixed(1)} s: ${Number(point.value.toPrecision(4))}</title></circle>`);
+    }
+    parts.push(...legendEntry(line, index));
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+/** The per-second series of every target and round: requests/s and p99 from the driver, cores from the proxy's /proc. */
+export function timeSeries(result: RunResult): { requestsPerSec: TimeSeries[]; p99Ms: TimeSeries[]; proxyCores: TimeSeries[] } {
+  const multipleRounds = result.settings.rounds > 1;
+  const out = { requestsPerSec: [] as TimeSeries[], p99Ms: [] as TimeSeries[], proxyCores: [] as TimeSeries[] };
+  for (const run of result.runs) {
+    const style = { name: multipleRounds ? `${run.target} (round ${run.round})` : run.target, color: TARGET_COLORS[run.target], dash: ROUND_DASHES[(run.round - 1) % ROUND_DASHES.length]! };
+    const seconds = run.figures.perSecond ?? [];
+    out.requestsPerSec.push({ ...style, points: seconds.filter((second) => second.durationSec > 0).map((second) => ({ tSec: second.tSec, value: second.requests / second.durationSec })) });
+    out.p99Ms.push({ ...style, points: seconds.filter((second) => second.p99Ms !== null).map((second) => ({ tSec: second.tSec, value: second.p99Ms! })) });
+    out.proxyCores.push({ ...style, points: (run.figures.proxyPerSecond ?? []).map((second) => ({ tSec: second.tSec, value: second.cores })) });
+  }
+  for (const key of Object.keys(out) as Array<keyof typeof out>) out[key] = out[key].filter((line) => line.points.length > 0);
+  return out;
 }
 
 /** One line per target and round, plus the uncorrected service time in open-model runs. */
@@ -157,7 +237,7 @@ export function renderHtmlReport(result: RunResult): string {
   if (scenario.description) html.push(`<p class="meta">${escapeHtml(scenario.description)}</p>`);
   html.push(`<p class="meta">${escapeHtml(describeLoad(scenario))}</p>`);
   html.push(`<p class="meta">${escapeHtml(describeSetup(result))}</p>`);
-  html.push(`<p class="meta">${escapeHtml(`${result.machine.cpuModel} · ${result.machine.logicalCpus} CPUs · Linux ${result.machine.kernel} · Node ${result.machine.node}${result.machine.nginx ? ` · nginx ${result.machine.nginx}` : ''} · ${result.startedAt}`)}</p>`);
+  html.push(`<p class="meta">${escapeHtml(`${result.machine.cpuModel} · ${result.machine.logicalCpus} CPUs · Linux ${result.machine.kernel} · Node ${result.machine.node}${peerVersions(result)} · ${result.startedAt}`)}</p>`);
   html.push(`<p class="meta">command: <code>${escapeHtml(result.command)}</code></p>`);
 
   html.push('<h2>Summary</h2><table><thead><tr><th>figure</th>');
@@ -177,6 +257,11 @@ export function renderHtmlReport(result: RunResult): string {
   html.push('</tbody></table>');
   html.push(`<p class="meta">Headline: CPU time (utime + stime from /proc/PID/stat) of the proxy process over the measured window, divided by the requests served in it.${result.settings.rounds > 1 ? ` Medians over ${result.settings.rounds} rounds; counters summed.` : ''}</p>`);
 
+  if (result.assertRatio) {
+    html.push(`<p class="${result.assertRatio.pass ? 'pass' : 'fail'}">${escapeHtml(result.assertRatio.message)}</p>`);
+    for (const note of result.assertRatio.notes) html.push(`<p class="meta warn">${escapeHtml(note)}</p>`);
+  }
+
   const series = chartSeries(result).filter((line) => line.points.length > 0);
   if (series.length > 0) {
     html.push('<h2>Latency by percentile</h2>');
@@ -185,6 +270,26 @@ export function renderHtmlReport(result: RunResult): string {
     }
     html.push(percentileChartSvg(series, { title: `Latency percentile distribution · ${scenario.name}`, logY: false }));
     html.push(percentileChartSvg(series, { title: 'Same, latency on a log scale', logY: true }));
+  }
+
+  const overTime = timeSeries(result);
+  if (overTime.requestsPerSec.length + overTime.p99Ms.length + overTime.proxyCores.length > 0) {
+    html.push('<h2>Over time</h2>');
+    const wrkEstimate = result.runs.some((run) => run.figures.perSecondSource === 'wrk-read-bytes');
+    if (overTime.requestsPerSec.length > 0) {
+      if (wrkEstimate) {
+        html.push('<p class="meta">wrk reports nothing until it ends: its requests/s per second are its bytes read per second (<code>/proc/PID/io</code> rchar) times its requests per byte over the window.</p>');
+      }
+      html.push(timeSeriesChartSvg(overTime.requestsPerSec, { title: `Requests/s per second${wrkEstimate ? ' (wrk: from its bytes read)' : ''}`, yLabel: 'requests/s' }));
+    }
+    if (overTime.p99Ms.length > 0) {
+      html.push(timeSeriesChartSvg(overTime.p99Ms, { title: 'Latency p99 per second', yLabel: 'latency p99, ms' }));
+    } else {
+      html.push(`<p class="meta">No latency over time: ${result.settings.driver === 'wrk' ? 'wrk gives only its whole-window histogram (its Lua response() hook would slow it down); use --driver autocannon for latency per second' : 'the driver reported no per-second latency'}.</p>`);
+    }
+    if (overTime.proxyCores.length > 0) {
+      html.push(timeSeriesChartSvg(overTime.proxyCores, { title: 'Proxy CPU per second (/proc/PID/stat)', yLabel: 'cores busy' }));
+    }
   }
 
   const soakRuns = result.runs.filter((run) => run.soak);

@@ -30,13 +30,20 @@ export function describeSetup(result: RunResult): string {
   return `driver ${driverVersion} · upstream ${settings.upstream} · ${placement} · ${settings.rounds} round(s)`;
 }
 
+/** " · nginx 1.22.1 · haproxy 2.6.12 · fastify 5.12.8, ..." for the machine line. */
+export function peerVersions(result: RunResult): string {
+  const { machine } = result;
+  return [machine.nginx ? `nginx ${machine.nginx}` : null, machine.haproxy ? `haproxy ${machine.haproxy}` : null, machine.fastify ?? null]
+    .filter((part) => part !== null).map((part) => ` · ${part}`).join('');
+}
+
 export function renderTextReport(result: RunResult, files: { json: string; html: string } | null): string {
   const { scenario, summary } = result;
   const lines: string[] = [];
   lines.push(`Lobby load test · scenario ${scenario.name}${scenario.description ? ` (${scenario.description})` : ''}`);
   lines.push(describeLoad(scenario));
   lines.push(describeSetup(result));
-  lines.push(`${result.machine.cpuModel} · ${result.machine.logicalCpus} CPUs · Linux ${result.machine.kernel} · Node ${result.machine.node}${result.machine.nginx ? ` · nginx ${result.machine.nginx}` : ''}`);
+  lines.push(`${result.machine.cpuModel} · ${result.machine.logicalCpus} CPUs · Linux ${result.machine.kernel} · Node ${result.machine.node}${peerVersions(result)}`);
   lines.push('');
 
   const targets = summary.targets;
@@ -65,6 +72,10 @@ export function renderTextReport(result: RunResult, files: { json: string; html:
     }
   }
   if (showRef) lines.push(...refLines(result));
+  if (result.assertRatio) {
+    lines.push(result.assertRatio.message);
+    for (const note of result.assertRatio.notes) lines.push(`  note: ${note}`);
+  }
   if (scenario.rate !== null) {
     lines.push('Open model: latency is measured from each request\'s intended send time (coordinated-omission corrected);');
     lines.push('"service time" is from the actual send, as uncorrected tools report it.');

@@ -7,6 +7,14 @@ import type { Scenario, TargetName } from './scenario.js';
 import type { CpuPerRequest } from './stats.js';
 import { median, ratio } from './stats.js';
 
+/** The proxy's CPU over about one second of a window (seconds from the window's start), in cores. */
+export interface ProxySecond {
+  tSec: number;
+  durationSec: number;
+  cores: number;
+  userCores: number;
+}
+
 /** Everything measured over one window (a measured phase) of one target. */
 export interface WindowFigures extends PhaseMeasurement {
   requestsPerSec: number;
@@ -22,6 +30,8 @@ export interface WindowFigures extends PhaseMeasurement {
   /** Busy share of the pinned cores over the window (null without pinning). */
   coreLoad: { driverCore: number; proxyCore: number; otherOnProxyCore: number } | null;
   rssBytesAfter: number;
+  /** Per-second CPU of the proxy over the window (absent in results written before issue 11). */
+  proxyPerSecond?: ProxySecond[];
   /** Scenarios with `redis: true`, Lobby targets: commands Redis processed during the window. */
   redis?: { commands: number; commandsPerSec: number; commandsPerRequest: number };
   warnings: string[];
@@ -58,7 +68,7 @@ export interface RunSettings {
   driverCpu: number | null;
   proxyCpu: number | null;
   rounds: number;
-  ports: { lobby: number; upstream: number; nginx: number };
+  ports: { lobby: number; upstream: number; nginx: number; fastify?: number; haproxy?: number };
   lobbyConfigFile: string | null;
   /** Target lobby-ref: which build it ran (--ref GITREF or --ref-dir DIR), null without one. */
   ref?: { source: string; sha: string | null; dir: string; build: 'now' | 'cached' | 'given' } | null;
@@ -70,6 +80,9 @@ export interface MachineInfo {
   kernel: string;
   node: string;
   nginx: string | null;
+  /** Peers (issue 11); absent in older results. */
+  haproxy?: string | null;
+  fastify?: string | null;
   wrk: string | null;
   autocannon: string;
   clockTicksPerSecond: number;
@@ -87,6 +100,8 @@ export interface RunResult {
   skipped: Array<{ target: TargetName; reason: string }>;
   failures: Array<{ target: TargetName; round: number; error: string }>;
   summary: RunSummary;
+  /** --assert-ratio: the verdict, null without the flag. */
+  assertRatio?: RatioVerdict | null;
 }
 
 export interface FigureRow {
@@ -168,4 +183,48 @@ export function summarizeRuns(targets: readonly TargetName[], runs: readonly Tar
     });
   }
   return { targets: [...targets], rows };
+}
+
+// --assert-ratio R: the regression check of the speed scenarios (issue 11). After the run, Lobby's
+// headline (CPU µs/request, the median over rounds) divided by nginx's must be at most R. A run that
+// cannot show the ratio (a target skipped or failed in every round) does not pass: a check that
+// silently passes when nothing was compared would hide the regression it exists to catch.
+
+/** Below this many cores busy a proxy was not saturated, and its CPU/request is not the headline figure. */
+const SATURATED_CORES = 0.9;
+
+export interface RatioVerdict {
+  /** true: held; false: exceeded or could not be checked. */
+  pass: boolean;
+  limit: number;
+  /** lobby / nginx CPU µs/request, null when either is missing. */
+  ratio: number | null;
+  /** One line for the summary and stderr. */
+  message: string;
+  /** Caveats that do not change the verdict (e.g. a proxy that was not saturated). */
+  notes: string[];
+}
+
+export function assertRatioVerdict(summary: RunSummary, limit: number): RatioVerdict {
+  const headline = summary.rows.find((row) => row.key === 'cpuUsPerRequest');
+  const lobby = headline?.values.lobby ?? null;
+  const nginx = headline?.values.nginx ?? null;
+  const ratio = headline?.ratio ?? null;
+  const notes: string[] = [];
+  const cores = summary.rows.find((row) => row.key === 'proxyCores');
+  for (const target of ['lobby', 'nginx'] as const) {
+    const busy = cores?.values[target];
+    if (busy != null && busy < SATURATED_CORES) {
+      notes.push(`${target} used ${busy.toFixed(2)} cores: not saturated (driver-bound or a busy machine), so the ratio is not the saturated headline`);
+    }
+  }
+  if (ratio === null || lobby == null || nginx == null) {
+    const missing = [lobby == null ? 'lobby' : null, nginx == null ? 'nginx' : null].filter(Boolean).join(' and ');
+    return { pass: false, limit, ratio: null, notes,
+      message: `assert-ratio ${limit}: NOT CHECKED, no CPU µs/request for ${missing || 'lobby/nginx'} (skipped or failed): counts as a failure` };
+  }
+  const figures = `lobby ${lobby.toFixed(2)} / nginx ${nginx.toFixed(2)} CPU µs/request = ${ratio.toFixed(3)}`;
+  return ratio <= limit
+    ? { pass: true, limit, ratio, notes, message: `assert-ratio ${limit}: HELD, ${figures} <= ${limit}` }
+    : { pass: false, limit, ratio, notes, message: `assert-ratio ${limit}: EXCEEDED, ${figures} > ${limit}` };
 }

@@ -10,19 +10,21 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { applyOverrides, HELP_TEXT, parseCliArgs, UsageError, type CliOptions } from './cli-args.js';
+import { applyOverrides, HELP_TEXT, parseCliArgs, PORT_OFFSETS, UsageError, type CliOptions } from './cli-args.js';
 import type { LoadSpec } from './driver-protocol.js';
 import { createDriver, driverProblem, type LoadDriver } from './drivers.js';
 import { lobbyConfigYaml, lobbyIsBuilt, LOBBY_ENTRY, readListenAddress, startLobby } from './lobby.js';
 import { checkRefSource, prepareRef, removeRefExport, type PreparedRef } from './lobby-ref.js';
 import { measureTarget, type Pinning } from './measure.js';
 import { nginxVersion, proxyNginxConfig, startNginx } from './nginx.js';
+import { fastifyVersions, startFastify } from './fastify.js';
+import { haproxyConfig, haproxyVersion, startHaproxy } from './haproxy.js';
 import { clockTicksPerSecond } from './proc-stat.js';
 import { findExecutable, isPortOpen, pinCurrentProcess, ProcessGroup, waitForHttp, type ManagedProcess } from './processes.js';
 import { ProgressReporter } from './progress.js';
 import { renderHtmlReport } from './report-html.js';
 import { formatFigure, renderTextReport } from './report-text.js';
-import { summarizeRuns, type MachineInfo, type RunResult, type RunSettings, type TargetRun } from './results.js';
+import { assertRatioVerdict, summarizeRuns, type MachineInfo, type RunResult, type RunSettings, type TargetRun } from './results.js';
 import { loadScenario, type Scenario, type TargetName } from './scenario.js';
 import { startUpstream, type RunningUpstream, type UpstreamKind } from './upstream.js';
 import { redisCommandsProcessed, startRedisServer, type RunningRedis } from './redis.js';
@@ -49,6 +51,7 @@ interface RunContext {
   workDir: string;
   pinning: Pinning | null;
   nginxBinary: string | null;
+  haproxyBinary: string | null;
   wrkBinary: string | null;
   upstream: RunningUpstream;
   ports: RunSettings['ports'];
@@ -81,6 +84,7 @@ async function main(): Promise<number> {
   }
   const progress = new ProgressReporter();
   const nginxBinary = findExecutable('nginx');
+  const haproxyBinary = findExecutable('haproxy');
   const wrkBinary = findExecutable('wrk');
   validateEnvironment(options, scenario, wrkBinary);
 
@@ -114,7 +118,7 @@ async function main(): Promise<number> {
     const ref = options.ref && scenario.targets.includes('lobby-ref')
       ? await prepareRef(group, options.ref, { repoRoot: REPO_ROOT, log: (message) => progress.log(message), onExportDir: (dir) => { refExportDir = dir; } })
       : null;
-    return await runScenario(options, scenario, { group, progress, workDir, pinning, nginxBinary, wrkBinary, ref });
+    return await runScenario(options, scenario, { group, progress, workDir, pinning, nginxBinary, haproxyBinary, wrkBinary, ref });
   } finally {
     await cleanUp();
     if (options.keepTemp) progress.log(`temp dir kept: ${workDir}${refExportDir ? `; lobby-ref build kept (reused by the next --ref of that commit): ${refExportDir}` : ''}`);
@@ -126,6 +130,9 @@ function validateEnvironment(options: CliOptions, scenario: Scenario, wrkBinary:
     // cpus(), not availableParallelism(): the latter reflects this process's own affinity mask.
     if (cpus().length < 2) throw new UsageError(`pinning needs 2 CPUs (this machine has ${cpus().length}); use --no-pin`);
     if (!findExecutable('taskset')) throw new UsageError('taskset (util-linux) is not installed; install it or use --no-pin');
+  }
+  if (options.assertRatio !== null && !(scenario.targets.includes('lobby') && scenario.targets.includes('nginx'))) {
+    throw new UsageError(`--assert-ratio compares lobby with nginx, but scenario ${scenario.name} measures ${scenario.targets.join(', ')}: add --targets lobby,nginx`);
   }
   const problem = driverProblem(options.driver, scenario, wrkBinary);
   if (problem) throw new UsageError(problem);
@@ -143,7 +150,9 @@ async function runScenario(options: CliOptions, scenario: Scenario,
   base: Omit<RunContext, 'options' | 'scenario' | 'upstream' | 'ports' | 'redis'>): Promise<number> {
   const { group, progress, workDir, pinning, nginxBinary } = base;
   const startedAt = new Date();
-  const ports = { lobby: options.portBase, upstream: options.portBase + 1, nginx: options.portBase + 2 };
+  const ports: RunSettings['ports'] = { lobby: options.portBase + PORT_OFFSETS.lobby, upstream: options.portBase + PORT_OFFSETS.upstream, nginx: options.portBase + PORT_OFFSETS.nginx };
+  if (scenario.targets.includes('fastify')) ports.fastify = options.portBase + PORT_OFFSETS.fastify;
+  if (scenario.targets.includes('haproxy')) ports.haproxy = options.portBase + PORT_OFFSETS.haproxy;
   if (options.lobbyConfigFile) ports.lobby = readListenAddress(options.lobbyConfigFile).port;
 
   // Which targets can run here at all.
@@ -152,6 +161,10 @@ async function runScenario(options: CliOptions, scenario: Scenario,
   for (const target of scenario.targets) {
     if (target === 'nginx' && !nginxBinary) {
       skipped.push({ target, reason: 'nginx is not installed (apt-get install nginx-light); no baseline in this run' });
+    } else if (target === 'haproxy' && !base.haproxyBinary) {
+      skipped.push({ target, reason: 'haproxy is not installed (apt-get install haproxy)' });
+    } else if (target === 'fastify' && !fastifyVersions()) {
+      skipped.push({ target, reason: 'fastify / @fastify/http-proxy are not installed (devDependencies: npm install without --omit=dev)' });
     } else if ((target === 'lobby' || target === 'lobby-plain') && !lobbyIsBuilt()) {
       skipped.push({ target, reason: `${relative(REPO_ROOT, LOBBY_ENTRY)} not found: build Lobby first (npx tsc -p tsconfig.json)` });
     } else {
@@ -162,7 +175,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
   if (targets.length === 0) throw new Error('no target can run on this machine (see the messages above)');
 
   for (const [name, port] of Object.entries(ports)) {
-    if (name === 'nginx' && !targets.includes('nginx')) continue;
+    if ((name === 'nginx' || name === 'fastify' || name === 'haproxy') && !targets.includes(name)) continue;
     if (name === 'lobby' && !targets.some((target) => target.startsWith('lobby'))) continue;
     if (await isPortOpen(LOCALHOST, port)) throw new Error(`port ${port} (${name}) is already in use; stop what listens there or pass --port-base`);
   }
@@ -174,7 +187,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
   });
   let redis: RunningRedis | null = null;
   if (scenario.redis) {
-    const redisPort = options.portBase + 3;
+    const redisPort = options.portBase + PORT_OFFSETS.redis;
     if (await isPortOpen(LOCALHOST, redisPort)) throw new Error(`port ${redisPort} (redis) is already in use; stop what listens there or pass --port-base`);
     progress.log(`starting redis-server on ${LOCALHOST}:${redisPort}${pinning ? ` (CPU ${pinning.driverCpu})` : ''}`);
     redis = await startRedisServer(group, LOCALHOST, redisPort, pinning?.driverCpu ?? null);
@@ -219,12 +232,13 @@ async function runScenario(options: CliOptions, scenario: Scenario,
       lobbyConfigFile: options.lobbyConfigFile ? resolve(options.lobbyConfigFile) : null,
       ref: base.ref ? { source: base.ref.source, sha: base.ref.sha, dir: base.ref.dir, build: base.ref.build } : null,
     },
-    machine: machineInfo(nginxBinary, base.wrkBinary),
+    machine: machineInfo(nginxBinary, base.haproxyBinary, base.wrkBinary),
     runs,
     skipped,
     failures,
     summary: summarizeRuns(targets, runs),
   };
+  result.assertRatio = options.assertRatio === null ? null : assertRatioVerdict(result.summary, options.assertRatio);
 
   const outDir = resolve(options.outDir ?? DEFAULT_OUT_DIR);
   mkdirSync(outDir, { recursive: true });
@@ -236,13 +250,14 @@ async function runScenario(options: CliOptions, scenario: Scenario,
   process.stdout.write('\n' + renderTextReport(result, { json: displayPath(files.json), html: displayPath(files.html) }));
 
   const soakFailed = runs.some((run) => run.soak && !run.soak.pass);
-  return failures.length > 0 || runs.length === 0 || soakFailed ? 1 : 0;
+  if (result.assertRatio && !result.assertRatio.pass) progress.log(`loadtest: ${result.assertRatio.message}`);
+  return failures.length > 0 || runs.length === 0 || soakFailed || result.assertRatio?.pass === false ? 1 : 0;
 }
 
 /** Starts one target, measures it, stops it: every round gets a fresh process. */
 async function runTarget(context: RunContext, target: TargetName, prefix: string): Promise<Omit<TargetRun, 'round'>> {
   const { progress, pinning, scenario, group } = context;
-  const started = target === 'nginx' ? startNginxTarget(context) : startLobbyTarget(context, target);
+  const started = startTarget(context, target);
   progress.log(`${prefix} starting: ${started.process.commandLine}`);
   let driver: LoadDriver | null = null;
   try {
@@ -275,8 +290,26 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
   }
 }
 
+function startTarget(context: RunContext, target: TargetName): StartedTarget {
+  const { scenario, upstream, ports, pinning, group } = context;
+  const cpu = pinning?.proxyCpu ?? null;
+  switch (target) {
+    case 'nginx': return startNginxTarget(context);
+    case 'fastify': {
+      const port = ports.fastify!;
+      return { process: startFastify(group, { host: LOCALHOST, port, upstreamUrl: upstream.url, upstreamConnections: scenario.upstreamConnections }, cpu), host: LOCALHOST, port };
+    }
+    case 'haproxy': {
+      const port = ports.haproxy!;
+      const config = haproxyConfig({ port, upstreamHost: upstream.host, upstreamPort: upstream.port, upstreamConnections: scenario.upstreamConnections });
+      return { process: startHaproxy(group, context.haproxyBinary!, context.workDir, config, cpu), host: LOCALHOST, port };
+    }
+    default: return startLobbyTarget(context, target);
+  }
+}
+
 /** lobby-plain: the generated config without the scenario's overlay; lobby-ref: lobby's config on the ref's build. */
-function startLobbyTarget(context: RunContext, target: Exclude<TargetName, 'nginx'>): StartedTarget {
+function startLobbyTarget(context: RunContext, target: 'lobby' | 'lobby-plain' | 'lobby-ref'): StartedTarget {
   const { options, scenario, workDir, upstream, ports, pinning, group } = context;
   const plain = target === 'lobby-plain';
   let configFile: string;
@@ -312,7 +345,8 @@ function displayPath(file: string): string {
   return fromCwd.startsWith('..') ? file : fromCwd;
 }
 
-function machineInfo(nginxBinary: string | null, wrkBinary: string | null): MachineInfo {
+function machineInfo(nginxBinary: string | null, haproxyBinary: string | null, wrkBinary: string | null): MachineInfo {
+  const fastify = fastifyVersions();
   const wrkVersion = wrkBinary ? (spawnSync(wrkBinary, ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? '').replace(/\s*Copyright.*$/, '').trim() : null;
   const autocannonPackage = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string };
   return {
@@ -321,6 +355,8 @@ function machineInfo(nginxBinary: string | null, wrkBinary: string | null): Mach
     kernel: release(),
     node: process.version,
     nginx: nginxBinary ? nginxVersion(nginxBinary) : null,
+    haproxy: haproxyBinary ? haproxyVersion(haproxyBinary) : null,
+    fastify: fastify ? `fastify ${fastify.fastify}, @fastify/http-proxy ${fastify.httpProxy}` : null,
     wrk: wrkVersion,
     autocannon: autocannonPackage.version,
     clockTicksPerSecond: clockTicksPerSecond(),

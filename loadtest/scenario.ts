@@ -9,8 +9,9 @@ import { parse as parseYaml } from 'yaml';
 
 /** `lobby-plain`: Lobby on the generated config without the scenario's `lobby` overlay (the plain
  * proxy path), to compare a feature's cost with Lobby itself in the same run. `lobby-ref`: the
- * same config on Lobby built from another commit (--ref / --ref-dir, loadtest/lobby-ref.ts). */
-export const TARGET_NAMES = ['lobby', 'nginx', 'lobby-plain', 'lobby-ref'] as const;
+ * same config on Lobby built from another commit (--ref / --ref-dir, loadtest/lobby-ref.ts).
+ * `fastify` (@fastify/http-proxy, the Node peer) and `haproxy`: further peers next to the nginx baseline. */
+export const TARGET_NAMES = ['lobby', 'nginx', 'lobby-plain', 'lobby-ref', 'fastify', 'haproxy'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 const DEFAULT_TARGETS: TargetName[] = ['lobby', 'nginx'];
 

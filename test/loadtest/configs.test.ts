@@ -30,11 +30,11 @@ describe('loadtest command line', () => {
   it('parses every documented flag', () => {
     const options = parseCliArgs(['--scenario', 'post-16k', '--targets', 'nginx,lobby', '--duration', '20s', '--warmup', '2', '--connections', '32',
       '--pipelining', '4', '--rate', '5000', '--driver', 'wrk', '--rounds', '3', '--out', '/tmp/x', '--lobby-config', 'my.yaml', '--upstream', 'uws',
-      '--port-base', '19000', '--no-pin', '--keep-temp', '--ref', 'HEAD~1']);
+      '--port-base', '19000', '--no-pin', '--keep-temp', '--ref', 'HEAD~1', '--assert-ratio', '1.3']);
     assert.deepEqual({ ...options }, {
       help: false, scenario: 'post-16k', targets: ['nginx', 'lobby'], durationSec: 20, warmupSec: 2, connections: 32, pipelining: 4, rate: 5000,
       driver: 'wrk', rounds: 3, outDir: '/tmp/x', lobbyConfigFile: 'my.yaml', upstream: 'uws', portBase: 19000, pin: false, keepTemp: true,
-      ref: { kind: 'git', gitRef: 'HEAD~1' },
+      ref: { kind: 'git', gitRef: 'HEAD~1' }, assertRatio: 1.3,
     });
   });
 
@@ -63,6 +63,8 @@ describe('loadtest command line', () => {
     assert.throws(() => parseCliArgs(['--targets', 'envoy']), /unknown target "envoy"/);
     assert.throws(() => parseCliArgs(['--connections', '0']), /--connections must be an integer >= 1/);
     assert.throws(() => parseCliArgs(['--port-base', '40000']), /below 32768/);
+    assert.throws(() => parseCliArgs(['--port-base', '32763']), /its 6 ports below 32768/, 'haproxy on port-base + 5 must stay below the ephemeral range');
+    assert.equal(parseCliArgs(['--port-base', '32762']).portBase, 32762);
     assert.throws(() => parseCliArgs(['--bogus']), UsageError);
   });
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { escapeHtml, percentileLabel, renderHtmlReport } from '../../loadtest/report-html.js';
+import { escapeHtml, percentileChartSvg, percentileLabel, renderHtmlReport, timeSeries } from '../../loadtest/report-html.js';
 import { renderTextReport } from '../../loadtest/report-text.js';
-import { summarizeRuns, type RunResult, type TargetRun, type WindowFigures } from '../../loadtest/results.js';
+import { assertRatioVerdict, summarizeRuns, type RunResult, type TargetRun, type WindowFigures } from '../../loadtest/results.js';
 import { parseScenario, type TargetName } from '../../loadtest/scenario.js';
 import { histogramDistribution, newLatencyHistogram, summarizeHistogram } from '../../loadtest/stats.js';
 
@@ -164,5 +164,66 @@ describe('loadtest summary and reports', () => {
   it('labels the percentile axis like HdrHistogram plots', () => {
     assert.deepEqual([0, 1, 2, 3, 4, 5].map(percentileLabel), ['0%', '90%', '99%', '99.9%', '99.99%', '99.999%']);
     assert.equal(escapeHtml(`<a href="x">'&'</a>`), '&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
+  });
+
+  it('keeps the last percentile label ("99.9999%") inside the chart', () => {
+    const points = [{ percentile: 0, latencyMs: 1 }, { percentile: 99.9999, latencyMs: 5 }, { percentile: 100, latencyMs: 6 }];
+    const svg = percentileChartSvg([{ name: 'lobby', color: '#000', dash: '', count: 1_000_000, points }], { title: 't', logY: false });
+    const width = Number(/viewBox="0 0 (\d+) /.exec(svg)![1]);
+    const label = /<text x="([\d.]+)"[^>]*text-anchor="middle" class="tick">99\.9999%<\/text>/.exec(svg);
+    assert.ok(label, 'the 99.9999% tick is drawn');
+    // .tick is 11 px; a digit or "%" is at most ~0.6 em wide in the sans-serif fonts used; the label is centred on x.
+    const halfWidth = ('99.9999%'.length * 11 * 0.6) / 2;
+    assert.ok(Number(label[1]) + halfWidth <= width, `label ends at ${Number(label[1]) + halfWidth} > ${width}`);
+  });
+
+  it('draws requests/s, p99 latency and proxy CPU over time from the per-second samples (autocannon)', () => {
+    const runs = [run('lobby', 1, 16, 1000), run('nginx', 1, 14, 900)];
+    for (const [index, measured] of runs.entries()) {
+      measured.figures.perSecond = [1, 2, 3].map((t) => ({ tSec: t, durationSec: 1, requests: 40_000 + 1000 * index + t, p50Ms: 1, p99Ms: 2 + t, maxMs: 9 }));
+      measured.figures.perSecondSource = 'driver';
+      measured.figures.proxyPerSecond = [1, 2, 3].map((t) => ({ tSec: t, durationSec: 1, cores: 0.9 + t / 100, userCores: 0.5 }));
+    }
+    const withSeconds = result(runs);
+    const series = timeSeries(withSeconds);
+    assert.deepEqual(series.requestsPerSec.map((line) => line.name), ['lobby', 'nginx']);
+    assert.deepEqual(series.requestsPerSec[1]!.points[0], { tSec: 1, value: 41_001 });
+    assert.deepEqual(series.p99Ms[0]!.points.map((point) => point.value), [3, 4, 5]);
+    assert.deepEqual(series.proxyCores[0]!.points.map((point) => point.value), [0.91, 0.92, 0.93]);
+    const html = renderHtmlReport(withSeconds);
+    assert.equal((html.match(/<svg /g) ?? []).length, 5, 'two percentile charts and three over time');
+    for (const title of ['Requests/s per second', 'Latency p99 per second', 'Proxy CPU per second']) {
+      const chart = new RegExp(`<svg [^>]*aria-label="${title}[^"]*">[\\s\\S]*?</svg>`).exec(html);
+      assert.ok(chart, `${title} chart`);
+      assert.match(chart[0], /<polyline [^>]*data-series="lobby"/);
+      assert.match(chart[0], /<polyline [^>]*data-series="nginx"/);
+    }
+  });
+
+  it('says that wrk gives no latency over time and marks its requests/s as derived from bytes read', () => {
+    const runs = [run('lobby', 1, 16, 1000), run('nginx', 1, 14, 900)];
+    for (const measured of runs) {
+      measured.figures.perSecond = [1, 2].map((t) => ({ tSec: t, durationSec: 1, requests: 50_000, p50Ms: null, p99Ms: null, maxMs: null }));
+      measured.figures.perSecondSource = 'wrk-read-bytes';
+      measured.figures.proxyPerSecond = [1, 2].map((t) => ({ tSec: t, durationSec: 1, cores: 1, userCores: 0.4 }));
+    }
+    const wrkResult = result(runs);
+    wrkResult.settings = { ...wrkResult.settings, driver: 'wrk' };
+    const html = renderHtmlReport(wrkResult);
+    assert.equal((html.match(/<svg /g) ?? []).length, 4, 'no p99-over-time chart');
+    assert.match(html, /aria-label="Requests\/s per second \(wrk: from its bytes read\)"/);
+    assert.match(html, /No latency over time: wrk gives only its whole-window histogram/);
+  });
+
+  it('prints the --assert-ratio verdict in both reports', () => {
+    const runs = [run('lobby', 1, 28, 1000), run('nginx', 1, 20, 900)];
+    const checked = result(runs);
+    checked.assertRatio = assertRatioVerdict(checked.summary, 1.3);
+    assert.equal(checked.assertRatio.pass, false);
+    assert.match(renderTextReport(checked, null), /assert-ratio 1\.3: EXCEEDED, lobby 28\.00 \/ nginx 20\.00 CPU µs\/request = 1\.400 > 1\.3/);
+    assert.match(renderHtmlReport(checked), /<p class="fail">assert-ratio 1\.3: EXCEEDED/);
+    checked.assertRatio = assertRatioVerdict(checked.summary, 1.5);
+    assert.match(renderTextReport(checked, null), /assert-ratio 1\.5: HELD/);
+    assert.match(renderHtmlReport(checked), /<p class="pass">assert-ratio 1\.5: HELD/);
   });
 });
