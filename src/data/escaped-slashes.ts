@@ -18,7 +18,7 @@ import type { RequestContext } from './request-context.js';
 
 /** matchEscapedPath results besides a route index, NO_ROUTE and METHOD_NOT_ALLOWED of route-match.ts. */
 /** `invalid_path` (clients need not tell the two apart), with a message that names the
- * escaped_slashes policy; built once, so reply.ts memoizes its body prefix. */
+ * escaped_slashes policy; built once, so exchange.ts memoizes its body prefix. */
 export const ESCAPED_SLASH: GatewayErrorSpec = {
   ...GW_ERR.invalid_path,
   message: 'The request path contains an encoded slash (%2F or %5C) that this route does not accept.',

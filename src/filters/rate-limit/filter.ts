@@ -42,7 +42,7 @@ function tableFor(env: WorkerEnv): BucketTable {
   return view;
 }
 
-/** Refusal specs with a configured status, memoized (reply.ts caches a body prefix per spec). */
+/** Refusal specs with a configured status, memoized (exchange.ts caches a body prefix per spec). */
 const specs = new Map<string, GatewayErrorSpec>();
 function specWith(base: GatewayErrorSpec, status: number): GatewayErrorSpec {
   if (status === base.status) return base;
