@@ -54,6 +54,25 @@ export function asResponseBytes(value: string): string | Buffer {
 const HEX = '0123456789ABCDEF';
 
 /**
+ * The code point at `i` of `s`; a lone surrogate (no UTF-8 form) reads as U+FFFD, as any
+ * UTF-8 encoder writes it. A result above 0xFFFF took two UTF-16 units.
+ */
+export function codePointAt(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  if (c < 0xd800 || c > 0xdfff) return c;
+  const next = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+  return c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff ? 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00) : 0xfffd;
+}
+
+/** `%XX` escapes (upper-case hex) of the UTF-8 bytes of code point `cp` (> U+007F). */
+export function utf8Escapes(cp: number): string {
+  const e = (byte: number) => '%' + HEX[byte >> 4] + HEX[byte & 15];
+  if (cp < 0x800) return e(0xc0 | (cp >> 6)) + e(0x80 | (cp & 63));
+  if (cp < 0x10000) return e(0xe0 | (cp >> 12)) + e(0x80 | ((cp >> 6) & 63)) + e(0x80 | (cp & 63));
+  return e(0xf0 | (cp >> 18)) + e(0x80 | ((cp >> 12) & 63)) + e(0x80 | ((cp >> 6) & 63)) + e(0x80 | (cp & 63));
+}
+
+/**
  * A request-target component (path or query) as visible ASCII: characters above 0x7E are
  * percent-encoded from their UTF-8 (what nginx forwards as raw bytes), so the target is
  * only bytes 0x21-0x7E. Null when it holds a space, a control character or DEL, which no
@@ -71,11 +90,9 @@ export function visibleAsciiTarget(s: string): string | null {
     const c = s.charCodeAt(i);
     if (c > 0x20 && c < 0x7f) { out += s[i]; continue; }
     if (c <= 0x20 || c === 0x7f) return null;
-    // One code point (a surrogate pair counts as one; a lone surrogate encodes as U+FFFD).
-    const wide = c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
-    const bytes = Buffer.from(wide ? s.slice(i, i + 2) : s[i], 'utf8');
-    if (wide) i++;
-    for (const b of bytes) out += '%' + HEX[b >> 4] + HEX[b & 15];
+    const cp = codePointAt(s, i);
+    if (cp > 0xffff) i++;
+    out += utf8Escapes(cp);
   }
   return out;
 }

@@ -22,6 +22,8 @@
 //  - runs of `/` are merged;
 //  - `.` and `..` segments are removed (`..` above the root stays at the root).
 
+import { codePointAt, utf8Escapes } from './http-syntax.js';
+
 const enum C {
   SLASH = 0x2f, DOT = 0x2e, PERCENT = 0x25, SEMICOLON = 0x3b, TILDE = 0x7e,
 }
@@ -81,14 +83,6 @@ export function normalizePath(path: string, unescapeSlashes = false): string | n
   return clean ? path : normalizeSlow(path, unescapeSlashes);
 }
 
-/** `%XX` escapes of the UTF-8 bytes of code point `cp` (> U+007F). */
-function utf8Escapes(cp: number): string {
-  const e = (byte: number) => '%' + HEX[byte >> 4] + HEX[byte & 15];
-  if (cp < 0x800) return e(0xc0 | (cp >> 6)) + e(0x80 | (cp & 63));
-  if (cp < 0x10000) return e(0xe0 | (cp >> 12)) + e(0x80 | ((cp >> 6) & 63)) + e(0x80 | (cp & 63));
-  return e(0xf0 | (cp >> 18)) + e(0x80 | ((cp >> 12) & 63)) + e(0x80 | ((cp >> 6) & 63)) + e(0x80 | (cp & 63));
-}
-
 function normalizeSlow(path: string, unescapeSlashes: boolean): string | null {
   // 1. Decode unreserved escapes (and %2F/%5C when unescaping), upper-case the others,
   //    percent-encode non-ASCII, validate.
@@ -98,16 +92,8 @@ function normalizeSlow(path: string, unescapeSlashes: boolean): string | null {
   for (let i = 0; i < len; i++) {
     const c = path.charCodeAt(i);
     if (c > C.TILDE) {
-      let cp = c;
-      if (c >= 0xd800 && c <= 0xdfff) {
-        const next = i + 1 < len ? path.charCodeAt(i + 1) : 0;
-        if (c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
-          cp = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
-          i++;
-        } else {
-          cp = 0xfffd;
-        }
-      }
+      const cp = codePointAt(path, i);
+      if (cp > 0xffff) i++;
       decoded += utf8Escapes(cp);
       continue;
     }

@@ -121,12 +121,11 @@ for (const client of ['fast GET', 'undici chunked POST'] as Client[]) {
       assert.equal(Buffer.from(line!, 'latin1').toString('hex'), Buffer.concat([Buffer.from('x-obs: caf'), Buffer.from([0xe9, 0x20, 0xc4, 0x8d]), Buffer.from('!')]).toString('hex'));
     });
 
-    it('a status outside 100-599 answers 502 upstream_bad_response at once, and the exchange completes', async () => {
+    it('a status outside 100-599 answers 502 upstream_bad_response, and the exchange completes', async () => {
       for (const path of ['/status-099', '/status-600']) {
-        const started = Date.now();
-        const r = await send(client, path);
-        assertBadResponse(r);
-        assert.ok(Date.now() - started < 2500, 'answered by the status check, not by the response timeout');
+        // Without the status check the exchange would hang until response_ms and answer 504
+        // upstream_timeout: the code, not a wall-clock bound, tells the two apart.
+        assertBadResponse(await send(client, path));
         await nextClientIsInSync(client);
       }
     });

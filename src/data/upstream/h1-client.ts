@@ -105,10 +105,10 @@ class H1Request implements DispatchController {
   }
 
   /** Reports a failure to the handler (once; an aborted request is not told). */
-  fail(code: UpstreamErrorCode, message: string, cause: Error | null = null): void {
+  fail(code: UpstreamErrorCode, message: string): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.handler.onResponseError?.(this, cause !== null && (cause as { code?: string }).code === code ? cause as never : upstreamError(code, message));
+    this.handler.onResponseError?.(this, upstreamError(code, message));
   }
 }
 
