@@ -65,11 +65,9 @@ export async function run(options: { time?: number } = {}): Promise<BenchRow[]> 
     })
     .add('take, 10k keys: Map of objects', () => { sink += map.take(KEYS[i++ % KEYS.length], now) ? 1 : 0; })
     .add('filter per request: 1 limit (ip)', () => {
-      ctx.responseHeaders = null;
       sink += oneLimit.onRequest(ctx);
     })
     .add('filter per request: 2 limits (ip, header)', () => {
-      ctx.responseHeaders = null;
       sink += twoLimits.onRequest(ctx);
     });
   const rows = await collectRows('rate-limit', bench);

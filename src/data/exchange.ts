@@ -1,9 +1,9 @@
 // The exchange: the one writer of the client response, and the one end of every request.
 //
 // Local replies (every gateway error, as JSON with the correlation id) and upstream
-// responses leave through the same head writer: the status line, the upstream's headers
-// merged with what filters staged (a staged header replaces the upstream's of that name),
-// the route's onResponse filters in reverse chain order, the correlation id. Body writes
+// responses leave through the same head writer: the status line, the upstream's headers as
+// the route's onResponse filters (reverse chain order) edit them (a header a filter sets
+// replaces the upstream's of that name), the correlation id. Body writes
 // apply backpressure (uWS tryEnd/write report a full socket; the upstream pauses until
 // onWritable). endExchange ends a request exactly once, however it ends, and runs the
 // route's onEnd filters then.
@@ -15,7 +15,7 @@ import { asResponseBytes } from '../shared/http-syntax.js';
 import { CORRELATION_HEADER } from './correlation-id.js';
 import { statusLine, upstreamStatusLine } from './status-lines.js';
 import { untrackOpen } from './deadlines.js';
-import { PHASE, RESPONSE_FLAG, type HeaderField, type RequestContext, type ResponseHead } from './request-context.js';
+import { PHASE, RESPONSE_FLAG, type Filter, type HeaderField, type RequestContext, type ResponseHead } from './request-context.js';
 import { logRequestFault } from './faults.js';
 
 // --- response flags of local replies, by code (decided once, not per reply) --------------
@@ -104,31 +104,22 @@ class HeadEditor implements ResponseHead {
 const editor = new HeadEditor();
 
 /**
- * The final header list of a response: `headers` (the upstream's, or a local reply's),
- * with staged filter headers replacing those of their names, then the onResponse filters.
- * Returns `headers` itself (edited in place) when nothing applies.
+ * The final header list of a response: `headers` (the upstream's, or a local reply's) as
+ * the route's onResponse filters (in reverse chain order) edit it.
  */
-function mergeHeaders(ctx: RequestContext, status: number, headers: HeaderField[]): HeaderField[] {
-  const staged = ctx.responseHeaders;
-  if (staged !== null) {
-    for (let i = 0; i < staged.length; i += 2) removeAll(headers, staged[i].toLowerCase());
-    for (let i = 0; i < staged.length; i += 2) headers.push(staged[i], staged[i + 1]);
-  }
-  const filters = ctx.route?.responseFilters ?? null;
-  if (filters !== null) {
-    editor.status = status;
-    editor.list = headers;
-    for (let i = 0; i < filters.length; i++) {
-      try {
-        filters[i].onResponse!(ctx, editor);
-      } catch (err) {
-        logRequestFault(ctx, err); // a bug in one filter must not cost the response
-      }
+function runResponseFilters(ctx: RequestContext, filters: readonly Filter[], status: number, headers: HeaderField[]): HeaderField[] {
+  editor.status = status;
+  editor.list = headers;
+  for (let i = 0; i < filters.length; i++) {
+    try {
+      filters[i].onResponse!(ctx, editor);
+    } catch (err) {
+      logRequestFault(ctx, err); // a bug in one filter must not cost the response
     }
-    headers = editor.list;
-    editor.list = [];
   }
-  return headers;
+  const edited = editor.list;
+  editor.list = [];
+  return edited;
 }
 
 function writeHeaders(ctx: RequestContext, headers: HeaderField[]): void {
@@ -165,7 +156,8 @@ export function sendLocalReply(
     ctx.status = spec.status;
     const headers: HeaderField[] = ['content-type', 'application/json'];
     if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
-    const merged = ctx.responseHeaders !== null || ctx.route?.responseFilters ? mergeHeaders(ctx, spec.status, headers) : headers;
+    const filters = ctx.route?.responseFilters ?? null;
+    const merged = filters !== null ? runResponseFilters(ctx, filters, spec.status, headers) : headers;
     const body = errorBody(spec, ctx.correlationId);
     ctx.bytesOut += body.length;
     const res = ctx.res;
@@ -219,9 +211,8 @@ function writeResponseHead(ctx: RequestContext): void {
   ctx.pendingHeaders = null;
   ctx.responseStarted = true;
   ctx.res.writeStatus(upstreamStatusLine(ctx.status, ctx.pendingStatusText));
-  const route = ctx.route;
-  writeHeaders(ctx, ctx.responseHeaders !== null || (route !== null && route.responseFilters !== null)
-    ? mergeHeaders(ctx, ctx.status, headers) : headers);
+  const filters = ctx.route !== null ? ctx.route.responseFilters : null;
+  writeHeaders(ctx, filters !== null ? runResponseFilters(ctx, filters, ctx.status, headers) : headers);
 }
 
 /** writeResponseData: the client took the chunk; the client is full (pause the upstream

@@ -207,9 +207,6 @@ export class RequestContext {
   body: Buffer | Readable | null = null;
   /** The streamed body's reading from the client is paused (backpressure). */
   clientPaused = false;
-  /** Headers filters stage for the response (flat [name, value, ...]), or null; each
-   * replaces the upstream's headers of its name. */
-  responseHeaders: string[] | null = null;
   /** The upstream request, once forwarded (proxy.ts). */
   upstream: UpstreamLeg | null = null;
   /** The upstream response head waiting to be written with the first body bytes (one

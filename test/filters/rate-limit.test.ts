@@ -41,7 +41,7 @@ test('compile errors name the key path: unknown limit, claim key without auth', 
   assert.match(claim, /routes\[0\]\.rate_limit\[0\]: limit "per-user" is keyed by claim:sub, but the route has no auth to take the claim from/);
 });
 
-test('admitted: NEXT, context fields set, nothing staged, and onResponse sets them over the upstream\'s own', () => {
+test('admitted: NEXT, context fields set, and onResponse sets them over the upstream\'s own', () => {
   const filter = build('adm', { key: 'ip', rate: 5, per: '1m' });
   const { ctx, replies } = fakeContext();
   assert.equal(filter.onRequest(ctx), NEXT);
@@ -50,7 +50,6 @@ test('admitted: NEXT, context fields set, nothing staged, and onResponse sets th
   assert.equal(ctx.rateLimitLimit, '5');
   assert.equal(ctx.rateLimitRemaining, '4');
   assert.equal(ctx.rateLimitReset, '12');
-  assert.equal(ctx.responseHeaders, null, 'nothing staged: onResponse sets the headers');
 
   const head = fakeHead(200, ['content-type', 'text/plain', 'RateLimit', 'upstream-value', 'x-ratelimit-remaining', '999']);
   filter.onResponse!(ctx, head);
