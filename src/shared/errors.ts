@@ -58,7 +58,7 @@ export const UPSTREAM_ERR = {
   /** The connection closed or reset before the response was complete. */
   reset: GW_ERR.upstream_reset,
   /** A reused keep-alive connection closed before any byte of the response: the request
-   * was not processed and may be sent again (the stale-connection retry interceptor). */
+   * was not processed and may be sent again (proxy.ts UpstreamCall resends an idempotent one). */
   stale_connection: GW_ERR.upstream_reset,
   /** The response broke HTTP/1.1 (framing, status outside 100-599, bytes after its end). */
   bad_response: GW_ERR.upstream_bad_response,

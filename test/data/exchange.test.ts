@@ -72,6 +72,8 @@ before(async () => {
     server: { host: '127.0.0.1', port, workers: 1 },
     services: {
       up: { targets: [up.origin], timeouts: { response_ms: 400 } },
+      // The drain test's request: far from any timeout, so only the drain can end it.
+      patient: { targets: [up.origin], timeouts: { response_ms: 30000 } },
       down: { targets: [`http://127.0.0.1:${refused}`] },
     },
     auth: { providers: [{ name: 'h', issuer: 'me', secret: HMAC_SECRET, algorithms: ['HS256'] }] },
@@ -80,6 +82,7 @@ before(async () => {
       one: { key: 'header:x-k', rate: 1, per: '1m', burst: 1 },
     },
     routes: [
+      { name: 'hold', match: { prefix: '/p/hold' }, service: 'patient' },
       { name: 'p', match: { prefix: '/p' }, service: 'up', rate_limit: ['wide'] },
       { name: 'l', match: { prefix: '/l' }, service: 'up', rate_limit: ['one'] },
       { name: 'a', match: { prefix: '/a' }, service: 'up', auth: { provider: 'h' } },
@@ -99,6 +102,8 @@ before(async () => {
 
 after(async () => {
   server?.closeAll();
+  // Whatever ended late (the deadline ticker, closeAll) would show here as a second onEnd.
+  for (const [id, s] of seen) assert.ok(s.ends <= 1, `${id}: onEnd ran ${s.ends} times`);
   await pools?.closeAll();
   await up?.close();
 });

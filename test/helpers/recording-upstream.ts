@@ -31,6 +31,8 @@ export interface RecordingUpstream {
   readonly bytes: Buffer[][];
   /** Connections accepted so far. */
   connections(): number;
+  /** Connections that have closed so far. */
+  closedConnections(): number;
   close(): Promise<void>;
 }
 
@@ -49,9 +51,10 @@ export async function startRecordingUpstream(respond: Responder = answerCount): 
   const sockets = new Set<Socket>();
   let begun = 0;
   let completed = 0;
+  let closed = 0;
   const server: Server = createServer((socket) => {
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => { sockets.delete(socket); closed++; });
     const mine: Buffer[] = [];
     bytes.push(mine);
     const parser = new HTTPParser();
@@ -93,6 +96,7 @@ export async function startRecordingUpstream(respond: Responder = answerCount): 
     port, origin: `http://127.0.0.1:${port}`, requests, errors, bytes,
     openMessages: () => begun - completed,
     connections: () => bytes.length,
+    closedConnections: () => closed,
     close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
   };
 }

@@ -17,12 +17,18 @@ let up: Upstream;
 let fast: H1Pool;
 let pool: Pool;
 let target: UpstreamTarget;
+/** Which client each request went to. */
+const carried: string[] = [];
 
 before(async () => {
   up = await startUpstream('up');
   fast = new H1Pool(up.origin, { connections: 2, connectTimeoutMs: 1000, keepAliveTimeoutMs: 4000, maxQueue: 100 });
   pool = new Pool(up.origin, { connections: 2 });
-  target = { fast: fast.dispatch, general: undiciDispatch(pool) };
+  const general = undiciDispatch(pool);
+  target = {
+    fast: (options, handler) => { carried.push('fast'); fast.dispatch(options, handler); },
+    general: (options, handler) => { carried.push('undici'); general(options, handler); },
+  };
 });
 
 after(async () => {
@@ -79,6 +85,7 @@ describe('dispatch', () => {
     const b = await run(dispatch, streamed('/streamed'));
     assert.deepEqual(b.events, ['start', 'head', 'end']);
     assert.equal(JSON.parse(b.body).bodyBytes, 6);
+    assert.deepEqual(carried, ['fast', 'undici'], 'the buffered GET took the fast client, the stream undici');
     assert.deepEqual(log, [
       'outer>GET /fast', 'inner>GET /fast', 'inner<end /fast', 'outer<end /fast',
       'outer>POST /streamed', 'inner>POST /streamed', 'inner<end /streamed', 'outer<end /streamed',
