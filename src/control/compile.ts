@@ -48,7 +48,7 @@ export function compileConfig(raw: RawConfigInput, file: string, locate?: LineLo
 }
 
 /**
- * compileConfig for a config that validateRawConfig returned (the admin API validates first
+ * compileConfig for a config that validateConfig returned (the admin API validates first
  * to compare instance keys; this skips a second schema pass, ~20 ms for 10,000 routes).
  * Relative paths (keys_file) resolve against `baseDir`: the config file's folder, also for a
  * config submitted through the admin API, whose `file` only names it in messages.
@@ -333,12 +333,15 @@ function checkRouteSet(routes: readonly RawRoute[], report: Report): void {
 // Issues that could be echoes of a schema issue (a route naming a service whose name failed)
 // are left out, so every issue reported is a real, separate mistake.
 
-/** validateRawConfig, whose ConfigError also lists the issues between values (see above). */
-export function validateConfig(value: unknown, file: string, locate?: LineLocator): RawConfig {
+/**
+ * The schema, whose ConfigError also lists the issues between values (see above). Relative
+ * paths in those checks resolve against `baseDir`, as compileValidatedConfig's do.
+ */
+export function validateConfig(value: unknown, file: string, locate?: LineLocator, baseDir = dirname(file)): RawConfig {
   const result = parseRawConfig(value);
   if (result.ok) return result.config;
   const issues = result.issues.map((issue) => issueAt(file, issue.path, issue.message, locate));
-  throw new ConfigError([...issues, ...issuesBetweenValues(value, result.issues, file, locate)]);
+  throw new ConfigError([...issues, ...issuesBetweenValues(value, result.issues, file, locate, baseDir)]);
 }
 
 // Stand-ins that pass the schema and the rules between values on their own.
@@ -355,7 +358,7 @@ const filterBySection = new Map(mendingFilters.flatMap((f) => Object.keys(f.sect
 const isUnder = (prefixes: readonly string[], path: string) =>
   prefixes.some((prefix) => path === prefix || path.startsWith(`${prefix}.`) || path.startsWith(`${prefix}[`));
 
-function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[], file: string, locate?: LineLocator): ConfigIssue[] {
+function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[], file: string, locate: LineLocator | undefined, baseDir: string): ConfigIssue[] {
   if (!isMapping(input)) return [];
   const value = structuredClone(input);
   const suppressed: KeyPath[] = [];
@@ -439,7 +442,7 @@ function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[
   // Port 0 matches no listener and no other port, so a failed host or port takes part in no rule.
   if (neutralListen) mended.config.server.port = 0;
   try {
-    compileValidatedConfig(mended.config, file, locate);
+    compileValidatedConfig(mended.config, file, locate, baseDir);
     return [];
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

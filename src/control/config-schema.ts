@@ -4,8 +4,9 @@
 // relate values to each other (a route's service exists, strip_prefix fits the prefix,
 // two routes collide) live in compile.ts.
 //
-// validateRawConfig() is the single entry point: the YAML loader and compileConfig() (and
-// so any future admin API that submits a config) go through it.
+// parseRawConfig() runs it; compile.ts validateConfig() is the entry point every source of a
+// config goes through (the YAML loader, compileConfig(), the admin API's config store), and
+// adds the issues between values to the schema's in one pass.
 
 import { isIP } from 'node:net';
 import { z } from 'zod';

@@ -15,10 +15,10 @@
 //  - `%2F` and `%5C` (escaped `/` and `\`) stay escaped bytes, never separators, unless
 //    `unescapeSlashes` is set: then both are decoded to `/` before the steps below
 //    (server.escaped_slashes, applied by src/data/escaped-slashes.ts);
-//  - always refused: `%00`; `%C0`/`%C1` (never valid UTF-8: the overlong `.` `/` `\` some
-//    decoders accept); `%25` followed by an escape of NUL, `%`, `.`, `/`, `;`, `\`, C0 or C1
-//    (`%252e`: one more decode gives `%2e`); a segment that is `.` or `..` followed by path
-//    parameters (`..;x`, `.;x`, `..%3Bx`: Tomcat and Spring read `..;x` as `..`);
+//  - always refused: `%00`; `%C0`/`%C1`, `%E0` + `%80`-`%9F`, `%F0` + `%80`-`%8F` and
+//    `%F5`-`%FF` (never valid UTF-8: the overlong `.` `/` `\` some decoders accept);
+//    `%25` followed by an escape of NUL, `%`, `.`, `/`, `;`, `\`, C0 or C1 (`%252e`: one
+//    more decode gives `%2e`); a segment that is `.` or `..` followed by path parameters (`..;x`, `.;x`, `..%3Bx`: Tomcat and Spring read `..;x` as `..`);
 //  - runs of `/` are merged;
 //  - `.` and `..` segments are removed (`..` above the root stays at the root).
 
@@ -88,6 +88,8 @@ function normalizeSlow(path: string, unescapeSlashes: boolean): string | null {
   //    percent-encode non-ASCII, validate.
   let decoded = '';
   let sawPercent25 = false;
+  let lastEscapeAt = -10;
+  let lastEscapeByte = -1;
   const len = path.length;
   for (let i = 0; i < len; i++) {
     const c = path.charCodeAt(i);
@@ -103,8 +105,14 @@ function normalizeSlow(path: string, unescapeSlashes: boolean): string | null {
     const lo = hexValue(path.charCodeAt(i + 2));
     if (hi < 0 || lo < 0) return null;
     const byte = hi * 16 + lo;
+    // The escape right before this one (adjacent), for the overlong forms below.
+    const lead = lastEscapeAt === i - 3 ? lastEscapeByte : -1;
+    lastEscapeAt = i;
+    lastEscapeByte = byte;
     i += 2;
-    if (byte === 0 || byte === 0xc0 || byte === 0xc1) return null;
+    if (byte === 0 || byte === 0xc0 || byte === 0xc1 || byte >= 0xf5) return null;
+    // Overlong 3- and 4-byte forms (`%E0%80%AE` is a `.` to a lenient decoder): never valid UTF-8.
+    if ((lead === 0xe0 && byte >= 0x80 && byte < 0xa0) || (lead === 0xf0 && byte >= 0x80 && byte < 0x90)) return null;
     if (byte < 128 && UNRESERVED[byte] === 1) {
       decoded += String.fromCharCode(byte);
     } else if (byte === 0x2f || byte === 0x5c) {

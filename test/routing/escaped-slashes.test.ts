@@ -93,6 +93,10 @@ const CASES: [string, Outcome, Outcome, Outcome][] = [
   ['/v1/users/%25252e', invalid, invalid, invalid],
   ['/v1/users/%2500', invalid, invalid, invalid],
   ['/v1/users/%C0%AE%C0%AE/admin', invalid, invalid, invalid],
+  ['/v1/users/%E0%80%AE%E0%80%AE/admin', invalid, invalid, invalid],
+  ['/v1/users/%F0%80%80%AE%F0%80%80%AE/admin', invalid, invalid, invalid],
+  ['/v1/users/%E0%80%AF', invalid, invalid, invalid],
+  ['/v1/users/%FF', invalid, invalid, invalid],
   ['/v1/users/%c1%9c', invalid, invalid, invalid],
   // NUL, raw or escaped, is never a path.
   ['/v1/users/%00', invalid, invalid, invalid],
