@@ -21,6 +21,7 @@ import {
   type StoredVersion,
 } from '../../src/control/config-store.js';
 import { canonicalJson, type SharedConfig } from '../../src/control/config-shared.js';
+import { detachedKeyPair } from '../helpers/keys.js';
 import { validateRawConfig, type RawConfig } from '../../src/control/config-schema.js';
 
 const TOKEN = 'a-very-secret-admin-token';
@@ -109,6 +110,22 @@ describe('config store: changes', () => {
     assert.equal(publisher.published.length, 1);
     assert.deepEqual(publisher.published[0].routes.map((route) => route.name), ['ra', 'rb', 'rc']);
     assert.equal(store.current.hash, configHash(store.current.raw));
+  });
+
+  it('a submission with a schema error checks its relative keys_file against the config folder, not the cwd', async () => {
+    const { store } = await makeStore();
+    const jwk = { ...detachedKeyPair({ type: 'rsa', bits: 2048 }).publicKey.export({ format: 'jwk' }), kid: 'k1' };
+    await writeFile(join(dir, 'store-keys.json'), JSON.stringify({ keys: [jwk] }));
+    const error = await rejects(store.change({
+      kind: 'document',
+      value: {
+        ...store.current.raw, bogus: 1,
+        auth: { providers: [{ name: 'p', issuer: 'me', keys_file: 'store-keys.json', algorithms: ['RS256'] }] },
+      },
+    }, 'admin'));
+    assert.ok(error instanceof ConfigError);
+    // Only the schema's issue: the keys file beside the config was found.
+    assert.deepEqual(error.issues.map((i) => `${i.path}: ${i.message}`).filter((t) => !t.startsWith('bogus')), []);
   });
 
   it('refuses an invalid change with every issue and publishes nothing', async () => {
