@@ -66,6 +66,10 @@ function visitHeader(key: string, rawValue: string): void {
       if (key === 'proxy-authorization') return;
       break;
   }
+  // A name with `_` is dropped, as nginx does (underscores_in_headers off): CGI-style
+  // upstreams read X_User_Id as X-User-Id, so it could stand in for an identity header.
+  // (The bundled uWS stalls such requests before JS sees them; another build may not.)
+  if (key.indexOf('_') !== -1) return;
   ctx.headers.push(key, value);
 }
 

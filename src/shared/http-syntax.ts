@@ -97,6 +97,18 @@ export function visibleAsciiTarget(s: string): string | null {
   return out;
 }
 
+/**
+ * Request headers the front door (src/data/front-door.ts) never forwards as the client sent
+ * them: hop-by-hop and framing headers, Host, and the ones the gateway sets itself. Nothing
+ * after the front door sees them in the request's header list, so config that would read
+ * one there (a rate-limit `header:` key) is refused.
+ */
+export const GATEWAY_OWNED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  'host', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect',
+  'content-length', 'transfer-encoding', 'proxy-authorization',
+  'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-correlation-id',
+]);
+
 /** A request-target the upstream may receive: bytes 0x21-0x7E only, starting with `/`. */
 export function isVisibleAsciiTarget(s: string): boolean {
   if (s.charCodeAt(0) !== 0x2f) return false;

@@ -34,6 +34,12 @@ test('compile: the route chain, the filter config and the instance runtime (Comp
   assert.equal('rateLimit' in compileConfig({ services: { s: { targets: ['http://127.0.0.1:9'] } } }, 'test.yaml'), false);
 });
 
+test('compile refuses a header key the gateway itself handles (it would be one bucket for every client)', () => {
+  for (const header of ['X-Forwarded-For', 'host', 'x-correlation-id', 'content-length']) {
+    assert.match(compileError(config('a', { key: `header:${header}`, rate: 1 })), /rate_limits\.a\.key: header:\S+ cannot be a key: the gateway handles that header itself/i);
+  }
+});
+
 test('compile errors name the key path: unknown limit, claim key without auth', () => {
   const unknown = compileError(config('a', { key: 'ip', rate: 1 }, { rate_limit: ['b'] }));
   assert.match(unknown, /routes\[0\]\.rate_limit\[0\].*"b"/);

@@ -3,6 +3,7 @@
 // `server.rate_limit_keys` and `redis` are instance settings and stay in config-schema.ts.
 import { z } from 'zod';
 import type { FilterMend } from '../../data/chain.js';
+import { GATEWAY_OWNED_REQUEST_HEADERS } from '../../shared/http-syntax.js';
 import { fail, HEADER_NAME_TOKEN, isMapping, MAX_TIMER_MS, mendNamedEntry, name, ok, rule, section, type Parsed } from '../../control/schema-kit.js';
 
 /** A limit's `key`: `ip`, `header:NAME` or `claim:NAME`. */
@@ -12,7 +13,12 @@ export function checkRateLimitKey(raw: string): string | null {
   const kind = colon < 0 ? raw : raw.slice(0, colon);
   const arg = colon < 0 ? '' : raw.slice(colon + 1);
   if (kind === 'header') {
-    return HEADER_NAME_TOKEN.test(arg) ? null : 'header: needs a header name, like "header:x-api-key"';
+    if (!HEADER_NAME_TOKEN.test(arg)) return 'header: needs a header name, like "header:x-api-key"';
+    // Such a header never reaches the filter, so every client would share one bucket.
+    if (GATEWAY_OWNED_REQUEST_HEADERS.has(arg.toLowerCase())) {
+      return `header:${arg} cannot be a key: the gateway handles that header itself and no filter sees it (use "ip" for the client address)`;
+    }
+    return null;
   }
   if (kind === 'claim') {
     return /^[A-Za-z0-9_.:-]+$/.test(arg) ? null : 'claim: needs a claim name, like "claim:sub"';
