@@ -16,12 +16,11 @@ import { basename, dirname, join } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, parseDocument, Scalar, visit, type Document, type Node as YamlNode, type YAMLMap, type YAMLSeq } from 'yaml';
 import { parseConfigDocument, substituteEnv } from './config-load.js';
 import type { RawConfig } from './config-schema.js';
-import { canonicalJson, sharedPart } from './config-shared.js';
+import { canonicalJson, isPlainObject as isRecord, sharedPart } from './config-shared.js';
 
 /** Keys whose string values are secrets: a resolved `${VAR}` of one is never written in clear. */
 const SECRET_FIELDS = new Set(['secret', 'k']);
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const keyOf = (pair: unknown): string | undefined => (isPair(pair) ? String(isScalar(pair.key) ? pair.key.value : pair.key) : undefined);
 
 /** `previousText` with every changed shared value replaced by its value in `raw`. Throws when the file does not parse. */

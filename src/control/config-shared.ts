@@ -2,6 +2,7 @@
 // Redis, rollback) and admin.persist (what changed, what to write back) compare. Its own
 // module so that config-store.ts and config-persist.ts both import it instead of each other.
 import type { RawConfig } from './config-schema.js';
+import { isMapping } from './schema-kit.js';
 
 /** The declarative config without the instance keys: what is hashed and shared through Redis. */
 export type SharedConfig = Record<string, unknown>;
@@ -13,9 +14,8 @@ export type SharedConfig = Record<string, unknown>;
 export const LOCAL_SERVER_KEYS = ['host', 'port', 'workers', 'reuse_port'] as const;
 export const LOCAL_SECTIONS = ['admin', 'redis'] as const;
 
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+/** A mapping (not an array, not null): schema-kit's one definition. */
+export const isPlainObject = isMapping;
 
 /** The config minus instance keys (server.host/port/workers/reuse_port, admin, redis). */
 export function sharedPart(raw: RawConfig): SharedConfig {
