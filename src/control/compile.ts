@@ -28,6 +28,7 @@ import {
   type SchemaIssue,
 } from './config-schema.js';
 import { FILTERS_IN_CHAIN_ORDER } from '../filters/index.js';
+import { routeVersionMasks, versionNames } from '../filters/api-version/compile.js';
 import type { FilterMend } from '../data/chain.js';
 import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 
@@ -60,7 +61,12 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, report));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
-  checkRouteSet(config.routes, report);
+  // match.version: the route table's version constraint (src/filters/api-version/compile.ts).
+  const versionMasks = routeVersionMasks(config, report);
+  routes.forEach((route, index) => {
+    if (route && versionMasks[index] !== -1) route.match.versionMask = versionMasks[index];
+  });
+  checkRouteSet(config.routes, report, versionMasks, (mask) => versionNames(config, mask).join(', '));
   // Each registered filter compiles the whole config once (in chain order, so a route's
   // filters come out ordered by phase); RawConfig must hold what each one reads.
   let filterRuntimes = {};
@@ -287,12 +293,16 @@ function checkSelfTargets(config: RawConfig, report: Report): void {
   }
 }
 
-/** Rules across routes: unique names, and no two routes that would match the same requests. */
-function checkRouteSet(routes: readonly RawRoute[], report: Report): void {
+/**
+ * Rules across routes: unique names, and no two routes that would match the same requests
+ * (same path, a shared method and a shared API version: a route without match.version serves
+ * every version).
+ */
+function checkRouteSet(routes: readonly RawRoute[], report: Report, versionMasks: readonly number[], describeVersions: (mask: number) => string): void {
   const firstIndexByName = new Map<string, number>();
   // Routes that could collide: same host, kind and path shape (`{id}` and `{uid}` match
   // the same requests, so param names are ignored).
-  const earlierBySlot = new Map<string, { index: number; methodMask: number }[]>();
+  const earlierBySlot = new Map<string, { index: number; methodMask: number; versionMask: number }[]>();
 
   routes.forEach((route, index) => {
     const first = firstIndexByName.get(route.name);
@@ -306,14 +316,19 @@ function checkRouteSet(routes: readonly RawRoute[], report: Report): void {
     const earlier = earlierBySlot.get(slot) ?? [];
     for (const other of earlier) {
       const shared = mask & other.methodMask;
-      if (shared === 0) continue;
+      const versions = versionMasks[index] & other.versionMask;
+      if (shared === 0 || versions === 0) continue;
+      const versionNote = versions === -1 ? ''
+        : versionMasks[index] === -1 || other.versionMask === -1
+          ? ` and versions (a route without match.version serves every version, so both serve ${describeVersions(versions)})`
+          : ` and versions (both serve ${describeVersions(versions)})`;
       report(
         ['routes', index, 'match'],
         `ambiguous with routes[${other.index}] (${JSON.stringify(routes[other.index].name)}): same host (${host ?? '*'}), ` +
-          `${kind} ${path} and methods (both match ${describeMethods(shared)})`,
+          `${kind} ${path} and methods (both match ${describeMethods(shared)})${versionNote}`,
       );
     }
-    earlier.push({ index, methodMask: mask });
+    earlier.push({ index, methodMask: mask, versionMask: versionMasks[index] ?? -1 });
     earlierBySlot.set(slot, earlier);
   });
 }

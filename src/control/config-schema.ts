@@ -19,6 +19,7 @@ import {
   ALLOWED_KEYS, errorOf, fail, MAX_TIMER_MS, milliseconds, name, NAME_PATTERN, ok, positiveInt, rule, section, type Parsed,
 } from './schema-kit.js';
 import { filterRouteKeys, filterSections } from '../filters/index.js';
+import { versionConstraint } from '../filters/api-version/schema.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -255,6 +256,8 @@ const matchSchema = section({
     .array(z.string().superRefine(rule(checkMethod)))
     .min(1, { error: 'must list at least one method (omit methods to allow any method)' })
     .optional(),
+  // The API versions the route serves (docs/configuration.md#api-versioning).
+  version: versionConstraint.optional(),
 });
 
 const routeSchema = section({

@@ -3,6 +3,7 @@
 // reference to the generation they started on, so a swap never changes an in-flight request.
 import type { CompiledConfig, CompiledRoute, CompiledService } from '../shared/compiled-config.js';
 import { RouteMatcher } from './route-match.js';
+import { VersionResolver } from './api-version.js';
 import { RouteData } from '../shared/route-data.js';
 import type { FilterBuilder, WorkerEnv } from './chain.js';
 import type { Filter, GenerationView, RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
@@ -15,6 +16,7 @@ export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-cont
 
 export class Generation implements GenerationView {
   readonly poolKeys: ReadonlySet<string>;
+  readonly versioning: VersionResolver | null;
   /** Routes built so far (by index); the rest are built on their first request. */
   private readonly built: (RuntimeRoute | undefined)[];
 
@@ -33,6 +35,7 @@ export class Generation implements GenerationView {
     const keys = new Set<string>();
     for (const s of services) for (const t of s.targets) keys.add(t.poolKey);
     this.poolKeys = keys;
+    this.versioning = config.versioning?.constrained ? new VersionResolver(config.versioning) : null;
     this.built = new Array(routeData.count);
   }
 

@@ -8,6 +8,7 @@ import type { HttpResponse } from './uws.js';
 import type { Readable } from 'node:stream';
 import type { CompiledConfig, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
 import type { RouteMatcher } from './route-match.js';
+import type { VersionResolver } from './api-version.js';
 import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
 
 export const NEXT = 0;
@@ -104,6 +105,8 @@ export interface GenerationView {
   readonly id: number;
   readonly config: CompiledConfig;
   readonly matcher: RouteMatcher;
+  /** API version resolution, or null when no route has match.version (one comparison). */
+  readonly versioning?: VersionResolver | null;
   route(index: number): RuntimeRoute;
 }
 
@@ -226,6 +229,14 @@ export class RequestContext {
   rateLimitLimit = '';
   rateLimitRemaining = '';
   rateLimitReset = '';
+  /** The API version the request is served as (docs/configuration.md#api-versioning): a
+   * declared `versioning.versions` name, '' when none (versioning off, or a version the config
+   * does not declare): a bounded set, fit for a metrics label and the access log. */
+  apiVersion = '';
+  /** Where it came from: VERSION_SOURCE (src/shared/api-version.ts; VERSION_SOURCE_NAMES). */
+  apiVersionSource = 0;
+  /** Index of apiVersion in `versioning.versions`, -1 when none. */
+  apiVersionIndex = -1;
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;

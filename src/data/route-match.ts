@@ -19,10 +19,16 @@
 // So a host route matching the path but not the method never blocks a host-less route that
 // matches both, and a prefix GET route serves a path whose exact route is POST-only.
 // A route with host '' counts as host-less.
+// API versions (`match.version`) are a constraint like the method, checked first: a candidate
+// whose version mask lacks the request's version bit (`versionBit`, -1 = any) is skipped as if
+// its path had not matched. When no candidate of any group serves the version but some matched
+// path and version-less otherwise: VERSION_NOT_SERVED (a 405 outranks it: some route on the
+// path serves this version, just not this method).
 
 import { checkRouteTable, E, Fnv, H, N, S } from '../shared/route-table.js';
 
-export const NO_ROUTE = -1, METHOD_NOT_ALLOWED = -2;
+// -3 and -4 are escaped-slashes.ts's codes.
+export const NO_ROUTE = -1, METHOD_NOT_ALLOWED = -2, VERSION_NOT_SERVED = -5;
 
 const enum Char { SLASH = 0x2f }
 
@@ -33,6 +39,11 @@ export class RouteMatcher {
   paramCount = 0;
   /** After METHOD_NOT_ALLOWED: OR of the method masks of every route whose path matched. */
   allowMask = 0;
+  /**
+   * The request's API version bit for the next match (src/shared/api-version.ts), set by the
+   * caller; -1 (the default, left alone when no versioning is configured) matches every route.
+   */
+  versionBit = -1;
 
   private readonly words: Int32Array;
   private readonly pool: Uint8Array;
@@ -52,6 +63,8 @@ export class RouteMatcher {
   private segCount = 0;
   private segDepthBit = 0;
   private pathMatched = false;
+  /** Some route matched the path but not the version (VERSION_NOT_SERVED unless one serves it). */
+  private versionMissed = false;
   private methodBit = 0;
   private path = '';
 
@@ -75,6 +88,7 @@ export class RouteMatcher {
    * Route index for a request, or NO_ROUTE / METHOD_NOT_ALLOWED (see the precedence above).
    * `host`: lower-case, no port, '' when absent. `path`: output of normalizePath.
    * After a route: `params`/`paramCount`; after METHOD_NOT_ALLOWED: `allowMask`.
+   * Only routes whose version mask has `versionBit` take part (VERSION_NOT_SERVED, above).
    */
   // Hot path: runs on every request. Invariant: allocates nothing (no substrings, arrays or
   // objects; only this matcher's preallocated typed arrays and number fields are written)
@@ -83,6 +97,7 @@ export class RouteMatcher {
     this.paramCount = 0;
     this.allowMask = 0;
     this.pathMatched = false;
+    this.versionMissed = false;
     this.methodBit = methodBit;
     this.path = path;
     this.scanSegments(path);
@@ -99,7 +114,7 @@ export class RouteMatcher {
       if (route >= 0) return route;
     }
     this.paramCount = 0;
-    return this.pathMatched ? METHOD_NOT_ALLOWED : NO_ROUTE;
+    return this.pathMatched ? METHOD_NOT_ALLOWED : this.versionMissed ? VERSION_NOT_SERVED : NO_ROUTE;
   }
 
   /** Record start, end and FNV-1a hash of the path's segments (up to maxDepth + 1 of them). */
@@ -171,11 +186,13 @@ export class RouteMatcher {
 
     // Prefix candidates, longest first.
     const methodBit = this.methodBit;
+    const versionBit = this.versionBit;
     for (let d = chainDepth; d >= 0; d--) {
       const node = chain[d];
       let entry = words[node + N.PREFIX_AT];
       const end = entry + words[node + N.PREFIX_COUNT] * E.WORDS;
       for (; entry < end; entry += E.WORDS) {
+        if ((words[entry + E.VERSION_MASK] & versionBit) === 0) { this.versionMissed = true; continue; }
         const mask = words[entry + E.METHOD_MASK];
         this.pathMatched = true;
         this.allowMask |= mask;
@@ -192,9 +209,11 @@ export class RouteMatcher {
   private fullRouteAt(node: number, paramDepth: number): number {
     const words = this.words;
     const methodBit = this.methodBit;
+    const versionBit = this.versionBit;
     let entry = words[node + N.FULL_AT];
     const end = entry + words[node + N.FULL_COUNT] * E.WORDS;
     for (; entry < end; entry += E.WORDS) {
+      if ((words[entry + E.VERSION_MASK] & versionBit) === 0) { this.versionMissed = true; continue; }
       const mask = words[entry + E.METHOD_MASK];
       this.pathMatched = true;
       this.allowMask |= mask;

@@ -13,7 +13,7 @@ import { normalizePath, hadEscapedSlash } from '../shared/path-normalize.js';
 import { escapedPathError, matchEscapedPath } from './escaped-slashes.js';
 import { methodBit, methodsInMask } from '../shared/methods.js';
 import { GW_ERR } from '../shared/errors.js';
-import { NO_ROUTE, METHOD_NOT_ALLOWED } from './route-match.js';
+import { NO_ROUTE, METHOD_NOT_ALLOWED, VERSION_NOT_SERVED } from './route-match.js';
 import { endExchange, sendLocalReply } from './exchange.js';
 import { logRequestFault } from './faults.js';
 import { runChain } from './chain.js';
@@ -108,10 +108,15 @@ export class DataPlaneServer {
     ctx.path = path;
 
     const matcher = gen.matcher;
+    const versioning = gen.versioning ?? null;
     // A path with %2F/%5C (rare) is routed by its route's escaped_slashes (may change ctx.path).
-    const routeIndex = hadEscapedSlash() ? matchEscapedPath(ctx, url) : matcher.match(ctx.methodBit, ctx.hostName, path);
+    // With versioned routes, the request's API version constrains the match (api-version.ts).
+    const routeIndex = versioning !== null ? versioning.route(ctx, url)
+      : hadEscapedSlash() ? matchEscapedPath(ctx, url) : matcher.match(ctx.methodBit, ctx.hostName, path);
     if (routeIndex < 0) {
-      if (routeIndex === METHOD_NOT_ALLOWED) {
+      if (routeIndex === VERSION_NOT_SERVED) {
+        sendLocalReply(ctx, versioning!.versionError(ctx), hasBody, versioning!.varyFor(ctx));
+      } else if (routeIndex === METHOD_NOT_ALLOWED) {
         sendLocalReply(ctx, GW_ERR.method_not_allowed, hasBody, ['allow', methodsInMask(matcher.allowMask).join(', ')]);
       } else {
         sendLocalReply(ctx, routeIndex === NO_ROUTE ? GW_ERR.route_not_found : escapedPathError(routeIndex), hasBody);

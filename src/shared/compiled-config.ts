@@ -79,6 +79,11 @@ export interface CompiledRoute {
     host: string | null;
     /** Bit mask from src/shared/methods.ts. */
     methodMask: number;
+    /**
+     * API versions the route serves (`match.version`): bit i = `versioning.versions`' i-th
+     * version (src/shared/api-version.ts). Absent or -1: every version (no constraint).
+     */
+    versionMask?: number;
   };
   /** Param names of a template path, in segment order (index = param index in the match result). */
   paramNames: string[];

@@ -56,13 +56,19 @@
 //   Route list (E.WORDS words per entry)
 //     E.ROUTE            route index
 //     E.METHOD_MASK      the route's method mask (inline: the method check reads no more memory)
+//     E.VERSION_MASK     the API versions the route serves (`match.version`), one bit per version
+//                        declared in `versioning.versions` (bit i = versions[i]); -1 for a route
+//                        without match.version, which serves every version. A request carries
+//                        one version bit (RouteMatcher.versionBit), so the constraint costs one
+//                        AND per candidate entry, whatever the number of routes or versions
+//                        (find-my-way's constraint bitmaps, here inline in the list).
 //
 //   String pool: segment texts and host names, ASCII, one byte per char, deduplicated.
 
 import type { CompiledRoute } from './compiled-config.js';
 
 export const TABLE_MAGIC = 0x4c425254;
-export const TABLE_VERSION = 1;
+export const TABLE_VERSION = 2;
 
 // Field offsets as const enums: tsc inlines them as literals, which the hot path needs
 // (an imported `const` is a module-binding load plus a TDZ check on every use).
@@ -88,7 +94,7 @@ export const enum S {
 
 /** Route-list entry fields. */
 export const enum E {
-  ROUTE = 0, METHOD_MASK,
+  ROUTE = 0, METHOD_MASK, VERSION_MASK,
   WORDS,
 }
 
@@ -174,6 +180,10 @@ export function encodeRouteTable(routes: readonly CompiledRoute[]): SharedArrayB
       throw new Error(`route table: ${where}: prefix ${JSON.stringify(path)} must not end with "/"`);
     }
     if ((methodMask | 0) !== methodMask) throw new Error(`route table: ${where}: method mask is not an int32`);
+    const versionMask = route.match.versionMask ?? -1;
+    if ((versionMask | 0) !== versionMask || versionMask === 0) {
+      throw new Error(`route table: ${where}: version mask must be a non-zero int32`);
+    }
     checkAscii(path, `${where}: path`);
 
     let root: BuildNode;
@@ -279,6 +289,7 @@ export function encodeRouteTable(routes: readonly CompiledRoute[]): SharedArrayB
     for (const index of routeIndexes) {
       words[at + E.ROUTE] = index;
       words[at + E.METHOD_MASK] = routes[index].match.methodMask;
+      words[at + E.VERSION_MASK] = routes[index].match.versionMask ?? -1;
       at += E.WORDS;
     }
     return at;
