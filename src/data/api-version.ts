@@ -2,7 +2,7 @@
 // route table, src/data/route-match.ts), from the sources `versioning.sources` orders: the
 // Accept header's media types, a version header, a query parameter; else the default.
 // Built once per generation (generation.ts); only configs with a versioned route pay for it.
-import type { RequestContext } from './request-context.js';
+import type { RequestContext, VersionRouting } from './request-context.js';
 import { VERSION_NOT_SERVED } from './route-match.js';
 import { matchEscapedPath } from './escaped-slashes.js';
 import { hadEscapedSlash } from '../shared/path-normalize.js';
@@ -14,7 +14,7 @@ import {
 /** How many versions of one Accept header are tried, most preferred first. */
 const MAX_CANDIDATES = 8;
 
-export class VersionResolver {
+export class VersionResolver implements VersionRouting {
   private readonly indexByName: Map<string, number>;
   private readonly sources: VersionSourceCode[];
   /** Candidate version indexes of the current request, most preferred first. */

@@ -8,7 +8,7 @@ import type { HttpResponse } from './uws.js';
 import type { Readable } from 'node:stream';
 import type { CompiledConfig, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
 import type { RouteMatcher } from './route-match.js';
-import type { VersionResolver } from './api-version.js';
+import type { GatewayErrorSpec } from '../shared/errors.js';
 import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
 
 export const NEXT = 0;
@@ -106,8 +106,17 @@ export interface GenerationView {
   readonly config: CompiledConfig;
   readonly matcher: RouteMatcher;
   /** API version resolution, or null when no route has match.version (one comparison). */
-  readonly versioning?: VersionResolver | null;
+  readonly versioning?: VersionRouting | null;
   route(index: number): RuntimeRoute;
+}
+
+/** Routing under the request's API version (api-version.ts VersionResolver implements it). */
+export interface VersionRouting {
+  /** Route index, or a negative route-match / escaped-slashes code; sets ctx.apiVersion*. */
+  route(ctx: RequestContext, url: string): number;
+  /** The error for VERSION_NOT_SERVED, and the Vary header pair to send with it (or null). */
+  versionError(ctx: RequestContext): GatewayErrorSpec;
+  varyFor(ctx: RequestContext): readonly string[] | null;
 }
 
 /** Where the request is in its life; the deadline ticker reads it. */
