@@ -2,6 +2,9 @@
 // 10, 1,000 and 10,000 routes (exact, `{param}` and prefix routes mixed). The requests are
 // the same shape at every size (ids zero-padded to one width), so the sizes differ only in
 // the table, and lookup@10k / lookup@10 shows whether lookup cost grows with route count.
+// `sab versioned`: the same paths, each served by two routes that differ only by API version
+// (match.version 1 and 2), the requests alternating between the two versions, against `sab`
+// (one unversioned route per path): the cost of the version constraint (issue 13: <= 3%).
 //
 //   node dist/native-bench/route-match.bench.js
 
@@ -12,6 +15,7 @@ import type { CompiledRoute } from '../src/shared/compiled-config.js';
 import { ANY_METHOD_MASK, methodBit } from '../src/shared/methods.js';
 import { encodeRouteTable, describeRouteTable } from '../src/shared/route-table.js';
 import { RouteMatcher } from '../src/data/route-match.js';
+import { versionBit } from '../src/shared/api-version.js';
 
 import { collectRows, runWhenMain, type BenchRow } from './bench-kit.js';
 
@@ -45,6 +49,11 @@ function makeRoutes(count: number): CompiledRoute[] {
     });
   }
   return routes;
+}
+
+/** Each route twice, serving version 1 (bit 0) and version 2 (bit 1), on the same path. */
+function versioned(routes: readonly CompiledRoute[]): CompiledRoute[] {
+  return routes.flatMap((r) => [0, 1].map((v) => ({ ...r, name: `${r.name}-v${v + 1}`, match: { ...r.match, versionMask: versionBit(v) } })));
 }
 
 /** A request path for route i (matching it). */
@@ -134,8 +143,21 @@ export async function run(options: { time?: number } = {}): Promise<BenchRow[]> 
     const info = describeRouteTable(sab);
     console.log(`${count} routes: table ${info.nodes} nodes, ${info.bytes} bytes`);
 
+    const vmatcher = new RouteMatcher(encodeRouteTable(versioned(routes)));
+    const versionBits = requests.map((_path, i) => versionBit(i & 1));
+    requests.forEach((path, i) => {
+      vmatcher.versionBit = versionBits[i];
+      if ((vmatcher.match(get, '', path) & 1) !== (i & 1)) throw new Error(`bench setup: ${path} v${(i & 1) + 1} does not match its version`);
+    });
+
     bench.add(`sab @${count}`, () => {
       for (let i = 0; i < requests.length; i++) sink += matcher.match(get, '', requests[i]);
+    });
+    bench.add(`sab versioned @${count}`, () => {
+      for (let i = 0; i < requests.length; i++) {
+        vmatcher.versionBit = versionBits[i];
+        sink += vmatcher.match(get, '', requests[i]);
+      }
     });
     bench.add(`find-my-way @${count}`, () => {
       for (let i = 0; i < requests.length; i++) sink += fmw(requests[i]) === null ? 0 : 1;
@@ -153,13 +175,17 @@ export async function run(options: { time?: number } = {}): Promise<BenchRow[]> 
 function printMatrix(rows: readonly BenchRow[]): void {
   const ops = new Map(rows.map((r) => [r.case, r.opsPerSec]));
   console.log('\nlookups/s            ' + ROUTE_COUNTS.map((n) => `@${n}`.padStart(14)).join(''));
-  for (const name of ['sab', 'find-my-way', 'linear']) {
+  for (const name of ['sab', 'sab versioned', 'find-my-way', 'linear']) {
     const cells = ROUTE_COUNTS.map((n) => Math.round(ops.get(`${name} @${n}`) ?? 0).toLocaleString('en-US').padStart(14));
     console.log(name.padEnd(21) + cells.join(''));
   }
   const first = ops.get(`sab @${ROUTE_COUNTS[0]}`)!;
   const last = ops.get(`sab @${ROUTE_COUNTS[ROUTE_COUNTS.length - 1]}`)!;
   console.log(`\nsab lookup time @${ROUTE_COUNTS.at(-1)} / @${ROUTE_COUNTS[0]}: ${(first / last).toFixed(2)}x (target <= 1.30x)`);
+  for (const n of ROUTE_COUNTS) {
+    const over = ops.get(`sab @${n}`)! / ops.get(`sab versioned @${n}`)! - 1;
+    console.log(`versioned over unversioned @${n}: ${(over * 100).toFixed(1)}% (target <= 3%)`);
+  }
 }
 
 await runWhenMain(import.meta.url, async () => printMatrix(await run()));
