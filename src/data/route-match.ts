@@ -21,9 +21,9 @@
 // A route with host '' counts as host-less.
 // API versions (`match.version`) are a constraint like the method, checked first: a candidate
 // whose version mask lacks the request's version bit (`versionBit`, -1 = any) is skipped as if
-// its path had not matched. When no candidate of any group serves the version but some matched
-// path and version-less otherwise: VERSION_NOT_SERVED (a 405 outranks it: some route on the
-// path serves this version, just not this method).
+// its path had not matched. No winner, no 405, but some candidate skipped for its version:
+// VERSION_NOT_SERVED (a 405 outranks it: a route on the path serves this version, just not
+// this method).
 
 import { checkRouteTable, E, Fnv, H, N, S } from '../shared/route-table.js';
 
