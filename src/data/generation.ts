@@ -15,6 +15,8 @@ export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-cont
 
 export class Generation implements GenerationView {
   readonly poolKeys: ReadonlySet<string>;
+  /** onEnd filters of requests that match no route (CompiledConfig.unroutedFilters); null when none. */
+  readonly unroutedEndFilters: readonly Filter[] | null;
   /** Routes built so far (by index); the rest are built on their first request. */
   private readonly built: (RuntimeRoute | undefined)[];
 
@@ -34,6 +36,8 @@ export class Generation implements GenerationView {
     for (const s of services) for (const t of s.targets) keys.add(t.poolKey);
     this.poolKeys = keys;
     this.built = new Array(routeData.count);
+    const unrouted = (config.unroutedFilters ?? []).map((f) => buildFilter(f, env)).filter((f) => f.onEnd !== undefined);
+    this.unroutedEndFilters = unrouted.length > 0 ? unrouted : null;
   }
 
   /** Hot path: an array read once a route has served a request. */

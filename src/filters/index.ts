@@ -8,11 +8,13 @@ import type { CompiledFilter } from '../shared/compiled-config.js';
 import { authJwt } from './auth-jwt/index.js';
 import { identityStrip } from './identity-strip/index.js';
 import { rateLimit } from './rate-limit/index.js';
+import { accessLog } from './access-log/index.js';
 
 export const FILTERS = [
   identityStrip,
   authJwt,
   rateLimit,
+  accessLog, // last: its onRequest marks when the request leaves for the upstream
 ] as const;
 
 export type RegisteredFilter = (typeof FILTERS)[number];
