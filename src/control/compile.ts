@@ -85,7 +85,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
     services,
     // compileRoute returns null only after reporting an issue, so nothing is dropped here.
     routes: routes.filter((route): route is CompiledRoute => route !== null),
-    unroutedFilters,
+    ...(unroutedFilters.length > 0 ? { unroutedFilters } : {}),
     ...filterRuntimes,
   };
 }
