@@ -30,7 +30,10 @@ const HELP = `lobby — an API gateway on uWebSockets.js
 ${USAGE}
 Environment:
   LOBBY_CONFIG      default config file
-  LOBBY_LOG_LEVEL   debug | info | warn | error (default info); logs are JSON lines on stderr
+  LOBBY_LOG_LEVEL   debug | info | warn | error (default info); logs are pino JSON lines on stderr
+
+Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads the config, SIGUSR1 reopens the
+access-log files (logrotate).
 `;
 
 /** Exit code of a command line that cannot be run as written (after printing why and the usage). */
@@ -128,6 +131,9 @@ async function start(file: string): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => control.onSignal());
+  // logrotate: reopen the access-log files. A listener also keeps SIGUSR1 from starting the
+  // inspector (Node's default), which a production gateway must not do on a stray signal.
+  process.on('SIGUSR1', () => { supervisor.reopenLogs(); log.info('access log files reopened', { signal: 'SIGUSR1' }); });
 }
 
 main(process.argv.slice(2)).then((code) => { if (code >= 0) process.exitCode = code; }, (err) => {

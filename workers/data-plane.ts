@@ -13,6 +13,7 @@ import { PoolRegistry } from '../src/data/upstream/pools.js';
 import type { WorkerEnv } from '../src/data/chain.js';
 import { receiveKeys } from '../src/data/auth/keys-store.js';
 import { closeVerifyPool } from '../src/data/auth/verify-pool.js';
+import { runDrainHooks, runFatalHooks, runReopenHooks } from '../src/data/worker-hooks.js';
 
 const boot = workerData as WorkerBoot;
 const control = new Int32Array(boot.control);
@@ -56,7 +57,7 @@ process.on('uncaughtException', (err) => {
   // A uWS listen socket left open when a worker dies aborts the whole process, so close
   // everything first; the supervisor then starts a replacement.
   log.error('data-plane worker fault', { worker: boot.workerIndex, error: String(err?.stack ?? err) });
-  try { server.closeAll(); } finally { setImmediate(() => process.exit(1)); }
+  try { server.closeAll(); } finally { runFatalHooks(); setImmediate(() => process.exit(1)); }
 });
 
 port.on('message', async (msg: ToWorker) => {
@@ -78,11 +79,16 @@ port.on('message', async (msg: ToWorker) => {
     case 'keys':
       receiveKeys(msg.uri, msg.version, msg.keys, msg.refetchInMs);
       break;
+    case 'reopen-logs':
+      runReopenHooks();
+      break;
     case 'retire':
       for (const key of prepared.keys()) if (key < msg.keepFrom && key !== currentId) prepared.delete(key);
       break;
     case 'drain': {
       const unfinished = await server.drain(msg.deadlineMs);
+      // Every request has ended (its access-log line is buffered): write everything out first.
+      await Promise.race([runDrainHooks(), new Promise((r) => setTimeout(r, 5000))]);
       await Promise.race([Promise.all([pools.closeAll(), closeVerifyPool()]), new Promise((r) => setTimeout(r, 1000))]);
       send({ type: 'drained', unfinished });
       setImmediate(() => process.exit(0));

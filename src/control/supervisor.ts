@@ -216,6 +216,11 @@ export class Supervisor {
    * drain deadline), closes its connections and exits. Resolves with the number of
    * requests that were still unfinished at the deadline.
    */
+  /** SIGUSR1 (logrotate): every worker reopens its access-log files. */
+  reopenLogs(): void {
+    for (const w of this.workers) w?.send({ type: 'reopen-logs' });
+  }
+
   async drain(): Promise<number> {
     this.stopping = true;
     this.jwks.stop();

@@ -60,6 +60,12 @@ export interface FilterCompilation<C> {
    * (src/shared/compiled-config.ts) from its own folder.
    */
   readonly runtime?: Partial<CompiledFilterRuntimes>;
+  /**
+   * The filter's config for requests that match no route (404, 405, and requests refused
+   * before routing: 400, 414, 431 ...), or null/absent: only such a filter's onEnd runs for
+   * them (the access log's line for a 404). CompiledConfig.unroutedFilters.
+   */
+  readonly unrouted?: C | null;
 }
 
 /**

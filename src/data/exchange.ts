@@ -150,6 +150,7 @@ export function sendLocalReply(
 ): void {
   if (ctx.ended) return;
   ctx.responseFlags |= RESPONSE_FLAG.LOCAL_REPLY | (FLAG_OF_CODE[spec.code] ?? 0);
+  ctx.localReplyCode = spec.code;
   if (!ctx.aborted && !ctx.responseStarted) {
     ctx.upstream?.abort();
     ctx.responseStarted = true;
@@ -314,8 +315,9 @@ export function endExchange(ctx: RequestContext, flags = 0): void {
   const body = ctx.body;
   if (body !== null && !Buffer.isBuffer(body) && !body.destroyed) body.destroy();
   if (ctx.clientPaused && !ctx.aborted) { ctx.clientPaused = false; ctx.res.resume(); }
-  const filters = ctx.route?.endFilters ?? null;
-  if (filters !== null) {
+  // A request that matched no route (404, or refused before routing) gets the unrouted ones.
+  const filters = ctx.route !== null ? ctx.route.endFilters : ctx.gen.unroutedEndFilters;
+  if (filters) {
     for (let i = 0; i < filters.length; i++) {
       try {
         filters[i].onEnd!(ctx);

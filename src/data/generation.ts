@@ -17,6 +17,8 @@ export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-cont
 export class Generation implements GenerationView {
   readonly poolKeys: ReadonlySet<string>;
   readonly versioning: VersionResolver | null;
+  /** onEnd filters of requests that match no route (CompiledConfig.unroutedFilters); null when none. */
+  readonly unroutedEndFilters: readonly Filter[] | null;
   /** Routes built so far (by index); the rest are built on their first request. */
   private readonly built: (RuntimeRoute | undefined)[];
 
@@ -37,6 +39,8 @@ export class Generation implements GenerationView {
     this.poolKeys = keys;
     this.versioning = config.versioning?.constrained ? new VersionResolver(config.versioning) : null;
     this.built = new Array(routeData.count);
+    const unrouted = (config.unroutedFilters ?? []).map((f) => buildFilter(f, env)).filter((f) => f.onEnd !== undefined);
+    this.unroutedEndFilters = unrouted.length > 0 ? unrouted : null;
   }
 
   /** Hot path: an array read once a route has served a request. */

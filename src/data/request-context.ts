@@ -107,6 +107,8 @@ export interface GenerationView {
   readonly matcher: RouteMatcher;
   /** API version resolution, or null when no route has match.version (one comparison). */
   readonly versioning?: VersionRouting | null;
+  /** onEnd filters of a request that matched no route (the access log's 404 line), or null. */
+  readonly unroutedEndFilters: readonly Filter[] | null;
   route(index: number): RuntimeRoute;
 }
 
@@ -277,6 +279,24 @@ export class RequestContext {
   upstreamLastByteTime = 0;
   /** RESPONSE_FLAG bits. */
   responseFlags = 0;
+  /** Gateway error code of a local reply ('' for an upstream response). */
+  localReplyCode = '';
+  /** Authenticated subject (the token's `sub`; '' when none): auth-jwt sets it. */
+  subject = '';
+  /** performance.now() when the chain finished and the request went to the upstream
+   * (0 = not recorded: only the access-log and server-timing filters record it). */
+  dispatchTime = 0;
+  /** performance.now() when the authn phase finished (server-timing's mark; 0 = none). */
+  authDoneTime = 0;
+
+  // --- trace context (src/filters/tracing/): '' when tracing is off for the route ----------
+  /** W3C trace id (32 lower-case hex), this hop's span id and the caller's (16 hex; '' when
+   * the trace started here). */
+  traceId = '';
+  spanId = '';
+  parentSpanId = '';
+  /** The trace's sampled flag (traceparent flags bit 0). */
+  traceSampled = false;
 
   constructor(res: HttpResponse, gen: GenerationView, startTime: number) {
     this.res = res;

@@ -98,6 +98,8 @@ export class DataPlaneServer {
       if (req.getHeader('x-lobby-test-fault') === '1') throw new Error('test hook: request handler fault requested');
     }
     res.onAborted(() => onClientAborted(ctx));
+    // Before any reply: refused and unrouted requests are logged with their client too.
+    ctx.clientIp = decoder.decode(res.getRemoteAddressAsText());
     const hasBody = ctx.contentLength > 0 || ctx.chunked;
     if (headError !== null) {
       sendLocalReply(ctx, headError, hasBody || headError === GW_ERR.invalid_framing);
@@ -125,7 +127,6 @@ export class DataPlaneServer {
     }
     const route = gen.route(routeIndex);
     ctx.route = route;
-    ctx.clientIp = decoder.decode(res.getRemoteAddressAsText());
     // The rewrite reads the matcher's param spans, valid only until the next match.
     const target = upstreamPath(ctx, route);
     if (target === null) { sendLocalReply(ctx, GW_ERR.invalid_path, hasBody); return; }

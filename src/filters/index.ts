@@ -9,12 +9,19 @@ import { authJwt } from './auth-jwt/index.js';
 import { identityStrip } from './identity-strip/index.js';
 import { rateLimit } from './rate-limit/index.js';
 import { apiVersion } from './api-version/index.js';
+import { accessLog } from './access-log/index.js';
+import { tracing } from './tracing/index.js';
+import { serverTiming, serverTimingAuthMark } from './server-timing/index.js';
 
 export const FILTERS = [
+  tracing, // first: a refused request is traced too
   identityStrip,
   authJwt,
   rateLimit,
   apiVersion,
+  serverTimingAuthMark,
+  serverTiming,
+  accessLog, // last: its onRequest marks when the request leaves for the upstream
 ] as const;
 
 export type RegisteredFilter = (typeof FILTERS)[number];

@@ -105,4 +105,6 @@ export interface CompiledConfig extends CompiledFilterRuntimes {
   server: CompiledServer;
   services: CompiledService[];
   routes: CompiledRoute[];
+  /** Filters whose onEnd runs for requests that match no route (FilterCompilation.unrouted). */
+  unroutedFilters?: CompiledFilter[];
 }

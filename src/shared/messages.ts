@@ -23,7 +23,9 @@ export type ToWorker =
   /** The key set of a JWKS URI (src/control/jwks.ts): on change, and as the answer to `jwks-refetch`.
    * `version` grows with every change; `keys` null = never fetched successfully; `refetchInMs`:
    * time left of the unknown-kid refetch cooldown (0: the next unknown kid may ask at once). */
-  | { type: 'keys'; uri: string; version: number; keys: Jwk[] | null; refetchInMs: number };
+  | { type: 'keys'; uri: string; version: number; keys: Jwk[] | null; refetchInMs: number }
+  /** SIGUSR1: reopen every access-log file (after logrotate moved it). */
+  | { type: 'reopen-logs' };
 
 /** Worker → control plane. */
 export type FromWorker =

@@ -15,8 +15,10 @@ export interface Gateway {
   readonly url: string;
   readonly proc: ChildProcess;
   readonly configFile: string;
-  /** Everything the process wrote to stderr so far. */
+  /** Everything the process wrote to stderr so far (the application log: pino lines). */
   stderr(): string;
+  /** Everything the process wrote to stdout so far (an access log with `path: stdout`). */
+  stdout(): string;
   /** Sends SIGTERM and resolves with the exit code (SIGKILL after timeoutMs). */
   stop(timeoutMs?: number): Promise<number | null>;
 }
@@ -41,12 +43,14 @@ export async function startGateway(yamlBody: string, opts: GatewayOptions = {}):
   });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  proc.stdout!.resume();
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   let exitCode: number | null | undefined;
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => { exitCode = code; resolve(code); }));
   const gw: Gateway = {
     port, url: `http://127.0.0.1:${port}`, proc, configFile,
     stderr: () => err,
+    stdout: () => out,
     async stop(timeoutMs = 10_000) {
       if (exitCode === undefined) {
         proc.kill('SIGTERM');

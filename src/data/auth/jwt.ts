@@ -38,6 +38,8 @@ export interface VerifiedToken {
   scopes: string[];
   /** `exp` in seconds since the epoch, 0 when the token has none. */
   exp: number;
+  /** `sub` when it is a string, else '' (logged as the request's subject). */
+  subject: string;
 }
 
 export interface RejectedToken {
@@ -224,7 +226,7 @@ export class TokenVerifier {
       const value = claimToHeaderValue(p[claim]);
       if (value !== null) headers.push(header, value);
     }
-    return { ok: true, headers, scopes, exp: typeof exp === 'number' ? exp : 0 };
+    return { ok: true, headers, scopes, exp: typeof exp === 'number' ? exp : 0, subject: typeof p.sub === 'string' ? p.sub : '' };
   }
 }
 

@@ -203,7 +203,7 @@ export class ProviderState {
     if (result.ok) {
       let expiresAt = now + this.runtime.cacheMaxTtlS * 1000;
       if (result.exp > 0) expiresAt = Math.min(expiresAt, result.exp * 1000 + this.skewMs);
-      entry = { expiresAt, headers: result.headers, scopes: result.scopes, code: null, seq: 0 };
+      entry = { expiresAt, headers: result.headers, scopes: result.scopes, subject: result.subject, code: null, seq: 0 };
     } else {
       entry = { expiresAt: now + this.runtime.negativeTtlS * 1000, headers: null, scopes: [], code: result.code, seq: 0 };
     }

@@ -33,6 +33,8 @@ export interface TokenCacheEntry {
   /** Identity headers to inject (flat [name, value, ...]); null for a refused token. */
   headers: string[] | null;
   scopes: string[];
+  /** The token's `sub` when it is a string (the access log's subject), else absent. */
+  subject?: string;
   /** Why the token was refused (negative entries), else null. */
   code: VerifyCode | null;
   /** Recency stamp (see above). */
@@ -152,7 +154,8 @@ export class TokenCache extends LruCache {
     if (this.capacity <= 0) return;
     const own = ownCopy(token);
     entry.token = own;
-    const bytes = ENTRY_OVERHEAD_BYTES + STRING_OVERHEAD_BYTES + own.length + stringsBytes(entry.headers) + stringsBytes(entry.scopes);
+    const bytes = ENTRY_OVERHEAD_BYTES + STRING_OVERHEAD_BYTES + own.length + stringsBytes(entry.headers) + stringsBytes(entry.scopes) +
+      (entry.subject !== undefined ? STRING_OVERHEAD_BYTES + entry.subject.length : 0);
     this.store(keyOf(own), entry, bytes);
   }
 }

@@ -107,6 +107,7 @@ class AuthJwtFilter implements Filter, VerificationClient {
     }
     const h = ctx.headers;
     for (let i = 0; i < identity.length; i += 2) h.push(identity[i], identity[i + 1]);
+    ctx.subject = entry.subject ?? '';
     return NEXT;
   }
 
