@@ -122,7 +122,33 @@ function runResponseFilters(ctx: RequestContext, filters: readonly Filter[], sta
   return edited;
 }
 
+// Values that may go into a joined header block as they are: tab, space and visible ASCII.
+const NOT_PLAIN_VALUE = /[^\t\x20-\x7e]/;
+
+/**
+ * The response headers and the correlation id. uWS writes `key: value\r\n` per
+ * writeHeader, and each call is a native call with its own string conversions, so the
+ * common case (every value a plain ASCII string) goes out as one call whose value carries
+ * the following `\r\n name: value` lines. Names are tokens (llhttp's, or a filter's
+ * constants) and each value is checked here, so the block holds only the lines it says.
+ * Any other value (a Buffer from undici, bytes above 0x7E) takes the per-header path.
+ */
 function writeHeaders(ctx: RequestContext, headers: HeaderField[]): void {
+  const res = ctx.res;
+  let block = ctx.correlationId;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    const value = headers[i + 1];
+    if (typeof name !== 'string' || typeof value !== 'string' || NOT_PLAIN_VALUE.test(value)) {
+      writeHeadersOneByOne(ctx, headers);
+      return;
+    }
+    block += '\r\n' + name + ': ' + value;
+  }
+  res.writeHeader(CORRELATION_HEADER, block);
+}
+
+function writeHeadersOneByOne(ctx: RequestContext, headers: HeaderField[]): void {
   const res = ctx.res;
   for (let i = 0; i < headers.length; i += 2) {
     const value = headers[i + 1];
@@ -175,6 +201,9 @@ export function sendLocalReply(
 
 // Response heads are written in a microtask so that the head and the first body bytes
 // (which both clients deliver in the same socket read) leave in one corked write.
+// A promise reaction, not queueMicrotask: Node wraps every queueMicrotask callback in an
+// AsyncResource (an object, a bind and hook checks per call).
+const resolved = Promise.resolve();
 const headFlushQueue: RequestContext[] = [];
 let headFlushScheduled = false;
 function flushQueuedHeads(): void {
@@ -202,7 +231,7 @@ export function startResponse(ctx: RequestContext, status: number, statusText: s
   ctx.bodiless = bodiless;
   if (!bodiless && length !== 0) {
     headFlushQueue.push(ctx);
-    if (!headFlushScheduled) { headFlushScheduled = true; queueMicrotask(flushQueuedHeads); }
+    if (!headFlushScheduled) { headFlushScheduled = true; resolved.then(flushQueuedHeads); }
   }
 }
 
@@ -220,33 +249,56 @@ function writeResponseHead(ctx: RequestContext): void {
  * until resumeUpstream); the whole declared body went out (the response is complete). */
 export const WRITE_OK = 0, WRITE_FULL = 1, WRITE_DONE = 2;
 
+// cork() takes a callback; one module-level function reading these (set just before the
+// synchronous cork call) instead of a closure per chunk.
+let corkCtx: RequestContext | null = null;
+let corkChunk: Buffer | null = null;
+let corkResult = WRITE_OK;
+
+function writeDataCorked(): void {
+  const ctx = corkCtx!;
+  const chunk = corkChunk!;
+  const res = ctx.res;
+  if (ctx.pendingHeaders !== null) writeResponseHead(ctx);
+  if (ctx.responseLength >= 0) {
+    if (ctx.bytesOut === 0 && chunk.length === ctx.responseLength) {
+      // The whole body in one chunk (most API responses): end() writes it with its
+      // Content-Length, and uWS keeps what the socket cannot take yet (at most this chunk).
+      ctx.bytesOut = chunk.length;
+      res.end(chunk);
+      corkResult = WRITE_DONE;
+      return;
+    }
+    const [written, done] = res.tryEnd(chunk, ctx.responseLength);
+    // After the last byte the response is gone: uWS forbids touching it again.
+    if (done) { ctx.bytesOut += chunk.length; corkResult = WRITE_DONE; return; }
+    if (written) { ctx.bytesOut += chunk.length; return; }
+    // uWS took part of the chunk: keep a copy of the rest until the socket drains.
+    // (bytesOut is the body offset before this chunk: everything before it was taken.)
+    const offset = res.getWriteOffset();
+    const taken = offset - ctx.bytesOut;
+    ctx.bytesOut = offset;
+    ctx.pendingChunk = Buffer.from(chunk.subarray(taken));
+    ctx.pendingOffset = offset;
+    corkResult = WRITE_FULL;
+  } else {
+    ctx.bytesOut += chunk.length;
+    if (!res.write(chunk)) corkResult = WRITE_FULL; // uWS buffers what it cannot send
+  }
+}
+
 /** Relays a response body chunk to the client. */
 export function writeResponseData(ctx: RequestContext, chunk: Buffer): number {
   if (ctx.bodiless) return WRITE_OK; // a body where none may be: dropped
-  const res = ctx.res;
-  let result = WRITE_OK;
-  res.cork(() => {
-    if (ctx.pendingHeaders !== null) writeResponseHead(ctx);
-    if (ctx.responseLength >= 0) {
-      const offset = res.getWriteOffset();
-      const [written, done] = res.tryEnd(chunk, ctx.responseLength);
-      // After the last byte the response is gone: uWS forbids touching it again.
-      if (done) { ctx.bytesOut += chunk.length; result = WRITE_DONE; return; }
-      const taken = res.getWriteOffset() - offset;
-      ctx.bytesOut += taken;
-      if (!written) {
-        // uWS took part of the chunk: keep a copy of the rest until the socket drains.
-        ctx.pendingChunk = Buffer.from(chunk.subarray(taken));
-        ctx.pendingOffset = res.getWriteOffset();
-        result = WRITE_FULL;
-      }
-    } else {
-      ctx.bytesOut += chunk.length;
-      if (!res.write(chunk)) result = WRITE_FULL; // uWS buffers what it cannot send
-    }
-  });
+  corkCtx = ctx;
+  corkChunk = chunk;
+  corkResult = WRITE_OK;
+  ctx.res.cork(writeDataCorked);
+  corkCtx = null;
+  corkChunk = null;
+  const result = corkResult;
   if (result === WRITE_DONE) { ctx.upstream?.settle(); endExchange(ctx); }
-  else if (result === WRITE_FULL) res.onWritable((offset) => onClientWritable(ctx, offset));
+  else if (result === WRITE_FULL) ctx.res.onWritable((offset) => onClientWritable(ctx, offset));
   return result;
 }
 

@@ -37,6 +37,50 @@ const kOnBody: number = HTTPParser.kOnBody;
 const kOnMessageComplete: number = HTTPParser.kOnMessageComplete;
 const kOnExecute: number = HTTPParser.kOnExecute;
 
+// Reads land in one buffer per worker (net's `onread` option), not in a fresh Buffer pushed
+// through a Readable per read: the parser copies what it keeps (header strings, body
+// chunks), so the next read may overwrite it. Reads are sequential on the worker's thread.
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+// Request heads are written straight to the socket's handle, the way net's own
+// writeGeneric does it but without the Writable machinery around it (write -> _write ->
+// writeOrBuffer -> writeGeneric: about 1 µs a request). One WriteWrap serves every write
+// that completes at once (nearly all on a keep-alive socket); a write that the kernel
+// could not take whole keeps its WriteWrap until it completes, and the next write gets a
+// new one. Node 20 only exposes WriteWrap through process.binding('stream_wrap'); where it
+// is missing, socket.write is used.
+interface StreamHandle {
+  writeLatin1String(req: object, data: string): number;
+}
+interface WriteWrapLike {
+  handle: StreamHandle | null;
+  oncomplete: (status: number) => void;
+  async: boolean;
+  bytes: number;
+  buffer: null;
+  conn: H1Connection | null;
+}
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const streamWrap = (() => { try { return (process as any).binding('stream_wrap'); } catch { return null; } })() as
+  { WriteWrap: new () => WriteWrapLike; streamBaseState: Int32Array; kLastWriteWasAsync: number } | null;
+const kLastWriteWasAsync = streamWrap?.kLastWriteWasAsync ?? -1;
+let sharedWriteReq: WriteWrapLike | null = null;
+function onDirectWriteComplete(this: WriteWrapLike, status: number): void {
+  const conn = this.conn;
+  this.conn = null;
+  if (status < 0 && conn !== null) conn.destroy(null);
+}
+function newWriteReq(): WriteWrapLike {
+  const req = new streamWrap!.WriteWrap();
+  req.handle = null;
+  req.oncomplete = onDirectWriteComplete;
+  req.async = false;
+  req.bytes = 0;
+  req.buffer = null;
+  req.conn = null;
+  return req;
+}
+
 export interface H1PoolOptions {
   /** Max sockets to the target. */
   connections: number;
@@ -161,7 +205,10 @@ class H1Connection {
     this.parser[kOnBody] = this.onBody;
     this.parser[kOnMessageComplete] = this.onMessageComplete;
     this.parser[kOnExecute] = () => {};
-    const socket = connect({ host: pool.host, port: pool.port, noDelay: true });
+    const socket = connect({
+      host: pool.host, port: pool.port, noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => { this.onSocketData(buf.subarray(0, n)); return true; } },
+    });
     this.socket = socket;
     // One timer per connection attempt (not per request): a target that never accepts
     // must not hold a pool slot forever.
@@ -172,7 +219,6 @@ class H1Connection {
       for (const ex of this.requests.slice()) this.begin(ex);
     });
     socket.on('close', () => clearTimeout(connectTimer));
-    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('end', () => this.onSocketEnd());
     socket.on('error', () => this.destroy(null));
     socket.on('close', () => this.destroy(null));
@@ -200,7 +246,19 @@ class H1Connection {
     const socket = this.socket;
     const { head, body } = ex.opts;
     if (body === null) {
-      socket.write(head!, 'latin1'); // a checked byte string: exact (request-head.ts)
+      // A checked byte string (request-head.ts): 'latin1' writes exactly its bytes.
+      const handle = (socket as unknown as { _handle: StreamHandle | null })._handle;
+      if (streamWrap !== null && handle !== null && socket.writableLength === 0) {
+        const req = sharedWriteReq ??= newWriteReq();
+        req.handle = handle;
+        req.conn = this;
+        const err = handle.writeLatin1String(req, head!);
+        if (streamWrap.streamBaseState[kLastWriteWasAsync] !== 0) sharedWriteReq = null; // in use until oncomplete
+        else req.conn = null;
+        if (err !== 0) this.destroy(null);
+        return;
+      }
+      socket.write(head!, 'latin1');
       return;
     }
     socket.cork();
@@ -209,7 +267,7 @@ class H1Connection {
     socket.uncork();
   }
 
-  private onSocketData(chunk: Buffer): void {
+  private onSocketData(chunk: Uint8Array): void {
     if (this.requests.length === 0) {
       // Bytes on an idle connection are a protocol error: the socket is not reusable.
       this.destroy('bad_response');
