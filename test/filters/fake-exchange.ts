@@ -30,7 +30,14 @@ export function fakeContext(req: FakeRequest = {}): { ctx: RequestContext; repli
   const res = {
     cork(fn: () => void) { fn(); },
     writeStatus() { headers = []; },
-    writeHeader(name: string, value: string | Buffer) { headers.push(name, String(value)); },
+    // uWS writes `name: value\r\n`; the exchange may join several headers into one call
+    // (exchange.ts writeHeaders), so the recorder reads the lines back as the wire has them.
+    writeHeader(name: string, value: string | Buffer) {
+      for (const line of `${name}: ${String(value)}`.split('\r\n')) {
+        const colon = line.indexOf(': ');
+        headers.push(line.slice(0, colon), line.slice(colon + 2));
+      }
+    },
     end(body: string) {
       const { status, code, message } = (JSON.parse(body) as { error: GatewayErrorSpec }).error;
       replies.push({ spec: { status, code, message }, headers });
