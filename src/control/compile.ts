@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import type {
   CompiledConfig,
+  CompiledFilter,
   CompiledRoute,
   CompiledServer,
   CompiledService,
@@ -64,9 +65,11 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   // Each registered filter compiles the whole config once (in chain order, so a route's
   // filters come out ordered by phase); RawConfig must hold what each one reads.
   let filterRuntimes = {};
+  const unroutedFilters: CompiledFilter[] = [];
   for (const factory of FILTERS_IN_CHAIN_ORDER) {
     const compiled = factory.compile(config, { report, baseDir });
     filterRuntimes = { ...filterRuntimes, ...compiled.runtime };
+    if (compiled.unrouted !== undefined) unroutedFilters.push({ name: factory.name, config: compiled.unrouted });
     routes.forEach((route, index) => {
       const filterConfig = route ? compiled.route(index) : null;
       if (route && filterConfig !== null) route.filters.push({ name: factory.name, config: filterConfig });
@@ -82,6 +85,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
     services,
     // compileRoute returns null only after reporting an issue, so nothing is dropped here.
     routes: routes.filter((route): route is CompiledRoute => route !== null),
+    ...(unroutedFilters.length > 0 ? { unroutedFilters } : {}),
     ...filterRuntimes,
   };
 }

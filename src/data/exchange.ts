@@ -150,6 +150,7 @@ export function sendLocalReply(
 ): void {
   if (ctx.ended) return;
   ctx.responseFlags |= RESPONSE_FLAG.LOCAL_REPLY | (FLAG_OF_CODE[spec.code] ?? 0);
+  ctx.replySpec = spec;
   if (!ctx.aborted && !ctx.responseStarted) {
     ctx.upstream?.abort();
     ctx.responseStarted = true;
@@ -314,7 +315,7 @@ export function endExchange(ctx: RequestContext, flags = 0): void {
   const body = ctx.body;
   if (body !== null && !Buffer.isBuffer(body) && !body.destroyed) body.destroy();
   if (ctx.clientPaused && !ctx.aborted) { ctx.clientPaused = false; ctx.res.resume(); }
-  const filters = ctx.route?.endFilters ?? null;
+  const filters = ctx.route !== null ? ctx.route.endFilters : ctx.gen.unroutedEndFilters;
   if (filters !== null) {
     for (let i = 0; i < filters.length; i++) {
       try {

@@ -17,6 +17,7 @@ export class Generation implements GenerationView {
   readonly poolKeys: ReadonlySet<string>;
   /** Routes built so far (by index); the rest are built on their first request. */
   private readonly built: (RuntimeRoute | undefined)[];
+  readonly unroutedEndFilters: readonly Filter[] | null;
 
   constructor(
     readonly id: number,
@@ -34,6 +35,13 @@ export class Generation implements GenerationView {
     for (const s of services) for (const t of s.targets) keys.add(t.poolKey);
     this.poolKeys = keys;
     this.built = new Array(routeData.count);
+    const unrouted = (config.unroutedFilters ?? []).map((f) => buildFilter(f, env)).filter((f) => f.onEnd !== undefined);
+    this.unroutedEndFilters = unrouted.length > 0 ? unrouted : null;
+  }
+
+  /** The services of this generation (GET /upstreams reads their targets). */
+  get serviceList(): readonly RuntimeService[] {
+    return this.services;
   }
 
   /** Hot path: an array read once a route has served a request. */

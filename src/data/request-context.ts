@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import type { CompiledConfig, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
 import type { RouteMatcher } from './route-match.js';
 import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
+import type { GatewayErrorSpec } from '../shared/errors.js';
 
 export const NEXT = 0;
 export const REPLY = 1;
@@ -105,6 +106,8 @@ export interface GenerationView {
   readonly config: CompiledConfig;
   readonly matcher: RouteMatcher;
   route(index: number): RuntimeRoute;
+  /** onEnd filters for requests no route took (FilterCompilation.unrouted); null when none. */
+  readonly unroutedEndFilters: readonly Filter[] | null;
 }
 
 /** Where the request is in its life; the deadline ticker reads it. */
@@ -257,6 +260,8 @@ export class RequestContext {
   upstreamLastByteTime = 0;
   /** RESPONSE_FLAG bits. */
   responseFlags = 0;
+  /** The gateway error a local reply answered with (its code labels metrics), or null. */
+  replySpec: GatewayErrorSpec | null = null;
 
   constructor(res: HttpResponse, gen: GenerationView, startTime: number) {
     this.res = res;

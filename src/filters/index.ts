@@ -8,11 +8,13 @@ import type { CompiledFilter } from '../shared/compiled-config.js';
 import { authJwt } from './auth-jwt/index.js';
 import { identityStrip } from './identity-strip/index.js';
 import { rateLimit } from './rate-limit/index.js';
+import { metrics } from './metrics/index.js';
 
 export const FILTERS = [
   identityStrip,
   authJwt,
   rateLimit,
+  metrics,
 ] as const;
 
 export type RegisteredFilter = (typeof FILTERS)[number];

@@ -100,4 +100,6 @@ export interface CompiledConfig extends CompiledFilterRuntimes {
   server: CompiledServer;
   services: CompiledService[];
   routes: CompiledRoute[];
+  /** Filters whose onEnd sees requests no route took (FilterCompilation.unrouted), in chain order. */
+  unroutedFilters?: CompiledFilter[];
 }
