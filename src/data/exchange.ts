@@ -315,7 +315,7 @@ export function endExchange(ctx: RequestContext, flags = 0): void {
   const body = ctx.body;
   if (body !== null && !Buffer.isBuffer(body) && !body.destroyed) body.destroy();
   if (ctx.clientPaused && !ctx.aborted) { ctx.clientPaused = false; ctx.res.resume(); }
-  const filters = ctx.route !== null ? ctx.route.endFilters : ctx.gen.unroutedEndFilters;
+  const filters = ctx.route !== null ? ctx.route.endFilters : (ctx.gen.unroutedEndFilters ?? null);
   if (filters !== null) {
     for (let i = 0; i < filters.length; i++) {
       try {

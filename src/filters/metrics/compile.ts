@@ -17,6 +17,7 @@ export interface MetricsInput {
   services: Readonly<Record<string, { targets: readonly unknown[] }>>;
   routes: readonly { name: string; service: string; auth?: { provider: string } }[];
   auth?: { providers: readonly { name: string }[] };
+  admin?: object;
 }
 
 /** A route's (or the unrouted pseudo-route's) recorder: offsets into its worker's array. */
@@ -40,7 +41,8 @@ export interface MetricsFilterConfig {
 
 export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsFilterConfig> {
   const m = config.metrics;
-  if (!m.enabled) return { route: () => null };
+  // Without an admin listener nobody can read them: recording would be waste.
+  if (!(m.enabled ?? config.admin !== undefined)) return { route: () => null };
   const serviceNames = Object.keys(config.services);
   const serviceIndex = new Map(serviceNames.map((name, i) => [name, i]));
   const providers = (config.auth?.providers ?? []).map((p) => p.name);

@@ -19,7 +19,8 @@ const buckets = z.array(z.number().positive().finite())
   });
 
 export const metricsSchema = section({
-  enabled: z.boolean().default(true),
+  /** Default: on when there is an `admin` listener (the only place metrics are read), else off. */
+  enabled: z.boolean().optional(),
   status_codes: z.enum(['class', 'code']).default('class'),
   buckets: buckets.default(DEFAULT_BUCKETS),
   upstream_buckets: buckets.optional(),
