@@ -1,8 +1,8 @@
 // The control plane's observability endpoints (docs/observability.md):
-//   GET /metrics        a prom-client Registry: the Node process metrics, and custom collectors
-//                       that read the data plane's shared counters (metrics-store.ts), the
-//                       rate-limit table, the JWKS fetchers, the config store and the supervisor
-//                       at scrape time;
+//   GET /metrics        the data plane's shared counters summed at scrape time (metrics-store.ts),
+//                       and a prom-client Registry: the Node process metrics and custom
+//                       collectors reading the upstream pools, the rate-limit table, the JWKS
+//                       fetchers, the config store and the supervisor at scrape time;
 //   GET /stats/latency  the workers' per-route HDR histograms, merged: p50/p90/p99/p99.9/max;
 //   GET /report         the same as the load test's HTML percentile plot;
 //   GET /upstreams      every service's targets: in flight, pooled connections, recent errors.
@@ -12,7 +12,7 @@ import type { UpstreamsSnapshot } from '../shared/messages.js';
 import { REPORT_STYLE, escapeHtml, histogramDistribution, percentileChartSvg, type ChartSeries } from '../shared/percentile-chart.js';
 import { decodeRouteHistogram, newRouteHistogram } from '../filters/metrics/latency.js';
 import type { ConfigStore } from './config-store.js';
-import { FAMILIES, type Family, type FamilyKey, type Snapshot } from './metrics-store.js';
+import { escapeLabel, formatSnapshot } from './metrics-store.js';
 import type { Supervisor } from './supervisor.js';
 
 type MetricType = 'counter' | 'gauge' | 'histogram';
@@ -27,46 +27,25 @@ class Collected {
   }
 }
 
-function familyValues(f: Family, metricName?: string): Value[] {
-  const out: Value[] = [];
-  for (const s of f.series.values()) {
-    const labels: Record<string, string> = {};
-    for (let i = 0; i < f.labelNames.length; i++) labels[f.labelNames[i]] = s.labels[i];
-    out.push(metricName === undefined ? { labels, value: s.value } : { labels, value: s.value, metricName });
-  }
-  return out;
-}
-
 /** Recent errors per target: totals sampled every SAMPLE_MS, the difference over RECENT_MS. */
 const SAMPLE_MS = 10_000;
 const RECENT_MS = 60_000;
+
+/** What the endpoints read of the supervisor and the config store (benches give real parts without workers). */
+export type ObservedSupervisor = Pick<Supervisor, 'metrics' | 'ask' | 'rateLimits' | 'jwks' | 'restarts' | 'workerLag' | 'startedAt'>;
+export type ObservedStore = Pick<ConfigStore, 'current' | 'changeCounts'>;
 
 export interface LatencyRow { route: string; count: number; p50_ms: number; p90_ms: number; p99_ms: number; p999_ms: number; max_ms: number }
 
 export class Observability {
   readonly registry = new Registry();
-  /** The snapshot a scrape reads (taken once per scrape, before the registry formats). */
-  private snap: Snapshot | null = null;
   private upstreamsSnap: { worker: number; services: UpstreamsSnapshot[] }[] = [];
   private readonly errorSamples: { at: number; totals: Map<string, number> }[] = [];
   private readonly sampler: NodeJS.Timeout;
 
-  constructor(private readonly supervisor: Supervisor, private readonly store: ConfigStore) {
+  constructor(private readonly supervisor: ObservedSupervisor, private readonly store: ObservedStore) {
     collectDefaultMetrics({ register: this.registry });
-    const fam = (key: FamilyKey, metricName?: string) => () => (this.snap === null ? [] : familyValues(this.snap[key], metricName));
-    const histogram = (name: string, help: string, keys: [FamilyKey, FamilyKey, FamilyKey]) => new Collected(name, help, 'histogram', () => [
-      ...fam(keys[0], `${name}_bucket`)(), ...fam(keys[1], `${name}_sum`)(), ...fam(keys[2], `${name}_count`)(),
-    ]);
     const metrics: Collected[] = [
-      new Collected(FAMILIES.requests[0], 'Requests finished, by route, service and status (class or code; "none": the client left before a response).', 'counter', fam('requests')),
-      histogram('lobby_request_duration_seconds', 'Time from accepting a request to the end of its exchange, by route.', ['durationBucket', 'durationSum', 'durationCount']),
-      histogram('lobby_upstream_duration_seconds', 'Time from a connection assigned to the last response byte, by service.', ['upstreamBucket', 'upstreamSum', 'upstreamCount']),
-      new Collected(FAMILIES.requestBytes[0], 'Request body bytes received, by route.', 'counter', fam('requestBytes')),
-      new Collected(FAMILIES.responseBytes[0], 'Response body bytes sent, by route.', 'counter', fam('responseBytes')),
-      new Collected(FAMILIES.localReplies[0], 'Responses the gateway answered itself, by route and gateway error code (docs/errors.md).', 'counter', fam('localReplies')),
-      new Collected(FAMILIES.upstreamErrors[0], 'Upstream failures, by service and kind.', 'counter', fam('upstreamErrors')),
-      new Collected(FAMILIES.targetErrors[0], 'Upstream failures, by service and target.', 'counter', fam('targetErrors')),
-      new Collected(FAMILIES.auth[0], 'Authentication decisions, by provider and result (ok or the refusal code).', 'counter', fam('auth')),
       new Collected('lobby_upstream_active_requests', 'Requests in flight to a service (all workers).', 'gauge', () => this.upstreamGauge('inFlight', false)),
       new Collected('lobby_upstream_connections', 'Open upstream connections, by service and target (all workers).', 'gauge', () => this.upstreamGauge('connections', true)),
       new Collected('lobby_ratelimit_decisions_total', 'Rate-limit decisions, by limit: admitted, limited, reported (mode report), unavailable (Redis down, deny), full (table full).', 'counter', () => this.rateLimitValues()),
@@ -98,16 +77,14 @@ export class Observability {
     return this.registry.contentType;
   }
 
-  /** GET /metrics: Prometheus text format. */
+  /**
+   * GET /metrics: Prometheus text format. The shared counters' families (by far the most
+   * series: per route) are formatted by metrics-store.ts; the registry adds the rest.
+   */
   async metricsText(): Promise<string> {
-    const [snap, upstreams] = [this.supervisor.metrics.snapshot(), await this.supervisor.ask('upstreams')];
-    this.snap = snap;
-    this.upstreamsSnap = upstreams;
-    try {
-      return await this.registry.metrics();
-    } finally {
-      this.snap = null;
-    }
+    this.upstreamsSnap = await this.supervisor.ask('upstreams');
+    const counters = formatSnapshot(this.supervisor.metrics.snapshot());
+    return counters + '\n' + await this.registry.metrics();
   }
 
   private upstreamGauge(field: 'inFlight' | 'connections', byTarget: boolean): Value[] {
@@ -184,9 +161,8 @@ export class Observability {
   // --- upstreams -------------------------------------------------------------------------
 
   private targetErrorTotals(): Map<string, number> {
-    const totals = new Map<string, number>();
-    for (const s of this.supervisor.metrics.snapshot().targetErrors.series.values()) totals.set(`${s.labels[0]}\x00${s.labels[1]}`, s.value);
-    return totals;
+    // Keyed by the series' labels, `service="s",target="t"`.
+    return new Map(this.supervisor.metrics.snapshot().targetErrors.series);
   }
 
   private sampleErrors(): void {
@@ -204,7 +180,7 @@ export class Observability {
       name: svc.name,
       balance: svc.balance,
       targets: svc.targets.map((t) => {
-        const key = `${svc.name}\x00${t.origin}`;
+        const key = `service="${escapeLabel(svc.name)}",target="${escapeLabel(t.origin)}"`;
         const row = { target: t.origin, in_flight: 0, connections: 0, idle_connections: 0, queued: 0 };
         for (const a of answers) {
           for (const t2 of a.services.find((s) => s.service === svc.name)?.targets.filter((x) => x.origin === t.origin) ?? []) {
