@@ -137,3 +137,14 @@ describe('recording and summing', () => {
     }
   });
 });
+
+describe('config/examples/observability.yaml', () => {
+  it('loads, with metrics on by status code and its buckets', async () => {
+    const { loadConfig } = await import('../../src/control/config-load.js');
+    const file = new URL('../../../config/examples/observability.yaml', import.meta.url).pathname;
+    const { compiled } = await loadConfig(file);
+    assert.equal(compiled.metrics?.statusCodes, 'code');
+    assert.deepEqual(compiled.metrics?.buckets, [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+    assert.deepEqual(compiled.routes[0].filters.map((f) => f.name), ['metrics']);
+  });
+});
