@@ -4,6 +4,8 @@
 import * as hdr from 'hdr-histogram-js';
 
 export type Histogram = hdr.Histogram;
+// The distribution arithmetic lives with the shared chart (src/shared/percentile-chart.ts).
+export { distributionPercentiles, histogramDistribution, percentileToX, type DistributionPoint } from '../src/shared/percentile-chart.js';
 
 /**
  * A 3-significant-digit HDR histogram of microseconds (1 µs .. 60 s, resizing beyond). The plain JS
@@ -41,12 +43,6 @@ export interface LatencySummary {
   maxMs: number;
 }
 
-/** One point of the percentile distribution: percentile in 0..100, latency in ms. */
-export interface DistributionPoint {
-  percentile: number;
-  latencyMs: number;
-}
-
 const MICROS_PER_MS = 1000;
 
 export function summarizeHistogram(histogramUs: Histogram): LatencySummary {
@@ -61,47 +57,6 @@ export function summarizeHistogram(histogramUs: Histogram): LatencySummary {
     p999Ms: count > 0 ? at(99.9) : 0,
     maxMs: count > 0 ? histogramUs.maxValue / MICROS_PER_MS : 0,
   };
-}
-
-/** Points per decade of 1/(1-p) in the plotted distribution (HdrHistogram's plotter uses a similar density). */
-const POINTS_PER_DECADE = 10;
-
-/**
- * Percentiles (0..100) at which to sample a distribution of `count` values: evenly spaced on the log axis
- * x = 1/(1-p), from x = 1 (p = 0) up to x = count, the last rank the data can resolve. The maximum is added
- * separately by the caller because it has no finite x.
- */
-export function distributionPercentiles(count: number): number[] {
-  const percentiles: number[] = [];
-  if (count < 1) return percentiles;
-  const lastDecade = Math.log10(Math.max(count, 1));
-  for (let step = 0; step / POINTS_PER_DECADE <= lastDecade + 1e-9; step++) {
-    const x = 10 ** (step / POINTS_PER_DECADE);
-    percentiles.push(roundPercentile(100 * (1 - 1 / x)));
-  }
-  return percentiles;
-}
-
-function roundPercentile(percentile: number): number {
-  return Math.round(percentile * 1e7) / 1e7;
-}
-
-/** The percentile distribution of a microsecond histogram, ending with the maximum at 100. */
-export function histogramDistribution(histogramUs: Histogram): DistributionPoint[] {
-  const count = histogramUs.totalCount;
-  if (count === 0) return [];
-  const points = distributionPercentiles(count).map((percentile) => ({
-    percentile,
-    latencyMs: histogramUs.getValueAtPercentile(percentile) / MICROS_PER_MS,
-  }));
-  points.push({ percentile: 100, latencyMs: histogramUs.maxValue / MICROS_PER_MS });
-  return points;
-}
-
-/** x coordinate of a percentile on the HdrHistogram-style axis: 1/(1-p); the maximum maps to `count`. */
-export function percentileToX(percentile: number, count: number): number {
-  if (percentile >= 100) return Math.max(count, 1);
-  return 1 / (1 - percentile / 100);
 }
 
 /** a / b, or null when the ratio is meaningless (missing value, zero denominator, e.g. 0 errors vs 0). */

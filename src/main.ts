@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Process entry: the `lobby` command. `start` runs the control plane on this (main) thread
 // and the data plane on worker threads; `check` validates a config and prints its routes.
+import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './control/config-load.js';
 import { ControlPlane, LOBBY_VERSION } from './control/control-plane.js';
@@ -18,6 +19,10 @@ const USAGE = `Usage:
                                 config is kept. With an admin section: the admin API (docs/admin-api.md).
   lobby check [FILE]            Validate FILE (or --config FILE), print the compiled route table;
                                 exit 1 listing every error (file, key path, line, problem).
+  lobby report --admin URL --out FILE
+                                Save the live latency report (GET /report of the admin API at URL,
+                                e.g. http://127.0.0.1:9901) as a self-contained HTML file. The
+                                admin token comes from --token or $LOBBY_ADMIN_TOKEN.
   lobby --help                  This text.
   lobby --version               Print the version.
 
@@ -54,6 +59,9 @@ async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        admin: { type: 'string' },
+        out: { type: 'string', short: 'o' },
+        token: { type: 'string' },
       },
     });
   } catch (err) {
@@ -65,6 +73,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...operands] = positionals;
   if (values.help || command === 'help') { process.stdout.write(HELP); return 0; }
   if (values.version) { process.stdout.write(`lobby ${LOBBY_VERSION}\n`); return 0; }
+  if (command === 'report') return report(operands, values);
+  if (values.admin !== undefined || values.out !== undefined || values.token !== undefined) {
+    return usageError(`--admin, --out and --token belong to lobby report, not ${command ?? 'no command'}`);
+  }
   if (command !== 'check' && command !== 'start') {
     return command ? usageError(`unknown command "${command}"`) : usageError('no command given');
   }
@@ -76,6 +88,36 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'check') return runCheck(file);
   await start(file);
   return -1; // keeps running; exits from the signal handlers
+}
+
+/** `lobby report --admin URL --out FILE`: GET /report, written to FILE. */
+async function report(operands: string[], values: { admin?: string; out?: string; token?: string; config?: string }): Promise<number> {
+  if (operands.length > 0) return usageError(`report takes no operands, got ${operands.join(' ')}`);
+  if (values.config !== undefined) return usageError('report reads a running gateway (--admin URL), not a config file');
+  if (values.admin === undefined || values.out === undefined) return usageError('report needs --admin URL and --out FILE');
+  let url: URL;
+  try {
+    url = new URL('/report', values.admin);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    return usageError(`--admin must be the admin API's http(s) URL, like http://127.0.0.1:9901; got ${JSON.stringify(values.admin)}`);
+  }
+  const token = values.token ?? process.env.LOBBY_ADMIN_TOKEN;
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(30_000) });
+  } catch (err) {
+    process.stderr.write(`lobby: cannot reach the admin API at ${url.origin}: ${(err as Error).cause ?? (err as Error).message}\n`);
+    return 1;
+  }
+  const text = await res.text();
+  if (res.status !== 200) {
+    process.stderr.write(`lobby: ${url.href} answered ${res.status}${res.status === 401 ? ' (give the admin token with --token or $LOBBY_ADMIN_TOKEN)' : ''}: ${text.trim().slice(0, 500)}\n`);
+    return 1;
+  }
+  await writeFile(values.out, text);
+  process.stdout.write(`wrote ${values.out} (${text.length} bytes)\n`);
+  return 0;
 }
 
 async function start(file: string): Promise<void> {

@@ -14,6 +14,8 @@ import type { WorkerEnv } from '../src/data/chain.js';
 import { receiveKeys } from '../src/data/auth/keys-store.js';
 import { closeVerifyPool } from '../src/data/auth/verify-pool.js';
 import { runDrainHooks, runFatalHooks, runReopenHooks } from '../src/data/worker-hooks.js';
+import { encodeRouteHistograms } from '../src/filters/metrics/latency.js';
+import { startWorkerStats } from '../src/data/worker-stats.js';
 
 const boot = workerData as WorkerBoot;
 const control = new Int32Array(boot.control);
@@ -52,6 +54,7 @@ function switchTo(id: number): void {
 
 const env: WorkerEnv = { workerIndex: boot.workerIndex, post: send, rateLimitTable: boot.rateLimitTable };
 const server = new DataPlaneServer({ currentGeneration, testHooks: boot.testHooks });
+if (boot.workerStats) startWorkerStats(boot.workerStats);
 
 process.on('uncaughtException', (err) => {
   // A uWS listen socket left open when a worker dies aborts the whole process, so close
@@ -64,7 +67,9 @@ port.on('message', async (msg: ToWorker) => {
   switch (msg.type) {
     case 'prepare':
       try {
-        prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.routeData, msg.config, pools, env, buildFilter));
+        // The generation's metric counters reach its filters through their env.
+        const genEnv = msg.metrics ? { ...env, metrics: msg.metrics } : env;
+        prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.routeData, msg.config, pools, genEnv, buildFilter));
         send({ type: 'prepared', generation: msg.generation });
       } catch (err) {
         send({ type: 'prepare-failed', generation: msg.generation, message: String((err as Error)?.message ?? err) });
@@ -81,6 +86,18 @@ port.on('message', async (msg: ToWorker) => {
       break;
     case 'reopen-logs':
       runReopenHooks();
+      break;
+    case 'latency-request':
+      send({ type: 'latency', id: msg.id, worker: boot.workerIndex, routes: encodeRouteHistograms() });
+      break;
+    case 'upstreams-request':
+      send({
+        type: 'upstreams', id: msg.id, worker: boot.workerIndex,
+        services: (current?.serviceList ?? []).map((s) => ({
+          service: s.name,
+          targets: s.targets.map((t) => ({ origin: t.origin, inFlight: t.inFlight, ...pools.stats(t.poolKey) })),
+        })),
+      });
       break;
     case 'retire':
       for (const key of prepared.keys()) if (key < msg.keepFrom && key !== currentId) prepared.delete(key);

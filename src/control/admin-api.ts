@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { log } from '../shared/log.js';
 import { ConfigError, ROOT_PATH } from './config-error.js';
 import type { RawConfig } from './config-schema.js';
+import type { Observability } from './observability.js';
 import { ChangeError, redacted, type ChangeInput, type ChangePreview, type ChangeResult, type ConfigStore, type ConfigVersion } from './config-store.js';
 
 type AdminSettings = NonNullable<RawConfig['admin']>;
@@ -25,12 +26,16 @@ export interface AdminContext {
   readiness(): { ready: boolean; reasons: string[] };
   /** GET /cluster; throws ChangeError when Redis is unreachable. */
   cluster(): Promise<Record<string, unknown>>;
+  /** GET /metrics, /stats/latency, /report, /upstreams (docs/observability.md). */
+  observability?: Observability;
 }
 
 type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams) => Promise<Reply>;
 interface Reply {
   status: number;
   body: unknown;
+  /** A body that is not JSON (Prometheus text, HTML): sent as is. */
+  raw?: { contentType: string; text: string };
 }
 
 interface Endpoint {
@@ -102,8 +107,9 @@ export class AdminApi {
       reply = errorReply(error);
       if (reply.status === 500) log.error('admin API request failed', { method: req.method, path, error: (error as Error).message });
     }
-    const text = JSON.stringify(reply.body, null, 2) + '\n';
-    res.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+    const text = reply.raw !== undefined ? reply.raw.text : JSON.stringify(reply.body, null, 2) + '\n';
+    const contentType = reply.raw !== undefined ? reply.raw.contentType : 'application/json';
+    res.writeHead(reply.status, { 'content-type': contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }
 
@@ -125,6 +131,18 @@ export class AdminApi {
       return handler(req, params, query);
     }
     return failure(404, 'not_found', `no admin endpoint ${path} (see docs/admin-api.md)`);
+  }
+
+  /** GET /metrics, /stats/latency, /report, /upstreams: read-only views of the data plane. */
+  private observabilityEndpoints(): Endpoint[] {
+    const o = this.ctx.observability;
+    if (o === undefined) return [];
+    return [
+      { pattern: /^\/metrics$/, methods: { GET: async () => ({ status: 200, body: null, raw: { contentType: o.contentType, text: await o.metricsText() } }) } },
+      { pattern: /^\/stats\/latency$/, methods: { GET: async () => ({ status: 200, body: await o.latency() }) } },
+      { pattern: /^\/report$/, methods: { GET: async () => ({ status: 200, body: null, raw: { contentType: 'text/html; charset=utf-8', text: await o.reportHtml() } }) } },
+      { pattern: /^\/upstreams$/, methods: { GET: async () => ({ status: 200, body: await o.upstreams() }) } },
+    ];
   }
 
   private buildEndpoints(): Endpoint[] {
@@ -158,6 +176,7 @@ export class AdminApi {
         },
       },
       { pattern: /^\/status$/, methods: { GET: async () => ({ status: 200, body: this.ctx.status() }) } },
+      ...this.observabilityEndpoints(),
       { pattern: /^\/cluster$/, methods: { GET: async () => ({ status: 200, body: await this.ctx.cluster() }) } },
       {
         pattern: /^\/config$/,

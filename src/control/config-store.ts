@@ -385,6 +385,13 @@ export class ConfigStore {
   /** Why the last cluster sync failed, or null. */
   syncError: string | null = null;
   lastChange: LastChange | null = null;
+  /** Changes applied and refused, by source (lobby_config_reloads_total). */
+  readonly changeCounts = new Map<string, { source: string; ok: number; error: number }>();
+  private countChange(source: string, ok: boolean): void {
+    let c = this.changeCounts.get(source);
+    if (c === undefined) { c = { source, ok: 0, error: 0 }; this.changeCounts.set(source, c); }
+    if (ok) c.ok++; else c.error++;
+  }
 
   constructor(private readonly opts: ConfigStoreOptions) {
     this.file = opts.file;
@@ -538,9 +545,11 @@ export class ConfigStore {
       if (this.stopped) throw new ChangeError(503, 'shutting_down', 'Lobby is shutting down; no more changes are applied');
       const result = this.cluster ? await this.changeClustered(build, source, started, rolledBackTo) : await this.changeLocal(build, source, started, rolledBackTo);
       this.lastChange = { at: Date.now(), source, ok: true, version: result.version };
+      this.countChange(source, true);
       return result;
     } catch (error) {
       this.lastChange = { at: Date.now(), source, ok: false, error: (error as Error).message };
+      this.countChange(source, false);
       // File reloads are logged by the reloader (src/control/reload.ts).
       if (source !== 'file' && source !== 'signal') log.warn('config change refused; the running config is kept', { source, error: (error as Error).message });
       throw error;
@@ -632,6 +641,7 @@ export class ConfigStore {
     const generation = await this.publish(next.compiled);
     await this.commit(next, stored.version, generation, 'cluster', started);
     this.lastChange = { at: Date.now(), source: 'cluster', ok: true, version: stored.version };
+    this.countChange('cluster', true);
   }
 
   /** Same content, number given by Redis (seeding it, or after it lost its data). */

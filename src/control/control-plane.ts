@@ -11,6 +11,7 @@ import { ChangeError, ConfigStore, redacted } from './config-store.js';
 import { ConfigReloader } from './reload.js';
 import { RedisSync, type InstanceInfo } from './redis-sync.js';
 import type { Supervisor } from './supervisor.js';
+import { Observability } from './observability.js';
 
 export const LOBBY_VERSION = '0.1.0';
 
@@ -28,6 +29,7 @@ export class ControlPlane {
   readonly reloader: ConfigReloader;
   readonly instanceId: string;
   private admin: AdminApi | null = null;
+  private observability: Observability | null = null;
   private redis: RedisSync | null = null;
   private draining = false;
   private readonly supervisor: Supervisor;
@@ -57,7 +59,9 @@ export class ControlPlane {
       cp.store.attachCluster(cp.redis);
     }
     if (raw.admin) {
+      cp.observability = new Observability(cp.supervisor, cp.store);
       cp.admin = new AdminApi(raw.admin, {
+        observability: cp.observability,
         store: cp.store,
         status: () => cp.status(),
         readiness: () => cp.readiness(),
@@ -90,6 +94,7 @@ export class ControlPlane {
 
   async close(): Promise<void> {
     this.reloader.close();
+    this.observability?.close();
     await Promise.all([this.admin?.close(), this.redis?.close()]);
   }
 

@@ -68,7 +68,11 @@ class JwksFetcher {
   /** Fetches done so far (tests and logs). */
   fetches = 0;
 
-  constructor(private source: CompiledJwksSource, private readonly broadcast: (msg: KeysMessage) => void) {}
+  constructor(
+    private source: CompiledJwksSource, private readonly broadcast: (msg: KeysMessage) => void,
+    /** Counts each finished fetch (lobby_jwks_fetches_total). */
+    private readonly counted: (uri: string, ok: boolean) => void = () => undefined,
+  ) {}
 
   get uri(): string {
     return this.source.uri;
@@ -127,6 +131,7 @@ class JwksFetcher {
       ({ keys, ttlS } = await download(source));
     } catch (err) {
       this.failures++;
+      this.counted(source.uri, false);
       const retryMs = Math.min(RETRY_MIN_MS * 2 ** (this.failures - 1),
         Math.max(RETRY_MIN_MS, Math.min(source.defaultTtlS, source.refetchCooldownS) * 1000));
       log.warn('jwks fetch failed; keeping the last good keys', {
@@ -136,6 +141,7 @@ class JwksFetcher {
       return;
     }
     this.failures = 0;
+    this.counted(source.uri, true);
     const json = JSON.stringify(keys);
     if (json !== this.keysJson) {
       this.keysJson = json;
@@ -201,6 +207,14 @@ function publicPart(jwk: Jwk): Jwk {
 export class JwksManager {
   private readonly fetchers = new Map<string, JwksFetcher>();
 
+  /** Finished fetches per URI and result, kept after a URI leaves the config (counters never go back). */
+  readonly fetchTotals = new Map<string, { ok: number; error: number }>();
+  private readonly countFetch = (uri: string, ok: boolean): void => {
+    let t = this.fetchTotals.get(uri);
+    if (t === undefined) { t = { ok: 0, error: 0 }; this.fetchTotals.set(uri, t); }
+    if (ok) t.ok++; else t.error++;
+  };
+
   constructor(private readonly broadcast: (msg: KeysMessage) => void) {}
 
   /**
@@ -216,7 +230,7 @@ export class JwksManager {
     for (const [uri, source] of sources) {
       const existing = this.fetchers.get(uri);
       if (existing !== undefined) { existing.update(source); continue; }
-      const fetcher = new JwksFetcher(source, this.broadcast);
+      const fetcher = new JwksFetcher(source, this.broadcast, this.countFetch);
       this.fetchers.set(uri, fetcher);
       first.push(fetcher.fetch(false));
     }

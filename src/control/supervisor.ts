@@ -19,6 +19,8 @@ import { log } from '../shared/log.js';
 import { formatListen } from './check.js';
 import { JwksManager } from './jwks.js';
 import { RateLimitSync } from './rate-limit-sync.js';
+import { MetricsStore } from './metrics-store.js';
+import { WORKER_STATS } from '../shared/metrics-layout.js';
 
 const WORKER_ENTRY = new URL('../../workers/data-plane.js', import.meta.url);
 /** Restart backoff after a worker crash: doubles per crash within a minute, capped. */
@@ -33,12 +35,15 @@ interface Published {
   config: CompiledConfig;
   /** What crosses to workers: routes travel in routeData, not through structured clone. */
   configWithoutRoutes: CompiledConfig;
+  /** Each worker's metric counters for this generation (by worker index), or null when metrics are off. */
+  metrics: SharedArrayBuffer[] | null;
 }
 
 /** Encodes a generation once (on this thread, off the request path) for every worker. */
-function published(generation: number, config: CompiledConfig): Published {
+function published(generation: number, config: CompiledConfig, metrics: MetricsStore): Published {
   return {
     generation,
+    metrics: metrics.allocate(generation, config),
     table: encodeRouteTable(config.routes),
     routeData: encodeRouteData(config.routes),
     config,
@@ -119,6 +124,11 @@ export class Supervisor {
 
   /** The rate-limit bucket table every worker shares, and its sweep and Redis sync. */
   readonly rateLimits: RateLimitSync;
+  /** The data plane's metric counters, per generation and worker (src/control/metrics-store.ts). */
+  readonly metrics = new MetricsStore();
+  /** Each worker's stats block (event-loop delay), kept for its replacement. */
+  private readonly workerStats: SharedArrayBuffer[] = [];
+  private nextRequestId = 1;
 
   constructor(private config: CompiledConfig, private readonly opts: SupervisorOptions = {}) {
     this.rateLimits = new RateLimitSync(config.rateLimit?.tableKeys);
@@ -134,7 +144,8 @@ export class Supervisor {
 
   /** Starts every worker on the config and waits until all listen. Throws if one cannot. */
   async start(): Promise<void> {
-    this.published = published(this.nextGeneration++, this.config);
+    this.published = published(this.nextGeneration++, this.config, this.metrics);
+    this.metrics.activate(this.published.generation);
     // Stored before any worker listens: each worker prepares it before it opens its socket.
     Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, this.published.generation);
     await this.jwks.configure(this.config);
@@ -151,11 +162,17 @@ export class Supervisor {
   }
 
   private async publishNow(config: CompiledConfig): Promise<number> {
-    const next = published(this.nextGeneration++, config);
-    await this.jwks.configure(config);
-    await this.rateLimits.configure(config);
-    const live = this.workers.filter((w): w is WorkerHandle => w !== null);
-    await Promise.all(live.map((w) => this.prepare(w, next)));
+    const next = published(this.nextGeneration++, config, this.metrics);
+    try {
+      await this.jwks.configure(config);
+      await this.rateLimits.configure(config);
+      const live = this.workers.filter((w): w is WorkerHandle => w !== null);
+      await Promise.all(live.map((w) => this.prepare(w, next)));
+    } catch (err) {
+      this.metrics.discard(next.generation);
+      throw err;
+    }
+    this.metrics.activate(next.generation);
     this.published = next;
     this.config = config;
     Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, next.generation);
@@ -165,7 +182,8 @@ export class Supervisor {
   private async prepare(w: WorkerHandle, p: Published): Promise<void> {
     const answer = w.waitFor((m): m is Extract<FromWorker, { type: 'prepared' | 'prepare-failed' }> =>
       (m.type === 'prepared' || m.type === 'prepare-failed') && m.generation === p.generation, PREPARE_TIMEOUT_MS);
-    w.send({ type: 'prepare', generation: p.generation, table: p.table, routeData: p.routeData, config: p.configWithoutRoutes });
+    const metrics = p.metrics?.[w.index];
+    w.send({ type: 'prepare', generation: p.generation, table: p.table, routeData: p.routeData, config: p.configWithoutRoutes, ...(metrics ? { metrics } : {}) });
     const msg = await answer;
     if (msg.type === 'prepare-failed') throw new Error(`worker ${w.index} could not prepare generation ${p.generation}: ${msg.message}`);
   }
@@ -173,6 +191,7 @@ export class Supervisor {
   private async startWorker(index: number): Promise<void> {
     const boot: WorkerBoot = {
       workerIndex: index, control: this.control, testHooks: this.opts.testHooks ?? false, rateLimitTable: this.rateLimits.sab,
+      workerStats: this.workerStats[index] ??= new SharedArrayBuffer(WORKER_STATS.SIZE * 8),
     };
     const thread = new Worker(WORKER_ENTRY, { workerData: boot, name: `lobby-data-${index}` });
     const handle = new WorkerHandle(index, thread);
@@ -209,6 +228,29 @@ export class Supervisor {
         if (this.workers[handle.index] === null) this.onWorkerExit(handle, -1);
       });
     }, delay);
+  }
+
+  /** Each worker's event-loop delay of the last second (seconds), by worker index. */
+  workerLag(): { worker: number; mean: number; p99: number; max: number }[] {
+    return this.workerStats.map((sab, worker) => {
+      const v = new Float64Array(sab);
+      return { worker, mean: v[WORKER_STATS.LAG_MEAN], p99: v[WORKER_STATS.LAG_P99], max: v[WORKER_STATS.LAG_MAX] };
+    });
+  }
+
+  /**
+   * Asks every live worker (`latency-request`, `upstreams-request`) and resolves with the
+   * answers that came within timeoutMs (a worker being replaced is left out).
+   */
+  async ask<T extends 'latency' | 'upstreams'>(type: T, timeoutMs = 2_000): Promise<Extract<FromWorker, { type: T }>[]> {
+    const id = this.nextRequestId++;
+    const live = this.workers.filter((w): w is WorkerHandle => w !== null && w.listening);
+    const answers = await Promise.allSettled(live.map((w) => {
+      const answer = w.waitFor((m): m is Extract<FromWorker, { type: T }> => m.type === type && (m as { id: number }).id === id, timeoutMs);
+      w.send({ type: type === 'latency' ? 'latency-request' : 'upstreams-request', id });
+      return answer;
+    }));
+    return answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
   }
 
   /**

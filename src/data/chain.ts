@@ -37,6 +37,9 @@ export interface WorkerEnv {
   /** The instance's rate-limit bucket table (src/shared/bucket-table.ts), shared by every
    * worker; absent outside a supervisor (tests, benches), where the filter makes its own. */
   readonly rateLimitTable?: SharedArrayBuffer;
+  /** This worker's metric counters for the generation being built (src/shared/metrics-layout.ts),
+   * allocated by the control plane; absent when metrics are off or outside a supervisor. */
+  readonly metrics?: SharedArrayBuffer;
 }
 
 /** A key path in the config (`['routes', 3, 'rate_limit', 0]`); the control plane adds file and line. */

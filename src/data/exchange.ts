@@ -176,7 +176,7 @@ export function sendLocalReply(
 ): void {
   if (ctx.ended) return;
   ctx.responseFlags |= RESPONSE_FLAG.LOCAL_REPLY | (FLAG_OF_CODE[spec.code] ?? 0);
-  ctx.localReplyCode = spec.code;
+  ctx.replySpec = spec;
   if (!ctx.aborted && !ctx.responseStarted) {
     ctx.upstream?.abort();
     ctx.responseStarted = true;

@@ -43,6 +43,11 @@ export class Generation implements GenerationView {
     this.unroutedEndFilters = unrouted.length > 0 ? unrouted : null;
   }
 
+  /** The services of this generation (GET /upstreams reads their targets). */
+  get serviceList(): readonly RuntimeService[] {
+    return this.services;
+  }
+
   /** Hot path: an array read once a route has served a request. */
   route(index: number): RuntimeRoute {
     const route = this.built[index];

@@ -279,8 +279,8 @@ export class RequestContext {
   upstreamLastByteTime = 0;
   /** RESPONSE_FLAG bits. */
   responseFlags = 0;
-  /** Gateway error code of a local reply ('' for an upstream response). */
-  localReplyCode = '';
+  /** The gateway error a local reply answered with (its code labels metrics), or null. */
+  replySpec: GatewayErrorSpec | null = null;
   /** Authenticated subject (the token's `sub`; '' when none): auth-jwt sets it. */
   subject = '';
   /** performance.now() when the chain finished and the request went to the upstream

@@ -12,6 +12,7 @@ import { apiVersion } from './api-version/index.js';
 import { accessLog } from './access-log/index.js';
 import { tracing } from './tracing/index.js';
 import { serverTiming, serverTimingAuthMark } from './server-timing/index.js';
+import { metrics } from './metrics/index.js';
 
 export const FILTERS = [
   tracing, // first: a refused request is traced too
@@ -21,6 +22,7 @@ export const FILTERS = [
   apiVersion,
   serverTimingAuthMark,
   serverTiming,
+  metrics,
   accessLog, // last: its onRequest marks when the request leaves for the upstream
 ] as const;
 

@@ -13,7 +13,13 @@ export type ToWorker =
     routeData: SharedArrayBuffer;
     /** The compiled config without its routes (they are in routeData). */
     config: CompiledConfig;
+    /** This worker's metric counters for the generation (src/shared/metrics-layout.ts); absent when metrics are off. */
+    metrics?: SharedArrayBuffer;
   }
+  /** Answer `latency` with this worker's per-route HDR histograms (GET /stats/latency, /report). */
+  | { type: 'latency-request'; id: number }
+  /** Answer `upstreams` with this worker's targets: in-flight requests, pooled connections. */
+  | { type: 'upstreams-request'; id: number }
   /** Open the listen socket (after the first generation is published). */
   | { type: 'listen'; host: string; port: number }
   /** Forget prepared generations older than `keepFrom` (they have no more in-flight requests). */
@@ -35,7 +41,16 @@ export type FromWorker =
   | { type: 'listen-failed'; host: string; port: number }
   | { type: 'drained'; unfinished: number }
   /** A token named a `kid` the worker's key set lacks: refetch `uri` (the control plane applies a cooldown). */
-  | { type: 'jwks-refetch'; uri: string };
+  | { type: 'jwks-refetch'; uri: string }
+  /** Per-route HDR histograms, compressed base64 (src/filters/metrics/latency.ts). */
+  | { type: 'latency'; id: number; worker: number; routes: { route: string; histogram: string }[] }
+  | { type: 'upstreams'; id: number; worker: number; services: UpstreamsSnapshot[] };
+
+/** One service of a worker's current generation, for GET /upstreams and the upstream gauges. */
+export interface UpstreamsSnapshot {
+  service: string;
+  targets: { origin: string; inFlight: number; connections: number; idle: number; queued: number }[];
+}
 
 /** Data every worker starts with (workerData). */
 export interface WorkerBoot {
@@ -46,4 +61,6 @@ export interface WorkerBoot {
   testHooks: boolean;
   /** The rate-limit bucket table (src/shared/bucket-table.ts), one per instance. */
   rateLimitTable?: SharedArrayBuffer;
+  /** This worker's stats block (WORKER_STATS in src/shared/metrics-layout.ts: event-loop delay). */
+  workerStats?: SharedArrayBuffer;
 }

@@ -432,6 +432,11 @@ export class H1Pool {
     this.enqueue(ex);
   };
 
+  /** Open sockets, idle ones among them, and requests waiting for one (GET /upstreams). */
+  stats(): { connections: number; idle: number; queued: number } {
+    return { connections: this.all.size, idle: this.idle.length, queued: this.queue.length - this.queueHead };
+  }
+
   /** Places a request on an idle socket, a new socket, or the bounded queue. */
   enqueue(ex: H1Request): void {
     const conn = this.idle.pop();

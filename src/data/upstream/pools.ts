@@ -62,6 +62,15 @@ export class PoolRegistry {
     await Promise.allSettled(all.flatMap((p) => [p.pool.close(), p.fast.close()]));
   }
 
+  /** A target's connections over both clients (GET /upstreams); zeros for an unknown key. */
+  stats(key: string): { connections: number; idle: number; queued: number } {
+    const pooled = this.pools.get(key);
+    if (!pooled) return { connections: 0, idle: 0, queued: 0 };
+    const fast = pooled.fast.stats();
+    const general = pooled.pool.stats;
+    return { connections: fast.connections + general.connected, idle: fast.idle + general.free, queued: fast.queued + general.pending };
+  }
+
   get size(): number {
     return this.pools.size;
   }

@@ -53,7 +53,7 @@ const WRITERS: Record<AccessLogField, FieldWriter> = {
   rate_limit: (ctx) => ((ctx.responseFlags & RESPONSE_FLAG.RATE_LIMITED) !== 0 ? ',"rate_limit":"limited"'
     : ctx.rateLimit !== '' ? ',"rate_limit":"allowed"' : ''),
   flags: (ctx) => ',"flags":"' + responseFlagNames(ctx.responseFlags) + '"',
-  error_code: (ctx) => (ctx.localReplyCode !== '' ? ',"error_code":"' + ctx.localReplyCode + '"' : ''),
+  error_code: (ctx) => (ctx.replySpec !== null ? ',"error_code":"' + ctx.replySpec.code + '"' : ''),
 };
 
 /** pino's level number for the access log's lines (info). */

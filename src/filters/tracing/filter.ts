@@ -70,14 +70,14 @@ class TracingFilter implements Filter {
     ];
     if (ctx.clientIp !== '') attrs.push(stringAttr('client.address', ctx.clientIp));
     if (ctx.target !== null) attrs.push(stringAttr('lobby.target', ctx.target.origin));
-    if (ctx.localReplyCode !== '') attrs.push(stringAttr('lobby.error_code', ctx.localReplyCode));
+    if (ctx.replySpec !== null) attrs.push(stringAttr('lobby.error_code', ctx.replySpec.code));
     const failed = ctx.status >= 500 || ctx.status === 0;
     exporter.add('{"traceId":"' + ctx.traceId + '","spanId":"' + ctx.spanId + '"' +
       (ctx.parentSpanId !== '' ? ',"parentSpanId":"' + ctx.parentSpanId + '"' : '') +
       ',"name":' + JSON.stringify(ctx.method + ' ' + route.name) + ',"kind":' + SPAN_KIND_SERVER +
       ',"startTimeUnixNano":"' + unixNanos(ctx.startTime) + '","endTimeUnixNano":"' + unixNanos(performance.now()) + '"' +
       ',"attributes":[' + attrs.join(',') + ']' +
-      (failed ? ',"status":{"code":' + STATUS_ERROR + ',"message":' + JSON.stringify(ctx.localReplyCode || 'upstream error') + '}' : ',"status":{}') +
+      (failed ? ',"status":{"code":' + STATUS_ERROR + ',"message":' + JSON.stringify(ctx.replySpec?.code ?? 'upstream error') + '}' : ',"status":{}') +
       '}');
   }
 }

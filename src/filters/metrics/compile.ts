@@ -1,0 +1,84 @@
+// Control plane: the `metrics` section → CompiledConfig.metrics (labels and bucket bounds for the
+// collector) and, per route, where its counters are in a worker's array (src/shared/metrics-layout.ts).
+import type { FilterCompilation } from '../../data/chain.js';
+import { AUTH_RESULTS, LOCAL_REPLY_CODES, UPSTREAM_ERROR_KINDS, metricsLayout, type CompiledMetrics } from '../../shared/metrics-layout.js';
+import type { RawMetrics } from './schema.js';
+
+declare module '../../shared/compiled-config.js' {
+  interface CompiledFilterRuntimes {
+    /** The `metrics` section; absent when `metrics.enabled: false`. */
+    metrics?: CompiledMetrics;
+  }
+}
+
+/** What compile reads of the config. */
+export interface MetricsInput {
+  metrics: RawMetrics;
+  services: Readonly<Record<string, { targets: readonly unknown[] }>>;
+  routes: readonly { name: string; service: string; auth?: { provider: string } }[];
+  auth?: { providers: readonly { name: string }[] };
+  admin?: object;
+}
+
+/** A route's (or the unrouted pseudo-route's) recorder: offsets into its worker's array. */
+export interface MetricsFilterConfig {
+  routeName: string;
+  statusCodes: CompiledMetrics['statusCodes'];
+  buckets: number[];
+  upstreamBuckets: number[];
+  latencyReports: boolean;
+  requestsAt: number;
+  bytesAt: number;
+  durationAt: number;
+  localRepliesAt: number;
+  /** -1 for the unrouted pseudo-route (no service). */
+  upstreamDurationAt: number;
+  upstreamErrorsAt: number;
+  targetErrorsAt: number;
+  /** -1 when the route has no auth. */
+  authAt: number;
+}
+
+export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsFilterConfig> {
+  const m = config.metrics;
+  // Without an admin listener nobody can read them: recording would be waste.
+  if (!(m.enabled ?? config.admin !== undefined)) return { route: () => null };
+  const serviceNames = Object.keys(config.services);
+  const serviceIndex = new Map(serviceNames.map((name, i) => [name, i]));
+  const providers = (config.auth?.providers ?? []).map((p) => p.name);
+  const providerIndex = new Map(providers.map((name, i) => [name, i]));
+  const compiled: CompiledMetrics = {
+    statusCodes: m.status_codes,
+    buckets: m.buckets,
+    upstreamBuckets: m.upstream_buckets ?? m.buckets,
+    latencyReports: m.latency_reports,
+    providers,
+    // A route naming an unknown service is refused by compile.ts; -1 keeps the indexes valid here.
+    routes: config.routes.map((r) => ({ name: r.name, service: serviceIndex.get(r.service) ?? -1 })),
+  };
+  const layout = metricsLayout(compiled, serviceNames.map((name) => config.services[name]));
+  const of = (route: number, routeName: string, service: number, provider: number): MetricsFilterConfig => ({
+    routeName,
+    statusCodes: compiled.statusCodes,
+    buckets: compiled.buckets,
+    upstreamBuckets: compiled.upstreamBuckets,
+    latencyReports: compiled.latencyReports && service >= 0,
+    requestsAt: layout.requests + route * layout.statusSlots,
+    bytesAt: layout.bytes + route * 2,
+    durationAt: layout.duration + route * layout.durationStride,
+    localRepliesAt: layout.localReplies + route * LOCAL_REPLY_CODES.length,
+    upstreamDurationAt: service < 0 ? -1 : layout.upstreamDuration + service * layout.upstreamStride,
+    upstreamErrorsAt: service < 0 ? -1 : layout.upstreamErrors + service * UPSTREAM_ERROR_KINDS.length,
+    targetErrorsAt: service < 0 ? -1 : layout.targetErrors + layout.targetBase[service],
+    authAt: provider < 0 ? -1 : layout.auth + provider * AUTH_RESULTS.length,
+  });
+  return {
+    runtime: { metrics: compiled },
+    route: (index) => {
+      const r = config.routes[index];
+      const provider = r.auth === undefined ? -1 : providerIndex.get(r.auth.provider) ?? -1;
+      return of(index, r.name, compiled.routes[index].service, provider);
+    },
+    unrouted: of(config.routes.length, '-', -1, -1),
+  };
+}

@@ -1,0 +1,109 @@
+// Data plane: the recorder. onEnd, once per exchange, adds the request to its worker's counters
+// (src/shared/metrics-layout.ts): plain increments on a Float64Array this worker alone writes,
+// no allocation, no lock, no message. Everything it reads was recorded by the exchange on the
+// context (status, bytes, timings, response flags, the local reply's spec).
+import type { Histogram } from 'hdr-histogram-js';
+import { NEXT, type Filter, type WorkerEnv } from '../../data/chain.js';
+import { RESPONSE_FLAG, type RequestContext } from '../../data/request-context.js';
+import { AUTH_RESULTS, AUTH_RESULT_INDEX, LOCAL_REPLY_CODES, LOCAL_REPLY_INDEX, UPSTREAM_ERROR_KINDS, bucketIndex, statusSlots } from '../../shared/metrics-layout.js';
+import type { MetricsFilterConfig } from './compile.js';
+import { routeHistogram } from './latency.js';
+
+const views = new WeakMap<SharedArrayBuffer, Float64Array>();
+function viewOf(sab: SharedArrayBuffer): Float64Array {
+  let v = views.get(sab);
+  if (v === undefined) { v = new Float64Array(sab); views.set(sab, v); }
+  return v;
+}
+
+const F = RESPONSE_FLAG;
+const UPSTREAM_FLAGS = F.UPSTREAM_CONNECT_FAILURE | F.UPSTREAM_TIMEOUT | F.UPSTREAM_RESET | F.UPSTREAM_PROTOCOL_ERROR | F.UPSTREAM_OVERFLOW;
+const OTHER_CODE = LOCAL_REPLY_CODES.length - 1;
+
+/** UPSTREAM_ERROR_KINDS index of the first upstream flag set. */
+function upstreamKind(flags: number): number {
+  if (flags & F.UPSTREAM_CONNECT_FAILURE) return 0;
+  if (flags & F.UPSTREAM_TIMEOUT) return 1;
+  if (flags & F.UPSTREAM_RESET) return 2;
+  if (flags & F.UPSTREAM_PROTOCOL_ERROR) return 3;
+  return 4;
+}
+
+/** Slots a config's offsets reach: the size of a private array when the worker gave none (tests, benches). */
+function slotsNeeded(c: MetricsFilterConfig): number {
+  return 1 + Math.max(
+    c.requestsAt + statusSlots(c.statusCodes), c.bytesAt + 2, c.durationAt + c.buckets.length + 2, c.localRepliesAt + LOCAL_REPLY_CODES.length,
+    c.upstreamDurationAt + c.upstreamBuckets.length + 2, c.upstreamErrorsAt + UPSTREAM_ERROR_KINDS.length, c.targetErrorsAt + 64, c.authAt + AUTH_RESULTS.length,
+  );
+}
+
+class MetricsRecorder implements Filter {
+  readonly name = 'metrics';
+  private readonly f: Float64Array;
+  private readonly byClass: boolean;
+  private readonly noneSlot: number;
+  private readonly bounds: Float64Array;
+  private readonly upstreamBounds: Float64Array;
+  private readonly hist: Histogram | null;
+
+  constructor(private readonly c: MetricsFilterConfig, env: WorkerEnv) {
+    this.f = env.metrics !== undefined ? viewOf(env.metrics) : new Float64Array(slotsNeeded(c));
+    this.byClass = c.statusCodes === 'class';
+    this.noneSlot = statusSlots(c.statusCodes) - 1;
+    this.bounds = Float64Array.from(c.buckets);
+    this.upstreamBounds = Float64Array.from(c.upstreamBuckets);
+    this.hist = c.latencyReports ? routeHistogram(c.routeName) : null;
+  }
+
+  onRequest(): typeof NEXT {
+    return NEXT;
+  }
+
+  // Hot path: a dozen array increments, two bucket scans of ~13 compares, one performance.now().
+  onEnd(ctx: RequestContext): void {
+    const f = this.f;
+    const c = this.c;
+    const status = ctx.status;
+    const slot = status === 0 ? this.noneSlot : this.byClass ? ((status / 100) | 0) - 1 : status - 100;
+    f[c.requestsAt + slot]++;
+    f[c.bytesAt] += ctx.bytesIn;
+    f[c.bytesAt + 1] += ctx.bytesOut;
+    const now = performance.now();
+    const totalMs = now - ctx.startTime;
+    const seconds = totalMs / 1000;
+    const d = c.durationAt;
+    f[d + bucketIndex(this.bounds, seconds)]++;
+    f[d + this.bounds.length + 1] += seconds;
+    const spec = ctx.replySpec;
+    if (spec !== null) f[c.localRepliesAt + (LOCAL_REPLY_INDEX.get(spec.code) ?? OTHER_CODE)]++;
+    if (c.upstreamDurationAt >= 0) {
+      if (ctx.upstreamStartTime > 0) {
+        const end = ctx.upstreamLastByteTime > 0 ? ctx.upstreamLastByteTime : now;
+        const up = (end - ctx.upstreamStartTime) / 1000;
+        const u = c.upstreamDurationAt;
+        f[u + bucketIndex(this.upstreamBounds, up)]++;
+        f[u + this.upstreamBounds.length + 1] += up;
+      }
+      const failed = ctx.responseFlags & UPSTREAM_FLAGS;
+      if (failed !== 0) {
+        f[c.upstreamErrorsAt + upstreamKind(failed)]++;
+        const target = ctx.target;
+        if (target !== null) {
+          const i = ctx.route!.service.targets.indexOf(target);
+          if (i >= 0) f[c.targetErrorsAt + i]++;
+        }
+      }
+    }
+    if (c.authAt >= 0) {
+      const refusal = spec !== null ? AUTH_RESULT_INDEX.get(spec.code) : undefined;
+      if (refusal !== undefined) f[c.authAt + refusal]++;
+      // Past authentication: forwarded, or refused by a rate limit after it.
+      else if (ctx.target !== null || (ctx.responseFlags & F.RATE_LIMITED) !== 0) f[c.authAt]++;
+    }
+    if (this.hist !== null) this.hist.recordValue(totalMs < 0.001 ? 1 : Math.round(totalMs * 1000));
+  }
+}
+
+export function buildMetrics(config: MetricsFilterConfig, env: WorkerEnv): Filter {
+  return new MetricsRecorder(config, env);
+}

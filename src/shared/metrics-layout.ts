@@ -1,0 +1,117 @@
+// The layout of a generation's metric counters: one Float64Array per worker over a
+// SharedArrayBuffer the control plane allocates for each published generation
+// (src/control/metrics-store.ts). Each worker is the only writer of its own array (plain
+// `f[i]++` on the request path, no locks, no messages); the control plane reads every worker's
+// array at scrape time and sums them. Indexes are fixed when the config is compiled: routes,
+// services, targets, auth providers and the gateway's error codes, so the number of series is
+// bounded by the config, never by request data.
+//
+// Float64 counters are exact up to 2^53 (9e15 requests).
+import { GW_ERR } from './errors.js';
+
+/** The compiled `metrics` section (CompiledConfig.metrics, absent when metrics are off). */
+export interface CompiledMetrics {
+  /** `class`: code="2xx"; `code`: code="200". */
+  statusCodes: 'class' | 'code';
+  /** Upper bounds (seconds) of lobby_request_duration_seconds. */
+  buckets: number[];
+  /** Upper bounds (seconds) of lobby_upstream_duration_seconds. */
+  upstreamBuckets: number[];
+  /** Per-route HDR histograms for GET /stats/latency and GET /report. */
+  latencyReports: boolean;
+  /** Auth provider names (index = provider id in the layout). */
+  providers: string[];
+  /** Route names and service indexes: what the control plane labels series with (the worker
+   * gets the config without routes; these are small). */
+  routes: { name: string; service: number }[];
+}
+
+/** The label of a status that never went out (the client left first). */
+export const NO_STATUS = 'none';
+/** Status slots: class mode 1xx..5xx + none; code mode 100..599 + none. */
+export function statusSlots(mode: CompiledMetrics['statusCodes']): number {
+  return mode === 'class' ? 6 : 501;
+}
+export function statusLabel(mode: CompiledMetrics['statusCodes'], slot: number): string {
+  if (mode === 'class') return slot === 5 ? NO_STATUS : `${slot + 1}xx`;
+  return slot === 500 ? NO_STATUS : String(slot + 100);
+}
+
+/** Gateway error codes in table order, plus `other` (a code outside the table). */
+export const LOCAL_REPLY_CODES: readonly string[] = [...Object.keys(GW_ERR), 'other'];
+export const LOCAL_REPLY_INDEX: ReadonlyMap<string, number> = new Map(LOCAL_REPLY_CODES.map((c, i) => [c, i]));
+
+/** lobby_upstream_errors_total kinds, from the exchange's response flags. */
+export const UPSTREAM_ERROR_KINDS = ['connect_failure', 'timeout', 'reset', 'bad_response', 'overflow'] as const;
+
+/** lobby_auth_decisions_total results: ok, or the gateway error code of the refusal. */
+export const AUTH_RESULTS = [
+  'ok', 'unauthenticated', 'invalid_token', 'insufficient_scope', 'invalid_auth_request', 'auth_unavailable', 'auth_timeout', 'auth_overloaded',
+] as const;
+export const AUTH_RESULT_INDEX: ReadonlyMap<string, number> = new Map(AUTH_RESULTS.map((c, i) => [c, i]));
+
+/**
+ * Offsets of every region in a worker's array. Route `routes.length` is the pseudo-route of
+ * requests no route took (404, 400 before routing, ...), labelled route="-".
+ */
+export interface MetricsLayout {
+  readonly routeCount: number;
+  readonly serviceCount: number;
+  /** First target slot of each service (targets numbered in service order). */
+  readonly targetBase: readonly number[];
+  readonly statusSlots: number;
+  /** Per route: statusSlots counters. */
+  readonly requests: number;
+  /** Per route: 2 (request bytes, response bytes). */
+  readonly bytes: number;
+  /** Per route: buckets.length + 2 (non-cumulative counts per bucket, the +Inf count, the sum). */
+  readonly duration: number;
+  readonly durationStride: number;
+  /** Per route: LOCAL_REPLY_CODES.length. */
+  readonly localReplies: number;
+  /** Per service: upstreamBuckets.length + 2. */
+  readonly upstreamDuration: number;
+  readonly upstreamStride: number;
+  /** Per service: UPSTREAM_ERROR_KINDS.length. */
+  readonly upstreamErrors: number;
+  /** Per target: upstream failures (any kind). */
+  readonly targetErrors: number;
+  /** Per provider: AUTH_RESULTS.length. */
+  readonly auth: number;
+  /** Float64 slots in all. */
+  readonly size: number;
+}
+
+export function metricsLayout(m: CompiledMetrics, services: readonly { targets: readonly unknown[] }[]): MetricsLayout {
+  const routeSlots = m.routes.length + 1;
+  const slots = statusSlots(m.statusCodes);
+  const durationStride = m.buckets.length + 2;
+  const upstreamStride = m.upstreamBuckets.length + 2;
+  const targetBase: number[] = [];
+  let targets = 0;
+  for (const s of services) { targetBase.push(targets); targets += s.targets.length; }
+  let at = 0;
+  const take = (n: number) => { const start = at; at += n; return start; };
+  const requests = take(routeSlots * slots);
+  const bytes = take(routeSlots * 2);
+  const duration = take(routeSlots * durationStride);
+  const localReplies = take(routeSlots * LOCAL_REPLY_CODES.length);
+  const upstreamDuration = take(services.length * upstreamStride);
+  const upstreamErrors = take(services.length * UPSTREAM_ERROR_KINDS.length);
+  const targetErrors = take(targets);
+  const auth = take(m.providers.length * AUTH_RESULTS.length);
+  return {
+    routeCount: m.routes.length, serviceCount: services.length, targetBase, statusSlots: slots,
+    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, size: at,
+  };
+}
+
+/** Index of a bucket for `value` in ascending `bounds` (bounds.length = the +Inf slot). */
+export function bucketIndex(bounds: Float64Array | readonly number[], value: number): number {
+  let i = 0;
+  while (i < bounds.length && value > bounds[i]) i++;
+  return i;
+}
+
+/** Slots of the per-worker stats block (WorkerBoot.workerStats): event-loop delay, seconds. */
+export const WORKER_STATS = { LAG_MEAN: 0, LAG_P99: 1, LAG_MAX: 2, SIZE: 3 } as const;
