@@ -52,6 +52,7 @@ export interface DispatchController {
 export interface DispatchHandler {
   /** The request is on its way (a connection is assigned); the controller is the request's. */
   onRequestStart?(controller: DispatchController, context: unknown): void;
+  /** `headers` is a fresh array per response that the handler owns (it may edit it in place). */
   onResponseStart?(controller: DispatchController, statusCode: number, headers: HeaderField[], statusMessage: string): void;
   onResponseData?(controller: DispatchController, chunk: Buffer): void;
   onResponseEnd?(controller: DispatchController, trailers: HeaderField[] | null): void;

@@ -155,10 +155,12 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
     ctx.phase = PHASE.STREAMING;
     ctx.deadline = coarseNow + ctx.route!.service.idleMs;
 
-    // Keep end-to-end headers; note Content-Length and Connection-named headers.
+    // Keep end-to-end headers; note Content-Length and Connection-named headers. The list
+    // is the client's own fresh array for this response: compacted in place.
     let length = -1;
     let connectionNamed: string[] | null = null;
-    const kept: HeaderField[] = [];
+    const kept = rawHeaders;
+    let w = 0;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i];
       if (isDroppedResponseHeader(name)) {
@@ -177,8 +179,10 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
         }
         continue;
       }
-      kept.push(name, rawHeaders[i + 1]);
+      kept[w++] = name;
+      kept[w++] = rawHeaders[i + 1];
     }
+    kept.length = w;
     if (connectionNamed !== null) {
       const named = connectionNamed;
       for (let i = kept.length - 2; i >= 0; i -= 2) {
