@@ -170,6 +170,29 @@ export function sendLocalReply(
   endExchange(ctx);
 }
 
+/**
+ * Answers the request with `status` and no body (a CORS preflight's 204): the headers are what
+ * the route's onResponse filters set. Otherwise as sendLocalReply.
+ */
+export function sendEmptyReply(ctx: RequestContext, status: number, closeConnection = false): void {
+  if (ctx.ended) return;
+  ctx.responseFlags |= RESPONSE_FLAG.LOCAL_REPLY;
+  if (!ctx.aborted && !ctx.responseStarted) {
+    ctx.upstream?.abort();
+    ctx.responseStarted = true;
+    ctx.status = status;
+    const filters = ctx.route?.responseFilters ?? null;
+    const merged = filters !== null ? runResponseFilters(ctx, filters, status, []) : [];
+    const res = ctx.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(status));
+      writeHeaders(ctx, merged);
+      res.endWithoutBody(undefined, closeConnection);
+    });
+  }
+  endExchange(ctx);
+}
+
 // --- upstream responses -----------------------------------------------------------------
 
 // Response heads are written in a microtask so that the head and the first body bytes

@@ -226,6 +226,10 @@ export class RequestContext {
   rateLimitLimit = '';
   rateLimitRemaining = '';
   rateLimitReset = '';
+  /** The cors filter's Access-Control-Allow-Origin for this request ('' = no CORS headers),
+   * and whether the request is a preflight it answers: set in onRequest, sent by onResponse. */
+  corsOrigin = '';
+  corsPreflight = false;
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;

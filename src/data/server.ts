@@ -12,6 +12,7 @@ import { correlationIdFor } from './correlation-id.js';
 import { normalizePath, hadEscapedSlash } from '../shared/path-normalize.js';
 import { escapedPathError, matchEscapedPath } from './escaped-slashes.js';
 import { methodBit, methodsInMask } from '../shared/methods.js';
+import { preflightRoute } from '../filters/cors/preflight-route.js';
 import { GW_ERR } from '../shared/errors.js';
 import { NO_ROUTE, METHOD_NOT_ALLOWED } from './route-match.js';
 import { endExchange, sendLocalReply } from './exchange.js';
@@ -29,6 +30,7 @@ export interface DataPlaneServerOptions {
 }
 
 const decoder = new TextDecoder();
+const OPTIONS_BIT = methodBit('OPTIONS');
 
 export class DataPlaneServer {
   private readonly app: TemplatedApp;
@@ -109,7 +111,9 @@ export class DataPlaneServer {
 
     const matcher = gen.matcher;
     // A path with %2F/%5C (rare) is routed by its route's escaped_slashes (may change ctx.path).
-    const routeIndex = hadEscapedSlash() ? matchEscapedPath(ctx, url) : matcher.match(ctx.methodBit, ctx.hostName, path);
+    let routeIndex = hadEscapedSlash() ? matchEscapedPath(ctx, url) : matcher.match(ctx.methodBit, ctx.hostName, path);
+    // A CORS preflight is routed by the method it asks about (src/filters/cors/preflight-route.ts).
+    if (ctx.methodBit === OPTIONS_BIT && gen.config.corsPreflights === true && !hadEscapedSlash()) routeIndex = preflightRoute(ctx, req, gen, routeIndex);
     if (routeIndex < 0) {
       if (routeIndex === METHOD_NOT_ALLOWED) {
         sendLocalReply(ctx, GW_ERR.method_not_allowed, hasBody, ['allow', methodsInMask(matcher.allowMask).join(', ')]);

@@ -8,11 +8,15 @@ import type { CompiledFilter } from '../shared/compiled-config.js';
 import { authJwt } from './auth-jwt/index.js';
 import { identityStrip } from './identity-strip/index.js';
 import { rateLimit } from './rate-limit/index.js';
+import { ipRules } from './ip-rules/index.js';
+import { cors } from './cors/index.js';
 
 export const FILTERS = [
   identityStrip,
   authJwt,
   rateLimit,
+  ipRules,
+  cors,
 ] as const;
 
 export type RegisteredFilter = (typeof FILTERS)[number];
