@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { NEXT, REPLY } from '../../src/data/chain.js';
 import { compileConfig } from '../../src/control/compile.js';
 import { cors } from '../../src/filters/cors/index.js';
+import type { CorsFilterConfig } from '../../src/filters/cors/compile.js';
 import type { RawConfigInput } from '../../src/control/config-schema.js';
 import { chainOf, compileError, compiledFilterConfig, fakeContext, fakeHead, valuesOf } from './fake-exchange.js';
 
@@ -183,4 +184,17 @@ test('a preflight is answered 204 by the filter (allowed or not) and never goes 
   // OPTIONS without Access-Control-Request-Method is not a preflight: it goes on.
   const plain = request(['origin', APP], 'OPTIONS');
   assert.equal(filter.onRequest(plain.ctx), NEXT);
+});
+
+test('config/examples/cors.yaml loads and passes lobby check (so it never rots)', async () => {
+  const { fileURLToPath } = await import('node:url');
+  const { loadConfigFile } = await import('../../src/control/config-load.js');
+  const { runCheck } = await import('../../src/control/check.js');
+  const file = fileURLToPath(new URL('../../../config/examples/cors.yaml', import.meta.url));
+  const loaded = await loadConfigFile(file);
+  assert.deepEqual(loaded.routes.map((r) => r.filters.map((f) => f.name)), [['ip-rules', 'cors'], ['ip-rules', 'cors'], ['ip-rules']]);
+  const orders = loaded.routes[0].filters[1].config as CorsFilterConfig;
+  assert.deepEqual(orders.preflight.slice(2, 4), ['access-control-allow-methods', 'GET, POST, PUT, DELETE']);
+  const sink = { text: '', write(t: string) { this.text += t; return true; } };
+  assert.equal(await runCheck(file, sink, sink), 0, sink.text);
 });
