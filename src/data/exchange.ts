@@ -100,6 +100,27 @@ class HeadEditor implements ResponseHead {
   remove(name: string): void {
     removeAll(this.list, name.toLowerCase());
   }
+  removePrefixed(prefix: string): void {
+    const list = this.list;
+    let w = 0;
+    for (let r = 0; r < list.length; r += 2) {
+      if (lowerStartsWith(list[r], prefix)) continue;
+      list[w++] = list[r];
+      list[w++] = list[r + 1];
+    }
+    list.length = w;
+  }
+}
+
+/** ASCII case-insensitive: does a header name start with a lower-case prefix. */
+function lowerStartsWith(name: HeaderField, prefix: string): boolean {
+  if (name.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    let c = typeof name === 'string' ? name.charCodeAt(i) : name[i];
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== prefix.charCodeAt(i)) return false;
+  }
+  return true;
 }
 const editor = new HeadEditor();
 

@@ -66,6 +66,9 @@ export function fakeHead(status: number, headers: string[] = []): ResponseHead &
     set(name, value) { drop(name); list.push(name.toLowerCase(), value); },
     append(name, value) { list.push(name.toLowerCase(), value); },
     remove: drop,
+    removePrefixed(prefix) {
+      for (let i = list.length - 2; i >= 0; i -= 2) if (list[i].toLowerCase().startsWith(prefix)) list.splice(i, 2);
+    },
   };
 }
 

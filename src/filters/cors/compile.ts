@@ -30,8 +30,6 @@ export interface CorsFilterConfig {
   readonly preflight: readonly string[];
   /** After Access-Control-Allow-Origin, on every other response of an allowed origin. */
   readonly actual: readonly string[];
-  /** CORS response headers an upstream may have sent that `actual` does not set: removed. */
-  readonly strip: readonly string[];
   /** The answer depends on Origin (every origin but `*`): `Vary: Origin` on every response. */
   readonly varyOrigin: boolean;
 }
@@ -43,11 +41,6 @@ export interface CorsInput {
 
 /** A route without `match.methods` and without `allow_methods`. */
 const DEFAULT_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
-
-export const CORS_RESPONSE_HEADERS = [
-  'access-control-allow-origin', 'access-control-allow-credentials', 'access-control-expose-headers',
-  'access-control-allow-methods', 'access-control-allow-headers', 'access-control-max-age',
-] as const;
 
 function checkRules(cors: RawCors, at: FilterConfigPath, report: FilterCompileContext['report']): boolean {
   let ok = true;
@@ -70,17 +63,12 @@ function checkRules(cors: RawCors, at: FilterConfigPath, report: FilterCompileCo
   return ok;
 }
 
-function lowerOrigin(origin: string): string {
-  const sep = origin.indexOf('://');
-  return origin.slice(0, sep).toLowerCase() + origin.slice(sep).toLowerCase();
-}
-
 function compileOne(cors: RawCors, methods: readonly string[] | undefined): CorsFilterConfig {
   const exact: string[] = [];
   const wildcards: { prefix: string; suffix: string }[] = [];
   for (const raw of cors.allow_origins) {
     if (raw === '*') continue;
-    const origin = lowerOrigin(raw);
+    const origin = raw.toLowerCase();
     const sep = origin.indexOf('://') + 3;
     if (origin.startsWith('*.', sep)) wildcards.push({ prefix: origin.slice(0, sep), suffix: origin.slice(sep + 1) });
     else if (!exact.includes(origin)) exact.push(origin);
@@ -94,7 +82,6 @@ function compileOne(cors: RawCors, methods: readonly string[] | undefined): Cors
     ...(cors.max_age !== undefined ? ['access-control-max-age', String(cors.max_age)] : []),
   ];
   const actual = [...common, ...(cors.expose_headers.length > 0 ? ['access-control-expose-headers', cors.expose_headers.join(', ')] : [])];
-  const set = new Set(['access-control-allow-origin', ...actual.filter((_, i) => i % 2 === 0)]);
   return {
     anyOrigin,
     exact,
@@ -102,7 +89,6 @@ function compileOne(cors: RawCors, methods: readonly string[] | undefined): Cors
     regex: cors.allow_origin_regex.map((source) => `^(?:${source})$`),
     preflight,
     actual,
-    strip: CORS_RESPONSE_HEADERS.filter((name) => !set.has(name)),
     varyOrigin: !anyOrigin,
   };
 }

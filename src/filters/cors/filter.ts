@@ -7,8 +7,8 @@
 //     the upstream. Any other request goes on as usual, allowed or not.
 //   onResponse (upstream responses and every local reply, so a 401 or 429 is readable by the
 //     page): `Vary: Origin` unless the answer is `*`; an allowed origin gets
-//     Access-Control-Allow-Origin and the block compile.ts built, replacing the upstream's;
-//     a request without an allowed origin gets no CORS header, the upstream's removed.
+//     Access-Control-Allow-Origin and the block compile.ts built; every access-control-* header
+//     the upstream sent is removed first (one pass), so none survives on any response.
 import { NEXT, emptyReply, type Filter, type ResponseHead, type Verdict } from '../../data/chain.js';
 import type { RequestContext } from '../../data/request-context.js';
 import { methodBit } from '../../shared/methods.js';
@@ -50,7 +50,6 @@ class CorsFilter implements Filter {
   private readonly regex: RegExp[];
   private readonly preflight: readonly string[];
   private readonly actual: readonly string[];
-  private readonly strip: readonly string[];
   private readonly varyOrigin: boolean;
 
   constructor(config: CorsFilterConfig) {
@@ -61,7 +60,6 @@ class CorsFilter implements Filter {
     this.regex = config.regex.map((source) => new RegExp(source));
     this.preflight = config.preflight;
     this.actual = config.actual;
-    this.strip = config.strip;
     this.varyOrigin = config.varyOrigin;
   }
 
@@ -111,17 +109,12 @@ class CorsFilter implements Filter {
       for (let i = 0; i < block.length; i += 2) head.append(block[i], block[i + 1]);
       return;
     }
-    if (origin === '') {
-      head.remove(ALLOW_ORIGIN);
-      const actual = this.actual;
-      for (let i = 0; i < actual.length; i += 2) head.remove(actual[i]);
-    } else {
-      head.set(ALLOW_ORIGIN, origin);
-      const block = this.actual;
-      for (let i = 0; i < block.length; i += 2) head.set(block[i], block[i + 1]);
-    }
-    const strip = this.strip;
-    for (let i = 0; i < strip.length; i++) head.remove(strip[i]);
+    // One pass drops every access-control-* header the upstream sent (Allow-Private-Network too).
+    head.removePrefixed('access-control-');
+    if (origin === '') return;
+    head.append(ALLOW_ORIGIN, origin);
+    const block = this.actual;
+    for (let i = 0; i < block.length; i += 2) head.append(block[i], block[i + 1]);
   }
 }
 
