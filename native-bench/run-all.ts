@@ -7,6 +7,7 @@ import { run as rateLimit } from './rate-limit.bench.js';
 import { run as jwtVerify } from './jwt-verify.bench.js';
 import { run as responseWrite } from './response-write.bench.js';
 import { run as upstreamParse } from './upstream-parse.bench.js';
+import { run as edgeFilters } from './edge-filters.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -17,6 +18,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['jwt-verify', () => jwtVerify()],
   ['response-write', () => responseWrite()],
   ['upstream-parse', () => upstreamParse()],
+  ['edge-filters', () => edgeFilters()],
 ];
 
 const only = process.argv.slice(2);

@@ -86,7 +86,7 @@ function removeAll(list: HeaderField[], lower: string): void {
 
 /** The ResponseHead filters edit: one per worker, pointed at the head being written (the
  * onResponse calls are synchronous), so a response allocates nothing for it. */
-class HeadEditor implements ResponseHead {
+export class HeadEditor implements ResponseHead {
   status = 0;
   list: HeaderField[] = [];
   set(name: string, value: string): void {
