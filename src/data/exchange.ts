@@ -208,7 +208,10 @@ export function sendEmptyReply(ctx: RequestContext, status: number, closeConnect
     res.cork(() => {
       res.writeStatus(statusLine(status));
       writeHeaders(ctx, merged);
-      res.endWithoutBody(undefined, closeConnection);
+      // endWithoutBody(undefined, …) writes `Content-Length: 9223372036854775808` (this uWS
+      // build reads undefined as a length); without arguments it writes none, as a 204 needs.
+      // A streamed body left unread (a preflight never has one) closes with Content-Length: 0.
+      if (closeConnection) res.endWithoutBody(0, true); else res.endWithoutBody();
     });
   }
   endExchange(ctx);

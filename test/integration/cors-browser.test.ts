@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { freePort } from '../helpers/ports.js';
@@ -185,5 +186,44 @@ describe('CORS in Chromium', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('CORS on the wire (the same gateway, without a browser)', () => {
+  const allowed = () => `http://127.0.0.1:${allowedPort}`;
+  async function call(method: string, path: string, headers: Record<string, string>) {
+    const res = await request(`${gw.url}${path}`, { method: method as 'GET', headers });
+    const body = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, body };
+  }
+
+  it('a preflight on a GET/PUT route is answered 204 by the gateway with the configured block, no body, and Vary: Origin', async () => {
+    const before = upstream.received.length;
+    const got = await call('OPTIONS', '/items/9', { origin: allowed(), 'access-control-request-method': 'PUT', 'access-control-request-headers': 'content-type,x-trace' });
+    assert.equal(got.status, 204);
+    assert.equal(got.body, '');
+    assert.equal(got.headers['access-control-allow-origin'], allowed());
+    assert.equal(got.headers['access-control-allow-methods'], 'GET, PUT');
+    assert.equal(got.headers['access-control-allow-headers'], 'content-type, x-trace');
+    assert.equal(got.headers['access-control-allow-credentials'], 'true');
+    assert.equal(got.headers['access-control-max-age'], '600');
+    assert.equal(got.headers.vary, 'Origin');
+    const refused = await call('OPTIONS', '/items/9', { origin: 'http://evil.test', 'access-control-request-method': 'PUT' });
+    assert.equal(refused.status, 204);
+    assert.equal(refused.headers['access-control-allow-origin'], undefined);
+    assert.equal(upstream.received.length, before, 'no preflight reached the upstream');
+    // Not a preflight: the route does not allow OPTIONS.
+    const plain = await call('OPTIONS', '/items/9', { origin: allowed() });
+    assert.equal(plain.status, 405);
+  });
+
+  it('the upstream\'s own Access-Control-Allow-Origin: * is replaced, or removed for an origin outside the list', async () => {
+    const ok = await call('GET', '/items/1', { origin: allowed() });
+    assert.equal(ok.headers['access-control-allow-origin'], allowed());
+    assert.equal(ok.headers['access-control-expose-headers'], 'x-request-cost');
+    const other = await call('GET', '/items/1', { origin: 'http://evil.test' });
+    assert.equal(other.status, 200);
+    assert.equal(other.headers['access-control-allow-origin'], undefined);
+    assert.equal(other.headers.vary, 'Origin');
   });
 });
