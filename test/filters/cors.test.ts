@@ -81,6 +81,9 @@ test('compile refuses "*" with credentials, bad origins and regexes that could b
   assert.match(compileError(config({ allow_origin_regex: ['https://[a-'] })), /is not a valid regular expression/);
   assert.match(compileError({ services, cors: { allow_origins: [APP], allow_credentials: true, allow_methods: ['*'] } }), /^.*cors\.allow_methods\[0\]: cannot be "\*"/m);
   assert.match(compileError(config({ allow_origins: [APP], max_age: -1 })), /cors\.max_age: must be at least 0/);
+  // routes[].cors is a mapping or false: a wrong type says which.
+  assert.match(compileError(config('yes' as never)), /routes\[0\]\.cors: must be a mapping of CORS settings, or false for none/);
+  assert.match(compileError(config({ allow_origins: [APP], max_age: 'long' })), /routes\[0\]\.cors: max_age: expected a number, got the string "long"/);
 });
 
 test('an allowed origin: NEXT, and onResponse replaces the upstream\'s CORS headers with the route\'s', () => {

@@ -93,7 +93,18 @@ export const corsSchema = section({
 
 export type RawCors = z.output<typeof corsSchema>;
 
+/**
+ * A failed `routes[].cors`: zod reports a union as a whole, so for a mapping the message names
+ * the mapping's first problem with its key (`max_age: expected a number, …`).
+ */
+function unionMessage(issue: z.core.$ZodRawIssue): string {
+  const errors = issue.code === 'invalid_union' ? issue.errors : [];
+  const inner = typeof issue.input === 'object' && issue.input !== null ? errors[1]?.[0] : undefined;
+  if (inner === undefined) return 'must be a mapping of CORS settings, or false for none';
+  return inner.path.length === 0 ? inner.message : `${inner.path.join('.')}: ${inner.message}`;
+}
+
 /** `routes[].cors`: the route's own settings, or `false` for none (not even the default). */
-export const corsRouteKeys = { cors: z.union([z.literal(false), corsSchema], { error: 'must be a mapping of CORS settings, or false for none' }).optional() };
+export const corsRouteKeys = { cors: z.union([z.literal(false), corsSchema], { error: unionMessage }).optional() };
 /** The top-level `cors`: the default of every route without its own. */
 export const corsSections = { cors: corsSchema.optional() };
