@@ -49,7 +49,9 @@ test('the client address is the one server.trusted_proxies defines (the rate lim
     ['203.0.113.9', '198.51.100.7'], // ... so it cannot hide behind a denied address either way
     ['198.51.100.9', ''],
     ['127.0.0.1', 'junk'], // a hop that is not an address: the peer is the client
-  ]), ['deny', 'deny', 'pass', 'pass', 'pass', 'deny', 'pass']);
+    ['127.0.0.1', '::ffff:198.51.100.7'], // IPv4-mapped in the header: the IPv4 range applies
+    ['0000:0000:0000:0000:0000:ffff:7f00:0001', '198.51.100.7'], // a mapped trusted peer
+  ]), ['deny', 'deny', 'pass', 'pass', 'pass', 'deny', 'pass', 'deny', 'deny']);
 });
 
 test('top-level lists apply to every route and a route\'s own add to them', () => {
