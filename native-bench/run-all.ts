@@ -8,6 +8,7 @@ import { run as jwtVerify } from './jwt-verify.bench.js';
 import { run as responseWrite } from './response-write.bench.js';
 import { run as upstreamParse } from './upstream-parse.bench.js';
 import { run as metrics } from './metrics.bench.js';
+import { run as edgeFilters } from './edge-filters.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -19,6 +20,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['response-write', () => responseWrite()],
   ['upstream-parse', () => upstreamParse()],
   ['metrics', () => metrics()],
+  ['edge-filters', () => edgeFilters()],
 ];
 
 const only = process.argv.slice(2);

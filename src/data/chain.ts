@@ -12,7 +12,7 @@ import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import type { FromWorker } from '../shared/messages.js';
 import type { CompiledFilter, CompiledFilterRuntimes } from '../shared/compiled-config.js';
 import type { ZodType } from 'zod';
-import { bodyUnreadOf, sendLocalReply } from './exchange.js';
+import { bodyUnreadOf, sendEmptyReply, sendLocalReply } from './exchange.js';
 import { logRequestFault } from './faults.js';
 import { forward } from './upstream/proxy.js';
 
@@ -26,6 +26,12 @@ export { logRequestFault } from './faults.js';
  */
 export function localReply(ctx: RequestContext, spec: GatewayErrorSpec, extraHeaders: readonly string[] | null = null): typeof REPLY {
   sendLocalReply(ctx, spec, bodyUnreadOf(ctx.body), extraHeaders);
+  return REPLY;
+}
+
+/** A filter's bodiless answer (a CORS preflight's 204); its headers come from onResponse. */
+export function emptyReply(ctx: RequestContext, status: number): typeof REPLY {
+  sendEmptyReply(ctx, status, bodyUnreadOf(ctx.body));
   return REPLY;
 }
 

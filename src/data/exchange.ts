@@ -86,7 +86,7 @@ function removeAll(list: HeaderField[], lower: string): void {
 
 /** The ResponseHead filters edit: one per worker, pointed at the head being written (the
  * onResponse calls are synchronous), so a response allocates nothing for it. */
-class HeadEditor implements ResponseHead {
+export class HeadEditor implements ResponseHead {
   status = 0;
   list: HeaderField[] = [];
   set(name: string, value: string): void {
@@ -100,6 +100,27 @@ class HeadEditor implements ResponseHead {
   remove(name: string): void {
     removeAll(this.list, name.toLowerCase());
   }
+  removePrefixed(prefix: string): void {
+    const list = this.list;
+    let w = 0;
+    for (let r = 0; r < list.length; r += 2) {
+      if (lowerStartsWith(list[r], prefix)) continue;
+      list[w++] = list[r];
+      list[w++] = list[r + 1];
+    }
+    list.length = w;
+  }
+}
+
+/** ASCII case-insensitive: does a header name start with a lower-case prefix. */
+function lowerStartsWith(name: HeaderField, prefix: string): boolean {
+  if (name.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    let c = typeof name === 'string' ? name.charCodeAt(i) : name[i];
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== prefix.charCodeAt(i)) return false;
+  }
+  return true;
 }
 const editor = new HeadEditor();
 
@@ -192,6 +213,32 @@ export function sendLocalReply(
       res.writeStatus(statusLine(spec.status));
       writeHeaders(ctx, merged);
       res.end(body, closeConnection);
+    });
+  }
+  endExchange(ctx);
+}
+
+/**
+ * Answers the request with `status` and no body (a CORS preflight's 204): the headers are what
+ * the route's onResponse filters set. Otherwise as sendLocalReply.
+ */
+export function sendEmptyReply(ctx: RequestContext, status: number, closeConnection = false): void {
+  if (ctx.ended) return;
+  ctx.responseFlags |= RESPONSE_FLAG.LOCAL_REPLY;
+  if (!ctx.aborted && !ctx.responseStarted) {
+    ctx.upstream?.abort();
+    ctx.responseStarted = true;
+    ctx.status = status;
+    const filters = ctx.route?.responseFilters ?? null;
+    const merged = filters !== null ? runResponseFilters(ctx, filters, status, []) : [];
+    const res = ctx.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(status));
+      writeHeaders(ctx, merged);
+      // endWithoutBody(undefined, …) writes `Content-Length: 9223372036854775808` (this uWS
+      // build reads undefined as a length); without arguments it writes none, as a 204 needs.
+      // A streamed body left unread (a preflight never has one) closes with Content-Length: 0.
+      if (closeConnection) res.endWithoutBody(0, true); else res.endWithoutBody();
     });
   }
   endExchange(ctx);

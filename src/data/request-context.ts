@@ -20,13 +20,16 @@ export type Verdict = typeof NEXT | typeof REPLY | typeof WAIT;
  * The response head as a filter's onResponse sees it: the status, and header edits. `set`
  * replaces every header of that name the upstream sent (so an upstream's own `RateLimit` or
  * `Access-Control-Allow-Origin` never goes out twice); `append` adds one more (for list
- * headers such as `Vary`); `remove` drops every copy. Names are matched case-insensitively.
+ * headers such as `Vary`); `remove` drops every copy; `removePrefixed` every header of a family. Names are matched case-insensitively.
  */
 export interface ResponseHead {
   readonly status: number;
   set(name: string, value: string): void;
   append(name: string, value: string): void;
   remove(name: string): void;
+  /** Drops every header whose name starts with `prefix` (lower-case), in one pass: CORS
+   * replaces all of the upstream's `access-control-*` headers. */
+  removePrefixed(prefix: string): void;
 }
 
 /**
@@ -248,6 +251,10 @@ export class RequestContext {
   apiVersionSource = 0;
   /** Index of apiVersion in `versioning.versions`, -1 when none. */
   apiVersionIndex = -1;
+  /** The cors filter's Access-Control-Allow-Origin for this request ('' = no CORS headers),
+   * and whether the request is a preflight it answers: set in onRequest, sent by onResponse. */
+  corsOrigin = '';
+  corsPreflight = false;
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;

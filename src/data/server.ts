@@ -12,6 +12,7 @@ import { correlationIdFor } from './correlation-id.js';
 import { normalizePath, hadEscapedSlash } from '../shared/path-normalize.js';
 import { escapedPathError, matchEscapedPath } from './escaped-slashes.js';
 import { methodBit, methodsInMask } from '../shared/methods.js';
+import { preflightRoute } from '../filters/cors/preflight-route.js';
 import { GW_ERR } from '../shared/errors.js';
 import { NO_ROUTE, METHOD_NOT_ALLOWED, VERSION_NOT_SERVED } from './route-match.js';
 import { endExchange, sendLocalReply } from './exchange.js';
@@ -29,6 +30,7 @@ export interface DataPlaneServerOptions {
 }
 
 const decoder = new TextDecoder();
+const OPTIONS_BIT = methodBit('OPTIONS');
 
 export class DataPlaneServer {
   private readonly app: TemplatedApp;
@@ -113,8 +115,10 @@ export class DataPlaneServer {
     const versioning = gen.versioning ?? null;
     // A path with %2F/%5C (rare) is routed by its route's escaped_slashes (may change ctx.path).
     // With versioned routes, the request's API version constrains the match (api-version.ts).
-    const routeIndex = versioning !== null ? versioning.route(ctx, url)
+    let routeIndex = versioning !== null ? versioning.route(ctx, url)
       : hadEscapedSlash() ? matchEscapedPath(ctx, url) : matcher.match(ctx.methodBit, ctx.hostName, path);
+    // A CORS preflight is routed by the method it asks about (src/filters/cors/preflight-route.ts).
+    if (ctx.methodBit === OPTIONS_BIT && gen.config.corsPreflights === true && !hadEscapedSlash()) routeIndex = preflightRoute(ctx, req, gen, routeIndex);
     if (routeIndex < 0) {
       if (routeIndex === VERSION_NOT_SERVED) {
         sendLocalReply(ctx, versioning!.versionError(ctx), hasBody, versioning!.varyFor(ctx));

@@ -13,9 +13,13 @@ import { accessLog } from './access-log/index.js';
 import { tracing } from './tracing/index.js';
 import { serverTiming, serverTimingAuthMark } from './server-timing/index.js';
 import { metrics } from './metrics/index.js';
+import { ipRules } from './ip-rules/index.js';
+import { cors } from './cors/index.js';
 
 export const FILTERS = [
   tracing, // first: a refused request is traced too
+  ipRules,
+  cors,
   identityStrip,
   authJwt,
   rateLimit,

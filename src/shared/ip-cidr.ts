@@ -1,5 +1,5 @@
 // IP addresses and CIDR ranges for `server.trusted_proxies` (client-IP extraction for rate
-// limits). Both families are held as four 32-bit words (IPv4 as ::ffff:a.b.c.d), so one
+// limits and IP rules). Both families are held as four 32-bit words (IPv4 as ::ffff:a.b.c.d), so one
 // comparison loop serves both and an IPv4-mapped IPv6 address matches an IPv4 range.
 // Parsing is by char codes (no regex, no split) because it runs per request for requests
 // whose sender is a trusted proxy.
@@ -292,13 +292,27 @@ const hopScratch = ipWords();
  */
 export function clientAddress(peer: string, forwardedFor: string, trusted: CidrSet): string {
   if (forwardedFor === '' || !trusted.has(peer)) return peerKey(peer);
-  const w = hopScratch;
+  return forwardedClientInto(forwardedFor, trusted, hopScratch) ? formatIp(hopScratch) : peerKey(peer);
+}
+
+/**
+ * The client address of clientAddress() as parsed words in `out` (the IP rules compare it with
+ * ranges, so it is not formatted); false when not even the peer is an address.
+ */
+export function clientAddressInto(peer: string, forwardedFor: string, trusted: CidrSet, out: IpWords): boolean {
+  if (forwardedFor !== '' && trusted.has(peer) && forwardedClientInto(forwardedFor, trusted, out)) return true;
+  return parseHostInto(peer, out);
+}
+
+/** The X-Forwarded-For walk of clientAddress (its one implementation): true with the client's
+ * words in `out`, false when a hop is not an address (the peer is then the client). */
+function forwardedClientInto(forwardedFor: string, trusted: CidrSet, out: IpWords): boolean {
   let end = forwardedFor.length;
   for (;;) {
     const comma = forwardedFor.lastIndexOf(',', end - 1);
     const start = comma + 1;
-    if (!parseHostInto(forwardedFor, w, start, end)) return peerKey(peer);
-    if (comma < 0 || !trusted.hasWords(w)) return formatIp(w);
+    if (!parseHostInto(forwardedFor, out, start, end)) return false;
+    if (comma < 0 || !trusted.hasWords(out)) return true;
     end = comma;
   }
 }

@@ -8,6 +8,7 @@ import type { FilterFactory, ResponseHead, WorkerEnv } from '../../src/data/chai
 import { RequestContext } from '../../src/data/request-context.js';
 import type { RawConfigInput } from '../../src/control/config-schema.js';
 import type { GatewayErrorSpec } from '../../src/shared/errors.js';
+import { methodBit } from '../../src/shared/methods.js';
 
 export interface RecordedReply {
   spec: GatewayErrorSpec;
@@ -18,6 +19,9 @@ export interface FakeRequest {
   headers?: string[];
   query?: string;
   clientIp?: string;
+  /** Default GET. */
+  method?: string;
+  forwardedFor?: string;
 }
 
 /**
@@ -27,9 +31,12 @@ export interface FakeRequest {
 export function fakeContext(req: FakeRequest = {}): { ctx: RequestContext; replies: RecordedReply[] } {
   const replies: RecordedReply[] = [];
   let headers: string[] = [];
+  let status = 0;
   const res = {
     cork(fn: () => void) { fn(); },
-    writeStatus() { headers = []; },
+    writeStatus(line: string) { headers = []; status = Number(line.slice(0, 3)); },
+    // A bodiless reply (a CORS preflight's 204): recorded with an empty code and message.
+    endWithoutBody() { replies.push({ spec: { status, code: '', message: '' }, headers }); },
     // uWS writes `name: value\r\n`; the exchange may join several headers into one call
     // (exchange.ts writeHeaders), so the recorder reads the lines back as the wire has them.
     writeHeader(name: string, value: string | Buffer) {
@@ -47,6 +54,9 @@ export function fakeContext(req: FakeRequest = {}): { ctx: RequestContext; repli
   ctx.headers.push(...(req.headers ?? []));
   ctx.query = req.query ?? '';
   ctx.clientIp = req.clientIp ?? '192.0.2.10';
+  ctx.method = req.method ?? 'GET';
+  ctx.methodBit = methodBit(ctx.method);
+  ctx.forwardedFor = req.forwardedFor ?? '';
   return { ctx, replies };
 }
 
@@ -63,6 +73,9 @@ export function fakeHead(status: number, headers: string[] = []): ResponseHead &
     set(name, value) { drop(name); list.push(name.toLowerCase(), value); },
     append(name, value) { list.push(name.toLowerCase(), value); },
     remove: drop,
+    removePrefixed(prefix) {
+      for (let i = list.length - 2; i >= 0; i -= 2) if (list[i].toLowerCase().startsWith(prefix)) list.splice(i, 2);
+    },
   };
 }
 
