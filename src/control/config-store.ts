@@ -161,6 +161,11 @@ export function redacted(raw: RawConfig): RawConfig {
   if (raw.admin?.token !== undefined) out.admin = { ...raw.admin, token: REDACTED };
   if (raw.redis) out.redis = { ...raw.redis, url: redactUrl(raw.redis.url) };
   if (raw.auth) out.auth = { ...raw.auth, providers: raw.auth.providers.map(redactedProvider) };
+  if (raw.server.tls?.passphrase !== undefined) out.server = { ...raw.server, tls: { ...raw.server.tls, passphrase: REDACTED } };
+  if (Object.values(raw.services).some((s) => s.tls?.passphrase !== undefined)) {
+    out.services = Object.fromEntries(Object.entries(raw.services).map(([name, s]) =>
+      [name, s.tls?.passphrase === undefined ? s : { ...s, tls: { ...s.tls, passphrase: REDACTED } }]));
+  }
   return out;
 }
 
@@ -236,7 +241,12 @@ function localKeyIssues(next: RawConfig, running: RawConfig, file: string, locat
   const issues: ConfigIssue[] = [];
   const refuse = (path: KeyPath, shown?: unknown) =>
     issues.push(issueAt(file, path, `cannot change at runtime${shown === undefined ? '' : ` (running: ${JSON.stringify(shown)})`}; restart Lobby to apply it`, locate));
-  for (const key of LOCAL_SERVER_KEYS) if (next.server[key] !== running.server[key]) refuse(['server', key], running.server[key]);
+  for (const key of LOCAL_SERVER_KEYS) {
+    // server.tls is a mapping (compared as canonical JSON) and holds a passphrase (not shown).
+    // A REDACTED passphrase (as GET /config shows it) stands for the running one.
+    const mine = key === 'tls' && next.server.tls?.passphrase === REDACTED ? { ...next.server.tls, passphrase: running.server.tls?.passphrase } : next.server[key];
+    if (canonicalJson(mine) !== canonicalJson(running.server[key])) refuse(['server', key], key === 'tls' ? undefined : running.server[key]);
+  }
   for (const section of LOCAL_SECTIONS) {
     const a = next[section] as Record<string, unknown> | undefined;
     const b = running[section] as Record<string, unknown> | undefined;

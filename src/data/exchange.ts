@@ -13,6 +13,7 @@
 import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import { asResponseBytes } from '../shared/http-syntax.js';
 import { CORRELATION_HEADER } from './correlation-id.js';
+import { LISTENER } from '../shared/tls-config.js';
 import { statusLine, upstreamStatusLine } from './status-lines.js';
 import { untrackOpen } from './deadlines.js';
 import { PHASE, RESPONSE_FLAG, type Filter, type HeaderField, type RequestContext, type ResponseHead } from './request-context.js';
@@ -129,6 +130,13 @@ function writeHeaders(ctx: RequestContext, headers: HeaderField[]): void {
     res.writeHeader(headers[i], typeof value === 'string' ? asResponseBytes(value) : value);
   }
   res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
+  if (ctx.listener === LISTENER.TLS) writeHsts(ctx);
+}
+
+// Kept out of writeHeaders: the plain path pays one comparison.
+function writeHsts(ctx: RequestContext): void {
+  const hsts = ctx.gen.config.server.tls?.hsts;
+  if (hsts) ctx.res.writeHeader('strict-transport-security', hsts);
 }
 
 // --- local replies ----------------------------------------------------------------------

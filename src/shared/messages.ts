@@ -3,6 +3,7 @@
 // whole interface between the two planes.
 import type { CompiledConfig } from './compiled-config.js';
 import type { Jwk } from './auth-config.js';
+import type { TlsListenerConfig } from './tls-config.js';
 
 /** Control plane → worker. */
 export type ToWorker =
@@ -23,7 +24,9 @@ export type ToWorker =
   /** The key set of a JWKS URI (src/control/jwks.ts): on change, and as the answer to `jwks-refetch`.
    * `version` grows with every change; `keys` null = never fetched successfully; `refetchInMs`:
    * time left of the unknown-kid refetch cooldown (0: the next unknown kid may ask at once). */
-  | { type: 'keys'; uri: string; version: number; keys: Jwk[] | null; refetchInMs: number };
+  | { type: 'keys'; uri: string; version: number; keys: Jwk[] | null; refetchInMs: number }
+  /** The HTTPS listener's certificates (before `listen`, and on every rotation); answer `tls-applied`. */
+  | { type: 'tls'; config: TlsListenerConfig };
 
 /** Worker → control plane. */
 export type FromWorker =
@@ -33,7 +36,9 @@ export type FromWorker =
   | { type: 'listen-failed'; host: string; port: number }
   | { type: 'drained'; unfinished: number }
   /** A token named a `kid` the worker's key set lacks: refetch `uri` (the control plane applies a cooldown). */
-  | { type: 'jwks-refetch'; uri: string };
+  | { type: 'jwks-refetch'; uri: string }
+  /** A `tls` message applied (error null) or refused by uWS (the worker keeps the running set). */
+  | { type: 'tls-applied'; version: number; error: string | null };
 
 /** Data every worker starts with (workerData). */
 export interface WorkerBoot {

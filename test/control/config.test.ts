@@ -84,6 +84,8 @@ describe('config: the issue example', () => {
         limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 10485760 },
         drainTimeoutMs: 30000,
         escapedSlashes: 'reject',
+        tls: null,
+        tlsSource: null,
       },
       services: [
         {
@@ -92,6 +94,7 @@ describe('config: the issue example', () => {
             { origin: 'http://127.0.0.1:9001', hostHeader: '127.0.0.1:9001' },
             { origin: 'http://127.0.0.1:9011', hostHeader: '127.0.0.1:9011' },
           ],
+          tls: null,
           balance: 'round_robin',
           timeouts: { connectMs: 1000, responseMs: 15000, idleMs: 60000 },
           connectionsPerTarget: 64,
@@ -146,6 +149,7 @@ describe('config: defaults and extra keys', () => {
     assert.deepEqual(config.services[0], {
       name: 's',
       targets: [{ origin: 'http://127.0.0.1:9001', hostHeader: '127.0.0.1:9001' }],
+      tls: null,
       balance: 'round_robin',
       timeouts: { connectMs: 1000, responseMs: 15000, idleMs: 60000 },
       connectionsPerTarget: 64,
