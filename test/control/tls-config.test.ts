@@ -1,0 +1,99 @@
+// server.tls and services.*.tls at load: every bad certificate or key is a config error
+// naming the file and the key path (uWS would segfault on some of them), checked with
+// certificates made by openssl.
+import assert from 'node:assert/strict';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { compileConfig } from '../../src/control/compile.js';
+import { ConfigError } from '../../src/control/config-error.js';
+import { TestPki, type CertFiles } from '../helpers/tls-certs.js';
+
+let pki: TestPki;
+let good: CertFiles;
+let other: CertFiles;
+let expired: CertFiles;
+let encrypted: CertFiles;
+let api: CertFiles;
+let wild: CertFiles;
+
+before(() => {
+  pki = new TestPki();
+  good = pki.leaf('good', { names: ['localhost'] });
+  other = pki.leaf('other', { names: ['other.test'] });
+  expired = pki.leaf('expired', { names: ['old.test'], days: -1 });
+  encrypted = pki.leaf('enc', { names: ['localhost'], passphrase: 'secret' });
+  api = pki.leaf('api', { names: ['api.test'] });
+  wild = pki.leaf('wild', { names: ['*.example.com'] });
+});
+after(() => pki?.remove());
+
+const FILE = '/etc/lobby/gateway.yaml';
+
+function issues(tls: Record<string, unknown>, services: Record<string, unknown> = { up: { targets: ['http://127.0.0.1:9001'] } }): string[] {
+  try {
+    compileConfig({ server: { tls: tls as never }, services: services as never, routes: [] }, FILE);
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+}
+
+describe('server.tls at load', () => {
+  it('accepts a good set: default, SNI, wildcard, encrypted key with its passphrase, client CA', () => {
+    assert.deepEqual(issues({ cert_file: good.cert, key_file: good.key, client_ca_file: pki.ca.cert,
+      certificates: [{ server_names: ['api.test'], cert_file: api.cert, key_file: api.key }, { server_names: ['*.example.com'], cert_file: wild.cert, key_file: wild.key }] }), []);
+    assert.deepEqual(issues({ cert_file: encrypted.cert, key_file: encrypted.key, passphrase: 'secret' }), []);
+  });
+
+  it('refuses an unreadable file, a mismatched pair, an expired certificate, a wrong or missing passphrase', () => {
+    const missing = join(pki.dir, 'nope.pem');
+    assert.match(issues({ cert_file: missing, key_file: good.key }).join('\n'), new RegExp(`server\\.tls\\.cert_file: ${missing}: cannot be read \\(ENOENT\\)`));
+    assert.match(issues({ cert_file: good.cert, key_file: other.key }).join('\n'), /server\.tls\.key_file: .*other\.key: is not the key of the certificate .*good\.pem \(mismatched pair\)/);
+    assert.match(issues({ cert_file: expired.cert, key_file: expired.key }).join('\n'), /server\.tls\.cert_file: .*expired\.pem: expired on /);
+    assert.match(issues({ cert_file: encrypted.cert, key_file: encrypted.key, passphrase: 'wrong' }).join('\n'), /server\.tls\.key_file: .*enc\.key: the passphrase \(server\.tls\.passphrase\) does not open it/);
+    assert.match(issues({ cert_file: encrypted.cert, key_file: encrypted.key }).join('\n'), /the key is encrypted: set server\.tls\.passphrase/);
+    const garbage = join(pki.dir, 'garbage.pem');
+    writeFileSync(garbage, 'not a certificate');
+    assert.match(issues({ cert_file: garbage, key_file: good.key }).join('\n'), /server\.tls\.cert_file: .*garbage\.pem: not a PEM certificate/);
+    const unreadable = join(pki.dir, 'unreadable.key');
+    writeFileSync(unreadable, 'x');
+    chmodSync(unreadable, 0o000);
+    // root reads a mode-000 file; then it is refused as not a key, which is also a clear error.
+    assert.match(issues({ cert_file: good.cert, key_file: unreadable }).join('\n'), /server\.tls\.key_file: .*unreadable\.key: (cannot be read \(EACCES\)|not a PEM private key)/);
+  });
+
+  it('refuses an SNI certificate that does not cover its names, a name listed twice, a bad name, an unknown cipher list', () => {
+    const out = issues({ cert_file: good.cert, key_file: good.key, ciphers: 'NO-SUCH-CIPHER',
+      certificates: [
+        { server_names: ['shop.test'], cert_file: api.cert, key_file: api.key },
+        { server_names: ['*.example.com', 'api.test', 'x.*.test'], cert_file: wild.cert, key_file: wild.key },
+        { server_names: ['*.example.com'], cert_file: wild.cert, key_file: wild.key },
+      ] }).join('\n');
+    assert.match(out, /server\.tls\.certificates\[1\]\.server_names\[2\]: must be a host name/);
+    const cover = issues({ cert_file: good.cert, key_file: good.key,
+      certificates: [{ server_names: ['shop.test'], cert_file: api.cert, key_file: api.key }] }).join('\n');
+    assert.match(cover, /server\.tls\.certificates\[0\]\.cert_file: .*api\.pem: does not cover the server name "shop\.test"/);
+    const twice = issues({ cert_file: good.cert, key_file: good.key, certificates: [
+      { server_names: ['*.example.com'], cert_file: wild.cert, key_file: wild.key },
+      { server_names: ['*.example.com'], cert_file: wild.cert, key_file: wild.key }] }).join('\n');
+    assert.match(twice, /server\.tls\.certificates\[1\]\.server_names\[0\]: "\*\.example\.com" is already listed in server\.tls\.certificates\[0\]/);
+    assert.match(issues({ cert_file: good.cert, key_file: good.key, ciphers: 'NO-SUCH-CIPHER' }).join('\n'), /server\.tls\.ciphers: .*refused by TLS/);
+    assert.match(issues({ cert_file: good.cert, key_file: good.key, min_version: 'TLS1.3' }).join('\n'), /server\.tls\.min_version: must be one of "TLS1.2"/);
+  });
+});
+
+describe('services.*.tls at load', () => {
+  it('accepts https targets with a CA; refuses tls on a service without https targets and a half client pair', () => {
+    assert.deepEqual(issues({ cert_file: good.cert, key_file: good.key }, { up: { targets: ['https://127.0.0.1:9443'], tls: { ca_file: pki.ca.cert, servername: 'api.test' } } }), []);
+    const out = issues({ cert_file: good.cert, key_file: good.key }, {
+      plain: { targets: ['http://127.0.0.1:9001'], tls: { ca_file: pki.ca.cert } },
+      half: { targets: ['https://127.0.0.1:9443'], tls: { cert_file: good.cert } },
+      badca: { targets: ['https://127.0.0.1:9444'], tls: { ca_file: join(pki.dir, 'missing-ca.pem') } },
+    }).join('\n');
+    assert.match(out, /services\.plain\.tls: applies to https:\/\/ targets, and this service has none/);
+    assert.match(out, /services\.half\.tls\.key_file: a client certificate needs both cert_file and key_file/);
+    assert.match(out, /services\.badca\.tls\.ca_file: .*missing-ca\.pem: cannot be read \(ENOENT\)/);
+  });
+});
