@@ -248,11 +248,18 @@ function describeMethods(mask: number): string {
 
 /** The admin API never shares the data-plane listener (issue #4). */
 function checkAdminListen(config: RawConfig, report: Report): void {
+  const tls = config.server.tls;
+  if (tls && tls.port === config.server.port && tls.plain_http !== 'off') {
+    report(['server', 'tls', 'port'], `${tls.port} is server.port (the plain-HTTP listener); HTTPS needs its own port, or set server.tls.plain_http: off`);
+  }
   const admin = config.admin;
-  if (!admin || admin.port !== config.server.port) return;
+  if (!admin) return;
   const wildcard = (host: string) => host === '0.0.0.0' || host === '::';
-  if (admin.host === config.server.host || wildcard(admin.host) || wildcard(config.server.host)) {
+  const shared = admin.host === config.server.host || wildcard(admin.host) || wildcard(config.server.host);
+  if (admin.port === config.server.port && shared) {
     report(['admin', 'port'], `${admin.port} is the data-plane port (server.port); the admin API needs its own port`);
+  } else if (tls && admin.port === tls.port && shared) {
+    report(['admin', 'port'], `${admin.port} is the HTTPS data-plane port (server.tls.port); the admin API needs its own port`);
   }
 }
 

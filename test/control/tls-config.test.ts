@@ -97,3 +97,14 @@ describe('services.*.tls at load', () => {
     assert.match(out, /services\.badca\.tls\.ca_file: .*missing-ca\.pem: cannot be read \(ENOENT\)/);
   });
 });
+
+describe('server.tls ports', () => {
+  it('refuses the plain port or the admin port as the HTTPS port', () => {
+    const at = (config: Record<string, unknown>) => {
+      try { compileConfig(config as never, FILE); return ''; } catch (err) { return (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`).join('\n'); }
+    };
+    assert.match(at({ server: { port: 8443, tls: { cert_file: good.cert, key_file: good.key } } }), /server\.tls\.port: 8443 is server\.port/);
+    assert.equal(at({ server: { port: 8443, tls: { cert_file: good.cert, key_file: good.key, plain_http: 'off' } } }), '');
+    assert.match(at({ server: { tls: { cert_file: good.cert, key_file: good.key } }, admin: { port: 8443 } }), /admin\.port: 8443 is the HTTPS data-plane port/);
+  });
+});
