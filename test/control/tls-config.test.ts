@@ -108,3 +108,25 @@ describe('server.tls ports', () => {
     assert.match(at({ server: { tls: { cert_file: good.cert, key_file: good.key } }, admin: { port: 8443 } }), /admin\.port: 8443 is the HTTPS data-plane port/);
   });
 });
+
+describe('config/examples/tls.yaml', () => {
+  it('loads and passes lobby check with certificates made for it (so it never rots)', async () => {
+    const { fileURLToPath } = await import('node:url');
+    const { copyFileSync } = await import('node:fs');
+    const { loadConfigFile } = await import('../../src/control/config-load.js');
+    const { runCheck } = await import('../../src/control/check.js');
+    const example = fileURLToPath(new URL('../../../config/examples/tls.yaml', import.meta.url));
+    pki.leaf('default', { names: ['localhost'], passphrase: 'example-pass' });
+    pki.leaf('api', { names: ['api.example.com'], passphrase: 'example-pass' });
+    pki.leaf('shop', { names: ['*.shop.example.com'], passphrase: 'example-pass' });
+    copyFileSync(pki.ca.cert, join(pki.dir, 'internal-ca.pem'));
+    process.env.TLS_DIR = pki.dir;
+    process.env.TLS_PASSPHRASE = 'example-pass';
+    const config = await loadConfigFile(example);
+    assert.equal(config.server.tls?.plainHttp, 'redirect');
+    assert.equal(config.server.tls?.hsts, 'max-age=31536000; includeSubDomains');
+    assert.equal(config.services[1].tls?.servername, 'billing.internal');
+    const sink = { text: '', write(t: string) { this.text += t; return true; } };
+    assert.equal(await runCheck(example, sink, sink), 0, sink.text);
+  });
+});

@@ -10,7 +10,10 @@ import { Readable } from 'node:stream';
 import type { PeerCertificate } from 'node:tls';
 import autocannon from 'autocannon';
 import { request } from 'undici';
-import { startGateway, type Gateway } from '../helpers/gateway.js';
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { MAIN_JS, startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { freePort } from '../helpers/ports.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
@@ -220,5 +223,31 @@ describe('certificate rotation', () => {
     writeFileSync(defaultFiles.key, readFileSync(newDefault.key));
     const ok = await admin.post('/tls/reload');
     assert.equal(ok.status, 200);
+  });
+});
+
+describe('plain_http: off', () => {
+  it('listens on HTTPS only: the plain port is closed', async () => {
+    const [port, securePort] = [await freePort(), await freePort()];
+    const file = join(pki.dir, 'https-only.yaml');
+    writeFileSync(file, `server: { host: 127.0.0.1, port: ${port}, workers: 1, tls: { port: ${securePort}, plain_http: off, cert_file: ${defaultFiles.cert}, key_file: ${defaultFiles.key}, passphrase: "${PASS}" } }
+services: { plain: { targets: ["${plain.origin}"] } }
+routes: [ { name: all, match: { prefix: / }, service: plain } ]
+`);
+    const proc = spawn(process.execPath, [MAIN_JS, 'start', '--config', file], { env: { ...process.env, LOBBY_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+    try {
+      await waitUntil('the HTTPS-only gateway listens', () => err.includes('"msg":"lobby listening"'), 15_000);
+      assert.equal((await httpsGet(securePort, '/', { ca })).status, 200);
+      const refused = await new Promise<string>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve('connected'); });
+        s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      });
+      assert.equal(refused, 'ECONNREFUSED');
+    } finally {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
   });
 });
