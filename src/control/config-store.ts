@@ -219,6 +219,17 @@ function completeSubmission(input: unknown, running: RawConfig, file: string): u
   if (isPlainObject(out.admin) && out.admin.token === REDACTED && running.admin?.token !== undefined) {
     out.admin = { ...out.admin, token: running.admin.token };
   }
+  // A REDACTED TLS passphrase (server.tls, services.<name>.tls) keeps the running one.
+  const server = out.server;
+  if (isPlainObject(server) && isPlainObject(server.tls) && server.tls.passphrase === REDACTED && running.server.tls?.passphrase !== undefined) {
+    out.server = { ...server, tls: { ...server.tls, passphrase: running.server.tls.passphrase } };
+  }
+  if (isPlainObject(out.services)) {
+    out.services = Object.fromEntries(Object.entries(out.services).map(([name, s]) => {
+      const kept = running.services[name]?.tls?.passphrase;
+      return [name, isPlainObject(s) && isPlainObject(s.tls) && s.tls.passphrase === REDACTED && kept !== undefined ? { ...s, tls: { ...s.tls, passphrase: kept } } : s];
+    }));
+  }
   if (isPlainObject(out.redis) && running.redis && out.redis.url === redactUrl(running.redis.url)) {
     out.redis = { ...out.redis, url: running.redis.url };
   }
@@ -243,9 +254,7 @@ function localKeyIssues(next: RawConfig, running: RawConfig, file: string, locat
     issues.push(issueAt(file, path, `cannot change at runtime${shown === undefined ? '' : ` (running: ${JSON.stringify(shown)})`}; restart Lobby to apply it`, locate));
   for (const key of LOCAL_SERVER_KEYS) {
     // server.tls is a mapping (compared as canonical JSON) and holds a passphrase (not shown).
-    // A REDACTED passphrase (as GET /config shows it) stands for the running one.
-    const mine = key === 'tls' && next.server.tls?.passphrase === REDACTED ? { ...next.server.tls, passphrase: running.server.tls?.passphrase } : next.server[key];
-    if (canonicalJson(mine) !== canonicalJson(running.server[key])) refuse(['server', key], key === 'tls' ? undefined : running.server[key]);
+    if (canonicalJson(next.server[key]) !== canonicalJson(running.server[key])) refuse(['server', key], key === 'tls' ? undefined : running.server[key]);
   }
   for (const section of LOCAL_SECTIONS) {
     const a = next[section] as Record<string, unknown> | undefined;

@@ -57,13 +57,15 @@ let tlsPort: number;
 let plain: Upstream;
 let secureUp: Server;
 let rogueUp: Server;
+let mtlsUp: Server;
 let defaultFiles: CertFiles;
 let apiFiles: CertFiles;
 let client: CertFiles;
 let foreignClient: CertFiles;
 
-function startHttpsUpstream(files: CertFiles): Promise<{ server: Server; port: number }> {
-  const server = createHttpsServer({ cert: readFileSync(files.cert), key: readFileSync(files.key) }, (req, res) => {
+function startHttpsUpstream(files: CertFiles, clientCa?: Buffer): Promise<{ server: Server; port: number }> {
+  const mtls = clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: true } : {};
+  const server = createHttpsServer({ cert: readFileSync(files.cert), key: readFileSync(files.key), ...mtls }, (req, res) => {
     let n = 0;
     req.on('data', (c: Buffer) => { n += c.length; });
     req.on('end', () => res.end(JSON.stringify({ secure: true, method: req.method, bodyBytes: n, host: req.headers.host })));
@@ -85,6 +87,9 @@ before(async () => {
   plain = await startUpstream('plain');
   const s = await startHttpsUpstream(upstreamCert);
   const r = await startHttpsUpstream(rogueCert);
+  const m = await startHttpsUpstream(upstreamCert, readFileSync(pki.ca.cert));
+  mtlsUp = m.server;
+  const gatewayClient = pki.leaf('gateway-client', { names: ['gateway.test'], usage: 'client' });
   secureUp = s.server;
   rogueUp = r.server;
   tlsPort = await freePort();
@@ -110,7 +115,11 @@ services:
   plain: { targets: ["${plain.origin}"] }
   secure: { targets: ["https://127.0.0.1:${s.port}"], tls: { ca_file: ${pki.ca.cert} } }
   rogue: { targets: ["https://127.0.0.1:${r.port}"], tls: { ca_file: ${pki.ca.cert} } }
+  mtls: { targets: ["https://127.0.0.1:${m.port}"], tls: { ca_file: ${pki.ca.cert}, servername: upstream.test, cert_file: ${gatewayClient.cert}, key_file: ${gatewayClient.key} } }
+  nocert: { targets: ["https://127.0.0.1:${m.port}"], tls: { ca_file: ${pki.ca.cert} } }
 routes:
+  - { name: mtls, match: { prefix: /mtls }, service: mtls }
+  - { name: nocert, match: { prefix: /nocert }, service: nocert }
   - { name: secure, match: { prefix: /secure }, service: secure }
   - { name: rogue, match: { prefix: /rogue }, service: rogue }
   - { name: all, match: { prefix: / }, service: plain }
@@ -125,6 +134,8 @@ after(async () => {
   secureUp?.close();
   rogueUp?.closeAllConnections();
   rogueUp?.close();
+  mtlsUp?.closeAllConnections();
+  mtlsUp?.close();
   pki?.remove();
   otherPki?.remove();
 });
@@ -188,6 +199,28 @@ describe('TLS to upstreams', () => {
     const res = await httpsGet(tlsPort, '/rogue/x', { ca });
     assert.equal(res.status, 502);
     assert.equal(JSON.parse(res.body).error.code, 'upstream_unavailable');
+  });
+});
+
+describe('TLS to upstreams: client certificate', () => {
+  it('presents the configured client certificate to an upstream that requires one; without it, 502', async () => {
+    const ok = await httpsGet(tlsPort, '/mtls/x', { ca });
+    assert.equal(ok.status, 200, ok.body);
+    const refused = await httpsGet(tlsPort, '/nocert/x', { ca });
+    assert.equal(refused.status, 502);
+  });
+});
+
+describe('server.tls through the admin API', () => {
+  it('GET /config redacts the passphrase, and PUT of that config back is not taken as a change of server.tls', async () => {
+    const got = await admin.get('/config');
+    assert.equal(got.body.config.server.tls.passphrase, '<redacted>');
+    const put = await admin.put('/config', got.body.config);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const changed = await admin.put('/config', { ...got.body.config, server: { ...got.body.config.server, tls: { ...got.body.config.server.tls, port: 1 } } });
+    assert.equal(changed.status, 400);
+    assert.match(JSON.stringify(changed.body), /server\.tls.*cannot change at runtime; restart Lobby/);
+    assert.doesNotMatch(JSON.stringify(changed.body), new RegExp(PASS));
   });
 });
 
