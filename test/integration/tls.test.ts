@@ -117,7 +117,9 @@ services:
   rogue: { targets: ["https://127.0.0.1:${r.port}"], tls: { ca_file: ${pki.ca.cert} } }
   mtls: { targets: ["https://127.0.0.1:${m.port}"], tls: { ca_file: ${pki.ca.cert}, servername: upstream.test, cert_file: ${gatewayClient.cert}, key_file: ${gatewayClient.key} } }
   nocert: { targets: ["https://127.0.0.1:${m.port}"], tls: { ca_file: ${pki.ca.cert} } }
+  insecure: { targets: ["https://127.0.0.1:${r.port}"], tls: { verify: false } }
 routes:
+  - { name: insecure, match: { prefix: /insecure }, service: insecure }
   - { name: mtls, match: { prefix: /mtls }, service: mtls }
   - { name: nocert, match: { prefix: /nocert }, service: nocert }
   - { name: secure, match: { prefix: /secure }, service: secure }
@@ -199,6 +201,7 @@ describe('TLS to upstreams', () => {
     const res = await httpsGet(tlsPort, '/rogue/x', { ca });
     assert.equal(res.status, 502);
     assert.equal(JSON.parse(res.body).error.code, 'upstream_unavailable');
+    assert.equal((await httpsGet(tlsPort, '/insecure/x', { ca })).status, 200, 'verify: false accepts it');
   });
 });
 
@@ -280,7 +283,8 @@ routes: [ { name: all, match: { prefix: / }, service: plain } ]
       assert.equal(refused, 'ECONNREFUSED');
     } finally {
       proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
+      const code = await new Promise((r) => proc.once('exit', r));
+      assert.equal(code, 0, `drains and exits 0 with the HTTPS listener:\n${err}`);
     }
   });
 });
