@@ -54,7 +54,9 @@ export class DataPlaneServer {
     const tls = this.opts.currentGeneration().config.server.tls;
     const plain = tls === null || tls.plainHttp !== 'off'
       ? await this.listenPlain(host, port, tls?.plainHttp === 'redirect' ? LISTENER.REDIRECT : LISTENER.PLAIN) : 0;
-    if (plain === null || tls === null || !this.tls.configured) return plain;
+    if (plain === null || tls === null) return plain;
+    if (!this.tls.configured) return null; // the supervisor sends `tls` before `listen`; never serve HTTPS-less
+
     const secure = await this.tls.listen(host, tls.port);
     return secure === null ? null : plain || secure;
   }

@@ -125,7 +125,7 @@ routes:
   - { name: secure, match: { prefix: /secure }, service: secure }
   - { name: rogue, match: { prefix: /rogue }, service: rogue }
   - { name: all, match: { prefix: / }, service: plain }
-`);
+`, { env: { LOBBY_TEST_HOOKS: '1' } });
   admin = adminClient(adminPort);
 });
 
@@ -259,6 +259,19 @@ describe('certificate rotation', () => {
     writeFileSync(defaultFiles.key, readFileSync(newDefault.key));
     const ok = await admin.post('/tls/reload');
     assert.equal(ok.status, 200);
+  });
+});
+
+describe('worker replacement', () => {
+  it('a worker started after a crash serves HTTPS with the current (rotated) certificates', async () => {
+    await request(`${gw.url}/crash`, { headers: { 'x-lobby-test-crash': '1' } }).then((r) => r.body.dump(), () => undefined);
+    await waitUntil('the crashed worker is replaced', () => gw.stderr().includes('data-plane worker replaced'), 15_000);
+    // New connections are spread over both workers: every one gets the rotated default and SNI certificates.
+    for (let i = 0; i < 12; i++) {
+      const res = await httpsGet(tlsPort, '/', { ca, servername: i % 2 === 0 ? undefined : 'api.test' });
+      assert.equal(res.status, 200);
+      assert.equal(res.peer.subject.CN, i % 2 === 0 ? 'localhost-rotated' : 'api-rotated');
+    }
   });
 });
 
