@@ -74,6 +74,8 @@ export interface ProxyNginxOptions {
   upstreamKeepalive: number;
   /** Extra directives for `location /` (from the scenario's `nginx.location`). */
   locationDirectives: string;
+  /** HTTPS on the listen port with these `ssl_*` directives (loadtest/tls.ts), or null. */
+  tlsDirectives?: string | null;
 }
 
 /** The baseline: nginx as a keep-alive HTTP/1.1 reverse proxy, otherwise default proxy settings. */
@@ -88,8 +90,8 @@ export function proxyNginxConfig(options: ProxyNginxOptions): string {
         keepalive_requests ${KEEPALIVE_REQUESTS};
     }
     server {
-        listen 127.0.0.1:${options.port} backlog=4096;
-        # Keep request and response bodies in memory: with the defaults nginx spools request bodies
+        listen 127.0.0.1:${options.port}${options.tlsDirectives ? ' ssl' : ''} backlog=4096;
+${options.tlsDirectives ?? ''}        # Keep request and response bodies in memory: with the defaults nginx spools request bodies
         # over 8 KiB and responses over its 64 KiB of proxy buffers to temp files, which would measure
         # the disk, not proxying. Lobby streams both.
         client_body_buffer_size 1m;

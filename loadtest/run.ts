@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { applyOverrides, HELP_TEXT, parseCliArgs, PORT_OFFSETS, UsageError, type CliOptions } from './cli-args.js';
 import type { LoadSpec } from './driver-protocol.js';
 import { createDriver, driverProblem, type LoadDriver } from './drivers.js';
-import { lobbyConfigYaml, lobbyIsBuilt, LOBBY_ENTRY, readListenAddress, startLobby } from './lobby.js';
+import { deepMerge, lobbyConfigYaml, lobbyIsBuilt, LOBBY_ENTRY, readListenAddress, startLobby } from './lobby.js';
+import { lobbyTlsOverlay, makeRunCertificate, nginxTlsDirectives, type RunCertificate } from './tls.js';
 import { checkRefSource, prepareRef, removeRefExport, type PreparedRef } from './lobby-ref.js';
 import { measureTarget, type Pinning } from './measure.js';
 import { nginxVersion, proxyNginxConfig, startNginx } from './nginx.js';
@@ -58,6 +59,8 @@ interface RunContext {
   redis: RunningRedis | null;
   /** The built checkout of target lobby-ref (null when not measured). */
   ref: PreparedRef | null;
+  /** The run's certificate when the scenario speaks HTTPS (loadtest/tls.ts). */
+  certificate?: RunCertificate | null;
 }
 
 async function main(): Promise<number> {
@@ -192,7 +195,8 @@ async function runScenario(options: CliOptions, scenario: Scenario,
     progress.log(`starting redis-server on ${LOCALHOST}:${redisPort}${pinning ? ` (CPU ${pinning.driverCpu})` : ''}`);
     redis = await startRedisServer(group, LOCALHOST, redisPort, pinning?.driverCpu ?? null);
   }
-  const context: RunContext = { ...base, options, scenario, upstream, ports, redis };
+  const certificate = scenario.tls ? makeRunCertificate(workDir) : null;
+  const context: RunContext = { ...base, options, scenario, upstream, ports, redis, certificate };
 
   const runs: TargetRun[] = [];
   const failures: RunResult['failures'] = [];
@@ -261,9 +265,9 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
   progress.log(`${prefix} starting: ${started.process.commandLine}`);
   let driver: LoadDriver | null = null;
   try {
-    await waitForHttp(started.host, started.port, started.process, TARGET_READY_TIMEOUT_MS);
+    await waitForHttp(started.host, started.port, started.process, TARGET_READY_TIMEOUT_MS, scenario.tls);
     const spec: LoadSpec = {
-      url: `http://${started.host}:${started.port}${scenario.path}`,
+      url: `${scenario.tls ? 'https' : 'http'}://${started.host}:${started.port}${scenario.path}`,
       method: scenario.method,
       headers: scenario.headers,
       bodySize: scenario.bodySize,
@@ -321,9 +325,11 @@ function startLobbyTarget(context: RunContext, target: 'lobby' | 'lobby-plain' |
     if (address.workers !== 1) context.progress.log(`note: ${configFile} sets server.workers to ${String(address.workers)}; the comparison assumes 1`);
   } else {
     configFile = join(workDir, plain ? 'lobby-plain.yaml' : 'lobby.yaml');
+    // HTTPS is how the listener is reached, not a feature under test: lobby-plain keeps it too.
+    const tls = context.certificate ? lobbyTlsOverlay(ports.lobby, context.certificate) : {};
     writeFileSync(configFile, lobbyConfigYaml({
       host: LOCALHOST, port: ports.lobby, upstreamUrl: upstream.url, upstreamConnections: scenario.upstreamConnections,
-      overlay: plain ? {} : scenario.lobbyConfig, redisUrl: context.redis?.url ?? null,
+      overlay: deepMerge(tls, plain ? {} : scenario.lobbyConfig), redisUrl: context.redis?.url ?? null,
     }));
   }
   const entry = target === 'lobby-ref' ? context.ref!.entry : LOBBY_ENTRY;
@@ -335,6 +341,7 @@ function startNginxTarget(context: RunContext): StartedTarget {
   const config = proxyNginxConfig({
     workDir, port: ports.nginx, upstreamHost: upstream.host, upstreamPort: upstream.port,
     upstreamKeepalive: scenario.upstreamConnections, locationDirectives: scenario.nginxLocationDirectives,
+    tlsDirectives: context.certificate ? nginxTlsDirectives(context.certificate) : null,
   });
   return { process: startNginx(group, nginxBinary!, 'proxy', workDir, config, pinning?.proxyCpu ?? null), host: LOCALHOST, port: ports.nginx };
 }

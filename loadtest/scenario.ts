@@ -56,11 +56,16 @@ export interface Scenario {
   soak: SoakSpec | null;
   /** Start a redis-server for the run (`${redis}` in the lobby overlay); Lobby windows report its command rate. */
   redis: boolean;
+  /** Clients speak HTTPS to the proxy (one self-signed certificate made for the run, loadtest/tls.ts). */
+  tls: boolean;
+  /** Every request on a new connection (the driver sends `Connection: close`): with tls, a handshake per request. */
+  newConnectionPerRequest: boolean;
 }
 
 const KNOWN_KEYS = new Set([
   'name', 'description', 'connections', 'duration', 'warmup', 'method', 'path', 'headers', 'bodySize',
   'pipelining', 'rate', 'timeout', 'upstreamConnections', 'targets', 'lobby', 'nginx', 'soak', 'redis',
+  'tls', 'newConnectionPerRequest',
 ]);
 
 export class ScenarioError extends Error {
@@ -178,6 +183,21 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
   if (typeof redis !== 'boolean') throw new ScenarioError(source, 'redis', 'must be true or false');
   const pipelining = positiveInt('pipelining', 1);
   const connections = positiveInt('connections', 64);
+  const flag = (key: string): boolean => {
+    const value = raw[key] ?? false;
+    if (typeof value !== 'boolean') throw new ScenarioError(source, key, 'must be true or false');
+    return value;
+  };
+  const tls = flag('tls');
+  const newConnectionPerRequest = flag('newConnectionPerRequest');
+  if (newConnectionPerRequest && pipelining > 1) throw new ScenarioError(source, 'newConnectionPerRequest', 'cannot be combined with pipelining');
+  const tlsTargets = ['lobby', 'lobby-plain', 'lobby-ref', 'nginx'];
+  if (tls) {
+    targets.forEach((target, index) => {
+      if (!tlsTargets.includes(target)) throw new ScenarioError(source, `targets[${index}]`, `${target} has no HTTPS setup in the harness (tls: true measures ${tlsTargets.join(', ')})`);
+    });
+  }
+  if (newConnectionPerRequest) headers.connection = 'close';
 
   return {
     name,
@@ -198,6 +218,8 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
     nginxLocationDirectives,
     soak,
     redis,
+    tls,
+    newConnectionPerRequest,
   };
 }
 

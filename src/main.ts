@@ -132,7 +132,8 @@ async function start(file: string): Promise<void> {
   }
   if (!initial.raw.server.reuse_port) {
     try {
-      await probeListenPort(config.server.host, config.server.port);
+      if (config.server.tls?.plainHttp !== 'off') await probeListenPort(config.server.host, config.server.port);
+      if (config.server.tls) await probeListenPort(config.server.host, config.server.tls.port);
     } catch (err) {
       process.stderr.write(`lobby: cannot start: ${(err as Error).message}\n`);
       process.exit(1);
@@ -155,7 +156,7 @@ async function start(file: string): Promise<void> {
     process.exit(1);
   }
   log.info('lobby listening', {
-    host: config.server.host, port: config.server.port, workers: config.server.workers,
+    host: config.server.host, port: config.server.port, workers: config.server.workers, tls_port: config.server.tls?.port,
     routes: config.routes.length, generation: supervisor.generation,
   });
 

@@ -81,6 +81,11 @@ port.on('message', async (msg: ToWorker) => {
       send(bound === null ? { type: 'listen-failed', host: msg.host, port: msg.port } : { type: 'listening', port: bound });
       break;
     }
+    case 'tls': {
+      const error = await server.applyTls(msg.config);
+      send({ type: 'tls-applied', version: msg.config.version, error });
+      break;
+    }
     case 'keys':
       receiveKeys(msg.uri, msg.version, msg.keys, msg.refetchInMs);
       break;

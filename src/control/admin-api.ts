@@ -13,6 +13,7 @@ import { log } from '../shared/log.js';
 import { ConfigError, ROOT_PATH } from './config-error.js';
 import type { RawConfig } from './config-schema.js';
 import type { Observability } from './observability.js';
+import type { TlsManager } from './tls-manager.js';
 import { ChangeError, redacted, type ChangeInput, type ChangePreview, type ChangeResult, type ConfigStore, type ConfigVersion } from './config-store.js';
 
 type AdminSettings = NonNullable<RawConfig['admin']>;
@@ -28,6 +29,8 @@ export interface AdminContext {
   cluster(): Promise<Record<string, unknown>>;
   /** GET /metrics, /stats/latency, /report, /upstreams (docs/observability.md). */
   observability?: Observability;
+  /** The HTTPS listener's certificates (GET /tls, POST /tls/reload); null without server.tls. */
+  tls(): TlsManager | null;
 }
 
 type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams) => Promise<Reply>;
@@ -145,6 +148,11 @@ export class AdminApi {
     ];
   }
 
+  private withTls(run: (tls: TlsManager) => Promise<Reply>): Promise<Reply> {
+    const tls = this.ctx.tls();
+    return tls === null ? Promise.resolve(tlsNotConfigured()) : run(tls);
+  }
+
   private buildEndpoints(): Endpoint[] {
     const { store } = this.ctx;
     const change = async (p: Promise<ChangeResult>): Promise<Reply> => ({ status: 200, body: changeBody(await p) });
@@ -217,6 +225,23 @@ export class AdminApi {
           },
         },
       },
+      {
+        pattern: /^\/tls$/,
+        methods: { GET: async () => this.withTls(async (tls) => ({ status: 200, body: tls.status() })) },
+      },
+      {
+        // Re-reads the certificate files now (the file watch does the same on a change).
+        pattern: /^\/tls\/reload$/,
+        methods: {
+          POST: async (_req, _params, query) => {
+            writeOptions(query, []);
+            return this.withTls(async (tls) => {
+              const { changed, status } = await tls.reload();
+              return { status: 200, body: { changed, ...status } };
+            });
+          },
+        },
+      },
       { pattern: /^\/reload$/, methods: { POST: async (_req, _params, query) => { writeOptions(query, []); return change(store.reloadFile('admin', true).then((r) => r!)); } } },
       {
         pattern: /^\/routes$/,
@@ -283,6 +308,10 @@ export class AdminApi {
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
+}
+
+function tlsNotConfigured(): Reply {
+  return failure(404, 'tls_not_configured', 'this instance has no server.tls (no HTTPS listener)');
 }
 
 function failure(status: number, code: string, message: string, extra: Record<string, unknown> = {}): Reply {

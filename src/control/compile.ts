@@ -32,6 +32,7 @@ import { FILTERS_IN_CHAIN_ORDER } from '../filters/index.js';
 import { routeVersionMasks, versionNames } from '../filters/api-version/compile.js';
 import type { FilterMend } from '../data/chain.js';
 import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
+import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -59,7 +60,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const issues: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
-  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, report));
+  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
   // match.version: the route table's version constraint (src/filters/api-version/compile.ts).
@@ -83,11 +84,12 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   }
   checkAdminListen(config, report);
   checkSelfTargets(config, report);
+  checkServerTls(config.server.tls, baseDir, report);
 
   if (issues.length > 0) throw new ConfigError(issues);
   return {
     source: file,
-    server: compileServer(config.server),
+    server: compileServer(config.server, baseDir),
     services,
     // compileRoute returns null only after reporting an issue, so nothing is dropped here.
     routes: routes.filter((route): route is CompiledRoute => route !== null),
@@ -96,7 +98,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   };
 }
 
-function compileServer(server: RawConfig['server']): CompiledServer {
+function compileServer(server: RawConfig['server'], baseDir: string): CompiledServer {
   return {
     host: server.host,
     port: server.port,
@@ -108,10 +110,12 @@ function compileServer(server: RawConfig['server']): CompiledServer {
     },
     drainTimeoutMs: server.drain_timeout_ms,
     escapedSlashes: server.escaped_slashes,
+    tls: server.tls === undefined ? null : compileServerTls(server.tls),
+    tlsSource: server.tls === undefined ? null : tlsSource(server.tls, baseDir),
   };
 }
 
-function compileService(name: string, service: RawService, report: Report): CompiledService {
+function compileService(name: string, service: RawService, baseDir: string, report: Report): CompiledService {
   const targets = service.targets.map((target) => validated(parseTarget(target)));
   // A repeated target would silently get double the traffic; say so instead.
   const firstIndexByOrigin = new Map<string, number>();
@@ -120,9 +124,13 @@ function compileService(name: string, service: RawService, report: Report): Comp
     if (first === undefined) firstIndexByOrigin.set(target.origin, index);
     else report(['services', name, 'targets', index], `${target.origin} is already listed as targets[${first}]`);
   });
+  const secure = targets.some((t) => t.origin.startsWith('https:'));
+  if (service.tls !== undefined && !secure) report(['services', name, 'tls'], 'applies to https:// targets, and this service has none');
+  const tls = secure ? compileUpstreamTls(service.tls, baseDir, ['services', name, 'tls'], report) : null;
   return {
     name,
     targets,
+    tls,
     balance: service.balance,
     timeouts: {
       connectMs: service.timeouts.connect_ms,
@@ -250,11 +258,18 @@ function describeMethods(mask: number): string {
 
 /** The admin API never shares the data-plane listener (issue #4). */
 function checkAdminListen(config: RawConfig, report: Report): void {
+  const tls = config.server.tls;
+  if (tls && tls.port === config.server.port && tls.plain_http !== 'off') {
+    report(['server', 'tls', 'port'], `${tls.port} is server.port (the plain-HTTP listener); HTTPS needs its own port, or set server.tls.plain_http: off`);
+  }
   const admin = config.admin;
-  if (!admin || admin.port !== config.server.port) return;
+  if (!admin) return;
   const wildcard = (host: string) => host === '0.0.0.0' || host === '::';
-  if (admin.host === config.server.host || wildcard(admin.host) || wildcard(config.server.host)) {
+  const shared = admin.host === config.server.host || wildcard(admin.host) || wildcard(config.server.host);
+  if (admin.port === config.server.port && shared) {
     report(['admin', 'port'], `${admin.port} is the data-plane port (server.port); the admin API needs its own port`);
+  } else if (tls && admin.port === tls.port && shared) {
+    report(['admin', 'port'], `${admin.port} is the HTTPS data-plane port (server.tls.port); the admin API needs its own port`);
   }
 }
 
@@ -282,6 +297,10 @@ function checkSelfTargets(config: RawConfig, report: Report): void {
     { reaches: hostsReaching(config.server.host), port: config.server.port,
       what: `Lobby's own listener (server.host ${config.server.host}, server.port ${config.server.port}): every request would loop through the gateway` },
   ];
+  if (config.server.tls) {
+    listeners.push({ reaches: hostsReaching(config.server.host), port: config.server.tls.port,
+      what: `Lobby's own HTTPS listener (server.tls.port ${config.server.tls.port}): every request would loop through the gateway` });
+  }
   if (config.admin) {
     listeners.push({ reaches: hostsReaching(config.admin.host), port: config.admin.port,
       what: `Lobby's own admin API (admin.host ${config.admin.host}, admin.port ${config.admin.port}): requests would reach the admin listener, not an upstream` });
@@ -290,7 +309,7 @@ function checkSelfTargets(config: RawConfig, report: Report): void {
     service.targets.forEach((raw, index) => {
       const url = new URL(raw); // the schema checked it (parseTarget)
       const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-      const port = url.port === '' ? 80 : Number(url.port);
+      const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
       const listener = listeners.find((l) => l.port === port && l.reaches(host));
       if (listener) report(['services', name, 'targets', index], `${raw} is ${listener.what}`);
     });

@@ -20,6 +20,7 @@ import {
 } from './schema-kit.js';
 import { filterRouteKeys, filterSections } from '../filters/index.js';
 import { versionConstraint } from '../filters/api-version/schema.js';
+import { tlsSchema, upstreamTlsSchema } from './tls-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -140,26 +141,27 @@ export function parseRewrite(raw: string): Parsed<RawRewritePart[]> {
   return ok(parts);
 }
 
-/** A `targets` entry: `http://host:port` with nothing else. */
+/** A `targets` entry: `http://host:port` or `https://host:port` with nothing else. */
 export function parseTarget(raw: string): Parsed<CompiledTarget> {
-  if (/^https:/i.test(raw)) return fail('https upstreams are not supported: only plain HTTP upstreams (http://host:port) are supported');
-  if (!/^http:\/\//i.test(raw)) return fail('must be an http:// URL like "http://127.0.0.1:9001"');
+  const scheme = /^https:\/\//i.test(raw) ? 'https' : /^http:\/\//i.test(raw) ? 'http' : null;
+  if (scheme === null) return fail('must be an http:// or https:// URL like "http://127.0.0.1:9001"');
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    return fail('is not a valid URL (expected "http://host:port")');
+    return fail(`is not a valid URL (expected "${scheme}://host:port")`);
   }
   if (url.username !== '' || url.password !== '') return fail('must not contain credentials (user:password@)');
   // Checked on the text: URL() would quietly resolve `/a/..` to `/` and drop a bare `?`.
-  if (!/^http:\/\/[^/?#\s]+\/?$/i.test(raw)) {
+  if (!/^https?:\/\/[^/?#\s]+\/?$/i.test(raw)) {
     return fail('must be only scheme, host and port (no path, query or fragment); use strip_prefix or rewrite on the route to change paths');
   }
-  const port = url.port === '' ? 80 : Number(url.port);
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  const port = url.port === '' ? defaultPort : Number(url.port);
   if (port === 0) return fail('port must be 1..65535');
   return ok({
-    origin: `http://${url.hostname}:${port}`,
-    hostHeader: port === 80 ? url.hostname : `${url.hostname}:${port}`,
+    origin: `${scheme}://${url.hostname}:${port}`,
+    hostHeader: port === defaultPort ? url.hostname : `${url.hostname}:${port}`,
   });
 }
 
@@ -230,6 +232,8 @@ const serverSchema = section({
   // Start even when another process already listens on host:port (the workers always bind
   // with SO_REUSEPORT, so both then share it): only for two instances on purpose.
   reuse_port: z.boolean().default(false),
+  // HTTPS listener (src/control/tls-config.ts, docs/configuration.md#servertls).
+  tls: tlsSchema.optional(),
 });
 
 const timeoutsSchema = section({
@@ -246,6 +250,8 @@ const serviceSchema = section({
   timeouts: timeoutsSchema.prefault({}),
   connections: positiveInt.default(64),
   pipelining: positiveInt.max(32, { error: 'must be at most 32' }).default(1),
+  // For the https:// targets (src/control/tls-config.ts).
+  tls: upstreamTlsSchema.optional(),
 });
 
 const matchSchema = section({

@@ -11,13 +11,15 @@ export type SharedConfig = Record<string, unknown>;
 // Instance keys: where this process listens and how it reaches its peers. They come from
 // this instance's file, are read at start only and are never shared between instances.
 
-export const LOCAL_SERVER_KEYS = ['host', 'port', 'workers', 'reuse_port'] as const;
+// `tls` too: its files and port are this machine's; new certificates at the same paths
+// rotate without a restart (src/control/tls-manager.ts).
+export const LOCAL_SERVER_KEYS = ['host', 'port', 'workers', 'reuse_port', 'tls'] as const;
 export const LOCAL_SECTIONS = ['admin', 'redis'] as const;
 
 /** A mapping (not an array, not null): schema-kit's one definition. */
 export const isPlainObject = isMapping;
 
-/** The config minus instance keys (server.host/port/workers/reuse_port, admin, redis). */
+/** The config minus instance keys (server.host/port/workers/reuse_port/tls, admin, redis). */
 export function sharedPart(raw: RawConfig): SharedConfig {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) {

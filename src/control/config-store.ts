@@ -161,6 +161,11 @@ export function redacted(raw: RawConfig): RawConfig {
   if (raw.admin?.token !== undefined) out.admin = { ...raw.admin, token: REDACTED };
   if (raw.redis) out.redis = { ...raw.redis, url: redactUrl(raw.redis.url) };
   if (raw.auth) out.auth = { ...raw.auth, providers: raw.auth.providers.map(redactedProvider) };
+  if (raw.server.tls?.passphrase !== undefined) out.server = { ...raw.server, tls: { ...raw.server.tls, passphrase: REDACTED } };
+  if (Object.values(raw.services).some((s) => s.tls?.passphrase !== undefined)) {
+    out.services = Object.fromEntries(Object.entries(raw.services).map(([name, s]) =>
+      [name, s.tls?.passphrase === undefined ? s : { ...s, tls: { ...s.tls, passphrase: REDACTED } }]));
+  }
   return out;
 }
 
@@ -214,6 +219,17 @@ function completeSubmission(input: unknown, running: RawConfig, file: string): u
   if (isPlainObject(out.admin) && out.admin.token === REDACTED && running.admin?.token !== undefined) {
     out.admin = { ...out.admin, token: running.admin.token };
   }
+  // A REDACTED TLS passphrase (server.tls, services.<name>.tls) keeps the running one.
+  const server = out.server;
+  if (isPlainObject(server) && isPlainObject(server.tls) && server.tls.passphrase === REDACTED && running.server.tls?.passphrase !== undefined) {
+    out.server = { ...server, tls: { ...server.tls, passphrase: running.server.tls.passphrase } };
+  }
+  if (isPlainObject(out.services)) {
+    out.services = Object.fromEntries(Object.entries(out.services).map(([name, s]) => {
+      const kept = running.services[name]?.tls?.passphrase;
+      return [name, isPlainObject(s) && isPlainObject(s.tls) && s.tls.passphrase === REDACTED && kept !== undefined ? { ...s, tls: { ...s.tls, passphrase: kept } } : s];
+    }));
+  }
   if (isPlainObject(out.redis) && running.redis && out.redis.url === redactUrl(running.redis.url)) {
     out.redis = { ...out.redis, url: running.redis.url };
   }
@@ -236,7 +252,10 @@ function localKeyIssues(next: RawConfig, running: RawConfig, file: string, locat
   const issues: ConfigIssue[] = [];
   const refuse = (path: KeyPath, shown?: unknown) =>
     issues.push(issueAt(file, path, `cannot change at runtime${shown === undefined ? '' : ` (running: ${JSON.stringify(shown)})`}; restart Lobby to apply it`, locate));
-  for (const key of LOCAL_SERVER_KEYS) if (next.server[key] !== running.server[key]) refuse(['server', key], running.server[key]);
+  for (const key of LOCAL_SERVER_KEYS) {
+    // server.tls is a mapping (compared as canonical JSON) and holds a passphrase (not shown).
+    if (canonicalJson(next.server[key]) !== canonicalJson(running.server[key])) refuse(['server', key], key === 'tls' ? undefined : running.server[key]);
+  }
   for (const section of LOCAL_SECTIONS) {
     const a = next[section] as Record<string, unknown> | undefined;
     const b = running[section] as Record<string, unknown> | undefined;

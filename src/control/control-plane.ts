@@ -66,6 +66,7 @@ export class ControlPlane {
         status: () => cp.status(),
         readiness: () => cp.readiness(),
         cluster: () => cp.cluster(),
+        tls: () => opts.supervisor.tls,
       });
       try {
         await cp.admin.listen();

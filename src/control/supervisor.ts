@@ -21,6 +21,8 @@ import { JwksManager } from './jwks.js';
 import { RateLimitSync } from './rate-limit-sync.js';
 import { MetricsStore } from './metrics-store.js';
 import { WORKER_STATS } from '../shared/metrics-layout.js';
+import { TlsManager } from './tls-manager.js';
+import type { TlsListenerConfig } from '../shared/tls-config.js';
 
 const WORKER_ENTRY = new URL('../../workers/data-plane.js', import.meta.url);
 /** Restart backoff after a worker crash: doubles per crash within a minute, capped. */
@@ -129,6 +131,8 @@ export class Supervisor {
   /** Each worker's stats block (event-loop delay), kept for its replacement. */
   private readonly workerStats: SharedArrayBuffer[] = [];
   private nextRequestId = 1;
+  /** The HTTPS listener's certificates and their rotation (null without server.tls). */
+  tls: TlsManager | null = null;
 
   constructor(private config: CompiledConfig, private readonly opts: SupervisorOptions = {}) {
     this.rateLimits = new RateLimitSync(config.rateLimit?.tableKeys);
@@ -150,6 +154,11 @@ export class Supervisor {
     Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, this.published.generation);
     await this.jwks.configure(this.config);
     await this.rateLimits.configure(this.config);
+    const source = this.config.server.tlsSource;
+    if (source !== null) {
+      this.tls = new TlsManager(source, this.config.source, (tls) => this.sendTls(tls));
+      this.tls.watch();
+    }
     const n = this.config.server.workers;
     await Promise.all(Array.from({ length: n }, (_, i) => this.startWorker(i)));
   }
@@ -201,6 +210,7 @@ export class Supervisor {
     for (const keys of this.jwks.snapshot()) handle.send(keys);
     thread.on('error', (err) => log.error('data-plane worker error', { worker: index, error: String(err?.stack ?? err) }));
     await this.prepare(handle, this.published!);
+    if (this.tls !== null) await this.sendTlsTo(handle, this.tls.current);
     const { host, port } = this.config.server;
     const listened = handle.waitFor((m): m is Extract<FromWorker, { type: 'listening' | 'listen-failed' }> =>
       m.type === 'listening' || m.type === 'listen-failed', PREPARE_TIMEOUT_MS);
@@ -208,6 +218,19 @@ export class Supervisor {
     const msg = await listened;
     if (msg.type === 'listen-failed') throw new Error(`cannot listen on ${host}:${port} (address in use or not permitted)`);
     handle.listening = true;
+  }
+
+  /** A new certificate set to every worker; rejects when one refuses it (its running set stays). */
+  private async sendTls(tls: TlsListenerConfig): Promise<void> {
+    const live = this.workers.filter((w): w is WorkerHandle => w !== null);
+    await Promise.all(live.map((w) => this.sendTlsTo(w, tls)));
+  }
+
+  private async sendTlsTo(w: WorkerHandle, tls: TlsListenerConfig): Promise<void> {
+    const answer = w.waitFor((m): m is Extract<FromWorker, { type: 'tls-applied' }> => m.type === 'tls-applied' && m.version === tls.version, PREPARE_TIMEOUT_MS);
+    w.send({ type: 'tls', config: tls });
+    const msg = await answer;
+    if (msg.error !== null) throw new Error(`worker ${w.index} refused the tls certificates: ${msg.error}`);
   }
 
   private onWorkerExit(handle: WorkerHandle, code: number): void {
@@ -266,6 +289,7 @@ export class Supervisor {
   async drain(): Promise<number> {
     this.stopping = true;
     this.jwks.stop();
+    this.tls?.close();
     const deadlineMs = this.config.server.drainTimeoutMs;
     const live = this.workers.filter((w): w is WorkerHandle => w !== null);
     const results = await Promise.all(live.map(async (w) => {

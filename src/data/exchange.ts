@@ -13,6 +13,7 @@
 import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import { asResponseBytes } from '../shared/http-syntax.js';
 import { CORRELATION_HEADER } from './correlation-id.js';
+import { LISTENER } from '../shared/tls-config.js';
 import { statusLine, upstreamStatusLine } from './status-lines.js';
 import { untrackOpen } from './deadlines.js';
 import { PHASE, RESPONSE_FLAG, type Filter, type HeaderField, type RequestContext, type ResponseHead } from './request-context.js';
@@ -162,11 +163,13 @@ function writeHeaders(ctx: RequestContext, headers: HeaderField[]): void {
     const value = headers[i + 1];
     if (typeof name !== 'string' || typeof value !== 'string' || NOT_PLAIN_VALUE.test(value)) {
       writeHeadersOneByOne(ctx, headers);
-      return;
+      block = '';
+      break;
     }
     block += '\r\n' + name + ': ' + value;
   }
-  res.writeHeader(CORRELATION_HEADER, block);
+  if (block !== '') res.writeHeader(CORRELATION_HEADER, block);
+  if (ctx.listener === LISTENER.TLS) writeHsts(ctx);
 }
 
 function writeHeadersOneByOne(ctx: RequestContext, headers: HeaderField[]): void {
@@ -176,6 +179,12 @@ function writeHeadersOneByOne(ctx: RequestContext, headers: HeaderField[]): void
     res.writeHeader(headers[i], typeof value === 'string' ? asResponseBytes(value) : value);
   }
   res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
+}
+
+// Kept out of writeHeaders: the plain path pays one comparison.
+function writeHsts(ctx: RequestContext): void {
+  const hsts = ctx.gen.config.server.tls?.hsts;
+  if (hsts) ctx.res.writeHeader('strict-transport-security', hsts);
 }
 
 // --- local replies ----------------------------------------------------------------------

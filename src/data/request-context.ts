@@ -205,6 +205,8 @@ export class RequestContext {
   /** Lower-case host without port, for routing. */
   hostName = '';
   clientIp = '';
+  /** The listener it arrived on: shared/tls-config.ts LISTENER (plain, TLS, plain-to-redirect). */
+  listener = 0;
   correlationId = '';
   /** Client's correlation id header ('' when absent). */
   clientCorrelationId = '';

@@ -20,6 +20,9 @@ import { logRequestFault } from './faults.js';
 import { runChain } from './chain.js';
 import { BUFFERED_BODY_MAX, expireRequest, upstreamPath } from './upstream/proxy.js';
 import { coarseNow, forEachOpen, openCount, startDeadlines, stopDeadlines, trackOpen } from './deadlines.js';
+import { TlsListener } from './tls-listener.js';
+import { sendHttpsRedirect } from './tls-redirect.js';
+import { LISTENER, type TlsListenerConfig } from '../shared/tls-config.js';
 
 export interface DataPlaneServerOptions {
   /** Returns the generation new requests use (one Atomics.load in the common case). */
@@ -35,14 +38,33 @@ const OPTIONS_BIT = methodBit('OPTIONS');
 export class DataPlaneServer {
   private readonly app: TemplatedApp;
   private listenSocket: ListenSocket | null = null;
+  /** The HTTPS listener (server.tls), same handler, requests marked LISTENER.TLS. */
+  private readonly tls = new TlsListener((res, req) => this.onRequest(res, req, LISTENER.TLS));
 
   constructor(private readonly opts: DataPlaneServerOptions) {
     this.app = uWS.App();
-    this.app.any('/*', (res, req) => this.onRequest(res, req));
     startDeadlines(expireRequest);
   }
 
-  listen(host: string, port: number): Promise<number | null> {
+  /** A new certificate set (message `tls`); an error message when uWS refused it. */
+  applyTls(config: TlsListenerConfig): Promise<string | null> {
+    return this.tls.apply(config);
+  }
+
+  /** Opens the plain listener (unless server.tls.plain_http is off) and the HTTPS one; the port of the first. */
+  async listen(host: string, port: number): Promise<number | null> {
+    const tls = this.opts.currentGeneration().config.server.tls;
+    const plain = tls === null || tls.plainHttp !== 'off'
+      ? await this.listenPlain(host, port, tls?.plainHttp === 'redirect' ? LISTENER.REDIRECT : LISTENER.PLAIN) : 0;
+    if (plain === null || tls === null) return plain;
+    if (!this.tls.configured) return null; // the supervisor sends `tls` before `listen`; never serve HTTPS-less
+
+    const secure = await this.tls.listen(host, tls.port);
+    return secure === null ? null : plain || secure;
+  }
+
+  private listenPlain(host: string, port: number, listener: number): Promise<number | null> {
+    this.app.any('/*', (res, req) => this.onRequest(res, req, listener));
     return new Promise((resolve) => {
       this.app.listen(host, port, (socket) => {
         if (!socket) { resolve(null); return; }
@@ -58,6 +80,7 @@ export class DataPlaneServer {
       uWS.us_listen_socket_close(this.listenSocket);
       this.listenSocket = null;
     }
+    this.tls.stopListening();
   }
 
   /** Closes every connection (after a drain or on a fatal error); the worker may then exit. */
@@ -69,14 +92,16 @@ export class DataPlaneServer {
     stopDeadlines();
     // close() exists in this uWS build but is missing from its type definitions.
     (this.app as TemplatedApp & { close(): void }).close();
+    this.tls.closeAll();
   }
 
-  private onRequest(res: HttpResponse, req: HttpRequest): void {
+  private onRequest(res: HttpResponse, req: HttpRequest, listener: number): void {
     // A throw here would take the worker down (uWS aborts on an exception in a handler): it
     // is a bug, answered 500 and logged, never a crash. (The chain has its own handler.)
     let ctx: RequestContext | null = null;
     try {
       ctx = new RequestContext(res, this.opts.currentGeneration(), performance.now());
+      ctx.listener = listener;
       trackOpen(ctx);
       this.accept(ctx, req);
     } catch (err) {
@@ -110,6 +135,7 @@ export class DataPlaneServer {
     const path = normalizePath(url);
     if (path === null) { sendLocalReply(ctx, GW_ERR.invalid_path, hasBody); return; }
     ctx.path = path;
+    if (ctx.listener === LISTENER.REDIRECT) { sendHttpsRedirect(ctx, hasBody); return; }
 
     const matcher = gen.matcher;
     const versioning = gen.versioning ?? null;

@@ -1,6 +1,7 @@
 // The compiled configuration: what the control plane hands the data plane.
 // Plain, structured-cloneable data (it crosses to worker threads with postMessage);
 // everything a request needs is decided here, at compile time, never per request.
+import type { CompiledServerTls, CompiledUpstreamTls, TlsSource } from './tls-config.js';
 
 /** One piece of a templated rewrite: literal text, or the value of a captured `{param}`. */
 export type RewritePart = { literal: string } | { param: number };
@@ -27,10 +28,14 @@ export interface CompiledServer {
   drainTimeoutMs: number;
   /** For a path with escaped slashes that matches no route (routes carry their own). */
   escapedSlashes: EscapedSlashes;
+  /** `server.tls` (null: no HTTPS listener). */
+  tls: CompiledServerTls | null;
+  /** Its files, resolved (read by the control plane only: src/control/tls-manager.ts). */
+  tlsSource: TlsSource | null;
 }
 
 export interface CompiledTarget {
-  /** Origin for the undici Pool, e.g. `http://127.0.0.1:9001` (no path). */
+  /** Origin for the undici Pool, e.g. `http://127.0.0.1:9001` or `https://10.0.0.5:443` (no path). */
   origin: string;
   /** Host header value sent upstream when the route does not keep the client's (`host:port`). */
   hostHeader: string;
@@ -39,6 +44,8 @@ export interface CompiledTarget {
 export interface CompiledService {
   name: string;
   targets: CompiledTarget[];
+  /** TLS settings for the https:// targets (null when there are none). */
+  tls: CompiledUpstreamTls | null;
   balance: 'round_robin' | 'least_request';
   timeouts: { connectMs: number; responseMs: number; idleMs: number };
   /** Max keep-alive connections per target. */

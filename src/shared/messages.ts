@@ -3,6 +3,7 @@
 // whole interface between the two planes.
 import type { CompiledConfig } from './compiled-config.js';
 import type { Jwk } from './auth-config.js';
+import type { TlsListenerConfig } from './tls-config.js';
 
 /** Control plane → worker. */
 export type ToWorker =
@@ -31,7 +32,9 @@ export type ToWorker =
    * time left of the unknown-kid refetch cooldown (0: the next unknown kid may ask at once). */
   | { type: 'keys'; uri: string; version: number; keys: Jwk[] | null; refetchInMs: number }
   /** SIGUSR1: reopen every access-log file (after logrotate moved it). */
-  | { type: 'reopen-logs' };
+  | { type: 'reopen-logs' }
+  /** The HTTPS listener's certificates (before `listen`, and on every rotation); answer `tls-applied`. */
+  | { type: 'tls'; config: TlsListenerConfig };
 
 /** Worker → control plane. */
 export type FromWorker =
@@ -44,7 +47,9 @@ export type FromWorker =
   | { type: 'jwks-refetch'; uri: string }
   /** Per-route HDR histograms, compressed base64 (src/filters/metrics/latency.ts). */
   | { type: 'latency'; id: number; worker: number; routes: { route: string; histogram: string }[] }
-  | { type: 'upstreams'; id: number; worker: number; services: UpstreamsSnapshot[] };
+  | { type: 'upstreams'; id: number; worker: number; services: UpstreamsSnapshot[] }
+  /** A `tls` message applied (error null) or refused by uWS (the worker keeps the running set). */
+  | { type: 'tls-applied'; version: number; error: string | null };
 
 /** One service of a worker's current generation, for GET /upstreams and the upstream gauges. */
 export interface UpstreamsSnapshot {

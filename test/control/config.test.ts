@@ -84,6 +84,8 @@ describe('config: the issue example', () => {
         limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 10485760 },
         drainTimeoutMs: 30000,
         escapedSlashes: 'reject',
+        tls: null,
+        tlsSource: null,
       },
       services: [
         {
@@ -92,6 +94,7 @@ describe('config: the issue example', () => {
             { origin: 'http://127.0.0.1:9001', hostHeader: '127.0.0.1:9001' },
             { origin: 'http://127.0.0.1:9011', hostHeader: '127.0.0.1:9011' },
           ],
+          tls: null,
           balance: 'round_robin',
           timeouts: { connectMs: 1000, responseMs: 15000, idleMs: 60000 },
           connectionsPerTarget: 64,
@@ -142,10 +145,13 @@ describe('config: defaults and extra keys', () => {
       limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 10485760 },
       drainTimeoutMs: 30000,
       escapedSlashes: 'reject',
+      tls: null,
+      tlsSource: null,
     });
     assert.deepEqual(config.services[0], {
       name: 's',
       targets: [{ origin: 'http://127.0.0.1:9001', hostHeader: '127.0.0.1:9001' }],
+      tls: null,
       balance: 'round_robin',
       timeouts: { connectMs: 1000, responseMs: 15000, idleMs: 60000 },
       connectionsPerTarget: 64,
@@ -496,11 +502,12 @@ describe('config: errors, each at its exact key path', () => {
     ],
     // services
     ['no targets', 'services:\n  s:\n    targets: []\n', 'services.s.targets', 'at least one target'],
-    ['https target', 'services:\n  s:\n    targets: ["https://a:443"]\n', 'services.s.targets[0]', 'only plain HTTP upstreams'],
+    ['ftp target', 'services:\n  s:\n    targets: ["ftp://a:21"]\n', 'services.s.targets[0]', 'http:// or https:// URL'],
+    ['https target with a path', 'services:\n  s:\n    targets: ["https://a:443/x"]\n', 'services.s.targets[0]', 'no path'],
     ['target with a path', 'services:\n  s:\n    targets: ["http://a:1/api"]\n', 'services.s.targets[0]', 'no path'],
     ['target with a query', 'services:\n  s:\n    targets: ["http://a:1?x"]\n', 'services.s.targets[0]', 'query'],
     ['target with userinfo', 'services:\n  s:\n    targets: ["http://u:p@a:1"]\n', 'services.s.targets[0]', 'credentials'],
-    ['target without scheme', 'services:\n  s:\n    targets: ["127.0.0.1:9001"]\n', 'services.s.targets[0]', 'http:// URL'],
+    ['target without scheme', 'services:\n  s:\n    targets: ["127.0.0.1:9001"]\n', 'services.s.targets[0]', 'http:// or https:// URL'],
     ['target with a bad port', 'services:\n  s:\n    targets: ["http://a:99999"]\n', 'services.s.targets[0]', 'not a valid URL'],
     ['duplicate target', 'services:\n  s:\n    targets: ["http://a:80", "http://a"]\n', 'services.s.targets[1]', 'already listed as targets[0]'],
     ['bad balance', 'services:\n  s:\n    targets: ["http://a"]\n    balance: random\n', 'services.s.balance', '"round_robin", "least_request"'],
@@ -582,7 +589,7 @@ describe('config: several errors are reported together', () => {
   workerz: 2
 services:
   s:
-    targets: ["https://a:1"]
+    targets: ["ftp://a:1"]
 routes:
   - name: a
     match: { prefix: v1 }
@@ -658,7 +665,7 @@ routes:
     service: orders
 `);
     assert.deepEqual(issues.map((i) => [i.file, i.line, i.path, i.message]), [
-      [FILE, 2, 'server.workerz', 'unknown key, did you mean "workers"? (allowed: host, port, workers, limits, drain_timeout_ms, trusted_proxies, rate_limit_keys, escaped_slashes, reuse_port)'],
+      [FILE, 2, 'server.workerz', 'unknown key, did you mean "workers"? (allowed: host, port, workers, limits, drain_timeout_ms, trusted_proxies, rate_limit_keys, escaped_slashes, reuse_port, tls)'],
       [FILE, 6, 'services.users.balance', 'must be one of "round_robin", "least_request", got the string "round_robbin"; did you mean "round_robin"?'],
       [FILE, 14, 'routes[0].service', 'unknown service "usres" (did you mean "users"? defined services: users, orders)'],
       [FILE, 18, 'routes[1].rate_limit[0]', 'unknown limit "per_ipp" (did you mean "per_ip"? defined limits: per_ip)'],

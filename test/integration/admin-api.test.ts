@@ -177,7 +177,7 @@ describe('admin API: changes', () => {
   it('an invalid change answers 400 with every error (key path and reason); the live config is untouched', async () => {
     const before = (await admin.get('/config')).body;
     const r = await admin.put('/config', {
-      services: { a: { targets: ['https://x'], balance: 'random' } },
+      services: { a: { targets: ['ftp://x'], balance: 'random' } },
       routes: [
         { name: 'ok', match: { prefix: '/a' }, service: 'a' },
         { name: 'bad', match: { prefix: 'nope', methods: ['get'] }, service: 'a', colour: 'red' },

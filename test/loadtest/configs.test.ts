@@ -79,6 +79,15 @@ describe('loadtest command line', () => {
 });
 
 describe('loadtest generated configs', () => {
+  it('the nginx proxy serves HTTPS with the run certificate when asked', async () => {
+    const { nginxTlsDirectives } = await import('../../loadtest/tls.js');
+    const config = proxyNginxConfig({ workDir: '/tmp/w', port: 18082, upstreamHost: '127.0.0.1', upstreamPort: 18081, upstreamKeepalive: 64, locationDirectives: '',
+      tlsDirectives: nginxTlsDirectives({ cert: '/tmp/w/tls-cert.pem', key: '/tmp/w/tls-key.pem' }) });
+    assert.match(config, /listen 127\.0\.0\.1:18082 ssl backlog=4096;/);
+    assert.match(config, /ssl_certificate \/tmp\/w\/tls-cert\.pem;/);
+    assert.match(config, /ssl_certificate_key \/tmp\/w\/tls-key\.pem;/);
+  });
+
   it('configures nginx as a keep-alive HTTP/1.1 reverse proxy with one worker', () => {
     const config = proxyNginxConfig({ workDir: '/tmp/w', port: 18082, upstreamHost: '127.0.0.1', upstreamPort: 18081, upstreamKeepalive: 64, locationDirectives: 'proxy_set_header X-Test 1;' });
     assert.match(config, /worker_processes 1;/);

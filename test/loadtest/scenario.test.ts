@@ -35,6 +35,16 @@ describe('loadtest scenario parsing', () => {
     assert.deepEqual(scenario.headers, { 'x-api-key': 'abc', accept: 'application/json' });
   });
 
+  it('https scenarios: tls only for lobby and nginx; a new connection per request sends Connection: close', () => {
+    const https = parse({ tls: true, newConnectionPerRequest: true });
+    assert.equal(https.tls, true);
+    assert.equal(https.headers.connection, 'close');
+    assert.equal(parse({}).tls, false);
+    assert.throws(() => parse({ tls: true, targets: ['lobby', 'haproxy'] }), /targets\[1\] haproxy has no HTTPS setup/);
+    assert.throws(() => parse({ tls: 'yes' }), /tls must be true or false/);
+    assert.throws(() => parse({ newConnectionPerRequest: true, pipelining: 4 }), /cannot be combined with pipelining/);
+  });
+
   it('names the offending key in every error', () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ conections: 10 }, /conections is not a scenario key/],

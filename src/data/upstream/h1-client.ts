@@ -22,7 +22,8 @@
 // socket that closed before any byte of the response, or a request pipelined behind one
 // that failed) fails with `stale_connection`: it was not processed, and the
 // stale-connection interceptor (interceptors.ts) decides whether to send it again.
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { createRequire } from 'node:module';
 import type { UpstreamErrorCode } from '../../shared/errors.js';
 import { upstreamError, type DispatchController, type DispatchHandler, type DispatchOptions } from './dispatch.js';
@@ -97,6 +98,29 @@ export interface H1PoolOptions {
    * price of head-of-line blocking behind a slow response.
    */
   pipelining?: number;
+  /** https:// target: connect with TLS (verification on unless rejectUnauthorized is false). */
+  tls?: UpstreamTlsOptions | null;
+}
+
+export type UpstreamTlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'passphrase' | 'servername' | 'rejectUnauthorized'>;
+
+/** The socket to a target: plain TCP, or TLS (HTTP/1.1 by ALPN); `ready` is the event after which requests may be written. */
+function openSocket(pool: H1Pool, onData: (chunk: Uint8Array) => void): { socket: Socket; ready: 'connect' | 'secureConnect' } {
+  if (pool.tls === null) {
+    const socket = connect({
+      host: pool.host, port: pool.port, noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => { onData(buf.subarray(0, n)); return true; } },
+    });
+    return { socket, ready: 'connect' };
+  }
+  // TLS sockets read through their own stream (net's onread is for plain sockets).
+  const socket = tlsConnect({
+    host: pool.host, port: pool.port, ALPNProtocols: ['http/1.1'],
+    servername: isIP(pool.host) === 0 ? pool.host : undefined, ...pool.tls,
+  });
+  socket.setNoDelay(true);
+  socket.on('data', onData);
+  return { socket, ready: 'secureConnect' };
 }
 
 /**
@@ -205,15 +229,12 @@ class H1Connection {
     this.parser[kOnBody] = this.onBody;
     this.parser[kOnMessageComplete] = this.onMessageComplete;
     this.parser[kOnExecute] = () => {};
-    const socket = connect({
-      host: pool.host, port: pool.port, noDelay: true,
-      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => { this.onSocketData(buf.subarray(0, n)); return true; } },
-    });
+    const { socket, ready } = openSocket(pool, (chunk) => this.onSocketData(chunk));
     this.socket = socket;
     // One timer per connection attempt (not per request): a target that never accepts
     // must not hold a pool slot forever.
     const connectTimer = setTimeout(() => this.destroy('connect_timeout'), pool.connectTimeoutMs);
-    socket.on('connect', () => {
+    socket.on(ready, () => {
       clearTimeout(connectTimer);
       this.connected = true;
       for (const ex of this.requests.slice()) this.begin(ex);
@@ -248,7 +269,7 @@ class H1Connection {
     if (body === null) {
       // A checked byte string (request-head.ts): 'latin1' writes exactly its bytes.
       const handle = (socket as unknown as { _handle: StreamHandle | null })._handle;
-      if (streamWrap !== null && handle !== null && socket.writableLength === 0) {
+      if (streamWrap !== null && handle !== null && this.pool.tls === null && socket.writableLength === 0) {
         const req = sharedWriteReq ??= newWriteReq();
         req.handle = handle;
         req.conn = this;
@@ -411,13 +432,15 @@ export class H1Pool {
   closing = false;
   readonly connectTimeoutMs: number;
   private readonly pipelining: number;
+  readonly tls: UpstreamTlsOptions | null;
 
   constructor(origin: string, private readonly opts: H1PoolOptions) {
     this.connectTimeoutMs = opts.connectTimeoutMs;
+    this.tls = opts.tls ?? null;
     this.pipelining = Math.max(1, opts.pipelining ?? 1);
     const url = new URL(origin);
     this.host = url.hostname.replace(/^\[|\]$/g, '');
-    this.port = Number(url.port || 80);
+    this.port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     this.sweeper = setInterval(() => this.sweepIdle(), Math.min(1000, opts.keepAliveTimeoutMs)).unref();
   }
 

@@ -3,8 +3,19 @@
 // connections; pools no generation uses any more are closed gracefully (in-flight
 // requests finish first).
 import { Pool } from 'undici';
-import { H1Pool } from './h1-client.js';
+import { H1Pool, type UpstreamTlsOptions } from './h1-client.js';
 import type { CompiledService, CompiledTarget } from '../../shared/compiled-config.js';
+import type { CompiledUpstreamTls } from '../../shared/tls-config.js';
+
+/** tls.connect options for an https:// target (both clients take the same). */
+function upstreamTlsOptions(tls: CompiledUpstreamTls | null): UpstreamTlsOptions {
+  const opts: UpstreamTlsOptions = { rejectUnauthorized: tls?.verify ?? true };
+  if (tls?.ca) opts.ca = tls.ca;
+  if (tls?.cert) { opts.cert = tls.cert; opts.key = tls.key!; }
+  if (tls?.passphrase) opts.passphrase = tls.passphrase;
+  if (tls?.servername) opts.servername = tls.servername;
+  return opts;
+}
 
 export interface PooledTarget {
   readonly key: string;
@@ -25,7 +36,8 @@ export class PoolRegistry {
   acquire(service: CompiledService, target: CompiledTarget, workers: number): PooledTarget {
     // Connection budget is per instance; each worker gets its share (at least 1).
     const connections = Math.max(1, Math.ceil(service.connectionsPerTarget / workers));
-    const key = `${target.origin}|${connections}|${service.timeouts.connectMs}|${service.pipelining}`;
+    const tls = target.origin.startsWith('https:') ? upstreamTlsOptions(service.tls) : null;
+    const key = `${target.origin}|${connections}|${service.timeouts.connectMs}|${service.pipelining}|${tls === null ? '' : service.tls!.fingerprint}`;
     let pooled = this.pools.get(key);
     if (!pooled) {
       const pool = new Pool(target.origin, {
@@ -38,8 +50,9 @@ export class PoolRegistry {
         bodyTimeout: 0,
         keepAliveTimeout: KEEPALIVE_MS,
         keepAliveMaxTimeout: 600_000,
+        ...(tls === null ? {} : { connect: tls }),
       });
-      const fast = new H1Pool(target.origin, { connections, connectTimeoutMs: service.timeouts.connectMs, keepAliveTimeoutMs: KEEPALIVE_MS, maxQueue: MAX_QUEUED_PER_TARGET, pipelining: service.pipelining });
+      const fast = new H1Pool(target.origin, { connections, connectTimeoutMs: service.timeouts.connectMs, keepAliveTimeoutMs: KEEPALIVE_MS, maxQueue: MAX_QUEUED_PER_TARGET, pipelining: service.pipelining, tls });
       pooled = { key, pool, fast };
       this.pools.set(key, pooled);
     }

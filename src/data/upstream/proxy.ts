@@ -13,6 +13,7 @@
 //     the exchange's onWritable → resume();
 //   client → upstream: the streamed body's push() returns false → res.pause() (server.ts) →
 //     undici reading the stream calls read() → res.resume().
+import { LISTENER } from '../../shared/tls-config.js';
 import { GW_ERR, UPSTREAM_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
 import { visibleAsciiTarget } from '../../shared/http-syntax.js';
 import { coarseNow } from '../deadlines.js';
@@ -272,7 +273,7 @@ export function forward(ctx: RequestContext): void {
   const h = ctx.headers;
   h.push('host', route.preserveHost ? ctx.host : target.hostHeader);
   h.push('x-forwarded-for', ctx.forwardedFor === '' ? ctx.clientIp : ctx.forwardedFor + ', ' + ctx.clientIp);
-  h.push('x-forwarded-proto', 'http');
+  h.push('x-forwarded-proto', ctx.listener === LISTENER.TLS ? 'https' : 'http');
   h.push('x-forwarded-host', ctx.host);
   h.push(CORRELATION_HEADER, ctx.correlationId);
   if (body !== null) {
