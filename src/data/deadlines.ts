@@ -4,6 +4,7 @@
 // single interval (TICK_MS) advances a coarse clock and expires the requests whose deadline
 // passed. Adding/removing is O(1) with no allocation; a tick is O(open requests). The same
 // list is what a drain waits for and what it ends at its deadline.
+import { performance } from 'node:perf_hooks';
 import type { RequestContext } from './request-context.js';
 
 export const TICK_MS = 10;

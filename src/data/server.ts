@@ -4,6 +4,7 @@
 //   → the route's filter chain → upstream forward (upstream/proxy.ts).
 // Everything the request needs from uWS's HttpRequest is copied here, synchronously,
 // because that object dies when the handler returns.
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from './uws.js';
 import { RequestContext, PHASE, RESPONSE_FLAG, type GenerationView } from './request-context.js';

@@ -22,6 +22,7 @@
 // socket that closed before any byte of the response, or a request pipelined behind one
 // that failed) fails with `stale_connection`: it was not processed, and the
 // stale-connection interceptor (interceptors.ts) decides whether to send it again.
+import { performance } from 'node:perf_hooks';
 import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { createRequire } from 'node:module';
@@ -237,6 +238,7 @@ class H1Connection {
     socket.on(ready, () => {
       clearTimeout(connectTimer);
       this.connected = true;
+      this.consumeHandle();
       for (const ex of this.requests.slice()) this.begin(ex);
     });
     socket.on('close', () => clearTimeout(connectTimer));
@@ -297,6 +299,32 @@ class H1Connection {
     this.executing = true;
     const ret = this.parser.execute(chunk);
     this.executing = false;
+    this.afterRead(ret);
+  }
+
+  /**
+   * Plain sockets: the parser reads the socket's handle itself (llhttp's consume(), as
+   * node:http's server does), so a read goes from libuv into the parser in C++ with no JS
+   * in between (no onStreamRead, no view of the read buffer, no execute() call); onExecute
+   * ends each read. Every parser callback then runs inside a read, so `executing` stays set.
+   */
+  private consumeHandle(): void {
+    const handle = (this.socket as unknown as { _handle: { isStreamBase?: boolean } | null })._handle;
+    if (this.pool.tls !== null || handle === null || handle.isStreamBase !== true) return;
+    this.parser[kOnExecute] = this.onExecute;
+    this.parser.consume(handle);
+    this.executing = true;
+  }
+
+  private readonly onExecute = (ret: number | Error): void => {
+    // A byte on an idle connection starts a message with no request (onMessageBegin) or
+    // fails to parse: either way afterRead closes the socket.
+    this.afterRead(ret);
+  };
+
+  /** After a read is parsed: a parse error or stray bytes close the socket; the last
+   * request completed in the read finishes now. */
+  private afterRead(ret: number | Error): void {
     const completed = this.completedInRead;
     this.completedInRead = null;
     if (ret instanceof Error || this.strayBytes) {
@@ -317,6 +345,9 @@ class H1Connection {
     if (this.current !== null && this.responseStarted) {
       const ret = this.parser.finish();
       if (ret instanceof Error) { this.destroy('reset', 'upstream closed mid-response'); return; }
+      const completed = this.completedInRead; // deferred when the parser consumes the handle
+      this.completedInRead = null;
+      if (completed !== null) this.complete(completed);
     }
     this.destroy(null);
   }

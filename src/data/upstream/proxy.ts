@@ -13,6 +13,7 @@
 //     the exchange's onWritable → resume();
 //   client → upstream: the streamed body's push() returns false → res.pause() (server.ts) →
 //     undici reading the stream calls read() → res.resume().
+import { performance } from 'node:perf_hooks';
 import { LISTENER } from '../../shared/tls-config.js';
 import { GW_ERR, UPSTREAM_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
 import { visibleAsciiTarget } from '../../shared/http-syntax.js';
@@ -173,7 +174,10 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
           }
           length = n;
         } else if (name.length === 10 && lowerEquals(name, 'connection')) {
-          for (const t of rawHeaders[i + 1].toString('latin1').split(',')) { // Buffer or string
+          const value = rawHeaders[i + 1];
+          // The usual values name no header: no split for them.
+          if (lowerEquals(value, 'keep-alive') || lowerEquals(value, 'close')) continue;
+          for (const t of value.toString('latin1').split(',')) { // Buffer or string
             const token = t.trim().toLowerCase();
             if (token !== '' && token !== 'close' && token !== 'keep-alive') (connectionNamed ??= []).push(token);
           }

@@ -6,6 +6,7 @@
 // `fields`), each a small writer, so a request pays only for the fields it logs. onRequest
 // records when the chain let the request through (the filter runs last, in `transform`): the
 // upstream durations are measured from there.
+import { performance } from 'node:perf_hooks';
 import { hostname } from 'node:os';
 import { NEXT, type Filter, type WorkerEnv } from '../../data/chain.js';
 import { RESPONSE_FLAG, responseFlagNames, type RequestContext } from '../../data/request-context.js';
