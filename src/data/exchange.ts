@@ -66,7 +66,17 @@ export function errorBody(spec: GatewayErrorSpec, correlationId: string): string
 /** ASCII case-insensitive comparison of a header name with a lower-case name. */
 export function lowerEquals(name: HeaderField, lower: string): boolean {
   if (name.length !== lower.length) return false;
-  if (typeof name === 'string') return name === lower || name.toLowerCase() === lower;
+  if (typeof name === 'string') {
+    if (name === lower) return true;
+    // Folded char by char: upstreams send `Content-Length`, and toLowerCase() would make a
+    // string per header per response.
+    for (let i = 0; i < name.length; i++) {
+      let c = name.charCodeAt(i);
+      if (c >= 0x41 && c <= 0x5a) c += 0x20;
+      if (c !== lower.charCodeAt(i)) return false;
+    }
+    return true;
+  }
   for (let i = 0; i < name.length; i++) {
     let c = name[i];
     if (c >= 0x41 && c <= 0x5a) c += 0x20;
