@@ -85,10 +85,11 @@ export function lowerEquals(name: HeaderField, lower: string): boolean {
   return true;
 }
 
-function removeAll(list: HeaderField[], lower: string): void {
+/** Removes, in place, every header whose name `matches(name, lower)`. */
+function removeWhere(list: HeaderField[], matches: (name: HeaderField, lower: string) => boolean, lower: string): void {
   let w = 0;
   for (let r = 0; r < list.length; r += 2) {
-    if (lowerEquals(list[r], lower)) continue;
+    if (matches(list[r], lower)) continue;
     list[w++] = list[r];
     list[w++] = list[r + 1];
   }
@@ -102,24 +103,17 @@ export class HeadEditor implements ResponseHead {
   list: HeaderField[] = [];
   set(name: string, value: string): void {
     const lower = name.toLowerCase();
-    removeAll(this.list, lower);
+    removeWhere(this.list, lowerEquals, lower);
     this.list.push(lower, value);
   }
   append(name: string, value: string): void {
     this.list.push(name.toLowerCase(), value);
   }
   remove(name: string): void {
-    removeAll(this.list, name.toLowerCase());
+    removeWhere(this.list, lowerEquals, name.toLowerCase());
   }
   removePrefixed(prefix: string): void {
-    const list = this.list;
-    let w = 0;
-    for (let r = 0; r < list.length; r += 2) {
-      if (lowerStartsWith(list[r], prefix)) continue;
-      list[w++] = list[r];
-      list[w++] = list[r + 1];
-    }
-    list.length = w;
+    removeWhere(this.list, lowerStartsWith, prefix);
   }
 }
 

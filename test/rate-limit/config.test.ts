@@ -2,7 +2,7 @@
 // redis.rate_limit_sync_ms) and client-IP extraction from X-Forwarded-For.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../../src/control/config-error.js';
+import { configIssues } from '../helpers/config-issues.js';
 import { loadConfigFile, loadConfigText } from '../../src/control/config-load.js';
 import { runCheck } from '../../src/control/check.js';
 import { fileURLToPath } from 'node:url';
@@ -18,13 +18,7 @@ function compile(yaml: string) {
 }
 
 function issues(yaml: string): string[] {
-  try {
-    compile(yaml);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.issues.map((i) => `${i.path}: ${i.message}`);
-  }
-  assert.fail('expected a ConfigError');
+  return configIssues(() => compile(yaml));
 }
 
 describe('rate-limit config', () => {

@@ -246,3 +246,16 @@ export const MATCH_CASES: MatchCase[] = [
     requests: [get('/', notFound), get('/a', notFound, 'h')],
   },
 ];
+
+/** A small seeded PRNG (mulberry32) for the randomized differential tests: a failure names
+ * its seed and replays. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

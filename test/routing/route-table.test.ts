@@ -7,7 +7,7 @@ import { METHODS, methodBit, methodMask, methodsInMask } from '../../src/shared/
 import { normalizePath } from '../../src/shared/path-normalize.js';
 import { describeRouteTable, encodeRouteTable } from '../../src/shared/route-table.js';
 import { METHOD_NOT_ALLOWED, NO_ROUTE, RouteMatcher } from '../../src/data/route-match.js';
-import { compileSpec, MATCH_CASES, type RouteSpec } from './route-match.cases.js';
+import { compileSpec, MATCH_CASES, mulberry32, type RouteSpec } from './route-match.cases.js';
 
 // ---- Reference matcher: a plain linear scan implementing the precedence rules written atop
 // src/data/route-match.ts, with none of the table machinery.
@@ -144,16 +144,6 @@ describe('route matching conformance table', () => {
 
 // ---- Randomized differential test
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEGMENTS = ['a', 'b', 'c', 'ab', 'ba', 'a%2F'];
 const HOSTS = ['h1', 'h2'];

@@ -11,7 +11,7 @@ import { methodBit } from '../../src/shared/methods.js';
 import { encodeRouteTable } from '../../src/shared/route-table.js';
 import { METHOD_NOT_ALLOWED, NO_ROUTE, RouteMatcher, VERSION_NOT_SERVED } from '../../src/data/route-match.js';
 import { UNKNOWN_VERSION, versionBit } from '../../src/shared/api-version.js';
-import { compileSpec, type RouteSpec } from './route-match.cases.js';
+import { compileSpec, mulberry32, type RouteSpec } from './route-match.cases.js';
 
 function route(spec: RouteSpec & { versions?: number[] }): CompiledRoute {
   const compiled = compileSpec(spec);
@@ -91,16 +91,6 @@ describe('version constraint: examples', () => {
 
 // ---- Randomized differential
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEGMENTS = ['a', 'b', 'c', 'ab'];
 const METHOD_BITS = ['GET', 'POST', 'PUT'].map(methodBit);

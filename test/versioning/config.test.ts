@@ -2,7 +2,7 @@
 // each mistake is an error at its key path, all in one pass; what a good config compiles to.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../../src/control/config-error.js';
+import { configIssues } from '../helpers/config-issues.js';
 import { loadConfigText } from '../../src/control/config-load.js';
 import { VERSION_SOURCE } from '../../src/shared/api-version.js';
 
@@ -19,13 +19,7 @@ function compile(yaml: string) {
 }
 
 function issues(yaml: string): string[] {
-  try {
-    compile(yaml);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.issues.map((i) => `${i.path}: ${i.message}`);
-  }
-  assert.fail('expected a ConfigError');
+  return configIssues(() => compile(yaml));
 }
 
 describe('versioning config errors name the key path', () => {
