@@ -26,6 +26,17 @@ function ms(value: number): string {
   return whole + (frac < 10 ? '.00' : frac < 100 ? '.0' : '.') + frac;
 }
 
+// `,"method":"GET"` per method seen, built once (a few methods make nearly all traffic).
+const methodFields = new Map<string, string>();
+function methodField(method: string): string {
+  let field = methodFields.get(method);
+  if (field === undefined) {
+    field = ',"method":' + JSON.stringify(method);
+    if (methodFields.size < 64) methodFields.set(method, field);
+  }
+  return field;
+}
+
 /** When the upstream side stopped (last byte, or the end of the exchange if it never came). */
 function upstreamEnd(ctx: RequestContext, now: number): number {
   return ctx.upstreamLastByteTime !== 0 ? ctx.upstreamLastByteTime : now;
@@ -37,7 +48,7 @@ function upstreamEnd(ctx: RequestContext, now: number): number {
 const WRITERS: Record<AccessLogField, FieldWriter> = {
   correlation_id: (ctx) => ',"correlation_id":"' + ctx.correlationId + '"',
   trace_id: (ctx) => (ctx.traceId !== '' ? ',"trace_id":"' + ctx.traceId + '","span_id":"' + ctx.spanId + '"' : ''),
-  method: (ctx) => ',"method":' + JSON.stringify(ctx.method),
+  method: (ctx) => methodField(ctx.method),
   path: (ctx) => (ctx.path !== '' ? ',"path":' + JSON.stringify(ctx.path) : ''),
   route: (ctx) => (ctx.route !== null ? ',"route":"' + ctx.route.name + '"' : ''),
   service: (ctx) => (ctx.route !== null ? ',"service":"' + ctx.route.service.name + '"' : ''),
