@@ -5,6 +5,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { H1Pool } from '../../src/data/upstream/h1-client.js';
 import type { DispatchController, DispatchHandler, DispatchOptions } from '../../src/data/upstream/dispatch.js';
 import { encodeRequestHead, type RequestHead } from '../../src/data/upstream/request-head.js';
@@ -302,5 +304,30 @@ describe('h1 client pipelining (opt-in)', () => {
     const late = await Promise.race([b.done.then(() => 'completed'), new Promise((r) => setTimeout(() => r('dropped'), 100))]);
     assert.equal(late, 'dropped');
     assert.equal(srv.accepted(), 1, 'the socket stayed in use');
+  });
+});
+
+describe('h1 client memory', () => {
+  it('a closed connection is released: 4,000 refused connections leave the heap as it was', async () => {
+    // Before the fix every connection's parser kept it (and its socket) alive: each refused
+    // connect left a few KB behind, about 12 MB here.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const port = await freePort(); // nothing listens: every connect is refused
+    const p = pool(port, 8);
+    const settle = async () => {
+      await new Promise((r) => setImmediate(r)); // parsers close once the stack unwound
+      await new Promise((r) => setTimeout(r, 50));
+      gc(); gc();
+      return process.memoryUsage().heapUsed;
+    };
+    for (let i = 0; i < 200; i++) await send(p); // warm up: JIT, error paths
+    const before = await settle();
+    for (let round = 0; round < 40; round++) {
+      const outcomes = await Promise.all(Array.from({ length: 100 }, () => send(p)));
+      for (const o of outcomes) assert.equal(o.error?.code, 'connect_failed');
+    }
+    const grown = (await settle()) - before;
+    assert.ok(grown < 3 * 1024 * 1024, `the heap grew by ${(grown / 1024 / 1024).toFixed(1)} MB over 4,000 refused connections`);
   });
 });

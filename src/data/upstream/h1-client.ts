@@ -181,6 +181,12 @@ class H1Request implements DispatchController {
   }
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function closeParser(parser: any): void {
+  parser.unconsume(); // a no-op unless it consumed the socket's handle
+  parser.close();
+}
+
 class H1Connection {
   readonly socket: Socket;
   readonly parser = new HTTPParser();
@@ -341,6 +347,7 @@ class H1Connection {
   }
 
   private onSocketEnd(): void {
+    if (this.closed) return;
     // A close-delimited body ends here; finish() completes it (or reports a truncation).
     if (this.current !== null && this.responseStarted) {
       const ret = this.parser.finish();
@@ -438,6 +445,11 @@ class H1Connection {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
+    // The native parser holds its JS object (and through its callbacks this connection and
+    // its socket) until close(): without it every connection ever opened stays in memory
+    // (1 GB in 20 s against an upstream that refuses connections). Closed once the stack
+    // has unwound, as node:http does: destroy() may run inside one of its callbacks.
+    setImmediate(closeParser, this.parser);
     this.pool.forget(this);
     const pending = this.requests.splice(0);
     for (let i = 0; i < pending.length; i++) {
