@@ -94,8 +94,8 @@ export function buildGeneration(
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
     targets: svc.targets.map((t): RuntimeTarget => {
-      const { key, pool, fast } = pools.acquire(svc, t, config.server.workers);
-      return { origin: t.origin, hostHeader: t.hostHeader, fast: fast.dispatch, general: undiciDispatch(pool), poolKey: key, inFlight: 0 };
+      const pooled = pools.acquire(svc, t, config.server.workers);
+      return { origin: t.origin, hostHeader: t.hostHeader, fast: pooled.fast.dispatch, general: undiciDispatch(() => pooled.pool), poolKey: pooled.key, inFlight: 0 };
     }),
     dispatch: compose(toTarget, serviceInterceptors(svc)),
     pick: svc.balance === 'least_request' ? leastRequest() : roundRobin(),

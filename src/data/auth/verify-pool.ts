@@ -9,7 +9,11 @@
 // travels as a KeyBundle: the provider's checks and keys, serialized once into a
 // SharedArrayBuffer. Every task carries the bundle's id and the buffer (shared, not copied);
 // a thread decodes a bundle the first time it sees its id.
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
+import { lazily } from '../../shared/lazy-require.js';
+
+/** piscina, loaded when a worker first needs its verification pool. */
+const piscina = lazily<typeof import('piscina')>('piscina');
 import type { CompiledAuthRuntime, Jwk, VerifierSpec } from '../../shared/auth-config.js';
 import { TokenVerifier, type VerifyResult } from './jwt.js';
 
@@ -67,7 +71,7 @@ export function verifyPool(rt: CompiledAuthRuntime): Piscina<VerifyTask, VerifyR
   const key = settingsKey(rt);
   if (pool !== null && poolSettings === key) return pool;
   const old = pool;
-  pool = new Piscina<VerifyTask, VerifyResult[]>({
+  pool = new (piscina().Piscina)<VerifyTask, VerifyResult[]>({
     filename: VERIFY_TASK_FILE,
     name: 'default',
     minThreads: rt.threads,

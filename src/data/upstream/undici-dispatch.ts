@@ -8,10 +8,12 @@ import type { Dispatcher, Pool } from 'undici';
 import type { UpstreamErrorCode } from '../../shared/errors.js';
 import { upstreamError, type DispatchController, type DispatchFn, type DispatchHandler, type DispatchOptions, type HeaderField } from './dispatch.js';
 
-/** The dispatch function of one undici Pool. */
-export function undiciDispatch(pool: Pool): DispatchFn {
+/** The dispatch function of one undici Pool (`pool` is the Pool, or a getter that makes it
+ * on first use: pools.ts). */
+export function undiciDispatch(pool: Pool | (() => Pool)): DispatchFn {
+  const poolOf = typeof pool === 'function' ? pool : () => pool;
   return (options, handler) => {
-    pool.dispatch({
+    poolOf().dispatch({
       path: options.path,
       method: options.method as Dispatcher.HttpMethod,
       headers: options.headers as string[],

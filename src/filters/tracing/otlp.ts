@@ -9,10 +9,13 @@
 // warning); a failed POST drops its batch and warns at most every 10 s. A drain sends what is
 // queued before the worker exits.
 import { hostname } from 'node:os';
-import { request } from 'undici';
+import { lazily } from '../../shared/lazy-require.js';
 import { log } from '../../shared/log.js';
 import { onWorkerDrain } from '../../data/worker-hooks.js';
 import type { TracingFilterConfig } from './compile.js';
+
+/** undici, loaded when a worker first exports spans. */
+const undici = lazily<typeof import('undici')>('undici');
 
 type OtlpConfig = NonNullable<TracingFilterConfig['otlp']>;
 
@@ -70,7 +73,7 @@ export class OtlpExporter {
 
   private async post(body: string, spans: number): Promise<void> {
     try {
-      const res = await request(this.config.endpoint, {
+      const res = await undici().request(this.config.endpoint, {
         method: 'POST', body, headers: { 'content-type': 'application/json' },
         headersTimeout: this.config.timeoutMs, bodyTimeout: this.config.timeoutMs,
       });
