@@ -215,7 +215,13 @@ describe('rate limiting on one instance', () => {
 
   it('shares one bucket between the workers', async () => {
     const key = `shared-${Date.now()}`;
-    // 64 connections: the kernel spreads them over both workers' listen sockets.
+    // 64 connections: the kernel spreads them over both workers' listen sockets. They are all
+    // opened first, so that the burst reaches both workers from its first request (opened by
+    // the burst itself, the first 50 admitted could all land on the worker that accepted first).
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      const res = await pool.request({ path: '/open', method: 'GET', headers: { host: 'localhost' } });
+      await res.body.dump();
+    }));
     const codes = await Promise.all(Array.from({ length: 300 }, async () => {
       const res = await pool.request({ path: '/shared', method: 'GET', headers: { host: 'localhost', 'x-k': key } });
       await res.body.dump();
