@@ -11,7 +11,7 @@
 // What it records on the context: status, bytes out, response flags (RESPONSE_FLAG); the
 // start time and upstream timings are set by server.ts and proxy.ts.
 import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
-import { asResponseBytes } from '../shared/http-syntax.js';
+import { asResponseBytes, isFieldValueBytes, isHeaderName } from '../shared/http-syntax.js';
 import { CORRELATION_HEADER } from './correlation-id.js';
 import { LISTENER } from '../shared/tls-config.js';
 import { statusLine, upstreamStatusLine } from './status-lines.js';
@@ -152,35 +152,50 @@ function runResponseFilters(ctx: RequestContext, filters: readonly Filter[], sta
 const NOT_PLAIN_VALUE = /[^\t\x20-\x7e]/;
 
 /**
- * The response headers and the correlation id. uWS writes `key: value\r\n` per
- * writeHeader, and each call is a native call with its own string conversions, so the
- * common case (every value a plain ASCII string) goes out as one call whose value carries
- * the following `\r\n name: value` lines. Names are tokens (llhttp's, or a filter's
- * constants) and each value is checked here, so the block holds only the lines it says.
- * Any other value (a Buffer from undici, bytes above 0x7E) takes the per-header path.
+ * The response headers and the correlation id. uWS writes `key: value\r\n` per writeHeader
+ * and checks neither, so the bytes are checked here, on both paths: a name must be a token and
+ * a value a byte string without CR, LF, NUL or other controls (filters' values included).
  */
 function writeHeaders(ctx: RequestContext, headers: HeaderField[]): void {
-  const res = ctx.res;
+  if (!writeJoinedHeaders(ctx, headers)) writeHeadersOneByOne(ctx, headers);
+  if (ctx.listener === LISTENER.TLS) writeHsts(ctx);
+}
+
+/**
+ * The common case, every name a string token and every value plain ASCII: one writeHeader
+ * call (each is a native call with its own string conversions) whose value carries the
+ * following `\r\n name: value` lines. False, having written nothing, for any other list.
+ */
+function writeJoinedHeaders(ctx: RequestContext, headers: HeaderField[]): boolean {
   let block = ctx.correlationId;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i];
     const value = headers[i + 1];
-    if (typeof name !== 'string' || typeof value !== 'string' || NOT_PLAIN_VALUE.test(value)) {
-      writeHeadersOneByOne(ctx, headers);
-      block = '';
-      break;
-    }
+    if (typeof name !== 'string' || typeof value !== 'string' || !isHeaderName(name) || NOT_PLAIN_VALUE.test(value)) return false;
     block += '\r\n' + name + ': ' + value;
   }
-  if (block !== '') res.writeHeader(CORRELATION_HEADER, block);
-  if (ctx.listener === LISTENER.TLS) writeHsts(ctx);
+  ctx.res.writeHeader(CORRELATION_HEADER, block);
+  return true;
 }
 
+/**
+ * Header by header: Buffers from undici (its llhttp checked them) and byte strings with
+ * obs-text go out as their bytes. A header that cannot be written as what it says (a name
+ * that is not a token; a value with CR, LF, NUL, another control or a character above
+ * U+00FF, which 'latin1' would mangle) is dropped, never written.
+ */
 function writeHeadersOneByOne(ctx: RequestContext, headers: HeaderField[]): void {
   const res = ctx.res;
   for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
     const value = headers[i + 1];
-    res.writeHeader(headers[i], typeof value === 'string' ? asResponseBytes(value) : value);
+    if (typeof name === 'string' && !isHeaderName(name)) continue;
+    if (typeof value === 'string') {
+      if (!isFieldValueBytes(value)) continue;
+      res.writeHeader(name, asResponseBytes(value));
+    } else {
+      res.writeHeader(name, value);
+    }
   }
   res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
 }

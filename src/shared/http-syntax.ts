@@ -20,6 +20,20 @@ export function isToken(s: string): boolean {
   return TOKEN.test(s);
 }
 
+// Header names repeat from request to request (user-agent, accept, the gateway's own, an
+// upstream's): a name checked once is remembered, so the check costs a Set lookup instead of
+// a scan. Only names that passed are kept, and the set is bounded.
+const tokenNames = new Set<string>();
+const MAX_REMEMBERED_NAMES = 512;
+
+/** isToken, remembered for the names seen most: for header names and methods on hot paths. */
+export function isHeaderName(name: string): boolean {
+  if (tokenNames.has(name)) return true;
+  if (!isToken(name)) return false;
+  if (tokenNames.size < MAX_REMEMBERED_NAMES) tokenNames.add(name);
+  return true;
+}
+
 /**
  * A field value as a byte string: HTAB, SP, visible ASCII and obs-text (0x80-0xFF).
  * CR, LF, NUL, the other controls and DEL are refused, and so is any character above

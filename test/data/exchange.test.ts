@@ -38,6 +38,18 @@ const probe: Filter = {
     record(ctx).responses.push(head.status);
     head.set('Access-Control-Allow-Origin', 'https://gateway.example');
     head.append('vary', 'origin');
+    // Values and names no header may carry, set by a (buggy) filter: the exchange must drop
+    // them, whichever of its two header paths the list takes.
+    const bad = ctx.headers.indexOf('x-probe-bad');
+    if (bad !== -1) {
+      head.set('x-ok', 'fine');
+      head.set('bad name', 'v');
+      if (ctx.headers[bad + 1] === 'values') {
+        head.set('x-crlf', 'a\r\nx-injected: 1');
+        head.set('x-wide', 'caf\u00e9 \u4e2d');
+        head.set('x-nul', 'a\u0000b');
+      }
+    }
   },
   onEnd(ctx) {
     const s = record(ctx);
@@ -148,6 +160,21 @@ describe('onResponse', () => {
     assert.equal(refused.status, 401);
     assert.equal(refused.headers['access-control-allow-origin'], 'https://gateway.example');
     assert.deepEqual((await ended(refused.id)).responses, [401]);
+  });
+});
+
+describe('response header bytes', () => {
+  it('a header a filter sets with a non-token name, CR/LF, NUL or a character above U+00FF is dropped, on both header paths', async () => {
+    // 'name': every value plain ASCII (the joined path, refused by the name);
+    // 'values': values that need the header-by-header path.
+    for (const kind of ['name', 'values']) {
+      const r = await get('/p/ok', { 'x-probe-bad': kind });
+      assert.equal(r.status, 200, kind);
+      assert.equal(r.headers['x-ok'], 'fine', `${kind}: the good header is written`);
+      assert.equal(r.headers['access-control-allow-origin'], 'https://gateway.example', kind);
+      for (const h of ['bad name', 'x-crlf', 'x-injected', 'x-wide', 'x-nul']) assert.equal(r.headers[h], undefined, `${kind}: ${h} must not reach the client`);
+      assert.equal(r.headers['x-correlation-id'], r.id, kind);
+    }
   });
 });
 

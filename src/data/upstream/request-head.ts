@@ -7,20 +7,7 @@
 // correlation id, identity headers from token claims, Content-Length). The purpose-built
 // client gets its head from `encodeRequestHead`; undici gets the same checked parts and
 // writes them itself (as 'latin1', which is exact for byte strings).
-import { isFieldValueBytes, isToken, isVisibleAsciiTarget } from '../../shared/http-syntax.js';
-
-// Header names repeat from request to request (user-agent, accept, the gateway's own): a
-// name checked once is remembered, so the check costs a Set lookup instead of a scan. Only
-// names that passed are kept, and the set is bounded.
-const tokenNames = new Set<string>();
-const MAX_REMEMBERED_NAMES = 512;
-
-function isHeaderName(name: string): boolean {
-  if (tokenNames.has(name)) return true;
-  if (!isToken(name)) return false;
-  if (tokenNames.size < MAX_REMEMBERED_NAMES) tokenNames.add(name);
-  return true;
-}
+import { isFieldValueBytes, isHeaderName, isVisibleAsciiTarget } from '../../shared/http-syntax.js';
 
 /** Whether method, target and every header may be written to an upstream as they are. */
 export function isSendable(method: string, target: string, headers: readonly string[]): boolean {
