@@ -1,0 +1,117 @@
+// The access log's line bytes (writer.ts LineSink, filter.ts): every piece is written straight
+// into the batch, so these check the class of inputs rather than examples: any UTF-16 string
+// (lone surrogates, controls, quotes, astral characters) comes out as exactly JSON.stringify's
+// bytes, any integer and duration as a JSON number, and a whole line for a context with
+// arbitrary client text parses back to the same values. Lines longer than a batch go out alone.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LineSink } from '../../src/filters/access-log/writer.js';
+import { buildAccessLog } from '../../src/filters/access-log/filter.js';
+import { destinationFor } from '../../src/filters/access-log/writer.js';
+import { ACCESS_LOG_FIELDS } from '../../src/filters/access-log/schema.js';
+import { RequestContext } from '../../src/data/request-context.js';
+
+/** A sink whose destination keeps what it is handed. */
+function capturingSink(batchBytes = 4096): { sink: LineSink; out: () => string; writes: Buffer[] } {
+  const writes: Buffer[] = [];
+  const dest = { write: (b: Buffer) => { writes.push(Buffer.from(b)); return true; } };
+  const sink = new LineSink(dest as never, batchBytes);
+  return { sink, writes, out: () => { sink.flush(); return Buffer.concat(writes).toString('utf8'); } };
+}
+
+describe('access-log line bytes', () => {
+  it('writes any string as exactly the bytes JSON.stringify gives (lone surrogates and controls included)', () => {
+    fc.assert(fc.property(fc.oneof(fc.string16bits(), fc.fullUnicodeString(), fc.string()), (s) => {
+      const { sink, writes } = capturingSink(8 * s.length + 16);
+      sink.begin(6 * s.length + 1);
+      sink.text(s);
+      sink.flush();
+      const expected = Buffer.from(JSON.stringify(s).slice(1, -1), 'utf8');
+      assert.deepEqual(Buffer.concat(writes), expected);
+    }), { numRuns: 2000 });
+  });
+
+  it('writes integers and durations as the JSON numbers they are', () => {
+    fc.assert(fc.property(fc.maxSafeNat(), fc.double({ min: 0, max: 2e6, noNaN: true }), (n, ms) => {
+      const { sink, out } = capturingSink();
+      sink.begin(64);
+      sink.uint(n);
+      sink.raw(Buffer.from(' '));
+      sink.millis(ms);
+      const [int, dur] = out().split(' ');
+      assert.equal(int, String(n));
+      assert.equal(Number(dur), Math.round(ms * 1000) / 1000);
+      assert.match(dur, /^\d+\.\d{3}$/);
+    }));
+    // Values no request should have still make valid JSON, never a bare word.
+    const { sink, out } = capturingSink();
+    sink.begin(128);
+    sink.uint(-1); sink.raw(Buffer.from(' ')); sink.millis(NaN); sink.raw(Buffer.from(' ')); sink.millis(-2.5);
+    assert.deepEqual(out().split(' ').map((v) => JSON.parse(v)), [-1, null, -2.5]);
+  });
+
+  it('flushes a batch before a line that might not fit, and sends a line larger than a batch alone', () => {
+    const { sink, writes } = capturingSink(64);
+    sink.begin(40); sink.text('a'.repeat(30)); sink.end();
+    sink.begin(40); sink.text('b'.repeat(30)); sink.end();
+    assert.equal(writes.length, 1, 'the first batch went out before the second line');
+    sink.begin(600); sink.text('c'.repeat(100)); sink.end();
+    assert.equal(writes.length, 3, 'the pending batch, then the long line alone');
+    assert.equal(writes[2].toString(), 'c'.repeat(100) + '\n');
+    sink.begin(10); sink.text('d'); sink.end();
+    sink.flush();
+    assert.equal(writes[3].toString(), 'd\n', 'a normal batch again after the long line');
+  });
+});
+
+describe('access-log lines from the filter', () => {
+  it('gives a line that parses back to the context, whatever text the client sent', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lobby-line-'));
+    try {
+      const file = join(dir, 'a.log');
+      const filter = buildAccessLog({ path: file, sample: 1, onlyErrors: false, fields: [...ACCESS_LOG_FIELDS] }, { workerIndex: 3 } as never);
+      const cases: { path: string; subject: string; method: string }[] = [];
+      fc.assert(fc.property(
+        fc.string16bits({ maxLength: 3000 }), fc.fullUnicodeString({ maxLength: 40 }), fc.constantFrom('GET', 'PUT', 'M"\\'),
+        (path, subject, method) => {
+          const ctx = new RequestContext({} as never, {} as never, performance.now() - 1.25);
+          Object.assign(ctx, { path, subject, method, status: 200, bytesIn: 12, bytesOut: 345, correlationId: 'abc-123', clientIp: '127.0.0.1' });
+          filter.onEnd!(ctx);
+          cases.push({ path, subject, method });
+        },
+      ), { numRuns: 300 });
+      const sink = destinationFor(file);
+      sink.flush();
+      // The writes are asynchronous: wait for every line (generously), then check them.
+      let text = '';
+      for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+        text = await readFile(file, 'utf8').catch(() => '');
+        if (text.split('\n').length > cases.length) break;
+      }
+      const lines = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.equal(lines.length, cases.length);
+      for (let i = 0; i < cases.length; i++) {
+        const line = lines[i];
+        const c = cases[i];
+        assert.equal(line.path, c.path === '' ? undefined : JSON.parse(JSON.stringify(c.path)));
+        assert.equal(line.subject, c.subject === '' ? undefined : c.subject);
+        assert.equal(line.method, c.method);
+        assert.equal(line.level, 30);
+        assert.equal(line.worker, 3);
+        assert.equal(line.status, 200);
+        assert.equal(line.bytes_out, 345);
+        assert.equal(line.correlation_id, 'abc-123');
+        assert.equal(typeof line.time, 'number');
+        assert.ok(Math.abs((line.time as number) - Date.now()) < 600_000);
+        assert.ok((line.duration_ms as number) >= 1.25);
+        assert.equal(line.flags, '-');
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
