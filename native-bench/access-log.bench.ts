@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Bench } from 'tinybench';
 import type { Filter } from '../src/data/chain.js';
 import { buildAccessLog } from '../src/filters/access-log/filter.js';
-import { ACCESS_LOG_FIELDS } from '../src/filters/access-log/schema.js';
+import { ACCESS_LOG_FIELDS } from '../src/filters/access-log/fields.js';
 import { collectRows, printRows, runWhenMain, type BenchRow } from './bench-kit.js';
 import { finishedContext } from './metrics.bench.js';
 

@@ -7,7 +7,7 @@
 //   node dist/native-bench/edge-filters.bench.js
 import { Bench } from 'tinybench';
 import { compileConfig } from '../src/control/compile.js';
-import { buildFilter } from '../src/filters/index.js';
+import { buildFilter } from '../src/filters/builders.js';
 import { HeadEditor } from '../src/data/exchange.js';
 import { RequestContext } from '../src/data/request-context.js';
 import type { HeaderField } from '../src/data/upstream/dispatch.js';

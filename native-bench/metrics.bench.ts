@@ -11,7 +11,7 @@ import { Observability, type ObservedStore } from '../src/control/observability.
 import { RateLimitSync } from '../src/control/rate-limit-sync.js';
 import type { Filter } from '../src/data/chain.js';
 import { RequestContext } from '../src/data/request-context.js';
-import { buildFilter } from '../src/filters/index.js';
+import { buildFilter } from '../src/filters/builders.js';
 import { collectRows, printRows, runWhenMain, type BenchRow } from './bench-kit.js';
 
 export interface MetricsFixture {

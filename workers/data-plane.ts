@@ -8,7 +8,7 @@ import { CONTROL_SLOTS } from '../src/shared/control-block.js';
 import { log } from '../src/shared/log.js';
 import { DataPlaneServer } from '../src/data/server.js';
 import { buildGeneration, type Generation } from '../src/data/generation.js';
-import { buildFilter } from '../src/filters/index.js';
+import { buildFilter } from '../src/filters/builders.js';
 import { PoolRegistry } from '../src/data/upstream/pools.js';
 import type { WorkerEnv } from '../src/data/chain.js';
 import { receiveKeys } from '../src/data/auth/keys-store.js';

@@ -1,10 +1,10 @@
 // The filter registry: every filter a route's chain can hold, one line each. The config schema
-// (src/control/config-schema.ts: route keys and top-level sections), the compiler
-// (src/control/compile.ts: each route's chain, ordered by phase, then by this list) and the
-// workers (workers/data-plane.ts: build by name) all read this list; adding a filter is its
-// folder and one line here. docs/architecture.md#writing-a-filter.
-import { FILTER_PHASES, type Filter, type FilterBuilder, type WorkerEnv } from '../data/chain.js';
-import type { CompiledFilter } from '../shared/compiled-config.js';
+// (src/control/config-schema.ts: route keys and top-level sections) and the compiler
+// (src/control/compile.ts: each route's chain, ordered by phase, then by this list) read this
+// list; the workers build by name from builders.ts, which imports only the filters' runtime
+// modules. Adding a filter is its folder and one line here and in builders.ts.
+// docs/architecture.md#writing-a-filter.
+import { FILTER_PHASES } from '../data/chain.js';
 import { authJwt } from './auth-jwt/index.js';
 import { identityStrip } from './identity-strip/index.js';
 import { rateLimit } from './rate-limit/index.js';
@@ -57,16 +57,3 @@ function merged<K extends 'routeKeys' | 'sections'>(part: K, owner: string): Rec
 }
 export const filterRouteKeys = merged('routeKeys', 'routes[]') as FilterRouteKeys;
 export const filterSections = merged('sections', 'top-level') as FilterSections;
-
-const byName = new Map<string, RegisteredFilter>(FILTERS.map((f) => [f.name, f]));
-
-/**
- * Builds a route's filter from its compiled entry. The entry was made by the same factory's
- * compile() (compile.ts tags it with the factory's name), so its config has that factory's
- * type; this lookup is where the typed pair is joined again after the structured clone.
- */
-export const buildFilter: FilterBuilder = (filter: CompiledFilter, env: WorkerEnv): Filter => {
-  const factory = byName.get(filter.name);
-  if (!factory) throw new Error(`unknown filter ${filter.name}`);
-  return (factory.build as (config: unknown, env: WorkerEnv) => Filter)(filter.config, env);
-};

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { request } from 'undici';
 import { compileConfig } from '../../src/control/compile.js';
-import { buildFilter } from '../../src/filters/index.js';
+import { buildFilter } from '../../src/filters/builders.js';
 import { buildGeneration, type Generation } from '../../src/data/generation.js';
 import { DataPlaneServer } from '../../src/data/server.js';
 import { PoolRegistry } from '../../src/data/upstream/pools.js';

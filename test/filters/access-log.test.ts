@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { LineSink } from '../../src/filters/access-log/writer.js';
 import { buildAccessLog } from '../../src/filters/access-log/filter.js';
 import { destinationFor } from '../../src/filters/access-log/writer.js';
-import { ACCESS_LOG_FIELDS } from '../../src/filters/access-log/schema.js';
+import { ACCESS_LOG_FIELDS } from '../../src/filters/access-log/fields.js';
 import { RequestContext } from '../../src/data/request-context.js';
 
 /** A sink whose destination keeps what it is handed. */

@@ -7,7 +7,7 @@ import { compileConfig } from '../../src/control/compile.js';
 import { MetricsStore, RETIRE_AFTER_MS, formatSnapshot } from '../../src/control/metrics-store.js';
 import { RESPONSE_FLAG } from '../../src/data/request-context.js';
 import { GW_ERR } from '../../src/shared/errors.js';
-import { buildFilter } from '../../src/filters/index.js';
+import { buildFilter } from '../../src/filters/builders.js';
 import { metrics } from '../../src/filters/metrics/index.js';
 import { chainOf, compileError, compiledFilterConfig, fakeContext } from './fake-exchange.js';
 import { finishedContext, metricsFixture } from '../../native-bench/metrics.bench.js';

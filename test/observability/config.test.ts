@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile, loadConfigText } from '../../src/control/config-load.js';
-import { ACCESS_LOG_FIELDS } from '../../src/filters/access-log/schema.js';
+import { ACCESS_LOG_FIELDS } from '../../src/filters/access-log/fields.js';
 
 const example = fileURLToPath(new URL('../../../config/examples/observability.yaml', import.meta.url));
 

@@ -3,7 +3,7 @@
 // src/data/escaped-slashes.ts, run on a real compiled config, route table and generation.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildFilter } from '../../src/filters/index.js';
+import { buildFilter } from '../../src/filters/builders.js';
 import { compileConfig } from '../../src/control/compile.js';
 import type { EscapedSlashes } from '../../src/shared/compiled-config.js';
 import { encodeRouteTable } from '../../src/shared/route-table.js';

@@ -3,7 +3,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { FilterCompilation, FilterCompileContext } from '../../data/chain.js';
-import { ACCESS_LOG_FIELDS, type AccessLogField, type RawAccessLog, type RawRouteAccessLog } from './schema.js';
+import type { RawAccessLog, RawRouteAccessLog } from './schema.js';
+import { ACCESS_LOG_FIELDS, STDOUT, type AccessLogField } from './fields.js';
 
 export interface AccessLogFilterConfig {
   /** 'stdout', or an absolute file path. */
@@ -17,8 +18,6 @@ export interface AccessLogInput {
   access_log?: RawAccessLog;
   routes: readonly { access_log?: RawRouteAccessLog }[];
 }
-
-export const STDOUT = 'stdout';
 
 export function compileAccessLog(config: AccessLogInput, ctx: FilterCompileContext): FilterCompilation<AccessLogFilterConfig> {
   const global = config.access_log;

@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { NEXT, type Filter, type WorkerEnv } from '../../data/chain.js';
 import { RESPONSE_FLAG, RESPONSE_FLAG_NAMES, responseFlagNames, type RequestContext } from '../../data/request-context.js';
 import type { AccessLogFilterConfig } from './compile.js';
-import { ACCESS_LOG_FIELDS, type AccessLogField } from './schema.js';
+import { ACCESS_LOG_FIELDS, type AccessLogField } from './fields.js';
 import { destinationFor, type LineSink } from './writer.js';
 
 /** A constant piece of a line, as bytes (all of them are ASCII). */

@@ -3,15 +3,7 @@
 // (overrides it key by key for one route).
 import { z } from 'zod';
 import { section } from '../../control/schema-kit.js';
-
-/** Every field a line can carry besides pino's own (level, time, pid, hostname, worker, msg),
- * in the order they are written. docs/observability.md#access-log-fields describes each. */
-export const ACCESS_LOG_FIELDS = [
-  'correlation_id', 'trace_id', 'method', 'path', 'route', 'service', 'target', 'status',
-  'bytes_in', 'bytes_out', 'duration_ms', 'upstream_connect_ms', 'upstream_first_byte_ms', 'upstream_ms',
-  'gateway_ms', 'client_ip', 'subject', 'rate_limit', 'flags', 'error_code',
-] as const;
-export type AccessLogField = (typeof ACCESS_LOG_FIELDS)[number];
+import { ACCESS_LOG_FIELDS } from './fields.js';
 
 const fields = z.array(z.enum(ACCESS_LOG_FIELDS)).min(1, { error: 'must list at least one field (omit fields for all)' });
 const sample = z.number().min(0).max(1);

@@ -20,7 +20,7 @@
 import { pino } from 'pino';
 import { log } from '../../shared/log.js';
 import { onWorkerDrain, onWorkerFatal, onWorkerReopenLogs } from '../../data/worker-hooks.js';
-import { STDOUT } from './compile.js';
+import { STDOUT } from './fields.js';
 
 type Destination = ReturnType<typeof pino.destination>;
 

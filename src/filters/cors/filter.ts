@@ -13,7 +13,7 @@ import { NEXT, emptyReply, type Filter, type ResponseHead, type Verdict } from '
 import type { RequestContext } from '../../data/request-context.js';
 import { methodBit } from '../../shared/methods.js';
 import type { CorsFilterConfig } from './compile.js';
-import { MAX_ORIGIN_LENGTH } from './schema.js';
+import { MAX_ORIGIN_LENGTH } from './limits.js';
 
 const OPTIONS = methodBit('OPTIONS');
 const ALLOW_ORIGIN = 'access-control-allow-origin';

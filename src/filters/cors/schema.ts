@@ -4,9 +4,8 @@
 // compile.ts.
 import { z } from 'zod';
 import { HEADER_NAME_TOKEN, rule, section } from '../../control/schema-kit.js';
+import { MAX_ORIGIN_LENGTH } from './limits.js';
 
-/** Longest Origin the filter compares; a longer one is not allowed (it bounds a regex's work). */
-export const MAX_ORIGIN_LENGTH = 256;
 
 const SCHEME = /^[a-z][a-z0-9+.-]*$/;
 const HOST = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])$/;

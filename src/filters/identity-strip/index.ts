@@ -3,10 +3,9 @@
 // authenticated user to a service by sending X-User-Id itself. Routes with `auth-jwt` strip
 // the same names in that filter's own header pass. It has no config keys of its own: compile
 // derives it from the `auth` section.
-import { NEXT, type Filter, type FilterCompilation, type FilterFactory, type WorkerEnv } from '../../data/chain.js';
-import type { RequestContext } from '../../data/request-context.js';
+import type { FilterCompilation, FilterFactory } from '../../data/chain.js';
 import type { IdentityStripFilterConfig } from '../../shared/auth-config.js';
-import { stripHeaders, stripSet } from '../../data/auth/extract.js';
+import { buildIdentityStrip } from './filter.js';
 import { identityHeaderNames, type RawAuth } from '../auth-jwt/schema.js';
 
 /** What compile reads of the config. */
@@ -25,15 +24,5 @@ export const identityStrip = {
     const compiled: IdentityStripFilterConfig | null = names.length === 0 ? null : { stripHeaders: names };
     return { route: (index) => (config.routes[index].auth === undefined ? compiled : null) };
   },
-  build(config: IdentityStripFilterConfig, _env: WorkerEnv): Filter {
-    const strip = stripSet(config.stripHeaders);
-    return {
-      name: 'identity-strip',
-      // Hot path: one pass over the headers, nothing allocated.
-      onRequest(ctx: RequestContext) {
-        stripHeaders(ctx.headers, strip);
-        return NEXT;
-      },
-    };
-  },
+  build: buildIdentityStrip,
 } as const satisfies FilterFactory<IdentityStripFilterConfig, Input>;

@@ -9,45 +9,10 @@
 // upstream dispatch (or the 429); upstream from the dispatch to the response head; gateway is
 // the rest of the time until the head is written.
 import { z } from 'zod';
-import { NEXT, type Filter, type FilterCompilation, type FilterFactory, type ResponseHead } from '../../data/chain.js';
-import type { RequestContext } from '../../data/request-context.js';
-
-export interface ServerTimingConfig { auth: boolean; rateLimit: boolean }
+import type { FilterCompilation, FilterFactory } from '../../data/chain.js';
+import { buildServerTiming, buildServerTimingAuthMark, type ServerTimingConfig } from './filter.js';
 
 interface Input { routes: readonly { server_timing?: boolean; auth?: unknown; rate_limit?: readonly unknown[] }[] }
-
-function dur(ms: number): string {
-  return (Math.round(ms * 100) / 100).toFixed(2);
-}
-
-class ServerTimingFilter implements Filter {
-  readonly name = 'server-timing';
-  constructor(private readonly config: ServerTimingConfig) {}
-
-  onRequest(ctx: RequestContext): typeof NEXT {
-    ctx.dispatchTime = performance.now();
-    return NEXT;
-  }
-
-  onResponse(ctx: RequestContext, head: ResponseHead): void {
-    const now = performance.now();
-    const upstream = ctx.upstreamFirstByteTime !== 0 && ctx.dispatchTime !== 0 ? ctx.upstreamFirstByteTime - ctx.dispatchTime : 0;
-    let value = 'gateway;dur=' + dur(now - ctx.startTime - upstream);
-    const authEnd = ctx.authDoneTime !== 0 ? ctx.authDoneTime : 0;
-    if (this.config.auth && authEnd !== 0) value += ', auth;dur=' + dur(authEnd - ctx.startTime);
-    if (this.config.rateLimit && (authEnd !== 0 || !this.config.auth)) {
-      const from = authEnd !== 0 ? authEnd : ctx.startTime;
-      value += ', ratelimit;dur=' + dur((ctx.dispatchTime !== 0 ? ctx.dispatchTime : now) - from);
-    }
-    if (upstream !== 0) value += ', upstream;dur=' + dur(upstream);
-    head.set('server-timing', value);
-  }
-}
-
-const authMark: Filter = {
-  name: 'server-timing-auth',
-  onRequest(ctx) { ctx.authDoneTime = performance.now(); return NEXT; },
-};
 
 export const serverTiming = {
   name: 'server-timing',
@@ -62,7 +27,7 @@ export const serverTiming = {
       },
     };
   },
-  build: (config: ServerTimingConfig) => new ServerTimingFilter(config),
+  build: buildServerTiming,
 } as const satisfies FilterFactory<ServerTimingConfig, Input>;
 
 export const serverTimingAuthMark = {
@@ -73,5 +38,5 @@ export const serverTimingAuthMark = {
   compile(config: Input): FilterCompilation<Record<string, never>> {
     return { route: (i) => (config.routes[i].server_timing === true && config.routes[i].auth !== undefined ? {} : null) };
   },
-  build: () => authMark,
+  build: buildServerTimingAuthMark,
 } as const satisfies FilterFactory<Record<string, never>, Input>;
