@@ -33,6 +33,7 @@ import { routeVersionMasks, versionNames } from '../filters/api-version/compile.
 import type { FilterMend } from '../data/chain.js';
 import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
+import { compileHealthCheck, compileOutlier } from './health-config.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -139,6 +140,8 @@ function compileService(name: string, service: RawService, baseDir: string, repo
     },
     connectionsPerTarget: service.connections,
     pipelining: service.pipelining,
+    healthCheck: compileHealthCheck(service.health_check, ['services', name, 'health_check'], report),
+    outlier: compileOutlier(service.outlier, ['services', name, 'outlier'], report),
   };
 }
 
