@@ -17,7 +17,7 @@ import { request as httpRequest, type ClientRequest, type RequestOptions } from 
 import { request as httpsRequest } from 'node:https';
 import type { CompiledConfig, CompiledHealthCheck, CompiledService } from '../shared/compiled-config.js';
 import type { CompiledUpstreamTls } from '../shared/tls-config.js';
-import { DOWN, F, HealthTable, TICK_MS, ejectionCap } from '../shared/health-table.js';
+import { DOWN, F, HealthTable, TICK_MS, ejectionCap, ejectionMs } from '../shared/health-table.js';
 import { log } from '../shared/log.js';
 import { upstreamTlsOptions } from '../data/upstream/pools.js';
 
@@ -253,10 +253,10 @@ export class HealthChecker {
         const total = table.field(t.slot, F.EJECTIONS_TOTAL);
         if (total !== t.ejectionsSeen) {
           t.ejectionsSeen = total;
-          const until = table.field(t.slot, F.EJECTED_UNTIL);
+          const times = table.field(t.slot, F.TIMES_EJECTED);
           log.warn('upstream target ejected', {
-            service: t.service, target: t.origin, times: table.field(t.slot, F.TIMES_EJECTED),
-            for_s: until === 0 ? null : Math.max(0, (until - now) * TICK_MS) / 1000, by_worker: table.field(t.slot, F.EJECTED_BY) - 1,
+            service: t.service, target: t.origin, times, for_s: ejectionMs(times, outlier.ejectS, outlier.maxEjectS) / 1000,
+            by_worker: table.field(t.slot, F.EJECTED_BY) - 1,
           });
         }
         if (table.isDown(t.slot, DOWN.EJECTED)) {
