@@ -140,9 +140,16 @@ function compileService(name: string, service: RawService, baseDir: string, repo
     },
     connectionsPerTarget: service.connections,
     pipelining: service.pipelining,
-    healthCheck: compileHealthCheck(service.health_check, ['services', name, 'health_check'], report),
-    outlier: compileOutlier(service.outlier, ['services', name, 'outlier'], report),
+    // Present only when configured: a service without them compiles as before.
+    ...healthPolicies(name, service, report),
   };
+}
+
+/** The service's `health_check` and `outlier`, as fields of its CompiledService (absent when not configured). */
+function healthPolicies(name: string, service: RawService, report: Report): Pick<CompiledService, 'healthCheck' | 'outlier'> {
+  const healthCheck = compileHealthCheck(service.health_check, ['services', name, 'health_check'], report);
+  const outlier = compileOutlier(service.outlier, ['services', name, 'outlier'], report);
+  return { ...(healthCheck === null ? {} : { healthCheck }), ...(outlier === null ? {} : { outlier }) };
 }
 
 /** True when `prefix` is `path` or a whole-segment prefix of it (`/v1` of `/v1/users`, not `/v1/us`). */

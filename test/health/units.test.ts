@@ -42,8 +42,8 @@ describe('health config', () => {
     });
     assert.deepEqual(c.services[0].outlier, { consecutive5xx: 5, consecutiveConnectFailures: 5, ejectS: 30, maxEjectS: 300, maxEjectPercent: 50 });
     const plain = loadConfigText(service(''), FILE, {});
-    assert.equal(plain.services[0].healthCheck, null);
-    assert.equal(plain.services[0].outlier, null);
+    assert.equal(plain.services[0].healthCheck, undefined);
+    assert.equal(plain.services[0].outlier, undefined);
   });
 
   it('refuses bad values with their key paths', () => {
