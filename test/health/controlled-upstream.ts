@@ -5,7 +5,9 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { Agent, request } from 'undici';
 import { freePort } from '../helpers/ports.js';
+import type { AdminClient } from '../helpers/admin.js';
 
 /** A status to answer, 'hang' (accept and never answer), or a sequence cycled per check. */
 export type Answer = number | 'hang';
@@ -78,4 +80,24 @@ export class ControlledUpstream {
     res.writeHead(answer, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   }
+}
+
+/** A request on a fresh connection (so that SO_REUSEPORT spreads them over the workers); the body parsed when JSON. */
+export async function freshRequest(url: string): Promise<{ status: number; body: any }> {
+  const agent = new Agent({ pipelining: 0 });
+  try {
+    const res = await request(url, { dispatcher: agent, headers: { connection: 'close' } });
+    const text = await res.body.text();
+    let body: any = text;
+    try { body = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: res.statusCode, body };
+  } finally {
+    await agent.close();
+  }
+}
+
+/** The targets of `service` as GET /upstreams shows them. */
+export async function upstreamRows(admin: AdminClient, service: string): Promise<any[]> {
+  const r = await admin.get('/upstreams');
+  return r.body.services.find((s: any) => s.name === service).targets;
 }

@@ -7,12 +7,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
 import { TestPki } from '../helpers/tls-certs.js';
-import { ControlledUpstream } from './controlled-upstream.js';
+import { ControlledUpstream, freshRequest, upstreamRows } from './controlled-upstream.js';
 
 const a = new ControlledUpstream('a');
 const b = new ControlledUpstream('b');
@@ -54,24 +54,9 @@ routes:
 `;
 }
 
-/** Requests on fresh connections, so that SO_REUSEPORT spreads them over both workers. */
-async function fresh(path: string): Promise<{ status: number; body: any }> {
-  const agent = new Agent({ pipelining: 0 });
-  try {
-    const res = await request(gw.url + path, { dispatcher: agent, headers: { connection: 'close' } });
-    const text = await res.body.text();
-    let body: any = text;
-    try { body = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: res.statusCode, body };
-  } finally {
-    await agent.close();
-  }
-}
+const fresh = (path: string) => freshRequest(gw.url + path);
 
-async function targetRow(service: string, origin: string): Promise<any> {
-  const r = await admin.get('/upstreams');
-  return r.body.services.find((s: any) => s.name === service).targets.find((t: any) => t.target === origin);
-}
+const targetRow = async (service: string, origin: string) => (await upstreamRows(admin, service)).find((t) => t.target === origin);
 
 const healthOf = async (service: string, up: ControlledUpstream) => (await targetRow(service, up.origin)).health;
 

@@ -6,11 +6,12 @@
 // what /upstreams, /status, /metrics and the log show.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, request } from 'undici';
+import { writeFile } from 'node:fs/promises';
+import { request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
-import { ControlledUpstream } from './controlled-upstream.js';
+import { ControlledUpstream, freshRequest, upstreamRows } from './controlled-upstream.js';
 
 const ol = [new ControlledUpstream('ol-a'), new ControlledUpstream('ol-b'), new ControlledUpstream('ol-c')];
 const cap = [1, 2, 3, 4].map((i) => new ControlledUpstream(`cap-${i}`));
@@ -49,24 +50,9 @@ routes:
 `;
 }
 
-/** Requests on fresh connections, so that SO_REUSEPORT spreads them over both workers. */
-async function fresh(path: string): Promise<{ status: number; body: any }> {
-  const agent = new Agent({ pipelining: 0 });
-  try {
-    const res = await request(gw.url + path, { dispatcher: agent, headers: { connection: 'close' } });
-    const text = await res.body.text();
-    let body: any = text;
-    try { body = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: res.statusCode, body };
-  } finally {
-    await agent.close();
-  }
-}
+const fresh = (path: string) => freshRequest(gw.url + path);
 
-async function rows(service: string): Promise<any[]> {
-  const r = await admin.get('/upstreams');
-  return r.body.services.find((s: any) => s.name === service).targets;
-}
+const rows = (service: string) => upstreamRows(admin, service);
 const rowOf = async (service: string, origin: string) => (await rows(service)).find((t) => t.target === origin);
 const logLines = (msg: string, origin: string) => gw.stderr().split('\n').filter((l) => l.includes(`"msg":"${msg}"`) && l.includes(origin));
 
@@ -137,6 +123,20 @@ describe('outlier ejection', () => {
     const total = [...text.matchAll(/lobby_upstream_ejections_total\{service="cap",target="[^"]+"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
     assert.equal(total, 2);
     assert.match(text, /lobby_upstream_healthy\{service="cap",target="[^"]+"\} 0/);
+  });
+
+  it('a reload keeps the ejections: the same targets stay out under the new config', async () => {
+    const before = (await rows('cap')).filter((t) => t.ejected).map((t) => t.target).sort();
+    assert.equal(before.length, 2);
+    const generation = (await admin.get('/status')).body.generation;
+    await writeFile(gw.configFile, config().replace('__PORT__', String(gw.port)) + '  - { name: extra, match: { prefix: /extra }, service: cap }\n');
+    gw.proc.kill('SIGHUP');
+    await waitUntil('the reload', async () => (await admin.get('/status')).body.generation > generation, 10_000);
+    assert.deepEqual((await rows('cap')).filter((t) => t.ejected).map((t) => t.target).sort(), before);
+    const out = cap.filter((u) => before.includes(u.origin));
+    const counts = out.map((u) => u.trafficCount);
+    await Promise.all(Array.from({ length: 12 }, () => fresh('/extra/x')));
+    assert.deepEqual(out.map((u) => u.trafficCount), counts);
   });
 
   it('ejects a target after consecutive connect failures', async () => {
