@@ -112,13 +112,14 @@ export function buildGeneration(
 
 /**
  * A service's upstream policies, outermost first, composed over its targets' clients once
- * per generation. None are configurable yet: retries, circuit breakers and health
- * bookkeeping (issue 14) add theirs here, written once for both clients.
+ * per generation (issue 14: retry -> breaker -> outlier -> client), written once for both
+ * clients. `env` gives them the instance's shared tables (absent outside a worker).
  */
 export function serviceInterceptors(service: CompiledService, env?: WorkerEnv): Interceptor[] {
   const interceptors: Interceptor[] = [];
   // Innermost, just above the client: outlier ejection counts each try's own outcome.
-  const outlier = outlierInterceptor(service, env?.healthTable, env?.workerIndex ?? 0); if (outlier !== null) interceptors.push(outlier);
+  const outlier = outlierInterceptor(service, env?.healthTable, env?.workerIndex ?? 0);
+  if (outlier !== null) interceptors.push(outlier);
   return interceptors;
 }
 
