@@ -44,7 +44,7 @@ function oneResponse(r: RuntimeRoute): number {
   ctx.method = 'GET';
   ctx.correlationId = '5b0c9a3e-1f2d-4c1b-9e77-0d7a5f2c9b11';
   ctx.route = r;
-  const target = { origin: 'http://u', hostHeader: 'u', poolKey: 'k', inFlight: 1, fast: () => {}, general: () => {} };
+  const target = { origin: 'http://u', hostHeader: 'u', poolKey: 'k', inFlight: 1, healthSlot: -1, fast: () => {}, general: () => {} };
   const call = new UpstreamCall(ctx, target, [], null, null);
   ctx.upstream = call;
   call.onRequestStart(controller);

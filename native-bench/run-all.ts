@@ -10,6 +10,7 @@ import { run as upstreamParse } from './upstream-parse.bench.js';
 import { run as metrics } from './metrics.bench.js';
 import { run as edgeFilters } from './edge-filters.bench.js';
 import { run as accessLog } from './access-log.bench.js';
+import { run as health } from './health.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -23,6 +24,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['metrics', () => metrics()],
   ['edge-filters', () => edgeFilters()],
   ['access-log', () => accessLog()],
+  ['health', () => health()],
 ];
 
 const only = process.argv.slice(2);

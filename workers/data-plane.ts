@@ -16,6 +16,7 @@ import { closeVerifyPool } from '../src/data/auth/verify-pool.js';
 import { runDrainHooks, runFatalHooks, runReopenHooks } from '../src/data/worker-hooks.js';
 import { encodeRouteHistograms } from '../src/filters/metrics/latency.js';
 import { startWorkerStats } from '../src/data/worker-stats.js';
+import { HealthTable } from '../src/shared/health-table.js';
 
 const boot = workerData as WorkerBoot;
 const control = new Int32Array(boot.control);
@@ -52,7 +53,10 @@ function switchTo(id: number): void {
   }, POOL_RETIRE_GRACE_MS).unref();
 }
 
-const env: WorkerEnv = { workerIndex: boot.workerIndex, post: send, rateLimitTable: boot.rateLimitTable };
+const env: WorkerEnv = {
+  workerIndex: boot.workerIndex, post: send, rateLimitTable: boot.rateLimitTable,
+  healthTable: boot.health ? new HealthTable(boot.health.table, boot.health.epoch) : undefined,
+};
 const server = new DataPlaneServer({ currentGeneration, testHooks: boot.testHooks });
 if (boot.workerStats) startWorkerStats(boot.workerStats);
 

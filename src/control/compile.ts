@@ -33,6 +33,7 @@ import { routeVersionMasks, versionNames } from '../filters/api-version/compile.
 import type { FilterMend } from '../data/chain.js';
 import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
+import { compileHealthCheck, compileOutlier } from './health-config.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -139,7 +140,16 @@ function compileService(name: string, service: RawService, baseDir: string, repo
     },
     connectionsPerTarget: service.connections,
     pipelining: service.pipelining,
+    // Present only when configured: a service without them compiles as before.
+    ...healthPolicies(name, service, report),
   };
+}
+
+/** The service's `health_check` and `outlier`, as fields of its CompiledService (absent when not configured). */
+function healthPolicies(name: string, service: RawService, report: Report): Pick<CompiledService, 'healthCheck' | 'outlier'> {
+  const healthCheck = compileHealthCheck(service.health_check, ['services', name, 'health_check'], report);
+  const outlier = compileOutlier(service.outlier, ['services', name, 'outlier'], report);
+  return { ...(healthCheck === null ? {} : { healthCheck }), ...(outlier === null ? {} : { outlier }) };
 }
 
 /** True when `prefix` is `path` or a whole-segment prefix of it (`/v1` of `/v1/users`, not `/v1/us`). */

@@ -21,6 +21,7 @@ import {
 import { filterRouteKeys, filterSections } from '../filters/index.js';
 import { versionConstraint } from '../filters/api-version/schema.js';
 import { tlsSchema, upstreamTlsSchema } from './tls-config.js';
+import { healthCheckSchema, outlierSchema } from './health-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -252,6 +253,9 @@ const serviceSchema = section({
   pipelining: positiveInt.max(32, { error: 'must be at most 32' }).default(1),
   // For the https:// targets (src/control/tls-config.ts).
   tls: upstreamTlsSchema.optional(),
+  // Active health checks and passive outlier ejection (src/control/health-config.ts).
+  health_check: healthCheckSchema.optional(),
+  outlier: outlierSchema.optional(),
 });
 
 const matchSchema = section({

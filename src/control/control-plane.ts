@@ -160,6 +160,7 @@ export class ControlPlane {
       last_change: this.store.lastChange === null ? null : { ...this.store.lastChange, at: new Date(this.store.lastChange.at).toISOString() },
       redis: this.redis ? this.redis.status() : null,
       rate_limits: this.supervisor.rateLimits.status(),
+      upstream_health: this.supervisor.health.status(),
     };
   }
 

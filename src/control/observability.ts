@@ -32,7 +32,7 @@ const SAMPLE_MS = 10_000;
 const RECENT_MS = 60_000;
 
 /** What the endpoints read of the supervisor and the config store (benches give real parts without workers). */
-export type ObservedSupervisor = Pick<Supervisor, 'metrics' | 'ask' | 'rateLimits' | 'jwks' | 'restarts' | 'workerLag' | 'startedAt'>;
+export type ObservedSupervisor = Pick<Supervisor, 'metrics' | 'ask' | 'rateLimits' | 'jwks' | 'restarts' | 'workerLag' | 'startedAt'> & Partial<Pick<Supervisor, 'health'>>;
 export type ObservedStore = Pick<ConfigStore, 'current' | 'changeCounts'>;
 
 export interface LatencyRow { route: string; count: number; p50_ms: number; p90_ms: number; p99_ms: number; p999_ms: number; max_ms: number }
@@ -64,6 +64,10 @@ export class Observability {
         { labels: { worker: String(w.worker), stat: 'p99' }, value: w.p99 },
         { labels: { worker: String(w.worker), stat: 'max' }, value: w.max },
       ])),
+      // Upstream health (health-checker.ts): read from the health table at scrape time.
+      new Collected('lobby_upstream_healthy', 'Whether a target may take requests (1) or is out: failing its health checks or ejected (0). Services with health_check or outlier only.', 'gauge', () => supervisor.health?.metricValues().healthy ?? []),
+      new Collected('lobby_upstream_ejections_total', 'Outlier ejections of a target.', 'counter', () => supervisor.health?.metricValues().ejections ?? []),
+      new Collected('lobby_upstream_health_checks_total', 'Active health checks of a target, by result: ok, bad_status (not in expect_status), timeout, error (connect or TLS failure).', 'counter', () => supervisor.health?.metricValues().checks ?? []),
     ];
     for (const m of metrics) this.registry.registerMetric(m as never);
     this.sampler = setInterval(() => this.sampleErrors(), SAMPLE_MS).unref();
@@ -188,7 +192,8 @@ export class Observability {
           }
         }
         const total = totals.get(key) ?? 0;
-        return { ...row, errors_total: total, recent_errors: total - (base.get(key) ?? 0) };
+        const health = this.supervisor.health?.target(svc.name, t.origin) ?? null;
+        return { ...row, errors_total: total, recent_errors: total - (base.get(key) ?? 0), ...(health === null ? {} : health) };
       }),
     }));
     return { recent_errors_window_s: RECENT_MS / 1000, services };

@@ -22,6 +22,7 @@ import { RateLimitSync } from './rate-limit-sync.js';
 import { MetricsStore } from './metrics-store.js';
 import { WORKER_STATS } from '../shared/metrics-layout.js';
 import { TlsManager } from './tls-manager.js';
+import { HealthChecker } from './health-checker.js';
 import type { TlsListenerConfig } from '../shared/tls-config.js';
 
 const WORKER_ENTRY = new URL('../../workers/data-plane.js', import.meta.url);
@@ -133,6 +134,8 @@ export class Supervisor {
   private nextRequestId = 1;
   /** The HTTPS listener's certificates and their rotation (null without server.tls). */
   tls: TlsManager | null = null;
+  /** The health table, active health checks and the ejection sweeper (health-checker.ts). */
+  readonly health = new HealthChecker();
 
   constructor(private config: CompiledConfig, private readonly opts: SupervisorOptions = {}) {
     this.rateLimits = new RateLimitSync(config.rateLimit?.tableKeys);
@@ -148,8 +151,9 @@ export class Supervisor {
 
   /** Starts every worker on the config and waits until all listen. Throws if one cannot. */
   async start(): Promise<void> {
-    this.published = published(this.nextGeneration++, this.config, this.metrics);
+    this.published = published(this.nextGeneration++, this.health.assign(this.config), this.metrics);
     this.metrics.activate(this.published.generation);
+    this.health.activate(this.published.config);
     // Stored before any worker listens: each worker prepares it before it opens its socket.
     Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, this.published.generation);
     await this.jwks.configure(this.config);
@@ -171,7 +175,7 @@ export class Supervisor {
   }
 
   private async publishNow(config: CompiledConfig): Promise<number> {
-    const next = published(this.nextGeneration++, config, this.metrics);
+    const next = published(this.nextGeneration++, this.health.assign(config), this.metrics);
     try {
       await this.jwks.configure(config);
       await this.rateLimits.configure(config);
@@ -182,6 +186,7 @@ export class Supervisor {
       throw err;
     }
     this.metrics.activate(next.generation);
+    this.health.activate(next.config);
     this.published = next;
     this.config = config;
     Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, next.generation);
@@ -201,6 +206,7 @@ export class Supervisor {
     const boot: WorkerBoot = {
       workerIndex: index, control: this.control, testHooks: this.opts.testHooks ?? false, rateLimitTable: this.rateLimits.sab,
       workerStats: this.workerStats[index] ??= new SharedArrayBuffer(WORKER_STATS.SIZE * 8),
+      health: this.health.boot,
     };
     const thread = new Worker(WORKER_ENTRY, { workerData: boot, name: `lobby-data-${index}` });
     const handle = new WorkerHandle(index, thread);
@@ -290,6 +296,7 @@ export class Supervisor {
     this.stopping = true;
     this.jwks.stop();
     this.tls?.close();
+    this.health.stop();
     const deadlineMs = this.config.server.drainTimeoutMs;
     const live = this.workers.filter((w): w is WorkerHandle => w !== null);
     const results = await Promise.all(live.map(async (w) => {

@@ -12,6 +12,7 @@ import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import type { FromWorker } from '../shared/messages.js';
 import type { CompiledFilter, CompiledFilterRuntimes } from '../shared/compiled-config.js';
 import type { ZodType } from 'zod';
+import type { HealthTable } from '../shared/health-table.js';
 import { bodyUnreadOf, sendEmptyReply, sendLocalReply } from './exchange.js';
 import { logRequestFault } from './faults.js';
 import { forward } from './upstream/proxy.js';
@@ -46,6 +47,9 @@ export interface WorkerEnv {
   /** This worker's metric counters for the generation being built (src/shared/metrics-layout.ts),
    * allocated by the control plane; absent when metrics are off or outside a supervisor. */
   readonly metrics?: SharedArrayBuffer;
+  /** The instance's health table (src/shared/health-table.ts): the pickers skip targets it
+   * marks down, outlier ejection writes it; absent outside a supervisor. */
+  readonly healthTable?: HealthTable;
 }
 
 /** A key path in the config (`['routes', 3, 'rate_limit', 0]`); the control plane adds file and line. */

@@ -8,7 +8,8 @@ import { RouteData } from '../shared/route-data.js';
 import type { FilterBuilder, WorkerEnv } from './chain.js';
 import type { Filter, GenerationView, RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 import { PoolRegistry } from './upstream/pools.js';
-import { leastRequest, roundRobin } from './upstream/balancer.js';
+import { healthyLeastRequest, healthyRoundRobin, leastRequest, roundRobin } from './upstream/balancer.js';
+import { outlierInterceptor } from './upstream/outlier.js';
 import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
 import { undiciDispatch } from './upstream/undici-dispatch.js';
 
@@ -93,12 +94,15 @@ export function buildGeneration(
 ): Generation {
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
-    targets: svc.targets.map((t): RuntimeTarget => {
+    targets: svc.targets.map((t, i): RuntimeTarget => {
       const pooled = pools.acquire(svc, t, config.server.workers);
-      return { origin: t.origin, hostHeader: t.hostHeader, fast: pooled.fast.dispatch, general: undiciDispatch(() => pooled.pool), poolKey: pooled.key, inFlight: 0 };
+      return {
+        origin: t.origin, hostHeader: t.hostHeader, fast: pooled.fast.dispatch, general: undiciDispatch(() => pooled.pool), poolKey: pooled.key, inFlight: 0,
+        healthSlot: svc.health && env.healthTable ? svc.health.targetSlots[i] : -1,
+      };
     }),
-    dispatch: compose(toTarget, serviceInterceptors(svc)),
-    pick: svc.balance === 'least_request' ? leastRequest() : roundRobin(),
+    dispatch: compose(toTarget, serviceInterceptors(svc, env)),
+    pick: picker(svc, env),
     connectMs: svc.timeouts.connectMs,
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
@@ -108,9 +112,20 @@ export function buildGeneration(
 
 /**
  * A service's upstream policies, outermost first, composed over its targets' clients once
- * per generation. None are configurable yet: retries, circuit breakers and health
- * bookkeeping (issue 14) add theirs here, written once for both clients.
+ * per generation (issue 14: retry -> breaker -> outlier -> client), written once for both
+ * clients. `env` gives them the instance's shared tables (absent outside a worker).
  */
-export function serviceInterceptors(_service: CompiledService): Interceptor[] {
-  return [];
+export function serviceInterceptors(service: CompiledService, env?: WorkerEnv): Interceptor[] {
+  const interceptors: Interceptor[] = [];
+  // Innermost, just above the client: outlier ejection counts each try's own outcome.
+  const outlier = outlierInterceptor(service, env?.healthTable, env?.workerIndex ?? 0);
+  if (outlier !== null) interceptors.push(outlier);
+  return interceptors;
+}
+
+/** The service's balancer: skipping down targets only when it has a health policy. */
+function picker(svc: CompiledService, env: WorkerEnv) {
+  const down = svc.health && env.healthTable ? env.healthTable.down : null;
+  if (svc.balance === 'least_request') return down === null ? leastRequest() : healthyLeastRequest(down);
+  return down === null ? roundRobin() : healthyRoundRobin(down);
 }

@@ -60,9 +60,13 @@ export interface RuntimeTarget extends UpstreamTarget {
   readonly poolKey: string;
   /** Requests of this worker in flight to this target (least_request reads it). */
   inFlight: number;
+  /** Its slot in the health table (src/shared/health-table.ts); -1 when the service has no
+   * health policy. */
+  readonly healthSlot: number;
 }
 
-export type Picker = (targets: readonly RuntimeTarget[]) => RuntimeTarget;
+/** A target for the next request; null only when every target is down (health-aware pickers). */
+export type Picker = (targets: readonly RuntimeTarget[]) => RuntimeTarget | null;
 
 export interface RuntimeService {
   readonly name: string;
@@ -169,6 +173,8 @@ export const RESPONSE_FLAG = {
   DOWNSTREAM_PROTOCOL_ERROR: 1 << 10,
   /** SI: the request's exchange was ended by a shutdown (drain deadline). */
   DRAINED: 1 << 11,
+  /** UH: no target of the service was healthy (health checks, outlier ejection). */
+  NO_HEALTHY_UPSTREAM: 1 << 12,
 } as const;
 
 export const RESPONSE_FLAG_NAMES: readonly [number, string][] = [
@@ -178,6 +184,7 @@ export const RESPONSE_FLAG_NAMES: readonly [number, string][] = [
   [RESPONSE_FLAG.RATE_LIMITED, 'RL'], [RESPONSE_FLAG.UNAUTHORIZED, 'UAEX'],
   [RESPONSE_FLAG.DOWNSTREAM_CLOSED, 'DC'], [RESPONSE_FLAG.LOCAL_REPLY, 'LR'],
   [RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR, 'DPE'], [RESPONSE_FLAG.DRAINED, 'SI'],
+  [RESPONSE_FLAG.NO_HEALTHY_UPSTREAM, 'UH'],
 ];
 
 /** Short names of a flag mask, comma-separated ('-' for none), as an access log writes them. */

@@ -52,6 +52,33 @@ export interface CompiledService {
   connectionsPerTarget: number;
   /** Max GET/HEAD requests in flight per upstream connection (1 = no pipelining). */
   pipelining: number;
+  /** `health_check` and `outlier` (src/control/health-config.ts), null when not configured. */
+  healthCheck?: CompiledHealthCheck | null;
+  outlier?: CompiledOutlier | null;
+  /** Its slots in the health table (src/shared/health-table.ts), set by the supervisor when
+   * it publishes; null when the service has no health policy. */
+  health?: { serviceSlot: number; targetSlots: number[] } | null;
+}
+
+/** Active health checks of a service's targets, run by the control plane (health-checker.ts). */
+export interface CompiledHealthCheck {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  unhealthyAfter: number;
+  healthyAfter: number;
+  expectStatus: number[];
+  /** Host header of the checks; null = the target's host:port. */
+  host: string | null;
+}
+
+/** Passive outlier ejection (src/data/upstream/outlier.ts); a threshold of 0 turns its rule off. */
+export interface CompiledOutlier {
+  consecutive5xx: number;
+  consecutiveConnectFailures: number;
+  ejectS: number;
+  maxEjectS: number;
+  maxEjectPercent: number;
 }
 
 /** Path match kinds. `template` paths contain `{param}` segments and match the whole path. */

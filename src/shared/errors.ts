@@ -39,6 +39,7 @@ export const GW_ERR = {
   upstream_bad_response: spec(502, 'upstream_bad_response', 'The upstream service sent an invalid response.'),
   auth_overloaded: spec(503, 'auth_overloaded', 'Too many tokens are waiting for verification; retry later.'),
   upstream_overloaded: spec(503, 'upstream_overloaded', 'Too many requests are waiting for a connection to the upstream service; retry later.'),
+  no_healthy_upstream: spec(503, 'no_healthy_upstream', 'No target of the upstream service is healthy; retry later.'),
   rate_limit_capacity: spec(503, 'rate_limit_capacity', 'The gateway is tracking too many clients; retry later.'),
   auth_unavailable: spec(503, 'auth_unavailable', 'The keys to verify the token are not available; retry later.'),
   auth_timeout: spec(503, 'auth_timeout', 'Token verification did not finish in time; retry later.'),

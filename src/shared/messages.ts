@@ -68,4 +68,6 @@ export interface WorkerBoot {
   rateLimitTable?: SharedArrayBuffer;
   /** This worker's stats block (WORKER_STATS in src/shared/metrics-layout.ts: event-loop delay). */
   workerStats?: SharedArrayBuffer;
+  /** The health table (src/shared/health-table.ts), one per instance, and its time epoch. */
+  health?: { table: SharedArrayBuffer; epoch: number };
 }

@@ -2,11 +2,14 @@
 //  - round_robin: strict rotation.
 //  - least_request: power of two choices: two distinct random targets, the one with fewer
 //    requests in flight wins (ties to the first). Near-optimal spread without a global scan.
-import type { Picker } from '../request-context.js';
+import type { Picker, RuntimeTarget } from '../request-context.js';
 
 export type { Picker } from '../request-context.js';
 
-export function roundRobin(): Picker {
+/** A picker without health: it always has a target. */
+export type PlainPicker = (targets: readonly RuntimeTarget[]) => RuntimeTarget;
+
+export function roundRobin(): PlainPicker {
   let next = 0;
   return (targets) => {
     const t = targets[next];
@@ -15,7 +18,7 @@ export function roundRobin(): Picker {
   };
 }
 
-export function leastRequest(random: () => number = Math.random): Picker {
+export function leastRequest(random: () => number = Math.random): PlainPicker {
   return (targets) => {
     const n = targets.length;
     if (n === 1) return targets[0];
@@ -23,5 +26,48 @@ export function leastRequest(random: () => number = Math.random): Picker {
     let b = (random() * (n - 1)) | 0;
     if (b >= a) b++;
     return targets[b].inFlight < targets[a].inFlight ? targets[b] : targets[a];
+  };
+}
+
+// Health-aware pickers, for a service with health_check or outlier (docs/resilience.md): a
+// target whose byte in the health table's `down` array is not 0 is skipped. Healthy targets
+// cost one byte read per pick and nothing is allocated; null when every target is down
+// (proxy.ts noHealthyUpstream answers then).
+
+/** round_robin over the targets that are up: the rotation moves past a down one. */
+export function healthyRoundRobin(down: Uint8Array): Picker {
+  let next = 0;
+  return (targets) => {
+    const n = targets.length;
+    for (let i = 0; i < n; i++) {
+      const t = targets[next];
+      next = next + 1 === n ? 0 : next + 1;
+      if (down[t.healthSlot] === 0) return t;
+    }
+    return null;
+  };
+}
+
+/** least_request's two choices among the targets that are up; when both drawn are down,
+ * the first one up from a random place (a uniform choice among them is not needed: it is rare). */
+export function healthyLeastRequest(down: Uint8Array, random: () => number = Math.random): Picker {
+  return (targets) => {
+    const n = targets.length;
+    const a = (random() * n) | 0;
+    const ta = targets[a];
+    if (n === 1) return down[ta.healthSlot] === 0 ? ta : null;
+    let b = (random() * (n - 1)) | 0;
+    if (b >= a) b++;
+    const tb = targets[b];
+    const upA = down[ta.healthSlot] === 0;
+    const upB = down[tb.healthSlot] === 0;
+    if (upA && upB) return tb.inFlight < ta.inFlight ? tb : ta;
+    if (upA) return ta;
+    if (upB) return tb;
+    for (let i = 1; i < n; i++) {
+      const t = targets[(a + i) % n];
+      if (down[t.healthSlot] === 0) return t;
+    }
+    return null;
   };
 }

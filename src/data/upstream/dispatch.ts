@@ -21,6 +21,9 @@ export type HeaderField = Buffer | string;
 export interface UpstreamTarget {
   readonly fast: DispatchFn;
   readonly general: DispatchFn;
+  /** Its slot in the health table (src/shared/health-table.ts): outlier.ts counts its
+   * failures there. -1 or absent: no health policy. */
+  readonly healthSlot?: number;
 }
 
 export interface DispatchOptions {

@@ -11,7 +11,7 @@ import type { CompiledUpstreamTls } from '../../shared/tls-config.js';
 import { lazily } from '../../shared/lazy-require.js';
 
 /** tls.connect options for an https:// target (both clients take the same). */
-function upstreamTlsOptions(tls: CompiledUpstreamTls | null): UpstreamTlsOptions {
+export function upstreamTlsOptions(tls: CompiledUpstreamTls | null): UpstreamTlsOptions {
   const opts: UpstreamTlsOptions = { rejectUnauthorized: tls?.verify ?? true };
   if (tls?.ca) opts.ca = tls.ca;
   if (tls?.cert) { opts.cert = tls.cert; opts.key = tls.key!; }

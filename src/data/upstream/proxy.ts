@@ -274,6 +274,7 @@ export function forward(ctx: RequestContext): void {
   const route = ctx.route!;
   const service = route.service;
   const target = service.pick(service.targets);
+  if (target === null) { noHealthyUpstream(ctx); return; }
   const h = ctx.headers;
   h.push('host', route.preserveHost ? ctx.host : target.hostHeader);
   h.push('x-forwarded-for', ctx.forwardedFor === '' ? ctx.clientIp : ctx.forwardedFor + ', ' + ctx.clientIp);
@@ -298,6 +299,16 @@ export function forward(ctx: RequestContext): void {
   ctx.phase = PHASE.CONNECTING;
   ctx.deadline = coarseNow + service.connectMs;
   service.dispatch(call, call);
+}
+
+/**
+ * Every target of the request's service is down (health checks, outlier ejection): fail
+ * fast with 503 `no_healthy_upstream`, flag UH. The one point where a service without a
+ * healthy target is answered (a fallback, when there is one, goes here).
+ */
+export function noHealthyUpstream(ctx: RequestContext): void {
+  ctx.responseFlags |= RESPONSE_FLAG.NO_HEALTHY_UPSTREAM;
+  sendLocalReply(ctx, GW_ERR.no_healthy_upstream, bodyUnreadOf(ctx.body));
 }
 
 /** Deadline ticker callback: what a passed deadline means depends on the phase. */
