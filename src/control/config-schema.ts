@@ -21,6 +21,7 @@ import {
 import { filterRouteKeys, filterSections } from '../filters/index.js';
 import { versionConstraint } from '../filters/api-version/schema.js';
 import { tlsSchema, upstreamTlsSchema } from './tls-config.js';
+import { retryRouteKeys, retryServiceKeys } from './retry-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -252,6 +253,8 @@ const serviceSchema = section({
   pipelining: positiveInt.max(32, { error: 'must be at most 32' }).default(1),
   // For the https:// targets (src/control/tls-config.ts).
   tls: upstreamTlsSchema.optional(),
+  // Retries and the exchange deadline (src/control/retry-config.ts).
+  ...retryServiceKeys,
 });
 
 const matchSchema = section({
@@ -274,6 +277,7 @@ const routeSchema = section({
   rewrite: z.string().superRefine(rule((rewrite) => errorOf(parseRewrite(rewrite)))).optional(),
   preserve_host: z.boolean().default(false),
   escaped_slashes: escapedSlashes.optional(),
+  ...retryRouteKeys,
   ...filterRouteKeys,
 });
 

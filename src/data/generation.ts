@@ -11,6 +11,7 @@ import { PoolRegistry } from './upstream/pools.js';
 import { leastRequest, roundRobin } from './upstream/balancer.js';
 import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
 import { undiciDispatch } from './upstream/undici-dispatch.js';
+import { retryInterceptor } from './upstream/retry.js';
 
 export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 
@@ -84,6 +85,9 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
     rewrite: route.rewrite,
     preserveHost: route.preserveHost,
     escapedSlashes: route.escapedSlashes,
+    retry: route.retry ?? null,
+    deadlineMs: route.deadline?.ms ?? 0,
+    deadlineHeader: route.deadline?.header ?? '',
   };
 }
 
@@ -111,6 +115,8 @@ export function buildGeneration(
  * per generation. None are configurable yet: retries, circuit breakers and health
  * bookkeeping (issue 14) add theirs here, written once for both clients.
  */
-export function serviceInterceptors(_service: CompiledService): Interceptor[] {
-  return [];
+export function serviceInterceptors(service: CompiledService): Interceptor[] {
+  const interceptors: Interceptor[] = [];
+  if (service.retryUsed === true) interceptors.push(retryInterceptor(service));
+  return interceptors;
 }

@@ -70,6 +70,7 @@ const WRITERS: Record<AccessLogField, FieldWriter> = {
   rate_limit: (ctx) => ((ctx.responseFlags & RESPONSE_FLAG.RATE_LIMITED) !== 0 ? ',"rate_limit":"limited"'
     : ctx.rateLimit !== '' ? ',"rate_limit":"allowed"' : ''),
   flags: (ctx) => ',"flags":"' + responseFlagNames(ctx.responseFlags) + '"',
+  retries: (ctx) => (ctx.retries !== 0 ? ',"retries":' + ctx.retries : ''),
   error_code: (ctx) => (ctx.replySpec !== null ? ',"error_code":"' + ctx.replySpec.code + '"' : ''),
 };
 
