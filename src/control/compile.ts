@@ -254,8 +254,9 @@ function compileRoute(
 /** A route's retry policy and deadline over its service's (src/control/retry-config.ts). */
 function resolveRetry(route: CompiledRoute, raw: RawRoute, rawService: RawService, service: CompiledService, index: number, report: Report): void {
   const { retry, deadline } = compileRouteResilience(raw, rawService, ['routes', index], report);
-  route.retry = retry;
-  route.deadline = deadline;
+  // Set only when there is one: a route without them compiles as it always did.
+  if (retry !== null) route.retry = retry;
+  if (deadline !== null) route.deadline = deadline;
   if (retry !== null || deadline !== null) service.retryUsed = true;
 }
 

@@ -29,15 +29,18 @@ const retrySchema = section({
   // Sends in all, the first included (1 = no retry).
   attempts: positiveInt.max(10, { error: 'must be at most 10' }).optional(),
   on: z.array(z.union([
-    z.enum(RETRY_CONDITIONS, { error: `must be one of ${RETRY_CONDITIONS.join(', ')} or a status code 500-599` }),
+    z.enum(RETRY_CONDITIONS),
     z.number().int().min(500, { error: 'a retried status must be a 5xx (500-599)' }).max(599, { error: 'a retried status must be a 5xx (500-599)' }),
-  ])).optional(),
+  ], { error: `must be one of ${RETRY_CONDITIONS.join(', ')} or a status code 500-599` })).optional(),
   methods: z.array(z.string().refine((m) => IDEMPOTENT_METHODS.includes(m), {
     error: `must be an idempotent method (${IDEMPOTENT_METHODS.join(', ')}): a retried POST or PATCH may be processed twice`,
   })).optional(),
   backoff_ms: section({
     base: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
     max: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
+  }).superRefine((b, ctx) => {
+    const base = b.base ?? RETRY_DEFAULTS.backoffBaseMs;
+    if (b.max !== undefined && b.max < base) ctx.addIssue({ code: 'custom', path: ['max'], message: maxBelowBase(b.max, base) });
   }).optional(),
   budget_percent: z.number().min(0).max(100).optional(),
   budget_min_retries: z.number().int().min(0).max(1_000_000).optional(),
@@ -66,6 +69,10 @@ export const retryRouteKeys = {
   deadline_ms: z.union([milliseconds, z.literal(false)]).optional(),
 };
 
+function maxBelowBase(max: number, base: number): string {
+  return `max ${max} is below base ${base} (max bounds every delay)`;
+}
+
 type KeyPath = (string | number)[];
 type Report = (path: KeyPath, message: string) => void;
 
@@ -85,7 +92,8 @@ export function compileRouteResilience(
     const r = route.retry ?? {};
     const base = r.backoff_ms?.base ?? s.backoff_ms?.base ?? RETRY_DEFAULTS.backoffBaseMs;
     const max = r.backoff_ms?.max ?? s.backoff_ms?.max ?? RETRY_DEFAULTS.backoffMaxMs;
-    if (max < base) report([...at, 'retry', 'backoff_ms', 'max'], `is ${max}, below backoff_ms.base ${base} (max bounds every delay)`);
+    // One side from the route, the other from its service (each alone was checked by the schema).
+    if (max < base && r.backoff_ms !== undefined) report([...at, 'retry', 'backoff_ms'], maxBelowBase(max, base));
     const on = r.on ?? s.on ?? RETRY_DEFAULTS.on;
     const attempts = r.attempts ?? s.attempts ?? RETRY_DEFAULTS.attempts;
     retry = {
