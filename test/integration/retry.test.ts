@@ -23,13 +23,13 @@ import { parsePrometheusText, sampleValue } from '../helpers/prom-text.js';
 // (comma-separated; 200 after the script ends): a status, `reset` (socket destroyed),
 // `partial` (200 head and part of the body, then destroyed), `hang` (never answers).
 // What each reception carried is recorded by id.
-const seen = new Map<string, { at: number; deadline: string | undefined }[]>();
+const seen = new Map<string, { at: number; deadline: string | undefined; host: string | undefined }[]>();
 function scripted(name: string) {
   return startUpstream(name, (req, res) => {
     const id = String(req.headers['x-id'] ?? '');
     const list = seen.get(id) ?? [];
     seen.set(id, list);
-    list.push({ at: Date.now(), deadline: req.headers['x-request-deadline-ms'] as string | undefined });
+    list.push({ at: Date.now(), deadline: req.headers['x-request-deadline-ms'] as string | undefined, host: req.headers.host });
     const script = String(req.headers['x-script'] ?? '').split(',').filter((s) => s !== '');
     const outcome = script[list.length - 1] ?? '200';
     if (outcome === 'reset') { req.socket.destroy(); return; }
@@ -99,6 +99,7 @@ services:
     targets: ["${s.origin}", "${a.origin}"]
     balance: least_request
     retry: { attempts: 2, on: [503], budget_min_retries: 100000 }
+    deadline_ms: 20000
   budget:
     targets: ["${b503.origin}"]
     retry: { attempts: 2, on: [503], budget_percent: 0, budget_min_retries: 2 }
@@ -204,9 +205,16 @@ describe('retry conditions', () => {
     // `s` answers 503 (the script), `a` ignores the script's first step only when it is the second try.
     let onS = 0;
     for (let i = 0; i < 16; i++) {
-      const r = await send('/pair', { script: '503' });
+      // A client's deadline header too: dropping it must not disturb the Host rewritten for the retry.
+      const r = await send('/pair', { script: '503', headers: { 'x-request-deadline-ms': '5' } });
       assert.equal(r.status, 200, 'a retry that went back to the 503 target would have been relayed');
-      if (r.body === 'ok from a' && receptions(r.id) === 2) onS++;
+      if (r.body === 'ok from a' && receptions(r.id) === 2) {
+        onS++;
+        const [first, second] = seen.get(r.id)!;
+        assert.equal(first.host, `127.0.0.1:${s.port}`);
+        assert.equal(second.host, `127.0.0.1:${a.port}`, 'the retry carries its own target\'s Host');
+        assert.ok(Number(second.deadline) > 1000);
+      }
     }
     assert.ok(onS > 0, 'some first tries went to the 503 target');
   });

@@ -13,6 +13,8 @@ import {
 import { roundRobin, leastRequest } from '../../src/data/upstream/balancer.js';
 import { methodBit } from '../../src/shared/methods.js';
 import { configIssues } from '../helpers/config-issues.js';
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile } from '../../src/control/config-load.js';
 
 function config(service: string, route = ''): unknown {
   return {
@@ -60,6 +62,22 @@ describe('retry config', () => {
     assert.match(configIssues(() => compile('{"retry":{"attempt":2}}'))[0], /^services\.up\.retry\.attempt: unknown key, did you mean "attempts"\?/);
     assert.match(configIssues(() => compile('{"deadline_header":"bad header"}'))[0], /^services\.up\.deadline_header: must be a header name/);
     assert.match(configIssues(() => compile('{"retry":{"attempts":11}}'))[0], /^services\.up\.retry\.attempts: must be at most 10/);
+  });
+});
+
+describe('config/examples/retries.yaml', () => {
+  it('loads: each route gets its resolved policy and deadline', async () => {
+    const config = await loadConfigFile(fileURLToPath(new URL('../../../config/examples/retries.yaml', import.meta.url)));
+    const [catalog, orders, reports] = config.routes;
+    assert.equal(catalog.retry?.attempts, 3);
+    assert.equal(catalog.retry?.perTryTimeoutMs, 800);
+    assert.deepEqual(catalog.deadline, { ms: 3000, header: 'x-request-deadline-ms' });
+    assert.equal(orders.retry?.onConnectFailure, true);
+    assert.equal(orders.retry?.onReset, false);
+    assert.deepEqual(orders.retry?.statuses, []);
+    assert.equal(reports.deadline?.ms, 30000);
+    assert.deepEqual(reports.retry?.statuses, [503]);
+    assert.equal(reports.retry?.perTryTimeoutMs, 20000);
   });
 });
 

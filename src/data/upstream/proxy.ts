@@ -382,6 +382,8 @@ export function forward(ctx: RequestContext): void {
   const service = route.service;
   const target = service.pick(service.targets);
   const h = ctx.headers;
+  // First: it may drop the client's copy, which moves what follows it.
+  const deadlineAt = route.deadlineHeader !== '' && ctx.exchangeDeadline !== 0 ? pushDeadlineHeader(ctx, h, route.deadlineHeader) : -1;
   const hostAt = h.length + 1;
   h.push('host', route.preserveHost ? ctx.host : target.hostHeader);
   h.push('x-forwarded-for', ctx.forwardedFor === '' ? ctx.clientIp : ctx.forwardedFor + ', ' + ctx.clientIp);
@@ -391,7 +393,6 @@ export function forward(ctx: RequestContext): void {
   if (body !== null) {
     if (ctx.contentLength >= 0) h.push('content-length', String(ctx.contentLength));
   }
-  const deadlineAt = route.deadlineHeader !== '' && ctx.exchangeDeadline !== 0 ? pushDeadlineHeader(ctx, h, route.deadlineHeader) : -1;
   // Every part is checked here, in request-head.ts, whoever made it: the client's headers,
   // the ones above, identity headers from token claims. Nothing unchecked is sent.
   const buffered = body === null || Buffer.isBuffer(body);
