@@ -257,15 +257,17 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
     // A reused keep-alive connection that closed before any byte of the response: the
     // request was not processed. An idempotent one is sent once more, explicitly here
     // (what undici and browsers do), never hidden in a client. Under a retry policy it is one
-    // of the attempts: the upstream may have read the request before it closed.
+    // of the attempts (the upstream may have read the request before it closed), outside the
+    // budget (it is the ordinary cost of keep-alive), and like any retry it goes to another
+    // target: the connection may be stale because its target died.
     if (err.code === 'stale_connection' && this.idempotent && this.sends === 1 && !ctx.ended &&
       (this.policy === null || this.tries < this.policy.attempts)) {
       this.sends++;
-      this.tries++;
-      this.controller = null;
       countRetry(ctx, RETRY_REASON.STALE_CONNECTION);
+      if (this.policy !== null) { this.awaitRetry(0); return; }
+      this.controller = null;
       this.startTry(ctx.route!.service.connectMs);
-      (this.retryNext ?? ctx.route!.service.dispatch)(this, this);
+      ctx.route!.service.dispatch(this, this);
       return;
     }
     if (this.policy !== null) {
