@@ -294,8 +294,9 @@ describe('deadlines', () => {
     assert.equal(JSON.parse(r.body).error.code, 'deadline_exceeded');
     assert.ok(r.elapsed >= 850, `answered after ${r.elapsed} ms, before the 900 ms deadline`);
     assert.ok(r.elapsed < 8_000);
+    // Tries start at 0, >= 250, >= 500, >= 750 ms: at most 4 (fewer when the machine is slow).
     const n = receptions(r.id);
-    assert.ok(n >= 2 && n <= 4, `per-try 250 ms within 900 ms: ${n} tries`);
+    assert.ok(n >= 1 && n <= 4, `per-try 250 ms within 900 ms: ${n} tries`);
     const line = await logLine(r.id);
     assert.equal(line.error_code, 'deadline_exceeded');
     assert.match(String(line.flags), /UT/);

@@ -325,7 +325,7 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
     this.released = false;
     this.tries++;
     this.startTry(service.connectMs);
-    this.retryNext!(this, this);
+    (this.retryNext ?? service.dispatch)(this, this);
   }
 
   /** Phase and deadlines of a try about to be dispatched. */
