@@ -17,7 +17,7 @@ import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { freePort } from '../helpers/ports.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
-import { parsePrometheusText, sampleValue } from '../helpers/prom-text.js';
+import { parsePrometheusText, promtoolProblems, sampleValue } from '../helpers/prom-text.js';
 
 // A scripted upstream: the n-th request carrying `x-id` does the n-th outcome of `x-script`
 // (comma-separated; 200 after the script ends): a status, `reset` (socket destroyed),
@@ -284,6 +284,10 @@ describe('the retry budget', () => {
     assert.equal(b503.received.length - before, 12);
     await waitUntil('budget metrics', async () => await metric('lobby_upstream_retry_budget_exhausted_total', { service: 'budget' }) === 8, 10_000);
     assert.equal(await metric('lobby_upstream_retries_total', { service: 'budget', reason: 'status' }), 2);
+    // Prometheus' own parser and linter have nothing to say about the retry families.
+    const text = await (await request(`${admin.url}/metrics`)).body.text();
+    assert.match(text, /# TYPE lobby_upstream_retry_budget_exhausted_total counter/);
+    assert.deepEqual(promtoolProblems(text).filter((p) => /retr/.test(p)), []);
   });
 });
 
