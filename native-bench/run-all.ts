@@ -11,6 +11,7 @@ import { run as metrics } from './metrics.bench.js';
 import { run as edgeFilters } from './edge-filters.bench.js';
 import { run as accessLog } from './access-log.bench.js';
 import { run as health } from './health.bench.js';
+import { run as retry } from './retry.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -25,6 +26,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['edge-filters', () => edgeFilters()],
   ['access-log', () => accessLog()],
   ['health', () => health()],
+  ['retry', () => retry()],
 ];
 
 const only = process.argv.slice(2);

@@ -34,6 +34,7 @@ import type { FilterMend } from '../data/chain.js';
 import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
 import { compileHealthCheck, compileOutlier } from './health-config.js';
+import { compileRouteResilience } from './retry-config.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -64,6 +65,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
+  routes.forEach((route, index) => route && resolveRetry(route, config.routes[index], config.services[config.routes[index].service], services[route.service], index, report));
   // match.version: the route table's version constraint (src/filters/api-version/compile.ts).
   const versionMasks = routeVersionMasks(config, report);
   routes.forEach((route, index) => {
@@ -257,6 +259,15 @@ function compileRoute(
     escapedSlashes: route.escaped_slashes ?? server.escaped_slashes,
     filters: [],
   };
+}
+
+/** A route's retry policy and deadline over its service's (src/control/retry-config.ts). */
+function resolveRetry(route: CompiledRoute, raw: RawRoute, rawService: RawService, service: CompiledService, index: number, report: Report): void {
+  const { retry, deadline } = compileRouteResilience(raw, rawService, ['routes', index], report);
+  // Set only when there is one: a route without them compiles as it always did.
+  if (retry !== null) route.retry = retry;
+  if (deadline !== null) route.deadline = deadline;
+  if (retry !== null || deadline !== null) service.retryUsed = true;
 }
 
 function describeMethods(mask: number): string {

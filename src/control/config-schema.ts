@@ -22,6 +22,7 @@ import { filterRouteKeys, filterSections } from '../filters/index.js';
 import { versionConstraint } from '../filters/api-version/schema.js';
 import { tlsSchema, upstreamTlsSchema } from './tls-config.js';
 import { healthCheckSchema, outlierSchema } from './health-config.js';
+import { retryRouteKeys, retryServiceKeys } from './retry-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -256,6 +257,8 @@ const serviceSchema = section({
   // Active health checks and passive outlier ejection (src/control/health-config.ts).
   health_check: healthCheckSchema.optional(),
   outlier: outlierSchema.optional(),
+  // Retries and the exchange deadline (src/control/retry-config.ts).
+  ...retryServiceKeys,
 });
 
 const matchSchema = section({
@@ -278,6 +281,7 @@ const routeSchema = section({
   rewrite: z.string().superRefine(rule((rewrite) => errorOf(parseRewrite(rewrite)))).optional(),
   preserve_host: z.boolean().default(false),
   escaped_slashes: escapedSlashes.optional(),
+  ...retryRouteKeys,
   ...filterRouteKeys,
 });
 

@@ -7,7 +7,7 @@
 // so counters never go backwards across reloads and memory stays bounded by the config.
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import {
-  AUTH_RESULTS, LOCAL_REPLY_CODES, UPSTREAM_ERROR_KINDS, metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
+  AUTH_RESULTS, LOCAL_REPLY_CODES, RETRY_REASONS, RETRY_SLOTS, UPSTREAM_ERROR_KINDS, metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
 } from '../shared/metrics-layout.js';
 
 /** How long a replaced generation keeps its own buffers before it is folded. */
@@ -78,6 +78,8 @@ export interface Snapshot {
   upstreamErrors: Family;
   targetErrors: Family;
   auth: Family;
+  retries: Family;
+  retryBudgetExhausted: Family;
 }
 
 function emptySnapshot(): Snapshot {
@@ -91,6 +93,8 @@ function emptySnapshot(): Snapshot {
     upstreamErrors: new Family('lobby_upstream_errors_total'),
     targetErrors: new Family('lobby_upstream_target_errors_total'),
     auth: new Family('lobby_auth_decisions_total'),
+    retries: new Family('lobby_upstream_retries_total'),
+    retryBudgetExhausted: new Family('lobby_upstream_retry_budget_exhausted_total'),
   };
 }
 
@@ -175,6 +179,13 @@ function readGeneration(g: GenerationBuffers, into: Snapshot): void {
     }
     const targets = g.targetLabels[s];
     for (let t = 0; t < targets.length; t++) into.targetErrors.add(targets[t], sum(layout.targetErrors + layout.targetBase[s] + t));
+    const rt = layout.retries + s * RETRY_SLOTS;
+    for (let k = 0; k < RETRY_REASONS.length; k++) {
+      const v = sum(rt + k);
+      if (v !== 0) into.retries.add(`${sl},reason="${RETRY_REASONS[k]}"`, v);
+    }
+    const refused = sum(rt + RETRY_REASONS.length);
+    if (refused !== 0) into.retryBudgetExhausted.add(sl, refused);
   }
   for (let p = 0; p < m.providers.length; p++) {
     for (let a = 0; a < AUTH_RESULTS.length; a++) {
@@ -195,6 +206,8 @@ const HELP: Record<keyof Snapshot, string> = {
   upstreamErrors: 'Upstream failures, by service and kind.',
   targetErrors: 'Upstream failures, by service and target.',
   auth: 'Authentication decisions, by provider and result (ok or the refusal code).',
+  retries: 'Upstream requests sent again, by service and reason (docs/resilience.md#retries).',
+  retryBudgetExhausted: 'Retries the retry budget refused, by service.',
 };
 
 /**

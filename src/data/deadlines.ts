@@ -72,7 +72,8 @@ function tick(): void {
   let ctx = head;
   while (ctx) {
     const next = ctx.nextOpen;
-    if (ctx.deadline !== 0 && t >= ctx.deadline) onExpired(ctx);
+    // The phase's deadline, or the whole exchange's (src/data/upstream/deadline.ts).
+    if ((ctx.deadline !== 0 && t >= ctx.deadline) || (ctx.exchangeDeadline !== 0 && t >= ctx.exchangeDeadline)) onExpired(ctx);
     ctx = next;
   }
 }

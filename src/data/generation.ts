@@ -12,6 +12,7 @@ import { healthyLeastRequest, healthyRoundRobin, leastRequest, roundRobin } from
 import { outlierInterceptor } from './upstream/outlier.js';
 import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
 import { undiciDispatch } from './upstream/undici-dispatch.js';
+import { retryInterceptor } from './upstream/retry.js';
 
 export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 
@@ -85,6 +86,9 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
     rewrite: route.rewrite,
     preserveHost: route.preserveHost,
     escapedSlashes: route.escapedSlashes,
+    retry: route.retry ?? null,
+    deadlineMs: route.deadline?.ms ?? 0,
+    deadlineHeader: route.deadline?.header ?? '',
   };
 }
 
@@ -103,6 +107,7 @@ export function buildGeneration(
     }),
     dispatch: compose(toTarget, serviceInterceptors(svc, env)),
     pick: picker(svc, env),
+    isUp: upTest(svc, env),
     connectMs: svc.timeouts.connectMs,
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
@@ -117,10 +122,20 @@ export function buildGeneration(
  */
 export function serviceInterceptors(service: CompiledService, env?: WorkerEnv): Interceptor[] {
   const interceptors: Interceptor[] = [];
+  // Outermost: retries and the deadline; each try goes through the ones inside.
+  if (service.retryUsed === true) interceptors.push(retryInterceptor(service));
   // Innermost, just above the client: outlier ejection counts each try's own outcome.
   const outlier = outlierInterceptor(service, env?.healthTable, env?.workerIndex ?? 0);
   if (outlier !== null) interceptors.push(outlier);
   return interceptors;
+}
+
+const ALWAYS_UP = (): boolean => true;
+
+/** Whether a target of the service may take requests (retries choosing another target ask). */
+function upTest(svc: CompiledService, env: WorkerEnv): (target: RuntimeTarget) => boolean {
+  const down = svc.health && env.healthTable ? env.healthTable.down : null;
+  return down === null ? ALWAYS_UP : (t) => t.healthSlot < 0 || down[t.healthSlot] === 0;
 }
 
 /** The service's balancer: skipping down targets only when it has a health policy. */

@@ -6,7 +6,7 @@
 // share one hidden class (fast property access, no dictionary mode).
 import type { HttpResponse } from './uws.js';
 import type { Readable } from 'node:stream';
-import type { CompiledConfig, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
+import type { CompiledConfig, CompiledRetry, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
 import type { RouteMatcher } from './route-match.js';
 import type { GatewayErrorSpec } from '../shared/errors.js';
 import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
@@ -72,6 +72,8 @@ export interface RuntimeService {
   readonly name: string;
   readonly targets: readonly RuntimeTarget[];
   readonly pick: Picker;
+  /** Whether a target may take requests (the health table's byte; always true without a health policy). */
+  readonly isUp: (target: RuntimeTarget) => boolean;
   /** The service's interceptors composed over the target's client, once per generation. */
   readonly dispatch: DispatchFn;
   readonly connectMs: number;
@@ -92,6 +94,11 @@ export interface RuntimeRoute {
   readonly rewrite: readonly RewritePart[] | null;
   readonly preserveHost: boolean;
   readonly escapedSlashes: EscapedSlashes;
+  /** Retry policy (src/data/upstream/retry.ts), or null; the exchange deadline in ms (0 =
+   * none) and the header it goes upstream in ('' = none). */
+  readonly retry: CompiledRetry | null;
+  readonly deadlineMs: number;
+  readonly deadlineHeader: string;
 }
 
 /** The upstream side of a forwarded request, as the exchange drives it (proxy.ts). */
@@ -142,6 +149,8 @@ export const PHASE = {
   STREAMING: 4,
   /** Response finished or connection gone. */
   DONE: 5,
+  /** Between two tries: the backoff before a retry (src/data/upstream/retry.ts). */
+  RETRY_WAIT: 6,
 } as const;
 
 /**
@@ -175,6 +184,8 @@ export const RESPONSE_FLAG = {
   DRAINED: 1 << 11,
   /** UH: no target of the service was healthy (health checks, outlier ejection). */
   NO_HEALTHY_UPSTREAM: 1 << 12,
+  /** URX: a try failed in a retryable way and the retry policy's attempts were used up. */
+  UPSTREAM_RETRY_LIMIT_EXCEEDED: 1 << 13,
 } as const;
 
 export const RESPONSE_FLAG_NAMES: readonly [number, string][] = [
@@ -185,6 +196,7 @@ export const RESPONSE_FLAG_NAMES: readonly [number, string][] = [
   [RESPONSE_FLAG.DOWNSTREAM_CLOSED, 'DC'], [RESPONSE_FLAG.LOCAL_REPLY, 'LR'],
   [RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR, 'DPE'], [RESPONSE_FLAG.DRAINED, 'SI'],
   [RESPONSE_FLAG.NO_HEALTHY_UPSTREAM, 'UH'],
+  [RESPONSE_FLAG.UPSTREAM_RETRY_LIMIT_EXCEEDED, 'URX'],
 ];
 
 /** Short names of a flag mask, comma-separated ('-' for none), as an access log writes them. */
@@ -269,6 +281,8 @@ export class RequestContext {
   phase = 0;
   /** Absolute deadline (coarse clock ms) for the current phase; 0 = none. */
   deadline = 0;
+  /** Absolute deadline of the whole exchange (the route's deadline_ms from routing); 0 = none. */
+  exchangeDeadline = 0;
   /** The client connection is gone: never touch `res` again. */
   aborted = false;
   /** The response status line has been written to the client. */
@@ -297,6 +311,10 @@ export class RequestContext {
   responseFlags = 0;
   /** The gateway error a local reply answered with (its code labels metrics), or null. */
   replySpec: GatewayErrorSpec | null = null;
+  /** Upstream resends (retries, and the resend after a stale keep-alive connection), and
+   * per reason a 4-bit count plus the budget-exhausted bit (src/data/upstream/retry.ts). */
+  retries = 0;
+  retryReasons = 0;
   /** Authenticated subject (the token's `sub`; '' when none): auth-jwt sets it. */
   subject = '';
   /** performance.now() when the chain finished and the request went to the upstream

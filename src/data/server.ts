@@ -158,6 +158,7 @@ export class DataPlaneServer {
     }
     const route = gen.route(routeIndex);
     ctx.route = route;
+    if (route.deadlineMs !== 0) ctx.exchangeDeadline = ctx.startTime + route.deadlineMs;
     // The rewrite reads the matcher's param spans, valid only until the next match.
     const target = upstreamPath(ctx, route);
     if (target === null) { sendLocalReply(ctx, GW_ERR.invalid_path, hasBody); return; }

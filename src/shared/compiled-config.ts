@@ -58,6 +58,9 @@ export interface CompiledService {
   /** Its slots in the health table (src/shared/health-table.ts), set by the supervisor when
    * it publishes; null when the service has no health policy. */
   health?: { serviceSlot: number; targetSlots: number[] } | null;
+  /** Some route of the service has a retry policy or a deadline (the retry interceptor is
+   * composed only then: src/data/upstream/retry.ts). */
+  retryUsed?: boolean;
 }
 
 /** Active health checks of a service's targets, run by the control plane (health-checker.ts). */
@@ -79,6 +82,32 @@ export interface CompiledOutlier {
   ejectS: number;
   maxEjectS: number;
   maxEjectPercent: number;
+}
+
+/** A route's resolved retry policy (src/control/retry-config.ts; docs/resilience.md#retries). */
+export interface CompiledRetry {
+  /** Sends in all, the first included. */
+  attempts: number;
+  onConnectFailure: boolean;
+  onReset: boolean;
+  /** A try that passed per_try_timeout_ms. */
+  onTimeout: boolean;
+  /** Retried 5xx statuses, ascending. */
+  statuses: number[];
+  /** Methods (src/shared/methods.ts bits) repeated once the request reached the upstream. */
+  methodMask: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  budgetPercent: number;
+  budgetMinRetries: number;
+  /** 0 = none: a try is bounded by the phase timeouts and the deadline only. */
+  perTryTimeoutMs: number;
+}
+
+/** A route's deadline for the whole exchange, and the header it goes upstream in ('' = none). */
+export interface CompiledDeadline {
+  ms: number;
+  header: string;
 }
 
 /** Path match kinds. `template` paths contain `{param}` segments and match the whole path. */
@@ -131,6 +160,9 @@ export interface CompiledRoute {
   escapedSlashes: EscapedSlashes;
   /** The route's filter chain, in order. */
   filters: CompiledFilter[];
+  /** Retries and deadline, the route's keys over its service's (null: none). */
+  retry?: CompiledRetry | null;
+  deadline?: CompiledDeadline | null;
 }
 
 export interface CompiledConfig extends CompiledFilterRuntimes {

@@ -46,6 +46,7 @@ export const GW_ERR = {
   request_timeout: spec(408, 'request_timeout', 'The request body was not received in time.'),
   upstream_connect_timeout: spec(504, 'upstream_connect_timeout', 'Connecting to the upstream service timed out.'),
   upstream_timeout: spec(504, 'upstream_timeout', 'The upstream service did not answer in time.'),
+  deadline_exceeded: spec(504, 'deadline_exceeded', "The request did not complete within the route's deadline."),
 } as const satisfies Record<string, GatewayErrorSpec>;
 
 export type GatewayErrorName = keyof typeof GW_ERR;

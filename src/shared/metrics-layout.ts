@@ -44,6 +44,12 @@ export const LOCAL_REPLY_INDEX: ReadonlyMap<string, number> = new Map(LOCAL_REPL
 /** lobby_upstream_errors_total kinds, from the exchange's response flags. */
 export const UPSTREAM_ERROR_KINDS = ['connect_failure', 'timeout', 'reset', 'bad_response', 'overflow'] as const;
 
+/** lobby_upstream_retries_total reasons, in the order of src/data/upstream/retry.ts RETRY_REASON
+ * (the per-request 4-bit counters); a service's region has one more slot after them: retries the
+ * budget refused (lobby_upstream_retry_budget_exhausted_total). */
+export const RETRY_REASONS = ['connect_failure', 'reset', 'timeout', 'status', 'stale_connection'] as const;
+export const RETRY_SLOTS = RETRY_REASONS.length + 1;
+
 /** lobby_auth_decisions_total results: ok, or the gateway error code of the refusal. */
 export const AUTH_RESULTS = [
   'ok', 'unauthenticated', 'invalid_token', 'insufficient_scope', 'invalid_auth_request', 'auth_unavailable', 'auth_timeout', 'auth_overloaded',
@@ -78,6 +84,8 @@ export interface MetricsLayout {
   readonly targetErrors: number;
   /** Per provider: AUTH_RESULTS.length. */
   readonly auth: number;
+  /** Per service: RETRY_SLOTS. */
+  readonly retries: number;
   /** Float64 slots in all. */
   readonly size: number;
 }
@@ -100,9 +108,10 @@ export function metricsLayout(m: CompiledMetrics, services: readonly { targets: 
   const upstreamErrors = take(services.length * UPSTREAM_ERROR_KINDS.length);
   const targetErrors = take(targets);
   const auth = take(m.providers.length * AUTH_RESULTS.length);
+  const retries = take(services.length * RETRY_SLOTS);
   return {
     routeCount: m.routes.length, serviceCount: services.length, targetBase, statusSlots: slots,
-    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, size: at,
+    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, size: at,
   };
 }
 

@@ -26,7 +26,12 @@ import {
 } from '../exchange.js';
 import { CORRELATION_HEADER } from '../correlation-id.js';
 import { encodeRequestHead, isSendable, type RequestHead } from './request-head.js';
-import type { DispatchController, DispatchHandler, DispatchOptions, UpstreamError } from './dispatch.js';
+import type { DispatchController, DispatchFn, DispatchHandler, DispatchOptions, UpstreamError } from './dispatch.js';
+import type { CompiledRetry } from '../../shared/compiled-config.js';
+import {
+  RETRY_REASON, countRetry, pickRetryTarget, reasonOfError, retryAfterMs, retryDelay, type RetryBudget, type RetryCall,
+} from './retry.js';
+import { pushDeadlineHeader, remainingMs } from './deadline.js';
 
 /** Bodies up to this size (declared by Content-Length) are buffered, then sent in one write. */
 export const BUFFERED_BODY_MAX = 64 * 1024;
@@ -80,7 +85,7 @@ function flagOfUpstreamError(code: UpstreamError['code']): number {
   }
 }
 
-export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamLeg {
+export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamLeg, RetryCall {
   readonly method: string;
   readonly path: string;
   readonly idempotent: boolean;
@@ -88,17 +93,33 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
   complete = false;
   /** Sends so far: a stale keep-alive connection earns one more (onResponseError). */
   private sends = 1;
+  // --- retries and the deadline (retry.ts, deadline.ts): counters, no object of their own ---
+  readonly policy: CompiledRetry | null;
+  retryNext: DispatchFn | null = null;
+  budget: RetryBudget | null = null;
+  tries = 1;
+  relayed = false;
+  /** A retryable status is being read to its end (dropped), then the retry waits `retryWait` ms. */
+  private draining = false;
+  private retryWait = 0;
+  /** Coarse-clock end of the current try's per_try_timeout_ms (0 = none). */
+  private tryDeadline = 0;
+  /** Indexes in `headers` of the Host value (-1: the client's Host is kept) and of the
+   * deadline header's value (-1: none), rewritten for a retry. */
+  hostAt = -1;
+  deadlineAt = -1;
 
   constructor(
     readonly ctx: RequestContext,
-    readonly target: RuntimeTarget,
-    readonly headers: readonly string[],
+    public target: RuntimeTarget,
+    readonly headers: string[],
     readonly body: DispatchOptions['body'],
-    readonly head: RequestHead | null,
+    public head: RequestHead | null,
   ) {
     this.method = ctx.method;
     this.path = ctx.upstreamPath;
     this.idempotent = IDEMPOTENT.has(ctx.method);
+    this.policy = ctx.route!.retry;
   }
 
   // --- UpstreamLeg (the exchange's side) -------------------------------------------------
@@ -119,7 +140,7 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
     this.release();
   }
 
-  /** The target's in-flight count drops once, when the upstream side is done. */
+  /** The target's in-flight count drops once, when the upstream side (or a try) is done. */
   private released = false;
   private release(): void {
     if (this.released) return;
@@ -141,6 +162,7 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
     } else {
       ctx.phase = PHASE.WAITING;
       ctx.deadline = coarseNow + service.responseMs;
+      if (this.tryDeadline !== 0 && this.tryDeadline < ctx.deadline) ctx.deadline = this.tryDeadline;
     }
   }
 
@@ -153,6 +175,18 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
       this.fail(GW_ERR.upstream_bad_response, RESPONSE_FLAG.UPSTREAM_PROTOCOL_ERROR);
       return;
     }
+    // A status the policy retries is read to its end and dropped, unless this try is the last.
+    if (statusCode >= 500 && this.policy !== null && this.policy.statuses.includes(statusCode)) {
+      const wait = retryDelay(this, RETRY_REASON.STATUS, retryAfterMs(rawHeaders));
+      if (wait >= 0) {
+        this.draining = true;
+        this.retryWait = wait;
+        ctx.phase = PHASE.STREAMING;
+        ctx.deadline = coarseNow + ctx.route!.service.idleMs;
+        return;
+      }
+    }
+    this.relayed = true;
     ctx.upstreamFirstByteTime = performance.now();
     ctx.phase = PHASE.STREAMING;
     ctx.deadline = coarseNow + ctx.route!.service.idleMs;
@@ -202,11 +236,13 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
     const ctx = this.ctx;
     if (ctx.ended || ctx.aborted) { controller.abort(abortedError()); return; }
     ctx.deadline = coarseNow + ctx.route!.service.idleMs;
+    if (this.draining) return;
     if (writeResponseData(ctx, chunk) === WRITE_FULL) controller.pause();
   }
 
   onResponseEnd(): void {
     const ctx = this.ctx;
+    if (this.draining) { this.awaitRetry(this.retryWait); return; }
     this.complete = true;
     this.release();
     ctx.upstreamLastByteTime = performance.now();
@@ -216,16 +252,89 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
   onResponseError(controller: DispatchController, err: UpstreamError): void {
     const ctx = this.ctx;
     if (this.complete) return;
+    // The dropped body of a retried status was cut: the retry was decided already.
+    if (this.draining) { this.awaitRetry(this.retryWait); return; }
     // A reused keep-alive connection that closed before any byte of the response: the
     // request was not processed. An idempotent one is sent once more, explicitly here
-    // (what undici and browsers do), never hidden in a client.
-    if (err.code === 'stale_connection' && this.idempotent && this.sends === 1 && !ctx.ended) {
+    // (what undici and browsers do), never hidden in a client. Under a retry policy it is one
+    // of the attempts (the upstream may have read the request before it closed), outside the
+    // budget (it is the ordinary cost of keep-alive), and like any retry it goes to another
+    // target: the connection may be stale because its target died.
+    if (err.code === 'stale_connection' && this.idempotent && this.sends === 1 && !ctx.ended &&
+      (this.policy === null || this.tries < this.policy.attempts)) {
       this.sends++;
+      countRetry(ctx, RETRY_REASON.STALE_CONNECTION);
+      if (this.policy !== null) { this.awaitRetry(0); return; }
       this.controller = null;
+      this.startTry(ctx.route!.service.connectMs);
       ctx.route!.service.dispatch(this, this);
       return;
     }
+    if (this.policy !== null) {
+      const reason = reasonOfError(this.policy, err.code);
+      if (reason >= 0) {
+        const wait = retryDelay(this, reason, -1);
+        if (wait >= 0) { this.awaitRetry(wait); return; }
+      }
+    }
     this.fail(UPSTREAM_ERR[err.code] ?? GW_ERR.upstream_unavailable, flagOfUpstreamError(err.code));
+  }
+
+  /** A try timed out (the deadline ticker): retried when the policy allows, else `spec`. */
+  timedOut(spec: GatewayErrorSpec, flag: number): void {
+    if (this.draining) { this.controller?.abort(abortedError()); this.awaitRetry(this.retryWait); return; }
+    if (this.policy !== null && this.policy.onTimeout) {
+      const wait = retryDelay(this, RETRY_REASON.TIMEOUT, -1);
+      if (wait >= 0) {
+        this.controller?.abort(abortedError()); // closes the try's connection; it is not told
+        this.awaitRetry(wait);
+        return;
+      }
+    }
+    this.fail(spec, flag);
+  }
+
+  /** Between two tries: the try's target is released, the ticker sends the next (sendTry). */
+  private awaitRetry(wait: number): void {
+    const ctx = this.ctx;
+    this.draining = false;
+    this.controller = null;
+    this.release();
+    ctx.phase = PHASE.RETRY_WAIT;
+    ctx.deadline = coarseNow + wait;
+  }
+
+  /** The next try: another target when there is one, its Host and the time left re-encoded. */
+  sendTry(): void {
+    const ctx = this.ctx;
+    const service = ctx.route!.service;
+    const target = pickRetryTarget(service, this.target);
+    const h = this.headers;
+    if (this.hostAt >= 0) h[this.hostAt] = target.hostHeader;
+    if (this.deadlineAt >= 0) h[this.deadlineAt] = String(remainingMs(ctx));
+    if (this.head !== null && (this.hostAt >= 0 || this.deadlineAt >= 0)) {
+      // Checked again like the first head (request-head.ts): a target's Host is config, the
+      // deadline digits; nothing else changed.
+      const head = encodeRequestHead(this.method, this.path, h);
+      if (head === null) { this.fail(GW_ERR.invalid_header, RESPONSE_FLAG.LOCAL_REPLY); return; }
+      this.head = head;
+    }
+    this.target = target;
+    ctx.target = target;
+    target.inFlight++;
+    this.released = false;
+    this.tries++;
+    this.startTry(service.connectMs);
+    (this.retryNext ?? service.dispatch)(this, this);
+  }
+
+  /** Phase and deadlines of a try about to be dispatched. */
+  startTry(connectMs: number): void {
+    const ctx = this.ctx;
+    ctx.phase = PHASE.CONNECTING;
+    ctx.deadline = coarseNow + connectMs;
+    const perTry = this.policy === null ? 0 : this.policy.perTryTimeoutMs;
+    this.tryDeadline = perTry === 0 ? 0 : coarseNow + perTry;
   }
 
   /** The upstream exchange failed: a 5xx if nothing was answered yet, else a cut connection. */
@@ -276,6 +385,9 @@ export function forward(ctx: RequestContext): void {
   const target = service.pick(service.targets);
   if (target === null) { noHealthyUpstream(ctx); return; }
   const h = ctx.headers;
+  // First: it may drop the client's copy, which moves what follows it.
+  const deadlineAt = route.deadlineHeader !== '' && ctx.exchangeDeadline !== 0 ? pushDeadlineHeader(ctx, h, route.deadlineHeader) : -1;
+  const hostAt = h.length + 1;
   h.push('host', route.preserveHost ? ctx.host : target.hostHeader);
   h.push('x-forwarded-for', ctx.forwardedFor === '' ? ctx.clientIp : ctx.forwardedFor + ', ' + ctx.clientIp);
   h.push('x-forwarded-proto', ctx.listener === LISTENER.TLS ? 'https' : 'http');
@@ -295,9 +407,10 @@ export function forward(ctx: RequestContext): void {
   ctx.target = target;
   target.inFlight++;
   const call = new UpstreamCall(ctx, target, h, body, head);
+  if (!route.preserveHost) call.hostAt = hostAt;
+  call.deadlineAt = deadlineAt;
   ctx.upstream = call;
-  ctx.phase = PHASE.CONNECTING;
-  ctx.deadline = coarseNow + service.connectMs;
+  call.startTry(service.connectMs);
   service.dispatch(call, call);
 }
 
@@ -314,12 +427,25 @@ export function noHealthyUpstream(ctx: RequestContext): void {
 /** Deadline ticker callback: what a passed deadline means depends on the phase. */
 export function expireRequest(ctx: RequestContext): void {
   const call = ctx.upstream as UpstreamCall | null;
+  if (ctx.exchangeDeadline !== 0 && coarseNow >= ctx.exchangeDeadline) {
+    // The whole exchange's deadline (deadline.ts): before forwarding too (a filter waiting,
+    // a body still arriving), and while a response streams (it is cut).
+    ctx.exchangeDeadline = 0;
+    if (call !== null) call.fail(GW_ERR.deadline_exceeded, RESPONSE_FLAG.UPSTREAM_TIMEOUT);
+    else {
+      ctx.responseFlags |= RESPONSE_FLAG.UPSTREAM_TIMEOUT;
+      const unread = ctx.body === null ? ctx.contentLength > 0 || ctx.chunked : bodyUnreadOf(ctx.body);
+      sendLocalReply(ctx, GW_ERR.deadline_exceeded, unread);
+    }
+    return;
+  }
   if (call === null) { ctx.deadline = 0; return; }
   switch (ctx.phase) {
     case PHASE.CONNECTING: call.fail(GW_ERR.upstream_connect_timeout, RESPONSE_FLAG.UPSTREAM_CONNECT_FAILURE); break;
     case PHASE.SENDING: call.fail(GW_ERR.request_timeout, RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR); break;
-    case PHASE.WAITING: call.fail(GW_ERR.upstream_timeout, RESPONSE_FLAG.UPSTREAM_TIMEOUT); break;
-    case PHASE.STREAMING: call.fail(GW_ERR.upstream_timeout, RESPONSE_FLAG.UPSTREAM_TIMEOUT); break;
+    case PHASE.WAITING: call.timedOut(GW_ERR.upstream_timeout, RESPONSE_FLAG.UPSTREAM_TIMEOUT); break;
+    case PHASE.STREAMING: call.timedOut(GW_ERR.upstream_timeout, RESPONSE_FLAG.UPSTREAM_TIMEOUT); break;
+    case PHASE.RETRY_WAIT: call.sendTry(); break;
     default: ctx.deadline = 0;
   }
 }

@@ -39,7 +39,7 @@ const K = {
   duration: numberKey('duration_ms'), connect: numberKey('upstream_connect_ms'), firstByte: numberKey('upstream_first_byte_ms'),
   upstream: numberKey('upstream_ms'), gateway: numberKey('gateway_ms'), clientIp: stringKey('client_ip'),
   subject: stringKey('subject'), limited: bytes(',"rate_limit":"limited"'), allowed: bytes(',"rate_limit":"allowed"'),
-  flags: stringKey('flags'), errorCode: stringKey('error_code'),
+  flags: stringKey('flags'), retries: numberKey('retries'), errorCode: stringKey('error_code'),
 };
 
 const F = Object.fromEntries(ACCESS_LOG_FIELDS.map((name, i) => [name, i])) as Record<AccessLogField, number>;
@@ -87,6 +87,7 @@ function writeField(field: number, ctx: RequestContext, now: number, out: LineSi
       else if (ctx.rateLimit !== '') out.raw(K.allowed);
       break;
     case F.flags: stringField(K.flags, responseFlagNames(ctx.responseFlags), out); break;
+    case F.retries: if (ctx.retries !== 0) { out.raw(K.retries); out.uint(ctx.retries); } break;
     case F.error_code: if (ctx.replySpec !== null) stringField(K.errorCode, ctx.replySpec.code, out); break;
   }
 }

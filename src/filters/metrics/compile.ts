@@ -1,7 +1,7 @@
 // Control plane: the `metrics` section → CompiledConfig.metrics (labels and bucket bounds for the
 // collector) and, per route, where its counters are in a worker's array (src/shared/metrics-layout.ts).
 import type { FilterCompilation } from '../../data/chain.js';
-import { AUTH_RESULTS, LOCAL_REPLY_CODES, UPSTREAM_ERROR_KINDS, metricsLayout, type CompiledMetrics } from '../../shared/metrics-layout.js';
+import { AUTH_RESULTS, LOCAL_REPLY_CODES, RETRY_SLOTS, UPSTREAM_ERROR_KINDS, metricsLayout, type CompiledMetrics } from '../../shared/metrics-layout.js';
 import type { RawMetrics } from './schema.js';
 
 declare module '../../shared/compiled-config.js' {
@@ -37,6 +37,8 @@ export interface MetricsFilterConfig {
   targetErrorsAt: number;
   /** -1 when the route has no auth. */
   authAt: number;
+  /** The service's retry counters (RETRY_SLOTS); -1 for the unrouted pseudo-route. */
+  retriesAt?: number;
 }
 
 export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsFilterConfig> {
@@ -71,6 +73,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     upstreamErrorsAt: service < 0 ? -1 : layout.upstreamErrors + service * UPSTREAM_ERROR_KINDS.length,
     targetErrorsAt: service < 0 ? -1 : layout.targetErrors + layout.targetBase[service],
     authAt: provider < 0 ? -1 : layout.auth + provider * AUTH_RESULTS.length,
+    retriesAt: service < 0 ? -1 : layout.retries + service * RETRY_SLOTS,
   });
   return {
     runtime: { metrics: compiled },

@@ -5,9 +5,12 @@
 import type { Histogram } from 'hdr-histogram-js';
 import { NEXT, type Filter, type WorkerEnv } from '../../data/chain.js';
 import { RESPONSE_FLAG, type RequestContext } from '../../data/request-context.js';
-import { AUTH_RESULTS, AUTH_RESULT_INDEX, LOCAL_REPLY_CODES, LOCAL_REPLY_INDEX, UPSTREAM_ERROR_KINDS, bucketIndex, statusSlots } from '../../shared/metrics-layout.js';
+import {
+  AUTH_RESULTS, AUTH_RESULT_INDEX, LOCAL_REPLY_CODES, LOCAL_REPLY_INDEX, RETRY_REASONS, RETRY_SLOTS, UPSTREAM_ERROR_KINDS, bucketIndex, statusSlots,
+} from '../../shared/metrics-layout.js';
 import type { MetricsFilterConfig } from './compile.js';
 import { routeHistogram } from './latency.js';
+import { RETRY_BUDGET_EXHAUSTED } from '../../data/upstream/retry.js';
 
 const views = new WeakMap<SharedArrayBuffer, Float64Array>();
 function viewOf(sab: SharedArrayBuffer): Float64Array {
@@ -34,6 +37,7 @@ function slotsNeeded(c: MetricsFilterConfig): number {
   return 1 + Math.max(
     c.requestsAt + statusSlots(c.statusCodes), c.bytesAt + 2, c.durationAt + c.buckets.length + 2, c.localRepliesAt + LOCAL_REPLY_CODES.length,
     c.upstreamDurationAt + c.upstreamBuckets.length + 2, c.upstreamErrorsAt + UPSTREAM_ERROR_KINDS.length, c.targetErrorsAt + 64, c.authAt + AUTH_RESULTS.length,
+    (c.retriesAt ?? -1) + RETRY_SLOTS,
   );
 }
 
@@ -100,7 +104,15 @@ class MetricsRecorder implements Filter {
       // Past authentication: forwarded, or refused by a rate limit after it.
       else if (ctx.target !== null || (ctx.responseFlags & F.RATE_LIMITED) !== 0) f[c.authAt]++;
     }
+    if (ctx.retryReasons !== 0 && c.retriesAt !== undefined && c.retriesAt >= 0) this.countRetries(ctx.retryReasons, c.retriesAt);
     if (this.hist !== null) this.hist.recordValue(totalMs < 0.001 ? 1 : Math.round(totalMs * 1000));
+  }
+
+  /** The request's per-reason retry counts (4 bits each, src/data/upstream/retry.ts) and the budget bit. */
+  private countRetries(packed: number, at: number): void {
+    const f = this.f;
+    for (let k = 0; k < RETRY_REASONS.length; k++) f[at + k] += (packed >> (k * 4)) & 0xf;
+    if (packed & RETRY_BUDGET_EXHAUSTED) f[at + RETRY_REASONS.length]++;
   }
 }
 
