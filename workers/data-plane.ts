@@ -53,7 +53,7 @@ function switchTo(id: number): void {
 }
 
 const env: WorkerEnv = { workerIndex: boot.workerIndex, post: send, rateLimitTable: boot.rateLimitTable };
-const server = new DataPlaneServer({ currentGeneration, testHooks: boot.testHooks });
+const server = new DataPlaneServer({ currentGeneration, testHooks: boot.testHooks, workerIndex: boot.workerIndex });
 if (boot.workerStats) startWorkerStats(boot.workerStats);
 
 process.on('uncaughtException', (err) => {
