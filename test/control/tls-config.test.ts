@@ -47,6 +47,13 @@ describe('server.tls at load', () => {
     assert.deepEqual(issues({ cert_file: encrypted.cert, key_file: encrypted.key, passphrase: 'secret' }), []);
   });
 
+  it('refuses the old client_ca_file key with the way to write client_auth', () => {
+    assert.match(issues({ cert_file: good.cert, key_file: good.key, client_ca_file: pki.ca.cert }).join('\n'),
+      /server\.tls\.client_ca_file: replaced by server\.tls\.client_auth: write `client_auth: \{ mode: optional, ca_file: /);
+    assert.match(issues({ cert_file: good.cert, key_file: good.key, client_auth: { mode: 'sometimes', ca_file: pki.ca.cert } }).join('\n'), /server\.tls\.client_auth\.mode/);
+    assert.match(issues({ cert_file: good.cert, key_file: good.key, client_auth: { mode: 'required', ca_file: pki.ca.cert, headers: { subject: 'Bad Name' } } }).join('\n'), /server\.tls\.client_auth\.headers\.subject/);
+  });
+
   it('refuses an unreadable file, a mismatched pair, an expired certificate, a wrong or missing passphrase', () => {
     const missing = join(pki.dir, 'nope.pem');
     assert.match(issues({ cert_file: missing, key_file: good.key }).join('\n'), new RegExp(`server\\.tls\\.cert_file: ${missing}: cannot be read \\(ENOENT\\)`));

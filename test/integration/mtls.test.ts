@@ -77,6 +77,7 @@ server:
   host: 127.0.0.1
   port: __PORT__
   workers: ${workers}
+  limits: { max_body_bytes: 33554432 }
   tls:
     port: ${port}
     cert_file: ${served.cert}
