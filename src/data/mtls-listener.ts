@@ -2,16 +2,19 @@
 // bundled uWS build cannot require a client certificate nor show the peer's certificate to
 // JavaScript, so this listener terminates TLS with Node's tls.Server (requestCert, the
 // client CA, the same SNI certificates) and bridges each decrypted connection to a plain uWS
-// app of this worker on an internal loopback port. Every request then runs through the same
+// app of this worker on an internal unix socket (in a private 0700 folder; measured about 40%
+// cheaper per round trip than a loopback TCP port). Every request then runs through the same
 // handler as on the other listeners; server.ts asks `resolve` which TLS connection it came
 // from. How: the bridge opens its connection with a PROXY protocol v2 header (this uWS build
 // parses it: getProxiedRemoteAddress) whose 16-byte "source address" is the connection's
 // id and a random secret, so a request maps to its TLS connection with one Map lookup, and
-// a local process that connects to the internal port without the secret is refused.
+// a connection to the internal socket without a live id and secret is refused.
 // Facts (docs/operations.md#tls): Node 20 has no SO_REUSEPORT (`reusePort` is Node 22.12+),
 // so one listen socket per port: only worker 0 listens; the others leave the port alone.
 import { randomFillSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { createServer, createSecureContext, type SecureContext, type SecureContextOptions, type Server, type TLSSocket } from 'node:tls';
 import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from './uws.js';
@@ -58,7 +61,9 @@ export class MtlsListener {
   private server: Server | null = null;
   private inner: TemplatedApp | null = null;
   private innerSocket: ListenSocket | null = null;
-  private innerPort = 0;
+  /** Folder (0700) of the internal socket; removed with the listener. */
+  private innerDir: string | null = null;
+  private innerPath = '';
   private config: TlsListenerConfig | null = null;
   private sni = new Map<string, SecureContext>();
   /** Open bridged connections by id (the token's first 4 bytes). */
@@ -94,10 +99,11 @@ export class MtlsListener {
     const config = this.config;
     if (config === null) return null;
     if (this.inner === null) {
+      this.innerDir = mkdtempSync(join(tmpdir(), 'lobby-mtls-'));
+      this.innerPath = join(this.innerDir, 'bridge.sock');
       this.inner = uWS.App().any('/*', this.handler);
-      this.innerSocket = await new Promise<ListenSocket | null>((resolve) => this.inner!.listen('127.0.0.1', 0, (s) => resolve(s || null)));
+      this.innerSocket = await new Promise<ListenSocket | null>((resolve) => this.inner!.listen_unix((s) => resolve(s || null), this.innerPath));
       if (this.innerSocket === null) return null;
-      this.innerPort = uWS.us_socket_local_port(this.innerSocket as never);
     }
     const ca = readFileSync(config.clientCaFile!);
     const server = createServer({
@@ -107,6 +113,8 @@ export class MtlsListener {
       // verification is refused in onSecure, before any byte reaches the gateway.
       rejectUnauthorized: config.clientAuthMode === 'required',
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      // As uWS does: a response is never held back by Nagle waiting for the client's ACK.
+      noDelay: true,
       SNICallback: (name, cb) => cb(null, this.contextFor(name)),
     }, (socket) => this.onSecure(socket));
     server.on('tlsClientError', () => { /* a refused handshake: the socket is already destroyed */ });
@@ -138,7 +146,7 @@ export class MtlsListener {
     token.writeUInt32BE(id, 0);
     const addr = tls.remoteAddress ?? '';
     const clientIp = addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
-    const inner = connect({ host: '127.0.0.1', port: this.innerPort, noDelay: true });
+    const inner = connect({ path: this.innerPath });
     const entry: Bridged = { token, peer: clientPeer(clientIp, cert), tls, inner };
     this.open.set(id, entry);
     const header = Buffer.alloc(16 + 36);
@@ -200,5 +208,7 @@ export class MtlsListener {
     // close() exists in this uWS build but is missing from its type definitions.
     if (this.inner !== null) (this.inner as Closable).close();
     this.inner = null;
+    if (this.innerDir !== null) rmSync(this.innerDir, { recursive: true, force: true });
+    this.innerDir = null;
   }
 }

@@ -123,7 +123,7 @@ before(async () => {
   reqPort = await freePort();
   optPort = await freePort();
   const adminPort = await freePort();
-  required = await startGateway(config(reqPort, 'required', adminPort, 2));
+  required = await startGateway(config(reqPort, 'required', adminPort, 2), { env: { LOBBY_TEST_HOOKS: '1' } });
   optional = await startGateway(config(optPort, 'optional', await freePort(), 1));
   admin = adminClient(adminPort);
 });
@@ -227,6 +227,15 @@ describe('mTLS: required', () => {
     await Promise.all(Array.from({ length: 40 }, () => call(reqPort, { cert: alice })));
     await Promise.all(Array.from({ length: 20 }, () => call(reqPort).catch(() => null)));
     await waitUntil('the bridged sockets to close', () => fds() <= before + 2, 15_000);
+  });
+});
+
+describe('mTLS: worker 0 replaced', () => {
+  it('listens again after the worker that serves the port crashed', async () => {
+    // Only worker 0 serves the mTLS port, so this request reaches it.
+    await call(reqPort, { cert: alice, headers: { 'x-lobby-test-crash': '1' } }).catch(() => null);
+    await waitUntil('the replacement worker', () => required.stderr().includes('data-plane worker replaced'), 20_000);
+    await waitUntil('the mTLS port again', () => call(reqPort, { cert: alice }).then((r) => r.status === 200, () => false), 20_000);
   });
 });
 
