@@ -5,7 +5,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { copyFileSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import { Agent } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -227,6 +230,33 @@ describe('mTLS: required', () => {
     await Promise.all(Array.from({ length: 40 }, () => call(reqPort, { cert: alice })));
     await Promise.all(Array.from({ length: 20 }, () => call(reqPort).catch(() => null)));
     await waitUntil('the bridged sockets to close', () => fds() <= before + 2, 15_000);
+  });
+});
+
+/** What the internal bridge socket answers to `bytes` sent by someone else ('' = closed without an answer). */
+function knock(path: string, bytes: Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ path }, () => socket.write(bytes));
+    let answer = '';
+    socket.on('data', (c: Buffer) => { answer += c.toString('latin1'); });
+    socket.on('close', () => resolve(answer));
+    socket.on('error', () => undefined);
+    setTimeout(() => socket.destroy(), 3000).unref();
+  });
+}
+
+describe('mTLS: the internal bridge socket', () => {
+  it('closes a connection that does not come from a live bridge (no PROXY header, or a wrong secret)', async () => {
+    const sockets = readdirSync(tmpdir()).filter((d) => d.startsWith('lobby-mtls-')).map((d) => join(tmpdir(), d, 'bridge.sock')).filter((p) => existsSync(p));
+    assert.ok(sockets.length >= 1, 'the gateways made their bridge sockets');
+    const get = Buffer.from('GET /echo HTTP/1.1\r\nhost: localhost\r\n\r\n');
+    const proxy = Buffer.alloc(52);
+    Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x21, 0x00, 36]).copy(proxy);
+    proxy.writeUInt32BE(1, 16); // a plausible connection id, with a zero secret
+    for (const path of sockets) {
+      assert.doesNotMatch(await knock(path, get), /200 OK/);
+      assert.doesNotMatch(await knock(path, Buffer.concat([proxy, get])), /200 OK/);
+    }
   });
 });
 
