@@ -2,11 +2,11 @@
 // context whose TLS peer is set the way the mTLS listener sets it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NEXT } from '../../src/data/chain.js';
+import { NEXT, REPLY } from '../../src/data/chain.js';
 import { clientCert } from '../../src/filters/client-cert/index.js';
 import type { RawConfigInput } from '../../src/control/config-schema.js';
 import { TestPki, type CertFiles } from '../helpers/tls-certs.js';
-import { chainOf, compiledFilterConfig, fakeContext, testEnv } from './fake-exchange.js';
+import { chainOf, compileError, compiledFilterConfig, fakeContext, testEnv } from './fake-exchange.js';
 
 let pki: TestPki;
 let server: CertFiles;
@@ -16,16 +16,16 @@ before(() => {
 });
 after(() => pki?.remove());
 
-const config = (clientAuth?: object): RawConfigInput => ({
+const config = (clientAuth?: object, route: object = {}): RawConfigInput => ({
   server: { tls: { cert_file: server.cert, key_file: server.key, ...(clientAuth ? { client_auth: clientAuth } : {}) } } as never,
   services: { s: { targets: ['http://127.0.0.1:9'] } },
-  routes: [{ name: 'r', match: { prefix: '/' }, service: 's' }],
+  routes: [{ name: 'r', match: { prefix: '/' }, service: 's', ...route }],
 });
 
 test('compile: on every route with client_auth, default header X-Client-Cert-Subject only; none without', () => {
   const raw = config({ mode: 'optional', ca_file: pki.ca.cert });
   assert.deepEqual(chainOf(raw, 'r'), ['client-cert']);
-  assert.deepEqual(compiledFilterConfig(clientCert, raw, 'r'), { subject: 'x-client-cert-subject', san: null, fingerprint: null });
+  assert.deepEqual(compiledFilterConfig(clientCert, raw, 'r'), { subject: 'x-client-cert-subject', san: null, fingerprint: null, require: false });
   assert.deepEqual(chainOf(config(), 'r'), []);
   assert.deepEqual(chainOf(config({ mode: 'required', ca_file: pki.ca.cert, headers: { subject: false } }), 'r'), [], 'no header, no filter');
 });
@@ -45,4 +45,22 @@ test('onRequest strips client copies, then adds the peer\'s values; without a ce
   const plain = fakeContext({ headers: spoofed }).ctx; // the plain listener: no peer
   filter.onRequest(plain);
   assert.deepEqual(plain.headers, ['accept', '*/*']);
+});
+
+test('client_cert: required refuses a request without a verified certificate (403 client_cert_required)', () => {
+  const raw = config({ mode: 'optional', ca_file: pki.ca.cert, headers: { subject: false } }, { client_cert: 'required' });
+  assert.deepEqual(chainOf(raw, 'r'), ['client-cert'], 'kept for the requirement, without headers');
+  const filter = clientCert.build(compiledFilterConfig(clientCert, raw, 'r'), testEnv);
+  const { ctx, replies } = fakeContext();
+  assert.equal(filter.onRequest(ctx), REPLY);
+  assert.equal(replies[0].spec.status, 403);
+  assert.equal(replies[0].spec.code, 'client_cert_required');
+  const withCert = fakeContext().ctx;
+  withCert.peer = { clientIp: '192.0.2.1', subject: 'CN=alice', san: null, fingerprint: 'ab' };
+  assert.equal(filter.onRequest(withCert), NEXT);
+  assert.deepEqual(withCert.headers, [], 'no header configured');
+});
+
+test('client_cert without server.tls.client_auth is a config error naming the key', () => {
+  assert.match(compileError(config(undefined, { client_cert: 'required' })), /routes\[0\]\.client_cert: needs server\.tls\.client_auth/);
 });

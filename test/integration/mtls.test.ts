@@ -98,6 +98,7 @@ access_log: { path: stdout }
 services:
   up: { targets: ["${up.origin}"] }
 routes:
+  - { name: admin, match: { prefix: /admin }, service: up, client_cert: required }
   - { name: all, match: { prefix: / }, service: up }
 `;
 }
@@ -274,6 +275,16 @@ describe('mTLS: optional', () => {
     const res = await call(optPort, { headers: { 'x-client-cert-subject': 'CN=root' } });
     assert.equal(res.status, 200);
     assert.equal(echoed(res)['x-client-cert-subject'], undefined);
+  });
+
+  it('a route with client_cert: required refuses a client without a certificate (403), on the plain listener too', async () => {
+    const anonymous = await call(optPort, { path: '/admin/x' });
+    assert.equal(anonymous.status, 403);
+    assert.equal(JSON.parse(anonymous.body.toString()).error.code, 'client_cert_required');
+    assert.equal((await call(optPort, { path: '/admin/x', cert: alice })).status, 200);
+    const plain = await request(`${optional.url}/admin/x`);
+    assert.equal(plain.statusCode, 403);
+    await plain.body.dump();
   });
 
   it('sends the subject for a good certificate; refuses one from another CA and an expired one', async () => {

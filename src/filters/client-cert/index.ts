@@ -2,11 +2,14 @@
 // certificate's identity as headers (server.tls.client_auth.headers: subject, SAN, SHA-256
 // fingerprint), and every client copy of those headers is removed first, on every listener
 // (the plain one too), so no client can send its own X-Client-Cert-Subject. The values were
-// encoded as header bytes once per TLS connection (src/data/mtls-identity.ts). No config keys
-// of its own: compile derives it from server.tls.
-import { NEXT, type Filter, type FilterCompilation, type FilterFactory, type WorkerEnv } from '../../data/chain.js';
+// encoded as header bytes once per TLS connection (src/data/mtls-identity.ts). A route with
+// `client_cert: required` also refuses (403 client_cert_required) a request that came without
+// a verified certificate: with `mode: optional`, some routes can demand one.
+import { z } from 'zod';
+import { localReply, NEXT, type Filter, type FilterCompilation, type FilterCompileContext, type FilterFactory, type WorkerEnv } from '../../data/chain.js';
 import type { RequestContext } from '../../data/request-context.js';
 import type { ClientCertHeaders } from '../../shared/tls-config.js';
+import { GW_ERR } from '../../shared/errors.js';
 import { stripHeaders, stripSet } from '../../data/auth/extract.js';
 
 type HeaderKey = string | false;
@@ -14,6 +17,12 @@ type HeaderKey = string | false;
 /** What compile reads of the config. */
 interface Input {
   server: { tls?: { client_auth?: { headers: { subject: HeaderKey; san: HeaderKey; fingerprint: HeaderKey } } } };
+  routes: readonly { client_cert?: 'required' }[];
+}
+
+export interface ClientCertFilterConfig extends ClientCertHeaders {
+  /** The route's `client_cert: required`. */
+  require: boolean;
 }
 
 const nameOf = (h: HeaderKey): string | null => (h === false ? null : h.toLowerCase());
@@ -21,16 +30,26 @@ const nameOf = (h: HeaderKey): string | null => (h === false ? null : h.toLowerC
 export const clientCert = {
   name: 'client-cert',
   phase: 'authn',
-  routeKeys: {},
+  routeKeys: { client_cert: z.enum(['required']).optional() },
   sections: {},
-  compile(config: Input): FilterCompilation<ClientCertHeaders> {
+  compile(config: Input, ctx: FilterCompileContext): FilterCompilation<ClientCertFilterConfig> {
     const headers = config.server.tls?.client_auth?.headers;
-    const compiled: ClientCertHeaders | null = headers === undefined ? null
+    const names: ClientCertHeaders | null = headers === undefined ? null
       : { subject: nameOf(headers.subject), san: nameOf(headers.san), fingerprint: nameOf(headers.fingerprint) };
-    const any = compiled !== null && (compiled.subject ?? compiled.san ?? compiled.fingerprint) !== null;
-    return { route: () => (any ? compiled : null) };
+    const any = names !== null && (names.subject ?? names.san ?? names.fingerprint) !== null;
+    config.routes.forEach((route, index) => {
+      if (route.client_cert !== undefined && names === null) {
+        ctx.report(['routes', index, 'client_cert'], 'needs server.tls.client_auth (client certificates are only verified on that listener)');
+      }
+    });
+    return {
+      route(index) {
+        const require = config.routes[index].client_cert === 'required';
+        return names !== null && (any || require) ? { ...names, require } : null;
+      },
+    };
   },
-  build(config: ClientCertHeaders, _env: WorkerEnv): Filter {
+  build(config: ClientCertFilterConfig, _env: WorkerEnv): Filter {
     const strip = stripSet([config.subject, config.san, config.fingerprint].filter((n): n is string => n !== null));
     return {
       name: 'client-cert',
@@ -38,7 +57,7 @@ export const clientCert = {
       onRequest(ctx: RequestContext) {
         stripHeaders(ctx.headers, strip);
         const peer = ctx.peer;
-        if (peer === null || peer.subject === null) return NEXT;
+        if (peer === null || peer.subject === null) return config.require ? localReply(ctx, GW_ERR.client_cert_required) : NEXT;
         if (config.subject !== null) ctx.headers.push(config.subject, peer.subject);
         if (config.san !== null && peer.san !== null) ctx.headers.push(config.san, peer.san);
         if (config.fingerprint !== null) ctx.headers.push(config.fingerprint, peer.fingerprint!);
@@ -46,4 +65,4 @@ export const clientCert = {
       },
     };
   },
-} as const satisfies FilterFactory<ClientCertHeaders, Input>;
+} as const satisfies FilterFactory<ClientCertFilterConfig, Input>;
