@@ -116,7 +116,13 @@ export class MtlsListener {
       // As uWS does: a response is never held back by Nagle waiting for the client's ACK.
       noDelay: true,
       SNICallback: (name, cb) => cb(null, this.contextFor(name)),
-    }, (socket) => this.onSecure(socket));
+    }, (socket) => {
+      // A throw here would be uncaught and take the worker down: refuse the one connection instead.
+      try { this.onSecure(socket); } catch (err) {
+        log.error('mtls connection refused by a fault', { error: String((err as Error)?.stack ?? err) });
+        socket.destroy();
+      }
+    });
     server.on('tlsClientError', () => { /* a refused handshake: the socket is already destroyed */ });
     const ok = await new Promise<boolean>((resolve) => {
       server.once('error', (err) => { log.warn('mtls listener cannot listen', { host, port, error: err.message }); resolve(false); });
