@@ -19,6 +19,7 @@
 // stall, as real users arriving at that rate would be.
 
 import autocannon from 'autocannon';
+import { readFileSync } from 'node:fs';
 import { encodeHistogram, newLatencyHistogram, type Histogram } from './stats.js';
 import { requestBody, requestHeaders, SendSchedule, type DriverMessage, type LoadSpec, type ParentMessage, type Phase, type PhaseResult, type SecondSample } from './driver-protocol.js';
 
@@ -151,7 +152,8 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
       timeout: loadSpec.timeoutSec,
       ...(phase.requests !== undefined ? { amount: phase.requests } : { duration: phase.durationSec ?? 10 }),
       ...(openModel ? { setupClient: paceClient } : {}),
-    };
+      ...(loadSpec.clientCert ? { tlsOptions: { cert: readFileSync(loadSpec.clientCert.cert), key: readFileSync(loadSpec.clientCert.key) } } : {}),
+    } as autocannon.Options;
 
     const instance = autocannon(options, (error, result) => {
       for (const timer of pendingTimers) clearTimeout(timer);

@@ -14,6 +14,13 @@ export interface LoadSpec {
   timeoutSec: number;
   /** Open model: requests/s over all connections; null = closed loop. */
   rate: number | null;
+  /** mTLS scenarios: the client certificate to present (files); absent or null = none. */
+  clientCert?: ClientCertFiles | null;
+}
+
+export interface ClientCertFiles {
+  cert: string;
+  key: string;
 }
 
 /** One uninterrupted stretch of load: a fixed duration or a fixed number of requests (soak checkpoints). */

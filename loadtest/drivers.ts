@@ -132,6 +132,7 @@ export class WrkDriver implements LoadDriver {
   constructor(private readonly group: ProcessGroup, private readonly spec: LoadSpec, private readonly cpu: number | null,
     private readonly wrkBinary: string, workDir: string) {
     if (spec.rate !== null) throw new Error(WRK_RATE_PROBLEM);
+    if (spec.clientCert) throw new Error('--driver wrk cannot present a client certificate: mTLS scenarios (clientCert: true) run with autocannon');
     this.scriptFile = join(workDir, 'wrk-driver.lua');
   }
 

@@ -6,8 +6,9 @@ import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:chi
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import type { ClientCertFiles } from './driver-protocol.js';
 
 export interface SpawnOptions {
   /** Logical CPU to pin the process to with `taskset -c`, or null for no pinning. */
@@ -138,12 +139,13 @@ export function isPortOpen(host: string, port: number, timeoutMs = 500): Promise
   });
 }
 
-function httpAnswers(host: string, port: number, path: string, tls: boolean): Promise<boolean> {
+function httpAnswers(host: string, port: number, path: string, tls: boolean, clientCert: ClientCertFiles | null): Promise<boolean> {
   return new Promise((resolve) => {
     // HTTP/1.1 on purpose: the uWS build in use never answers HTTP/1.0 requests.
     // HTTPS: the run's self-signed certificate (loadtest/tls.ts), so no verification.
     const send = tls ? httpsRequest : httpRequest;
-    const request = send({ host, port, path, method: 'GET', agent: false, timeout: 1000, ...(tls ? { rejectUnauthorized: false } : {}) }, (response) => {
+    const request = send({ host, port, path, method: 'GET', agent: false, timeout: 1000, ...(tls ? { rejectUnauthorized: false } : {}),
+      ...(clientCert ? { cert: readFileSync(clientCert.cert), key: readFileSync(clientCert.key) } : {}) }, (response) => {
       response.resume();
       resolve(true);
     });
@@ -154,14 +156,14 @@ function httpAnswers(host: string, port: number, path: string, tls: boolean): Pr
 }
 
 /** Polls with HTTP GET until the server answers with any status; fails early if the process exits. */
-export async function waitForHttp(host: string, port: number, managed: ManagedProcess, timeoutMs: number, tls = false): Promise<void> {
+export async function waitForHttp(host: string, port: number, managed: ManagedProcess, timeoutMs: number, tls = false, clientCert: ClientCertFiles | null = null): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!managed.running) {
       throw new Error(`${managed.label} exited (${describeExit(managed.exitStatus!)}) before answering on ${host}:${port}\n` +
         `command: ${managed.commandLine}\n${indent(managed.outputTail())}`);
     }
-    if (await httpAnswers(host, port, '/', tls)) return;
+    if (await httpAnswers(host, port, '/', tls, clientCert)) return;
     await sleep(100);
   }
   throw new Error(`${managed.label} did not answer HTTP on ${host}:${port} within ${timeoutMs} ms\n` +

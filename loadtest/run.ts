@@ -14,7 +14,7 @@ import { applyOverrides, HELP_TEXT, parseCliArgs, PORT_OFFSETS, UsageError, type
 import type { LoadSpec } from './driver-protocol.js';
 import { createDriver, driverProblem, type LoadDriver } from './drivers.js';
 import { deepMerge, lobbyConfigYaml, lobbyIsBuilt, LOBBY_ENTRY, readListenAddress, startLobby } from './lobby.js';
-import { lobbyTlsOverlay, makeRunCertificate, nginxTlsDirectives, type RunCertificate } from './tls.js';
+import { lobbyTlsOverlay, makeClientCertificate, makeRunCertificate, nginxTlsDirectives, type RunCertificate } from './tls.js';
 import { checkRefSource, prepareRef, removeRefExport, type PreparedRef } from './lobby-ref.js';
 import { measureTarget, type Pinning } from './measure.js';
 import { nginxVersion, proxyNginxConfig, startNginx } from './nginx.js';
@@ -196,6 +196,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
     redis = await startRedisServer(group, LOCALHOST, redisPort, pinning?.driverCpu ?? null);
   }
   const certificate = scenario.tls ? makeRunCertificate(workDir) : null;
+  if (certificate && scenario.clientCert) certificate.client = makeClientCertificate(workDir);
   const context: RunContext = { ...base, options, scenario, upstream, ports, redis, certificate };
 
   const runs: TargetRun[] = [];
@@ -265,7 +266,8 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
   progress.log(`${prefix} starting: ${started.process.commandLine}`);
   let driver: LoadDriver | null = null;
   try {
-    await waitForHttp(started.host, started.port, started.process, TARGET_READY_TIMEOUT_MS, scenario.tls);
+    const clientCert = context.certificate?.client ? { cert: context.certificate.client.cert, key: context.certificate.client.key } : null;
+    await waitForHttp(started.host, started.port, started.process, TARGET_READY_TIMEOUT_MS, scenario.tls, clientCert);
     const spec: LoadSpec = {
       url: `${scenario.tls ? 'https' : 'http'}://${started.host}:${started.port}${scenario.path}`,
       method: scenario.method,
@@ -275,6 +277,7 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
       pipelining: scenario.pipelining,
       timeoutSec: scenario.timeoutSec,
       rate: scenario.rate,
+      clientCert,
     };
     driver = createDriver(context.options.driver, group, spec, pinning?.driverCpu ?? null, context.wrkBinary, context.workDir);
     await driver.start();

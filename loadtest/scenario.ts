@@ -60,12 +60,14 @@ export interface Scenario {
   tls: boolean;
   /** Every request on a new connection (the driver sends `Connection: close`): with tls, a handshake per request. */
   newConnectionPerRequest: boolean;
+  /** With tls: Lobby requires a client certificate (server.tls.client_auth), nginx too; the driver presents one. */
+  clientCert: boolean;
 }
 
 const KNOWN_KEYS = new Set([
   'name', 'description', 'connections', 'duration', 'warmup', 'method', 'path', 'headers', 'bodySize',
   'pipelining', 'rate', 'timeout', 'upstreamConnections', 'targets', 'lobby', 'nginx', 'soak', 'redis',
-  'tls', 'newConnectionPerRequest',
+  'tls', 'newConnectionPerRequest', 'clientCert',
 ]);
 
 export class ScenarioError extends Error {
@@ -190,6 +192,8 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
   };
   const tls = flag('tls');
   const newConnectionPerRequest = flag('newConnectionPerRequest');
+  const clientCert = flag('clientCert');
+  if (clientCert && !tls) throw new ScenarioError(source, 'clientCert', 'needs tls: true');
   if (newConnectionPerRequest && pipelining > 1) throw new ScenarioError(source, 'newConnectionPerRequest', 'cannot be combined with pipelining');
   const tlsTargets = ['lobby', 'lobby-plain', 'lobby-ref', 'nginx'];
   if (tls) {
@@ -220,6 +224,7 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
     redis,
     tls,
     newConnectionPerRequest,
+    clientCert,
   };
 }
 

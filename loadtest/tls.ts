@@ -7,6 +7,8 @@ import { join } from 'node:path';
 export interface RunCertificate {
   cert: string;
   key: string;
+  /** `clientCert: true` scenarios (mTLS): the client CA and the certificate the driver presents. */
+  client?: { ca: string; cert: string; key: string };
 }
 
 export function makeRunCertificate(workDir: string): RunCertificate {
@@ -18,9 +20,28 @@ export function makeRunCertificate(workDir: string): RunCertificate {
   return { cert, key };
 }
 
+function openssl(args: string[]): void {
+  execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** A client CA and one client certificate it signs (EC P-256, as the server's). */
+export function makeClientCertificate(workDir: string): NonNullable<RunCertificate['client']> {
+  const ca = join(workDir, 'client-ca.pem');
+  const caKey = join(workDir, 'client-ca.key');
+  const cert = join(workDir, 'client.pem');
+  const key = join(workDir, 'client.key');
+  const csr = join(workDir, 'client.csr');
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', ca,
+    '-subj', '/CN=Loadtest Client CA', '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=loadtest-client/O=Lobby']);
+  openssl(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-set_serial', '1', '-days', '2', '-out', cert]);
+  return { ca, cert, key };
+}
+
 /** The Lobby overlay for an HTTPS run: the listen port speaks HTTPS only. */
 export function lobbyTlsOverlay(port: number, certificate: RunCertificate): Record<string, unknown> {
-  return { server: { tls: { port, plain_http: 'off', cert_file: certificate.cert, key_file: certificate.key } } };
+  const clientAuth = certificate.client ? { client_auth: { mode: 'required', ca_file: certificate.client.ca } } : {};
+  return { server: { tls: { port, plain_http: 'off', cert_file: certificate.cert, key_file: certificate.key, ...clientAuth } } };
 }
 
 /** nginx directives for the same certificate (inside `server {}`). */
@@ -28,5 +49,8 @@ export function nginxTlsDirectives(certificate: RunCertificate): string {
   return `        ssl_certificate ${certificate.cert};
         ssl_certificate_key ${certificate.key};
         ssl_protocols TLSv1.2 TLSv1.3;
-`;
+${certificate.client ? `        ssl_client_certificate ${certificate.client.ca};
+        ssl_verify_client on;
+        proxy_set_header X-Client-Cert-Subject $ssl_client_s_dn;
+` : ''}`;
 }

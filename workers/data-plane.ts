@@ -57,7 +57,7 @@ const env: WorkerEnv = {
   workerIndex: boot.workerIndex, post: send, rateLimitTable: boot.rateLimitTable,
   healthTable: boot.health ? new HealthTable(boot.health.table, boot.health.epoch) : undefined,
 };
-const server = new DataPlaneServer({ currentGeneration, testHooks: boot.testHooks });
+const server = new DataPlaneServer({ currentGeneration, testHooks: boot.testHooks, workerIndex: boot.workerIndex });
 if (boot.workerStats) startWorkerStats(boot.workerStats);
 
 process.on('uncaughtException', (err) => {

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { KeyPath } from './config-error.js';
 import { rule, section } from './schema-kit.js';
 import type { CompiledServerTls, CompiledUpstreamTls, TlsSource } from '../shared/tls-config.js';
+import { checkIdentityHeader } from '../filters/auth-jwt/schema.js';
 
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -32,6 +33,19 @@ const hstsSchema = section({
   preload: z.boolean().default(false),
 });
 
+const identityHeader = z.string().superRefine(rule(checkIdentityHeader));
+
+/** `server.tls.client_auth`: mTLS, terminated by Node's TLS (src/data/mtls-listener.ts). */
+const clientAuthSchema = section({
+  mode: z.enum(['required', 'optional']),
+  ca_file: z.string().min(1),
+  headers: section({
+    subject: z.union([identityHeader, z.literal(false)]).default('x-client-cert-subject'),
+    san: z.union([identityHeader, z.literal(false)]).default(false),
+    fingerprint: z.union([identityHeader, z.literal(false)]).default(false),
+  }).default({ subject: 'x-client-cert-subject', san: false, fingerprint: false }),
+});
+
 export const tlsSchema = section({
   port: z.number().int().min(1).max(65535).default(8443),
   cert_file: z.string().min(1),
@@ -47,10 +61,9 @@ export const tlsSchema = section({
   })).default([]),
   plain_http: z.enum(['serve', 'redirect', 'off']).default('serve'),
   hsts: hstsSchema.optional(),
-  client_ca_file: z.string().min(1).optional(),
-  // The build verifies a client certificate when one is sent but cannot refuse a handshake
-  // without one, nor show the certificate to JS: only `optional` can be honoured.
-  client_auth: z.enum(['optional']).default('optional'),
+  // Replaced by client_auth.ca_file (checkServerTls says so): kept in the schema only for that message.
+  client_ca_file: z.string().optional(),
+  client_auth: clientAuthSchema.optional(),
 });
 
 export type RawTls = z.output<typeof tlsSchema>;
@@ -67,7 +80,8 @@ export function tlsSource(tls: RawTls, baseDir: string): TlsSource {
     keyFile: resolve(baseDir, tls.key_file),
     passphrase: tls.passphrase ?? null,
     ciphers: tls.ciphers ?? null,
-    clientCaFile: tls.client_ca_file === undefined ? null : resolve(baseDir, tls.client_ca_file),
+    clientCaFile: tls.client_auth === undefined ? null : resolve(baseDir, tls.client_auth.ca_file),
+    clientAuthMode: tls.client_auth?.mode ?? null,
     certificates: tls.certificates.map((c) => ({
       serverNames: c.server_names.map((n) => n.toLowerCase()),
       certFile: resolve(baseDir, c.cert_file),
@@ -181,13 +195,13 @@ export function loadTlsMaterial(source: TlsSource, report: Report, now = Date.no
   });
   let clientCa: Buffer | null = null;
   if (source.clientCaFile !== null) {
-    clientCa = readAt(source.clientCaFile, [...AT, 'client_ca_file'], fail);
+    clientCa = readAt(source.clientCaFile, [...AT, 'client_auth', 'ca_file'], fail);
     if (clientCa !== null) {
       try {
         new X509Certificate(clientCa);
         createSecureContext({ ca: clientCa });
       } catch (err) {
-        fail([...AT, 'client_ca_file'], `${source.clientCaFile}: not a PEM CA certificate bundle (${(err as Error).message})`);
+        fail([...AT, 'client_auth', 'ca_file'], `${source.clientCaFile}: not a PEM CA certificate bundle (${(err as Error).message})`);
       }
     }
   }
@@ -198,6 +212,10 @@ export function loadTlsMaterial(source: TlsSource, report: Report, now = Date.no
 /** Checks `server.tls` at load (compile.ts); the material itself is read again at start. */
 export function checkServerTls(tls: RawTls | undefined, baseDir: string, report: Report): void {
   if (tls === undefined) return;
+  if (tls.client_ca_file !== undefined) {
+    report([...AT, 'client_ca_file'], 'replaced by server.tls.client_auth: write `client_auth: { mode: optional, ca_file: '
+      + `${JSON.stringify(tls.client_ca_file)} }\` (or mode: required to refuse clients without a certificate)`);
+  }
   loadTlsMaterial(tlsSource(tls, baseDir), report);
 }
 

@@ -64,6 +64,7 @@ export class TlsManager {
       passphrase: m.source.passphrase,
       ciphers: m.source.ciphers,
       clientCaFile,
+      clientAuthMode: m.source.clientAuthMode,
       defaultCert: this.write(m.defaultCert),
       byName: m.byName.map(({ name, cert }) => ({ name, cert: this.write(cert) })),
     };

@@ -10,6 +10,7 @@ import type { CompiledConfig, CompiledRetry, EscapedSlashes, RewritePart } from 
 import type { RouteMatcher } from './route-match.js';
 import type { GatewayErrorSpec } from '../shared/errors.js';
 import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
+import type { ClientPeer } from '../shared/tls-config.js';
 
 export const NEXT = 0;
 export const REPLY = 1;
@@ -226,6 +227,8 @@ export class RequestContext {
   clientIp = '';
   /** The listener it arrived on: shared/tls-config.ts LISTENER (plain, TLS, plain-to-redirect). */
   listener = 0;
+  /** The client's TLS connection on the mTLS listener (src/data/mtls-listener.ts), else null. */
+  peer: ClientPeer | null = null;
   correlationId = '';
   /** Client's correlation id header ('' when absent). */
   clientCorrelationId = '';

@@ -22,6 +22,7 @@ import { runChain } from './chain.js';
 import { BUFFERED_BODY_MAX, expireRequest, upstreamPath } from './upstream/proxy.js';
 import { coarseNow, forEachOpen, openCount, startDeadlines, stopDeadlines, trackOpen } from './deadlines.js';
 import { TlsListener } from './tls-listener.js';
+import { MtlsListener } from './mtls-listener.js';
 import { sendHttpsRedirect } from './tls-redirect.js';
 import { LISTENER, type TlsListenerConfig } from '../shared/tls-config.js';
 
@@ -31,6 +32,8 @@ export interface DataPlaneServerOptions {
   /** Test hooks: `x-lobby-test-crash: 1` throws an uncaught error in this worker;
    * `x-lobby-test-fault: 1` throws inside the request handler (a bug it must survive). */
   testHooks: boolean;
+  /** Which worker this is: only worker 0 opens the mTLS listener (mtls-listener.ts). Default 0. */
+  workerIndex?: number;
 }
 
 const decoder = new TextDecoder();
@@ -41,6 +44,8 @@ export class DataPlaneServer {
   private listenSocket: ListenSocket | null = null;
   /** The HTTPS listener (server.tls), same handler, requests marked LISTENER.TLS. */
   private readonly tls = new TlsListener((res, req) => this.onRequest(res, req, LISTENER.TLS));
+  /** The HTTPS listener with client certificates (server.tls.client_auth), instead of `tls`. */
+  private readonly mtls = new MtlsListener((res, req) => this.onRequest(res, req, LISTENER.MTLS));
 
   constructor(private readonly opts: DataPlaneServerOptions) {
     this.app = uWS.App();
@@ -49,7 +54,7 @@ export class DataPlaneServer {
 
   /** A new certificate set (message `tls`); an error message when uWS refused it. */
   applyTls(config: TlsListenerConfig): Promise<string | null> {
-    return this.tls.apply(config);
+    return config.clientAuthMode !== null ? this.mtls.apply(config) : this.tls.apply(config);
   }
 
   /** Opens the plain listener (unless server.tls.plain_http is off) and the HTTPS one; the port of the first. */
@@ -58,6 +63,11 @@ export class DataPlaneServer {
     const plain = tls === null || tls.plainHttp !== 'off'
       ? await this.listenPlain(host, port, tls?.plainHttp === 'redirect' ? LISTENER.REDIRECT : LISTENER.PLAIN) : 0;
     if (plain === null || tls === null) return plain;
+    if (this.mtls.configured) {
+      // Node 20 cannot share a port between threads (mtls-listener.ts): worker 0 serves it.
+      const secure = (this.opts.workerIndex ?? 0) === 0 ? await this.mtls.listen(host, tls.port) : tls.port;
+      return secure === null ? null : plain || secure;
+    }
     if (!this.tls.configured) return null; // the supervisor sends `tls` before `listen`; never serve HTTPS-less
 
     const secure = await this.tls.listen(host, tls.port);
@@ -82,6 +92,7 @@ export class DataPlaneServer {
       this.listenSocket = null;
     }
     this.tls.stopListening();
+    this.mtls.stopListening();
   }
 
   /** Closes every connection (after a drain or on a fatal error); the worker may then exit. */
@@ -94,6 +105,7 @@ export class DataPlaneServer {
     // close() exists in this uWS build but is missing from its type definitions.
     (this.app as TemplatedApp & { close(): void }).close();
     this.tls.closeAll();
+    this.mtls.closeAll();
   }
 
   private onRequest(res: HttpResponse, req: HttpRequest, listener: number): void {
@@ -128,6 +140,8 @@ export class DataPlaneServer {
     res.onAborted(() => onClientAborted(ctx));
     // Before any reply: refused and unrouted requests are logged with their client too.
     ctx.clientIp = decoder.decode(res.getRemoteAddressAsText());
+    // From the mTLS bridge: the client and its certificate are those of its TLS connection.
+    if (ctx.listener === LISTENER.MTLS && !this.mtls.resolve(ctx)) { res.close(); return; }
     const hasBody = ctx.contentLength > 0 || ctx.chunked;
     if (headError !== null) {
       sendLocalReply(ctx, headError, hasBody || headError === GW_ERR.invalid_framing);

@@ -5,8 +5,8 @@
 //   new certificate, established connections go on;
 // - the default certificate (clients without SNI or with an unknown name) is fixed when the
 //   SSLApp is made, so a new default means a new SSLApp listening on the same port
-//   (SO_REUSEPORT) before the old listen socket closes; the old app keeps its connections;
-// - a client CA (mTLS) must be given to every server name, not only the default.
+//   (SO_REUSEPORT) before the old listen socket closes; the old app keeps its connections.
+// Client certificates (server.tls.client_auth) are not served here: see mtls-listener.ts.
 // Files come from the control plane's snapshot (src/control/tls-manager.ts), already checked:
 // a missing key or a wrong passphrase here would crash the process.
 import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from './uws.js';
@@ -19,13 +19,12 @@ function appOptions(config: TlsListenerConfig, cert: TlsCertFiles): Record<strin
   const opts: Record<string, string> = { cert_file_name: cert.certFile, key_file_name: cert.keyFile };
   if (config.passphrase !== null) opts.passphrase = config.passphrase;
   if (config.ciphers !== null) opts.ssl_ciphers = config.ciphers;
-  if (config.clientCaFile !== null) opts.ca_file_name = config.clientCaFile;
   return opts;
 }
 
 /** Everything but the SNI entries: a change here needs a new SSLApp. */
 function baseKey(c: TlsListenerConfig): string {
-  return JSON.stringify([c.defaultCert.fingerprint, c.passphrase, c.ciphers, c.clientCaFile]);
+  return JSON.stringify([c.defaultCert.fingerprint, c.passphrase, c.ciphers]);
 }
 
 export class TlsListener {

@@ -9,6 +9,7 @@ import { buildTracing } from './tracing/filter.js';
 import { buildIpRules } from './ip-rules/filter.js';
 import { buildCors } from './cors/filter.js';
 import { buildIdentityStrip } from './identity-strip/filter.js';
+import { buildClientCert } from './client-cert/filter.js';
 import { buildAuthJwt } from './auth-jwt/filter.js';
 import { buildRateLimit } from './rate-limit/filter.js';
 import { buildApiVersion } from './api-version/filter.js';
@@ -22,6 +23,7 @@ export const FILTER_BUILDERS: Readonly<Record<string, (config: never, env: Worke
   'ip-rules': buildIpRules,
   'cors': buildCors,
   'identity-strip': buildIdentityStrip,
+  'client-cert': buildClientCert,
   'auth-jwt': buildAuthJwt,
   'rate-limit': buildRateLimit,
   'api-version': buildApiVersion,

@@ -15,12 +15,14 @@ import { serverTiming, serverTimingAuthMark } from './server-timing/index.js';
 import { metrics } from './metrics/index.js';
 import { ipRules } from './ip-rules/index.js';
 import { cors } from './cors/index.js';
+import { clientCert } from './client-cert/index.js';
 
 export const FILTERS = [
   tracing, // first: a refused request is traced too
   ipRules,
   cors,
   identityStrip,
+  clientCert,
   authJwt,
   rateLimit,
   apiVersion,

@@ -29,6 +29,7 @@ export const GW_ERR = {
   rate_limit_unavailable: spec(429, 'rate_limit_unavailable', 'The rate limit cannot be checked right now; retry later.'),
   invalid_rate_limit_key: spec(400, 'invalid_rate_limit_key', 'The request carries more than one copy of a header used as a rate-limit key.'),
   ip_denied: spec(403, 'ip_denied', 'Requests from this client address are not allowed on this route.'),
+  client_cert_required: spec(403, 'client_cert_required', 'This route requires a verified client certificate.'),
   insufficient_scope: spec(403, 'insufficient_scope', 'The bearer token does not grant the scopes this route requires.'),
   payload_too_large: spec(413, 'payload_too_large', 'The request body exceeds the limit.'),
   uri_too_long: spec(414, 'uri_too_long', 'The request URL exceeds the limit.'),

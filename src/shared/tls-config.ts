@@ -19,6 +19,8 @@ export interface TlsListenerConfig {
   ciphers: string | null;
   /** Client CA bundle (mTLS); null = no client certificates asked for. */
   clientCaFile: string | null;
+  /** `server.tls.client_auth.mode` (with clientCaFile): the listener is then src/data/mtls-listener.ts. */
+  clientAuthMode: ClientAuthMode | null;
   defaultCert: TlsCertFiles;
   /** SNI certificates by server name (exact or `*.example.com`), one entry per name. */
   byName: { name: string; cert: TlsCertFiles }[];
@@ -42,11 +44,38 @@ export interface TlsSource {
   passphrase: string | null;
   ciphers: string | null;
   clientCaFile: string | null;
+  clientAuthMode: ClientAuthMode | null;
   certificates: { serverNames: string[]; certFile: string; keyFile: string }[];
 }
 
-/** Which listener a request arrived on (RequestContext.listener). */
-export const LISTENER = { PLAIN: 0, TLS: 1, REDIRECT: 2 } as const;
+/** `required`: a client without a certificate fails the handshake; `optional`: it is served without identity. */
+export type ClientAuthMode = 'required' | 'optional';
+
+/**
+ * Which listener a request arrived on (RequestContext.listener). MTLS is the mTLS bridge's
+ * internal listener (src/data/mtls-listener.ts); server.ts turns it into TLS once the
+ * request's TLS connection is known.
+ */
+export const LISTENER = { PLAIN: 0, TLS: 1, REDIRECT: 2, MTLS: 3 } as const;
+
+/**
+ * The TLS connection a request on the mTLS listener came through (RequestContext.peer): the
+ * client's address, and the verified certificate's identity as header values, encoded once
+ * per connection (src/data/mtls-identity.ts); all null when no certificate was sent (optional).
+ */
+export interface ClientPeer {
+  clientIp: string;
+  subject: string | null;
+  san: string | null;
+  fingerprint: string | null;
+}
+
+/** The header names of `server.tls.client_auth.headers` (the client-cert filter's config); null = not sent. */
+export interface ClientCertHeaders {
+  subject: string | null;
+  san: string | null;
+  fingerprint: string | null;
+}
 
 /** `services.<name>.tls`, for the service's https:// targets (PEM text, read at compile time). */
 export interface CompiledUpstreamTls {

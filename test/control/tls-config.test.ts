@@ -42,9 +42,16 @@ function issues(tls: Record<string, unknown>, services: Record<string, unknown> 
 
 describe('server.tls at load', () => {
   it('accepts a good set: default, SNI, wildcard, encrypted key with its passphrase, client CA', () => {
-    assert.deepEqual(issues({ cert_file: good.cert, key_file: good.key, client_ca_file: pki.ca.cert,
+    assert.deepEqual(issues({ cert_file: good.cert, key_file: good.key, client_auth: { mode: 'required', ca_file: pki.ca.cert },
       certificates: [{ server_names: ['api.test'], cert_file: api.cert, key_file: api.key }, { server_names: ['*.example.com'], cert_file: wild.cert, key_file: wild.key }] }), []);
     assert.deepEqual(issues({ cert_file: encrypted.cert, key_file: encrypted.key, passphrase: 'secret' }), []);
+  });
+
+  it('refuses the old client_ca_file key with the way to write client_auth', () => {
+    assert.match(issues({ cert_file: good.cert, key_file: good.key, client_ca_file: pki.ca.cert }).join('\n'),
+      /server\.tls\.client_ca_file: replaced by server\.tls\.client_auth: write `client_auth: \{ mode: optional, ca_file: /);
+    assert.match(issues({ cert_file: good.cert, key_file: good.key, client_auth: { mode: 'sometimes', ca_file: pki.ca.cert } }).join('\n'), /server\.tls\.client_auth\.mode/);
+    assert.match(issues({ cert_file: good.cert, key_file: good.key, client_auth: { mode: 'required', ca_file: pki.ca.cert, headers: { subject: 'Bad Name' } } }).join('\n'), /server\.tls\.client_auth\.headers\.subject/);
   });
 
   it('refuses an unreadable file, a mismatched pair, an expired certificate, a wrong or missing passphrase', () => {
