@@ -99,13 +99,14 @@ describe('rate limits shared through redis', { skip: REDIS_MISSING }, () => {
     const headers = { 'x-k': `acc-${Date.now()}` };
     const started = performance.now();
     let offered = 0;
+    let firstResponseAt = 0;
     const done: Promise<autocannon.Result>[] = [];
     const cannons = instances.map((i) => {
       let cannon!: autocannon.Instance;
       done.push(new Promise((resolve, reject) => {
         cannon = autocannon({ url: `${i.gw.url}/acc`, connections: 16, duration: 120, headers }, (err, result) => (err ? reject(err) : resolve(result)));
       }));
-      cannon.on('response', () => { offered++; });
+      cannon.on('response', () => { if (firstResponseAt === 0) firstResponseAt = performance.now(); offered++; });
       return cannon;
     });
     // Drive the load to a known excess: until EXCESS × the limit of the time so far was offered
@@ -118,6 +119,7 @@ describe('rate limits shared through redis', { skip: REDIS_MISSING }, () => {
       if (performance.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 20));
     }
+    const stoppedAt = performance.now();
     for (const c of cannons) c.stop();
     const results = await Promise.all(done);
     const seconds = (performance.now() - started) / 1000;
@@ -140,7 +142,10 @@ describe('rate limits shared through redis', { skip: REDIS_MISSING }, () => {
     assert.ok(total >= 3 * nominal, `the load must exceed the limit (${report})`);
     assert.ok(admitted <= bound, report);
     assert.ok(over <= 0.05, report);
-    assert.ok(admitted >= 0.9 * nominal, `far below the limit: ${report}`);
+    // The lower bound counts only the time load flowed (first response to the stop): on a loaded
+    // machine, starting three autocannons and winding them down takes a good part of a second.
+    const flowing = B + R * ((stoppedAt - firstResponseAt) / 1000);
+    assert.ok(admitted >= 0.9 * flowing, `far below the limit of the time load flowed (${flowing.toFixed(0)}): ${report}`);
     // Each instance got a fair part (the shares follow the load).
     for (const r of results) assert.ok(r['2xx'] > admitted / 6, report);
     for (const i of instances) await i.gw.stop();
