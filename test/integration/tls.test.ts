@@ -215,12 +215,24 @@ describe('server.tls through the admin API', () => {
 });
 
 describe('certificate rotation', () => {
-  it('rotates the default and an SNI certificate under HTTPS load with zero failed requests; a bad new pair is refused', async () => {
+  it('rotates the default and an SNI certificate under HTTPS load with zero failed requests; a bad new pair is refused', async (t) => {
     const newDefault = pki.leaf('default2', { names: ['localhost', 'IP:127.0.0.1'], passphrase: PASS, cn: 'localhost-rotated' });
     const newApi = pki.leaf('api2', { names: ['api.test'], cn: 'api-rotated' });
-    const run = autocannon({ url: `https://127.0.0.1:${tlsPort}/load`, connections: 8, duration: 4, headers: { host: '127.0.0.1' } });
+    // The load runs until the rotation was seen and a while after it (not for a fixed time that
+    // a slow machine could spend before the new certificates serve).
+    let rotated = false;
+    let afterRotation = 0;
+    const cannons: autocannon.Instance[] = [];
+    t.after(() => { for (const c of cannons) c.stop(); });
+    const load = (connection: string, connections: number) => new Promise<autocannon.Result>((resolve, reject) => {
+      const instance = autocannon({ url: `https://127.0.0.1:${tlsPort}/load`, connections, duration: 120, headers: { host: '127.0.0.1', connection } },
+        (err, result) => (err ? reject(err) : resolve(result)));
+      instance.on('response', () => { if (rotated) afterRotation++; });
+      cannons.push(instance);
+    });
+    const run = load('keep-alive', 8);
     // Half the load on new connections: every request a new handshake during the rotation.
-    const fresh = autocannon({ url: `https://127.0.0.1:${tlsPort}/load`, connections: 4, duration: 4, headers: { host: '127.0.0.1', connection: 'close' } });
+    const fresh = load('close', 4);
     await new Promise((r) => setTimeout(r, 1000));
     replacePair(defaultFiles, newDefault);
     replacePair(apiFiles, newApi);
@@ -228,6 +240,9 @@ describe('certificate rotation', () => {
     const cn = (servername?: string) => httpsGet(tlsPort, '/', { ca, servername }).then((r) => r.peer.subject.CN, (e: Error) => { probeErrors.push(e.message); return ''; });
     await waitUntil('the new default certificate serves', async () => (await cn()) === 'localhost-rotated', 10_000);
     await waitUntil('the new SNI certificate serves', async () => (await cn('api.test')) === 'api-rotated', 10_000);
+    rotated = true;
+    await waitUntil('load goes on after the rotation', async () => afterRotation >= 100, 20_000);
+    for (const c of cannons) c.stop();
     const [a, b] = await Promise.all([run, fresh]);
     // The probes are not the load: a probe refused while a file was half-replaced is retried.
     if (probeErrors.length > 0) console.log('rotation probes retried after:', probeErrors);
