@@ -12,6 +12,7 @@ export interface DecodeContext {
   readonly protoFieldNames: boolean;
   readonly enumsAs: 'name' | 'number';
   readonly registry: Root;
+  readonly unknownAny: 'error' | 'bytes';
 }
 
 type Raw = number | string | boolean | Uint8Array;
@@ -294,7 +295,10 @@ function printAny(info: TypeInfo, bytes: Uint8Array, path: string, ctx: DecodeCo
     throw new ProtoJsonError(path, 'Any has a value but no type URL');
   }
   const type = resolveAnyType(url, ctx.registry);
-  if (type === null) throw new ProtoJsonError(childPath(path, '@type'), 'Any type is not in the type registry');
+  if (type === null) {
+    if (ctx.unknownAny === 'bytes') return `{"@type":${JSON.stringify(url)},"value":"${base64Encode(value)}"}`;
+    throw new ProtoJsonError(childPath(path, '@type'), 'Any type is not in the type registry');
+  }
   const inner = typeInfo(type);
   const head = `{"@type":${JSON.stringify(url)}`;
   const body = printMessage(inner, value, path, ctx, depth + 1);

@@ -3,6 +3,8 @@
 import protobuf from 'protobufjs';
 import type { Type, Field, Enum, Root } from 'protobufjs';
 
+import { rpcStatusRoot } from './rpc-status.js';
+
 /** Well-known types with their own JSON form. */
 export const enum Wkt {
   None, Any, Timestamp, Duration, FieldMask, Struct, Value, ListValue, Empty, Wrapper,
@@ -151,7 +153,7 @@ export function resolveAnyType(url: string, registry: Root): Type | null {
   const slash = url.lastIndexOf('/');
   const name = url.slice(slash + 1);
   if (slash < 0 || name === '' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) return null;
-  for (const root of [registry, wellKnownRoot()]) {
+  for (const root of [registry, wellKnownRoot(), rpcStatusRoot()]) {
     const found = root.lookup(name);
     if (found instanceof protobuf.Type) return found;
   }

@@ -1,6 +1,6 @@
 // JSON tree (json-text.ts) + path/query bindings -> protobuf binary, walking the descriptors.
 import protobuf from 'protobufjs';
-import type { Root, Writer } from 'protobufjs';
+import type { Enum, Root, Writer } from 'protobufjs';
 
 import { childPath, MAX_DEPTH, ProtoJsonError, safeName } from './errors.js';
 import { JsonNumber, JsonObject, type JsonValue } from './json-text.js';
@@ -98,7 +98,7 @@ function writeScalar(w: Writer, fi: FieldInfo, kind: Kind, v: JsonValue, path: s
       const e = fi.enumType!;
       if (fi.isNullValue && v === null) { w.int32(0); return true; }
       if (typeof v === 'string') {
-        const n = e.values[v];
+        const n = enumNumber(e, v);
         if (n !== undefined) { w.int32(n); return true; }
         if (fromText && /^-?[0-9]+$/.test(v)) { w.int32(Number(intInRange(v, INT32, path))); return true; }
         if (ctx.ignoreUnknownFields && !fromText) return false;
@@ -110,6 +110,12 @@ function writeScalar(w: Writer, fi: FieldInfo, kind: Kind, v: JsonValue, path: s
     case 'message':
       throw new Error('writeScalar on a message');
   }
+}
+
+/** The number of an enum value name. protobufjs's Enum.values inherits from valuesById, so a
+ * plain lookup would take "3" for a name: only own keys are names. */
+function enumNumber(e: Enum, name: string): number | undefined {
+  return Object.hasOwn(e.values, name) ? e.values[name] : undefined;
 }
 
 /** Proto3 implicit-presence fields are not written when they hold the default. */
@@ -255,7 +261,7 @@ function encodeField(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: 
 
 /** An enum name this schema does not know, which ignoreUnknownFields drops like an unknown field. */
 function ignoredEnum(fi: FieldInfo, v: JsonValue, ctx: EncodeContext): boolean {
-  return fi.kind === 'enum' && ctx.ignoreUnknownFields && typeof v === 'string' && fi.enumType!.values[v] === undefined;
+  return fi.kind === 'enum' && ctx.ignoreUnknownFields && typeof v === 'string' && enumNumber(fi.enumType!, v) === undefined;
 }
 
 function writeElement(w: Writer, fi: FieldInfo, el: JsonValue, path: string, ctx: EncodeContext): void {
@@ -327,7 +333,7 @@ export function encodeWkt(w: Writer, info: TypeInfo, v: JsonValue, path: string,
       return writeSecondsNanos(w, s, n);
     }
     case Wkt.FieldMask: {
-      for (const p of parseFieldMask(expectString(v, path, 'a FieldMask'), path)) { w.uint32(10); w.string(p); }
+      for (const p of parseFieldMask(expectString(v, path, 'a FieldMask'), path, fromText)) { w.uint32(10); w.string(p); }
       return;
     }
     case Wkt.Wrapper: {

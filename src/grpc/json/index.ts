@@ -15,6 +15,7 @@ import type { BoundFields } from './bound.js';
 
 export { ProtoJsonError, MAX_DEPTH } from './errors.js';
 export { BoundFields } from './bound.js';
+export { rpcStatusType, rpcStatusRoot } from './rpc-status.js';
 export { parseJsonBytes, parseJsonText, JsonNumber, JsonObject, type JsonValue } from './json-text.js';
 
 export interface JsonPrintOptions {
@@ -26,6 +27,9 @@ export interface JsonPrintOptions {
   enumsAs: 'name' | 'number';
   /** Where Any type URLs are looked up; default: the printed type's root. WKTs are always known. */
   registry?: Root;
+  /** An Any whose type the registry lacks: 'error' (default, as protobuf does) or 'bytes', which
+   * prints {"@type": url, "value": "<base64 of the message>"} (for error bodies, which must print). */
+  unknownAny?: 'error' | 'bytes';
 }
 
 export interface JsonParseOptions {
@@ -76,5 +80,6 @@ export function protoToJson(type: Type, bytes: Uint8Array, opts: JsonPrintOption
     protoFieldNames: opts.protoFieldNames,
     enumsAs: opts.enumsAs,
     registry: rootOf(type, opts.registry),
+    unknownAny: opts.unknownAny ?? 'error',
   }, 0);
 }

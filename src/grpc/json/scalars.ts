@@ -185,11 +185,14 @@ export function printDuration(seconds: number, nanos: number, path: string): str
 
 // ---- FieldMask -------------------------------------------------------------------------------
 
-/** JSON "user.displayName,photo" -> paths ["user.display_name", "photo"]. */
-export function parseFieldMask(text: string, path: string): string[] {
+/** JSON "user.displayName,photo" -> paths ["user.display_name", "photo"]. `snakeToo` (query and
+ * path strings) also takes paths already in snake_case. */
+export function parseFieldMask(text: string, path: string, snakeToo = false): string[] {
   if (text === '') return [];
   return text.split(',').map((p) => {
-    if (!/^[A-Za-z0-9.]+$/.test(p)) throw new ProtoJsonError(path, 'expected a FieldMask as comma-separated lowerCamel paths');
+    if (!(snakeToo ? /^[A-Za-z0-9._]+$/ : /^[A-Za-z0-9.]+$/).test(p) || (snakeToo && /[A-Z]/.test(p) && p.includes('_'))) {
+      throw new ProtoJsonError(path, 'expected a FieldMask as comma-separated lowerCamel paths');
+    }
     return p.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
   });
 }

@@ -310,3 +310,10 @@ describe('body framing', () => {
     assert.throws(() => enc(Book, '[]'), /expected an object for Book, got an array/);
   });
 });
+
+describe('enum names are names', () => {
+  it('a number in a string is not a name (protobufjs Enum.values inherits from valuesById)', () => {
+    assert.throws(() => enc(Book, '{"genre":"3"}'), /genre: unknown value for enum Genre/);
+    assert.throws(() => enc(Book, '{"genre":"toString"}'), /genre: unknown value for enum Genre/);
+  });
+});

@@ -1,5 +1,5 @@
-// The codec tests' descriptors: test/fixtures/protos/lobbytest/v1/library.proto and google.rpc
-// Status/error details, with the google/protobuf WKTs from protobufjs's bundled definitions.
+// The codec tests' descriptors: test/fixtures/protos/lobbytest/v1/library.proto, with the
+// google/protobuf WKTs from protobufjs's bundled definitions.
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { Root, Type } from 'protobufjs';
@@ -12,7 +12,7 @@ export function loadRoot(): Root {
   const root = new protobuf.Root();
   // google/protobuf/* resolve to protobufjs's bundled copies (it knows them by that name).
   root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : PROTOS + target);
-  root.loadSync(['lobbytest/v1/library.proto', 'google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
+  root.loadSync('lobbytest/v1/library.proto', { keepCase: true });
   root.resolveAll();
   return root;
 }
@@ -21,7 +21,6 @@ export const root = loadRoot();
 export const Book: Type = root.lookupType('lobbytest.v1.Book');
 export const Author: Type = root.lookupType('lobbytest.v1.Author');
 export const GetBookRequest: Type = root.lookupType('lobbytest.v1.GetBookRequest');
-export const Status: Type = root.lookupType('google.rpc.Status');
 
 export const PRINT: JsonPrintOptions = { emitDefaults: false, protoFieldNames: false, enumsAs: 'name' };
 export const STRICT = { ignoreUnknownFields: false };
