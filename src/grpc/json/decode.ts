@@ -39,8 +39,9 @@ function readRaw(r: Reader, kind: Kind): Raw {
   }
 }
 
-function isDefaultRaw(v: Raw): boolean {
-  return v === 0 ? Object.is(v, 0) : v === '0' || v === false || v === '' || (v instanceof Uint8Array && v.length === 0);
+function isDefaultRaw(kind: Kind, v: Raw): boolean {
+  if (typeof v === 'string') return kind === 'string' ? v === '' : v === '0'; // 64-bit values are decimal text
+  return v === 0 ? Object.is(v, 0) : v === false || (v instanceof Uint8Array && v.length === 0);
 }
 
 /** Per field index: a Raw (singular scalar), Uint8Array[] (singular message: occurrences merge),
@@ -174,7 +175,7 @@ export function printMessage(info: TypeInfo, bytes: Uint8Array, path: string, ct
   for (const fi of info.fields) {
     const v = slots[fi.index];
     let text: string;
-    if (v === undefined || (!fi.presence && !fi.repeated && !fi.map && isDefaultRaw(v as Raw))) {
+    if (v === undefined || (!fi.presence && !fi.repeated && !fi.map && isDefaultRaw(fi.kind, v as Raw))) {
       if (!ctx.emitDefaults || fi.presence) continue;
       text = printDefault(fi, ctx);
     } else {

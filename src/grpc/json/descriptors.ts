@@ -76,6 +76,8 @@ export interface TypeInfo {
   readonly fullName: string;
   readonly wkt: Wkt;
   readonly fields: readonly FieldInfo[];
+  /** The fields in field-number order (the order they are written in). */
+  readonly byNumber: readonly FieldInfo[];
   readonly byKey: ReadonlyMap<string, FieldInfo>;
   readonly byId: ReadonlyMap<number, FieldInfo>;
 }
@@ -130,7 +132,8 @@ function build(type: Type): TypeInfo {
     byKey.set(jsonName, fi);
     if (!byKey.has(protoName)) byKey.set(protoName, fi);
   });
-  return { type, fullName: type.fullName, wkt: WKT_BY_NAME[type.fullName] ?? Wkt.None, fields, byKey, byId };
+  const byNumber = [...fields].sort((a, b) => a.id - b.id);
+  return { type, fullName: type.fullName, wkt: WKT_BY_NAME[type.fullName] ?? Wkt.None, fields, byNumber, byKey, byId };
 }
 
 let wktRoot: Root | null = null;

@@ -119,11 +119,13 @@ function enumNumber(e: Enum, name: string): number | undefined {
 }
 
 /** Proto3 implicit-presence fields are not written when they hold the default. */
-function isDefault(kind: Kind, v: JsonValue): boolean {
+function isDefault(fi: FieldInfo, kind: Kind, v: JsonValue): boolean {
   switch (kind) {
     case 'string': case 'bytes': return v === '';
     case 'bool': return v === false || v === 'false';
-    case 'enum': return (v instanceof JsonNumber && integerZero(v.text)) || v === '0';
+    case 'enum':
+      return (v instanceof JsonNumber && integerZero(v.text)) || v === null /* NullValue */
+        || (typeof v === 'string' && (v === '0' || enumNumber(fi.enumType!, v) === 0));
     case 'message': return false;
     default: return (v instanceof JsonNumber || typeof v === 'string') && integerZero(typeof v === 'string' ? v : v.text);
   }
@@ -142,7 +144,10 @@ export function encodeMessage(w: Writer, info: TypeInfo, v: JsonValue, path: str
     return;
   }
   if (!(v instanceof JsonObject)) throw new ProtoJsonError(path, `expected an object for ${info.type.name}, got ${describe(v)}`);
-  const seen = new Uint8Array(info.fields.length);
+  // First check the keys and note, per field, which one sets it (index + 1; 0 = none, -1 = null);
+  // then write in field-number order, as protobuf's serializers do, so the bytes are canonical
+  // whatever the key order (an Any's value, a cache key, a test can compare them).
+  const at = new Int32Array(info.fields.length);
   let oneofs: Map<string, FieldInfo> | null = null;
   const { keys, values } = v;
   for (let i = 0; i < keys.length; i++) {
@@ -152,36 +157,39 @@ export function encodeMessage(w: Writer, info: TypeInfo, v: JsonValue, path: str
       if (ctx.ignoreUnknownFields) continue;
       throw new ProtoJsonError(childPath(path, safeName(key)), 'unknown field');
     }
-    const fpath = childPath(path, key);
-    if (seen[fi.index] !== 0) throw new ProtoJsonError(fpath, 'field set twice');
-    seen[fi.index] = 1;
+    if (at[fi.index] !== 0) throw new ProtoJsonError(childPath(path, key), 'field set twice');
     const val = values[i]!;
-    const boundHere = bound?.children.get(fi);
     // null means "unset", except for google.protobuf.Value and NullValue, where it is a value.
-    const nullIsValue = !fi.repeated && !fi.map && (fi.isNullValue || fi.messageType?.fullName === '.google.protobuf.Value');
-    if (val === null && !nullIsValue) {
-      if (boundHere instanceof BoundNode) encodeField(w, fi, new JsonObject(), fpath, ctx, depth, boundHere);
-      else if (boundHere instanceof BoundLeaf) encodeBoundLeaf(w, fi, boundHere, fpath, ctx, depth);
+    if (val === null && !(!fi.repeated && !fi.map && (fi.isNullValue || fi.messageType?.fullName === '.google.protobuf.Value'))) {
+      at[fi.index] = -1;
       continue;
     }
-    if (boundHere instanceof BoundLeaf) throw conflict(fpath, boundHere.origin);
+    at[fi.index] = i + 1;
+    const boundHere = bound?.children.get(fi);
+    if (boundHere instanceof BoundLeaf) throw conflict(childPath(path, key), boundHere.origin);
     if (fi.oneof !== null) {
       oneofs ??= new Map();
-      if (oneofs.has(fi.oneof)) throw new ProtoJsonError(fpath, `more than one field of oneof ${fi.oneof} is set`);
+      if (oneofs.has(fi.oneof)) throw new ProtoJsonError(childPath(path, key), `more than one field of oneof ${fi.oneof} is set`);
       oneofs.set(fi.oneof, fi);
     }
-    encodeField(w, fi, val, fpath, ctx, depth, boundHere ?? null);
   }
-  if (bound === null) return;
-  for (const [fi, b] of bound.children) {
-    if (seen[fi.index] !== 0) continue; // merged above (a subtree) or refused (a leaf)
-    const fpath = childPath(path, fi.jsonName);
-    if (fi.oneof !== null) {
+  if (bound !== null) {
+    for (const fi of bound.children.keys()) {
+      if (fi.oneof === null || at[fi.index] > 0) continue;
       const other = oneofs?.get(fi.oneof);
-      if (other !== undefined && other !== fi) throw new ProtoJsonError(fpath, `more than one field of oneof ${fi.oneof} is set`);
+      if (other !== undefined && other !== fi) throw new ProtoJsonError(childPath(path, fi.jsonName), `more than one field of oneof ${fi.oneof} is set`);
     }
-    if (b instanceof BoundNode) encodeField(w, fi, new JsonObject(), fpath, ctx, depth, b);
-    else encodeBoundLeaf(w, fi, b, fpath, ctx, depth);
+  }
+  for (const fi of info.byNumber) {
+    const k = at[fi.index]!;
+    const b = bound?.children.get(fi);
+    if (k > 0) {
+      encodeField(w, fi, values[k - 1]!, childPath(path, keys[k - 1]!), ctx, depth, (b as BoundNode | undefined) ?? null);
+    } else if (b instanceof BoundNode) {
+      encodeField(w, fi, new JsonObject(), childPath(path, fi.jsonName), ctx, depth, b);
+    } else if (b !== undefined) {
+      encodeBoundLeaf(w, fi, b, childPath(path, fi.jsonName), ctx, depth);
+    }
   }
 }
 
@@ -201,7 +209,7 @@ function encodeBoundLeaf(w: Writer, fi: FieldInfo, leaf: BoundLeaf, path: string
     return;
   }
   for (const s of leaf.values) {
-    if (!fi.repeated && !fi.presence && isDefault(fi.kind, s)) continue;
+    if (!fi.repeated && !fi.presence && isDefault(fi, fi.kind, s)) continue;
     tag(w, fi.id, wireOf(fi.kind));
     writeScalar(w, fi, fi.kind, s, path, ctx, true);
   }
@@ -249,7 +257,7 @@ function encodeField(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: 
     w.ldelim();
     return;
   }
-  if (!fi.presence && isDefault(fi.kind, v)) {
+  if (!fi.presence && isDefault(fi, fi.kind, v)) {
     // Still validate (an out-of-range "0e999999" must not pass silently): cheap, defaults are short.
     writeScalar(new protobuf.Writer(), fi, fi.kind, v, path, ctx, false);
     return;
@@ -339,7 +347,7 @@ export function encodeWkt(w: Writer, info: TypeInfo, v: JsonValue, path: string,
     case Wkt.Wrapper: {
       const fi = field(info, 'value');
       if (v === null) throw new ProtoJsonError(path, 'null is not a wrapper value');
-      if (isDefault(fi.kind, v)) { writeScalar(new protobuf.Writer(), fi, fi.kind, v, path, ctx, fromText); return; }
+      if (isDefault(fi, fi.kind, v)) { writeScalar(new protobuf.Writer(), fi, fi.kind, v, path, ctx, fromText); return; }
       tag(w, 1, wireOf(fi.kind));
       writeScalar(w, fi, fi.kind, v, path, ctx, fromText);
       return;

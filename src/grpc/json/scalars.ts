@@ -38,7 +38,6 @@ export function intInRange(text: string, r: IntRange, path: string): bigint {
 }
 
 const FLOAT_TEXT = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
-const FLOAT_MAX = 3.4028234663852886e38;
 
 /** A double or float from a JSON number text or a string ("NaN", "Infinity", "-Infinity" or a
  * number). Finite text that overflows the type is an error, not Infinity. */
@@ -51,7 +50,9 @@ export function floatOf(text: string, isString: boolean, single: boolean, path: 
   }
   if (!FLOAT_TEXT.test(text)) throw new ProtoJsonError(path, `expected ${what} (a JSON number, or "NaN", "Infinity", "-Infinity")`);
   const v = Number(text);
-  if (!Number.isFinite(v) || (single && Math.abs(v) > FLOAT_MAX)) throw new ProtoJsonError(path, `${what} value out of range`);
+  // A float range check on the rounded value: FLT_MAX's shortest text (3.4028235e+38) is a little
+  // above FLT_MAX as a double and must read back.
+  if (!Number.isFinite(v) || (single && !Number.isFinite(Math.fround(v)))) throw new ProtoJsonError(path, `${what} value out of range`);
   return single ? Math.fround(v) : v;
 }
 

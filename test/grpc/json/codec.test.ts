@@ -317,3 +317,22 @@ describe('enum names are names', () => {
     assert.throws(() => enc(Book, '{"genre":"toString"}'), /genre: unknown value for enum Genre/);
   });
 });
+
+describe('found by the round-trip properties', () => {
+  it('an enum default given by name is not written (same bytes as by number)', () => {
+    assert.deepEqual(enc(Book, '{"genre":"GENRE_UNSPECIFIED"}'), enc(Book, '{"genre":0}'));
+    assert.equal(enc(Book, '{"genre":"GENRE_UNSPECIFIED","nullField":null}').length, 0);
+  });
+  it('FLT_MAX prints as 3.4028235e+38 and reads back', () => {
+    assert.equal(through(Book, '{"weight":3.4028234663852886e38}'), '{"weight":3.4028235e+38}');
+    assert.equal(through(Book, '{"weight":3.4028235e+38}'), '{"weight":3.4028235e+38}');
+  });
+  it('bytes do not depend on JSON key order', () => {
+    assert.deepEqual(enc(Book, '{"title":"t","name":"n","pages":1}'), enc(Book, '{"pages":1,"name":"n","title":"t"}'));
+  });
+});
+describe('found by the round-trip properties, printing', () => {
+  it('a string "0" is not a default', () => {
+    assert.equal(through(Book, '{"title":"0","isbn":"0"}'), '{"title":"0"}');
+  });
+});
