@@ -16,7 +16,15 @@ export interface DecodeContext {
 }
 
 type Raw = number | string | boolean | Uint8Array;
-interface Long { toString(): string; toNumber(): number }
+interface Long { low: number; high: number }
+
+/** Decimal text of a protobufjs Long, exactly; plain Number arithmetic while below 2^53. */
+function longText(l: Long, unsigned: boolean): string {
+  const hi = unsigned ? l.high >>> 0 : l.high;
+  const lo = l.low >>> 0;
+  if (hi >= -0x200000 && hi < 0x200000) return String(hi * 4294967296 + lo);
+  return (BigInt(hi) * 4294967296n + BigInt(lo)).toString();
+}
 
 function readRaw(r: Reader, kind: Kind): Raw {
   switch (kind) {
@@ -31,11 +39,11 @@ function readRaw(r: Reader, kind: Kind): Raw {
     case 'string': return r.string();
     case 'bytes': case 'message': return r.bytes();
     // 64-bit values stay exact: protobufjs returns a Long, whose toString is exact.
-    case 'int64': return (r.int64() as unknown as Long).toString();
-    case 'uint64': return (r.uint64() as unknown as Long).toString();
-    case 'sint64': return (r.sint64() as unknown as Long).toString();
-    case 'fixed64': return (r.fixed64() as unknown as Long).toString();
-    case 'sfixed64': return (r.sfixed64() as unknown as Long).toString();
+    case 'int64': return longText(r.int64() as unknown as Long, false);
+    case 'uint64': return longText(r.uint64() as unknown as Long, true);
+    case 'sint64': return longText(r.sint64() as unknown as Long, false);
+    case 'fixed64': return longText(r.fixed64() as unknown as Long, true);
+    case 'sfixed64': return longText(r.sfixed64() as unknown as Long, false);
   }
 }
 
@@ -60,13 +68,14 @@ function collect(info: TypeInfo, bytes: Uint8Array, path: string): Collected {
   const slots: Slot[] = new Array(info.fields.length);
   let oneofs: Map<string, number> | null = null;
   const r = protobuf.Reader.create(bytes);
+  const dense = info.byIdDense;
   try {
     while (r.pos < r.len) {
       const t = r.uint32();
       const wire = t & 7;
-      const fi = info.byId.get(t >>> 3);
+      const fi = dense !== null ? dense[t >>> 3] : info.byId.get(t >>> 3);
       if (fi === undefined) { r.skipType(wire); continue; }
-      const expected = wireOf(fi.kind);
+      const expected = fi.wire;
       if (fi.map) {
         if (wire !== 2) { r.skipType(wire); continue; }
         const map = (slots[fi.index] ??= new Map<string, Raw>()) as Map<string, Raw>;
@@ -305,4 +314,14 @@ function printAny(info: TypeInfo, bytes: Uint8Array, path: string, ctx: DecodeCo
   const body = printMessage(inner, value, path, ctx, depth + 1);
   if (inner.wkt !== Wkt.None) return `${head},"value":${body}}`;
   return body === '{}' ? head + '}' : `${head},${body.slice(1)}`;
+}
+
+/** JSON text of one top-level field of a message (google.api.http `response_body`). Unset:
+ * the default for fields without presence, `null` for the others. */
+export function printOneField(info: TypeInfo, bytes: Uint8Array, fi: FieldInfo, ctx: DecodeContext): string {
+  const { slots, oneofs } = collect(info, bytes, '');
+  const v = slots[fi.index];
+  const unset = v === undefined || (fi.oneof !== null && oneofs?.get(fi.oneof) !== fi.index);
+  if (unset) return fi.presence ? 'null' : printDefault(fi, ctx);
+  return printField(fi, v, fi.jsonName, ctx, 0);
 }

@@ -56,6 +56,8 @@ export interface FieldInfo {
   readonly jsonKey: string;
   readonly protoKey: string;
   readonly kind: Kind;
+  /** Wire type of one value (packed repeated fields come as 2 on top of this). */
+  readonly wire: number;
   readonly repeated: boolean;
   readonly map: boolean;
   /** For maps: the key kind (the value kind is `kind`). */
@@ -80,6 +82,8 @@ export interface TypeInfo {
   readonly byNumber: readonly FieldInfo[];
   readonly byKey: ReadonlyMap<string, FieldInfo>;
   readonly byId: ReadonlyMap<number, FieldInfo>;
+  /** byId as an array when field numbers are small (the common case): a faster lookup. */
+  readonly byIdDense: readonly (FieldInfo | undefined)[] | null;
 }
 
 const cache = new WeakMap<Type, TypeInfo>();
@@ -117,7 +121,7 @@ function build(type: Type): TypeInfo {
     const repeated = f.repeated && !map;
     const fi: FieldInfo = {
       field: f, index, id: f.id, protoName, jsonName, kind,
-      jsonKey: JSON.stringify(jsonName), protoKey: JSON.stringify(protoName),
+      jsonKey: JSON.stringify(jsonName), protoKey: JSON.stringify(protoName), wire: WIRE[kind],
       repeated, map,
       keyKind: map ? ((f as protobuf.MapField).keyType as Kind) : null,
       presence: !repeated && !map && (isMsg || f.partOf != null || (f.hasPresence as boolean)),
@@ -133,7 +137,13 @@ function build(type: Type): TypeInfo {
     if (!byKey.has(protoName)) byKey.set(protoName, fi);
   });
   const byNumber = [...fields].sort((a, b) => a.id - b.id);
-  return { type, fullName: type.fullName, wkt: WKT_BY_NAME[type.fullName] ?? Wkt.None, fields, byNumber, byKey, byId };
+  const maxId = byNumber.length === 0 ? 0 : byNumber[byNumber.length - 1]!.id;
+  let byIdDense: (FieldInfo | undefined)[] | null = null;
+  if (maxId < 1024) {
+    byIdDense = new Array<FieldInfo | undefined>(maxId + 1).fill(undefined);
+    for (const fi of fields) byIdDense[fi.id] = fi;
+  }
+  return { type, fullName: type.fullName, wkt: WKT_BY_NAME[type.fullName] ?? Wkt.None, fields, byNumber, byKey, byId, byIdDense };
 }
 
 let wktRoot: Root | null = null;

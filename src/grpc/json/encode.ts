@@ -6,7 +6,7 @@ import { childPath, MAX_DEPTH, ProtoJsonError, safeName } from './errors.js';
 import { JsonNumber, JsonObject, type JsonValue } from './json-text.js';
 import { typeInfo, resolveAnyType, wireOf, Wkt, type FieldInfo, type Kind, type TypeInfo } from './descriptors.js';
 import {
-  base64Decode, floatOf, intInRange, INT32, INT64, UINT32, UINT64,
+  base64Decode, floatOf, int32InRange, int64Input, INT32, INT64, UINT32, UINT64,
   parseDuration, parseFieldMask, parseTimestamp,
 } from './scalars.js';
 
@@ -37,11 +37,6 @@ function describe(v: JsonValue): string {
   if (v instanceof JsonNumber) return 'a number';
   if (Array.isArray(v)) return 'an array';
   return 'an object';
-}
-
-function int64Bits(v: bigint): { low: number; high: number } {
-  const u = BigInt.asUintN(64, v);
-  return { low: Number(u & 0xffffffffn), high: Number(u >> 32n) };
 }
 
 /** Text of a JSON number or string, for the numeric kinds (both are accepted). */
@@ -75,23 +70,24 @@ function writeScalar(w: Writer, fi: FieldInfo, kind: Kind, v: JsonValue, path: s
       return true;
     }
     case 'int32': case 'sint32': case 'sfixed32': {
-      const n = Number(intInRange(numericText(v, path, 'an int32').text, INT32, path));
+      const n = int32InRange(numericText(v, path, 'an int32').text, INT32, path);
       if (kind === 'int32') w.int32(n); else if (kind === 'sint32') w.sint32(n); else w.sfixed32(n);
       return true;
     }
     case 'uint32': case 'fixed32': {
-      const n = Number(intInRange(numericText(v, path, 'a uint32').text, UINT32, path));
+      const n = int32InRange(numericText(v, path, 'a uint32').text, UINT32, path);
       if (kind === 'uint32') w.uint32(n); else w.fixed32(n);
       return true;
     }
+    // protobufjs's Writer takes a Number (exact below 2^53) or {low, high} bits for 64-bit values.
     case 'int64': case 'sint64': case 'sfixed64': {
-      const bits = int64Bits(intInRange(numericText(v, path, 'an int64').text, INT64, path));
-      if (kind === 'int64') w.int64(bits as unknown as number); else if (kind === 'sint64') w.sint64(bits as unknown as number); else w.sfixed64(bits as unknown as number);
+      const bits = int64Input(numericText(v, path, 'an int64').text, INT64, path) as number;
+      if (kind === 'int64') w.int64(bits); else if (kind === 'sint64') w.sint64(bits); else w.sfixed64(bits);
       return true;
     }
     case 'uint64': case 'fixed64': {
-      const bits = int64Bits(intInRange(numericText(v, path, 'a uint64').text, UINT64, path));
-      if (kind === 'uint64') w.uint64(bits as unknown as number); else w.fixed64(bits as unknown as number);
+      const bits = int64Input(numericText(v, path, 'a uint64').text, UINT64, path) as number;
+      if (kind === 'uint64') w.uint64(bits); else w.fixed64(bits);
       return true;
     }
     case 'enum': {
@@ -100,11 +96,11 @@ function writeScalar(w: Writer, fi: FieldInfo, kind: Kind, v: JsonValue, path: s
       if (typeof v === 'string') {
         const n = enumNumber(e, v);
         if (n !== undefined) { w.int32(n); return true; }
-        if (fromText && /^-?[0-9]+$/.test(v)) { w.int32(Number(intInRange(v, INT32, path))); return true; }
+        if (fromText && /^-?[0-9]+$/.test(v)) { w.int32(int32InRange(v, INT32, path)); return true; }
         if (ctx.ignoreUnknownFields && !fromText) return false;
         throw new ProtoJsonError(path, `unknown value for enum ${e.name}`);
       }
-      if (v instanceof JsonNumber) { w.int32(Number(intInRange(v.text, INT32, path))); return true; }
+      if (v instanceof JsonNumber) { w.int32(int32InRange(v.text, INT32, path)); return true; }
       throw new ProtoJsonError(path, `expected an enum name or number, got ${describe(v)}`);
     }
     case 'message':
@@ -210,7 +206,7 @@ function encodeBoundLeaf(w: Writer, fi: FieldInfo, leaf: BoundLeaf, path: string
   }
   for (const s of leaf.values) {
     if (!fi.repeated && !fi.presence && isDefault(fi, fi.kind, s)) continue;
-    tag(w, fi.id, wireOf(fi.kind));
+    tag(w, fi.id, fi.wire);
     writeScalar(w, fi, fi.kind, s, path, ctx, true);
   }
 }
@@ -240,7 +236,7 @@ function encodeField(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: 
       w.ldelim();
       return;
     }
-    const wire = wireOf(fi.kind);
+    const wire = fi.wire;
     for (let i = 0; i < v.length; i++) {
       const el = v[i]!;
       if (el === null) throw new ProtoJsonError(`${path}[${i}]`, 'null is not allowed in a repeated field');
@@ -263,7 +259,7 @@ function encodeField(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: 
     return;
   }
   if (ignoredEnum(fi, v, ctx)) return;
-  tag(w, fi.id, wireOf(fi.kind));
+  tag(w, fi.id, fi.wire);
   writeScalar(w, fi, fi.kind, v, path, ctx, false);
 }
 
@@ -305,7 +301,7 @@ function encodeMap(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: En
       entry.ldelim();
     } else {
       if (ignoredEnum(fi, val, ctx)) continue;
-      tag(entry, 2, wireOf(fi.kind));
+      tag(entry, 2, fi.wire);
       writeScalar(entry, fi, fi.kind, val, epath, ctx, false);
     }
     tag(w, fi.id, 2);
@@ -320,7 +316,7 @@ function field(info: TypeInfo, name: string): FieldInfo {
 }
 
 function writeSecondsNanos(w: Writer, seconds: number, nanos: number): void {
-  if (seconds !== 0) { w.uint32(8); w.int64(int64Bits(BigInt(seconds)) as unknown as number); }
+  if (seconds !== 0) { w.uint32(8); w.int64(seconds); }
   if (nanos !== 0) { w.uint32(16); w.int32(nanos); }
 }
 
@@ -348,7 +344,7 @@ export function encodeWkt(w: Writer, info: TypeInfo, v: JsonValue, path: string,
       const fi = field(info, 'value');
       if (v === null) throw new ProtoJsonError(path, 'null is not a wrapper value');
       if (isDefault(fi, fi.kind, v)) { writeScalar(new protobuf.Writer(), fi, fi.kind, v, path, ctx, fromText); return; }
-      tag(w, 1, wireOf(fi.kind));
+      tag(w, 1, fi.wire);
       writeScalar(w, fi, fi.kind, v, path, ctx, fromText);
       return;
     }

@@ -9,7 +9,8 @@ import type { Root, Type } from 'protobufjs';
 
 import { typeInfo } from './descriptors.js';
 import { encodeMessage } from './encode.js';
-import { printMessage } from './decode.js';
+import { printMessage, printOneField, type DecodeContext } from './decode.js';
+import { ProtoJsonError } from './errors.js';
 import { JsonObject, parseJsonBytes, type JsonValue } from './json-text.js';
 import type { BoundFields } from './bound.js';
 
@@ -75,11 +76,24 @@ export function jsonValueToProto(type: Type, tree: JsonValue, opts: JsonParseOpt
 /** Protobuf binary of `type` -> JSON text. Throws ProtoJsonError (malformed binary, a Timestamp
  * out of range, an Any of an unknown type, ...). */
 export function protoToJson(type: Type, bytes: Uint8Array, opts: JsonPrintOptions): string {
-  return printMessage(typeInfo(type), bytes, '', {
+  return printMessage(typeInfo(type), bytes, '', decodeContext(type, opts), 0);
+}
+
+/** JSON text of one top-level field of a message of `type` (google.api.http `response_body`),
+ * by proto or JSON name: an unset field prints as its default, or `null` if it has presence. */
+export function protoFieldToJson(type: Type, bytes: Uint8Array, fieldName: string, opts: JsonPrintOptions): string {
+  const info = typeInfo(type);
+  const fi = info.byKey.get(fieldName);
+  if (fi === undefined) throw new ProtoJsonError(fieldName, `no such field in ${type.name}`);
+  return printOneField(info, bytes, fi, decodeContext(type, opts));
+}
+
+function decodeContext(type: Type, opts: JsonPrintOptions): DecodeContext {
+  return {
     emitDefaults: opts.emitDefaults,
     protoFieldNames: opts.protoFieldNames,
     enumsAs: opts.enumsAs,
     registry: rootOf(type, opts.registry),
     unknownAny: opts.unknownAny ?? 'error',
-  }, 0);
+  };
 }

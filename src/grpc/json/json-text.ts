@@ -129,7 +129,8 @@ class Parser {
     // Fast path: no escapes.
     for (let i = start; i < s.length; i++) {
       const c = s.charCodeAt(i);
-      if (c === 0x22) { this.pos = i + 1; return checkSurrogates(this, s.slice(start, i)); }
+      // No escapes: the text came from a fatal UTF-8 decode, so it has no lone surrogates.
+      if (c === 0x22) { this.pos = i + 1; return s.slice(start, i); }
       if (c === 0x5c) break;
       if (c < 0x20) { this.pos = i; this.fail('control character in string'); }
     }

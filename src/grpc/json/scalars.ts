@@ -30,6 +30,25 @@ export const UINT32: IntRange = { min: 0n, max: 2n ** 32n - 1n, name: 'a uint32'
 export const INT64: IntRange = { min: -(2n ** 63n), max: 2n ** 63n - 1n, name: 'an int64' };
 export const UINT64: IntRange = { min: 0n, max: 2n ** 64n - 1n, name: 'a uint64' };
 
+const SAFE_INT = /^-?(?:0|[1-9][0-9]{0,14})$/;
+
+/** intInRange for the 32-bit kinds, as a Number. */
+export function int32InRange(text: string, r: IntRange, path: string): number {
+  if (SAFE_INT.test(text)) {
+    const n = Number(text);
+    if (n >= Number(r.min) && n <= Number(r.max)) return n;
+  }
+  return Number(intInRange(text, r, path));
+}
+
+/** A 64-bit value as protobufjs Writer input: a Number when it is exactly one (< 10^15, the
+ * common case), else low/high bits from the exact BigInt. */
+export function int64Input(text: string, r: IntRange, path: string): number | { low: number; high: number } {
+  if (SAFE_INT.test(text) && (r.min < 0n || text.charCodeAt(0) !== 0x2d)) return Number(text);
+  const u = BigInt.asUintN(64, intInRange(text, r, path));
+  return { low: Number(u & 0xffffffffn), high: Number(u >> 32n) };
+}
+
 export function intInRange(text: string, r: IntRange, path: string): bigint {
   const v = integerOf(text);
   if (v === null) throw new ProtoJsonError(path, `expected ${r.name} (an integer as a JSON number or a decimal string)`);

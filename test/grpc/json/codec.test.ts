@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { jsonToProto, protoToJson } from '../../../src/grpc/json/index.js';
+import { jsonToProto, protoFieldToJson, protoToJson } from '../../../src/grpc/json/index.js';
 import { Author, Book, PRINT, decoded, enc, through } from './fixture.js';
 
 /** protobufjs-encoded binary of a Book given as a protobufjs object (longs as strings). */
@@ -334,5 +334,18 @@ describe('found by the round-trip properties', () => {
 describe('found by the round-trip properties, printing', () => {
   it('a string "0" is not a default', () => {
     assert.equal(through(Book, '{"title":"0","isbn":"0"}'), '{"title":"0"}');
+  });
+});
+
+describe('protoFieldToJson (response_body)', () => {
+  it('prints one field: repeated, message, scalar, unset', () => {
+    const bytes = enc(Book, '{"contributors":[{"name":"a"}],"author":{"authorId":"9007199254740993"},"isbn":"5"}');
+    assert.equal(protoFieldToJson(Book, bytes, 'contributors', PRINT), '[{"name":"a"}]');
+    assert.equal(protoFieldToJson(Book, bytes, 'author', PRINT), '{"authorId":"9007199254740993"}');
+    assert.equal(protoFieldToJson(Book, bytes, 'isbn', PRINT), '"5"');
+    assert.equal(protoFieldToJson(Book, bytes, 'labels', PRINT), '{}');
+    assert.equal(protoFieldToJson(Book, bytes, 'title', PRINT), '""');
+    assert.equal(protoFieldToJson(Book, bytes, 'sequel', PRINT), 'null');
+    assert.throws(() => protoFieldToJson(Book, bytes, 'nope', PRINT), /nope: no such field in Book/);
   });
 });
