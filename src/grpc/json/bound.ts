@@ -35,7 +35,7 @@ export class BoundFields {
       const seg = segments[i]!;
       const fi = info.byKey.get(seg);
       shown = shown === '' ? (fi?.jsonName ?? safeName(seg)) : `${shown}.${fi?.jsonName ?? safeName(seg)}`;
-      if (fi === undefined) throw new ProtoJsonError(shown, 'unknown field');
+      if (fi === undefined) throw new ProtoJsonError(shown, 'unknown field', 'unknown_field');
       const last = i === segments.length - 1;
       const mt = fi.messageType;
       const wkt = mt === null ? Wkt.None : typeInfo(mt).wkt;
@@ -57,7 +57,7 @@ export class BoundFields {
       const prev = node.children.get(fi);
       if (prev instanceof BoundNode) throw new ProtoJsonError(shown, 'is already bound');
       if (prev !== undefined) {
-        if (prev.origin === 'path') throw new ProtoJsonError(shown, `field is bound from the path and must not also be set in the ${origin}`);
+        if (prev.origin === 'path') throw new ProtoJsonError(shown, `field is bound from the path and must not also be set in the ${origin}`, 'bound_conflict');
         if (!fi.repeated) throw new ProtoJsonError(shown, 'a singular field is given more than once');
         prev.values.push(value);
         return;

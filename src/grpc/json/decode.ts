@@ -106,7 +106,7 @@ function collect(info: TypeInfo, bytes: Uint8Array, path: string): Collected {
     }
   } catch (e) {
     if (e instanceof ProtoJsonError) throw e;
-    throw new ProtoJsonError(path, `malformed protobuf for ${info.type.name}`);
+    throw new ProtoJsonError(path, `malformed protobuf for ${info.type.name}`, 'malformed_binary');
   }
   return { slots, oneofs };
 }
@@ -177,7 +177,7 @@ function printDefault(fi: FieldInfo, ctx: DecodeContext): string {
 
 /** JSON text of one message of type `info`. */
 export function printMessage(info: TypeInfo, bytes: Uint8Array, path: string, ctx: DecodeContext, depth: number): string {
-  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`);
+  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`, 'too_deep');
   if (info.wkt !== Wkt.None) return printWkt(info, bytes, path, ctx, depth);
   const { slots, oneofs } = collect(info, bytes, path);
   let out = '';
@@ -279,7 +279,7 @@ function printStruct(info: TypeInfo, bytes: Uint8Array, path: string, ctx: Decod
 }
 
 function printValue(info: TypeInfo, bytes: Uint8Array, path: string, ctx: DecodeContext, depth: number): string {
-  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`);
+  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`, 'too_deep');
   const c = collect(info, bytes, path);
   const set = c.oneofs?.get('kind');
   if (set === undefined) throw new ProtoJsonError(path, 'google.protobuf.Value has no kind set');

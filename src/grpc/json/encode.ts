@@ -133,7 +133,7 @@ function integerZero(text: string): boolean {
 
 /** Encodes `v` as a value of message type `info` into `w` (the message's bytes only, no tag). */
 export function encodeMessage(w: Writer, info: TypeInfo, v: JsonValue, path: string, ctx: EncodeContext, depth: number, bound: BoundNode | null): void {
-  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`);
+  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`, 'too_deep');
   if (info.wkt !== Wkt.None) {
     if (bound !== null && bound.children.size > 0) throw new ProtoJsonError(path, `${info.type.name} cannot take fields from the path or query`);
     encodeWkt(w, info, v, path, ctx, depth);
@@ -151,7 +151,7 @@ export function encodeMessage(w: Writer, info: TypeInfo, v: JsonValue, path: str
     const fi = info.byKey.get(key);
     if (fi === undefined) {
       if (ctx.ignoreUnknownFields) continue;
-      throw new ProtoJsonError(childPath(path, safeName(key)), 'unknown field');
+      throw new ProtoJsonError(childPath(path, safeName(key)), 'unknown field', 'unknown_field');
     }
     if (at[fi.index] !== 0) throw new ProtoJsonError(childPath(path, key), 'field set twice');
     const val = values[i]!;
@@ -190,7 +190,7 @@ export function encodeMessage(w: Writer, info: TypeInfo, v: JsonValue, path: str
 }
 
 function conflict(path: string, origin: 'path' | 'query'): ProtoJsonError {
-  return new ProtoJsonError(path, `field is bound from the ${origin} and must not also be set in the body`);
+  return new ProtoJsonError(path, `field is bound from the ${origin} and must not also be set in the body`, 'bound_conflict');
 }
 
 function encodeBoundLeaf(w: Writer, fi: FieldInfo, leaf: BoundLeaf, path: string, ctx: EncodeContext, depth: number): void {
@@ -292,6 +292,8 @@ function encodeMap(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: En
       if (key !== 'true' && key !== 'false') throw new ProtoJsonError(epath, 'expected a map key "true" or "false"');
       entry.bool(key === 'true');
     } else {
+      // Integer keys are plain decimal text ("1e2" is a JSON number form, not a key form).
+      if (keyKind !== 'string' && !/^-?(?:0|[1-9][0-9]*)$/.test(key)) throw new ProtoJsonError(epath, 'expected a map key as a decimal integer string');
       writeScalar(entry, fi, keyKind, keyKind === 'string' ? key : new JsonNumber(key), epath, ctx, false);
     }
     if (fi.kind === 'message') {
@@ -350,7 +352,7 @@ export function encodeWkt(w: Writer, info: TypeInfo, v: JsonValue, path: string,
     }
     case Wkt.Empty:
       if (!(v instanceof JsonObject)) throw new ProtoJsonError(path, `expected an object for Empty, got ${describe(v)}`);
-      if (v.keys.length > 0 && !ctx.ignoreUnknownFields) throw new ProtoJsonError(childPath(path, safeName(v.keys[0]!)), 'unknown field');
+      if (v.keys.length > 0 && !ctx.ignoreUnknownFields) throw new ProtoJsonError(childPath(path, safeName(v.keys[0]!)), 'unknown field', 'unknown_field');
       return;
     case Wkt.Struct:
       return encodeStruct(w, v, path, ctx, depth);
@@ -367,7 +369,7 @@ export function encodeWkt(w: Writer, info: TypeInfo, v: JsonValue, path: string,
 
 function encodeStruct(w: Writer, v: JsonValue, path: string, ctx: EncodeContext, depth: number): void {
   if (!(v instanceof JsonObject)) throw new ProtoJsonError(path, `expected an object for Struct, got ${describe(v)}`);
-  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`);
+  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`, 'too_deep');
   const seen = new Set<string>();
   for (let i = 0; i < v.keys.length; i++) {
     const key = v.keys[i]!;
@@ -388,7 +390,7 @@ function encodeStruct(w: Writer, v: JsonValue, path: string, ctx: EncodeContext,
 
 function encodeList(w: Writer, v: JsonValue, path: string, ctx: EncodeContext, depth: number): void {
   if (!Array.isArray(v)) throw new ProtoJsonError(path, `expected an array for ListValue, got ${describe(v)}`);
-  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`);
+  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`, 'too_deep');
   for (let i = 0; i < v.length; i++) {
     w.uint32(10);
     w.fork();
@@ -398,7 +400,7 @@ function encodeList(w: Writer, v: JsonValue, path: string, ctx: EncodeContext, d
 }
 
 function encodeValue(w: Writer, v: JsonValue, path: string, ctx: EncodeContext, depth: number): void {
-  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`);
+  if (depth > MAX_DEPTH) throw new ProtoJsonError(path, `messages nested deeper than ${MAX_DEPTH}`, 'too_deep');
   if (v === null) { w.uint32(8); w.int32(0); return; }
   if (typeof v === 'boolean') { w.uint32(32); w.bool(v); return; }
   if (typeof v === 'string') { w.uint32(26); w.string(v); return; }

@@ -14,7 +14,7 @@ import { ProtoJsonError } from './errors.js';
 import { JsonObject, parseJsonBytes, type JsonValue } from './json-text.js';
 import type { BoundFields } from './bound.js';
 
-export { ProtoJsonError, MAX_DEPTH } from './errors.js';
+export { ProtoJsonError, MAX_DEPTH, type ProtoJsonErrorCode } from './errors.js';
 export { BoundFields } from './bound.js';
 export { rpcStatusType, rpcStatusRoot } from './rpc-status.js';
 export { parseJsonBytes, parseJsonText, JsonNumber, JsonObject, type JsonValue } from './json-text.js';
@@ -84,7 +84,7 @@ export function protoToJson(type: Type, bytes: Uint8Array, opts: JsonPrintOption
 export function protoFieldToJson(type: Type, bytes: Uint8Array, fieldName: string, opts: JsonPrintOptions): string {
   const info = typeInfo(type);
   const fi = info.byKey.get(fieldName);
-  if (fi === undefined) throw new ProtoJsonError(fieldName, `no such field in ${type.name}`);
+  if (fi === undefined) throw new ProtoJsonError(fieldName, `no such field in ${type.name}`, 'unknown_field');
   return printOneField(info, bytes, fi, decodeContext(type, opts));
 }
 

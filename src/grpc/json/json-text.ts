@@ -25,7 +25,7 @@ export function parseJsonBytes(bytes: Uint8Array): JsonValue {
   try {
     text = decoder.decode(bytes);
   } catch {
-    throw new ProtoJsonError('', 'request body is not valid UTF-8');
+    throw new ProtoJsonError('', 'request body is not valid UTF-8', 'syntax');
   }
   return parseJsonText(text);
 }
@@ -46,7 +46,7 @@ class Parser {
   constructor(readonly s: string) {}
 
   fail(what: string): never {
-    throw new ProtoJsonError('', `invalid JSON at offset ${this.pos}: ${what}`);
+    throw new ProtoJsonError('', `invalid JSON at offset ${this.pos}: ${what}`, what.startsWith('nesting') ? 'too_deep' : 'syntax');
   }
 
   ws(): void {

@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { BoundFields, jsonToProto, protoToJson } from '../../../src/grpc/json/index.js';
+import { BoundFields, jsonToProto, protoToJson, type ProtoJsonError } from '../../../src/grpc/json/index.js';
 import { Book, GetBookRequest, PRINT, decoded } from './fixture.js';
 
 function request(bindings: [string, string, 'path' | 'query'][], body = ''): string {
@@ -60,6 +60,11 @@ describe('BoundFields: merging with the body', () => {
     assert.throws(() => request([['name', 'a', 'path']], '{"name":"b"}'), /^Error|name: field is bound from the path and must not also be set in the body/);
     assert.throws(() => request([['book.name', 'a', 'path']], '{"book":{"name":"b"}}'), /book.name: field is bound from the path/);
     assert.throws(() => request([['book.copies_sold', '1', 'path']], '{"book":{"copiesSold":"2"}}'), /book.copiesSold: field is bound from the path/);
+  });
+  it('conflicts and unknown bound fields carry their codes (the transcoder may ignore unknown query parameters)', () => {
+    assert.throws(() => request([['name', 'a', 'path']], '{"name":"b"}'), (e: ProtoJsonError) => e.code === 'bound_conflict');
+    assert.throws(() => bound([['name', 'a', 'path'], ['name', 'b', 'query']]), (e: ProtoJsonError) => e.code === 'bound_conflict');
+    assert.throws(() => bound([['book.nope', '1', 'query']]), (e: ProtoJsonError) => e.code === 'unknown_field' && e.fieldPath === 'book.nope');
   });
   it('a body value for a query-bound field is refused too', () => {
     assert.throws(() => request([['ids', '1', 'query']], '{"ids":[2]}'), /ids: field is bound from the query and must not also be set in the body/);

@@ -132,7 +132,8 @@ describe('messages, repeated fields, maps, oneofs', () => {
     assert.equal(through(Book, json), json);
     assert.deepEqual(decoded(Book, enc(Book, json)).flags, { true: 'y', false: 'n' });
     assert.throws(() => enc(Book, '{"flags":{"yes":"x"}}'), /flags\[\]: expected a map key "true" or "false"/);
-    assert.throws(() => enc(Book, '{"byRank":{"x":{}}}'), /byRank\[\]: expected an int32/);
+    assert.throws(() => enc(Book, '{"byRank":{"x":{}}}'), /byRank\[\]: expected a map key as a decimal integer string/);
+    assert.throws(() => enc(Book, '{"byRank":{"1e2":{}}}'), /byRank\[\]: expected a map key/);
     assert.throws(() => enc(Book, '{"labels":{"a":null}}'), /labels\[\]: null is not allowed as a map value/);
   });
   it('oneof: one member is fine, two are an error, null does not count', () => {

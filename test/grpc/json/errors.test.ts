@@ -88,3 +88,16 @@ describe('depth is bounded', () => {
     assert.match(errorOf(() => protoToJson(Book, bytes, PRINT)).message, /malformed protobuf for Book/);
   });
 });
+
+describe('error codes', () => {
+  it('say what kind of error it is', () => {
+    const cases: [() => unknown, string][] = [
+      [() => enc(Book, '{"title":'), 'syntax'],
+      [() => enc(Book, '{"nope":1}'), 'unknown_field'],
+      [() => enc(Book, '{"pages":"x"}'), 'invalid_value'],
+      [() => enc(Book, '['.repeat(200)), 'too_deep'],
+      [() => protoToJson(Book, Buffer.from([0x0a, 0x05]), PRINT), 'malformed_binary'],
+    ];
+    for (const [fn, code] of cases) assert.equal(errorOf(fn).code, code);
+  });
+});
