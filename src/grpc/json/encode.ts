@@ -46,61 +46,60 @@ function numericText(v: JsonValue, path: string, what: string): { text: string; 
   throw new ProtoJsonError(path, `expected ${what}, got ${describe(v)}`);
 }
 
-/** Writes one scalar or enum value without a tag. `fromText`: the value is a path/query string,
- * so bool and enum numbers come as text too. Returns false for an unknown enum name that
- * ignoreUnknownFields lets through (nothing written). Throws otherwise. */
-function writeScalar(w: Writer, fi: FieldInfo, kind: Kind, v: JsonValue, path: string, ctx: EncodeContext, fromText: boolean): boolean {
+/** Writes one scalar or enum value without a tag, or throws. `fromText`: the value is a path or
+ * query string, so bool and enum numbers come as text too. Callers drop unknown enum names that
+ * ignoreUnknownFields lets through before calling (ignoredEnum). */
+function writeScalar(w: Writer, fi: FieldInfo, kind: Kind, v: JsonValue, path: string, fromText: boolean): void {
   switch (kind) {
     case 'string':
       if (typeof v !== 'string') throw new ProtoJsonError(path, `expected a string, got ${describe(v)}`);
       w.string(v);
-      return true;
+      return;
     case 'bytes':
       if (typeof v !== 'string') throw new ProtoJsonError(path, `expected bytes as a base64 string, got ${describe(v)}`);
       w.bytes(base64Decode(v, path));
-      return true;
+      return;
     case 'bool':
-      if (typeof v === 'boolean') { w.bool(v); return true; }
-      if ((fromText || fi.map) && (v === 'true' || v === 'false')) { w.bool(v === 'true'); return true; }
+      if (typeof v === 'boolean') { w.bool(v); return; }
+      if (fromText && (v === 'true' || v === 'false')) { w.bool(v === 'true'); return; }
       throw new ProtoJsonError(path, `expected a boolean, got ${describe(v)}`);
     case 'double': case 'float': {
       const { text, isString } = numericText(v, path, kind === 'float' ? 'a float' : 'a double');
       const n = floatOf(text, isString, kind === 'float', path);
       if (kind === 'float') w.float(n); else w.double(n);
-      return true;
+      return;
     }
     case 'int32': case 'sint32': case 'sfixed32': {
       const n = int32InRange(numericText(v, path, 'an int32').text, INT32, path);
       if (kind === 'int32') w.int32(n); else if (kind === 'sint32') w.sint32(n); else w.sfixed32(n);
-      return true;
+      return;
     }
     case 'uint32': case 'fixed32': {
       const n = int32InRange(numericText(v, path, 'a uint32').text, UINT32, path);
       if (kind === 'uint32') w.uint32(n); else w.fixed32(n);
-      return true;
+      return;
     }
     // protobufjs's Writer takes a Number (exact below 2^53) or {low, high} bits for 64-bit values.
     case 'int64': case 'sint64': case 'sfixed64': {
       const bits = int64Input(numericText(v, path, 'an int64').text, INT64, path) as number;
       if (kind === 'int64') w.int64(bits); else if (kind === 'sint64') w.sint64(bits); else w.sfixed64(bits);
-      return true;
+      return;
     }
     case 'uint64': case 'fixed64': {
       const bits = int64Input(numericText(v, path, 'a uint64').text, UINT64, path) as number;
       if (kind === 'uint64') w.uint64(bits); else w.fixed64(bits);
-      return true;
+      return;
     }
     case 'enum': {
       const e = fi.enumType!;
-      if (fi.isNullValue && v === null) { w.int32(0); return true; }
+      if (fi.isNullValue && v === null) { w.int32(0); return; }
       if (typeof v === 'string') {
         const n = enumNumber(e, v);
-        if (n !== undefined) { w.int32(n); return true; }
-        if (fromText && /^-?[0-9]+$/.test(v)) { w.int32(int32InRange(v, INT32, path)); return true; }
-        if (ctx.ignoreUnknownFields && !fromText) return false;
+        if (n !== undefined) { w.int32(n); return; }
+        if (fromText && /^-?[0-9]+$/.test(v)) { w.int32(int32InRange(v, INT32, path)); return; }
         throw new ProtoJsonError(path, `unknown value for enum ${e.name}`);
       }
-      if (v instanceof JsonNumber) { w.int32(int32InRange(v.text, INT32, path)); return true; }
+      if (v instanceof JsonNumber) { w.int32(int32InRange(v.text, INT32, path)); return; }
       throw new ProtoJsonError(path, `expected an enum name or number, got ${describe(v)}`);
     }
     case 'message':
@@ -207,7 +206,7 @@ function encodeBoundLeaf(w: Writer, fi: FieldInfo, leaf: BoundLeaf, path: string
   for (const s of leaf.values) {
     if (!fi.repeated && !fi.presence && isDefault(fi, fi.kind, s)) continue;
     tag(w, fi.id, fi.wire);
-    writeScalar(w, fi, fi.kind, s, path, ctx, true);
+    writeScalar(w, fi, fi.kind, s, path, true);
   }
 }
 
@@ -242,7 +241,7 @@ function encodeField(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: 
       if (el === null) throw new ProtoJsonError(`${path}[${i}]`, 'null is not allowed in a repeated field');
       if (ignoredEnum(fi, el, ctx)) continue;
       tag(w, fi.id, wire);
-      writeScalar(w, fi, fi.kind, el, `${path}[${i}]`, ctx, false);
+      writeScalar(w, fi, fi.kind, el, `${path}[${i}]`, false);
     }
     return;
   }
@@ -255,12 +254,12 @@ function encodeField(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: 
   }
   if (!fi.presence && isDefault(fi, fi.kind, v)) {
     // Still validate (an out-of-range "0e999999" must not pass silently): cheap, defaults are short.
-    writeScalar(new protobuf.Writer(), fi, fi.kind, v, path, ctx, false);
+    writeScalar(new protobuf.Writer(), fi, fi.kind, v, path, false);
     return;
   }
   if (ignoredEnum(fi, v, ctx)) return;
   tag(w, fi.id, fi.wire);
-  writeScalar(w, fi, fi.kind, v, path, ctx, false);
+  writeScalar(w, fi, fi.kind, v, path, false);
 }
 
 /** An enum name this schema does not know, which ignoreUnknownFields drops like an unknown field. */
@@ -271,7 +270,7 @@ function ignoredEnum(fi: FieldInfo, v: JsonValue, ctx: EncodeContext): boolean {
 function writeElement(w: Writer, fi: FieldInfo, el: JsonValue, path: string, ctx: EncodeContext): void {
   if (el === null) throw new ProtoJsonError(path, 'null is not allowed in a repeated field');
   if (ignoredEnum(fi, el, ctx)) return;
-  writeScalar(w, fi, fi.kind, el, path, ctx, false);
+  writeScalar(w, fi, fi.kind, el, path, false);
 }
 
 function encodeMap(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: EncodeContext, depth: number): void {
@@ -286,28 +285,28 @@ function encodeMap(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: En
     seen.add(key);
     const val = v.values[i]!;
     if (val === null && !isValue && !fi.isNullValue) throw new ProtoJsonError(epath, 'null is not allowed as a map value');
-    const entry = new protobuf.Writer();
-    tag(entry, 1, wireOf(keyKind));
+    if (fi.kind !== 'message' && ignoredEnum(fi, val, ctx)) continue;
+    tag(w, fi.id, 2);
+    w.fork();
+    tag(w, 1, wireOf(keyKind));
     if (keyKind === 'bool') {
       if (key !== 'true' && key !== 'false') throw new ProtoJsonError(epath, 'expected a map key "true" or "false"');
-      entry.bool(key === 'true');
+      w.bool(key === 'true');
     } else {
       // Integer keys are plain decimal text ("1e2" is a JSON number form, not a key form).
       if (keyKind !== 'string' && !/^-?(?:0|[1-9][0-9]*)$/.test(key)) throw new ProtoJsonError(epath, 'expected a map key as a decimal integer string');
-      writeScalar(entry, fi, keyKind, keyKind === 'string' ? key : new JsonNumber(key), epath, ctx, false);
+      writeScalar(w, fi, keyKind, keyKind === 'string' ? key : new JsonNumber(key), epath, false);
     }
     if (fi.kind === 'message') {
-      tag(entry, 2, 2);
-      entry.fork();
-      encodeMessage(entry, typeInfo(fi.messageType!), val, epath, ctx, depth + 1, null);
-      entry.ldelim();
+      tag(w, 2, 2);
+      w.fork();
+      encodeMessage(w, typeInfo(fi.messageType!), val, epath, ctx, depth + 1, null);
+      w.ldelim();
     } else {
-      if (ignoredEnum(fi, val, ctx)) continue;
-      tag(entry, 2, fi.wire);
-      writeScalar(entry, fi, fi.kind, val, epath, ctx, false);
+      tag(w, 2, fi.wire);
+      writeScalar(w, fi, fi.kind, val, epath, false);
     }
-    tag(w, fi.id, 2);
-    w.bytes(entry.finish());
+    w.ldelim();
   }
 }
 
@@ -345,9 +344,9 @@ export function encodeWkt(w: Writer, info: TypeInfo, v: JsonValue, path: string,
     case Wkt.Wrapper: {
       const fi = field(info, 'value');
       if (v === null) throw new ProtoJsonError(path, 'null is not a wrapper value');
-      if (isDefault(fi, fi.kind, v)) { writeScalar(new protobuf.Writer(), fi, fi.kind, v, path, ctx, fromText); return; }
+      if (isDefault(fi, fi.kind, v)) { writeScalar(new protobuf.Writer(), fi, fi.kind, v, path, fromText); return; }
       tag(w, 1, fi.wire);
-      writeScalar(w, fi, fi.kind, v, path, ctx, fromText);
+      writeScalar(w, fi, fi.kind, v, path, fromText);
       return;
     }
     case Wkt.Empty:

@@ -350,3 +350,10 @@ describe('protoFieldToJson (response_body)', () => {
     assert.throws(() => protoFieldToJson(Book, bytes, 'nope', PRINT), /nope: no such field in Book/);
   });
 });
+
+describe('map keys and values are held to their own forms', () => {
+  it('a bool key is "true"/"false" text, a bool value is a JSON boolean', () => {
+    assert.equal(through(Book, '{"flags":{"false":"x"}}'), '{"flags":{"false":"x"}}');
+    assert.throws(() => enc(Book, '{"scores":{"1":"true"}}'), /scores\[\]: expected a double/);
+  });
+});
