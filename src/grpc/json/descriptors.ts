@@ -88,9 +88,10 @@ export interface TypeInfo {
 
 const cache = new WeakMap<Type, TypeInfo>();
 
-/** protoc's ToJsonName: drop each '_' and upper-case the character after it. */
+/** protoc's ToJsonName: drop each run of '_' and upper-case the character after it (protobufjs
+ * computes the same into Field.jsonName; this is the fallback). */
 export function lowerCamel(name: string): string {
-  return name.replace(/_(.?)/g, (_m, c: string) => c.toUpperCase());
+  return name.replace(/_+(.?)/g, (_m, c: string) => c.toUpperCase());
 }
 
 export function typeInfo(type: Type): TypeInfo {

@@ -3,7 +3,15 @@
 // unknown fields), so the walk over Type/Field is our own; protobufjs's Reader/Writer do the binary.
 //
 // Roots must be loaded with `keepCase: true` so Field.name/protoName is the name in the .proto
-// (lowerCamel JSON names are derived from it, or taken from json_name).
+// (lowerCamel JSON names are derived from it, or taken from json_name). Per-Type lookup tables are
+// built on first use and cached (WeakMap), so a new Root per config generation costs nothing extra.
+//
+// For the transcoder:
+//   request:  b = new BoundFields(inputType); b.set('book.name', pathValue, 'path'); b.set(k, v, 'query')
+//             bytes = jsonToProto(inputType, body, { ignoreUnknownFields }, b, bodyField?)
+//   response: protoToJson(outputType, bytes, print) or protoFieldToJson(outputType, bytes, responseBody, print)
+//   errors:   protoToJson(rpcStatusType(), statusBytes, { ...print, registry: root, unknownAny: 'bytes' })
+//   failures: ProtoJsonError { fieldPath, code, message } (message safe to return: it never quotes input)
 import protobuf from 'protobufjs';
 import type { Root, Type } from 'protobufjs';
 
