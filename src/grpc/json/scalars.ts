@@ -111,7 +111,8 @@ export function base64Encode(bytes: Uint8Array): string {
 
 const TS_MIN = -62135596800; // 0001-01-01T00:00:00Z
 const TS_MAX = 253402300799; // 9999-12-31T23:59:59Z
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
+// Upper-case T and Z only: RFC 3339 allows lower case, protobuf's conformance suite expects it refused.
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):(\d{2}))$/;
 
 /** Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
 function daysFromCivil(y: number, m: number, d: number): number {

@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { jsonToProto, protoFieldToJson, protoToJson } from '../../../src/grpc/json/index.js';
+import { jsonToProto, protoFieldToJson, protoToJson, ProtoJsonError } from '../../../src/grpc/json/index.js';
 import { Author, Book, PRINT, decoded, enc, through } from './fixture.js';
 
 /** protobufjs-encoded binary of a Book given as a protobufjs object (longs as strings). */
@@ -189,13 +189,13 @@ describe('well-known types', () => {
       ['2000-02-29T23:59:59.1-00:30', '2000-03-01T00:29:59.100Z'],
       ['0001-01-01T00:00:00Z', '0001-01-01T00:00:00Z'],
       ['9999-12-31T23:59:59.999999999Z', '9999-12-31T23:59:59.999999999Z'],
-      ['1969-12-31T23:59:59.000001z', '1969-12-31T23:59:59.000001Z'],
+      ['1969-12-31T23:59:59.000001Z', '1969-12-31T23:59:59.000001Z'],
     ];
     for (const [input, output] of cases) assert.equal(through(Book, `{"published":"${input}"}`), `{"published":"${output}"}`);
     assert.deepEqual(decoded(Book, enc(Book, '{"published":"1969-12-31T23:59:59.5Z"}')).published, { seconds: '-1', nanos: 500000000 });
   });
   it('Timestamp: bad dates and out-of-range values fail both ways', () => {
-    for (const bad of ['2021-02-29T00:00:00Z', '2021-13-01T00:00:00Z', '2021-01-01 00:00:00Z', '2021-01-01T00:00:00', '2021-01-01T24:00:00Z', '2021-01-01T00:00:00.1234567890Z']) {
+    for (const bad of ['2021-02-29T00:00:00Z', '2021-13-01T00:00:00Z', '2021-01-01 00:00:00Z', '2021-01-01T00:00:00', '2021-01-01T24:00:00Z', '2021-01-01T00:00:00.1234567890Z', '2021-01-01t00:00:00Z', '2021-01-01T00:00:00z']) {
       assert.throws(() => enc(Book, `{"published":"${bad}"}`), /published: expected a Timestamp in RFC 3339 form/, bad);
     }
     assert.throws(() => enc(Book, '{"published":"0000-12-31T23:59:59Z"}'), /published: Timestamp out of range|expected a Timestamp/);
@@ -355,5 +355,29 @@ describe('map keys and values are held to their own forms', () => {
   it('a bool key is "true"/"false" text, a bool value is a JSON boolean', () => {
     assert.equal(through(Book, '{"flags":{"false":"x"}}'), '{"flags":{"false":"x"}}');
     assert.throws(() => enc(Book, '{"scores":{"1":"true"}}'), /scores\[\]: expected a double/);
+  });
+});
+
+describe('cases of protobuf\'s JSON conformance suite', () => {
+  it('accepted', () => {
+    const ok: [string, string][] = [
+      ['{"pages":"2\\u00314"}', '{"pages":214}'], // escaped digits in a quoted int
+      ['{"pages":"1e5"}', '{"pages":100000}'],
+      ['{"isbn":9223372036854775807}', '{"isbn":"9223372036854775807"}'],
+      ['{"title":"\\u00E9"}', '{"title":"é"}'],
+      ['{"readingTime":"1.000000000s"}', '{"readingTime":"1s"}'],
+      ['{"published":"1970-01-01T08:00:01+08:00"}', '{"published":"1970-01-01T00:00:01Z"}'],
+      ['{"paperSize":null,"ebookBytes":1}', '{"ebookBytes":1}'],
+      ['{"attachment":{"@type":"type.googleapis.com/google.protobuf.Int32Value","value":12345}}', '{"attachment":{"@type":"type.googleapis.com/google.protobuf.Int32Value","value":12345}}'],
+      ['{"updateMask":"foo3Bar"}', '{"updateMask":"foo3Bar"}'],
+    ];
+    for (const [input, output] of ok) assert.equal(through(Book, input), output, input);
+  });
+  it('refused', () => {
+    const bad = ['{"pages":-01}', '{"pages":Infinity}', '{"genre":FICTION}', '{"title":"\\x41"}', '{"title":"\\u12"}', '{/* c */"pages":1}',
+      '{"pages":1,}', '{"genres":[1,]}', '{"genres":[true]}', '{"inPrint":0}', '{"isbn":"1.5"}', '{"updateMask":"foo,bar_bar"}',
+      '{"author":{},"author":{}}', '{"pages":1 "title":"x"}'];
+    for (const b of bad) assert.throws(() => enc(Book, b), ProtoJsonError, b);
+    assert.throws(() => protoToJson(Book, Book.encode(Book.fromObject({ update_mask: { paths: ['foo_3_bar'] } })).finish(), PRINT), /has no lowerCamel form/);
   });
 });
