@@ -12,6 +12,7 @@ import { run as edgeFilters } from './edge-filters.bench.js';
 import { run as accessLog } from './access-log.bench.js';
 import { run as health } from './health.bench.js';
 import { run as retry } from './retry.bench.js';
+import { run as grpcJson } from './grpc-json.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -27,6 +28,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['access-log', () => accessLog()],
   ['health', () => health()],
   ['retry', () => retry()],
+  ['grpc-json', () => grpcJson()],
 ];
 
 const only = process.argv.slice(2);
