@@ -16,6 +16,7 @@ import { closeVerifyPool } from '../src/data/auth/verify-pool.js';
 import { runDrainHooks, runFatalHooks, runReopenHooks } from '../src/data/worker-hooks.js';
 import { encodeRouteHistograms } from '../src/filters/metrics/latency.js';
 import { startWorkerStats } from '../src/data/worker-stats.js';
+import { configureOverload } from '../src/data/overload.js';
 
 const boot = workerData as WorkerBoot;
 const control = new Int32Array(boot.control);
@@ -44,6 +45,7 @@ function switchTo(id: number): void {
   if (!next) return; // not prepared here (cannot happen: the control plane waits for every ack)
   current = next;
   currentId = id;
+  configureOverload(next.config, boot.workerIndex);
   for (const key of prepared.keys()) if (key < id) prepared.delete(key);
   setTimeout(() => {
     const live = new Set<string>();

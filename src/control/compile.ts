@@ -33,6 +33,8 @@ import { routeVersionMasks, versionNames } from '../filters/api-version/compile.
 import type { FilterMend } from '../data/chain.js';
 import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
+import { compileBreaker, compileFallback, compileOverload } from './breaker-config.js';
+import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -60,7 +62,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const issues: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
-  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report));
+  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, identityHeaderNames(config.auth)));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
   // match.version: the route table's version constraint (src/filters/api-version/compile.ts).
@@ -112,10 +114,11 @@ function compileServer(server: RawConfig['server'], baseDir: string): CompiledSe
     escapedSlashes: server.escaped_slashes,
     tls: server.tls === undefined ? null : compileServerTls(server.tls),
     tlsSource: server.tls === undefined ? null : tlsSource(server.tls, baseDir),
+    overload: compileOverload(server.max_connections, server.overload),
   };
 }
 
-function compileService(name: string, service: RawService, baseDir: string, report: Report): CompiledService {
+function compileService(name: string, service: RawService, baseDir: string, report: Report, identityHeaders: readonly string[]): CompiledService {
   const targets = service.targets.map((target) => validated(parseTarget(target)));
   // A repeated target would silently get double the traffic; say so instead.
   const firstIndexByOrigin = new Map<string, number>();
@@ -139,6 +142,8 @@ function compileService(name: string, service: RawService, baseDir: string, repo
     },
     connectionsPerTarget: service.connections,
     pipelining: service.pipelining,
+    circuitBreaker: compileBreaker(service.circuit_breaker),
+    fallback: compileFallback(service.fallback, identityHeaders),
   };
 }
 

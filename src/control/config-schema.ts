@@ -21,6 +21,7 @@ import {
 import { filterRouteKeys, filterSections } from '../filters/index.js';
 import { versionConstraint } from '../filters/api-version/schema.js';
 import { tlsSchema, upstreamTlsSchema } from './tls-config.js';
+import { circuitBreakerSchema, fallbackSchema, overloadSchema } from './breaker-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -234,6 +235,9 @@ const serverSchema = section({
   reuse_port: z.boolean().default(false),
   // HTTPS listener (src/control/tls-config.ts, docs/configuration.md#servertls).
   tls: tlsSchema.optional(),
+  // Overload protection (src/control/breaker-config.ts, docs/resilience.md#overload-protection).
+  max_connections: positiveInt.optional(),
+  overload: overloadSchema.optional(),
 });
 
 const timeoutsSchema = section({
@@ -252,6 +256,9 @@ const serviceSchema = section({
   pipelining: positiveInt.max(32, { error: 'must be at most 32' }).default(1),
   // For the https:// targets (src/control/tls-config.ts).
   tls: upstreamTlsSchema.optional(),
+  // Circuit breaker and last-good fallback (src/control/breaker-config.ts, docs/resilience.md).
+  circuit_breaker: circuitBreakerSchema.optional(),
+  fallback: fallbackSchema.optional(),
 });
 
 const matchSchema = section({

@@ -32,7 +32,7 @@ const SAMPLE_MS = 10_000;
 const RECENT_MS = 60_000;
 
 /** What the endpoints read of the supervisor and the config store (benches give real parts without workers). */
-export type ObservedSupervisor = Pick<Supervisor, 'metrics' | 'ask' | 'rateLimits' | 'jwks' | 'restarts' | 'workerLag' | 'startedAt'>;
+export type ObservedSupervisor = Pick<Supervisor, 'metrics' | 'ask' | 'rateLimits' | 'jwks' | 'restarts' | 'workerLag' | 'startedAt'> & Partial<Pick<Supervisor, 'breakers'>>;
 export type ObservedStore = Pick<ConfigStore, 'current' | 'changeCounts'>;
 
 export interface LatencyRow { route: string; count: number; p50_ms: number; p90_ms: number; p99_ms: number; p999_ms: number; max_ms: number }
@@ -64,6 +64,11 @@ export class Observability {
         { labels: { worker: String(w.worker), stat: 'p99' }, value: w.p99 },
         { labels: { worker: String(w.worker), stat: 'max' }, value: w.max },
       ])),
+      // Circuit breakers (src/control/breaker-store.ts): read from the shared buffer at scrape time.
+      new Collected('lobby_breaker_state', 'Circuit breaker state by service: 0 closed, 1 open, 2 half-open (shared by all workers).', 'gauge', () => supervisor.breakers?.stateValues() ?? []),
+      new Collected('lobby_breaker_transitions_total', 'Circuit breaker transitions, by service and the state entered.', 'counter', () => supervisor.breakers?.transitionValues() ?? []),
+      new Collected('lobby_breaker_rejected_total', 'Tries refused by a circuit breaker, by service and reason (open, overflow: max_concurrent / max_pending).', 'counter', () => supervisor.breakers?.rejectedValues() ?? []),
+      new Collected('lobby_fallback_served_total', 'Answers from the last-good fallback cache while a breaker was open, by service.', 'counter', () => supervisor.breakers?.fallbackValues() ?? []),
     ];
     for (const m of metrics) this.registry.registerMetric(m as never);
     this.sampler = setInterval(() => this.sampleErrors(), SAMPLE_MS).unref();
@@ -190,6 +195,7 @@ export class Observability {
         const total = totals.get(key) ?? 0;
         return { ...row, errors_total: total, recent_errors: total - (base.get(key) ?? 0) };
       }),
+      ...(svc.circuitBreaker ? { circuit_breaker: this.supervisor.breakers?.statusOf(svc.name) ?? null } : {}),
     }));
     return { recent_errors_window_s: RECENT_MS / 1000, services };
   }

@@ -11,6 +11,8 @@ import { PoolRegistry } from './upstream/pools.js';
 import { leastRequest, roundRobin } from './upstream/balancer.js';
 import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
 import { undiciDispatch } from './upstream/undici-dispatch.js';
+import { breakerInterceptor } from './upstream/breaker.js';
+import { fallbackServer } from './upstream/fallback-cache.js';
 
 export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 
@@ -102,6 +104,7 @@ export function buildGeneration(
     connectMs: svc.timeouts.connectMs,
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
+    serveFallback: fallbackServer(svc),
   }));
   return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env, buildFilter);
 }
@@ -111,6 +114,9 @@ export function buildGeneration(
  * per generation. None are configurable yet: retries, circuit breakers and health
  * bookkeeping (issue 14) add theirs here, written once for both clients.
  */
-export function serviceInterceptors(_service: CompiledService): Interceptor[] {
-  return [];
+export function serviceInterceptors(service: CompiledService): Interceptor[] {
+  const interceptors: Interceptor[] = [];
+  const breaker = breakerInterceptor(service); // circuit breaker + fallback capture (each try counts)
+  if (breaker !== null) interceptors.push(breaker);
+  return interceptors;
 }

@@ -73,6 +73,9 @@ export interface RuntimeService {
   readonly connectMs: number;
   readonly responseMs: number;
   readonly idleMs: number;
+  /** Answers the request from the service's last-good fallback cache (docs/resilience.md#fallback-cache):
+   * true = answered; null when the service has no fallback (src/data/upstream/fallback-cache.ts). */
+  readonly serveFallback: ((ctx: RequestContext) => boolean) | null;
 }
 
 export interface RuntimeRoute {
@@ -169,6 +172,12 @@ export const RESPONSE_FLAG = {
   DOWNSTREAM_PROTOCOL_ERROR: 1 << 10,
   /** SI: the request's exchange was ended by a shutdown (drain deadline). */
   DRAINED: 1 << 11,
+  /** CO: the service's circuit breaker was open: refused without trying the upstream. */
+  CIRCUIT_OPEN: 1 << 12,
+  /** SF: answered from the last-good fallback cache (stale-if-error) instead of the upstream. */
+  FALLBACK_SERVED: 1 << 13,
+  /** OL: refused by overload protection (server.max_connections, server.overload). */
+  OVERLOADED: 1 << 14,
 } as const;
 
 export const RESPONSE_FLAG_NAMES: readonly [number, string][] = [
@@ -178,6 +187,7 @@ export const RESPONSE_FLAG_NAMES: readonly [number, string][] = [
   [RESPONSE_FLAG.RATE_LIMITED, 'RL'], [RESPONSE_FLAG.UNAUTHORIZED, 'UAEX'],
   [RESPONSE_FLAG.DOWNSTREAM_CLOSED, 'DC'], [RESPONSE_FLAG.LOCAL_REPLY, 'LR'],
   [RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR, 'DPE'], [RESPONSE_FLAG.DRAINED, 'SI'],
+  [RESPONSE_FLAG.CIRCUIT_OPEN, 'CO'], [RESPONSE_FLAG.FALLBACK_SERVED, 'SF'], [RESPONSE_FLAG.OVERLOADED, 'OL'],
 ];
 
 /** Short names of a flag mask, comma-separated ('-' for none), as an access log writes them. */

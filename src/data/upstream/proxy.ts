@@ -75,7 +75,8 @@ function flagOfUpstreamError(code: UpstreamError['code']): number {
   switch (code) {
     case 'connect_timeout': case 'connect_failed': case 'pool_closed': return RESPONSE_FLAG.UPSTREAM_CONNECT_FAILURE;
     case 'bad_response': return RESPONSE_FLAG.UPSTREAM_PROTOCOL_ERROR;
-    case 'queue_full': return RESPONSE_FLAG.UPSTREAM_OVERFLOW;
+    case 'queue_full': case 'overflow': return RESPONSE_FLAG.UPSTREAM_OVERFLOW;
+    case 'circuit_open': return RESPONSE_FLAG.CIRCUIT_OPEN;
     default: return RESPONSE_FLAG.UPSTREAM_RESET;
   }
 }
@@ -225,17 +226,18 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
       ctx.route!.service.dispatch(this, this);
       return;
     }
-    this.fail(UPSTREAM_ERR[err.code] ?? GW_ERR.upstream_unavailable, flagOfUpstreamError(err.code));
+    // A policy's refusal may carry headers for the reply (the breaker's Retry-After).
+    this.fail(UPSTREAM_ERR[err.code] ?? GW_ERR.upstream_unavailable, flagOfUpstreamError(err.code), (err as { headers?: readonly string[] }).headers ?? null);
   }
 
   /** The upstream exchange failed: a 5xx if nothing was answered yet, else a cut connection. */
-  fail(spec: GatewayErrorSpec, flag: number): void {
+  fail(spec: GatewayErrorSpec, flag: number, extraHeaders: readonly string[] | null = null): void {
     const ctx = this.ctx;
     this.abort();
     if (ctx.ended) return;
     if (!ctx.responseStarted) {
       ctx.responseFlags |= flag;
-      sendLocalReply(ctx, spec, bodyUnreadOf(ctx.body));
+      sendLocalReply(ctx, spec, bodyUnreadOf(ctx.body), extraHeaders);
     } else {
       abortResponse(ctx, flag);
     }
