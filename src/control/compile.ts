@@ -36,6 +36,11 @@ import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from 
 import { compileBreaker, compileFallback, compileOverload } from './breaker-config.js';
 import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
 
+/** `{ [key]: value }`, or nothing for a null value (a section that is not configured). */
+function optional<K extends string, V>(key: K, value: V | null): { [k in K]?: V } {
+  return (value === null ? {} : { [key]: value }) as { [k in K]?: V };
+}
+
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
   if (!parsed.ok) throw new Error(`internal: schema let an invalid value through: ${parsed.error}`);
@@ -114,7 +119,7 @@ function compileServer(server: RawConfig['server'], baseDir: string): CompiledSe
     escapedSlashes: server.escaped_slashes,
     tls: server.tls === undefined ? null : compileServerTls(server.tls),
     tlsSource: server.tls === undefined ? null : tlsSource(server.tls, baseDir),
-    overload: compileOverload(server.max_connections, server.overload),
+    ...optional('overload', compileOverload(server.max_connections, server.overload)),
   };
 }
 
@@ -142,8 +147,9 @@ function compileService(name: string, service: RawService, baseDir: string, repo
     },
     connectionsPerTarget: service.connections,
     pipelining: service.pipelining,
-    circuitBreaker: compileBreaker(service.circuit_breaker),
-    fallback: compileFallback(service.fallback, identityHeaders),
+    // Absent when not configured (the compiled config stays as it was for other services).
+    ...optional('circuitBreaker', compileBreaker(service.circuit_breaker)),
+    ...optional('fallback', compileFallback(service.fallback, identityHeaders)),
   };
 }
 
