@@ -4,7 +4,7 @@
 // published config, and reads the slots for GET /status, GET /upstreams and the metrics.
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import {
-  BREAKER_STATE_NAMES, SLOT, bufferBytes, slotOffset, type CompiledBreakerState,
+  BREAKER_STATE_NAMES, SLOT, WINDOW_BUCKETS, bufferBytes, slotOffset, type CompiledBreakerState,
 } from '../shared/breaker-layout.js';
 
 export interface BreakerStatus {
@@ -51,6 +51,10 @@ export class BreakerStore {
    */
   attach(config: CompiledConfig): CompiledConfig {
     for (const s of config.services) if (s.circuitBreaker && !this.slots.has(s.name)) this.slots.set(s.name, this.slots.size);
+    // A breaker taken out of the config starts closed when it comes back (its slot is kept:
+    // tries of an older generation may still count into it).
+    const kept = new Set(config.services.filter((s) => s.circuitBreaker).map((s) => s.name));
+    for (const name of this.names) if (!kept.has(name)) this.resetState(this.slots.get(name)!);
     if (this.slots.size > this.capacity()) {
       let slots = this.capacity();
       while (slots < this.slots.size) slots *= 2;
@@ -71,6 +75,13 @@ export class BreakerStore {
     });
     const breakerState: CompiledBreakerState = { buffer, slots };
     return { ...config, services, breakerState };
+  }
+
+  private resetState(slot: number): void {
+    const at = slotOffset(slot);
+    Atomics.store(this.view, at + SLOT.STATE, 0);
+    Atomics.store(this.view, at + SLOT.CONSECUTIVE, 0);
+    for (let b = 0; b < WINDOW_BUCKETS; b++) Atomics.store(this.view, at + SLOT.WINDOW + b * 3, -1);
   }
 
   private read(slot: number, field: number): number {

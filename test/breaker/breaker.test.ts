@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
+import { readFile, writeFile } from 'node:fs/promises';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -209,5 +210,19 @@ describe('circuit breaker', () => {
     assert.equal(value('lobby_breaker_state', { service: 'flaky' }), 0);
     assert.equal(value('lobby_breaker_transitions_total', { service: 'flaky', to: 'open' }), 2);
     assert.ok((value('lobby_breaker_rejected_total', { service: 'holder', reason: 'overflow' }) ?? 0) >= 6);
+  });
+
+  it('a reload keeps every breaker state (slots are keyed by service name)', async () => {
+    const before = await admin.get('/status');
+    const file = await readFile(gw.configFile, 'utf8');
+    await writeFile(gw.configFile, file + '  - { name: extra, match: { prefix: /extra }, service: rated }\n');
+    const r = await admin.post('/reload');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await waitUntil('the new generation', async () => (await admin.get('/status')).body.generation > before.body.generation, 10_000);
+    const b = await breaker('rated');
+    assert.equal(b.state, 'open');
+    assert.equal(b.transitions.open, 1);
+    assert.equal((await get('/extra')).status, 503, 'the new route meets the same open breaker');
+    assert.equal((await breaker('flaky')).transitions.open, 2);
   });
 });

@@ -79,7 +79,7 @@ auth:
 services:
   fb: { targets: ["${up.origin}"], circuit_breaker: { consecutive_failures: 2, open_s: 60 }, fallback: { cache: { max_entry_bytes: 4KB } } }
   lru: { targets: ["${up.origin}"], circuit_breaker: { consecutive_failures: 2, open_s: 60 }, fallback: { cache: { max_bytes: 3500 } } }
-  ttl: { targets: ["${up.origin}"], circuit_breaker: { consecutive_failures: 2, open_s: 60 }, fallback: { cache: { ttl_s: 2 } } }
+  ttl: { targets: ["${up.origin}"], circuit_breaker: { consecutive_failures: 2, open_s: 60 }, fallback: { cache: { ttl_s: 3 } } }
 routes:
   - { name: fb-user, match: { prefix: /fb/user }, service: fb, auth: { provider: h } }
   - { name: fb, match: { prefix: /fb }, service: fb }
