@@ -4,8 +4,6 @@
 // /upstreams and /metrics show.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { request } from 'undici';
@@ -13,6 +11,7 @@ import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
+import { startStalledListener, type StalledListener } from '../helpers/stalled-listener.js';
 import { parsePrometheusText } from '../helpers/prom-text.js';
 
 let gw: Gateway;
@@ -25,24 +24,7 @@ let hanging: Upstream;
 let holder: Upstream;
 let flakyFails = true;
 const held: ServerResponse[] = [];
-let stalled: ChildProcess;
-const fillers: Socket[] = [];
-
-/** A listener whose accept queue is full and whose process is stopped: connects hang (as in upstream.test.ts). */
-async function startStalledListener(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', `
-    const s = require('net').createServer(); s.listen({ port: ${port}, host: '127.0.0.1', backlog: 1 }, () => process.stdout.write('ok'));`],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
-  child.kill('SIGSTOP');
-  for (let i = 0; i < 4; i++) {
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => {});
-    fillers.push(s);
-  }
-  await new Promise((r) => setTimeout(r, 200));
-  return child;
-}
+let stalled: StalledListener;
 
 /** A request on a fresh connection (SO_REUSEPORT spreads those over both workers). */
 async function get(path: string): Promise<{ status: number; headers: Record<string, unknown>; text: string; json: () => any }> {
@@ -98,8 +80,7 @@ after(async () => {
   for (const r of held.splice(0)) r.end('released');
   await gw?.stop();
   await Promise.all(ups.map((u) => u.close()));
-  for (const s of fillers) s.destroy();
-  if (stalled) { stalled.kill('SIGCONT'); stalled.kill('SIGKILL'); }
+  stalled?.close();
 });
 
 describe('circuit breaker', () => {
