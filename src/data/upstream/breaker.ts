@@ -147,6 +147,8 @@ export class Breaker {
       if (c.consecutiveFailures > 0 && Atomics.load(s, at + SLOT.CONSECUTIVE) !== 0) Atomics.store(s, at + SLOT.CONSECUTIVE, 0);
       return;
     }
+    // A try admitted while closed that fails after the breaker left closed counts no more.
+    if (Atomics.load(s, at + SLOT.STATE) !== CLOSED) return;
     if (c.consecutiveFailures > 0 && Atomics.add(s, at + SLOT.CONSECUTIVE, 1) + 1 >= c.consecutiveFailures) { this.open(CLOSED); return; }
     if (c.failureRate > 0 && this.rateExceeded()) this.open(CLOSED);
   }
@@ -183,6 +185,7 @@ export class Breaker {
   /** closed/half-open → open (the winner of the swap logs it). */
   private open(from: number): void {
     const s = this.s, at = this.at;
+    if (Atomics.load(s, at + SLOT.STATE) !== from) return; // another try opened it already
     Atomics.store(s, at + SLOT.OPENED_AT, this.now());
     if (Atomics.compareExchange(s, at + SLOT.STATE, from, OPEN) === from) {
       for (let b = 0; b < WINDOW_BUCKETS; b++) Atomics.store(s, at + SLOT.WINDOW + b * 3, -1);
@@ -342,7 +345,7 @@ export function breakerInterceptor(service: CompiledService): Interceptor | null
       if (probe < 0) {
         if (probe === -1 && ctx !== null) {
           ctx.responseFlags |= RESPONSE_FLAG.CIRCUIT_OPEN;
-          if (cache !== null && cache.serve(ctx)) { breaker.countFallback(); return; }
+          if (cache !== null && cache.replay(ctx, handler)) { breaker.countFallback(); return; }
         }
         handler.onResponseError?.(REFUSED, refusal(breaker, probe));
         return;

@@ -17,6 +17,7 @@ import type { CompiledService } from '../../shared/compiled-config.js';
 import { coarseNow } from '../deadlines.js';
 import { endResponse, lowerEquals, startResponse, writeResponseData } from '../exchange.js';
 import { PHASE, RESPONSE_FLAG, type HeaderField, type RequestContext } from '../request-context.js';
+import type { DispatchController, DispatchHandler } from './dispatch.js';
 
 export const CACHE_STATUS_HIT = 'lobby; hit; detail=stale-if-error';
 /** Variants kept per key (distinct Vary values), a bound against a Vary on a header with many values. */
@@ -151,24 +152,52 @@ export class FallbackCache {
     if (v !== undefined && --v.variants <= 0) this.varyOf.delete(entry.primary);
   }
 
-  /** Answers `ctx` from the cache: true when it did (the exchange then ends by itself). */
+  /** A hit's headers as relayed, marked stale-if-error with its Age; counts the hit. */
+  private hitHeaders(ctx: RequestContext, entry: Entry): HeaderField[] {
+    this.hits++;
+    ctx.responseFlags |= RESPONSE_FLAG.FALLBACK_SERVED;
+    const headers: HeaderField[] = entry.headers.slice();
+    headers.push('cache-status', CACHE_STATUS_HIT, 'age', String(Math.max(0, Math.floor((coarseNow - entry.storedAt) / 1000))));
+    return headers;
+  }
+
+  /**
+   * Answers a try from the cache through its dispatch handler, as if the upstream had sent
+   * it (so every policy outside, e.g. a retry, sees an answer): true when it did.
+   */
+  replay(ctx: RequestContext, handler: DispatchHandler): boolean {
+    if (ctx.ended || ctx.responseStarted) return false;
+    const entry = this.lookup(ctx);
+    if (entry === null) return false;
+    const headers = this.hitHeaders(ctx, entry);
+    if (entry.status !== 204) headers.push('content-length', String(entry.body.length));
+    handler.onRequestStart?.(REPLAYED, null);
+    if (!ctx.ended) handler.onResponseStart?.(REPLAYED, entry.status, headers, entry.statusText);
+    if (!ctx.ended && entry.body.length > 0 && entry.status !== 204) handler.onResponseData?.(REPLAYED, entry.body);
+    if (!ctx.ended) handler.onResponseEnd?.(REPLAYED, null);
+    return true;
+  }
+
+  /** Answers `ctx` from the cache straight to the client (no dispatch): true when it did
+   * (the exchange then ends by itself). RuntimeService.serveFallback. */
   serve(ctx: RequestContext): boolean {
     if (ctx.ended || ctx.responseStarted) return false;
     const entry = this.lookup(ctx);
     if (entry === null) return false;
-    this.hits++;
-    const headers: HeaderField[] = entry.headers.slice();
-    headers.push('cache-status', CACHE_STATUS_HIT, 'age', String(Math.max(0, Math.floor((coarseNow - entry.storedAt) / 1000))));
-    ctx.responseFlags |= RESPONSE_FLAG.FALLBACK_SERVED;
+    const headers = this.hitHeaders(ctx, entry);
     ctx.phase = PHASE.STREAMING;
     ctx.deadline = ctx.route !== null ? coarseNow + ctx.route.service.idleMs : 0;
     const body = entry.body;
-    startResponse(ctx, entry.status, entry.statusText, headers, body.length, false);
-    if (body.length > 0) writeResponseData(ctx, body);
+    const bodiless = entry.status === 204; // no Content-Length, no body
+    startResponse(ctx, entry.status, entry.statusText, headers, body.length, bodiless);
+    if (body.length > 0 && !bodiless) writeResponseData(ctx, body);
     else endResponse(ctx);
     return true;
   }
 }
+
+/** The controller of a replayed answer: there is no connection to pause or abort. */
+const REPLAYED: DispatchController = { abort() {}, pause() {}, resume() {}, aborted: false, paused: false };
 
 const caches = new Map<string, FallbackCache>();
 
