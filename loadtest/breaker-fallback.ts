@@ -7,12 +7,12 @@
 // Lobby (--workers, default 2) in front of one service with a circuit breaker
 // (consecutive_failures 5, slow_call_ms 200, open_s 2, half_open_probes 2) and a fallback
 // cache. Two phases, bounded in time:
-//   prime  (2 s)        the upstream answers in ~5 ms: every one of --paths GETs is relayed
-//                       and kept by the worker that relayed it;
+//   prime  (≤ 20 s)     the upstream answers in ~5 ms: every connection asks each of --paths
+//                       once, so every worker relays and keeps every path;
 //   slow   (--duration) the upstream answers in --slow-ms: slow calls open the breaker, and
 //                       from then on clients get their last-good answers (Cache-Status
-//                       stale-if-error), or 503 upstream_circuit_open when their worker never
-//                       relayed that path; every open_s the breaker probes (slow again: open).
+//                       stale-if-error), else 503 upstream_circuit_open; every open_s the
+//                       breaker probes (slow again: open).
 // The report counts, for the slow phase: fallbacks served, 503s, answers relayed from the
 // upstream (before it opened, and probes), failures (other statuses, transport errors),
 // with p50/p99 of the fallbacks, and Lobby's own counters from /metrics.
@@ -62,22 +62,35 @@ upstream.keepAliveTimeout = 60_000;
 
 const counts = { fallback: 0, circuitOpen: 0, relayed: 0, otherStatus: 0, errors: 0 };
 const fallbackMs: number[] = [];
+/** Prime-phase answers: relayed 200s, anything else (a loaded machine's connect timeouts can
+ * open the breaker before the cache is primed: then the slow phase is mostly 503s). */
+let primed = 0;
+let primeFailed = 0;
+/** Error answers by status and gateway error code. */
+const codes = new Map<string, number>();
 
+/** Closed-loop GETs over the paths until `until`; priming (`record` false) also stops after one pass. */
 async function load(pool: Pool, until: number, record: boolean): Promise<void> {
   let n = Math.floor(Math.random() * PATHS);
-  while (performance.now() < until) {
+  const last = n + PATHS;
+  while (performance.now() < until && (record || n < last)) {
     const path = `/item/${n++ % PATHS}`;
     const started = performance.now();
     try {
       const res = await pool.request({ path, method: 'GET', headersTimeout: SLOW_MS + 5_000 });
-      await res.body.dump();
-      if (!record) continue;
+      const text = await res.body.text();
+      if (!record) { if (res.statusCode === 200) primed++; else primeFailed++; continue; }
+      if (res.statusCode >= 400) {
+        let code = String(res.statusCode);
+        try { code += ' ' + JSON.parse(text).error.code; } catch { /* not a gateway error */ }
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+      }
       if (res.statusCode === 200 && res.headers['cache-status'] !== undefined) { counts.fallback++; fallbackMs.push(performance.now() - started); }
       else if (res.statusCode === 200) counts.relayed++;
-      else if (res.statusCode === 503) counts.circuitOpen++;
+      else if (res.statusCode === 503 && text.includes('"upstream_circuit_open"')) counts.circuitOpen++;
       else counts.otherStatus++;
     } catch {
-      if (record) counts.errors++;
+      if (record) counts.errors++; else primeFailed++;
     }
   }
 }
@@ -103,7 +116,7 @@ services:
   slow:
     targets: ["http://127.0.0.1:${UPSTREAM_PORT}"]
     connections: ${CONNECTIONS}
-    timeouts: { response_ms: ${SLOW_MS + 5_000} }
+    timeouts: { connect_ms: 5000, response_ms: ${SLOW_MS + 5_000} }
     circuit_breaker: { consecutive_failures: 5, slow_call_ms: 200, open_s: 2, half_open_probes: 2 }
     fallback: { cache: { ttl_s: 300, max_bytes: 10MB } }
 routes: [ { name: slow, match: { prefix: / }, service: slow } ]
@@ -118,8 +131,9 @@ routes: [ { name: slow, match: { prefix: / }, service: slow } ]
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    process.stderr.write('prime: 2 s at ~5 ms per answer\n');
-    await Promise.all(Array.from({ length: CONNECTIONS }, () => load(pool, performance.now() + 2_000, false)));
+    // Every connection asks every path once (at most 20 s), so each worker keeps every path.
+    process.stderr.write('prime: every path once per connection, at ~5 ms per answer\n');
+    await Promise.all(Array.from({ length: CONNECTIONS }, () => load(pool, performance.now() + 20_000, false)));
     slow = true;
     process.stderr.write(`slow: ${DURATION_S} s at ${SLOW_MS} ms per answer\n`);
     const started = performance.now();
@@ -130,11 +144,13 @@ routes: [ { name: slow, match: { prefix: / }, service: slow } ]
     const total = counts.fallback + counts.circuitOpen + counts.relayed + counts.otherStatus + counts.errors;
     process.stdout.write([
       `breaker-fallback: ${DURATION_S} s slow phase (${elapsed.toFixed(1)} s with the last answers), ${CONNECTIONS} connections, ${PATHS} paths, ${args.workers} workers, upstream ${SLOW_MS} ms`,
+      `  primed               ${primed} answers relayed, ${primeFailed} failed (before the slow phase)`,
       `  answers              ${total} (${(total / elapsed).toFixed(0)}/s)`,
       `  fallbacks served     ${counts.fallback}  p50 ${percentile(fallbackMs, 0.5).toFixed(2)} ms  p99 ${percentile(fallbackMs, 0.99).toFixed(2)} ms`,
-      `  503 circuit open     ${counts.circuitOpen}  (a path its worker never relayed)`,
+      `  503 circuit open     ${counts.circuitOpen}  (no answer cached on that worker)`,
       `  relayed (slow)       ${counts.relayed}  (before it opened, and half-open probes)`,
       `  failures             ${counts.otherStatus} other statuses, ${counts.errors} transport errors`,
+      `  error answers        ${[...codes].map(([c, n]) => `${c}: ${n}`).join(', ') || 'none'}`,
       metric(/^lobby_breaker_transitions_total|^lobby_fallback_served_total|^lobby_breaker_rejected_total/),
       '',
     ].join('\n'));
