@@ -243,9 +243,13 @@ class GuardedTry implements DispatchHandler, DispatchController {
 
   abort(reason: Error): void {
     // The caller ended the try (client gone, reply sent, a deadline): a failure only when the
-    // exchange's deadline passed (the upstream was too slow), and not once it answered.
+    // exchange's deadline passed (the upstream was too slow) or the caller says why with a
+    // failure code (e.g. a policy's per-try timeout), and not once it answered.
     const ctx = this.ctx;
-    if (this.outcome === 0 && ctx !== null && !ctx.aborted && ctx.deadline !== 0 && coarseNow >= ctx.deadline) this.outcome = -1;
+    if (this.outcome === 0) {
+      const code = (reason as Partial<UpstreamError>).code;
+      if (code !== undefined ? isFailure(code) : ctx !== null && !ctx.aborted && ctx.deadline !== 0 && coarseNow >= ctx.deadline) this.outcome = -1;
+    }
     this.end(this.outcome);
     this.controller?.abort(reason);
   }
