@@ -13,6 +13,7 @@ import { run as accessLog } from './access-log.bench.js';
 import { run as health } from './health.bench.js';
 import { run as retry } from './retry.bench.js';
 import { run as grpcJson } from './grpc-json.bench.js';
+import { run as breaker } from './breaker.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -29,6 +30,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['health', () => health()],
   ['retry', () => retry()],
   ['grpc-json', () => grpcJson()],
+  ['breaker', () => breaker()],
 ];
 
 const only = process.argv.slice(2);

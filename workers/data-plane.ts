@@ -17,6 +17,7 @@ import { runDrainHooks, runFatalHooks, runReopenHooks } from '../src/data/worker
 import { encodeRouteHistograms } from '../src/filters/metrics/latency.js';
 import { startWorkerStats } from '../src/data/worker-stats.js';
 import { HealthTable } from '../src/shared/health-table.js';
+import { configureOverload } from '../src/data/overload.js';
 
 const boot = workerData as WorkerBoot;
 const control = new Int32Array(boot.control);
@@ -45,6 +46,7 @@ function switchTo(id: number): void {
   if (!next) return; // not prepared here (cannot happen: the control plane waits for every ack)
   current = next;
   currentId = id;
+  configureOverload(next.config, boot.workerIndex);
   for (const key of prepared.keys()) if (key < id) prepared.delete(key);
   setTimeout(() => {
     const live = new Set<string>();

@@ -35,6 +35,13 @@ import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
 import { compileHealthCheck, compileOutlier } from './health-config.js';
 import { compileRouteResilience } from './retry-config.js';
+import { compileBreaker, compileFallback, compileOverload } from './breaker-config.js';
+import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
+
+/** `{ [key]: value }`, or nothing for a null value (a section that is not configured). */
+function optional<K extends string, V>(key: K, value: V | null): { [k in K]?: V } {
+  return (value === null ? {} : { [key]: value }) as { [k in K]?: V };
+}
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -62,7 +69,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const issues: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
-  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report));
+  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, identityHeaderNames(config.auth)));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
   routes.forEach((route, index) => route && resolveRetry(route, config.routes[index], config.services[config.routes[index].service], services[route.service], index, report));
@@ -115,10 +122,11 @@ function compileServer(server: RawConfig['server'], baseDir: string): CompiledSe
     escapedSlashes: server.escaped_slashes,
     tls: server.tls === undefined ? null : compileServerTls(server.tls),
     tlsSource: server.tls === undefined ? null : tlsSource(server.tls, baseDir),
+    ...optional('overload', compileOverload(server.max_connections, server.overload)),
   };
 }
 
-function compileService(name: string, service: RawService, baseDir: string, report: Report): CompiledService {
+function compileService(name: string, service: RawService, baseDir: string, report: Report, identityHeaders: readonly string[]): CompiledService {
   const targets = service.targets.map((target) => validated(parseTarget(target)));
   // A repeated target would silently get double the traffic; say so instead.
   const firstIndexByOrigin = new Map<string, number>();
@@ -144,6 +152,9 @@ function compileService(name: string, service: RawService, baseDir: string, repo
     pipelining: service.pipelining,
     // Present only when configured: a service without them compiles as before.
     ...healthPolicies(name, service, report),
+    // Absent when not configured (the compiled config stays as it was for other services).
+    ...optional('circuitBreaker', compileBreaker(service.circuit_breaker)),
+    ...optional('fallback', compileFallback(service.fallback, identityHeaders)),
   };
 }
 

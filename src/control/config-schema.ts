@@ -23,6 +23,7 @@ import { versionConstraint } from '../filters/api-version/schema.js';
 import { tlsSchema, upstreamTlsSchema } from './tls-config.js';
 import { healthCheckSchema, outlierSchema } from './health-config.js';
 import { retryRouteKeys, retryServiceKeys } from './retry-config.js';
+import { circuitBreakerSchema, fallbackSchema, overloadSchema } from './breaker-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -236,6 +237,9 @@ const serverSchema = section({
   reuse_port: z.boolean().default(false),
   // HTTPS listener (src/control/tls-config.ts, docs/configuration.md#servertls).
   tls: tlsSchema.optional(),
+  // Overload protection (src/control/breaker-config.ts, docs/resilience.md#overload-protection).
+  max_connections: positiveInt.optional(),
+  overload: overloadSchema.optional(),
 });
 
 const timeoutsSchema = section({
@@ -259,6 +263,9 @@ const serviceSchema = section({
   outlier: outlierSchema.optional(),
   // Retries and the exchange deadline (src/control/retry-config.ts).
   ...retryServiceKeys,
+  // Circuit breaker and last-good fallback (src/control/breaker-config.ts, docs/resilience.md).
+  circuit_breaker: circuitBreakerSchema.optional(),
+  fallback: fallbackSchema.optional(),
 });
 
 const matchSchema = section({

@@ -147,6 +147,8 @@ export class ControlPlane {
       draining: this.draining,
       generation: this.supervisor.generation,
       workers: { configured: live.compiled.server.workers, listening: this.supervisor.workerCount, restarts: this.supervisor.restarts },
+      // Each circuit breaker's state and counts, shared by the workers (src/control/breaker-store.ts).
+      circuit_breakers: this.supervisor.breakers.status(),
       config: {
         version: live.version,
         hash: live.hash,

@@ -32,7 +32,7 @@ const SAMPLE_MS = 10_000;
 const RECENT_MS = 60_000;
 
 /** What the endpoints read of the supervisor and the config store (benches give real parts without workers). */
-export type ObservedSupervisor = Pick<Supervisor, 'metrics' | 'ask' | 'rateLimits' | 'jwks' | 'restarts' | 'workerLag' | 'startedAt'> & Partial<Pick<Supervisor, 'health'>>;
+export type ObservedSupervisor = Pick<Supervisor, 'metrics' | 'ask' | 'rateLimits' | 'jwks' | 'restarts' | 'workerLag' | 'startedAt'> & Partial<Pick<Supervisor, 'health' | 'breakers'>>;
 export type ObservedStore = Pick<ConfigStore, 'current' | 'changeCounts'>;
 
 export interface LatencyRow { route: string; count: number; p50_ms: number; p90_ms: number; p99_ms: number; p999_ms: number; max_ms: number }
@@ -68,6 +68,11 @@ export class Observability {
       new Collected('lobby_upstream_healthy', 'Whether a target may take requests (1) or is out: failing its health checks or ejected (0). Services with health_check or outlier only.', 'gauge', () => supervisor.health?.metricValues().healthy ?? []),
       new Collected('lobby_upstream_ejections_total', 'Outlier ejections of a target.', 'counter', () => supervisor.health?.metricValues().ejections ?? []),
       new Collected('lobby_upstream_health_checks_total', 'Active health checks of a target, by result: ok, bad_status (not in expect_status), timeout, error (connect or TLS failure).', 'counter', () => supervisor.health?.metricValues().checks ?? []),
+      // Circuit breakers (src/control/breaker-store.ts): read from the shared buffer at scrape time.
+      new Collected('lobby_breaker_state', 'Circuit breaker state by service: 0 closed, 1 open, 2 half-open (shared by all workers).', 'gauge', () => supervisor.breakers?.stateValues() ?? []),
+      new Collected('lobby_breaker_transitions_total', 'Circuit breaker transitions, by service and the state entered.', 'counter', () => supervisor.breakers?.transitionValues() ?? []),
+      new Collected('lobby_breaker_rejected_total', 'Tries refused by a circuit breaker, by service and reason (open, overflow: max_concurrent / max_pending).', 'counter', () => supervisor.breakers?.rejectedValues() ?? []),
+      new Collected('lobby_fallback_served_total', 'Answers from the last-good fallback cache while a breaker was open, by service.', 'counter', () => supervisor.breakers?.fallbackValues() ?? []),
     ];
     for (const m of metrics) this.registry.registerMetric(m as never);
     this.sampler = setInterval(() => this.sampleErrors(), SAMPLE_MS).unref();
@@ -195,6 +200,7 @@ export class Observability {
         const health = this.supervisor.health?.target(svc.name, t.origin) ?? null;
         return { ...row, errors_total: total, recent_errors: total - (base.get(key) ?? 0), ...(health === null ? {} : health) };
       }),
+      ...(svc.circuitBreaker ? { circuit_breaker: this.supervisor.breakers?.statusOf(svc.name) ?? null } : {}),
     }));
     return { recent_errors_window_s: RECENT_MS / 1000, services };
   }

@@ -23,6 +23,7 @@ import { MetricsStore } from './metrics-store.js';
 import { WORKER_STATS } from '../shared/metrics-layout.js';
 import { TlsManager } from './tls-manager.js';
 import { HealthChecker } from './health-checker.js';
+import { BreakerStore } from './breaker-store.js';
 import type { TlsListenerConfig } from '../shared/tls-config.js';
 
 const WORKER_ENTRY = new URL('../../workers/data-plane.js', import.meta.url);
@@ -43,7 +44,9 @@ interface Published {
 }
 
 /** Encodes a generation once (on this thread, off the request path) for every worker. */
-function published(generation: number, config: CompiledConfig, metrics: MetricsStore): Published {
+function published(generation: number, compiled: CompiledConfig, metrics: MetricsStore, breakers: BreakerStore): Published {
+  // The shared breaker/overload buffer and each breaker's slot (src/control/breaker-store.ts).
+  const config = breakers.attach(compiled);
   return {
     generation,
     metrics: metrics.allocate(generation, config),
@@ -129,6 +132,8 @@ export class Supervisor {
   readonly rateLimits: RateLimitSync;
   /** The data plane's metric counters, per generation and worker (src/control/metrics-store.ts). */
   readonly metrics = new MetricsStore();
+  /** Circuit breakers' shared state, by service name across reloads (src/control/breaker-store.ts). */
+  readonly breakers = new BreakerStore();
   /** Each worker's stats block (event-loop delay), kept for its replacement. */
   private readonly workerStats: SharedArrayBuffer[] = [];
   private nextRequestId = 1;
@@ -151,7 +156,7 @@ export class Supervisor {
 
   /** Starts every worker on the config and waits until all listen. Throws if one cannot. */
   async start(): Promise<void> {
-    this.published = published(this.nextGeneration++, this.health.assign(this.config), this.metrics);
+    this.published = published(this.nextGeneration++, this.health.assign(this.config), this.metrics, this.breakers);
     this.metrics.activate(this.published.generation);
     this.health.activate(this.published.config);
     // Stored before any worker listens: each worker prepares it before it opens its socket.
@@ -175,7 +180,7 @@ export class Supervisor {
   }
 
   private async publishNow(config: CompiledConfig): Promise<number> {
-    const next = published(this.nextGeneration++, this.health.assign(config), this.metrics);
+    const next = published(this.nextGeneration++, this.health.assign(config), this.metrics, this.breakers);
     try {
       await this.jwks.configure(config);
       await this.rateLimits.configure(config);

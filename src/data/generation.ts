@@ -13,6 +13,8 @@ import { outlierInterceptor } from './upstream/outlier.js';
 import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
 import { undiciDispatch } from './upstream/undici-dispatch.js';
 import { retryInterceptor } from './upstream/retry.js';
+import { breakerInterceptor } from './upstream/breaker.js';
+import { fallbackServer } from './upstream/fallback-cache.js';
 
 export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 
@@ -111,6 +113,7 @@ export function buildGeneration(
     connectMs: svc.timeouts.connectMs,
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
+    serveFallback: fallbackServer(svc),
   }));
   return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env, buildFilter);
 }
@@ -124,6 +127,9 @@ export function serviceInterceptors(service: CompiledService, env?: WorkerEnv): 
   const interceptors: Interceptor[] = [];
   // Outermost: retries and the deadline; each try goes through the ones inside.
   if (service.retryUsed === true) interceptors.push(retryInterceptor(service));
+  // Then the circuit breaker and the fallback capture: each try counts.
+  const breaker = breakerInterceptor(service);
+  if (breaker !== null) interceptors.push(breaker);
   // Innermost, just above the client: outlier ejection counts each try's own outcome.
   const outlier = outlierInterceptor(service, env?.healthTable, env?.workerIndex ?? 0);
   if (outlier !== null) interceptors.push(outlier);

@@ -80,6 +80,9 @@ export interface RuntimeService {
   readonly connectMs: number;
   readonly responseMs: number;
   readonly idleMs: number;
+  /** Answers the request from the service's last-good fallback cache (docs/resilience.md#fallback-cache):
+   * true = answered; null when the service has no fallback (src/data/upstream/fallback-cache.ts). */
+  readonly serveFallback: ((ctx: RequestContext) => boolean) | null;
 }
 
 export interface RuntimeRoute {
@@ -187,6 +190,12 @@ export const RESPONSE_FLAG = {
   NO_HEALTHY_UPSTREAM: 1 << 12,
   /** URX: a try failed in a retryable way and the retry policy's attempts were used up. */
   UPSTREAM_RETRY_LIMIT_EXCEEDED: 1 << 13,
+  /** CO: the service's circuit breaker was open: refused without trying the upstream. */
+  CIRCUIT_OPEN: 1 << 14,
+  /** SF: answered from the last-good fallback cache (stale-if-error) instead of the upstream. */
+  FALLBACK_SERVED: 1 << 15,
+  /** OL: refused by overload protection (server.max_connections, server.overload). */
+  OVERLOADED: 1 << 16,
 } as const;
 
 export const RESPONSE_FLAG_NAMES: readonly [number, string][] = [
@@ -198,6 +207,7 @@ export const RESPONSE_FLAG_NAMES: readonly [number, string][] = [
   [RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR, 'DPE'], [RESPONSE_FLAG.DRAINED, 'SI'],
   [RESPONSE_FLAG.NO_HEALTHY_UPSTREAM, 'UH'],
   [RESPONSE_FLAG.UPSTREAM_RETRY_LIMIT_EXCEEDED, 'URX'],
+  [RESPONSE_FLAG.CIRCUIT_OPEN, 'CO'], [RESPONSE_FLAG.FALLBACK_SERVED, 'SF'], [RESPONSE_FLAG.OVERLOADED, 'OL'],
 ];
 
 /** Short names of a flag mask, comma-separated ('-' for none), as an access log writes them. */

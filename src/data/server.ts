@@ -25,6 +25,7 @@ import { TlsListener } from './tls-listener.js';
 import { MtlsListener } from './mtls-listener.js';
 import { sendHttpsRedirect } from './tls-redirect.js';
 import { LISTENER, type TlsListenerConfig } from '../shared/tls-config.js';
+import { overloadOn, shouldShed } from './overload.js';
 
 export interface DataPlaneServerOptions {
   /** Returns the generation new requests use (one Atomics.load in the common case). */
@@ -145,6 +146,12 @@ export class DataPlaneServer {
     const hasBody = ctx.contentLength > 0 || ctx.chunked;
     if (headError !== null) {
       sendLocalReply(ctx, headError, hasBody || headError === GW_ERR.invalid_framing);
+      return;
+    }
+    // Overload protection (overload.ts): one comparison when it is off. The connection closes.
+    if (overloadOn && shouldShed()) {
+      ctx.responseFlags |= RESPONSE_FLAG.OVERLOADED;
+      sendLocalReply(ctx, GW_ERR.gateway_overloaded, true);
       return;
     }
     const path = normalizePath(url);

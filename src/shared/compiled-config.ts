@@ -2,6 +2,7 @@
 // Plain, structured-cloneable data (it crosses to worker threads with postMessage);
 // everything a request needs is decided here, at compile time, never per request.
 import type { CompiledServerTls, CompiledUpstreamTls, TlsSource } from './tls-config.js';
+import type { CompiledBreaker, CompiledBreakerState, CompiledFallback, CompiledOverload } from './breaker-layout.js';
 
 /** One piece of a templated rewrite: literal text, or the value of a captured `{param}`. */
 export type RewritePart = { literal: string } | { param: number };
@@ -32,6 +33,8 @@ export interface CompiledServer {
   tls: CompiledServerTls | null;
   /** Its files, resolved (read by the control plane only: src/control/tls-manager.ts). */
   tlsSource: TlsSource | null;
+  /** `server.max_connections` and `server.overload` (src/data/overload.ts); null/absent: off. */
+  overload?: CompiledOverload | null;
 }
 
 export interface CompiledTarget {
@@ -61,6 +64,13 @@ export interface CompiledService {
   /** Some route of the service has a retry policy or a deadline (the retry interceptor is
    * composed only then: src/data/upstream/retry.ts). */
   retryUsed?: boolean;
+  /** `circuit_breaker` (src/data/upstream/breaker.ts); null/absent: none. */
+  circuitBreaker?: CompiledBreaker | null;
+  /** `fallback.cache` (src/data/upstream/fallback-cache.ts); null/absent: none. */
+  fallback?: CompiledFallback | null;
+  /** The breaker's slot in the instance's shared buffer, set by the supervisor at publish
+   * (src/control/breaker-store.ts): by service name, so a reload keeps the state. */
+  breakerShared?: { buffer: SharedArrayBuffer; slot: number };
 }
 
 /** Active health checks of a service's targets, run by the control plane (health-checker.ts). */
@@ -173,4 +183,7 @@ export interface CompiledConfig extends CompiledFilterRuntimes {
   routes: CompiledRoute[];
   /** Filters whose onEnd runs for requests that match no route (FilterCompilation.unrouted). */
   unroutedFilters?: CompiledFilter[];
+  /** The instance's shared breaker/overload buffer, set by the supervisor when it publishes
+   * (src/control/breaker-store.ts); absent in a config not published yet. */
+  breakerState?: CompiledBreakerState;
 }

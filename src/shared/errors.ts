@@ -41,6 +41,8 @@ export const GW_ERR = {
   auth_overloaded: spec(503, 'auth_overloaded', 'Too many tokens are waiting for verification; retry later.'),
   upstream_overloaded: spec(503, 'upstream_overloaded', 'Too many requests are waiting for a connection to the upstream service; retry later.'),
   no_healthy_upstream: spec(503, 'no_healthy_upstream', 'No target of the upstream service is healthy; retry later.'),
+  upstream_circuit_open: spec(503, 'upstream_circuit_open', 'The upstream service is failing and the gateway stopped sending it requests for a while; retry after the time in Retry-After.'),
+  gateway_overloaded: spec(503, 'gateway_overloaded', 'The gateway is overloaded; retry later.'),
   rate_limit_capacity: spec(503, 'rate_limit_capacity', 'The gateway is tracking too many clients; retry later.'),
   auth_unavailable: spec(503, 'auth_unavailable', 'The keys to verify the token are not available; retry later.'),
   auth_timeout: spec(503, 'auth_timeout', 'Token verification did not finish in time; retry later.'),
@@ -77,6 +79,10 @@ export const UPSTREAM_ERR = {
   invalid_request: GW_ERR.invalid_header,
   /** The gateway ended the request (client gone, deadline, reply already sent). */
   aborted: GW_ERR.internal_error,
+  /** The service's circuit breaker is open (src/data/upstream/breaker.ts): nothing was sent. */
+  circuit_open: GW_ERR.upstream_circuit_open,
+  /** The service's circuit_breaker max_concurrent or max_pending is reached: nothing was sent. */
+  overflow: GW_ERR.upstream_overloaded,
 } as const satisfies Record<string, GatewayErrorSpec>;
 
 export type UpstreamErrorCode = keyof typeof UPSTREAM_ERR;

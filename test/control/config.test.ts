@@ -665,7 +665,7 @@ routes:
     service: orders
 `);
     assert.deepEqual(issues.map((i) => [i.file, i.line, i.path, i.message]), [
-      [FILE, 2, 'server.workerz', 'unknown key, did you mean "workers"? (allowed: host, port, workers, limits, drain_timeout_ms, trusted_proxies, rate_limit_keys, escaped_slashes, reuse_port, tls)'],
+      [FILE, 2, 'server.workerz', 'unknown key, did you mean "workers"? (allowed: host, port, workers, limits, drain_timeout_ms, trusted_proxies, rate_limit_keys, escaped_slashes, reuse_port, tls, max_connections, overload)'],
       [FILE, 6, 'services.users.balance', 'must be one of "round_robin", "least_request", got the string "round_robbin"; did you mean "round_robin"?'],
       [FILE, 14, 'routes[0].service', 'unknown service "usres" (did you mean "users"? defined services: users, orders)'],
       [FILE, 18, 'routes[1].rate_limit[0]', 'unknown limit "per_ipp" (did you mean "per_ip"? defined limits: per_ip)'],

@@ -2,12 +2,11 @@
 // connections and resets give 502, connect and response timeouts give 504 on time.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { freePort } from '../helpers/ports.js';
+import { startStalledListener, type StalledListener } from '../helpers/stalled-listener.js';
 
 let a: Upstream;
 let b: Upstream;
@@ -17,26 +16,7 @@ let resetter: Upstream;
 let gw: Gateway;
 let refusedPort: number;
 let stalledPort: number;
-let stalled: ChildProcess;
-const fillers: Socket[] = [];
-
-/** A listener that accepts no connections: a child process listening with backlog 1,
- * then stopped (SIGSTOP) with its queue full, so new connects hang in SYN-SENT. */
-async function startStalledListener(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', `
-    const s = require('net').createServer(); s.listen({ port: ${port}, host: '127.0.0.1', backlog: 1 }, () => process.stdout.write('ok'));`],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
-  child.kill('SIGSTOP');
-  // Fill the accept queue (backlog + 1 completed handshakes) so the next SYN is dropped.
-  for (let i = 0; i < 4; i++) {
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => {});
-    fillers.push(s);
-  }
-  await new Promise((r) => setTimeout(r, 200));
-  return child;
-}
+let stalled: StalledListener;
 
 before(async () => {
   a = await startUpstream('a');
@@ -71,8 +51,7 @@ routes:
 
 after(async () => {
   await gw?.stop();
-  for (const s of fillers) s.destroy();
-  stalled?.kill('SIGKILL');
+  stalled?.close();
   await Promise.all([a, b, c, slow, resetter].map((u) => u?.close()));
 });
 

@@ -80,7 +80,8 @@ function flagOfUpstreamError(code: UpstreamError['code']): number {
   switch (code) {
     case 'connect_timeout': case 'connect_failed': case 'pool_closed': return RESPONSE_FLAG.UPSTREAM_CONNECT_FAILURE;
     case 'bad_response': return RESPONSE_FLAG.UPSTREAM_PROTOCOL_ERROR;
-    case 'queue_full': return RESPONSE_FLAG.UPSTREAM_OVERFLOW;
+    case 'queue_full': case 'overflow': return RESPONSE_FLAG.UPSTREAM_OVERFLOW;
+    case 'circuit_open': return RESPONSE_FLAG.CIRCUIT_OPEN;
     default: return RESPONSE_FLAG.UPSTREAM_RESET;
   }
 }
@@ -277,7 +278,8 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
         if (wait >= 0) { this.awaitRetry(wait); return; }
       }
     }
-    this.fail(UPSTREAM_ERR[err.code] ?? GW_ERR.upstream_unavailable, flagOfUpstreamError(err.code));
+    // A policy's refusal may carry headers for the reply (the breaker's Retry-After).
+    this.fail(UPSTREAM_ERR[err.code] ?? GW_ERR.upstream_unavailable, flagOfUpstreamError(err.code), (err as { headers?: readonly string[] }).headers ?? null);
   }
 
   /** A try timed out (the deadline ticker): retried when the policy allows, else `spec`. */
@@ -338,13 +340,13 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
   }
 
   /** The upstream exchange failed: a 5xx if nothing was answered yet, else a cut connection. */
-  fail(spec: GatewayErrorSpec, flag: number): void {
+  fail(spec: GatewayErrorSpec, flag: number, extraHeaders: readonly string[] | null = null): void {
     const ctx = this.ctx;
     this.abort();
     if (ctx.ended) return;
     if (!ctx.responseStarted) {
       ctx.responseFlags |= flag;
-      sendLocalReply(ctx, spec, bodyUnreadOf(ctx.body));
+      sendLocalReply(ctx, spec, bodyUnreadOf(ctx.body), extraHeaders);
     } else {
       abortResponse(ctx, flag);
     }
@@ -417,10 +419,14 @@ export function forward(ctx: RequestContext): void {
 /**
  * Every target of the request's service is down (health checks, outlier ejection): fail
  * fast with 503 `no_healthy_upstream`, flag UH. The one point where a service without a
- * healthy target is answered (a fallback, when there is one, goes here).
+ * healthy target is answered: from the fallback cache when the service has one and holds the
+ * answer, else 503.
  */
 export function noHealthyUpstream(ctx: RequestContext): void {
   ctx.responseFlags |= RESPONSE_FLAG.NO_HEALTHY_UPSTREAM;
+  // The last good answer, when the service keeps them (fallback-cache.ts; flag SF).
+  const serveFallback = ctx.route!.service.serveFallback;
+  if (serveFallback !== null && serveFallback(ctx)) return;
   sendLocalReply(ctx, GW_ERR.no_healthy_upstream, bodyUnreadOf(ctx.body));
 }
 

@@ -1,0 +1,88 @@
+// The config keys of the circuit breaker, fallback cache and overload protection: the
+// example loads, values compile to what the data plane reads, and bad values are refused at
+// their key path.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile, loadConfigText } from '../../src/control/config-load.js';
+import { ConfigError, type ConfigIssue } from '../../src/control/config-error.js';
+import { runCheck } from '../../src/control/check.js';
+
+const FILE = '/etc/lobby/gateway.yaml';
+const EXAMPLE = fileURLToPath(new URL('../../../config/examples/resilience.yaml', import.meta.url));
+
+function service(extra: string, server = ''): string {
+  return `server: { port: 8080${server} }
+services:
+  s:
+    targets: ["http://127.0.0.1:9001"]
+${extra}
+routes: [ { name: r, match: { prefix: / }, service: s } ]
+`;
+}
+
+function issuesOf(text: string): ConfigIssue[] {
+  try {
+    loadConfigText(text, FILE, {});
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error.issues;
+  }
+  assert.fail('expected the config to be rejected');
+}
+
+const quiet = () => ({ text: '', write(chunk: string) { this.text += chunk; return true; } });
+
+describe('resilience config', () => {
+  it('loads the example, and `lobby check` accepts it', async () => {
+    const c = await loadConfigFile(EXAMPLE);
+    const s = c.services[0];
+    assert.deepEqual(s.circuitBreaker, {
+      maxConcurrent: 512, maxPending: 256, consecutiveFailures: 5, failureRate: 0.5, windowMs: 10_000, minRequests: 20,
+      slowCallMs: 2000, openMs: 10_000, halfOpenProbes: 3,
+    });
+    assert.deepEqual(s.fallback, { ttlMs: 300_000, maxBytes: 50 * 1024 * 1024, maxEntryBytes: 1024 * 1024, keyHeaders: ['authorization', 'cookie'] });
+    assert.deepEqual(c.server.overload, { maxConnections: 20000, heapPercent: 90, checkMs: 250 });
+    assert.equal(await runCheck(EXAMPLE, quiet(), quiet()), 0);
+  });
+
+  it('defaults, and nothing when the sections are absent', () => {
+    const plain = loadConfigText(service(''), FILE, {});
+    assert.equal(plain.services[0].circuitBreaker, undefined);
+    assert.equal(plain.services[0].fallback, undefined);
+    assert.equal(plain.server.overload, undefined);
+    const c = loadConfigText(service('    circuit_breaker: { consecutive_failures: 2 }\n    fallback: {}'), FILE, {});
+    assert.equal(c.services[0].circuitBreaker!.openMs, 10_000);
+    assert.equal(c.services[0].circuitBreaker!.halfOpenProbes, 3);
+    assert.equal(c.services[0].fallback!.maxBytes, 50 * 1024 * 1024);
+  });
+
+  it('the fallback key includes every injected identity header', () => {
+    const c = loadConfigText(`
+auth:
+  providers:
+    - { name: h, issuer: t, secret: "a-secret-of-at-least-thirty-two-bytes!!", algorithms: [HS256], claims_to_headers: { sub: X-User-Id, tenant: X-Tenant } }
+services: { s: { targets: ["http://127.0.0.1:9001"], fallback: {} } }
+routes: [ { name: r, match: { prefix: / }, service: s } ]
+`, FILE, {});
+    assert.deepEqual(c.services[0].fallback!.keyHeaders, ['authorization', 'cookie', 'x-tenant', 'x-user-id']);
+  });
+
+  it('refuses bad values at their key path', () => {
+    const cases: [string, string, string, RegExp][] = [
+      ['    circuit_breaker: { failure_rate: 1.5 }', '', 'services.s.circuit_breaker.failure_rate', /at most 1/],
+      ['    circuit_breaker: { open_s: 0 }', '', 'services.s.circuit_breaker.open_s', /greater than 0/],
+      ['    circuit_breaker: { consecutive: 3 }', '', 'services.s.circuit_breaker.consecutive', /unknown key.*consecutive_failures/],
+      ['    fallback: { cache: { max_bytes: "50 parsecs" } }', '', 'services.s.fallback.cache.max_bytes', /byte size like/],
+      ['', ', max_connections: 0', 'server.max_connections', /greater than 0|at least 1/],
+      ['', ', overload: { heap_percent: 150 }', 'server.overload.heap_percent', /at most 100/],
+    ];
+    for (const [extra, server, path, message] of cases) {
+      const issues = issuesOf(service(extra, server));
+      const issue = issues.find((i) => i.path === path);
+      assert.ok(issue, `${path}: ${JSON.stringify(issues)}`);
+      assert.match(issue.message, message);
+      assert.equal(issue.file, FILE);
+    }
+  });
+});
