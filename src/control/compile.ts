@@ -33,6 +33,7 @@ import { routeVersionMasks, versionNames } from '../filters/api-version/compile.
 import type { FilterMend } from '../data/chain.js';
 import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
+import { compileGrpcService, compileTranscode, type GrpcRoots } from '../grpc/compile.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -60,9 +61,16 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const issues: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
-  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report));
+  const grpcRoots: GrpcRoots = new Map();
+  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, grpcRoots));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
+  // transcode: checked against the route's service's descriptors (src/grpc/compile.ts).
+  config.routes.forEach((route, index) => {
+    if (route.transcode !== undefined && routes[index]) {
+      routes[index]!.transcode = compileTranscode(route.transcode, index, route.service, grpcRoots, config.auth, report);
+    }
+  });
   // match.version: the route table's version constraint (src/filters/api-version/compile.ts).
   const versionMasks = routeVersionMasks(config, report);
   routes.forEach((route, index) => {
@@ -115,8 +123,11 @@ function compileServer(server: RawConfig['server'], baseDir: string): CompiledSe
   };
 }
 
-function compileService(name: string, service: RawService, baseDir: string, report: Report): CompiledService {
-  const targets = service.targets.map((target) => validated(parseTarget(target)));
+function compileService(name: string, service: RawService, baseDir: string, report: Report, grpcRoots: GrpcRoots): CompiledService {
+  const grpc = compileGrpcService(name, service, baseDir, report, grpcRoots);
+  const targets = grpc !== null
+    ? grpc.targets.map((t) => ({ origin: `${grpc.tls === null ? 'grpc' : 'grpcs'}://${t.address}`, hostHeader: t.address }))
+    : (service.targets ?? []).map((target) => validated(parseTarget(target)));
   // A repeated target would silently get double the traffic; say so instead.
   const firstIndexByOrigin = new Map<string, number>();
   targets.forEach((target, index) => {
@@ -139,6 +150,7 @@ function compileService(name: string, service: RawService, baseDir: string, repo
     },
     connectionsPerTarget: service.connections,
     pipelining: service.pipelining,
+    ...(grpc !== null ? { grpc } : {}),
   };
 }
 
@@ -306,7 +318,7 @@ function checkSelfTargets(config: RawConfig, report: Report): void {
       what: `Lobby's own admin API (admin.host ${config.admin.host}, admin.port ${config.admin.port}): requests would reach the admin listener, not an upstream` });
   }
   for (const [name, service] of Object.entries(config.services)) {
-    service.targets.forEach((raw, index) => {
+    (service.targets ?? []).forEach((raw, index) => {
       const url = new URL(raw); // the schema checked it (parseTarget)
       const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
       const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);

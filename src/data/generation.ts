@@ -11,6 +11,7 @@ import { PoolRegistry } from './upstream/pools.js';
 import { leastRequest, roundRobin } from './upstream/balancer.js';
 import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
 import { undiciDispatch } from './upstream/undici-dispatch.js';
+import { attachGrpcService, grpcTargets, grpcTranscoder } from '../grpc/runtime.js';
 
 export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 
@@ -84,6 +85,7 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
     rewrite: route.rewrite,
     preserveHost: route.preserveHost,
     escapedSlashes: route.escapedSlashes,
+    transcoder: route.transcode ? grpcTranscoder(service, route.transcode, route.name) : null,
   };
 }
 
@@ -93,7 +95,7 @@ export function buildGeneration(
 ): Generation {
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
-    targets: svc.targets.map((t): RuntimeTarget => {
+    targets: svc.grpc ? grpcTargets(svc.grpc) : svc.targets.map((t): RuntimeTarget => {
       const pooled = pools.acquire(svc, t, config.server.workers);
       return { origin: t.origin, hostHeader: t.hostHeader, fast: pooled.fast.dispatch, general: undiciDispatch(() => pooled.pool), poolKey: pooled.key, inFlight: 0 };
     }),
@@ -103,6 +105,7 @@ export function buildGeneration(
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
   }));
+  config.services.forEach((svc, i) => { if (svc.grpc) attachGrpcService(services[i], svc.grpc); });
   return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env, buildFilter);
 }
 

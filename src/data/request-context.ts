@@ -75,6 +75,11 @@ export interface RuntimeService {
   readonly idleMs: number;
 }
 
+/** A transcoding route's upstream side (src/grpc/runtime.ts): forward() hands it the request. */
+export interface TranscoderHook {
+  forward(ctx: RequestContext): void;
+}
+
 export interface RuntimeRoute {
   readonly index: number;
   readonly name: string;
@@ -88,6 +93,8 @@ export interface RuntimeRoute {
   readonly rewrite: readonly RewritePart[] | null;
   readonly preserveHost: boolean;
   readonly escapedSlashes: EscapedSlashes;
+  /** REST/JSON to gRPC for this route, or null (one comparison in forward()). */
+  readonly transcoder: TranscoderHook | null;
 }
 
 /** The upstream side of a forwarded request, as the exchange drives it (proxy.ts). */

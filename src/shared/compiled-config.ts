@@ -2,6 +2,7 @@
 // Plain, structured-cloneable data (it crosses to worker threads with postMessage);
 // everything a request needs is decided here, at compile time, never per request.
 import type { CompiledServerTls, CompiledUpstreamTls, TlsSource } from './tls-config.js';
+import type { CompiledGrpcService, CompiledTranscode } from '../grpc/compiled.js';
 
 /** One piece of a templated rewrite: literal text, or the value of a captured `{param}`. */
 export type RewritePart = { literal: string } | { param: number };
@@ -52,6 +53,9 @@ export interface CompiledService {
   connectionsPerTarget: number;
   /** Max GET/HEAD requests in flight per upstream connection (1 = no pipelining). */
   pipelining: number;
+  /** A gRPC service (src/grpc/): its channels and descriptors; `targets` then name its
+   * channels (`grpc://host:port`) for /upstreams and metrics, and get no HTTP pool. */
+  grpc?: CompiledGrpcService | null;
 }
 
 /** Path match kinds. `template` paths contain `{param}` segments and match the whole path. */
@@ -104,6 +108,8 @@ export interface CompiledRoute {
   escapedSlashes: EscapedSlashes;
   /** The route's filter chain, in order. */
   filters: CompiledFilter[];
+  /** REST/JSON to gRPC (src/grpc/), or absent/null. */
+  transcode?: CompiledTranscode | null;
 }
 
 export interface CompiledConfig extends CompiledFilterRuntimes {
