@@ -1,8 +1,8 @@
 // The transcoder's one door to the proto3 JSON codec (src/grpc/json/, its own helper's):
 // every JSON ⇄ protobuf conversion of a call goes through these two functions, so the codec
-// is swapped or offloaded (pool.ts) in one place.
+// is swapped or offloaded in one place.
 import type protobuf from 'protobufjs';
-import { pb } from './descriptors.js';
+import { BoundFields, ProtoJsonError, jsonToProto, protoToJson } from './json/index.js';
 
 export interface PrintOptions {
   emitDefaults: boolean;
@@ -14,57 +14,58 @@ export interface PrintOptions {
 export interface BoundValue {
   fieldPath: string[];
   value: string;
-  /** Where it came from, for messages: 'path' or 'query'. */
   source: 'path' | 'query';
 }
 
-/** A request the client got wrong: 400 INVALID_ARGUMENT with this message. */
+/** A request the client got wrong: 400 with this message. */
 export class TranscodeInputError extends Error {
   constructor(message: string, readonly kind: 'invalid' | 'unknown_query' | 'conflict' = 'invalid') { super(message); }
 }
 
-/** Parses the body JSON (null: no body) into `type`, merges the bound values, encodes. */
-export function encodeRequest(type: protobuf.Type, body: Buffer | null, bodyField: string, bound: readonly BoundValue[]): Buffer {
-  let obj: Record<string, unknown> = {};
-  if (body !== null && body.length > 0) {
-    let parsed: unknown;
-    try { parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)); } catch (err) {
-      throw new TranscodeInputError(`the request body is not valid JSON: ${(err as Error).message}`);
-    }
-    if (bodyField === '*') {
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TranscodeInputError('the request body must be a JSON object');
-      obj = parsed as Record<string, unknown>;
-    } else {
-      obj = { [bodyField]: parsed };
-    }
-  }
-  for (const b of bound) {
-    let node = obj;
-    let t: protobuf.Type | null = type;
-    for (let i = 0; i < b.fieldPath.length; i++) {
-      const name = b.fieldPath[i];
-      const field: protobuf.Field | undefined = t?.fields[name];
-      const last = i === b.fieldPath.length - 1;
-      if (last) {
-        if (b.source === 'path' && node[name] !== undefined) {
-          throw new TranscodeInputError(`the body sets the field "${b.fieldPath.join('.')}", which the path binds`, 'conflict');
-        }
-        if (field?.repeated) ((node[name] ??= []) as unknown[]).push(b.value);
-        else node[name] = b.value;
-      } else {
-        node = (node[name] ??= {}) as Record<string, unknown>;
-        t = field?.resolvedType instanceof pb().Type ? field.resolvedType : null;
-      }
-    }
-  }
-  const err = type.verify(type.fromObject(obj));
-  if (err) throw new TranscodeInputError(err);
-  return Buffer.from(type.encode(type.fromObject(obj)).finish());
+const EMPTY = new Uint8Array(0);
+const PARSE = { ignoreUnknownFields: false };
+
+function inputError(err: unknown): unknown {
+  if (!(err instanceof ProtoJsonError)) return err;
+  // The codec says "bound from the path and must not also be set in the body/query".
+  return new TranscodeInputError(err.message, err.message.includes('is bound from the') ? 'conflict' : 'invalid');
 }
 
-/** Decodes a message and prints it as proto3 JSON (`field`: print only that field). */
+/** Parses the body JSON (null: no body) into `type` with the bound values merged in, encodes it. */
+export function encodeRequest(type: protobuf.Type, body: Buffer | null, bodyField: string, bound: readonly BoundValue[]): Uint8Array {
+  try {
+    let fields: BoundFields | undefined;
+    if (bound.length > 0) {
+      fields = new BoundFields(type);
+      for (const b of bound) fields.set(b.fieldPath.join('.'), b.value, b.source);
+    }
+    return jsonToProto(type, body ?? EMPTY, PARSE, fields, bodyField === '*' || bodyField === '' ? undefined : bodyField);
+  } catch (err) {
+    throw inputError(err);
+  }
+}
+
+/** A message as proto3 JSON; `field` ('' = all): only that field of it (response_body). */
 export function printMessage(type: protobuf.Type, bytes: Uint8Array, opts: PrintOptions, field = ''): string {
-  const message = type.decode(bytes);
-  const obj = type.toObject(message, { longs: String, enums: opts.enumsAsNumbers ? Number : String, bytes: String, defaults: opts.emitDefaults, json: true });
-  return JSON.stringify(field === '' ? obj : obj[field] ?? null);
+  const json = protoToJson(type, bytes, { emitDefaults: opts.emitDefaults, protoFieldNames: opts.protoFieldNames, enumsAs: opts.enumsAsNumbers ? 'number' : 'name' });
+  if (field === '') return json;
+  // int64 values are JSON strings, so a parse and a stringify keep every value as printed.
+  const obj = JSON.parse(json) as Record<string, unknown>;
+  const camel = field.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  const value = obj[opts.protoFieldNames ? field : (type.fields[field]?.options?.json_name as string | undefined) ?? camel];
+  return JSON.stringify(value ?? defaultOf(type.fields[field]));
+}
+
+/** The JSON of an unset field (response_body of a field left at its default). */
+function defaultOf(field: protobuf.Field | undefined): unknown {
+  if (field === undefined) return null;
+  if (field.repeated) return [];
+  if (field.map) return {};
+  switch (field.type) {
+    case 'string': case 'bytes': return '';
+    case 'bool': return false;
+    case 'int64': case 'uint64': case 'sint64': case 'fixed64': case 'sfixed64': return '0';
+    case 'double': case 'float': case 'int32': case 'uint32': case 'sint32': case 'fixed32': case 'sfixed32': return 0;
+    default: return field.resolve().resolvedType !== null && 'values' in field.resolvedType! ? Object.keys((field.resolvedType as protobuf.Enum).values)[0] ?? 0 : null;
+  }
 }

@@ -19,7 +19,7 @@ type Report = (path: KeyPath, message: string) => void;
 export const DEFAULT_REQUEST_HEADERS = ['authorization', 'traceparent', 'tracestate'];
 
 /** Parsed descriptors per service name, for the routes' checks of this compile. */
-export type GrpcRoots = Map<string, protobuf.Root | 'reflection'>;
+export type GrpcRoots = Map<string, protobuf.Root | 'reflection' | 'failed'>;
 
 export function compileGrpcService(name: string, raw: RawGrpcService, baseDir: string, report: Report, roots: GrpcRoots): CompiledGrpcService | null {
   const at = (...keys: (string | number)[]): KeyPath => ['services', name, ...keys];
@@ -50,6 +50,7 @@ export function compileGrpcService(name: string, raw: RawGrpcService, baseDir: s
   let descriptorJson: unknown = null;
   const d = raw.descriptors;
   if (d === undefined) {
+    roots.set(name, 'failed');
     report(at('descriptors'), 'is required for a gRPC service: { protos: [...], include: [...] } or { reflection: true }');
   } else if ('reflection' in d) {
     roots.set(name, 'reflection');
@@ -59,6 +60,7 @@ export function compileGrpcService(name: string, raw: RawGrpcService, baseDir: s
       roots.set(name, root);
       descriptorJson = root.toJSON();
     } catch (err) {
+      roots.set(name, 'failed');
       report(at('descriptors', 'protos'), `cannot load the descriptors: ${(err as Error).message}`);
     }
   }
@@ -84,6 +86,7 @@ export function compileTranscode(
     report(at(), `needs a gRPC service; service ${JSON.stringify(service)} has no grpc key`);
     return null;
   }
+  if (root === 'failed') return null;
   if (root !== 'reflection') {
     let count = 0;
     const matcher = buildBindings(root, compiled, (message) => { count++; report(at('services'), message); });

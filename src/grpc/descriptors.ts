@@ -38,7 +38,14 @@ export function loadProtoFiles(files: readonly string[], include: readonly strin
     }
     return target; // a built-in well-known type (protobufjs's `common`), or "not found" from it
   };
-  root.loadSync(files.map((f) => resolve(baseDir, f)), { keepCase: true });
+  // As protoc: a file is found relative to the config's folder, else in an include folder.
+  const located = files.map((f) => {
+    const direct = resolve(baseDir, f);
+    if (isAbsolute(f) || existsSync(direct)) return direct;
+    for (const dir of dirs) if (existsSync(join(dir, f))) return join(dir, f);
+    return direct;
+  });
+  root.loadSync(located, { keepCase: true });
   root.resolveAll();
   return root;
 }

@@ -181,7 +181,8 @@ function transcode(ctx: RequestContext, route: RouteTranscoder): void {
       if (binding.body === '' && body !== null && body.length > 0) {
         throw new TranscodeInputError('this method takes no request body (its http rule has no "body")');
       }
-      message = encodeRequest(method.requestType, binding.body === '' ? null : body, binding.body, [...bound, ...query]);
+      const encoded = encodeRequest(method.requestType, binding.body === '' ? null : body, binding.body, [...bound, ...query]);
+      message = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
     } catch (err) {
       if (err instanceof TranscodeInputError) {
         const spec = err.kind === 'conflict' ? GW_ERR.grpc_bound_field_conflict

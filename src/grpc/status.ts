@@ -3,6 +3,9 @@
 import type protobuf from 'protobufjs';
 import type { GatewayErrorSpec } from '../shared/errors.js';
 import { pb, rpcRoot } from './descriptors.js';
+import { protoToJson, type JsonPrintOptions } from './json/index.js';
+
+const DETAIL_PRINT: JsonPrintOptions = { emitDefaults: false, protoFieldNames: false, enumsAs: 'name' };
 
 export const GRPC_CODE = {
   OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5,
@@ -46,8 +49,12 @@ function printAny(any: { type_url?: string; value?: Uint8Array }, registry: prot
   const value = any.value ?? new Uint8Array(0);
   const type = lookupType(registry, name) ?? lookupType(rpcRoot(), name);
   if (type === null) return { '@type': url, value: Buffer.from(value).toString('base64') };
-  const obj = type.toObject(type.decode(value), { longs: String, enums: String, bytes: String, json: true });
-  return { '@type': url, ...obj };
+  try {
+    const obj = JSON.parse(protoToJson(type, value, DETAIL_PRINT)) as Record<string, unknown>;
+    return { '@type': url, ...obj };
+  } catch {
+    return { '@type': url, value: Buffer.from(value).toString('base64') };
+  }
 }
 
 function lookupType(root: protobuf.Root | null, name: string): protobuf.Type | null {
