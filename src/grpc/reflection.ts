@@ -8,7 +8,7 @@ import type protobuf from 'protobufjs';
 import type * as grpcTypes from '@grpc/grpc-js';
 import { createRequire } from 'node:module';
 import { grpc } from './client.js';
-import { LOBBY_PROTOS_DIR, PROTOBUFJS_DIR, loadProtoFiles, pb } from './descriptors.js';
+import { LOBBY_PROTOS_DIR, loadProtoFiles, pb } from './descriptors.js';
 import type { CompiledGrpcService } from './compiled.js';
 
 const require = createRequire(import.meta.url);
@@ -119,10 +119,13 @@ function isBuiltIn(name: string): boolean {
 /** A Root from FileDescriptorProtos, with each method's (google.api.http) option restored. */
 export function rootFromFiles(files: readonly Uint8Array[]): protobuf.Root {
   const descriptorExt = require('protobufjs/ext/descriptor') as { FileDescriptorSet: protobuf.Type };
-  void PROTOBUFJS_DIR;
   const set = descriptorExt.FileDescriptorSet;
   const P = pb();
-  const message = set.fromObject({ file: files.map((f) => (set.lookupType('FileDescriptorProto')).decode(f)) });
+  const fileType = set.lookupType('FileDescriptorProto');
+  // Extensions are left out: the transcoder reads none but (google.api.http), restored below,
+  // and protobufjs's converter refuses some it cannot name.
+  const decoded = files.map((f) => { const d = fileType.decode(f) as unknown as { extension?: unknown[] }; d.extension = []; return d; });
+  const message = set.fromObject({ file: decoded });
   const root = (P.Root as unknown as { fromDescriptor(m: unknown): protobuf.Root }).fromDescriptor(message);
   const withOptions = reflectionRoot().lookupType('google.protobuf.FileDescriptorProto');
   for (const bytes of files) {

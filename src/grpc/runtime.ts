@@ -87,6 +87,15 @@ export function grpcTranscoder(service: RuntimeService, config: CompiledTranscod
   };
   return {
     forward(ctx) {
+      if (state.root !== null) {
+        try {
+          route.matcher();
+        } catch (err) {
+          // Reflected descriptors the rules cannot be compiled from: the service is unusable.
+          state.root = null;
+          state.error = `the reflected descriptors cannot be used: ${(err as Error).message}`;
+        }
+      }
       if (state.root !== null) { transcode(ctx, route); return; }
       if (state.loading === null) { replyGatewayError(ctx, GW_ERR.grpc_descriptors_unavailable, state.error ?? ''); return; }
       state.loading.then(() => {

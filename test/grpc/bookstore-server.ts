@@ -149,17 +149,25 @@ function addReflection(server: grpc.Server, root: protobuf.Root, versions: reado
   void ext;
   const set = (root as unknown as { toDescriptor(syntax: string): protobuf.Message }).toDescriptor('proto3');
   const files = (ext.FileDescriptorSet.toObject(set, { defaults: false }) as { file: Obj[] }).file;
-  // protobufjs's converter drops method options: put each (google.api.http) back.
+  // protobufjs's converter writes camelCase objects and drops method options: each file is
+  // encoded with its own types, read back with descriptor.proto's (snake_case, which knows
+  // the google.api.http extension), given its (google.api.http) options, and encoded again.
+  const extFdp = (ext.FileDescriptorSet as protobuf.Type).lookupType('FileDescriptorProto');
   const encoded = new Map<string, Buffer>();
   for (const f of files) {
-    for (const s of (f.service as Obj[] | undefined) ?? []) {
-      const svc = root.lookupService(`${f.package ? `${String(f.package)}.` : ''}${String(s.name)}`);
+    const plain = fdp.toObject(fdp.decode(extFdp.encode(extFdp.fromObject(f)).finish()), { defaults: false }) as Obj;
+    for (const s of (plain.service as Obj[] | undefined) ?? []) {
+      const svc = root.lookupService(`${plain.package ? `${String(plain.package)}.` : ''}${String(s.name)}`);
       for (const m of (s.method as Obj[] | undefined) ?? []) {
         const rule = (svc.methods[String(m.name)].parsedOptions ?? []).find((o) => '(google.api.http)' in o)?.['(google.api.http)'];
-        if (rule !== undefined) m.options = { '.google.api.http': rule };
+        if (rule !== undefined) {
+          const r = { ...(rule as Obj) };
+          if (r.additional_bindings !== undefined && !Array.isArray(r.additional_bindings)) r.additional_bindings = [r.additional_bindings];
+          m.options = { '.google.api.http': r };
+        }
       }
     }
-    encoded.set(String(f.name), Buffer.from(fdp.encode(fdp.fromObject(f)).finish()));
+    encoded.set(String(plain.name), Buffer.from(fdp.encode(fdp.fromObject(plain)).finish()));
   }
   const fileOf = (symbol: string): Buffer[] => {
     const found = root.lookup(symbol);

@@ -1,0 +1,68 @@
+// Descriptors from gRPC server reflection (v1, and v1alpha for servers without v1): the
+// gateway fetches them when a generation is built, compiles the google.api.http rules the
+// reflected files carry, and transcodes as with .proto files. A server without reflection
+// makes the route answer 503 grpc_descriptors_unavailable, as Status JSON.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'undici';
+import { startGateway, type Gateway } from '../helpers/gateway.js';
+import { startBookstore, type BookstoreServer } from './bookstore-server.js';
+
+let v1: BookstoreServer;
+let alpha: BookstoreServer;
+let none: BookstoreServer;
+let gw: Gateway;
+const BIG = '9007199254740993';
+
+async function get(host: string, path: string) {
+  const res = await request(gw.url + path, { headers: { host } });
+  const text = await res.body.text();
+  return { status: res.statusCode, text, json: () => JSON.parse(text) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+before(async () => {
+  v1 = await startBookstore({ reflection: ['v1'] });
+  alpha = await startBookstore({ reflection: ['v1alpha'] });
+  none = await startBookstore();
+  gw = await startGateway(`
+server: { port: __PORT__, workers: 1 }
+services:
+  reflect-v1: { grpc: { targets: ["${v1.address}"] }, descriptors: { reflection: true } }
+  reflect-alpha: { grpc: { targets: ["${alpha.address}"] }, descriptors: { reflection: true } }
+  reflect-none: { grpc: { targets: ["${none.address}"] }, descriptors: { reflection: true } }
+routes:
+  - { name: v1, match: { prefix: /v1, host: v1.example }, service: reflect-v1, transcode: { services: [bookstore.v1.Bookstore] } }
+  - { name: alpha, match: { prefix: /v1, host: alpha.example }, service: reflect-alpha, transcode: { services: [bookstore.v1.Bookstore] } }
+  - { name: none, match: { prefix: /v1, host: none.example }, service: reflect-none, transcode: { services: [bookstore.v1.Bookstore] } }
+`);
+});
+
+after(async () => {
+  await gw?.stop();
+  await Promise.all([v1?.stop(), alpha?.stop(), none?.stop()]);
+});
+
+describe('server reflection', () => {
+  it('v1: the reflected http rules are served, int64 in path and response intact', async () => {
+    const r = await get('v1.example', `/v1/shelves/${BIG}`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json().id, BIG);
+    const b = await get('v1.example', '/v1/shelves/1/books/2');
+    assert.equal(b.json().author.authorId, BIG);
+    assert.equal(b.json().genre, 'FICTION', 'enums resolved from reflected descriptors');
+  });
+
+  it('v1alpha when the server has no v1', async () => {
+    const r = await get('alpha.example', '/v1/shelves/7');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json(), { id: '7', theme: 'default' });
+  });
+
+  it('no reflection on the server: 503 grpc_descriptors_unavailable as Status JSON', async () => {
+    const r = await get('none.example', '/v1/shelves/7');
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json().code, 14);
+    assert.equal(r.json().details[0].reason, 'grpc_descriptors_unavailable');
+    assert.equal(none.calls.GetShelf ?? 0, 0);
+  });
+});
