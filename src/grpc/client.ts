@@ -40,7 +40,11 @@ function channel(address: string, tls: CompiledGrpcService['tls']): grpcTypes.Cl
     const g = grpc();
     const creds = tls === null ? g.credentials.createInsecure()
       : g.credentials.createSsl(tls.caPem === null ? null : Buffer.from(tls.caPem));
-    const options: grpcTypes.ChannelOptions = { 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
+    // Retries are the gateway's (issue 14's interceptors), not grpc-js's: its retry wrapper
+    // costs every call; channelz bookkeeping too.
+    const options: grpcTypes.ChannelOptions = {
+      'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.enable_retries': 0, 'grpc.enable_channelz': 0,
+    };
     if (tls?.serverName) options['grpc.ssl_target_name_override'] = tls.serverName;
     client = new g.Client(address, creds, options);
     channels.set(key, client);

@@ -28,6 +28,7 @@ import { encodeRequest, printMessage, TranscodeInputError, type BoundValue, type
 import { PercentError } from './percent.js';
 import { gatewayStatusJson, httpStatusOf, upstreamStatusJson } from './status.js';
 import { fetchDescriptors } from './reflection.js';
+import { DescriptorBundle, codecPool, type CodecResult, type CodecTask } from './pool.js';
 
 /** A gRPC service of a generation, in one worker: its descriptors (now, or once reflection answered). */
 interface GrpcServiceState {
@@ -36,6 +37,8 @@ interface GrpcServiceState {
   /** Reflection in progress (null once settled, or for .proto descriptors). */
   loading: Promise<void> | null;
   error: string | null;
+  /** The descriptors for the codec pool's threads, made on the first offloaded message. */
+  bundle: DescriptorBundle | null;
 }
 
 const stateOf = new WeakMap<RuntimeService, GrpcServiceState>();
@@ -50,7 +53,7 @@ export function grpcTargets(svc: CompiledGrpcService): RuntimeTarget[] {
 
 /** Called by generation.ts once the RuntimeService exists: descriptors revived or fetched. */
 export function attachGrpcService(service: RuntimeService, svc: CompiledGrpcService): void {
-  const state: GrpcServiceState = { compiled: svc, root: null, loading: null, error: null };
+  const state: GrpcServiceState = { compiled: svc, root: null, loading: null, error: null, bundle: null };
   if (svc.descriptorJson !== null) {
     state.root = rootFromJson(svc.descriptorJson);
   } else {
@@ -76,6 +79,7 @@ export function grpcTranscoder(service: RuntimeService, config: CompiledTranscod
     requestHeaders,
     responseHeaders,
     get root() { return state.root; },
+    bundle() { return (state.bundle ??= new DescriptorBundle(state.root!)); },
     matcher() {
       if (matcher === null && state.root !== null) {
         // For reflected descriptors this is where the rules are compiled (once); problems were
@@ -113,7 +117,17 @@ interface RouteTranscoder {
   requestHeaders: ReadonlySet<string>;
   responseHeaders: ReadonlySet<string>;
   readonly root: protobuf.Root | null;
+  bundle(): DescriptorBundle;
   matcher(): RuleMatcher<GrpcMethod> | null;
+}
+
+/** Runs a codec task in the pool; a pool failure is an internal error, never a crash. */
+function offload(task: CodecTask, then: (result: CodecResult) => void): void {
+  codecPool().run(task).then(then, (err: Error) => then({ ok: false, message: err.message, kind: 'internal' }));
+}
+
+function inputErrorSpec(kind: 'invalid' | 'unknown_query' | 'conflict'): GatewayErrorSpec {
+  return kind === 'conflict' ? GW_ERR.grpc_bound_field_conflict : kind === 'unknown_query' ? GW_ERR.grpc_unknown_query_parameter : GW_ERR.grpc_invalid_request;
 }
 
 // --- replies ------------------------------------------------------------------------------
@@ -183,26 +197,35 @@ function transcode(ctx: RequestContext, route: RouteTranscoder): void {
     }
     const binding = found.binding;
     const method = binding.target;
-    let message: Buffer;
+    let values: BoundValue[];
+    const requestBody = binding.body === '' ? null : body;
     try {
       const bound: BoundValue[] = found.bound.map((b) => ({ fieldPath: b.fieldPath, value: b.value, source: 'path' as const }));
       const query = queryValues(ctx.query, method.requestType, bound, binding.body, route.config.rejectUnknownQuery);
       if (binding.body === '' && body !== null && body.length > 0) {
         throw new TranscodeInputError('this method takes no request body (its http rule has no "body")');
       }
-      const encoded = encodeRequest(method.requestType, binding.body === '' ? null : body, binding.body, [...bound, ...query]);
-      message = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-    } catch (err) {
-      if (err instanceof TranscodeInputError) {
-        const spec = err.kind === 'conflict' ? GW_ERR.grpc_bound_field_conflict
-          : err.kind === 'unknown_query' ? GW_ERR.grpc_unknown_query_parameter : GW_ERR.grpc_invalid_request;
-        replyGatewayError(ctx, spec, err.message);
+      values = [...bound, ...query];
+      if (requestBody !== null && requestBody.length >= route.config.offloadBytes) {
+        // A large body: parsed and encoded in the pool (pool.ts).
+        offload({ op: 'encode', bundle: route.bundle().id, data: route.bundle().data, type: method.requestType.fullName.slice(1), body: requestBody, bodyField: binding.body, bound: values }, (result) => {
+          if (ctx.ended) return;
+          if (!result.ok) {
+            replyGatewayError(ctx, result.kind === 'internal' ? GW_ERR.internal_error : inputErrorSpec(result.kind), result.kind === 'internal' ? '' : result.message);
+            return;
+          }
+          const v = result.value as Uint8Array;
+          dispatchCall(ctx, route, binding, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+        });
         return;
       }
+      const encoded = encodeRequest(method.requestType, requestBody, binding.body, values);
+      dispatchCall(ctx, route, binding, Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength));
+    } catch (err) {
+      if (err instanceof TranscodeInputError) { replyGatewayError(ctx, inputErrorSpec(err.kind), err.message); return; }
       if (err instanceof PercentError) { replyGatewayError(ctx, GW_ERR.grpc_invalid_request, err.message); return; }
       throw err;
     }
-    dispatchCall(ctx, route, binding, message);
   });
 }
 
@@ -284,12 +307,13 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     if (ctx.ended || ctx.aborted) { this.abort(); return; }
     ctx.deadline = coarseNow + ctx.route!.service.idleMs;
     if (!this.streaming) { this.unary ??= message; return; }
+    let json: string;
+    try { json = this.print(message); } catch (err) { this.abort(); this.badResponse((err as Error).message); return; }
     if (this.records === 0) {
       ctx.phase = PHASE.STREAMING;
       startResponse(ctx, 200, '', this.responseHead(this.sse ? 'text/event-stream' : 'application/x-ndjson'), -1, false);
     }
     this.records++;
-    const json = this.print(message);
     const record = this.sse ? `data: ${json}\n\n` : json + '\n';
     if (writeResponseData(ctx, Buffer.from(record, 'utf8')) === WRITE_FULL) controller.pause();
   }
@@ -311,15 +335,40 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     }
     if (!this.streaming) {
       if (this.unary === null) { this.failWith(JSON.stringify({ code: 13, message: 'the upstream answered a unary call without a message', details: [] }), 13); return; }
-      const json = this.print(this.unary);
-      const bytes = Buffer.from(json, 'utf8');
-      startResponse(ctx, 200, '', this.responseHead('application/json'), bytes.length, ctx.method === 'HEAD');
-      if (ctx.method === 'HEAD') endResponse(ctx); else writeResponseData(ctx, bytes);
+      const message = this.unary;
+      if (message.length >= this.route.config.offloadBytes) {
+        // A large response: printed in the pool (pool.ts).
+        const bundle = this.route.bundle();
+        offload({ op: 'print', bundle: bundle.id, data: bundle.data, type: this.binding.target.responseType.fullName.slice(1), bytes: message, print: this.route.print, field: this.binding.responseBody }, (result) => {
+          if (ctx.ended) return;
+          if (result.ok) this.sendUnary(result.value as string);
+          else this.badResponse(result.message);
+        });
+        return;
+      }
+      let json: string;
+      try { json = this.print(message); } catch (err) { this.badResponse((err as Error).message); return; }
+      this.sendUnary(json);
       return;
     }
     // An empty stream is a 200 with no records.
     if (this.records === 0) startResponse(ctx, 200, '', this.responseHead(this.sse ? 'text/event-stream' : 'application/x-ndjson'), -1, false);
     endResponse(ctx);
+  }
+
+  private sendUnary(json: string): void {
+    const ctx = this.ctx;
+    const bytes = Buffer.from(json, 'utf8');
+    startResponse(ctx, 200, '', this.responseHead('application/json'), bytes.length, ctx.method === 'HEAD');
+    if (ctx.method === 'HEAD') endResponse(ctx); else writeResponseData(ctx, bytes);
+  }
+
+  /** A response message the codec cannot print (malformed bytes, an Any of an unknown type). */
+  private badResponse(detail: string): void {
+    const ctx = this.ctx;
+    ctx.responseFlags |= RESPONSE_FLAG.UPSTREAM_PROTOCOL_ERROR;
+    if (this.records === 0) replyGatewayError(ctx, GW_ERR.upstream_bad_response, detail);
+    else this.endStreamWithError(gatewayStatusJson(GW_ERR.upstream_bad_response, ctx.correlationId, detail));
   }
 
   onResponseError(_c: DispatchController, err: UpstreamError): void {

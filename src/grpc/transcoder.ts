@@ -73,10 +73,9 @@ export function buildBindings(root: protobuf.Root, config: CompiledTranscode, re
         serverStreaming: method.responseStream === true,
       };
       const where = `${serviceName}.${method.name}`;
-      if (method.requestStream) {
-        report(`${where} is a client-streaming method, which the transcoder does not serve`);
-        continue;
-      }
+      // Client-streaming and bidi methods have no REST mapping here: left out, not an error
+      // (the rest of the service is served).
+      if (method.requestStream) continue;
       const rule = httpRuleOf(method);
       if (rule !== null) {
         // protobufjs gives one additional_bindings as an object, several as an array.

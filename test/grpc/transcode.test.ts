@@ -4,6 +4,7 @@
 // ways, and server streaming as NDJSON and SSE, including an error in the middle.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { BOOKSTORE_PROTO, FIXTURE_DIR, startBookstore, type BookstoreServer } from './bookstore-server.js';
@@ -40,6 +41,10 @@ routes:
     match: { prefix: /v1, host: lenient.example }
     service: books
     transcode: { services: [bookstore.v1.Bookstore], unknown_query_parameters: ignore, print: { emit_defaults: true, proto_field_names: true, enums_as: number } }
+  - name: books-small-offload
+    match: { prefix: /v1, host: offload.example }
+    service: books
+    transcode: { services: [bookstore.v1.Bookstore], offload_bytes: 4096 }
   - name: books-auto
     match: { prefix: /bookstore.v1.Bookstore }
     service: books
@@ -293,5 +298,32 @@ describe('server streaming', () => {
       if (count < 200) await new Promise((r) => setTimeout(r, 5));
     }
     assert.equal(count, 20000);
+  });
+});
+
+describe('the codec pool (offload_bytes)', () => {
+  // The pool's threads are threads of the gateway process: Linux lists them in /proc/PID/task.
+  const threads = () => readdirSync(`/proc/${gw.proc.pid}/task`).length;
+
+  it('small messages stay inline; from offload_bytes on they are encoded and printed in the pool, with the same result', async () => {
+    const before = threads();
+    for (let i = 0; i < 20; i++) {
+      const r = await call('POST', '/v1/large', { body: JSON.stringify({ items: ['a', 'b'] }), headers: { host: 'offload.example' } });
+      assert.equal(r.status, 200, r.text);
+    }
+    assert.equal(threads(), before, 'no pool thread for small messages');
+    const items = Array.from({ length: 600 }, (_, i) => `item-${i}-${'x'.repeat(10)}`);
+    const body = JSON.stringify({ items });
+    assert.ok(body.length > 4096);
+    const r = await call('POST', '/v1/large', { body, headers: { host: 'offload.example' } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json(), { items }, 'the same JSON as inline');
+    const deadline = Date.now() + 10_000;
+    while (threads() <= before && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    assert.ok(threads() > before, 'a pool thread was started for the large message');
+    // A bad large body is refused from the pool with the same 400 as inline.
+    const bad = await call('POST', '/v1/large', { body: `{"items":[${'"x",'.repeat(2000)}1]}`, headers: { host: 'offload.example' } });
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.json().details[0].reason, 'grpc_invalid_request');
   });
 });
