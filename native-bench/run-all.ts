@@ -9,6 +9,7 @@ import { run as responseWrite } from './response-write.bench.js';
 import { run as upstreamParse } from './upstream-parse.bench.js';
 import { run as metrics } from './metrics.bench.js';
 import { run as edgeFilters } from './edge-filters.bench.js';
+import { run as grpcOffload } from './grpc-offload.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -21,6 +22,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['upstream-parse', () => upstreamParse()],
   ['metrics', () => metrics()],
   ['edge-filters', () => edgeFilters()],
+  ['grpc-offload', () => grpcOffload()],
 ];
 
 const only = process.argv.slice(2);
