@@ -32,6 +32,8 @@ export interface BookstoreServer {
 export interface BookstoreOptions {
   reflection?: ('v1' | 'v1alpha')[];
   credentials?: grpc.ServerCredentials;
+  /** Listen port (default: a free one). */
+  port?: number;
 }
 
 function statusDetails(code: number, message: string): Buffer {
@@ -133,7 +135,7 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
   const server = new grpc.Server();
   server.addService(definition, handlers);
   if (opts.reflection) addReflection(server, root, opts.reflection);
-  const port = await freePort();
+  const port = opts.port ?? await freePort();
   await new Promise<void>((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
   state.port = port;
   state.address = `127.0.0.1:${port}`;

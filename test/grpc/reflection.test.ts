@@ -5,7 +5,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
+import { readFile, writeFile } from 'node:fs/promises';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
+import { freePort } from '../helpers/ports.js';
 import { startBookstore, type BookstoreServer } from './bookstore-server.js';
 
 let v1: BookstoreServer;
@@ -64,5 +66,44 @@ describe('server reflection', () => {
     assert.equal(r.json().code, 14);
     assert.equal(r.json().details[0].reason, 'grpc_descriptors_unavailable');
     assert.equal(none.calls.GetShelf ?? 0, 0);
+  });
+});
+
+describe('descriptors are fetched again on a config reload', () => {
+  it('a route whose reflection failed serves once the server has reflection and the config is reloaded', async () => {
+    const port = await freePort();
+    const config = (ms: number) => `
+server: { port: __PORT__, workers: 1 }
+services:
+  late: { grpc: { targets: ["127.0.0.1:${port}"] }, descriptors: { reflection: true }, timeouts: { response_ms: ${ms} } }
+routes:
+  - { name: late, match: { prefix: /v1 }, service: late, transcode: { services: [bookstore.v1.Bookstore] } }
+`;
+    const gw2 = await startGateway(config(4000));
+    let late: BookstoreServer | null = null;
+    try {
+      const first = await request(`${gw2.url}/v1/shelves/3`);
+      assert.equal(first.statusCode, 503, await first.body.text());
+      late = await startBookstore({ reflection: ['v1'], port });
+      // A real change (a timeout), so the reload makes a new generation.
+      const text = (await readFile(gw2.configFile, 'utf8')).replace('response_ms: 4000', 'response_ms: 4001');
+      await writeFile(gw2.configFile, text);
+      gw2.proc.kill('SIGHUP');
+      const deadline = Date.now() + 20_000;
+      let status = 0;
+      let body = '';
+      while (Date.now() < deadline) {
+        const res = await request(`${gw2.url}/v1/shelves/3`);
+        status = res.statusCode;
+        body = await res.body.text();
+        if (status === 200) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(status, 200, body);
+      assert.deepEqual(JSON.parse(body), { id: '3', theme: 'default' });
+    } finally {
+      await gw2.stop();
+      await late?.stop();
+    }
   });
 });
