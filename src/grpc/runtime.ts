@@ -15,8 +15,9 @@ import { coarseNow } from '../data/deadlines.js';
 import {
   PHASE, RESPONSE_FLAG, type HeaderField, type RequestContext, type RuntimeService, type RuntimeTarget, type TranscoderHook, type UpstreamLeg,
 } from '../data/request-context.js';
-import { WRITE_FULL, endResponse, startResponse, writeResponseData, lowerEquals } from '../data/exchange.js';
+import { WRITE_FULL, abortResponse, endResponse, startResponse, writeResponseData, lowerEquals } from '../data/exchange.js';
 import { CORRELATION_HEADER } from '../data/correlation-id.js';
+import { logRequestFault } from '../data/faults.js';
 import type { DispatchController, DispatchHandler, UpstreamError } from '../data/upstream/dispatch.js';
 import type { CompiledGrpcService, CompiledTranscode } from './compiled.js';
 import { grpcDispatch, grpcPoolKey, type GrpcDispatchOptions } from './client.js';
@@ -102,11 +103,11 @@ export function grpcTranscoder(service: RuntimeService, config: CompiledTranscod
       }
       if (state.root !== null) { transcode(ctx, route); return; }
       if (state.loading === null) { replyGatewayError(ctx, GW_ERR.grpc_descriptors_unavailable, state.error ?? ''); return; }
-      state.loading.then(() => {
+      void state.loading.then(() => guarded(ctx, () => {
         if (ctx.ended) return;
         if (state.root !== null) transcode(ctx, route);
         else replyGatewayError(ctx, GW_ERR.grpc_descriptors_unavailable, state.error ?? '');
-      });
+      }));
     },
   };
 }
@@ -122,8 +123,11 @@ interface RouteTranscoder {
 }
 
 /** Runs a codec task in the pool; a pool failure is an internal error, never a crash. */
-function offload(task: CodecTask, then: (result: CodecResult) => void): void {
-  codecPool().run(task).then(then, (err: Error) => then({ ok: false, message: err.message, kind: 'internal' }));
+function offload(ctx: RequestContext, task: CodecTask, then: (result: CodecResult) => void): void {
+  codecPool().run(task).then(
+    (result) => guarded(ctx, () => then(result)),
+    (err: Error) => guarded(ctx, () => then({ ok: false, message: err.message, kind: 'internal' })),
+  );
 }
 
 function inputErrorSpec(kind: 'invalid' | 'unknown_query' | 'conflict'): GatewayErrorSpec {
@@ -161,7 +165,7 @@ function withBody(ctx: RequestContext, then: (body: Buffer | null) => void): voi
   if (body === null || Buffer.isBuffer(body)) { then(body); return; }
   const chunks: Buffer[] = [];
   body.on('data', (c: Buffer) => chunks.push(c));
-  body.on('end', () => { if (!ctx.ended) then(Buffer.concat(chunks)); });
+  body.on('end', () => { if (!ctx.ended) guarded(ctx, () => then(Buffer.concat(chunks))); });
   body.on('error', () => { /* the exchange ends the request */ });
 }
 
@@ -171,15 +175,31 @@ function headerValue(ctx: RequestContext, lower: string): string {
   return '';
 }
 
-// grpc-js accepts printable ASCII only in text metadata; the rest is not forwarded.
+// grpc-js accepts printable ASCII only in text metadata, and names of [0-9a-z_.-]; the rest
+// is not forwarded (Metadata.add would throw).
 const NOT_METADATA_VALUE = /[^\x20-\x7e]/;
+const METADATA_NAME = /^[0-9a-z_.-]+$/;
+
+/** Work that resumes outside the chain's fault handler (a body read, reflection, the pool):
+ * a throw is a bug, answered 500 and logged, never a worker crash. */
+function guarded(ctx: RequestContext, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    logRequestFault(ctx, err);
+    ctx.upstream?.abort();
+    // Nothing answered yet: a 500; a response under way is cut (never completed silently).
+    if (!ctx.responseStarted && ctx.pendingHeaders === null) replyGatewayError(ctx, GW_ERR.internal_error, '');
+    else abortResponse(ctx, 0);
+  }
+}
 
 function metadataOf(ctx: RequestContext, allow: ReadonlySet<string>): string[] {
   const out: string[] = [];
   const h = ctx.headers;
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i].toLowerCase();
-    if (!allow.has(name) || NOT_METADATA_VALUE.test(h[i + 1])) continue;
+    if (!allow.has(name) || !METADATA_NAME.test(name) || name.startsWith('grpc-') || NOT_METADATA_VALUE.test(h[i + 1])) continue;
     out.push(name, h[i + 1]);
   }
   out.push(CORRELATION_HEADER, ctx.correlationId);
@@ -208,7 +228,7 @@ function transcode(ctx: RequestContext, route: RouteTranscoder): void {
       values = [...bound, ...query];
       if (requestBody !== null && requestBody.length >= route.config.offloadBytes) {
         // A large body: parsed and encoded in the pool (pool.ts).
-        offload({ op: 'encode', bundle: route.bundle().id, data: route.bundle().data, type: method.requestType.fullName.slice(1), body: requestBody, bodyField: binding.body, bound: values }, (result) => {
+        offload(ctx, { op: 'encode', bundle: route.bundle().id, data: route.bundle().data, type: method.requestType.fullName.slice(1), body: requestBody, bodyField: binding.body, bound: values }, (result) => {
           if (ctx.ended) return;
           if (!result.ok) {
             replyGatewayError(ctx, result.kind === 'internal' ? GW_ERR.internal_error : inputErrorSpec(result.kind), result.kind === 'internal' ? '' : result.message);
@@ -302,7 +322,16 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     this.initial = headers;
   }
 
+  // Called from grpc-js's events, outside the chain's fault handler: guarded.
   onResponseData(controller: DispatchController, message: Buffer): void {
+    guarded(this.ctx, () => this.responseData(controller, message));
+  }
+
+  onResponseEnd(controller: DispatchController, trailers: HeaderField[] | null): void {
+    guarded(this.ctx, () => this.responseEnd(controller, trailers));
+  }
+
+  private responseData(controller: DispatchController, message: Buffer): void {
     const ctx = this.ctx;
     if (ctx.ended || ctx.aborted) { this.abort(); return; }
     ctx.deadline = coarseNow + ctx.route!.service.idleMs;
@@ -318,7 +347,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     if (writeResponseData(ctx, Buffer.from(record, 'utf8')) === WRITE_FULL) controller.pause();
   }
 
-  onResponseEnd(_c: DispatchController, trailers: HeaderField[] | null): void {
+  private responseEnd(_c: DispatchController, trailers: HeaderField[] | null): void {
     const ctx = this.ctx;
     this.complete = true;
     this.release();
@@ -339,7 +368,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
       if (message.length >= this.route.config.offloadBytes) {
         // A large response: printed in the pool (pool.ts).
         const bundle = this.route.bundle();
-        offload({ op: 'print', bundle: bundle.id, data: bundle.data, type: this.binding.target.responseType.fullName.slice(1), bytes: message, print: this.route.print, field: this.binding.responseBody }, (result) => {
+        offload(ctx, { op: 'print', bundle: bundle.id, data: bundle.data, type: this.binding.target.responseType.fullName.slice(1), bytes: message, print: this.route.print, field: this.binding.responseBody }, (result) => {
           if (ctx.ended) return;
           if (result.ok) this.sendUnary(result.value as string);
           else this.badResponse(result.message);
