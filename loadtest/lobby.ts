@@ -28,15 +28,19 @@ export function deepMerge(base: Record<string, unknown>, overlay: Record<string,
 
 /** Placeholder for the run's redis-server URL (scenarios with `redis: true`). */
 export const REDIS_URL_PLACEHOLDER = '${redis}';
+const REPO_PLACEHOLDER = '${repo}';
+const REPO_DIR = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 
-function replacePlaceholder(value: unknown, upstreamUrl: string, redisUrl: string | null): unknown {
+function replacePlaceholder(value: unknown, upstreamUrl: string, redisUrl: string | null, grpcAddress: string | null = null): unknown {
   if (typeof value === 'string') {
     const withUpstream = value.split(UPSTREAM_PLACEHOLDER).join(upstreamUrl);
-    return redisUrl === null ? withUpstream : withUpstream.split(REDIS_URL_PLACEHOLDER).join(redisUrl);
+    const withRedis = redisUrl === null ? withUpstream : withUpstream.split(REDIS_URL_PLACEHOLDER).join(redisUrl);
+    const withGrpc = grpcAddress === null ? withRedis : withRedis.split('${grpc}').join(grpcAddress);
+    return withGrpc.split(REPO_PLACEHOLDER).join(REPO_DIR); // the checkout (config/protos of the grpc scenario)
   }
-  if (Array.isArray(value)) return value.map((item) => replacePlaceholder(item, upstreamUrl, redisUrl));
+  if (Array.isArray(value)) return value.map((item) => replacePlaceholder(item, upstreamUrl, redisUrl, grpcAddress));
   if (isPlainObject(value)) {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, replacePlaceholder(item, upstreamUrl, redisUrl)]));
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, replacePlaceholder(item, upstreamUrl, redisUrl, grpcAddress)]));
   }
   return value;
 }
@@ -49,6 +53,8 @@ export interface LobbyConfigOptions {
   overlay: Record<string, unknown>;
   /** The run's redis-server, for `${redis}` in the overlay. */
   redisUrl?: string | null;
+  /** The run's gRPC upstream (host:port), for `${grpc}` in the overlay. */
+  grpcAddress?: string | null;
 }
 
 export function lobbyConfigObject(options: LobbyConfigOptions): Record<string, unknown> {
@@ -57,7 +63,7 @@ export function lobbyConfigObject(options: LobbyConfigOptions): Record<string, u
     services: { bench: { targets: [options.upstreamUrl], connections: options.upstreamConnections } },
     routes: [{ name: 'bench', match: { prefix: '/' }, service: 'bench' }],
   };
-  return replacePlaceholder(deepMerge(base, options.overlay), options.upstreamUrl, options.redisUrl ?? null) as Record<string, unknown>;
+  return replacePlaceholder(deepMerge(base, options.overlay), options.upstreamUrl, options.redisUrl ?? null, options.grpcAddress ?? null) as Record<string, unknown>;
 }
 
 export function lobbyConfigYaml(options: LobbyConfigOptions): string {

@@ -29,6 +29,7 @@ import { assertRatioVerdict, summarizeRuns, type MachineInfo, type RunResult, ty
 import { loadScenario, type Scenario, type TargetName } from './scenario.js';
 import { startUpstream, type RunningUpstream, type UpstreamKind } from './upstream.js';
 import { redisCommandsProcessed, startRedisServer, type RunningRedis } from './redis.js';
+import { startGrpcUpstream, type RunningGrpc } from './grpc-upstream.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEFAULT_OUT_DIR = join(REPO_ROOT, 'loadtest', 'results');
@@ -57,6 +58,7 @@ interface RunContext {
   upstream: RunningUpstream;
   ports: RunSettings['ports'];
   redis: RunningRedis | null;
+  grpc: RunningGrpc | null;
   /** The built checkout of target lobby-ref (null when not measured). */
   ref: PreparedRef | null;
   /** The run's certificate when the scenario speaks HTTPS (loadtest/tls.ts). */
@@ -150,7 +152,7 @@ function validateEnvironment(options: CliOptions, scenario: Scenario, wrkBinary:
 }
 
 async function runScenario(options: CliOptions, scenario: Scenario,
-  base: Omit<RunContext, 'options' | 'scenario' | 'upstream' | 'ports' | 'redis'>): Promise<number> {
+  base: Omit<RunContext, 'options' | 'scenario' | 'upstream' | 'ports' | 'redis' | 'grpc'>): Promise<number> {
   const { group, progress, workDir, pinning, nginxBinary } = base;
   const startedAt = new Date();
   const ports: RunSettings['ports'] = { lobby: options.portBase + PORT_OFFSETS.lobby, upstream: options.portBase + PORT_OFFSETS.upstream, nginx: options.portBase + PORT_OFFSETS.nginx };
@@ -195,9 +197,16 @@ async function runScenario(options: CliOptions, scenario: Scenario,
     progress.log(`starting redis-server on ${LOCALHOST}:${redisPort}${pinning ? ` (CPU ${pinning.driverCpu})` : ''}`);
     redis = await startRedisServer(group, LOCALHOST, redisPort, pinning?.driverCpu ?? null);
   }
+  let grpc: RunningGrpc | null = null;
+  if (scenario.grpc) {
+    const grpcPort = options.portBase + PORT_OFFSETS.grpc;
+    if (await isPortOpen(LOCALHOST, grpcPort)) throw new Error(`port ${grpcPort} (gRPC upstream) is already in use; stop what listens there or pass --port-base`);
+    progress.log(`starting the gRPC upstream on ${LOCALHOST}:${grpcPort}${pinning ? ` (CPU ${pinning.driverCpu})` : ''}`);
+    grpc = await startGrpcUpstream(group, LOCALHOST, grpcPort, pinning?.driverCpu ?? null);
+  }
   const certificate = scenario.tls ? makeRunCertificate(workDir) : null;
   if (certificate && scenario.clientCert) certificate.client = makeClientCertificate(workDir);
-  const context: RunContext = { ...base, options, scenario, upstream, ports, redis, certificate };
+  const context: RunContext = { ...base, options, scenario, upstream, ports, redis, grpc, certificate };
 
   const runs: TargetRun[] = [];
   const failures: RunResult['failures'] = [];
@@ -333,6 +342,7 @@ function startLobbyTarget(context: RunContext, target: 'lobby' | 'lobby-plain' |
     writeFileSync(configFile, lobbyConfigYaml({
       host: LOCALHOST, port: ports.lobby, upstreamUrl: upstream.url, upstreamConnections: scenario.upstreamConnections,
       overlay: deepMerge(tls, plain ? {} : scenario.lobbyConfig), redisUrl: context.redis?.url ?? null,
+      grpcAddress: context.grpc?.address ?? null,
     }));
   }
   const entry = target === 'lobby-ref' ? context.ref!.entry : LOBBY_ENTRY;

@@ -56,6 +56,8 @@ export interface Scenario {
   soak: SoakSpec | null;
   /** Start a redis-server for the run (`${redis}` in the lobby overlay); Lobby windows report its command rate. */
   redis: boolean;
+  /** Start the gRPC demo bookstore for the run (`${grpc}` = its host:port in the lobby overlay). */
+  grpc: boolean;
   /** Clients speak HTTPS to the proxy (one self-signed certificate made for the run, loadtest/tls.ts). */
   tls: boolean;
   /** Every request on a new connection (the driver sends `Connection: close`): with tls, a handshake per request. */
@@ -67,7 +69,7 @@ export interface Scenario {
 const KNOWN_KEYS = new Set([
   'name', 'description', 'connections', 'duration', 'warmup', 'method', 'path', 'headers', 'bodySize',
   'pipelining', 'rate', 'timeout', 'upstreamConnections', 'targets', 'lobby', 'nginx', 'soak', 'redis',
-  'tls', 'newConnectionPerRequest', 'clientCert',
+  'tls', 'newConnectionPerRequest', 'clientCert', 'grpc',
 ]);
 
 export class ScenarioError extends Error {
@@ -222,6 +224,7 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
     nginxLocationDirectives,
     soak,
     redis,
+    grpc: flag('grpc'),
     tls,
     newConnectionPerRequest,
     clientCert,

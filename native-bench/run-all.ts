@@ -14,6 +14,7 @@ import { run as health } from './health.bench.js';
 import { run as retry } from './retry.bench.js';
 import { run as grpcJson } from './grpc-json.bench.js';
 import { run as breaker } from './breaker.bench.js';
+import { run as grpcOffload } from './grpc-offload.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -31,6 +32,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['retry', () => retry()],
   ['grpc-json', () => grpcJson()],
   ['breaker', () => breaker()],
+  ['grpc-offload', () => grpcOffload()],
 ];
 
 const only = process.argv.slice(2);

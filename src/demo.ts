@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { startDemoBookstore } from './grpc/demo-service.js';
 
 function demoService(name: string, port: number): Promise<Server> {
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -37,16 +38,20 @@ function demoService(name: string, port: number): Promise<Server> {
 const services = await Promise.all([
   demoService('users', 9001), demoService('users', 9011), demoService('orders', 9002),
 ]);
+// The gRPC demo (docs/grpc.md): shop.v1.BookstoreService behind /v1/shelves.
+const bookstore = await startDemoBookstore(9003);
 const mainJs = fileURLToPath(new URL('./main.js', import.meta.url));
 const config = process.env.LOBBY_CONFIG ?? 'config/gateway.yaml';
 const gateway = spawn(process.execPath, [mainJs, 'start', '--config', config], { stdio: 'inherit' });
 process.stderr.write(`demo services on 127.0.0.1:9001, :9011 (users) and :9002 (orders); try:\n` +
-  `  curl -i localhost:8080/v1/users/42\n  curl -i localhost:8080/v1/orders/7\n`);
+  `  curl -i localhost:8080/v1/users/42\n  curl -i localhost:8080/v1/orders/7\n` +
+  `and a gRPC bookstore on 127.0.0.1:9003, transcoded from JSON:\n  curl -i localhost:8080/v1/shelves/1\n  curl -N localhost:8080/v1/shelves/1/books\n`);
 
 const stop = (signal: NodeJS.Signals) => { gateway.kill(signal); };
 process.on('SIGINT', () => stop('SIGTERM'));
 process.on('SIGTERM', () => stop('SIGTERM'));
 gateway.on('exit', (code) => {
   for (const s of services) s.close();
+  bookstore.forceShutdown();
   process.exit(code ?? 0);
 });

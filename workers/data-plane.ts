@@ -18,6 +18,7 @@ import { encodeRouteHistograms } from '../src/filters/metrics/latency.js';
 import { startWorkerStats } from '../src/data/worker-stats.js';
 import { HealthTable } from '../src/shared/health-table.js';
 import { configureOverload } from '../src/data/overload.js';
+import { closeUnusedChannels } from '../src/grpc/client.js';
 
 const boot = workerData as WorkerBoot;
 const control = new Int32Array(boot.control);
@@ -52,6 +53,7 @@ function switchTo(id: number): void {
     const live = new Set<string>();
     for (const g of prepared.values()) for (const k of g.poolKeys) live.add(k);
     pools.closeUnused(live);
+    closeUnusedChannels(live); // gRPC channels (src/grpc/client.ts) no live generation uses
   }, POOL_RETIRE_GRACE_MS).unref();
 }
 

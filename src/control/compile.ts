@@ -42,6 +42,7 @@ import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
 function optional<K extends string, V>(key: K, value: V | null): { [k in K]?: V } {
   return (value === null ? {} : { [key]: value }) as { [k in K]?: V };
 }
+import { compileGrpcService, compileTranscode, type GrpcRoots } from '../grpc/compile.js';
 
 /** Value of a rule that the schema has already enforced. */
 function validated<T>(parsed: Parsed<T>): T {
@@ -69,10 +70,17 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const issues: ConfigIssue[] = [];
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
-  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, identityHeaderNames(config.auth)));
+  const grpcRoots: GrpcRoots = new Map();
+  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, identityHeaderNames(config.auth), grpcRoots));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
   routes.forEach((route, index) => route && resolveRetry(route, config.routes[index], config.services[config.routes[index].service], services[route.service], index, report));
+  // transcode: checked against the route's service's descriptors (src/grpc/compile.ts).
+  config.routes.forEach((route, index) => {
+    if (route.transcode !== undefined && routes[index]) {
+      routes[index]!.transcode = compileTranscode(route.transcode, index, route.service, grpcRoots, config.auth, report);
+    }
+  });
   // match.version: the route table's version constraint (src/filters/api-version/compile.ts).
   const versionMasks = routeVersionMasks(config, report);
   routes.forEach((route, index) => {
@@ -126,8 +134,11 @@ function compileServer(server: RawConfig['server'], baseDir: string): CompiledSe
   };
 }
 
-function compileService(name: string, service: RawService, baseDir: string, report: Report, identityHeaders: readonly string[]): CompiledService {
-  const targets = service.targets.map((target) => validated(parseTarget(target)));
+function compileService(name: string, service: RawService, baseDir: string, report: Report, identityHeaders: readonly string[], grpcRoots: GrpcRoots): CompiledService {
+  const grpc = compileGrpcService(name, service, baseDir, report, grpcRoots);
+  const targets = grpc !== null
+    ? grpc.targets.map((t) => ({ origin: `${grpc.tls === null ? 'grpc' : 'grpcs'}://${t.address}`, hostHeader: t.address }))
+    : (service.targets ?? []).map((target) => validated(parseTarget(target)));
   // A repeated target would silently get double the traffic; say so instead.
   const firstIndexByOrigin = new Map<string, number>();
   targets.forEach((target, index) => {
@@ -155,11 +166,19 @@ function compileService(name: string, service: RawService, baseDir: string, repo
     // Absent when not configured (the compiled config stays as it was for other services).
     ...optional('circuitBreaker', compileBreaker(service.circuit_breaker)),
     ...optional('fallback', compileFallback(service.fallback, identityHeaders)),
+    ...(grpc !== null ? { grpc } : {}),
   };
 }
 
 /** The service's `health_check` and `outlier`, as fields of its CompiledService (absent when not configured). */
 function healthPolicies(name: string, service: RawService, report: Report): Pick<CompiledService, 'healthCheck' | 'outlier'> {
+  // The checks are HTTP GETs and the outlier rules read HTTP statuses: a gRPC service has neither.
+  if (service.grpc !== undefined) {
+    for (const key of ['health_check', 'outlier'] as const) {
+      if (service[key] !== undefined) report(['services', name, key], 'is for HTTP services; a gRPC service (grpc:) takes no health_check or outlier yet');
+    }
+    return {};
+  }
   const healthCheck = compileHealthCheck(service.health_check, ['services', name, 'health_check'], report);
   const outlier = compileOutlier(service.outlier, ['services', name, 'outlier'], report);
   return { ...(healthCheck === null ? {} : { healthCheck }), ...(outlier === null ? {} : { outlier }) };
@@ -338,7 +357,7 @@ function checkSelfTargets(config: RawConfig, report: Report): void {
       what: `Lobby's own admin API (admin.host ${config.admin.host}, admin.port ${config.admin.port}): requests would reach the admin listener, not an upstream` });
   }
   for (const [name, service] of Object.entries(config.services)) {
-    service.targets.forEach((raw, index) => {
+    (service.targets ?? []).forEach((raw, index) => {
       const url = new URL(raw); // the schema checked it (parseTarget)
       const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
       const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);

@@ -8,6 +8,7 @@
 // config goes through (the YAML loader, compileConfig(), the admin API's config store), and
 // adds the issues between values to the schema's in one pass.
 
+import { grpcServiceKeys, transcodeSchema } from '../grpc/schema.js';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { CompiledTarget, MatchKind } from '../shared/compiled-config.js';
@@ -251,7 +252,8 @@ const timeoutsSchema = section({
 const serviceSchema = section({
   targets: z
     .array(z.string().superRefine(rule((target) => errorOf(parseTarget(target)))))
-    .min(1, { error: 'must list at least one target' }),
+    .min(1, { error: 'must list at least one target' })
+    .optional(),
   balance: z.enum(['round_robin', 'least_request']).default('round_robin'),
   timeouts: timeoutsSchema.prefault({}),
   connections: positiveInt.default(64),
@@ -266,6 +268,14 @@ const serviceSchema = section({
   // Circuit breaker and last-good fallback (src/control/breaker-config.ts, docs/resilience.md).
   circuit_breaker: circuitBreakerSchema.optional(),
   fallback: fallbackSchema.optional(),
+  // A gRPC service (src/grpc/schema.ts, docs/grpc.md): grpc + descriptors instead of targets.
+  ...grpcServiceKeys,
+}).superRefine((service, ctx) => {
+  if ((service.targets === undefined) === (service.grpc === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['targets'], message: service.targets === undefined
+      ? 'is required (or grpc: { targets } for a gRPC service)'
+      : 'cannot be combined with grpc (a service is either HTTP or gRPC)' });
+  }
 });
 
 const matchSchema = section({
@@ -289,6 +299,8 @@ const routeSchema = section({
   preserve_host: z.boolean().default(false),
   escaped_slashes: escapedSlashes.optional(),
   ...retryRouteKeys,
+  // REST/JSON to gRPC (src/grpc/, docs/grpc.md): the route's service must be a gRPC one.
+  transcode: transcodeSchema.optional(),
   ...filterRouteKeys,
 });
 

@@ -15,6 +15,7 @@ import { undiciDispatch } from './upstream/undici-dispatch.js';
 import { retryInterceptor } from './upstream/retry.js';
 import { breakerInterceptor } from './upstream/breaker.js';
 import { fallbackServer } from './upstream/fallback-cache.js';
+import { attachGrpcService, grpcTargets, grpcTranscoder } from '../grpc/runtime.js';
 
 export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 
@@ -91,6 +92,7 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
     retry: route.retry ?? null,
     deadlineMs: route.deadline?.ms ?? 0,
     deadlineHeader: route.deadline?.header ?? '',
+    transcoder: route.transcode ? grpcTranscoder(service, route.transcode, route.name) : null,
   };
 }
 
@@ -100,7 +102,7 @@ export function buildGeneration(
 ): Generation {
   const services: RuntimeService[] = config.services.map((svc) => ({
     name: svc.name,
-    targets: svc.targets.map((t, i): RuntimeTarget => {
+    targets: svc.grpc ? grpcTargets(svc.grpc) : svc.targets.map((t, i): RuntimeTarget => {
       const pooled = pools.acquire(svc, t, config.server.workers);
       return {
         origin: t.origin, hostHeader: t.hostHeader, fast: pooled.fast.dispatch, general: undiciDispatch(() => pooled.pool), poolKey: pooled.key, inFlight: 0,
@@ -115,6 +117,7 @@ export function buildGeneration(
     idleMs: svc.timeouts.idleMs,
     serveFallback: fallbackServer(svc),
   }));
+  config.services.forEach((svc, i) => { if (svc.grpc) attachGrpcService(services[i], svc.grpc); });
   return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env, buildFilter);
 }
 

@@ -85,6 +85,11 @@ export interface RuntimeService {
   readonly serveFallback: ((ctx: RequestContext) => boolean) | null;
 }
 
+/** A transcoding route's upstream side (src/grpc/runtime.ts): forward() hands it the request. */
+export interface TranscoderHook {
+  forward(ctx: RequestContext): void;
+}
+
 export interface RuntimeRoute {
   readonly index: number;
   readonly name: string;
@@ -103,6 +108,8 @@ export interface RuntimeRoute {
   readonly retry: CompiledRetry | null;
   readonly deadlineMs: number;
   readonly deadlineHeader: string;
+  /** REST/JSON to gRPC for this route, or null (one comparison in forward()). */
+  readonly transcoder: TranscoderHook | null;
 }
 
 /** The upstream side of a forwarded request, as the exchange drives it (proxy.ts). */

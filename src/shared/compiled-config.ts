@@ -3,6 +3,7 @@
 // everything a request needs is decided here, at compile time, never per request.
 import type { CompiledServerTls, CompiledUpstreamTls, TlsSource } from './tls-config.js';
 import type { CompiledBreaker, CompiledBreakerState, CompiledFallback, CompiledOverload } from './breaker-layout.js';
+import type { CompiledGrpcService, CompiledTranscode } from '../grpc/compiled.js';
 
 /** One piece of a templated rewrite: literal text, or the value of a captured `{param}`. */
 export type RewritePart = { literal: string } | { param: number };
@@ -71,6 +72,9 @@ export interface CompiledService {
   /** The breaker's slot in the instance's shared buffer, set by the supervisor at publish
    * (src/control/breaker-store.ts): by service name, so a reload keeps the state. */
   breakerShared?: { buffer: SharedArrayBuffer; slot: number };
+  /** A gRPC service (src/grpc/): its channels and descriptors; `targets` then name its
+   * channels (`grpc://host:port`) for /upstreams and metrics, and get no HTTP pool. */
+  grpc?: CompiledGrpcService | null;
 }
 
 /** Active health checks of a service's targets, run by the control plane (health-checker.ts). */
@@ -173,6 +177,8 @@ export interface CompiledRoute {
   /** Retries and deadline, the route's keys over its service's (null: none). */
   retry?: CompiledRetry | null;
   deadline?: CompiledDeadline | null;
+  /** REST/JSON to gRPC (src/grpc/), or absent/null. */
+  transcode?: CompiledTranscode | null;
 }
 
 export interface CompiledConfig extends CompiledFilterRuntimes {

@@ -50,6 +50,12 @@ export const GW_ERR = {
   upstream_connect_timeout: spec(504, 'upstream_connect_timeout', 'Connecting to the upstream service timed out.'),
   upstream_timeout: spec(504, 'upstream_timeout', 'The upstream service did not answer in time.'),
   deadline_exceeded: spec(504, 'deadline_exceeded', "The request did not complete within the route's deadline."),
+  // The gRPC transcoder's own errors (src/grpc/), answered as google.rpc.Status JSON.
+  grpc_method_not_found: spec(404, 'grpc_method_not_found', 'No gRPC method is mapped to this path.'),
+  grpc_invalid_request: spec(400, 'grpc_invalid_request', 'The request cannot be transcoded to the gRPC method\'s request message.'),
+  grpc_unknown_query_parameter: spec(400, 'grpc_unknown_query_parameter', 'A query parameter names no field of the request message.'),
+  grpc_bound_field_conflict: spec(400, 'grpc_bound_field_conflict', 'A query parameter or the body sets a field the path binds.'),
+  grpc_descriptors_unavailable: spec(503, 'grpc_descriptors_unavailable', 'The gRPC service descriptors could not be loaded by server reflection; retry later.'),
 } as const satisfies Record<string, GatewayErrorSpec>;
 
 export type GatewayErrorName = keyof typeof GW_ERR;

@@ -10,7 +10,7 @@ import { freePort } from '../helpers/ports.js';
 const DEMO_JS = fileURLToPath(new URL('../../src/demo.js', import.meta.url));
 
 describe('demo', () => {
-  it('serves /v1/users/42 and /v1/orders/7 and stops on SIGTERM', async () => {
+  it('serves /v1/users/42, /v1/orders/7 and the gRPC /v1/shelves/1 and stops on SIGTERM', async () => {
     const port = await freePort();
     const proc = spawn(process.execPath, [DEMO_JS], { env: { ...process.env, LOBBY_PORT: String(port), LOBBY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -33,6 +33,11 @@ describe('demo', () => {
       const o = await orders.body.json() as { service: string; path: string };
       assert.equal(o.service, 'orders');
       assert.equal(o.path, '/orders/7');
+      // The gRPC demo behind /v1/shelves (docs/grpc.md), transcoded from JSON.
+      const shelf = await request(`http://127.0.0.1:${port}/v1/shelves/1`);
+      const sh = await shelf.body.json() as { id: string; theme: string };
+      assert.equal(shelf.statusCode, 200);
+      assert.deepEqual([sh.id, sh.theme], ['1', 'fiction']);
     } finally {
       proc.kill('SIGTERM');
       const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);

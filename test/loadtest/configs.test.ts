@@ -63,8 +63,8 @@ describe('loadtest command line', () => {
     assert.throws(() => parseCliArgs(['--targets', 'envoy']), /unknown target "envoy"/);
     assert.throws(() => parseCliArgs(['--connections', '0']), /--connections must be an integer >= 1/);
     assert.throws(() => parseCliArgs(['--port-base', '40000']), /below 32768/);
-    assert.throws(() => parseCliArgs(['--port-base', '32763']), /its 6 ports below 32768/, 'haproxy on port-base + 5 must stay below the ephemeral range');
-    assert.equal(parseCliArgs(['--port-base', '32762']).portBase, 32762);
+    assert.throws(() => parseCliArgs(['--port-base', '32762']), /its 7 ports below 32768/, 'the gRPC upstream on port-base + 6 must stay below the ephemeral range');
+    assert.equal(parseCliArgs(['--port-base', '32761']).portBase, 32761);
     assert.throws(() => parseCliArgs(['--bogus']), UsageError);
   });
 

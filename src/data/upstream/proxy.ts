@@ -383,6 +383,7 @@ export function upstreamPath(ctx: RequestContext, route: RuntimeRoute): string |
 export function forward(ctx: RequestContext): void {
   const body = ctx.body;
   const route = ctx.route!;
+  if (route.transcoder !== null) { route.transcoder.forward(ctx); return; }
   const service = route.service;
   const target = service.pick(service.targets);
   if (target === null) { noHealthyUpstream(ctx); return; }

@@ -14,7 +14,7 @@ declare module '../../shared/compiled-config.js' {
 /** What compile reads of the config. */
 export interface MetricsInput {
   metrics: RawMetrics;
-  services: Readonly<Record<string, { targets: readonly unknown[] }>>;
+  services: Readonly<Record<string, { targets?: readonly unknown[]; grpc?: { targets: readonly unknown[] } }>>;
   routes: readonly { name: string; service: string; auth?: { provider: string } }[];
   auth?: { providers: readonly { name: string }[] };
   admin?: object;
@@ -58,7 +58,8 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     // A route naming an unknown service is refused by compile.ts; -1 keeps the indexes valid here.
     routes: config.routes.map((r) => ({ name: r.name, service: serviceIndex.get(r.service) ?? -1 })),
   };
-  const layout = metricsLayout(compiled, serviceNames.map((name) => config.services[name]));
+  // A gRPC service's targets are its grpc.targets (src/grpc/).
+  const layout = metricsLayout(compiled, serviceNames.map((name) => ({ targets: config.services[name].targets ?? config.services[name].grpc?.targets ?? [] })));
   const of = (route: number, routeName: string, service: number, provider: number): MetricsFilterConfig => ({
     routeName,
     statusCodes: compiled.statusCodes,
