@@ -257,6 +257,10 @@ export class RequestContext {
    * and whether the request is a preflight it answers: set in onRequest, sent by onResponse. */
   corsOrigin = '';
   corsPreflight = false;
+  /** The WAF's fired rule ids, comma-separated ('' = none or no WAF), and whether they
+   * reached the threshold (refused in block mode, admitted in report mode): src/filters/waf. */
+  wafRules = '';
+  wafBlocked = false;
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;

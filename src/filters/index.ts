@@ -15,6 +15,7 @@ import { serverTiming, serverTimingAuthMark } from './server-timing/index.js';
 import { metrics } from './metrics/index.js';
 import { ipRules } from './ip-rules/index.js';
 import { cors } from './cors/index.js';
+import { waf } from './waf/index.js';
 
 export const FILTERS = [
   tracing, // first: a refused request is traced too
@@ -23,6 +24,7 @@ export const FILTERS = [
   identityStrip,
   authJwt,
   rateLimit,
+  waf, // after rate-limit: a flood is refused before it is inspected
   apiVersion,
   serverTimingAuthMark,
   serverTiming,

@@ -71,6 +71,8 @@ const WRITERS: Record<AccessLogField, FieldWriter> = {
     : ctx.rateLimit !== '' ? ',"rate_limit":"allowed"' : ''),
   flags: (ctx) => ',"flags":"' + responseFlagNames(ctx.responseFlags) + '"',
   error_code: (ctx) => (ctx.replySpec !== null ? ',"error_code":"' + ctx.replySpec.code + '"' : ''),
+  // Rule ids are digits and commas (src/filters/waf): safe to embed.
+  waf: (ctx) => (ctx.wafRules !== '' ? ',"waf":{"rules":[' + ctx.wafRules + '],"decision":"' + (!ctx.wafBlocked ? 'scored' : ctx.replySpec?.code === 'waf_blocked' ? 'blocked' : 'reported') + '"}' : ''),
 };
 
 /** pino's level number for the access log's lines (info). */
