@@ -7,7 +7,7 @@
 // so counters never go backwards across reloads and memory stays bounded by the config.
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import {
-  AUTH_RESULTS, LOCAL_REPLY_CODES, UPSTREAM_ERROR_KINDS, metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
+  AUTH_RESULTS, WAF_DECISIONS, WAF_RULE_IDS, LOCAL_REPLY_CODES, UPSTREAM_ERROR_KINDS, metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
 } from '../shared/metrics-layout.js';
 
 /** How long a replaced generation keeps its own buffers before it is folded. */
@@ -78,6 +78,7 @@ export interface Snapshot {
   upstreamErrors: Family;
   targetErrors: Family;
   auth: Family;
+  waf: Family;
 }
 
 function emptySnapshot(): Snapshot {
@@ -91,6 +92,7 @@ function emptySnapshot(): Snapshot {
     upstreamErrors: new Family('lobby_upstream_errors_total'),
     targetErrors: new Family('lobby_upstream_target_errors_total'),
     auth: new Family('lobby_auth_decisions_total'),
+    waf: new Family('lobby_waf_decisions_total'),
   };
 }
 
@@ -182,6 +184,16 @@ function readGeneration(g: GenerationBuffers, into: Snapshot): void {
       if (v !== 0) into.auth.add(`provider="${escapeLabel(m.providers[p])}",result="${AUTH_RESULTS[a]}"`, v);
     }
   }
+  for (let r = 0; r < layout.waf.length; r++) {
+    const at = layout.waf[r];
+    if (at < 0) continue;
+    for (let k = 0; k < WAF_RULE_IDS.length; k++) {
+      for (let d = 0; d < WAF_DECISIONS.length; d++) {
+        const v = sum(at + k * WAF_DECISIONS.length + d);
+        if (v !== 0) into.waf.add(`${g.routeLabels[r]},rule="${WAF_RULE_IDS[k]}",decision="${WAF_DECISIONS[d]}"`, v);
+      }
+    }
+  }
 }
 
 /** HELP and TYPE of the families the shared counters make. */
@@ -195,6 +207,7 @@ const HELP: Record<keyof Snapshot, string> = {
   upstreamErrors: 'Upstream failures, by service and kind.',
   targetErrors: 'Upstream failures, by service and target.',
   auth: 'Authentication decisions, by provider and result (ok or the refusal code).',
+  waf: 'WAF rules that fired, by route, rule id and decision (blocked, reported: over the threshold in report mode, scored: under it).',
 };
 
 /**

@@ -187,3 +187,15 @@ test('the corpora: at paranoia 1, at least 95 % of attacks per class detected an
   assert.ok(rate('xss').rate >= 0.95, `xss ${rate('xss').rate}`);
   assert.ok(rate('benign').rate <= 0.01, `benign ${rate('benign').rate}`);
 });
+
+test('config/examples/waf.yaml loads: every route but the health check gets the waf filter, with its settings', async () => {
+  const { loadConfigFile } = await import('../../src/control/config-load.js');
+  const { fileURLToPath } = await import('node:url');
+  const config = await loadConfigFile(fileURLToPath(new URL('../../../config/examples/waf.yaml', import.meta.url)));
+  const wafOf = (name: string) => config.routes.find((r) => r.name === name)!.filters.find((f) => f.name === 'waf')?.config as { mode: string; paranoia: number; exclude: unknown[] } | undefined;
+  assert.equal(wafOf('health'), undefined);
+  assert.equal(wafOf('search')!.mode, 'report');
+  assert.equal(wafOf('search')!.paranoia, 2);
+  assert.equal(wafOf('pages')!.exclude.length, 3);
+  assert.equal(wafOf('api')!.mode, 'block');
+});

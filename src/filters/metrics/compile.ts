@@ -1,7 +1,7 @@
 // Control plane: the `metrics` section → CompiledConfig.metrics (labels and bucket bounds for the
 // collector) and, per route, where its counters are in a worker's array (src/shared/metrics-layout.ts).
 import type { FilterCompilation } from '../../data/chain.js';
-import { AUTH_RESULTS, LOCAL_REPLY_CODES, UPSTREAM_ERROR_KINDS, metricsLayout, type CompiledMetrics } from '../../shared/metrics-layout.js';
+import { AUTH_RESULTS, WAF_STRIDE, LOCAL_REPLY_CODES, UPSTREAM_ERROR_KINDS, metricsLayout, type CompiledMetrics } from '../../shared/metrics-layout.js';
 import type { RawMetrics } from './schema.js';
 
 declare module '../../shared/compiled-config.js' {
@@ -15,7 +15,9 @@ declare module '../../shared/compiled-config.js' {
 export interface MetricsInput {
   metrics: RawMetrics;
   services: Readonly<Record<string, { targets: readonly unknown[] }>>;
-  routes: readonly { name: string; service: string; auth?: { provider: string } }[];
+  routes: readonly { name: string; service: string; auth?: { provider: string }; waf?: unknown }[];
+  /** The WAF's default section: routes with a WAF get lobby_waf_decisions_total counters. */
+  waf?: unknown;
   auth?: { providers: readonly { name: string }[] };
   admin?: object;
 }
@@ -37,6 +39,8 @@ export interface MetricsFilterConfig {
   targetErrorsAt: number;
   /** -1 when the route has no auth. */
   authAt: number;
+  /** -1 when the route has no WAF (metrics-layout.ts WAF_STRIDE counters). */
+  wafAt?: number;
 }
 
 export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsFilterConfig> {
@@ -54,7 +58,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     latencyReports: m.latency_reports,
     providers,
     // A route naming an unknown service is refused by compile.ts; -1 keeps the indexes valid here.
-    routes: config.routes.map((r) => ({ name: r.name, service: serviceIndex.get(r.service) ?? -1 })),
+    routes: config.routes.map((r) => ({ name: r.name, service: serviceIndex.get(r.service) ?? -1, waf: r.waf === false ? false : r.waf !== undefined || config.waf !== undefined })),
   };
   const layout = metricsLayout(compiled, serviceNames.map((name) => config.services[name]));
   const of = (route: number, routeName: string, service: number, provider: number): MetricsFilterConfig => ({
@@ -71,6 +75,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     upstreamErrorsAt: service < 0 ? -1 : layout.upstreamErrors + service * UPSTREAM_ERROR_KINDS.length,
     targetErrorsAt: service < 0 ? -1 : layout.targetErrors + layout.targetBase[service],
     authAt: provider < 0 ? -1 : layout.auth + provider * AUTH_RESULTS.length,
+    wafAt: route < layout.waf.length ? layout.waf[route] : -1,
   });
   return {
     runtime: { metrics: compiled },
