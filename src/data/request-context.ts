@@ -10,6 +10,7 @@ import type { CompiledConfig, EscapedSlashes, RewritePart } from '../shared/comp
 import type { RouteMatcher } from './route-match.js';
 import type { GatewayErrorSpec } from '../shared/errors.js';
 import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
+import { NOT_PARSED } from './request-body.js';
 
 export const NEXT = 0;
 export const REPLY = 1;
@@ -261,6 +262,12 @@ export class RequestContext {
    * reached the threshold (refused in block mode, admitted in report mode): src/filters/waf. */
   wafRules = '';
   wafBlocked = false;
+  /** The buffered body parsed as JSON, once, by whichever filter needs it first
+   * (src/data/request-body.ts jsonBodyOf); NOT_PARSED until then. */
+  bodyJson: unknown = NOT_PARSED;
+  /** The request body limit in force (bytes): the server's, or the route's max_body_bytes
+   * (src/filters/route-limits); -1 until a body is read. A streamed body past it gets 413. */
+  bodyLimit = -1;
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;

@@ -16,6 +16,7 @@ import { metrics } from './metrics/index.js';
 import { ipRules } from './ip-rules/index.js';
 import { cors } from './cors/index.js';
 import { waf } from './waf/index.js';
+import { requestValidation } from './request-validation/index.js';
 
 export const FILTERS = [
   tracing, // first: a refused request is traced too
@@ -24,6 +25,7 @@ export const FILTERS = [
   identityStrip,
   authJwt,
   rateLimit,
+  requestValidation, // before the WAF: a body that fails its schema is refused without inspection
   waf, // after rate-limit: a flood is refused before it is inspected
   apiVersion,
   serverTimingAuthMark,

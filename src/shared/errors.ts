@@ -29,6 +29,7 @@ export const GW_ERR = {
   rate_limit_unavailable: spec(429, 'rate_limit_unavailable', 'The rate limit cannot be checked right now; retry later.'),
   invalid_rate_limit_key: spec(400, 'invalid_rate_limit_key', 'The request carries more than one copy of a header used as a rate-limit key.'),
   ip_denied: spec(403, 'ip_denied', 'Requests from this client address are not allowed on this route.'),
+  request_invalid: spec(400, 'request_invalid', 'The request does not match the schema of this route.'),
   waf_blocked: spec(403, 'waf_blocked', 'The request was refused by the web application firewall.'),
   waf_uninspectable: spec(403, 'waf_uninspectable', 'The request body cannot be inspected by the web application firewall (streamed, or past its bounds).'),
   insufficient_scope: spec(403, 'insufficient_scope', 'The bearer token does not grant the scopes this route requires.'),

@@ -9,7 +9,8 @@ import { NEXT, localReply, type Filter, type Verdict } from '../../data/chain.js
 import type { RequestContext } from '../../data/request-context.js';
 import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
 import { WafScan, rulesFor, type Excluded } from './engine.js';
-import { UNINSPECTED, bodyKind, BODY_KIND, inspectBody, inspectHeaders, inspectPairs, inspectPath, type InspectLimits } from './inspect.js';
+import { jsonBodyOf, MALFORMED } from '../../data/request-body.js';
+import { UNINSPECTED, MALFORMED_JSON, bodyKind, BODY_KIND, inspectBody, inspectHeaders, inspectPairs, inspectPath, type InspectLimits } from './inspect.js';
 import { contentTypeOf } from './request-scan.js';
 
 export interface WafFilterConfig {
@@ -68,8 +69,9 @@ class WafFilter implements Filter {
     const body = ctx.body;
     if (body !== null && this.c.inspectBody) {
       if (Buffer.isBuffer(body)) {
-        // A body the route declares as JSON but that does not parse is the upstream's to refuse.
-        if (inspectBody(scan, body, contentTypeOf(ctx.headers), this.limits) === UNINSPECTED.bounds && this.block) {
+        // A JSON body that does not parse is inspected as one text (inspect.ts).
+        const parse = () => { const json = jsonBodyOf(ctx); return json === MALFORMED ? MALFORMED_JSON : json; };
+        if (inspectBody(scan, body, contentTypeOf(ctx.headers), this.limits, parse) === UNINSPECTED.bounds && this.block) {
           return localReply(ctx, GW_ERR.waf_uninspectable);
         }
       } else if (this.c.unbufferedBody === 'refuse' && bodyKind(contentTypeOf(ctx.headers)) !== BODY_KIND.none) {

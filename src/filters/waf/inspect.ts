@@ -123,16 +123,26 @@ export function bodyKind(contentType: string): number {
   return BODY_KIND.none;
 }
 
-/** Inspects a buffered body by its kind; returns an UNINSPECTED code. */
-export function inspectBody(scan: WafScan, body: Buffer, contentType: string, limits: InspectLimits): number {
+/** A JSON body that does not parse: inspected as one text (a lenient upstream parser may still read it). */
+export const MALFORMED_JSON: unique symbol = Symbol('malformed JSON');
+
+/**
+ * Inspects a buffered body by its kind; returns an UNINSPECTED code. `parse` gives the JSON
+ * (the filter shares one parse per request: src/data/request-body.ts), or MALFORMED_JSON.
+ */
+export function inspectBody(scan: WafScan, body: Buffer, contentType: string, limits: InspectLimits, parse: () => unknown = () => parseJson(body)): number {
   if (body.length > limits.bodyMaxBytes) return UNINSPECTED.bounds;
   const kind = bodyKind(contentType);
   if (kind === BODY_KIND.json) {
-    let parsed: unknown;
-    try { parsed = JSON.parse(body.toString('utf8')); } catch { return UNINSPECTED.malformed; }
+    const parsed = parse();
+    if (parsed === MALFORMED_JSON) { scan.value(body.toString('utf8'), false, 'body', ''); return UNINSPECTED.malformed; }
     return inspectJson(scan, parsed, limits);
   }
   if (kind === BODY_KIND.form) { inspectPairs(scan, body.toString('utf8'), 'body.'); return UNINSPECTED.none; }
   if (kind === BODY_KIND.multipart) return inspectMultipart(scan, body, contentType);
   return UNINSPECTED.none;
+}
+
+function parseJson(body: Buffer): unknown {
+  try { return JSON.parse(body.toString('utf8')); } catch { return MALFORMED_JSON; }
 }
