@@ -2,10 +2,9 @@
 // it (waf, request-validation): the first to ask parses, the others read ctx.bodyJson.
 // Bodies are parsed only when a filter asks, and only buffered ones (server.ts buffers bodies
 // with a Content-Length up to BUFFERED_BODY_MAX; a route's max_body_bytes refuses larger ones).
-import type { RequestContext } from './request-context.js';
+import { NOT_PARSED, type RequestContext } from './request-context.js';
 
-/** ctx.bodyJson before any filter parsed the body. */
-export const NOT_PARSED: unique symbol = Symbol('not parsed');
+export { NOT_PARSED };
 /** ctx.bodyJson of a body that is not valid JSON (or not UTF-8 JSON text). */
 export const MALFORMED: unique symbol = Symbol('malformed');
 

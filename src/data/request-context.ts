@@ -10,7 +10,9 @@ import type { CompiledConfig, EscapedSlashes, RewritePart } from '../shared/comp
 import type { RouteMatcher } from './route-match.js';
 import type { GatewayErrorSpec } from '../shared/errors.js';
 import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
-import { NOT_PARSED } from './request-body.js';
+
+/** RequestContext.bodyJson before any filter parsed the body (src/data/request-body.ts). */
+export const NOT_PARSED: unique symbol = Symbol('not parsed');
 
 export const NEXT = 0;
 export const REPLY = 1;

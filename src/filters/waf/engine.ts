@@ -12,7 +12,7 @@ import { WAF_RULES, type WafRule } from './rules.js';
 import { checkRegexSafety } from './regex-safety.js';
 
 /** Some rule may match: a character other than [a-z0-9 _.,/-], or a keyword a rule needs without punctuation. */
-const GATE = /[^a-z0-9 _.,\/-]|\b(?:union|select|or|and|xor|into|load|order|pg_sleep)\b|information_schema|sys(?:objects|columns|databases)|pg_|sqlite_|all_tab|user_tables|dba_users|xp_|sp_|msysobjects|sys\.|master\.\.|mysql\./;
+const GATE = /[^a-z0-9 _.,\/-]|--|0x|\b(?:union|select|or|and|xor|into|load|order|pg_sleep|delete|drop|update|exec|insert)|information_schema|sys(?:objects|columns|databases)|pg_|sqlite_|all_tab|user_tables|dba_users|xp_|sp_|msysobjects|sys\.|master\.\.|mysql\./;
 /** The same, on raw text (any case, still encoded): a part with none of it needs no decoding either. */
 const RAW_GATE = new RegExp(GATE.source.replace('[^a-z0-9 _.,\\/-]', '[^A-Za-z0-9 _.,\\/=&-]'), 'i');
 
