@@ -220,6 +220,10 @@ export class RequestContext {
   /** Request headers to forward, flat [name, value, ...] byte strings, end-to-end only. */
   readonly headers: string[] = [];
   headerBytes = 0;
+  /** Header fields the client sent, and the request target's length (path, ?, query): the
+   * front door counts them for the per-route limits (src/filters/route-limits). */
+  headerCount = 0;
+  requestTargetBytes = 0;
   /** Declared Content-Length, or -1. */
   contentLength = -1;
   chunked = false;

@@ -16,10 +16,12 @@ import { metrics } from './metrics/index.js';
 import { ipRules } from './ip-rules/index.js';
 import { cors } from './cors/index.js';
 import { waf } from './waf/index.js';
+import { routeLimits } from './route-limits/index.js';
 import { requestValidation } from './request-validation/index.js';
 
 export const FILTERS = [
   tracing, // first: a refused request is traced too
+  routeLimits,
   ipRules,
   cors,
   identityStrip,

@@ -1,9 +1,10 @@
 // Issue 16, the WAF through a real gateway and a real upstream: attacks in a query, a path, a
 // header and a JSON body are refused 403 waf_blocked (rule ids, correlation id, nothing
 // upstream); benign requests, bodies included, reach the upstream unchanged; report mode
-// admits; exclusions apply per field; the access log and lobby_waf_decisions_total name the rules.
+// admits; exclusions apply per field; per-route limits override the server's (413/431/414); the access log and lobby_waf_decisions_total name the rules.
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -18,7 +19,7 @@ before(async () => {
   upstream = await startUpstream('app');
   adminPort = await freePort();
   gw = await startGateway(`
-server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
+server: { host: 127.0.0.1, port: __PORT__, workers: 1, limits: { max_body_bytes: 4000 } }
 admin: { host: 127.0.0.1, port: ${adminPort} }
 services: { app: { targets: ["${upstream.origin}"] } }
 access_log: { path: stdout, fields: [path, route, status, error_code, waf] }
@@ -27,6 +28,8 @@ routes:
   - { name: cms, match: { prefix: /cms }, service: app, waf: { exclude: [{ field: body.html }] } }
   - { name: trial, match: { prefix: /trial }, service: app, waf: { mode: report } }
   - { name: open, match: { prefix: /open }, service: app, waf: false }
+  - { name: small, match: { prefix: /small }, service: app, limits: { max_body_bytes: 100, max_header_bytes: 1500, max_url_bytes: 80, max_headers: 12 } }
+  - { name: big, match: { prefix: /big }, service: app, waf: false, limits: { max_body_bytes: 100000 } }
   - { name: api, match: { prefix: / }, service: app }
 `);
   await adminClient(adminPort).waitReady();
@@ -95,4 +98,29 @@ it('the access log and lobby_waf_decisions_total record the rule ids and decisio
   }, 10_000);
   assert.match(text, /lobby_waf_decisions_total\{route="api",rule="\d{4}",decision="blocked"\} \d/);
   assert.doesNotMatch(text, /lobby_waf_decisions_total\{route="open"/);
+});
+
+it('per-route limits override the server-wide ones both ways: 413, 431, 414 as the front door answers', async () => {
+  const post = (path: string, bytes: number, headers: Record<string, string> = {}) =>
+    send(path, { method: 'POST', headers: { 'content-type': 'application/octet-stream', ...headers }, body: 'x'.repeat(bytes) });
+  assert.equal((await post('/small/a', 100)).status, 200);
+  assert.equal(JSON.parse((await post('/small/a', 101)).body).error.code, 'payload_too_large');
+  assert.equal((await post('/items', 3000)).status, 200);
+  assert.equal((await post('/items', 4001)).status, 413, 'the server-wide limit holds where no route raised it');
+  assert.equal((await post('/big/a', 50_000)).status, 200, 'a route may allow more than the server');
+  assert.equal((await post('/big/a', 100_001)).status, 413);
+  // Chunked: counted as it streams, against the route's limit.
+  const chunked = await request(`${gw.url}/big/a`, { method: 'POST', body: Readable.from((function* () { for (let i = 0; i < 30; i++) yield Buffer.alloc(5000, 120); })()) });
+  assert.equal(chunked.statusCode, 413);
+  await chunked.body.dump();
+  const small = await request(`${gw.url}/small/a`, { method: 'POST', body: Readable.from([Buffer.alloc(3000, 120)]) });
+  assert.equal(small.statusCode, 413, 'a chunked body past the route\'s own (smaller) limit');
+  await small.body.dump();
+  assert.equal((await send('/small/' + 'a'.repeat(60))).status, 200);
+  assert.equal(JSON.parse((await send('/small/' + 'a'.repeat(80))).body).error.code, 'uri_too_long');
+  assert.equal(JSON.parse((await send('/small/a', { headers: { 'x-pad': 'p'.repeat(1500) } })).body).error.code, 'request_header_fields_too_large');
+  const many: Record<string, string> = {};
+  for (let i = 0; i < 12; i++) many[`x-h${i}`] = '1';
+  assert.equal((await send('/small/a', { headers: many })).status, 431, 'more header fields than max_headers');
+  assert.equal((await send('/items', { headers: many })).status, 200);
 });
