@@ -9,6 +9,8 @@ import { run as responseWrite } from './response-write.bench.js';
 import { run as upstreamParse } from './upstream-parse.bench.js';
 import { run as metrics } from './metrics.bench.js';
 import { run as edgeFilters } from './edge-filters.bench.js';
+import { run as wafEngines } from './waf-engines.bench.js';
+import { run as waf } from './waf.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -21,6 +23,8 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['upstream-parse', () => upstreamParse()],
   ['metrics', () => metrics()],
   ['edge-filters', () => edgeFilters()],
+  ['waf-engines', () => wafEngines()],
+  ['waf', () => waf()],
 ];
 
 const only = process.argv.slice(2);

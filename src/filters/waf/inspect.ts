@@ -80,10 +80,14 @@ function walk(scan: WafScan, value: unknown, field: string, depth: number, limit
     for (let i = 0; i < value.length; i++) walk(scan, value[i], field, depth + 1, limits, state);
     return;
   }
+  const prefix = field + '.';
   for (const key in value as Record<string, unknown>) {
     if (++state.keys > limits.jsonMaxKeys) { state.result = UNINSPECTED.bounds; return; }
-    scan.value(key, false, field + '.', key);
-    walk(scan, (value as Record<string, unknown>)[key], field + '.' + key, depth + 1, limits, state);
+    scan.value(key, false, prefix, key);
+    const v = (value as Record<string, unknown>)[key];
+    // A string's field name is made only if a rule fires on it (WafScan.value).
+    if (typeof v === 'string') scan.value(v, false, prefix, key);
+    else if (v !== null && typeof v === 'object') walk(scan, v, prefix + key, depth + 1, limits, state);
   }
 }
 

@@ -8,8 +8,8 @@
 //   6. SQL comments /* ... */ replaced by a space (MySQL's /*! ... */ keeps its content, as
 //      MySQL runs it), HTML comments <!-- ... --> by a space;
 //   7. every run of whitespace (also \v, \f, non-breaking space) as one space.
-// A value without any of % & \ + NUL, upper case, comments or runs of whitespace comes back as
-// it is (no allocation): most API values.
+// A value of only letters, digits, single spaces and _ . , / - (most API values) skips all of
+// that after one pass over its characters (plainKind): as it is, or lower-cased.
 
 const NEEDS_DECODE = /[%&\\+\0]/;
 const NEEDS_TIDY = /[A-Z]|\/\*|<!--|\s\s|[\t\n\r\v\f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
@@ -78,11 +78,30 @@ function escapeDecode(s: string): string {
 const SQL_COMMENT = /\/\*!\d{0,6}|\/\*[^]*?\*\/|<!--[^]*?-->/g;
 const SPACE_RUN = /[\s\u00a0\ufeff]+/g;
 
+export const PLAIN = 0;
+export const PLAIN_UPPER = 1;
+export const OTHER = 2;
+
+/** PLAIN: only [a-z0-9_.,/-] and single spaces; PLAIN_UPPER: the same with capitals; OTHER: anything else. */
+export function plainKind(s: string): number {
+  let upper = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 46 || c === 44 || c === 47 || c === 45) continue;
+    if (c >= 65 && c <= 90) { upper = true; continue; }
+    if (c === 32 && s.charCodeAt(i + 1) !== 32) continue;
+    return OTHER;
+  }
+  return upper ? PLAIN_UPPER : PLAIN;
+}
+
 /**
  * The normalised text of a value. `plusAsSpace`: the value came from a query string or a form
  * (where + is a space); a path, header or JSON string keeps its +.
  */
 export function normalizeValue(value: string, plusAsSpace: boolean): string {
+  const kind = plainKind(value);
+  if (kind !== OTHER) return kind === PLAIN ? value : value.toLowerCase();
   let s = value;
   if (NEEDS_DECODE.test(s)) {
     s = percentDecode(s, plusAsSpace);
