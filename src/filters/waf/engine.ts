@@ -7,7 +7,7 @@
 // match without punctuation cannot fire any rule, and costs one regex test. Whole header
 // values (User-Agent, Referer, Cookie) repeat across requests: their verdicts are memoised in
 // a bounded map.
-import { normalizeValue, plainKind, OTHER } from './normalize.js';
+import { normalizeValue, plainKind, OTHER, lastWasPlain } from './normalize.js';
 import { WAF_RULES, type WafRule } from './rules.js';
 import { checkRegexSafety } from './regex-safety.js';
 
@@ -21,8 +21,8 @@ const GATE = new RegExp(`[^a-z0-9 _.,\\/-]|${KEYWORDS.source}`);
 const RAW_GATE = new RegExp(GATE.source.replace('[^a-z0-9 _.,\\/-]', '[^A-Za-z0-9 _.,\\/=&-]'), 'i');
 
 /** Whether some rule may match the normalised `text`: plain text needs a keyword. */
-function mayMatch(text: string): boolean {
-  return plainKind(text) === OTHER ? GATE.test(text) : KEYWORDS.test(text);
+function mayMatch(text: string, plain: boolean): boolean {
+  return plain || plainKind(text) !== OTHER ? KEYWORDS.test(text) : GATE.test(text);
 }
 
 export interface CompiledRule {
@@ -73,10 +73,26 @@ export class WafScan {
     return !RAW_GATE.test(raw);
   }
 
+  /** JSON keys seen clean (no rule can fire on them): repeated keys of arrays of objects are
+   * skipped after the first. JSON.parse interns keys, so the lookup hashes nothing new. */
+  private readonly cleanKeys = new Set<string>();
+
+  /** Inspects a JSON object key (as value(), remembering clean ones). */
+  key(key: string, prefix: string): void {
+    if (this.cleanKeys.has(key)) return;
+    const text = normalizeValue(key, false);
+    if (!mayMatch(text, lastWasPlain)) {
+      if (this.cleanKeys.size >= MEMO_MAX) this.cleanKeys.clear();
+      this.cleanKeys.add(key);
+      return;
+    }
+    this.value(key, false, prefix, key);
+  }
+
   /** Inspects one value; `field` names it for exclusions (built only when a rule fired, by `fieldOf`). */
   value(raw: string, plusAsSpace: boolean, prefix: string, name: string): void {
     const text = normalizeValue(raw, plusAsSpace);
-    if (!mayMatch(text)) return;
+    if (!mayMatch(text, lastWasPlain)) return;
     const rules = this.rules;
     for (let i = 0; i < rules.length; i++) {
       if (this.seen[i] === 1 || !rules[i].re.test(text)) continue;
@@ -91,7 +107,7 @@ export class WafScan {
     if (hits === undefined) {
       hits = NONE;
       const text = normalizeValue(raw, false);
-      if (mayMatch(text)) {
+      if (mayMatch(text, lastWasPlain)) {
         const found: number[] = [];
         for (let i = 0; i < this.rules.length; i++) if (this.rules[i].re.test(text)) found.push(i);
         if (found.length > 0) hits = found;

@@ -83,7 +83,7 @@ function walk(scan: WafScan, value: unknown, field: string, depth: number, limit
   const prefix = field + '.';
   for (const key in value as Record<string, unknown>) {
     if (++state.keys > limits.jsonMaxKeys) { state.result = UNINSPECTED.bounds; return; }
-    scan.value(key, false, prefix, key);
+    scan.key(key, prefix);
     const v = (value as Record<string, unknown>)[key];
     // A string's field name is made only if a rule fires on it (WafScan.value).
     if (typeof v === 'string') scan.value(v, false, prefix, key);

@@ -99,8 +99,12 @@ export function plainKind(s: string): number {
  * The normalised text of a value. `plusAsSpace`: the value came from a query string or a form
  * (where + is a space); a path, header or JSON string keeps its +.
  */
+/** Whether the last normalizeValue's input was plain (so its text is: the gate needs no second pass). */
+export let lastWasPlain = false;
+
 export function normalizeValue(value: string, plusAsSpace: boolean): string {
   const kind = plainKind(value);
+  lastWasPlain = kind !== OTHER;
   if (kind !== OTHER) return kind === PLAIN ? value : value.toLowerCase();
   let s = value;
   if (NEEDS_DECODE.test(s)) {
