@@ -1,7 +1,7 @@
 // Issue 16, the WAF through a real gateway and a real upstream: attacks in a query, a path, a
 // header and a JSON body are refused 403 waf_blocked (rule ids, correlation id, nothing
 // upstream); benign requests, bodies included, reach the upstream unchanged; report mode
-// admits; exclusions apply per field; per-route limits override the server's (413/431/414); the access log and lobby_waf_decisions_total name the rules.
+// admits; exclusions apply per field; request validation answers 400 request_invalid; per-route limits override the server's (413/431/414); the access log and lobby_waf_decisions_total name the rules.
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
@@ -30,6 +30,12 @@ routes:
   - { name: open, match: { prefix: /open }, service: app, waf: false }
   - { name: small, match: { prefix: /small }, service: app, limits: { max_body_bytes: 100, max_header_bytes: 1500, max_url_bytes: 80, max_headers: 12 } }
   - { name: big, match: { prefix: /big }, service: app, waf: false, limits: { max_body_bytes: 100000 } }
+  - name: orders
+    match: { prefix: /orders }
+    service: app
+    validate:
+      POST: { body: { type: object, required: [email], properties: { email: { type: string, format: email }, qty: { type: integer, minimum: 1 } } } }
+      GET: { query: { type: object, properties: { page: { type: integer, minimum: 1 } } } }
   - { name: api, match: { prefix: / }, service: app }
 `);
   await adminClient(adminPort).waitReady();
@@ -123,4 +129,20 @@ it('per-route limits override the server-wide ones both ways: 413, 431, 414 as t
   for (let i = 0; i < 12; i++) many[`x-h${i}`] = '1';
   assert.equal((await send('/small/a', { headers: many })).status, 431, 'more header fields than max_headers');
   assert.equal((await send('/items', { headers: many })).status, 200);
+});
+
+it('request validation: a body or query failing the route\'s schema is 400 request_invalid with pointers and keywords, nothing upstream', async () => {
+  const json = { 'content-type': 'application/json' };
+  assert.equal((await send('/orders', { method: 'POST', headers: json, body: '{"email":"a@example.com","qty":2}' })).status, 200);
+  const before = upstream.received.length;
+  const bad = await send('/orders', { method: 'POST', headers: json, body: '{"email":"hunter2-not-mail","qty":0}' });
+  assert.equal(bad.status, 400);
+  const { error } = JSON.parse(bad.body) as { error: { code: string; message: string; correlation_id: string } };
+  assert.equal(error.code, 'request_invalid');
+  assert.match(error.message, /body\/email \(format\), body\/qty \(minimum\)/);
+  assert.doesNotMatch(error.message, /hunter2/);
+  assert.match(error.correlation_id, /^[0-9a-f-]{36}$/);
+  assert.equal(JSON.parse((await send('/orders?page=0')).body).error.message.includes('query/page (minimum)'), true);
+  assert.equal((await send('/orders?page=3')).status, 200);
+  assert.equal(upstream.received.length, before + 1, 'only the valid GET reached the upstream');
 });
