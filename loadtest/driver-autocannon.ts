@@ -55,7 +55,7 @@ if (!spec || typeof spec.url !== 'string') {
   process.exit(2);
 }
 const loadSpec: LoadSpec = spec;
-const body = requestBody(loadSpec.bodySize);
+const body = requestBody(loadSpec.bodySize, loadSpec.headers['content-type']);
 const headers = requestHeaders(loadSpec);
 
 function runPhase(phase: Phase): Promise<PhaseResult> {

@@ -86,9 +86,21 @@ export type DriverMessage =
   | { type: 'done'; result: PhaseResult }
   | { type: 'failed'; message: string };
 
-export function requestBody(bodySize: number): Buffer | undefined {
+export function requestBody(bodySize: number, contentType = ''): Buffer | undefined {
+  if (bodySize <= 0) return undefined;
+  // A JSON content type gets a JSON document of about that size (an order: names, addresses,
+  // prose), so filters that parse bodies (waf, request-validation) do their real work.
+  if (/^application\/(?:[\w.+-]*\+)?json/i.test(contentType)) return jsonBody(bodySize);
   // Printable bytes: some upstreams and filters treat binary bodies differently from text.
-  return bodySize > 0 ? Buffer.alloc(bodySize, 'x') : undefined;
+  return Buffer.alloc(bodySize, 'x');
+}
+
+function jsonBody(bodySize: number): Buffer {
+  const items: unknown[] = [];
+  const doc = { customer: { name: "Mary O'Brien", email: 'mary.obrien@example.com', address: '12 Harbour Road, Cork' }, items, comment: 'Please select a box from the shelf and ship it by Friday.' };
+  for (let i = 0; JSON.stringify(doc).length < bodySize - 90; i++) items.push({ sku: `SKU-${1000 + i}`, name: `Item number ${i} in blue`, qty: (i % 5) + 1, note: 'leave at the door' });
+  const text = JSON.stringify(doc);
+  return Buffer.from(text + ' '.repeat(Math.max(0, bodySize - text.length)));
 }
 
 /** Headers sent with the body: a content type unless the scenario chose one. */

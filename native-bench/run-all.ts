@@ -15,6 +15,8 @@ import { run as retry } from './retry.bench.js';
 import { run as grpcJson } from './grpc-json.bench.js';
 import { run as breaker } from './breaker.bench.js';
 import { run as grpcOffload } from './grpc-offload.bench.js';
+import { run as wafEngines } from './waf-engines.bench.js';
+import { run as waf } from './waf.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -33,6 +35,8 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['grpc-json', () => grpcJson()],
   ['breaker', () => breaker()],
   ['grpc-offload', () => grpcOffload()],
+  ['waf-engines', () => wafEngines()],
+  ['waf', () => waf()],
 ];
 
 const only = process.argv.slice(2);

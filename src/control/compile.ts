@@ -2,6 +2,7 @@
 // through an API gets exactly the checks a YAML file gets), then the rules that relate
 // values to each other, collecting every problem before throwing.
 
+import { effectiveServerLimits } from '../filters/route-limits/index.js';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import type {
@@ -107,7 +108,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   if (issues.length > 0) throw new ConfigError(issues);
   return {
     source: file,
-    server: compileServer(config.server, baseDir),
+    server: { ...compileServer(config.server, baseDir), limits: effectiveServerLimits(config.server.limits, config.routes) },
     services,
     // compileRoute returns null only after reporting an issue, so nothing is dropped here.
     routes: routes.filter((route): route is CompiledRoute => route !== null),

@@ -7,7 +7,7 @@
 // so counters never go backwards across reloads and memory stays bounded by the config.
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import {
-  AUTH_RESULTS, LOCAL_REPLY_CODES, RETRY_REASONS, RETRY_SLOTS, UPSTREAM_ERROR_KINDS, metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
+  AUTH_RESULTS, LOCAL_REPLY_CODES, RETRY_REASONS, RETRY_SLOTS, WAF_DECISIONS, WAF_RULE_IDS, UPSTREAM_ERROR_KINDS, metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
 } from '../shared/metrics-layout.js';
 
 /** How long a replaced generation keeps its own buffers before it is folded. */
@@ -80,6 +80,7 @@ export interface Snapshot {
   auth: Family;
   retries: Family;
   retryBudgetExhausted: Family;
+  waf: Family;
 }
 
 function emptySnapshot(): Snapshot {
@@ -95,6 +96,7 @@ function emptySnapshot(): Snapshot {
     auth: new Family('lobby_auth_decisions_total'),
     retries: new Family('lobby_upstream_retries_total'),
     retryBudgetExhausted: new Family('lobby_upstream_retry_budget_exhausted_total'),
+    waf: new Family('lobby_waf_decisions_total'),
   };
 }
 
@@ -193,6 +195,16 @@ function readGeneration(g: GenerationBuffers, into: Snapshot): void {
       if (v !== 0) into.auth.add(`provider="${escapeLabel(m.providers[p])}",result="${AUTH_RESULTS[a]}"`, v);
     }
   }
+  for (let r = 0; r < layout.waf.length; r++) {
+    const at = layout.waf[r];
+    if (at < 0) continue;
+    for (let k = 0; k < WAF_RULE_IDS.length; k++) {
+      for (let d = 0; d < WAF_DECISIONS.length; d++) {
+        const v = sum(at + k * WAF_DECISIONS.length + d);
+        if (v !== 0) into.waf.add(`${g.routeLabels[r]},rule="${WAF_RULE_IDS[k]}",decision="${WAF_DECISIONS[d]}"`, v);
+      }
+    }
+  }
 }
 
 /** HELP and TYPE of the families the shared counters make. */
@@ -208,6 +220,7 @@ const HELP: Record<keyof Snapshot, string> = {
   auth: 'Authentication decisions, by provider and result (ok or the refusal code).',
   retries: 'Upstream requests sent again, by service and reason (docs/resilience.md#retries).',
   retryBudgetExhausted: 'Retries the retry budget refused, by service.',
+  waf: 'WAF rules that fired, by route, rule id and decision (blocked, reported: over the threshold in report mode, scored: under it).',
 };
 
 /**

@@ -43,7 +43,8 @@ const FLAG_OF_CODE: Record<string, number> = {
 };
 
 // --- error bodies: the constant part of each body is built once per spec ------------------
-const bodyPrefix = new Map<GatewayErrorSpec, string>();
+// Weak: filters make specs of their own (a WAF refusal naming its rules, a validation failure).
+const bodyPrefix = new WeakMap<GatewayErrorSpec, string>();
 for (const spec of Object.values(GW_ERR)) prefixOf(spec);
 
 /** A spec outside the table (a table code with a configured status or message, e.g. a rate

@@ -25,6 +25,7 @@ function visitHeader(key: string, rawValue: string): void {
   const ctx = scanCtx;
   const value = toByteString(rawValue);
   ctx.headerBytes += key.length + value.length + 4;
+  ctx.headerCount++;
   switch (key.length) {
     case 0:
       scanError = GW_ERR.invalid_header;
@@ -154,7 +155,8 @@ export function readRequestHead(ctx: RequestContext, req: HttpRequest, limits: C
   req.forEach(visitHeader);
   if (ctx.headerBytes > limits.maxHeaderBytes) return GW_ERR.request_header_fields_too_large;
   if (scanError !== null) return scanError;
-  if (url.length + ctx.query.length + 1 > limits.maxUrlBytes) return GW_ERR.uri_too_long;
+  ctx.requestTargetBytes = url.length + ctx.query.length + 1;
+  if (ctx.requestTargetBytes > limits.maxUrlBytes) return GW_ERR.uri_too_long;
   if (transferEncodingCount > 1 || (ctx.chunked && ctx.contentLength !== -1)) return GW_ERR.invalid_framing;
   if (hostCount !== 1) return GW_ERR.invalid_host;
   const hostName = hostNameOf(ctx.host);

@@ -12,6 +12,9 @@ import type { GatewayErrorSpec } from '../shared/errors.js';
 import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
 import type { ClientPeer } from '../shared/tls-config.js';
 
+/** RequestContext.bodyJson before any filter parsed the body (src/data/request-body.ts). */
+export const NOT_PARSED: unique symbol = Symbol('not parsed');
+
 export const NEXT = 0;
 export const REPLY = 1;
 export const WAIT = 2;
@@ -256,6 +259,10 @@ export class RequestContext {
   /** Request headers to forward, flat [name, value, ...] byte strings, end-to-end only. */
   readonly headers: string[] = [];
   headerBytes = 0;
+  /** Header fields the client sent, and the request target's length (path, ?, query): the
+   * front door counts them for the per-route limits (src/filters/route-limits). */
+  headerCount = 0;
+  requestTargetBytes = 0;
   /** Declared Content-Length, or -1. */
   contentLength = -1;
   chunked = false;
@@ -296,6 +303,16 @@ export class RequestContext {
    * and whether the request is a preflight it answers: set in onRequest, sent by onResponse. */
   corsOrigin = '';
   corsPreflight = false;
+  /** The WAF's fired rule ids, comma-separated ('' = none or no WAF), and whether they
+   * reached the threshold (refused in block mode, admitted in report mode): src/filters/waf. */
+  wafRules = '';
+  wafBlocked = false;
+  /** The buffered body parsed as JSON, once, by whichever filter needs it first
+   * (src/data/request-body.ts jsonBodyOf); NOT_PARSED until then. */
+  bodyJson: unknown = NOT_PARSED;
+  /** The request body limit in force (bytes): the server's, or the route's max_body_bytes
+   * (src/filters/route-limits); -1 until a body is read. A streamed body past it gets 413. */
+  bodyLimit = -1;
   /** Index of the next filter in the route's chain (see chain.ts). */
   nextFilter = 0;
   phase = 0;

@@ -232,7 +232,8 @@ function readBufferedBody(ctx: RequestContext): void {
 
 /** Large or chunked bodies: streamed upstream with backpressure, size-capped. */
 function streamBody(ctx: RequestContext): void {
-  const maxBody = ctx.gen.config.server.limits.maxBodyBytes;
+  // The route's limit once its route-limits filter ran (at the chain's start, below), else the server's.
+  ctx.bodyLimit = ctx.gen.config.server.limits.maxBodyBytes;
   const res = ctx.res;
   const stream = new Readable({
     highWaterMark: 256 * 1024,
@@ -247,7 +248,7 @@ function streamBody(ctx: RequestContext): void {
   res.onData((chunk, isLast) => {
     if (ctx.aborted || ctx.ended) return;
     ctx.bytesIn += chunk.byteLength;
-    if (ctx.bytesIn > maxBody) {
+    if (ctx.bytesIn > ctx.bodyLimit) {
       // Streamed past the limit (chunked, or a lying Content-Length): 413 if nothing was
       // answered yet, and the connection closes since the rest of the body is unread.
       if (!ctx.responseStarted) sendLocalReply(ctx, GW_ERR.payload_too_large, true);

@@ -16,6 +16,9 @@ import { buildApiVersion } from './api-version/filter.js';
 import { buildServerTiming, buildServerTimingAuthMark } from './server-timing/filter.js';
 import { buildMetrics } from './metrics/filter.js';
 import { buildAccessLog } from './access-log/filter.js';
+import { buildWaf } from './waf/filter.js';
+import { buildRouteLimits } from './route-limits/filter.js';
+import { buildRequestValidation } from './request-validation/filter.js';
 
 /** Each filter's build(), by the name its compiled entries carry. */
 export const FILTER_BUILDERS: Readonly<Record<string, (config: never, env: WorkerEnv) => Filter>> = {
@@ -31,6 +34,9 @@ export const FILTER_BUILDERS: Readonly<Record<string, (config: never, env: Worke
   'server-timing': buildServerTiming,
   'metrics': buildMetrics,
   'access-log': buildAccessLog,
+  'waf': buildWaf,
+  'route-limits': buildRouteLimits,
+  'request-validation': buildRequestValidation,
 };
 
 /**

@@ -16,15 +16,21 @@ import { metrics } from './metrics/index.js';
 import { ipRules } from './ip-rules/index.js';
 import { cors } from './cors/index.js';
 import { clientCert } from './client-cert/index.js';
+import { waf } from './waf/index.js';
+import { routeLimits } from './route-limits/index.js';
+import { requestValidation } from './request-validation/index.js';
 
 export const FILTERS = [
   tracing, // first: a refused request is traced too
+  routeLimits,
   ipRules,
   cors,
   identityStrip,
   clientCert,
   authJwt,
   rateLimit,
+  requestValidation, // before the WAF: a body that fails its schema is refused without inspection
+  waf, // after rate-limit: a flood is refused before it is inspected
   apiVersion,
   serverTimingAuthMark,
   serverTiming,

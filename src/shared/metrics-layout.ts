@@ -8,6 +8,7 @@
 //
 // Float64 counters are exact up to 2^53 (9e15 requests).
 import { GW_ERR } from './errors.js';
+import { WAF_RULES } from '../filters/waf/rules.js';
 
 /** The compiled `metrics` section (CompiledConfig.metrics, absent when metrics are off). */
 export interface CompiledMetrics {
@@ -23,7 +24,7 @@ export interface CompiledMetrics {
   providers: string[];
   /** Route names and service indexes: what the control plane labels series with (the worker
    * gets the config without routes; these are small). */
-  routes: { name: string; service: number }[];
+  routes: { name: string; service: number; waf?: boolean }[];
 }
 
 /** The label of a status that never went out (the client left first). */
@@ -56,6 +57,14 @@ export const AUTH_RESULTS = [
 ] as const;
 export const AUTH_RESULT_INDEX: ReadonlyMap<string, number> = new Map(AUTH_RESULTS.map((c, i) => [c, i]));
 
+/** lobby_waf_decisions_total: one series per route with a WAF, rule (the rule set's ids, in
+ * table order) and decision: blocked (refused), reported (over the threshold in report mode,
+ * admitted), scored (fired, under the threshold). Bounded by the rule set. */
+export const WAF_RULE_IDS: readonly number[] = WAF_RULES.map((r) => r.id);
+export const WAF_RULE_INDEX: ReadonlyMap<number, number> = new Map(WAF_RULE_IDS.map((id, i) => [id, i]));
+export const WAF_DECISIONS = ['blocked', 'reported', 'scored'] as const;
+export const WAF_STRIDE = WAF_RULE_IDS.length * WAF_DECISIONS.length;
+
 /**
  * Offsets of every region in a worker's array. Route `routes.length` is the pseudo-route of
  * requests no route took (404, 400 before routing, ...), labelled route="-".
@@ -86,6 +95,8 @@ export interface MetricsLayout {
   readonly auth: number;
   /** Per service: RETRY_SLOTS. */
   readonly retries: number;
+  /** Per route with a WAF: WAF_STRIDE counters (-1 for a route without). */
+  readonly waf: readonly number[];
   /** Float64 slots in all. */
   readonly size: number;
 }
@@ -109,9 +120,10 @@ export function metricsLayout(m: CompiledMetrics, services: readonly { targets: 
   const targetErrors = take(targets);
   const auth = take(m.providers.length * AUTH_RESULTS.length);
   const retries = take(services.length * RETRY_SLOTS);
+  const waf = m.routes.map((r) => (r.waf === true ? take(WAF_STRIDE) : -1));
   return {
     routeCount: m.routes.length, serviceCount: services.length, targetBase, statusSlots: slots,
-    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, size: at,
+    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, waf, size: at,
   };
 }
 

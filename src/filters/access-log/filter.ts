@@ -40,6 +40,7 @@ const K = {
   upstream: numberKey('upstream_ms'), gateway: numberKey('gateway_ms'), clientIp: stringKey('client_ip'),
   subject: stringKey('subject'), limited: bytes(',"rate_limit":"limited"'), allowed: bytes(',"rate_limit":"allowed"'),
   flags: stringKey('flags'), retries: numberKey('retries'), errorCode: stringKey('error_code'),
+  waf: bytes(',"waf":{"rules":['), wafDecision: bytes('],"decision":"'), wafEnd: bytes('"}'),
 };
 
 const F = Object.fromEntries(ACCESS_LOG_FIELDS.map((name, i) => [name, i])) as Record<AccessLogField, number>;
@@ -88,6 +89,13 @@ function writeField(field: number, ctx: RequestContext, now: number, out: LineSi
       break;
     case F.flags: stringField(K.flags, responseFlagNames(ctx.responseFlags), out); break;
     case F.retries: if (ctx.retries !== 0) { out.raw(K.retries); out.uint(ctx.retries); } break;
+    case F.waf:
+      // Rule ids are digits and commas (src/filters/waf), written as a JSON array's contents.
+      if (ctx.wafRules === '') break;
+      out.raw(K.waf); out.text(ctx.wafRules); out.raw(K.wafDecision);
+      out.text(!ctx.wafBlocked ? 'scored' : ctx.replySpec?.code === 'waf_blocked' ? 'blocked' : 'reported');
+      out.raw(K.wafEnd);
+      break;
     case F.error_code: if (ctx.replySpec !== null) stringField(K.errorCode, ctx.replySpec.code, out); break;
   }
 }

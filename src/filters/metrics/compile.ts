@@ -1,7 +1,7 @@
 // Control plane: the `metrics` section → CompiledConfig.metrics (labels and bucket bounds for the
 // collector) and, per route, where its counters are in a worker's array (src/shared/metrics-layout.ts).
 import type { FilterCompilation } from '../../data/chain.js';
-import { AUTH_RESULTS, LOCAL_REPLY_CODES, RETRY_SLOTS, UPSTREAM_ERROR_KINDS, metricsLayout, type CompiledMetrics } from '../../shared/metrics-layout.js';
+import { AUTH_RESULTS, LOCAL_REPLY_CODES, RETRY_SLOTS, WAF_STRIDE, UPSTREAM_ERROR_KINDS, metricsLayout, type CompiledMetrics } from '../../shared/metrics-layout.js';
 import type { RawMetrics } from './schema.js';
 
 declare module '../../shared/compiled-config.js' {
@@ -15,7 +15,9 @@ declare module '../../shared/compiled-config.js' {
 export interface MetricsInput {
   metrics: RawMetrics;
   services: Readonly<Record<string, { targets?: readonly unknown[]; grpc?: { targets: readonly unknown[] } }>>;
-  routes: readonly { name: string; service: string; auth?: { provider: string } }[];
+  routes: readonly { name: string; service: string; auth?: { provider: string }; waf?: unknown }[];
+  /** The WAF's default section: routes with a WAF get lobby_waf_decisions_total counters. */
+  waf?: unknown;
   auth?: { providers: readonly { name: string }[] };
   admin?: object;
 }
@@ -39,6 +41,8 @@ export interface MetricsFilterConfig {
   authAt: number;
   /** The service's retry counters (RETRY_SLOTS); -1 for the unrouted pseudo-route. */
   retriesAt?: number;
+  /** -1 when the route has no WAF (metrics-layout.ts WAF_STRIDE counters). */
+  wafAt?: number;
 }
 
 export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsFilterConfig> {
@@ -56,7 +60,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     latencyReports: m.latency_reports,
     providers,
     // A route naming an unknown service is refused by compile.ts; -1 keeps the indexes valid here.
-    routes: config.routes.map((r) => ({ name: r.name, service: serviceIndex.get(r.service) ?? -1 })),
+    routes: config.routes.map((r) => ({ name: r.name, service: serviceIndex.get(r.service) ?? -1, waf: r.waf === false ? false : r.waf !== undefined || config.waf !== undefined })),
   };
   // A gRPC service's targets are its grpc.targets (src/grpc/).
   const layout = metricsLayout(compiled, serviceNames.map((name) => ({ targets: config.services[name].targets ?? config.services[name].grpc?.targets ?? [] })));
@@ -75,6 +79,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     targetErrorsAt: service < 0 ? -1 : layout.targetErrors + layout.targetBase[service],
     authAt: provider < 0 ? -1 : layout.auth + provider * AUTH_RESULTS.length,
     retriesAt: service < 0 ? -1 : layout.retries + service * RETRY_SLOTS,
+    wafAt: route < layout.waf.length ? layout.waf[route] : -1,
   });
   return {
     runtime: { metrics: compiled },

@@ -6,7 +6,8 @@ import type { Histogram } from 'hdr-histogram-js';
 import { NEXT, type Filter, type WorkerEnv } from '../../data/chain.js';
 import { RESPONSE_FLAG, type RequestContext } from '../../data/request-context.js';
 import {
-  AUTH_RESULTS, AUTH_RESULT_INDEX, LOCAL_REPLY_CODES, LOCAL_REPLY_INDEX, RETRY_REASONS, RETRY_SLOTS, UPSTREAM_ERROR_KINDS, bucketIndex, statusSlots,
+  AUTH_RESULTS, AUTH_RESULT_INDEX, LOCAL_REPLY_CODES, LOCAL_REPLY_INDEX, RETRY_REASONS, RETRY_SLOTS, UPSTREAM_ERROR_KINDS, WAF_DECISIONS, WAF_RULE_INDEX, WAF_STRIDE,
+  bucketIndex, statusSlots,
 } from '../../shared/metrics-layout.js';
 import type { MetricsFilterConfig } from './compile.js';
 import { routeHistogram } from './latency.js';
@@ -38,6 +39,7 @@ function slotsNeeded(c: MetricsFilterConfig): number {
     c.requestsAt + statusSlots(c.statusCodes), c.bytesAt + 2, c.durationAt + c.buckets.length + 2, c.localRepliesAt + LOCAL_REPLY_CODES.length,
     c.upstreamDurationAt + c.upstreamBuckets.length + 2, c.upstreamErrorsAt + UPSTREAM_ERROR_KINDS.length, c.targetErrorsAt + 64, c.authAt + AUTH_RESULTS.length,
     (c.retriesAt ?? -1) + RETRY_SLOTS,
+    (c.wafAt ?? -1) + WAF_STRIDE,
   );
 }
 
@@ -61,6 +63,15 @@ class MetricsRecorder implements Filter {
 
   onRequest(): typeof NEXT {
     return NEXT;
+  }
+
+  /** The WAF's fired rules (only requests where some rule fired come here). */
+  private countWaf(ctx: RequestContext, at: number): void {
+    const decision = !ctx.wafBlocked ? 2 : ctx.replySpec?.code === 'waf_blocked' ? 0 : 1;
+    for (const id of ctx.wafRules.split(',')) {
+      const i = WAF_RULE_INDEX.get(Number(id));
+      if (i !== undefined) this.f[at + i * WAF_DECISION_COUNT + decision]++;
+    }
   }
 
   // Hot path: a dozen array increments, two bucket scans of ~13 compares, one performance.now().
@@ -105,6 +116,7 @@ class MetricsRecorder implements Filter {
       else if (ctx.target !== null || (ctx.responseFlags & F.RATE_LIMITED) !== 0) f[c.authAt]++;
     }
     if (ctx.retryReasons !== 0 && c.retriesAt !== undefined && c.retriesAt >= 0) this.countRetries(ctx.retryReasons, c.retriesAt);
+    if (ctx.wafRules !== '' && c.wafAt !== undefined && c.wafAt >= 0) this.countWaf(ctx, c.wafAt);
     if (this.hist !== null) this.hist.recordValue(totalMs < 0.001 ? 1 : Math.round(totalMs * 1000));
   }
 
@@ -115,6 +127,9 @@ class MetricsRecorder implements Filter {
     if (packed & RETRY_BUDGET_EXHAUSTED) f[at + RETRY_REASONS.length]++;
   }
 }
+
+/** Slot of a decision for one rule: blocked 0, reported 1, scored 2 (WAF_DECISIONS). */
+const WAF_DECISION_COUNT = WAF_DECISIONS.length;
 
 export function buildMetrics(config: MetricsFilterConfig, env: WorkerEnv): Filter {
   return new MetricsRecorder(config, env);
