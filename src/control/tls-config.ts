@@ -142,7 +142,11 @@ function checkPair(
     key = createPrivateKey({ key: keyBytes, passphrase: passphrase ?? undefined });
   } catch (err) {
     const msg = (err as Error).message;
-    const why = /bad decrypt|passphrase|interrupted or cancelled/i.test(msg)
+    // An encrypted key that does not open is a passphrase problem whatever OpenSSL says: a wrong
+    // passphrase usually fails the padding check ("bad decrypt"), but about one time in 256 the
+    // padding passes and the garbage fails later as "DECODER routines::unsupported".
+    const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyBytes.toString('latin1'));
+    const why = encrypted || /bad decrypt|passphrase|interrupted or cancelled/i.test(msg)
       ? (passphrase === null ? 'the key is encrypted: set server.tls.passphrase' : 'the passphrase (server.tls.passphrase) does not open it')
       : `not a PEM private key (${msg})`;
     report([...at, 'key_file'], `${keyFile}: ${why}`);

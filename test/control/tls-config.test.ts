@@ -71,6 +71,15 @@ describe('server.tls at load', () => {
     assert.match(issues({ cert_file: good.cert, key_file: unreadable }).join('\n'), /server\.tls\.key_file: .*unreadable\.key: (cannot be read \(EACCES\)|not a PEM private key)/);
   });
 
+  it('tells every wrong passphrase as one, also the one in ~256 that OpenSSL reports as a decoder error', () => {
+    // A wrong passphrase usually fails the padding check; now and then the padding passes and
+    // the garbage fails to parse instead. 600 tries meet that case with ~90 % probability.
+    for (let i = 0; i < 600; i++) {
+      const out = issues({ cert_file: encrypted.cert, key_file: encrypted.key, passphrase: `wrong-${i}` }).join('\n');
+      assert.match(out, /the passphrase \(server\.tls\.passphrase\) does not open it/, `passphrase wrong-${i}: ${out}`);
+    }
+  });
+
   it('refuses an SNI certificate that does not cover its names, a name listed twice, a bad name, an unknown cipher list', () => {
     const out = issues({ cert_file: good.cert, key_file: good.key, ciphers: 'NO-SUCH-CIPHER',
       certificates: [
