@@ -66,6 +66,16 @@ describe('access-log line bytes', () => {
     sink.flush();
     assert.equal(writes[3].toString(), 'd\n', 'a normal batch again after the long line');
   });
+
+  it('takes back a line that outgrew its estimate instead of writing it cut', () => {
+    const { sink, writes } = capturingSink(64);
+    sink.begin(20); sink.text('kept'); sink.end();
+    sink.begin(10); sink.text('x'.repeat(100));
+    assert.throws(() => sink.end(), /longer than its size estimate/);
+    sink.begin(10); sink.text('next'); sink.end();
+    sink.flush();
+    assert.equal(Buffer.concat(writes).toString(), 'kept\nnext\n');
+  });
 });
 
 describe('access-log lines from the filter', () => {
@@ -74,14 +84,22 @@ describe('access-log lines from the filter', () => {
     try {
       const file = join(dir, 'a.log');
       const filter = buildAccessLog({ path: file, sample: 1, onlyErrors: false, fields: [...ACCESS_LOG_FIELDS] }, { workerIndex: 3 } as never);
-      const cases: { path: string; subject: string; method: string }[] = [];
+      const cases: { path: string; subject: string; method: string; waf: number[] }[] = [];
+      // Every string field the line carries, long ones included: the line's size estimate
+      // (filter.ts fixedMax + onEnd) must bound them all, or bytes past the batch are lost.
       fc.assert(fc.property(
         fc.string16bits({ maxLength: 3000 }), fc.fullUnicodeString({ maxLength: 40 }), fc.constantFrom('GET', 'PUT', 'M"\\'),
-        (path, subject, method) => {
+        fc.array(fc.integer({ min: 900000, max: 999999 }), { maxLength: 400 }), fc.integer({ min: 0, max: (1 << 17) - 1 }),
+        (path, subject, method, waf, flags) => {
           const ctx = new RequestContext({} as never, {} as never, performance.now() - 1.25);
-          Object.assign(ctx, { path, subject, method, status: 200, bytesIn: 12, bytesOut: 345, correlationId: 'abc-123', clientIp: '127.0.0.1' });
+          Object.assign(ctx, {
+            path, subject, method, status: 200, bytesIn: 12, bytesOut: 345, correlationId: 'abc-123', clientIp: '127.0.0.1',
+            traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', retries: 2, responseFlags: flags,
+            wafRules: waf.join(','), wafBlocked: waf.length > 0, replySpec: { status: 403, code: 'waf_blocked', message: '' },
+            route: { name: 'route-' + 'r'.repeat(60), service: { name: 'service-' + 's'.repeat(60) } }, target: { origin: 'http://10.0.0.7:8080' },
+          });
           filter.onEnd!(ctx);
-          cases.push({ path, subject, method });
+          cases.push({ path, subject, method, waf });
         },
       ), { numRuns: 300 });
       const sink = destinationFor(file);
@@ -108,7 +126,11 @@ describe('access-log lines from the filter', () => {
         assert.equal(typeof line.time, 'number');
         assert.ok(Math.abs((line.time as number) - Date.now()) < 600_000);
         assert.ok((line.duration_ms as number) >= 1.25);
-        assert.equal(line.flags, '-');
+        assert.equal(typeof line.flags, 'string');
+        assert.equal(line.retries, 2);
+        assert.equal(line.error_code, 'waf_blocked');
+        if (c.waf.length > 0) assert.deepEqual(line.waf, { rules: c.waf, decision: 'blocked' });
+        else assert.equal(line.waf, undefined);
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -158,7 +158,7 @@ class AccessLogFilter implements Filter {
     const out = this.dest;
     const route = ctx.route;
     out.begin(this.fixedMax + 6 * (ctx.method.length + ctx.path.length + ctx.subject.length + ctx.correlationId.length
-      + ctx.clientIp.length + ctx.traceId.length + ctx.spanId.length
+      + ctx.clientIp.length + ctx.traceId.length + ctx.spanId.length + ctx.wafRules.length
       + (route !== null ? route.name.length + route.service.name.length : 0) + (ctx.target !== null ? ctx.target.origin.length : 0)));
     out.raw(this.head);
     out.uint(Date.now());

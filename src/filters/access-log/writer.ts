@@ -41,6 +41,8 @@ export class LineSink {
   private used = 0;
   /** The batch is a one-off buffer for one line larger than a batch: it goes out alone. */
   private oneOff = false;
+  /** Where the line being written began (end() takes back a line that outgrew its estimate). */
+  private lineStart = 0;
   constructor(readonly dest: Destination, private readonly maxBatchBytes: number) {
     this.batch = Buffer.allocUnsafe(maxBatchBytes);
   }
@@ -48,13 +50,21 @@ export class LineSink {
   /** Makes room for a line of at most `max` bytes: flushes the batch when the line might not
    * fit, and gives a line longer than a whole batch a buffer of its own. */
   begin(max: number): void {
-    if (this.used + max <= this.batch.length) return;
-    this.flush();
-    if (max > this.maxBatchBytes) { this.batch = Buffer.allocUnsafe(max); this.oneOff = true; }
+    if (this.used + max > this.batch.length) {
+      this.flush();
+      if (max > this.maxBatchBytes) { this.batch = Buffer.allocUnsafe(max); this.oneOff = true; }
+    }
+    this.lineStart = this.used;
   }
 
-  /** Ends the line (its newline). */
+  /** Ends the line (its newline). A line that outgrew its estimate lost the bytes past the
+   * batch (typed-array writes out of range are dropped): it is taken back whole and the
+   * caller's fault is reported, never a truncated line written. */
   end(): void {
+    if (this.used >= this.batch.length) {
+      this.used = this.lineStart;
+      throw new Error('access-log line longer than its size estimate: dropped');
+    }
     this.batch[this.used++] = 0x0a;
     if (this.oneOff) this.flush();
   }
