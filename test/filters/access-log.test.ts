@@ -94,7 +94,7 @@ describe('access-log lines from the filter', () => {
           const ctx = new RequestContext({} as never, {} as never, performance.now() - 1.25);
           Object.assign(ctx, {
             path, subject, method, status: 200, bytesIn: 12, bytesOut: 345, correlationId: 'abc-123', clientIp: '127.0.0.1',
-            traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', retries: 2, responseFlags: flags,
+            traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', retries: 2, apiVersion: 'v2', responseFlags: flags,
             wafRules: waf.join(','), wafBlocked: waf.length > 0, replySpec: { status: 403, code: 'waf_blocked', message: '' },
             route: { name: 'route-' + 'r'.repeat(60), service: { name: 'service-' + 's'.repeat(60) } }, target: { origin: 'http://10.0.0.7:8080' },
           });
@@ -128,6 +128,7 @@ describe('access-log lines from the filter', () => {
         assert.ok((line.duration_ms as number) >= 1.25);
         assert.equal(typeof line.flags, 'string');
         assert.equal(line.retries, 2);
+        assert.equal(line.api_version, 'v2');
         assert.equal(line.error_code, 'waf_blocked');
         if (c.waf.length > 0) assert.deepEqual(line.waf, { rules: c.waf, decision: 'blocked' });
         else assert.equal(line.waf, undefined);

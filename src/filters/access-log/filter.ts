@@ -34,7 +34,7 @@ function upstreamEnd(ctx: RequestContext, now: number): number {
 
 const K = {
   correlationId: stringKey('correlation_id'), traceId: stringKey('trace_id'), spanId: bytes('","span_id":"'),
-  method: stringKey('method'), path: stringKey('path'), route: stringKey('route'), service: stringKey('service'),
+  method: stringKey('method'), path: stringKey('path'), route: stringKey('route'), service: stringKey('service'), apiVersion: stringKey('api_version'),
   target: stringKey('target'), status: numberKey('status'), bytesIn: numberKey('bytes_in'), bytesOut: numberKey('bytes_out'),
   duration: numberKey('duration_ms'), connect: numberKey('upstream_connect_ms'), firstByte: numberKey('upstream_first_byte_ms'),
   upstream: numberKey('upstream_ms'), gateway: numberKey('gateway_ms'), clientIp: stringKey('client_ip'),
@@ -63,6 +63,7 @@ function writeField(field: number, ctx: RequestContext, now: number, out: LineSi
     case F.path: if (ctx.path !== '') stringField(K.path, ctx.path, out); break;
     case F.route: if (ctx.route !== null) stringField(K.route, ctx.route.name, out); break;
     case F.service: if (ctx.route !== null) stringField(K.service, ctx.route.service.name, out); break;
+    case F.api_version: if (ctx.apiVersion !== '') stringField(K.apiVersion, ctx.apiVersion, out); break;
     case F.target: if (ctx.target !== null) stringField(K.target, ctx.target.origin, out); break;
     case F.status: out.raw(K.status); out.uint(ctx.status); break;
     case F.bytes_in: out.raw(K.bytesIn); out.uint(ctx.bytesIn); break;
@@ -158,7 +159,7 @@ class AccessLogFilter implements Filter {
     const out = this.dest;
     const route = ctx.route;
     out.begin(this.fixedMax + 6 * (ctx.method.length + ctx.path.length + ctx.subject.length + ctx.correlationId.length
-      + ctx.clientIp.length + ctx.traceId.length + ctx.spanId.length + ctx.wafRules.length
+      + ctx.clientIp.length + ctx.traceId.length + ctx.spanId.length + ctx.wafRules.length + ctx.apiVersion.length
       + (route !== null ? route.name.length + route.service.name.length : 0) + (ctx.target !== null ? ctx.target.origin.length : 0)));
     out.raw(this.head);
     out.uint(Date.now());
