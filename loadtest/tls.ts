@@ -14,9 +14,8 @@ export interface RunCertificate {
 export function makeRunCertificate(workDir: string): RunCertificate {
   const cert = join(workDir, 'tls-cert.pem');
   const key = join(workDir, 'tls-key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', key, '-out', cert, '-subj', '/CN=127.0.0.1', '-days', '2', '-addext', 'subjectAltName=IP:127.0.0.1'],
-  { stdio: ['ignore', 'ignore', 'pipe'] });
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', key, '-out', cert, '-subj', '/CN=127.0.0.1', '-days', '2', '-addext', 'subjectAltName=IP:127.0.0.1']);
   return { cert, key };
 }
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
-import type { KeyPath } from './config-error.js';
+import { formatKeyPath, type KeyPath } from './config-error.js';
 import { rule, section } from './schema-kit.js';
 import type { CompiledServerTls, CompiledUpstreamTls, TlsSource } from '../shared/tls-config.js';
 import { checkIdentityHeader } from '../filters/auth-jwt/schema.js';
@@ -122,10 +122,11 @@ function readAt(file: string, path: KeyPath, report: Report): Buffer | null {
 /**
  * Reads and checks one certificate/key pair; null after reporting what is wrong. `names`
  * are the server names the certificate must cover. `now` for validity (ms since epoch).
+ * `passphraseAt` is the key the passphrase comes from (server.tls or services.<name>.tls).
  */
 function checkPair(
   certFile: string, keyFile: string, passphrase: string | null, ciphers: string | null,
-  names: string[], at: KeyPath, now: number, report: Report,
+  names: string[], at: KeyPath, passphraseAt: KeyPath, now: number, report: Report,
 ): CheckedCert | null {
   const certBytes = readAt(certFile, [...at, 'cert_file'], report);
   const keyBytes = readAt(keyFile, [...at, 'key_file'], report);
@@ -147,7 +148,7 @@ function checkPair(
     // padding passes and the garbage fails later as "DECODER routines::unsupported".
     const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyBytes.toString('latin1'));
     const why = encrypted || /bad decrypt|passphrase|interrupted or cancelled/i.test(msg)
-      ? (passphrase === null ? 'the key is encrypted: set server.tls.passphrase' : 'the passphrase (server.tls.passphrase) does not open it')
+      ? (passphrase === null ? `the key is encrypted: set ${formatKeyPath(passphraseAt)}` : `the passphrase (${formatKeyPath(passphraseAt)}) does not open it`)
       : `not a PEM private key (${msg})`;
     report([...at, 'key_file'], `${keyFile}: ${why}`);
     return null;
@@ -183,7 +184,7 @@ function checkPair(
 export function loadTlsMaterial(source: TlsSource, report: Report, now = Date.now()): TlsMaterial | null {
   let ok = true;
   const fail: Report = (path, message) => { ok = false; report(path, message); };
-  const defaultCert = checkPair(source.certFile, source.keyFile, source.passphrase, source.ciphers, [], AT, now, fail);
+  const defaultCert = checkPair(source.certFile, source.keyFile, source.passphrase, source.ciphers, [], AT, [...AT, 'passphrase'], now, fail);
   const byName: TlsMaterial['byName'] = [];
   const firstAt = new Map<string, number>();
   source.certificates.forEach((entry, index) => {
@@ -194,7 +195,7 @@ export function loadTlsMaterial(source: TlsSource, report: Report, now = Date.no
       else firstAt.set(name, index);
     });
     // The build takes one passphrase for every key (server.tls.passphrase).
-    const cert = checkPair(entry.certFile, entry.keyFile, source.passphrase, source.ciphers, entry.serverNames, at, now, fail);
+    const cert = checkPair(entry.certFile, entry.keyFile, source.passphrase, source.ciphers, entry.serverNames, at, [...AT, 'passphrase'], now, fail);
     if (cert !== null) for (const name of entry.serverNames) byName.push({ name, cert });
   });
   let clientCa: Buffer | null = null;
@@ -257,7 +258,7 @@ export function compileUpstreamTls(raw: RawUpstreamTls | undefined, baseDir: str
   if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {
     fail([...at, tls.cert_file === undefined ? 'cert_file' : 'key_file'], 'a client certificate needs both cert_file and key_file');
   } else if (tls.cert_file !== undefined) {
-    const pair = checkPair(resolve(baseDir, tls.cert_file), resolve(baseDir, tls.key_file!), tls.passphrase ?? null, null, [], at, Date.now(), fail);
+    const pair = checkPair(resolve(baseDir, tls.cert_file), resolve(baseDir, tls.key_file!), tls.passphrase ?? null, null, [], at, [...at, 'passphrase'], Date.now(), fail);
     if (pair !== null) { cert = pair.cert.toString('latin1'); key = pair.key.toString('latin1'); }
   }
   if (!ok) return null;

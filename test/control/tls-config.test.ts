@@ -112,6 +112,17 @@ describe('services.*.tls at load', () => {
     assert.match(out, /services\.half\.tls\.key_file: a client certificate needs both cert_file and key_file/);
     assert.match(out, /services\.badca\.tls\.ca_file: .*missing-ca\.pem: cannot be read \(ENOENT\)/);
   });
+
+  it('tells a wrong or missing passphrase of an upstream client key or an SNI key as one, naming the key it comes from', () => {
+    const up = (tls: Record<string, unknown>) => issues({ cert_file: good.cert, key_file: good.key },
+      { up: { targets: ['https://127.0.0.1:9443'], tls: { cert_file: encrypted.cert, key_file: encrypted.key, ...tls } } }).join('\n');
+    assert.deepEqual(up({ passphrase: 'secret' }), '');
+    assert.match(up({ passphrase: 'wrong' }), /services\.up\.tls\.key_file: .*enc\.key: the passphrase \(services\.up\.tls\.passphrase\) does not open it/);
+    assert.match(up({}), /services\.up\.tls\.key_file: .*enc\.key: the key is encrypted: set services\.up\.tls\.passphrase/);
+    const sni = issues({ cert_file: good.cert, key_file: good.key, passphrase: 'wrong',
+      certificates: [{ server_names: ['localhost'], cert_file: encrypted.cert, key_file: encrypted.key }] }).join('\n');
+    assert.match(sni, /server\.tls\.certificates\[0\]\.key_file: .*enc\.key: the passphrase \(server\.tls\.passphrase\) does not open it/);
+  });
 });
 
 describe('server.tls ports', () => {

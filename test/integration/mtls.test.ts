@@ -5,10 +5,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, readlinkSync, renameSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import { Agent } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -246,17 +244,37 @@ function knock(path: string, bytes: Buffer): Promise<string> {
   });
 }
 
+/** The bridge sockets `pid` listens on (its socket fds matched to /proc/net/unix), not other processes' ones. */
+function bridgeSockets(pid: number): string[] {
+  const inodes = new Set(readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } })
+    .map((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1]).filter((i): i is string => i !== undefined));
+  return readFileSync('/proc/net/unix', 'latin1').split('\n').map((line) => line.trim().split(/\s+/))
+    .filter((f) => f.length >= 8 && inodes.has(f[6]) && f[7].includes('lobby-mtls-')).map((f) => f[7]);
+}
+
 describe('mTLS: the internal bridge socket', () => {
-  it('closes a connection that does not come from a live bridge (no PROXY header, or a wrong secret)', async () => {
-    const sockets = readdirSync(tmpdir()).filter((d) => d.startsWith('lobby-mtls-')).map((d) => join(tmpdir(), d, 'bridge.sock')).filter((p) => existsSync(p));
-    assert.ok(sockets.length >= 1, 'the gateways made their bridge sockets');
-    const get = Buffer.from('GET /echo HTTP/1.1\r\nhost: localhost\r\n\r\n');
-    const proxy = Buffer.alloc(52);
-    Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x21, 0x00, 36]).copy(proxy);
-    proxy.writeUInt32BE(1, 16); // a plausible connection id, with a zero secret
-    for (const path of sockets) {
-      assert.doesNotMatch(await knock(path, get), /200 OK/);
-      assert.doesNotMatch(await knock(path, Buffer.concat([proxy, get])), /200 OK/);
+  it('closes a connection that does not come from a live bridge (no PROXY header, or a live id with a wrong secret)', async () => {
+    const sockets = [...new Set([...bridgeSockets(required.proc.pid!), ...bridgeSockets(optional.proc.pid!)])];
+    assert.ok(sockets.length >= 2, `the gateways made their bridge sockets (${sockets.join(', ')})`);
+    // Live connections whose ids the knocks below name: ids count up from 1 in each listener.
+    const held = await Promise.all([reqPort, optPort].map((port) => new Promise<TLSSocket>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost', cert: readFileSync(alice.cert), key: readFileSync(alice.key) });
+      socket.once('secureConnect', () => resolve(socket));
+      socket.once('error', reject);
+    })));
+    try {
+      const get = Buffer.from('GET /echo HTTP/1.1\r\nhost: localhost\r\n\r\n');
+      for (const path of sockets) {
+        assert.doesNotMatch(await knock(path, get), /200 OK/);
+        for (let id = 1; id <= 300; id++) {
+          const proxy = Buffer.alloc(52);
+          Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x21, 0x00, 36]).copy(proxy);
+          proxy.writeUInt32BE(id, 16); // a connection id, with a zero secret
+          assert.doesNotMatch(await knock(path, Buffer.concat([proxy, get])), /200 OK/, `id ${id} on ${path}`);
+        }
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
     }
   });
 });

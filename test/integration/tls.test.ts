@@ -221,25 +221,27 @@ describe('certificate rotation', () => {
     // The load runs until the rotation was seen and a while after it (not for a fixed time that
     // a slow machine could spend before the new certificates serve).
     let rotated = false;
+    let beforeRotation = 0;
     let afterRotation = 0;
     const cannons: autocannon.Instance[] = [];
     t.after(() => { for (const c of cannons) c.stop(); });
     const load = (connection: string, connections: number) => new Promise<autocannon.Result>((resolve, reject) => {
       const instance = autocannon({ url: `https://127.0.0.1:${tlsPort}/load`, connections, duration: 120, headers: { host: '127.0.0.1', connection } },
         (err, result) => (err ? reject(err) : resolve(result)));
-      instance.on('response', () => { if (rotated) afterRotation++; });
+      instance.on('response', () => { if (rotated) afterRotation++; else beforeRotation++; });
       cannons.push(instance);
     });
     const run = load('keep-alive', 8);
     // Half the load on new connections: every request a new handshake during the rotation.
     const fresh = load('close', 4);
-    await new Promise((r) => setTimeout(r, 1000));
+    // The rotation happens under load: the load answered requests first (not a fixed sleep a slow machine overruns).
+    await waitUntil('the load runs before the rotation', () => beforeRotation >= 100, 20_000);
     replacePair(defaultFiles, newDefault);
     replacePair(apiFiles, newApi);
     const probeErrors: string[] = [];
     const cn = (servername?: string) => httpsGet(tlsPort, '/', { ca, servername }).then((r) => r.peer.subject.CN, (e: Error) => { probeErrors.push(e.message); return ''; });
-    await waitUntil('the new default certificate serves', async () => (await cn()) === 'localhost-rotated', 10_000);
-    await waitUntil('the new SNI certificate serves', async () => (await cn('api.test')) === 'api-rotated', 10_000);
+    await waitUntil('the new default certificate serves', async () => (await cn()) === 'localhost-rotated', 20_000);
+    await waitUntil('the new SNI certificate serves', async () => (await cn('api.test')) === 'api-rotated', 20_000);
     rotated = true;
     await waitUntil('load goes on after the rotation', async () => afterRotation >= 100, 20_000);
     for (const c of cannons) c.stop();
