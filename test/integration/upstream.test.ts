@@ -78,10 +78,16 @@ describe('load balancing', () => {
   });
 
   it('least_request steers away from a target with requests in flight', async () => {
-    // Keep 4 slow requests in flight on the slow target, then send quick ones: they go to a.
+    // Keep slow requests in flight on the slow target, then send quick ones: they go to a.
     const slowBefore = slow.received.length;
-    const pending = Array.from({ length: 8 }, () => timed('/lr/x?delay=600'));
-    await new Promise((r) => setTimeout(r, 150));
+    const aBefore = a.received.length;
+    // The slow ones last long enough for 20 quick ones on a loaded machine; waited for by
+    // condition (all 8 reached a target, some of them the slow one), not by a sleep.
+    const pending = Array.from({ length: 8 }, () => timed('/lr/x?delay=3000'));
+    const arrived = () => slow.received.length - slowBefore + a.received.length - aBefore;
+    const deadline = Date.now() + 10_000;
+    while ((arrived() < 8 || slow.received.length === slowBefore) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(slow.received.length > slowBefore, 'the slow target holds requests in flight');
     const quick: string[] = [];
     for (let i = 0; i < 20; i++) {
       const r = await timed('/lr/y');
