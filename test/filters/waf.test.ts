@@ -139,6 +139,12 @@ test('bodies: a streamed JSON body is refused (unbuffered_body: refuse) or admit
   const r = run(raw, { body: deep, contentType: 'application/json' });
   assert.equal(r.replies[0]?.spec.code, 'waf_uninspectable');
   assert.equal(run(config({ json_max_depth: 64 }), { body: deep, contentType: 'application/json' }).verdict, NEXT);
+  // Report mode refuses nothing: neither a streamed body nor one past its bounds.
+  const report = waf.build(compiledFilterConfig(waf, config({ mode: 'report' }), 'r'));
+  const streamed = fakeContext({ headers: ['content-type', 'application/json'] });
+  streamed.ctx.body = new (require_Readable())();
+  assert.equal(report.onRequest(streamed.ctx), NEXT);
+  assert.equal(run(config({ mode: 'report' }), { body: deep, contentType: 'application/json' }).verdict, NEXT);
   // Bodies of other types are not parsed.
   assert.equal(run(raw, { body: '<script>alert(1)</script>', contentType: 'text/plain' }).verdict, NEXT);
 });
