@@ -75,6 +75,8 @@ test('each evasion is undone: percent, double percent, +, entities, \\uXXXX, SQL
   for (const [name, req] of evasions) assert.equal(blocked(on, req), true, name);
   // Each of these is the evasion alone on benign text: nothing fires.
   assert.equal(normalizeValue('%2527', false), "'");
+  assert.equal(normalizeValue('%u003Cscript%u003e', false), '<script>', '%uXXXX (IIS style)');
+  assert.equal(normalizeValue('%u00zz', false), '%u00zz', 'not four hex digits: left as it is');
   assert.equal(normalizeValue('a+b', true), 'a b');
   assert.equal(normalizeValue('a+b', false), 'a+b');
   assert.equal(normalizeValue('Hello\t\t  World', false), 'hello world');
