@@ -43,7 +43,7 @@ for (const byte of [0x00, 0x25, 0x2e, 0x2f, 0x3b, 0x5c, 0xc0, 0xc1]) NOT_AFTER_P
 
 const HEX = '0123456789ABCDEF';
 
-function hexValue(c: number): number {
+export function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x41 && c <= 0x46) return c - 0x37;
   if (c >= 0x61 && c <= 0x66) return c - 0x57;

@@ -43,6 +43,17 @@ test('a body that fails the method\'s schema is 400 request_invalid naming each 
   assert.match(run(v, { body: '{"items":[{"sku":"SKU-1"}]}' }).replies[0].spec.message, /body\/email \(required\)/);
 });
 
+test('a key the client chose (additionalProperties, patternProperties) is not echoed in the pointer: *', () => {
+  const v = { POST: { body: { type: 'object', properties: { tags: { type: 'object', additionalProperties: { type: 'integer' } } }, additionalProperties: { type: 'string' } } },
+    GET: { query: { type: 'object', additionalProperties: { type: 'integer' } } } };
+  const bad = run(v, { body: JSON.stringify({ hunter2: 1, tags: { 'secret<script>': 'x', ok: 2 } }) }).replies[0].spec.message;
+  assert.match(bad, /body\/\* \(type\), body\/tags\/\* \(type\)/);
+  assert.doesNotMatch(bad, /hunter2|secret|script/);
+  const q = run(v, { method: 'GET', query: 'password123=x' }).replies[0].spec.message;
+  assert.match(q, /query\/\* \(type\)/);
+  assert.doesNotMatch(q, /password123/);
+});
+
 test('per method, * for the others; query schemas coerce strings; no schema for the method parses nothing', () => {
   const v = { GET: { query: { type: 'object', properties: { page: { type: 'integer', minimum: 1 }, sort: { enum: ['asc', 'desc'] } }, required: ['page'] } }, '*': { body: { type: 'object' } } };
   assert.equal(run(v, { method: 'GET', query: 'page=2&sort=asc' }).verdict, NEXT);

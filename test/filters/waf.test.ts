@@ -75,6 +75,8 @@ test('each evasion is undone: percent, double percent, +, entities, \\uXXXX, SQL
   for (const [name, req] of evasions) assert.equal(blocked(on, req), true, name);
   // Each of these is the evasion alone on benign text: nothing fires.
   assert.equal(normalizeValue('%2527', false), "'");
+  assert.equal(normalizeValue('%u003Cscript%u003e', false), '<script>', '%uXXXX (IIS style)');
+  assert.equal(normalizeValue('%u00zz', false), '%u00zz', 'not four hex digits: left as it is');
   assert.equal(normalizeValue('a+b', true), 'a b');
   assert.equal(normalizeValue('a+b', false), 'a+b');
   assert.equal(normalizeValue('Hello\t\t  World', false), 'hello world');
@@ -139,6 +141,12 @@ test('bodies: a streamed JSON body is refused (unbuffered_body: refuse) or admit
   const r = run(raw, { body: deep, contentType: 'application/json' });
   assert.equal(r.replies[0]?.spec.code, 'waf_uninspectable');
   assert.equal(run(config({ json_max_depth: 64 }), { body: deep, contentType: 'application/json' }).verdict, NEXT);
+  // Report mode refuses nothing: neither a streamed body nor one past its bounds.
+  const report = waf.build(compiledFilterConfig(waf, config({ mode: 'report' }), 'r'));
+  const streamed = fakeContext({ headers: ['content-type', 'application/json'] });
+  streamed.ctx.body = new (require_Readable())();
+  assert.equal(report.onRequest(streamed.ctx), NEXT);
+  assert.equal(run(config({ mode: 'report' }), { body: deep, contentType: 'application/json' }).verdict, NEXT);
   // Bodies of other types are not parsed.
   assert.equal(run(raw, { body: '<script>alert(1)</script>', contentType: 'text/plain' }).verdict, NEXT);
 });

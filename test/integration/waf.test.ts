@@ -122,6 +122,10 @@ it('per-route limits override the server-wide ones both ways: 413, 431, 414 as t
   const small = await request(`${gw.url}/small/a`, { method: 'POST', body: Readable.from([Buffer.alloc(3000, 120)]) });
   assert.equal(small.statusCode, 413, 'a chunked body past the route\'s own (smaller) limit');
   await small.body.dump();
+  // A route without limits of its own keeps the server's for a chunked body too (another route raised the front door's).
+  const plain = await request(`${gw.url}/items`, { method: 'POST', body: Readable.from([Buffer.alloc(3000, 120), Buffer.alloc(3000, 120)]) });
+  assert.equal(plain.statusCode, 413, 'a chunked body past the server-wide limit on a route without its own');
+  await plain.body.dump();
   assert.equal((await send('/small/' + 'a'.repeat(60))).status, 200);
   assert.equal(JSON.parse((await send('/small/' + 'a'.repeat(80))).body).error.code, 'uri_too_long');
   assert.equal(JSON.parse((await send('/small/a', { headers: { 'x-pad': 'p'.repeat(1500) } })).body).error.code, 'request_header_fields_too_large');

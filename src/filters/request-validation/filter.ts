@@ -13,7 +13,29 @@ export interface RequestValidationConfig {
   readonly entries: readonly { methodBit: number; body: unknown; query: unknown }[];
 }
 
-interface Compiled { body: ValidateFunction | null; query: ValidateFunction | null }
+interface Compiled { body: ValidateFunction | null; query: ValidateFunction | null; named: ReadonlySet<string> }
+
+/** Every property name a schema declares (properties, required, dependentRequired), walked once at build. */
+function declaredNames(schema: unknown, into: Set<string>): Set<string> {
+  if (Array.isArray(schema)) { for (const s of schema) declaredNames(s, into); return into; }
+  if (schema === null || typeof schema !== 'object') return into;
+  const o = schema as Record<string, unknown>;
+  if (o.properties !== null && typeof o.properties === 'object') for (const k of Object.keys(o.properties)) into.add(k);
+  if (Array.isArray(o.required)) for (const k of o.required) if (typeof k === 'string') into.add(k);
+  for (const v of Object.values(o)) declaredNames(v, into);
+  return into;
+}
+
+/** A pointer segment the client chose (an additionalProperties/patternProperties key) is not echoed: '*'. */
+function pointerOf(path: string, named: ReadonlySet<string>): string {
+  if (path === '') return path;
+  let out = '';
+  for (const seg of path.slice(1).split('/')) {
+    const key = seg.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += '/' + (named.has(key) || /^\d{1,6}$/.test(seg) ? seg : '*');
+  }
+  return out;
+}
 
 /** At most this many failures are named in one answer. */
 const MAX_NAMED = 10;
@@ -29,11 +51,11 @@ export function queryObject(query: string): Record<string, string | string[]> {
   return out;
 }
 
-function failure(part: 'body' | 'query', errors: ValidateFunction['errors']): string {
+function failure(part: 'body' | 'query', errors: ValidateFunction['errors'], declared: ReadonlySet<string>): string {
   const named = (errors ?? []).slice(0, MAX_NAMED).map((e) => {
     // A missing property names the schema's key (the schema's text, not the client's).
-    const at = e.keyword === 'required' ? `${e.instancePath}/${String((e.params as { missingProperty?: string }).missingProperty ?? '')}` : e.instancePath;
-    return `${part}${at === '' ? '' : at} (${e.keyword})`;
+    const at = pointerOf(e.instancePath, declared) + (e.keyword === 'required' ? `/${String((e.params as { missingProperty?: string }).missingProperty ?? '')}` : '');
+    return `${part}${at} (${e.keyword})`;
   });
   return named.join(', ');
 }
@@ -45,7 +67,11 @@ class RequestValidationFilter implements Filter {
 
   constructor(config: RequestValidationConfig) {
     for (const e of config.entries) {
-      const c: Compiled = { body: e.body === null ? null : compileSchema(e.body, 'body'), query: e.query === null ? null : compileSchema(e.query, 'query') };
+      const c: Compiled = {
+        body: e.body === null ? null : compileSchema(e.body, 'body'),
+        query: e.query === null ? null : compileSchema(e.query, 'query'),
+        named: declaredNames([e.body, e.query], new Set()),
+      };
       if (e.methodBit === 0) this.fallback = c; else this.byMethod.set(e.methodBit, c);
     }
   }
@@ -53,12 +79,12 @@ class RequestValidationFilter implements Filter {
   onRequest(ctx: RequestContext): Verdict {
     const c = this.byMethod.get(ctx.methodBit) ?? this.fallback;
     if (c === null) return NEXT;
-    if (c.query !== null && !c.query(queryObject(ctx.query))) return this.refuse(ctx, failure('query', c.query.errors));
+    if (c.query !== null && !c.query(queryObject(ctx.query))) return this.refuse(ctx, failure('query', c.query.errors, c.named));
     if (c.body !== null) {
       if (ctx.body !== null && !Buffer.isBuffer(ctx.body)) return localReply(ctx, GW_ERR.payload_too_large); // streamed: too large to validate
       const json = jsonBodyOf(ctx);
       if (json === MALFORMED) return this.refuse(ctx, 'body (not JSON)');
-      if (!c.body(json === null ? undefined : json)) return this.refuse(ctx, failure('body', c.body.errors));
+      if (!c.body(json === null ? undefined : json)) return this.refuse(ctx, failure('body', c.body.errors, c.named));
     }
     return NEXT;
   }

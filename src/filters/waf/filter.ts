@@ -74,8 +74,9 @@ class WafFilter implements Filter {
         if (inspectBody(scan, body, contentTypeOf(ctx.headers), this.limits, parse) === UNINSPECTED.bounds && this.block) {
           return localReply(ctx, GW_ERR.waf_uninspectable);
         }
-      } else if (this.c.unbufferedBody === 'refuse' && bodyKind(contentTypeOf(ctx.headers)) !== BODY_KIND.none) {
+      } else if (this.c.unbufferedBody === 'refuse' && this.block && bodyKind(contentTypeOf(ctx.headers)) !== BODY_KIND.none) {
         // Streamed (chunked or over the buffered size): its fields cannot be inspected before it is forwarded.
+        // Report mode admits it, as it admits a JSON body past its bounds.
         return localReply(ctx, GW_ERR.waf_uninspectable);
       }
     }

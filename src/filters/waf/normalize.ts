@@ -11,6 +11,8 @@
 // A value of only letters, digits, single spaces and _ . , / - (most API values) skips all of
 // that after one pass over its characters (plainKind): as it is, or lower-cased.
 
+import { hexValue } from '../../shared/path-normalize.js';
+
 const NEEDS_DECODE = /[%&\\+\0]/;
 const NEEDS_TIDY = /[A-Z]|\/\*|<!--|\s\s|[\t\n\r\v\f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
 
@@ -19,12 +21,6 @@ const NAMED: Readonly<Record<string, string>> = {
   semi: ';', equals: '=', grave: '`', tab: '\t', newline: '\n', num: '#', excl: '!', comma: ',', period: '.',
   lsqb: '[', rsqb: ']', lbrace: '{', rbrace: '}', bsol: '\\', plus: '+', quest: '?', percnt: '%', ast: '*',
 };
-
-function hexValue(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  c |= 0x20;
-  return c >= 97 && c <= 102 ? c - 87 : -1;
-}
 
 /** One round of percent-decoding (bytes as UTF-8 when they form it, else as Latin-1), with %uXXXX and + as space. */
 function percentDecode(s: string, plusAsSpace: boolean): string {
@@ -42,8 +38,8 @@ function percentDecode(s: string, plusAsSpace: boolean): string {
     const c = s.charCodeAt(i);
     if (c === 37 /* % */ && i + 2 < s.length) {
       if ((s[i + 1] === 'u' || s[i + 1] === 'U') && i + 5 < s.length) {
-        const v = parseInt(s.slice(i + 2, i + 6), 16);
-        if (/^[0-9a-fA-F]{4}$/.test(s.slice(i + 2, i + 6))) { flush(); out += String.fromCharCode(v); i += 5; continue; }
+        const a = hexValue(s.charCodeAt(i + 2)), b = hexValue(s.charCodeAt(i + 3)), c3 = hexValue(s.charCodeAt(i + 4)), d = hexValue(s.charCodeAt(i + 5));
+        if ((a | b | c3 | d) >= 0) { flush(); out += String.fromCharCode((a << 12) | (b << 8) | (c3 << 4) | d); i += 5; continue; }
       }
       const h = hexValue(s.charCodeAt(i + 1));
       const l = hexValue(s.charCodeAt(i + 2));
