@@ -236,7 +236,7 @@ export function sendLocalReply(
     const filters = ctx.route?.responseFilters ?? null;
     const merged = filters !== null ? runResponseFilters(ctx, filters, spec.status, headers) : headers;
     const body = errorBody(spec, ctx.correlationId);
-    ctx.bytesOut += body.length;
+    ctx.bytesOut += Buffer.byteLength(body); // UTF-8 bytes: a message may name non-ASCII schema keys
     const res = ctx.res;
     res.cork(() => {
       res.writeStatus(statusLine(spec.status));
