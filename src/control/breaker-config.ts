@@ -89,3 +89,13 @@ export function compileOverload(maxConnections: number | undefined, raw: z.outpu
   if (maxConnections === undefined && raw?.heap_percent === undefined) return null;
   return { maxConnections: maxConnections ?? 0, heapPercent: raw?.heap_percent ?? 0, checkMs: raw?.check_ms ?? 250 };
 }
+
+/**
+ * The header names the client-cert filter injects (`server.tls.client_auth.headers`): identities
+ * like auth's claims_to_headers, so part of the fallback key (one client's answer is never
+ * served to another certificate).
+ */
+export function clientCertHeaderNames(headers: { subject: string | false; san: string | false; fingerprint: string | false } | undefined): string[] {
+  if (headers === undefined) return [];
+  return [headers.subject, headers.san, headers.fingerprint].filter((h): h is string => h !== false).map((h) => h.toLowerCase());
+}

@@ -36,7 +36,7 @@ import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
 import { compileHealthCheck, compileOutlier } from './health-config.js';
 import { compileRouteResilience } from './retry-config.js';
-import { compileBreaker, compileFallback, compileOverload } from './breaker-config.js';
+import { clientCertHeaderNames, compileBreaker, compileFallback, compileOverload } from './breaker-config.js';
 import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
 
 /** `{ [key]: value }`, or nothing for a null value (a section that is not configured). */
@@ -72,7 +72,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
   const grpcRoots: GrpcRoots = new Map();
-  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, identityHeaderNames(config.auth), grpcRoots));
+  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, [...identityHeaderNames(config.auth), ...clientCertHeaderNames(config.server.tls?.client_auth?.headers)], grpcRoots));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
   routes.forEach((route, index) => route && resolveRetry(route, config.routes[index], config.services[config.routes[index].service], services[route.service], index, report));

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigFile, loadConfigText } from '../../src/control/config-load.js';
 import { ConfigError, type ConfigIssue } from '../../src/control/config-error.js';
 import { runCheck } from '../../src/control/check.js';
+import { TestPki } from '../helpers/tls-certs.js';
 
 const FILE = '/etc/lobby/gateway.yaml';
 const EXAMPLE = fileURLToPath(new URL('../../../config/examples/resilience.yaml', import.meta.url));
@@ -66,6 +67,20 @@ services: { s: { targets: ["http://127.0.0.1:9001"], fallback: {} } }
 routes: [ { name: r, match: { prefix: / }, service: s } ]
 `, FILE, {});
     assert.deepEqual(c.services[0].fallback!.keyHeaders, ['authorization', 'cookie', 'x-tenant', 'x-user-id']);
+  });
+
+  it('the fallback key includes the client-certificate identity headers (mTLS)', (t) => {
+    const pki = new TestPki();
+    t.after(() => pki.remove());
+    const leaf = pki.leaf('gw', { names: ['localhost'] });
+    const c = loadConfigText(`
+server:
+  port: 8080
+  tls: { port: 8443, cert_file: ${leaf.cert}, key_file: ${leaf.key}, client_auth: { mode: optional, ca_file: ${pki.ca.cert}, headers: { subject: X-Client-Subject, fingerprint: X-Client-Fp } } }
+services: { s: { targets: ["http://127.0.0.1:9001"], fallback: {} } }
+routes: [ { name: r, match: { prefix: / }, service: s } ]
+`, FILE, {});
+    assert.deepEqual(c.services[0].fallback!.keyHeaders, ['authorization', 'cookie', 'x-client-subject', 'x-client-fp']);
   });
 
   it('refuses bad values at their key path', () => {

@@ -26,9 +26,9 @@ let admin: AdminClient;
 let adminPort: number;
 
 // Generous timeouts: a check of a healthy upstream must not time out on a loaded machine.
-const CHECK = 'path: /healthz, interval_ms: 300, timeout_ms: 300, unhealthy_after: 2, healthy_after: 2';
+const CHECK = 'path: /healthz, interval_ms: 500, timeout_ms: 500, unhealthy_after: 2, healthy_after: 2';
 
-function config(hcInterval = 300): string {
+function config(hcInterval = 500): string {
   return `
 server: { host: 127.0.0.1, port: __PORT__, workers: 2, drain_timeout_ms: 2000 }
 admin: { host: 127.0.0.1, port: ${adminPort} }
@@ -36,7 +36,7 @@ access_log: { path: stdout }
 services:
   hc:
     targets: ["${a.origin}", "${b.origin}"]
-    health_check: { path: /healthz, interval_ms: ${hcInterval}, timeout_ms: 300, unhealthy_after: 2, healthy_after: 2, expect_status: [200, 204] }
+    health_check: { path: /healthz, interval_ms: ${hcInterval}, timeout_ms: 500, unhealthy_after: 2, healthy_after: 2, expect_status: [200, 204] }
   solo:
     targets: ["${solo.origin}"]
     health_check: { ${CHECK} }
@@ -46,7 +46,7 @@ services:
   secure:
     targets: ["${secure.origin}"]
     tls: { ca_file: ${pki.ca.cert}, servername: localhost }
-    health_check: { path: /healthz, interval_ms: 300, timeout_ms: 300, unhealthy_after: 2, healthy_after: 1, host: "check.example:8443" }
+    health_check: { path: /healthz, interval_ms: 500, timeout_ms: 500, unhealthy_after: 2, healthy_after: 1, host: "check.example:8443" }
 routes:
   - { name: hc, match: { prefix: /hc }, service: hc }
   - { name: solo, match: { prefix: /solo }, service: solo }

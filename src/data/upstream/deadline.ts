@@ -7,6 +7,7 @@
 // rewritten for each retry.
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../request-context.js';
+import { lowerEquals } from '../exchange.js';
 
 /** Whole ms left before the exchange deadline, never negative. */
 export function remainingMs(ctx: RequestContext): number {
@@ -21,7 +22,7 @@ export function remainingMs(ctx: RequestContext): number {
  */
 export function pushDeadlineHeader(ctx: RequestContext, headers: string[], name: string): number {
   for (let i = headers.length - 2; i >= 0; i -= 2) {
-    if (headers[i].length === name.length && headers[i].toLowerCase() === name) headers.splice(i, 2);
+    if (lowerEquals(headers[i], name)) headers.splice(i, 2);
   }
   headers.push(name, String(remainingMs(ctx)));
   return headers.length - 1;

@@ -17,6 +17,7 @@ import type { CompiledRetry, CompiledService } from '../../shared/compiled-confi
 import { RESPONSE_FLAG, type RequestContext, type RuntimeService, type RuntimeTarget } from '../request-context.js';
 import type { DispatchFn, DispatchHandler, DispatchOptions, HeaderField, Interceptor, UpstreamError } from './dispatch.js';
 import { coarseNow } from '../deadlines.js';
+import { lowerEquals } from '../exchange.js';
 
 /**
  * Why a try was retried: the index of its 4-bit counter in RequestContext.retryReasons, and of
@@ -199,7 +200,7 @@ const AVOID = 1 << 24;
 export function retryAfterMs(headers: readonly HeaderField[]): number {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i];
-    if (name.length !== 11 || name.toString('latin1').toLowerCase() !== 'retry-after') continue;
+    if (!lowerEquals(name, 'retry-after')) continue;
     const value = headers[i + 1].toString('latin1').trim();
     if (/^\d{1,9}$/.test(value)) return Number(value) * 1000;
     const date = Date.parse(value);
