@@ -3,6 +3,7 @@
 // comparison loop serves both and an IPv4-mapped IPv6 address matches an IPv4 range.
 // Parsing is by char codes (no regex, no split) because it runs per request for requests
 // whose sender is a trusted proxy.
+import { hexValue } from './path-normalize.js';
 
 /** A parsed address: four big-endian 32-bit words. Reused by the caller to avoid allocation. */
 export type IpWords = Uint32Array;
@@ -35,13 +36,6 @@ function parseIpv4Into(text: string, start: number, end: number, out: IpWords): 
   return true;
 }
 
-function hexDigit(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
-}
-
 const groups = new Uint16Array(8);
 const words16 = new Uint16Array(8);
 const v4tail = new Uint32Array(4);
@@ -67,7 +61,7 @@ function parseIpv6Into(text: string, start: number, end: number, out: IpWords): 
     let value = 0;
     let digits = 0;
     while (i < end) {
-      const d = hexDigit(text.charCodeAt(i));
+      const d = hexValue(text.charCodeAt(i));
       if (d < 0) break;
       if (++digits > 4) return false;
       value = value * 16 + d;
