@@ -114,4 +114,27 @@ describe('access-log lines from the filter', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('counts the WAF rule ids in the line size: a long list is written whole, not cut at the batch end', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lobby-waf-line-'));
+    try {
+      const file = join(dir, 'w.log');
+      const filter = buildAccessLog({ path: file, sample: 1, onlyErrors: false, fields: ['status', 'waf'] }, { workerIndex: 0 } as never);
+      const ids = Array.from({ length: 8000 }, (_, i) => 100000 + i).join(','); // ~56 KB, more than a file batch
+      const ctx = new RequestContext({} as never, {} as never, performance.now());
+      Object.assign(ctx, { status: 200, wafRules: ids });
+      filter.onEnd!(ctx);
+      destinationFor(file).flush();
+      let text = '';
+      for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+        text = await readFile(file, 'utf8').catch(() => '');
+        if (text.endsWith('\n')) break;
+      }
+      const line = JSON.parse(text.trim()) as { waf: { rules: number[]; decision: string } };
+      assert.equal(line.waf.rules.join(','), ids);
+      assert.equal(line.waf.decision, 'scored');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
