@@ -137,4 +137,55 @@ describe('access-log lines from the filter', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('counts the WAF rule ids in the line size: a long list is written whole, not cut at the batch end', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lobby-waf-line-'));
+    try {
+      const file = join(dir, 'w.log');
+      const filter = buildAccessLog({ path: file, sample: 1, onlyErrors: false, fields: ['status', 'waf'] }, { workerIndex: 0 } as never);
+      const ids = Array.from({ length: 8000 }, (_, i) => 100000 + i).join(','); // ~56 KB, more than a file batch
+      const ctx = new RequestContext({} as never, {} as never, performance.now());
+      Object.assign(ctx, { status: 200, wafRules: ids });
+      filter.onEnd!(ctx);
+      destinationFor(file).flush();
+      let text = '';
+      for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+        text = await readFile(file, 'utf8').catch(() => '');
+        if (text.endsWith('\n')) break;
+      }
+      const line = JSON.parse(text.trim()) as { waf: { rules: number[]; decision: string } };
+      assert.equal(line.waf.rules.join(','), ids);
+      assert.equal(line.waf.decision, 'scored');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sample 0.5 logs about half the requests, and only_errors skips a plain 2xx', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lobby-sample-'));
+    try {
+      const file = join(dir, 's.log');
+      const half = buildAccessLog({ path: file, sample: 0.5, onlyErrors: false, fields: ['status'] }, { workerIndex: 0 } as never);
+      const errors = buildAccessLog({ path: file, sample: 1, onlyErrors: true, fields: ['status'] }, { workerIndex: 0 } as never);
+      const ctx = new RequestContext({} as never, {} as never, performance.now());
+      ctx.status = 200;
+      for (let i = 0; i < 2000; i++) half.onEnd!(ctx);
+      errors.onEnd!(ctx); // a 2xx without flags: not an error
+      ctx.status = 503;
+      errors.onEnd!(ctx);
+      destinationFor(file).flush();
+      let text = '';
+      for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+        text = await readFile(file, 'utf8').catch(() => '');
+        if (text.includes('"status":503')) break;
+      }
+      const statuses = text.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { status: number }).status);
+      const n = statuses.filter((s) => s === 200).length;
+      // Binomial(2000, 0.5): outside 800..1200 has a probability below 1e-18.
+      assert.ok(n > 800 && n < 1200, `${n} of 2000 lines at sample 0.5`);
+      assert.deepEqual(statuses.filter((s) => s !== 200), [503]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

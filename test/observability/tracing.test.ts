@@ -8,6 +8,7 @@ import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { freePort } from '../helpers/ports.js';
 import { waitUntil } from '../helpers/admin.js';
+import { sign, type TestKey } from '../helpers/jwt.js';
 import { parseTraceParent, validTraceState } from '../../src/filters/tracing/trace-context.js';
 
 interface OtlpSpan {
@@ -25,6 +26,8 @@ const resources: { key: string; value: { stringValue?: string } }[][] = [];
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
+const SECRET = 'server-timing-test-secret-of-32-bytes-or-more';
+const hmac: TestKey = { alg: 'HS256', kid: 'h', signing: new TextEncoder().encode(SECRET), jwk: { kty: 'oct' } };
 
 before(async () => {
   up = await startUpstream('up', (req, res) => {
@@ -55,7 +58,13 @@ tracing:
   sample: 1
   otlp: { endpoint: "http://127.0.0.1:${otlpPort}/v1/traces", service_name: gw-test, flush_interval_ms: 100 }
 access_log: { path: stdout, fields: [correlation_id, trace_id] }
+auth:
+  providers:
+    - { name: h, issuer: test, secret: "${SECRET}", algorithms: [HS256] }
+rate_limits:
+  many: { key: ip, rate: 1000, per: 1h }
 routes:
+  - { name: timed, match: { prefix: /timed }, service: up, server_timing: true, auth: { provider: h }, rate_limit: [many] }
   - { name: api, match: { prefix: /api }, service: up, server_timing: true }
   - { name: fail, match: { prefix: /fail }, service: up }
   - { name: untraced, match: { prefix: /untraced }, service: up, tracing: false }
@@ -162,5 +171,12 @@ describe('Server-Timing', () => {
     assert.match(value, /^gateway;dur=\d+\.\d\d, upstream;dur=\d+\.\d\d$/);
     const f = await get('/fail/t');
     assert.equal(f.headers['server-timing'], undefined);
+  });
+
+  it('adds the auth and rate-limit durations on a route with both', async () => {
+    const token = await sign(hmac, { iss: 'test', sub: 'u', exp: Math.floor(Date.now() / 1000) + 60 }, { header: { kid: null } });
+    const r = await get('/timed/t', { authorization: `Bearer ${token}` });
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers['server-timing']), /^gateway;dur=\d+\.\d\d, auth;dur=\d+\.\d\d, ratelimit;dur=\d+\.\d\d, upstream;dur=\d+\.\d\d$/);
   });
 });

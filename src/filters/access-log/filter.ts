@@ -114,11 +114,14 @@ const CLOSE = bytes('}');
 
 /**
  * The most bytes a line takes apart from the strings of its request and route: the constant
- * parts, numbers (at most 24 bytes each), every response flag and an error code (escaped: 6
- * bytes per char), all counted as if present. onEnd adds 6 bytes per char of the rest.
+ * parts, numbers (at most 24 bytes each), every response flag, an error code and the WAF's
+ * decision (escaped: 6 bytes per char), all counted as if present. onEnd adds 6 bytes per char
+ * of the rest. It must be an upper bound: a byte past the batch is dropped silently (typed-array
+ * writes out of range are), cutting the line.
  */
 function fixedMax(pieces: readonly Uint8Array[]): number {
-  let n = 1 + 24 * 12 + 6 * 64;
+  // + the longest WAF decision word ('reported'), escaped.
+  let n = 1 + 24 * 12 + 6 * 64 + 6 * 8;
   for (const p of pieces) n += p.length;
   for (const [, name] of RESPONSE_FLAG_NAMES) n += 6 * (name.length + 1);
   return n;
