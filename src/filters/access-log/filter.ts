@@ -116,8 +116,8 @@ const CLOSE = bytes('}');
  * The most bytes a line takes apart from the strings of its request and route: the constant
  * parts, numbers (at most 24 bytes each), every response flag, an error code and the WAF's
  * decision (escaped: 6 bytes per char), all counted as if present. onEnd adds 6 bytes per char
- * of the rest. It must be an upper bound: a byte past the batch is dropped silently (typed-array
- * writes out of range are), cutting the line.
+ * of the rest. It must be an upper bound: a byte past the batch is dropped (typed-array writes
+ * out of range are), and LineSink.end() then takes the whole line back and reports the fault.
  */
 function fixedMax(pieces: readonly Uint8Array[]): number {
   // + the longest WAF decision word ('reported'), escaped.
