@@ -70,6 +70,7 @@ export class HistogramFamily {
 
 export interface Snapshot {
   requests: Family;
+  apiVersionRequests: Family;
   requestBytes: Family;
   responseBytes: Family;
   duration: HistogramFamily;
@@ -86,6 +87,7 @@ export interface Snapshot {
 function emptySnapshot(): Snapshot {
   return {
     requests: new Family('lobby_requests_total'),
+    apiVersionRequests: new Family('lobby_api_version_requests_total'),
     requestBytes: new Family('lobby_request_bytes_total'),
     responseBytes: new Family('lobby_response_bytes_total'),
     duration: new HistogramFamily('lobby_request_duration_seconds'),
@@ -123,6 +125,8 @@ interface GenerationBuffers {
   routeLabels: string[];
   serviceLabels: string[];
   targetLabels: string[][];
+  /** Per route with API versioning, per entry of its `versions`: `route="r",version="v"`. */
+  versionLabels: (string[] | null)[];
   statusLabels: string[];
   les: string[];
   upstreamLes: string[];
@@ -140,6 +144,7 @@ function generationBuffers(generation: number, config: CompiledConfig, m: Compil
     routeLabels: routeNames.map((r) => `route=${q(r)}`),
     serviceLabels: services.map((s) => `service=${q(s.name)}`),
     targetLabels: services.map((s) => s.targets.map((t) => `service=${q(s.name)},target=${q(t.origin)}`)),
+    versionLabels: m.routes.map((r) => r.versions?.map((v) => `route=${q(r.name)},version=${q(m.versions![v])}`) ?? null),
     statusLabels: Array.from({ length: slots }, (_, i) => `,code=${q(statusLabel(m.statusCodes, i))}`),
     les: lesOf(m.buckets),
     upstreamLes: lesOf(m.upstreamBuckets),
@@ -163,6 +168,16 @@ function readGeneration(g: GenerationBuffers, into: Snapshot): void {
       if (v !== 0) { any = true; into.requests.add(rs + g.statusLabels[s], v); }
     }
     if (!any) continue; // a route without requests has nothing else either
+    const versions = r < layout.routeCount ? g.versionLabels[r] : null;
+    if (versions !== null) {
+      const at = layout.apiVersions[r];
+      for (let k = 0; k < versions.length; k++) {
+        for (let s = 0; s < layout.statusSlots; s++) {
+          const v = sum(at + k * layout.statusSlots + s);
+          if (v !== 0) into.apiVersionRequests.add(versions[k] + g.statusLabels[s], v);
+        }
+      }
+    }
     into.requestBytes.add(rs, sum(layout.bytes + r * 2));
     into.responseBytes.add(rs, sum(layout.bytes + r * 2 + 1));
     into.duration.addSlots(rs, g.les, layout.duration + r * layout.durationStride, sum);
@@ -210,6 +225,7 @@ function readGeneration(g: GenerationBuffers, into: Snapshot): void {
 /** HELP and TYPE of the families the shared counters make. */
 const HELP: Record<keyof Snapshot, string> = {
   requests: 'Requests finished, by route, service and status (class or code; "none": the client left before a response).',
+  apiVersionRequests: 'Requests finished on routes with API versioning, by route, the API version served and status (as lobby_requests_total).',
   requestBytes: 'Request body bytes received, by route.',
   responseBytes: 'Response body bytes sent, by route.',
   duration: 'Time from accepting a request to the end of its exchange, by route.',

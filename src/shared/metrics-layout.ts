@@ -3,8 +3,8 @@
 // (src/control/metrics-store.ts). Each worker is the only writer of its own array (plain
 // `f[i]++` on the request path, no locks, no messages); the control plane reads every worker's
 // array at scrape time and sums them. Indexes are fixed when the config is compiled: routes,
-// services, targets, auth providers and the gateway's error codes, so the number of series is
-// bounded by the config, never by request data.
+// services, targets, auth providers, API versions and the gateway's error codes, so the number
+// of series is bounded by the config, never by request data.
 //
 // Float64 counters are exact up to 2^53 (9e15 requests).
 import { GW_ERR } from './errors.js';
@@ -23,8 +23,11 @@ export interface CompiledMetrics {
   /** Auth provider names (index = provider id in the layout). */
   providers: string[];
   /** Route names and service indexes: what the control plane labels series with (the worker
-   * gets the config without routes; these are small). */
-  routes: { name: string; service: number; waf?: boolean }[];
+   * gets the config without routes; these are small). `versions`: the `versioning.versions`
+   * indexes a route with API versioning is served as (lobby_api_version_requests_total). */
+  routes: { name: string; service: number; waf?: boolean; versions?: number[] }[];
+  /** `versioning.versions` names (index = CompiledVersioning's); absent without versioning. */
+  versions?: string[];
 }
 
 /** The label of a status that never went out (the client left first). */
@@ -97,6 +100,16 @@ export interface MetricsLayout {
   readonly retries: number;
   /** Per route with a WAF: WAF_STRIDE counters (-1 for a route without). */
   readonly waf: readonly number[];
+  /**
+   * lobby_api_version_requests_total{route,version,code}. Per route with API versioning
+   * (match.version or its own `version`): one statusSlots block per entry of its `versions`
+   * (-1 for a route without). A route is only ever served as the versions it declares, so
+   * this is (versions of the route) × statusSlots: a route serving two versions costs what two
+   * routes cost in lobby_requests_total. That is why the family keeps the `code` dimension
+   * (as metrics.status_codes sets it, so an error rate per version is the query it is per
+   * route) rather than only {route,version}: even by code it stays bounded by the config.
+   */
+  readonly apiVersions: readonly number[];
   /** Float64 slots in all. */
   readonly size: number;
 }
@@ -121,9 +134,10 @@ export function metricsLayout(m: CompiledMetrics, services: readonly { targets: 
   const auth = take(m.providers.length * AUTH_RESULTS.length);
   const retries = take(services.length * RETRY_SLOTS);
   const waf = m.routes.map((r) => (r.waf === true ? take(WAF_STRIDE) : -1));
+  const apiVersions = m.routes.map((r) => (r.versions !== undefined && r.versions.length > 0 ? take(r.versions.length * slots) : -1));
   return {
     routeCount: m.routes.length, serviceCount: services.length, targetBase, statusSlots: slots,
-    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, waf, size: at,
+    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, waf, apiVersions, size: at,
   };
 }
 

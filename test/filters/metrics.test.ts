@@ -1,6 +1,7 @@
 // The `metrics` filter: its config (defaults, bucket checks), the recorder built from the real
 // compiler's output writing into a generation's shared arrays, the control plane's sums over
-// workers and generations (metrics-store.ts), and a 1,000-route scrape.
+// workers and generations (metrics-store.ts), the API version family's layout and counts
+// across a reload that adds a version, and a 1,000-route scrape.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileConfig } from '../../src/control/compile.js';
@@ -11,7 +12,8 @@ import { buildFilter } from '../../src/filters/builders.js';
 import { metrics } from '../../src/filters/metrics/index.js';
 import { chainOf, compileError, compiledFilterConfig, fakeContext } from './fake-exchange.js';
 import { finishedContext, metricsFixture } from '../../native-bench/metrics.bench.js';
-import { parsePrometheusText, sampleValue } from '../helpers/prom-text.js';
+import { parsePrometheusText, promtoolProblems, sampleValue } from '../helpers/prom-text.js';
+import { metricsLayout } from '../../src/shared/metrics-layout.js';
 import type { RawConfigInput } from '../../src/control/config-schema.js';
 
 const raw = (extra: Record<string, unknown> = {}): RawConfigInput => ({
@@ -135,6 +137,133 @@ describe('recording and summing', () => {
     } finally {
       fixture.observability.close();
     }
+  });
+});
+
+describe('lobby_api_version_requests_total', () => {
+  const versioned = (versions: Record<string, object>, extraRoutes: object[] = []): RawConfigInput => raw({
+    metrics: { status_codes: 'code' },
+    versioning: { default: '1', versions },
+    routes: [
+      { name: 'users-v1', match: { prefix: '/users', version: '1' }, service: 'a' },
+      { name: 'users-v2', match: { prefix: '/users', version: ['2', '2.1'] }, service: 'a' },
+      { name: 'orders-v2', match: { prefix: '/v2/orders' }, version: '2', service: 'a' },
+      { name: 'health', match: { path: '/health' }, service: 'a' },
+      ...extraRoutes,
+    ],
+  });
+  /** One generation's recorders (worker 0), by route name. */
+  const recordersOf = (compiled: ReturnType<typeof compileConfig>, sab: SharedArrayBuffer) => new Map(compiled.routes.map((r) => [
+    r.name, buildFilter(r.filters.find((x) => x.name === 'metrics')!, { workerIndex: 0, post: () => undefined, metrics: sab }),
+  ]));
+  /** A finished request served as the version at `index` of versioning.versions (-1: none). */
+  const servedAs = (index: number, status = 200) => {
+    const ctx = finishedContext();
+    ctx.apiVersionIndex = index;
+    ctx.status = status;
+    return ctx;
+  };
+
+  it('lays out status slots per version each versioned route serves, nothing for the others', () => {
+    const compiled = compileConfig(versioned({ '1': {}, '2': {}, '2.1': {} }), 't.yaml');
+    const m = compiled.metrics!;
+    assert.deepEqual(m.versions, ['1', '2', '2.1']);
+    assert.deepEqual(m.routes.map((r) => r.versions ?? null), [[0], [1, 2], [1], null]);
+    const layout = metricsLayout(m, compiled.services);
+    const unversioned = metricsLayout({ ...m, routes: m.routes.map(({ versions: _v, ...r }) => r) }, compiled.services);
+    assert.equal(layout.size - unversioned.size, (1 + 2 + 1) * 501, 'one block of 501 status codes per (route, version)');
+    assert.equal(layout.apiVersions[3], -1);
+    // The recorder's table, by apiVersionIndex + 1: users-v2 counts 2 and 2.1 only; the
+    // path-versioned route counts every request as its own version.
+    const table = (name: string) => compiledFilterConfig(metrics, versioned({ '1': {}, '2': {}, '2.1': {} }), name).apiVersionAt;
+    const v2 = table('users-v2')!;
+    assert.deepEqual([v2[0], v2[1]], [-1, -1]);
+    assert.equal(v2[3] - v2[2], 501);
+    assert.equal(new Set(table('orders-v2')).size, 1);
+    assert.equal(table('health'), undefined);
+  });
+
+  it('counts by route, resolved version and code; the default is a version; unversioned routes have none', () => {
+    const compiled = compileConfig(versioned({ '1': {}, '2': {}, '2.1': {} }), 't.yaml');
+    const store = new MetricsStore();
+    const [w0, w1] = store.allocate(1, compiled)!;
+    store.activate(1);
+    const r0 = recordersOf(compiled, w0);
+    const r1 = recordersOf(compiled, w1);
+    r0.get('users-v1')!.onEnd!(servedAs(0)); // named 1, or the default: the resolver says 1 either way
+    r1.get('users-v1')!.onEnd!(servedAs(0));
+    r1.get('users-v1')!.onEnd!(servedAs(0, 404));
+    r0.get('users-v2')!.onEnd!(servedAs(1));
+    r0.get('users-v2')!.onEnd!(servedAs(2, 503));
+    // A path-versioned route refused before the api-version filter stamped it (by ip rules,
+    // say; apiVersionIndex still the resolver's, or none): its own version.
+    r0.get('orders-v2')!.onEnd!(servedAs(0, 403));
+    r1.get('orders-v2')!.onEnd!(servedAs(-1));
+    // A route without versioning serves every version; it is not counted by version.
+    r0.get('health')!.onEnd!(servedAs(1));
+    const text = formatSnapshot(store.snapshot());
+    const f = parsePrometheusText(text);
+    const family = f.get('lobby_api_version_requests_total')!;
+    assert.equal(family.type, 'counter');
+    const series = family.samples.map((s) => `${s.labels.route} ${s.labels.version} ${s.labels.code} ${s.value}`).sort();
+    assert.deepEqual(series, [
+      'orders-v2 2 200 1', 'orders-v2 2 403 1',
+      'users-v1 1 200 2', 'users-v1 1 404 1',
+      'users-v2 2 200 1', 'users-v2 2.1 503 1',
+    ]);
+    assert.deepEqual(Object.keys(family.samples[0].labels), ['route', 'version', 'code']);
+    assert.equal(sampleValue(f, 'lobby_requests_total', { route: 'health' }), 1);
+    assert.deepEqual(promtoolProblems(text), []);
+  });
+
+  it('a reload that adds a version (shifting the indexes) keeps every kept series counting up', () => {
+    const before = compileConfig(versioned({ '1': {}, '2': {}, '2.1': {} }), 't.yaml');
+    const store = new MetricsStore();
+    const [g1] = store.allocate(1, before)!;
+    store.activate(1);
+    const old = recordersOf(before, g1);
+    old.get('users-v1')!.onEnd!(servedAs(0));
+    old.get('users-v2')!.onEnd!(servedAs(2));
+    // "0" comes first: every version's index moves by one; series are keyed by name.
+    const after = compileConfig(versioned({ '0': {}, '1': {}, '2': {}, '2.1': {} }, [
+      { name: 'users-v0', match: { prefix: '/users', version: '0' }, service: 'a' },
+    ]), 't.yaml');
+    const [g2] = store.allocate(2, after)!;
+    store.activate(2);
+    const next = recordersOf(after, g2);
+    next.get('users-v1')!.onEnd!(servedAs(1));
+    next.get('users-v2')!.onEnd!(servedAs(3));
+    next.get('users-v0')!.onEnd!(servedAs(0));
+    // A request of the old generation still in flight ends on it.
+    old.get('users-v2')!.onEnd!(servedAs(2));
+    const count = (route: string, version: string) =>
+      sampleValue(parsePrometheusText(formatSnapshot(store.snapshot())), 'lobby_api_version_requests_total', { route, version, code: '200' });
+    const expected: [string, string, number][] = [['users-v1', '1', 2], ['users-v2', '2.1', 3], ['users-v0', '0', 1], ['users-v2', '2', 0]];
+    for (const [route, version, n] of expected) assert.equal(count(route, version), n, `${route} ${version}`);
+    store.sweep(Date.now() + RETIRE_AFTER_MS); // the old generation folded into the totals
+    assert.equal(store.liveGenerations, 1);
+    for (const [route, version, n] of expected) assert.equal(count(route, version), n, `${route} ${version} after folding`);
+  });
+
+  it('by status class with metrics.status_codes: class', () => {
+    const compiled = compileConfig({ ...versioned({ '1': {}, '2': {}, '2.1': {} }), metrics: { status_codes: 'class' } }, 't.yaml');
+    const store = new MetricsStore();
+    const [sab] = store.allocate(1, compiled)!;
+    store.activate(1);
+    const users = recordersOf(compiled, sab).get('users-v2')!;
+    users.onEnd!(servedAs(1, 201));
+    users.onEnd!(servedAs(1, 204));
+    users.onEnd!(servedAs(2, 0)); // the client left before a response
+    const f = parsePrometheusText(formatSnapshot(store.snapshot()));
+    assert.equal(sampleValue(f, 'lobby_api_version_requests_total', { route: 'users-v2', version: '2', code: '2xx' }), 2);
+    assert.equal(sampleValue(f, 'lobby_api_version_requests_total', { route: 'users-v2', version: '2.1', code: 'none' }), 1);
+    assert.equal(f.get('lobby_api_version_requests_total')!.samples.length, 2);
+  });
+
+  it('a config without versioning has no version counters', () => {
+    const compiled = compileConfig(raw(), 't.yaml');
+    assert.equal(compiled.metrics!.versions, undefined);
+    assert.deepEqual(metricsLayout(compiled.metrics!, compiled.services).apiVersions, [-1]);
   });
 });
 

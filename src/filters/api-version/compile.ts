@@ -31,7 +31,7 @@ export interface ApiVersionFilterConfig {
   link: string[];
 }
 
-interface RouteIn {
+export interface VersionedRouteIn {
   name: string;
   version?: string;
   match: { version?: string | string[] };
@@ -40,7 +40,7 @@ interface RouteIn {
 /** What compile reads of the config. */
 export interface ApiVersionInput {
   versioning?: RawVersioning;
-  routes: readonly RouteIn[];
+  routes: readonly VersionedRouteIn[];
 }
 
 const asList = (v: string | string[]): string[] => (typeof v === 'string' ? [v] : v);
@@ -66,6 +66,22 @@ export function routeVersionMasks(config: ApiVersionInput, report: (path: KeyPat
       else mask |= versionBit(bit);
     });
     return mask === 0 ? -1 : mask;
+  });
+}
+
+/**
+ * The version indexes each route is served as (`versioning.versions` order), or null for a
+ * route without versioning: its match.version versions, or its own `version` (a
+ * path-versioned route). What the metrics filter counts by version (src/filters/metrics/);
+ * the issues of both keys are reported by compileConfig and compileApiVersion.
+ */
+export function routeVersionSets(config: ApiVersionInput): (number[] | null)[] {
+  const names = config.versioning ? Object.keys(config.versioning.versions) : [];
+  const masks = routeVersionMasks(config, () => undefined);
+  return config.routes.map((route, index) => {
+    if (masks[index] !== -1) return names.flatMap((_name, i) => ((masks[index] & versionBit(i)) !== 0 ? [i] : []));
+    const own = route.version === undefined ? -1 : names.indexOf(route.version);
+    return own >= 0 ? [own] : null;
   });
 }
 

@@ -3,6 +3,7 @@
 import type { FilterCompilation } from '../../data/chain.js';
 import { AUTH_RESULTS, LOCAL_REPLY_CODES, RETRY_SLOTS, WAF_STRIDE, UPSTREAM_ERROR_KINDS, metricsLayout, type CompiledMetrics } from '../../shared/metrics-layout.js';
 import type { RawMetrics } from './schema.js';
+import { routeVersionSets, type ApiVersionInput, type VersionedRouteIn } from '../api-version/compile.js';
 
 declare module '../../shared/compiled-config.js' {
   interface CompiledFilterRuntimes {
@@ -15,7 +16,9 @@ declare module '../../shared/compiled-config.js' {
 export interface MetricsInput {
   metrics: RawMetrics;
   services: Readonly<Record<string, { targets?: readonly unknown[]; grpc?: { targets: readonly unknown[] } }>>;
-  routes: readonly { name: string; service: string; auth?: { provider: string }; waf?: unknown }[];
+  routes: readonly ({ name: string; service: string; auth?: { provider: string }; waf?: unknown } & VersionedRouteIn)[];
+  /** Routes with API versioning get lobby_api_version_requests_total counters. */
+  versioning?: ApiVersionInput['versioning'];
   /** The WAF's default section: routes with a WAF get lobby_waf_decisions_total counters. */
   waf?: unknown;
   auth?: { providers: readonly { name: string }[] };
@@ -43,6 +46,13 @@ export interface MetricsFilterConfig {
   retriesAt?: number;
   /** -1 when the route has no WAF (metrics-layout.ts WAF_STRIDE counters). */
   wafAt?: number;
+  /**
+   * Routes with API versioning: by ctx.apiVersionIndex + 1, where that version's status slots
+   * of lobby_api_version_requests_total start, -1 for a version the route does not serve
+   * (nothing counted). A path-versioned route maps every entry to its own version: the path
+   * chose it, also for a request refused before the api-version filter stamped it.
+   */
+  apiVersionAt?: number[];
 }
 
 export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsFilterConfig> {
@@ -53,6 +63,8 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
   const serviceIndex = new Map(serviceNames.map((name, i) => [name, i]));
   const providers = (config.auth?.providers ?? []).map((p) => p.name);
   const providerIndex = new Map(providers.map((name, i) => [name, i]));
+  const versionNames = config.versioning ? Object.keys(config.versioning.versions) : [];
+  const versionSets = routeVersionSets(config);
   const compiled: CompiledMetrics = {
     statusCodes: m.status_codes,
     buckets: m.buckets,
@@ -60,10 +72,24 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     latencyReports: m.latency_reports,
     providers,
     // A route naming an unknown service is refused by compile.ts; -1 keeps the indexes valid here.
-    routes: config.routes.map((r) => ({ name: r.name, service: serviceIndex.get(r.service) ?? -1, waf: r.waf === false ? false : r.waf !== undefined || config.waf !== undefined })),
+    routes: config.routes.map((r, i) => ({
+      name: r.name, service: serviceIndex.get(r.service) ?? -1, waf: r.waf === false ? false : r.waf !== undefined || config.waf !== undefined,
+      ...(versionSets[i] !== null ? { versions: versionSets[i] } : {}),
+    })),
+    ...(versionNames.length > 0 ? { versions: versionNames } : {}),
   };
   // A gRPC service's targets are its grpc.targets (src/grpc/).
   const layout = metricsLayout(compiled, serviceNames.map((name) => ({ targets: config.services[name].targets ?? config.services[name].grpc?.targets ?? [] })));
+  /** MetricsFilterConfig.apiVersionAt of a route with API versioning. */
+  const apiVersionTable = (route: number): number[] => {
+    const served = compiled.routes[route].versions!;
+    const at = (k: number) => layout.apiVersions[route] + k * layout.statusSlots;
+    // A path-versioned route: its own version, whatever the request context says.
+    if (config.routes[route].version !== undefined) return Array.from({ length: versionNames.length + 1 }, () => at(0));
+    const table = Array.from({ length: versionNames.length + 1 }, () => -1);
+    served.forEach((version, k) => { table[version + 1] = at(k); });
+    return table;
+  };
   const of = (route: number, routeName: string, service: number, provider: number): MetricsFilterConfig => ({
     routeName,
     statusCodes: compiled.statusCodes,
@@ -80,6 +106,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     authAt: provider < 0 ? -1 : layout.auth + provider * AUTH_RESULTS.length,
     retriesAt: service < 0 ? -1 : layout.retries + service * RETRY_SLOTS,
     wafAt: route < layout.waf.length ? layout.waf[route] : -1,
+    ...(route < layout.apiVersions.length && layout.apiVersions[route] >= 0 ? { apiVersionAt: apiVersionTable(route) } : {}),
   });
   return {
     runtime: { metrics: compiled },

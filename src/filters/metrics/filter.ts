@@ -12,6 +12,7 @@ import {
 import type { MetricsFilterConfig } from './compile.js';
 import { routeHistogram } from './latency.js';
 import { RETRY_BUDGET_EXHAUSTED } from '../../data/upstream/retry.js';
+import { MAX_VERSIONS } from '../../shared/api-version.js';
 
 const views = new WeakMap<SharedArrayBuffer, Float64Array>();
 function viewOf(sab: SharedArrayBuffer): Float64Array {
@@ -40,6 +41,7 @@ function slotsNeeded(c: MetricsFilterConfig): number {
     c.upstreamDurationAt + c.upstreamBuckets.length + 2, c.upstreamErrorsAt + UPSTREAM_ERROR_KINDS.length, c.targetErrorsAt + 64, c.authAt + AUTH_RESULTS.length,
     (c.retriesAt ?? -1) + RETRY_SLOTS,
     (c.wafAt ?? -1) + WAF_STRIDE,
+    Math.max(-1, ...(c.apiVersionAt ?? [])) + statusSlots(c.statusCodes),
   );
 }
 
@@ -51,6 +53,9 @@ class MetricsRecorder implements Filter {
   private readonly bounds: Float64Array;
   private readonly upstreamBounds: Float64Array;
   private readonly hist: Histogram | null;
+  /** MetricsFilterConfig.apiVersionAt over every possible ctx.apiVersionIndex + 1 (-1..30), so
+   * the lookup never leaves the array; null on a route without API versioning. */
+  private readonly versionAt: Int32Array | null;
 
   constructor(private readonly c: MetricsFilterConfig, env: WorkerEnv) {
     this.f = env.metrics !== undefined ? viewOf(env.metrics) : new Float64Array(slotsNeeded(c));
@@ -59,6 +64,11 @@ class MetricsRecorder implements Filter {
     this.bounds = Float64Array.from(c.buckets);
     this.upstreamBounds = Float64Array.from(c.upstreamBuckets);
     this.hist = c.latencyReports ? routeHistogram(c.routeName) : null;
+    if (c.apiVersionAt === undefined) this.versionAt = null;
+    else {
+      this.versionAt = new Int32Array(MAX_VERSIONS + 1).fill(-1);
+      this.versionAt.set(c.apiVersionAt);
+    }
   }
 
   onRequest(): typeof NEXT {
@@ -74,13 +84,17 @@ class MetricsRecorder implements Filter {
     }
   }
 
-  // Hot path: a dozen array increments, two bucket scans of ~13 compares, one performance.now().
+  // Hot path: a dozen array increments (one more on a versioned route), two bucket scans of ~13 compares, one performance.now().
   onEnd(ctx: RequestContext): void {
     const f = this.f;
     const c = this.c;
     const status = ctx.status;
     const slot = status === 0 ? this.noneSlot : this.byClass ? ((status / 100) | 0) - 1 : status - 100;
     f[c.requestsAt + slot]++;
+    if (this.versionAt !== null) {
+      const at = this.versionAt[ctx.apiVersionIndex + 1];
+      if (at >= 0) f[at + slot]++;
+    }
     f[c.bytesAt] += ctx.bytesIn;
     f[c.bytesAt + 1] += ctx.bytesOut;
     const now = performance.now();
