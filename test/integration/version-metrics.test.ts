@@ -34,7 +34,7 @@ versioning:
   vendor: company
   default: "1"
   versions:
-${versions.map((v) => `    "${v}": {}`).join('\n')}
+${versions.map((v) => `    "${v}": ${v === '1' ? '{ deprecated: "2026-01-01" }' : '{}'}`).join('\n')}
 services:
   api: { targets: ["${api.origin}"] }
 routes:
@@ -46,10 +46,14 @@ ${users.map((v) => `  - { name: users-v${v}, match: { prefix: /users, version: "
 `;
 }
 
+/** Response headers of the last hit(). */
+let lastHeaders: Record<string, unknown> = {};
+
 async function hit(path: string, headers: Record<string, string> = {}): Promise<number> {
   sent++;
   const res = await request(`${gw.url}${path}`, { headers });
   await res.body.dump();
+  lastHeaders = res.headers;
   return res.statusCode;
 }
 
@@ -97,9 +101,11 @@ describe('lobby_api_version_requests_total through a real gateway', () => {
     assert.equal(await hit('/users/7', { 'api-version': '1' }), 200);
     // The path decides on a path-versioned route, whatever the header says.
     for (let i = 0; i < 2; i++) assert.equal(await hit('/v1/orders/5', { 'api-version': '2' }), 200);
+    assert.match(String(lastHeaders.deprecation), /^@\d+$/, 'version 1 is deprecated (RFC 9745)');
     assert.equal(await hit('/v2/orders/5'), 200);
     // Refused by ip_deny before the api-version filter ran: still the route's version.
     assert.equal(await hit('/v2/private', { 'api-version': '1' }), 403);
+    assert.equal(lastHeaders.deprecation, undefined, 'the reply is version 2\'s, which is not deprecated');
     assert.equal(await hit('/v2/nothing', { 'api-version': '2' }), 404);
     // A route without versioning serves every version and is not counted by version; a
     // version no route serves is answered before routing (route "-"), not counted either.

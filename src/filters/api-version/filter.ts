@@ -10,18 +10,22 @@ import type { ApiVersionFilterConfig } from './compile.js';
 
 export function buildApiVersion(config: ApiVersionFilterConfig, _env: WorkerEnv): Filter {
   const { label, labelName, vary, deprecation, sunset, link } = config;
+  // The path chose this route, so its version is the request's, whatever a header said.
+  const stamp = (ctx: RequestContext): void => {
+    ctx.apiVersion = labelName;
+    ctx.apiVersionIndex = label;
+    ctx.apiVersionSource = VERSION_SOURCE.ROUTE;
+  };
   return {
     name: 'api-version',
     onRequest(ctx: RequestContext) {
-      if (label >= 0) {
-        // The path chose this route, so its version is the request's, whatever a header said.
-        ctx.apiVersion = labelName;
-        ctx.apiVersionIndex = label;
-        ctx.apiVersionSource = VERSION_SOURCE.ROUTE;
-      }
+      if (label >= 0) stamp(ctx);
       return NEXT;
     },
     onResponse(ctx: RequestContext, head: ResponseHead) {
+      // Also when a filter before this one refused the request (onRequest never ran): the
+      // reply's headers and the access log name the route's version, not the one asked for.
+      if (label >= 0 && ctx.apiVersionIndex !== label) stamp(ctx);
       const varyValue = vary[ctx.apiVersionSource];
       if (varyValue !== '') head.append('vary', varyValue);
       const index = ctx.apiVersionIndex;
