@@ -78,10 +78,9 @@ export class BreakerStore {
     const slots: Record<string, number> = {};
     for (const b of next) slots[b.key] = this.slots.get(b.key)!;
     this.attached = next;
-    const shared = <T extends { circuitBreaker?: unknown }>(item: T, key: string): T =>
-      item.circuitBreaker ? { ...item, breakerShared: { buffer, slot: slots[key] } } : item;
-    const services = config.services.map((s) => shared(s, s.name));
-    const routes = config.routes.map((r) => shared(r, routeOverrideKey(r.name)));
+    const services = config.services.map((s) => (s.circuitBreaker ? { ...s, breakerShared: { buffer, slot: slots[s.name] } } : s));
+    // A route gets its slot only: routes travel in routeData, the buffer with breakerState.
+    const routes = config.routes.map((r) => (r.circuitBreaker ? { ...r, breakerSlot: slots[routeOverrideKey(r.name)] } : r));
     const breakerState: CompiledBreakerState = { buffer, slots };
     return { ...config, services, routes, breakerState };
   }

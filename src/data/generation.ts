@@ -61,14 +61,14 @@ export class Generation implements GenerationView {
 
   private buildRoute(index: number): RuntimeRoute {
     const compiled = this.routeData.route(index);
-    const route = buildRoute(index, compiled, this.services[compiled.service], this.config.services[compiled.service], this.env, this.buildFilter);
+    const route = buildRoute(index, compiled, this.services[compiled.service], this.config, this.env, this.buildFilter);
     this.built[index] = route;
     return route;
   }
 }
 
 function buildRoute(
-  index: number, route: CompiledRoute, service: RuntimeService, compiledService: CompiledService, env: WorkerEnv, buildFilter: FilterBuilder,
+  index: number, route: CompiledRoute, service: RuntimeService, config: CompiledConfig, env: WorkerEnv, buildFilter: FilterBuilder,
 ): RuntimeRoute {
   const filters: Filter[] = route.filters.map((f) => {
     try {
@@ -83,7 +83,7 @@ function buildRoute(
   return {
     index,
     name: route.name,
-    service: route.circuitBreaker === undefined && route.fallback === undefined ? service : routeService(route, service, compiledService, env),
+    service: route.circuitBreaker === undefined && route.fallback === undefined ? service : routeService(route, service, config, env),
     filters,
     responseFilters: responseFilters.length > 0 ? responseFilters : null,
     endFilters: endFilters.length > 0 ? endFilters : null,
@@ -106,8 +106,9 @@ function buildRoute(
  * `ctx.route.service.dispatch` (proxy.ts, its retries and resends, the gRPC transcoder), so
  * a route without overrides keeps the service itself and pays nothing.
  */
-function routeService(route: CompiledRoute, service: RuntimeService, compiledService: CompiledService, env: WorkerEnv): RuntimeService {
-  const policy = routePolicy(route, compiledService);
+function routeService(route: CompiledRoute, service: RuntimeService, config: CompiledConfig, env: WorkerEnv): RuntimeService {
+  const compiledService = config.services[route.service];
+  const policy = routePolicy(route, compiledService, config.breakerState?.buffer ?? null);
   return {
     ...service,
     dispatch: compose(toTarget, serviceInterceptors(compiledService, env, policy)),

@@ -184,9 +184,11 @@ export interface CompiledRoute {
   circuitBreaker?: CompiledBreaker | false;
   /** The route's own fallback cache, or false: none on this route; absent: the service's. */
   fallback?: CompiledFallback | false;
-  /** The own breaker's slot in the instance's shared buffer, set by the supervisor at publish
-   * (src/control/breaker-store.ts): keyed `route:<name>`, so a reload keeps the state. */
-  breakerShared?: { buffer: SharedArrayBuffer; slot: number };
+  /** The own breaker's slot in the instance's shared buffer (CompiledConfig.breakerState),
+   * set by the supervisor at publish (src/control/breaker-store.ts): keyed `route:<name>`, so
+   * a reload keeps the state. A slot, not the buffer: routes cross to workers in routeData
+   * (v8.serialize), which cannot hold a SharedArrayBuffer. */
+  breakerSlot?: number;
 }
 
 export interface CompiledConfig extends CompiledFilterRuntimes {

@@ -357,12 +357,12 @@ export function servicePolicy(service: CompiledService): BreakerPolicy {
  * overrides in place of the service's (a route's own breaker replaces the service's for its
  * tries, it does not stack with it), false for none, and the service's where it has none.
  */
-export function routePolicy(route: CompiledRoute, service: CompiledService): BreakerPolicy {
+export function routePolicy(route: CompiledRoute, service: CompiledService, buffer: SharedArrayBuffer | null): BreakerPolicy {
   const own = route.circuitBreaker;
-  const shared = route.breakerShared;
+  const slot = route.breakerSlot;
   const breaker = own === undefined ? breakerOf(service)
-    : own === false || shared === undefined ? null
-    : new Breaker(service.name, own, shared.buffer, shared.slot, route.name);
+    : own === false || slot === undefined || buffer === null ? null
+    : new Breaker(service.name, own, buffer, slot, route.name);
   const cache = route.fallback === undefined ? fallbackCacheFor(service)
     : route.fallback === false ? null
     : routeFallbackCache(route.name, service.name, route.fallback);
