@@ -8,7 +8,7 @@
 //   node dist/native-bench/breaker.bench.js
 import { Bench } from 'tinybench';
 import { compose, type DispatchFn, type DispatchHandler, type DispatchOptions, type DispatchController } from '../src/data/upstream/dispatch.js';
-import { breakerInterceptor } from '../src/data/upstream/breaker.js';
+import { breakerInterceptor, servicePolicy } from '../src/data/upstream/breaker.js';
 import { RequestContext } from '../src/data/request-context.js';
 import type { CompiledService } from '../src/shared/compiled-config.js';
 import { bufferBytes, type CompiledBreaker } from '../src/shared/breaker-layout.js';
@@ -39,7 +39,7 @@ function service(name: string, breaker: Partial<CompiledBreaker> | null, fallbac
 }
 
 function dispatchOf(svc: CompiledService): DispatchFn {
-  const i = breakerInterceptor(svc);
+  const i = breakerInterceptor(servicePolicy(svc));
   return compose(answer, i === null ? [] : [i]);
 }
 

@@ -1,6 +1,7 @@
 // The config keys of the circuit breaker, the fallback cache and overload protection
 // (docs/configuration.md, docs/resilience.md): their schema fragments, which
-// config-schema.ts places under each service and under `server`, and their compilation.
+// config-schema.ts places under each service, each route (the overrides) and under `server`,
+// and their compilation.
 import { z } from 'zod';
 import type { CompiledBreaker, CompiledFallback, CompiledOverload } from '../shared/breaker-layout.js';
 import { milliseconds, positiveInt, section } from './schema-kit.js';
@@ -16,13 +17,13 @@ const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
   else {
     const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?\s*$/i.exec(value);
     if (m === null) {
-      ctx.addIssue({ code: 'custom', message: `must be a byte size like 1048576 or "50MB" (units B, KB, MB, GB), got ${JSON.stringify(value)}` });
+      ctx.addIssue({ code: 'custom', continue: true, message: `must be a byte size like 1048576 or "50MB" (units B, KB, MB, GB), got ${JSON.stringify(value)}` });
       return z.NEVER;
     }
     bytes = Math.floor(Number(m[1]) * UNITS[(m[2] ?? '').toUpperCase()]);
   }
   if (!Number.isInteger(bytes) || bytes < 1 || bytes > MAX_CACHE_BYTES) {
-    ctx.addIssue({ code: 'custom', message: `must be a whole number of bytes from 1 to ${MAX_CACHE_BYTES} (64GB)` });
+    ctx.addIssue({ code: 'custom', continue: true, message: `must be a whole number of bytes from 1 to ${MAX_CACHE_BYTES} (64GB)` });
     return z.NEVER;
   }
   return bytes;
@@ -30,59 +31,121 @@ const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
 
 const seconds = z.number().positive().max(86_400 * 365, { error: 'must be at most a year (31536000 s)' });
 
-export const circuitBreakerSchema = section({
+/** The defaults of `circuit_breaker` and `fallback.cache`: one place for the service's schema
+ * and a route's override (whose keys have none: an unset key is the service's). */
+const BREAKER_DEFAULTS = { window_s: 10, min_requests: 20, open_s: 10, half_open_probes: 3 } as const;
+const FALLBACK_DEFAULTS = { ttl_s: 300, max_bytes: 50 * 1024 * 1024, max_entry_bytes: 1024 * 1024 } as const;
+
+const breakerKeys = {
   max_concurrent: positiveInt.optional(),
   max_pending: positiveInt.optional(),
   consecutive_failures: positiveInt.optional(),
   failure_rate: z.number().gt(0, { error: 'must be greater than 0' }).max(1, { error: 'must be at most 1 (a share: 0.5 = half)' }).optional(),
-  window_s: seconds.default(10),
-  min_requests: positiveInt.default(20),
+  window_s: seconds.optional(),
+  min_requests: positiveInt.optional(),
   slow_call_ms: milliseconds.optional(),
-  open_s: seconds.default(10),
-  half_open_probes: positiveInt.max(10_000).default(3),
+  open_s: seconds.optional(),
+  half_open_probes: positiveInt.max(10_000).optional(),
+};
+
+export const circuitBreakerSchema = section({
+  ...breakerKeys,
+  window_s: seconds.default(BREAKER_DEFAULTS.window_s),
+  min_requests: positiveInt.default(BREAKER_DEFAULTS.min_requests),
+  open_s: seconds.default(BREAKER_DEFAULTS.open_s),
+  half_open_probes: positiveInt.max(10_000).default(BREAKER_DEFAULTS.half_open_probes),
 });
+
+const fallbackCacheKeys = { ttl_s: seconds.optional(), max_bytes: byteSize.optional(), max_entry_bytes: byteSize.optional() };
 
 export const fallbackSchema = section({
   cache: section({
-    ttl_s: seconds.default(300),
-    max_bytes: byteSize.default(50 * 1024 * 1024),
-    max_entry_bytes: byteSize.default(1024 * 1024),
+    ttl_s: seconds.default(FALLBACK_DEFAULTS.ttl_s),
+    max_bytes: byteSize.default(FALLBACK_DEFAULTS.max_bytes),
+    max_entry_bytes: byteSize.default(FALLBACK_DEFAULTS.max_entry_bytes),
   }).prefault({}),
 });
+
+/**
+ * Keys of a route (config-schema.ts routeSchema spreads them), over its service's key by key
+ * (as `retry`): `circuit_breaker` gives the route its own breaker in place of the service's,
+ * `fallback` its own cache; `false` turns the service's off for the route
+ * (docs/resilience.md#per-route-overrides).
+ */
+export const breakerRouteKeys = {
+  circuit_breaker: z.union([section(breakerKeys), z.literal(false)], {
+    error: (issue) => (issue.code === 'invalid_union' ? 'must be a mapping of circuit_breaker keys (the route\'s own breaker), or false (no breaker on this route)' : undefined),
+  }).optional(),
+  fallback: z.union([section({ cache: section(fallbackCacheKeys).optional() }), z.literal(false)], {
+    error: (issue) => (issue.code === 'invalid_union' ? 'must be a mapping { cache: {...} } (the route\'s own fallback cache), or false (no fallback on this route)' : undefined),
+  }).optional(),
+};
 
 export const overloadSchema = section({
   heap_percent: z.number().gt(0, { error: 'must be greater than 0' }).max(100, { error: 'must be at most 100' }).optional(),
   check_ms: z.number().int().min(10, { error: 'must be at least 10' }).max(60_000).default(250),
 });
 
+type BreakerKeys = Partial<z.output<typeof circuitBreakerSchema>>;
+type FallbackCacheKeys = Partial<z.output<typeof fallbackSchema>['cache']>;
 type RawBreaker = z.output<typeof circuitBreakerSchema>;
 type RawFallback = z.output<typeof fallbackSchema>;
 
-export function compileBreaker(raw: RawBreaker | undefined): CompiledBreaker | null {
-  if (raw === undefined) return null;
+/** `over` key by key over `under` over the defaults. */
+function breakerOf(over: BreakerKeys, under: BreakerKeys): CompiledBreaker {
+  const pick = <K extends keyof BreakerKeys>(key: K) => over[key] ?? under[key];
   return {
-    maxConcurrent: raw.max_concurrent ?? 0,
-    maxPending: raw.max_pending ?? 0,
-    consecutiveFailures: raw.consecutive_failures ?? 0,
-    failureRate: raw.failure_rate ?? 0,
-    windowMs: Math.round(raw.window_s * 1000),
-    minRequests: raw.min_requests,
-    slowCallMs: raw.slow_call_ms ?? 0,
-    openMs: Math.max(1, Math.round(raw.open_s * 1000)),
-    halfOpenProbes: raw.half_open_probes,
+    maxConcurrent: pick('max_concurrent') ?? 0,
+    maxPending: pick('max_pending') ?? 0,
+    consecutiveFailures: pick('consecutive_failures') ?? 0,
+    failureRate: pick('failure_rate') ?? 0,
+    windowMs: Math.round((pick('window_s') ?? BREAKER_DEFAULTS.window_s) * 1000),
+    minRequests: pick('min_requests') ?? BREAKER_DEFAULTS.min_requests,
+    slowCallMs: pick('slow_call_ms') ?? 0,
+    openMs: Math.max(1, Math.round((pick('open_s') ?? BREAKER_DEFAULTS.open_s) * 1000)),
+    halfOpenProbes: pick('half_open_probes') ?? BREAKER_DEFAULTS.half_open_probes,
   };
+}
+
+function fallbackOf(over: FallbackCacheKeys, under: FallbackCacheKeys, identityHeaders: readonly string[]): CompiledFallback {
+  const maxBytes = over.max_bytes ?? under.max_bytes ?? FALLBACK_DEFAULTS.max_bytes;
+  return {
+    ttlMs: Math.round((over.ttl_s ?? under.ttl_s ?? FALLBACK_DEFAULTS.ttl_s) * 1000),
+    maxBytes,
+    maxEntryBytes: Math.min(over.max_entry_bytes ?? under.max_entry_bytes ?? FALLBACK_DEFAULTS.max_entry_bytes, maxBytes),
+    keyHeaders: [...new Set(['authorization', 'cookie', ...identityHeaders])],
+  };
+}
+
+export function compileBreaker(raw: RawBreaker | undefined): CompiledBreaker | null {
+  return raw === undefined ? null : breakerOf(raw, {});
 }
 
 /** `identityHeaders`: the header names every auth provider injects (auth-jwt's claims_to_headers). */
 export function compileFallback(raw: RawFallback | undefined, identityHeaders: readonly string[]): CompiledFallback | null {
-  if (raw === undefined) return null;
-  const c = raw.cache;
-  return {
-    ttlMs: Math.round(c.ttl_s * 1000),
-    maxBytes: c.max_bytes,
-    maxEntryBytes: Math.min(c.max_entry_bytes, c.max_bytes),
-    keyHeaders: [...new Set(['authorization', 'cookie', ...identityHeaders])],
-  };
+  return raw === undefined ? null : fallbackOf(raw.cache, {}, identityHeaders);
+}
+
+interface RouteBreakerKeys {
+  circuit_breaker?: BreakerKeys | false;
+  fallback?: { cache?: FallbackCacheKeys } | false;
+}
+
+/**
+ * A route's overrides of its service's breaker and fallback (CompiledRoute.circuitBreaker /
+ * .fallback): absent = the service's (no override, the route shares the service's chain),
+ * false = none on this route, else the route's own, its keys over the service's. `false`
+ * where the service has none changes nothing and compiles to absent.
+ */
+export function compileRouteBreaker(
+  route: RouteBreakerKeys, service: { circuit_breaker?: RawBreaker; fallback?: RawFallback }, identityHeaders: readonly string[],
+): { circuitBreaker?: CompiledBreaker | false; fallback?: CompiledFallback | false } {
+  const out: { circuitBreaker?: CompiledBreaker | false; fallback?: CompiledFallback | false } = {};
+  const b = route.circuit_breaker;
+  if (b === false) { if (service.circuit_breaker !== undefined) out.circuitBreaker = false; } else if (b !== undefined) out.circuitBreaker = breakerOf(b, service.circuit_breaker ?? {});
+  const f = route.fallback;
+  if (f === false) { if (service.fallback !== undefined) out.fallback = false; } else if (f !== undefined) out.fallback = fallbackOf(f.cache ?? {}, service.fallback?.cache ?? {}, identityHeaders);
+  return out;
 }
 
 export function compileOverload(maxConnections: number | undefined, raw: z.output<typeof overloadSchema> | undefined): CompiledOverload | null {

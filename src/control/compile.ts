@@ -13,7 +13,7 @@ import type {
   CompiledService,
   RewritePart,
 } from '../shared/compiled-config.js';
-import { methodMask, methodsInMask, OTHER_METHOD_BIT, DEFAULT_METHOD_MASK } from '../shared/methods.js';
+import { methodBit, methodMask, methodsInMask, OTHER_METHOD_BIT, DEFAULT_METHOD_MASK } from '../shared/methods.js';
 import { ConfigError, formatKeyPath, issueAt, unknownNameMessage, type ConfigIssue, type KeyPath, type LineLocator } from './config-error.js';
 import {
   parsePathPattern,
@@ -36,7 +36,7 @@ import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
 import { compileHealthCheck, compileOutlier } from './health-config.js';
 import { compileRouteResilience } from './retry-config.js';
-import { clientCertHeaderNames, compileBreaker, compileFallback, compileOverload } from './breaker-config.js';
+import { clientCertHeaderNames, compileBreaker, compileFallback, compileOverload, compileRouteBreaker } from './breaker-config.js';
 import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
 
 /** `{ [key]: value }`, or nothing for a null value (a section that is not configured). */
@@ -72,10 +72,13 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
   const grpcRoots: GrpcRoots = new Map();
-  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, [...identityHeaderNames(config.auth), ...clientCertHeaderNames(config.server.tls?.client_auth?.headers)], grpcRoots));
+  const identityHeaders = [...identityHeaderNames(config.auth), ...clientCertHeaderNames(config.server.tls?.client_auth?.headers)];
+  const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, identityHeaders, grpcRoots));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
   routes.forEach((route, index) => route && resolveRetry(route, config.routes[index], config.services[config.routes[index].service], services[route.service], index, report));
+  routes.forEach((route, index) => route && resolveBreaker(route, config.routes[index], config.services[config.routes[index].service], identityHeaders, index, report));
+  const routeFallbacks = routes.filter((route) => route?.fallback).map((route) => route!.name);
   // transcode: checked against the route's service's descriptors (src/grpc/compile.ts).
   config.routes.forEach((route, index) => {
     if (route.transcode !== undefined && routes[index]) {
@@ -113,6 +116,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
     // compileRoute returns null only after reporting an issue, so nothing is dropped here.
     routes: routes.filter((route): route is CompiledRoute => route !== null),
     ...(unroutedFilters.length > 0 ? { unroutedFilters } : {}),
+    ...(routeFallbacks.length > 0 ? { routeFallbacks } : {}),
     ...filterRuntimes,
   };
 }
@@ -299,6 +303,22 @@ function resolveRetry(route: CompiledRoute, raw: RawRoute, rawService: RawServic
   if (retry !== null) route.retry = retry;
   if (deadline !== null) route.deadline = deadline;
   if (retry !== null || deadline !== null) service.retryUsed = true;
+}
+
+/** A route's own circuit breaker and fallback, or none, over its service's (src/control/breaker-config.ts). */
+function resolveBreaker(route: CompiledRoute, raw: RawRoute, rawService: RawService, identityHeaders: readonly string[], index: number, report: Report): void {
+  const overrides = compileRouteBreaker(raw, rawService, identityHeaders);
+  // Set only when there is one: a route without them shares its service's dispatch chain.
+  if (overrides.circuitBreaker !== undefined) route.circuitBreaker = overrides.circuitBreaker;
+  const b = overrides.circuitBreaker;
+  if (b && b.consecutiveFailures === 0 && b.failureRate === 0 && b.maxConcurrent === 0 && b.maxPending === 0) {
+    report(['routes', index, 'circuit_breaker'], `sets no rule (consecutive_failures, failure_rate, max_concurrent or max_pending), and service ${raw.service} has no circuit_breaker to take them from: the breaker would never refuse a try`);
+  }
+  if (overrides.fallback !== undefined) route.fallback = overrides.fallback;
+  // The cache keeps and serves answers to GET only: on a route that takes no GET it would stay empty.
+  if (overrides.fallback && (route.match.methodMask & methodBit('GET')) === 0) {
+    report(['routes', index, 'fallback'], `keeps answers to GET only, and the route matches ${describeMethods(route.match.methodMask)}: it would never serve; remove it`);
+  }
 }
 
 function describeMethods(mask: number): string {

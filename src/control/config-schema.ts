@@ -24,7 +24,7 @@ import { versionConstraint } from '../filters/api-version/schema.js';
 import { tlsSchema, upstreamTlsSchema } from './tls-config.js';
 import { healthCheckSchema, outlierSchema } from './health-config.js';
 import { retryRouteKeys, retryServiceKeys } from './retry-config.js';
-import { circuitBreakerSchema, fallbackSchema, overloadSchema } from './breaker-config.js';
+import { breakerRouteKeys, circuitBreakerSchema, fallbackSchema, overloadSchema } from './breaker-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -299,6 +299,8 @@ const routeSchema = section({
   preserve_host: z.boolean().default(false),
   escaped_slashes: escapedSlashes.optional(),
   ...retryRouteKeys,
+  // Its own circuit breaker and fallback cache, or none (src/control/breaker-config.ts).
+  ...breakerRouteKeys,
   // REST/JSON to gRPC (src/grpc/, docs/grpc.md): the route's service must be a gRPC one.
   transcode: transcodeSchema.optional(),
   ...filterRouteKeys,

@@ -14,6 +14,7 @@ import { decodeRouteHistogram, newRouteHistogram } from '../filters/metrics/late
 import type { ConfigStore } from './config-store.js';
 import { escapeLabel, formatSnapshot } from './metrics-store.js';
 import type { Supervisor } from './supervisor.js';
+import type { BreakerStatus } from './breaker-store.js';
 
 type MetricType = 'counter' | 'gauge' | 'histogram';
 interface Value { labels: Record<string, string>; value: number; metricName?: string }
@@ -69,10 +70,10 @@ export class Observability {
       new Collected('lobby_upstream_ejections_total', 'Outlier ejections of a target.', 'counter', () => supervisor.health?.metricValues().ejections ?? []),
       new Collected('lobby_upstream_health_checks_total', 'Active health checks of a target, by result: ok, bad_status (not in expect_status), timeout, error (connect or TLS failure).', 'counter', () => supervisor.health?.metricValues().checks ?? []),
       // Circuit breakers (src/control/breaker-store.ts): read from the shared buffer at scrape time.
-      new Collected('lobby_breaker_state', 'Circuit breaker state by service: 0 closed, 1 open, 2 half-open (shared by all workers).', 'gauge', () => supervisor.breakers?.stateValues() ?? []),
-      new Collected('lobby_breaker_transitions_total', 'Circuit breaker transitions, by service and the state entered.', 'counter', () => supervisor.breakers?.transitionValues() ?? []),
-      new Collected('lobby_breaker_rejected_total', 'Tries refused by a circuit breaker, by service and reason (open, overflow: max_concurrent / max_pending).', 'counter', () => supervisor.breakers?.rejectedValues() ?? []),
-      new Collected('lobby_fallback_served_total', 'Answers from the last-good fallback cache while a breaker was open, by service.', 'counter', () => supervisor.breakers?.fallbackValues() ?? []),
+      new Collected('lobby_breaker_state', 'Circuit breaker state, by service (and route, for a route\'s own breaker): 0 closed, 1 open, 2 half-open (shared by all workers).', 'gauge', () => supervisor.breakers?.stateValues() ?? []),
+      new Collected('lobby_breaker_transitions_total', 'Circuit breaker transitions, by service (and route, for a route\'s own breaker) and the state entered.', 'counter', () => supervisor.breakers?.transitionValues() ?? []),
+      new Collected('lobby_breaker_rejected_total', 'Tries refused by a circuit breaker, by service (and route, for a route\'s own breaker) and reason (open, overflow: max_concurrent / max_pending).', 'counter', () => supervisor.breakers?.rejectedValues() ?? []),
+      new Collected('lobby_fallback_served_total', 'Answers from the last-good fallback cache while a breaker was open, by service (and route, for a route\'s own breaker).', 'counter', () => supervisor.breakers?.fallbackValues() ?? []),
     ];
     for (const m of metrics) this.registry.registerMetric(m as never);
     this.sampler = setInterval(() => this.sampleErrors(), SAMPLE_MS).unref();
@@ -201,7 +202,14 @@ export class Observability {
         return { ...row, errors_total: total, recent_errors: total - (base.get(key) ?? 0), ...(health === null ? {} : health) };
       }),
       ...(svc.circuitBreaker ? { circuit_breaker: this.supervisor.breakers?.statusOf(svc.name) ?? null } : {}),
+      ...routeBreakers(this.supervisor.breakers?.routesOf(svc.name) ?? []),
     }));
     return { recent_errors_window_s: RECENT_MS / 1000, services };
   }
+}
+
+/** The own breakers of a service's routes (`routes[].circuit_breaker`), under /upstreams'
+ * service: absent when none of its routes has one. */
+function routeBreakers(breakers: readonly BreakerStatus[]): { route_circuit_breakers?: readonly BreakerStatus[] } {
+  return breakers.length === 0 ? {} : { route_circuit_breakers: breakers };
 }

@@ -13,8 +13,8 @@ import { outlierInterceptor } from './upstream/outlier.js';
 import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
 import { undiciDispatch } from './upstream/undici-dispatch.js';
 import { retryInterceptor } from './upstream/retry.js';
-import { breakerInterceptor } from './upstream/breaker.js';
-import { fallbackServer } from './upstream/fallback-cache.js';
+import { breakerInterceptor, routePolicy, servicePolicy, type BreakerPolicy } from './upstream/breaker.js';
+import { fallbackServer, keepFallbackCaches } from './upstream/fallback-cache.js';
 import { attachGrpcService, grpcTargets, grpcTranscoder } from '../grpc/runtime.js';
 
 export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
@@ -61,13 +61,15 @@ export class Generation implements GenerationView {
 
   private buildRoute(index: number): RuntimeRoute {
     const compiled = this.routeData.route(index);
-    const route = buildRoute(index, compiled, this.services[compiled.service], this.env, this.buildFilter);
+    const route = buildRoute(index, compiled, this.services[compiled.service], this.config, this.env, this.buildFilter);
     this.built[index] = route;
     return route;
   }
 }
 
-function buildRoute(index: number, route: CompiledRoute, service: RuntimeService, env: WorkerEnv, buildFilter: FilterBuilder): RuntimeRoute {
+function buildRoute(
+  index: number, route: CompiledRoute, service: RuntimeService, config: CompiledConfig, env: WorkerEnv, buildFilter: FilterBuilder,
+): RuntimeRoute {
   const filters: Filter[] = route.filters.map((f) => {
     try {
       return buildFilter(f, env);
@@ -81,7 +83,7 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
   return {
     index,
     name: route.name,
-    service,
+    service: route.circuitBreaker === undefined && route.fallback === undefined ? service : routeService(route, service, config, env),
     filters,
     responseFilters: responseFilters.length > 0 ? responseFilters : null,
     endFilters: endFilters.length > 0 ? endFilters : null,
@@ -96,11 +98,36 @@ function buildRoute(index: number, route: CompiledRoute, service: RuntimeService
   };
 }
 
+/**
+ * The service as a route with its own `circuit_breaker` or `fallback` reaches it: the same
+ * targets, balancer and timeouts, with the route's dispatch chain (the service's interceptors
+ * with the route's breaker and cache in place of the service's) and fallback, built once when
+ * the route is built. Everything that sends a request of the route reads
+ * `ctx.route.service.dispatch` (proxy.ts, its retries and resends, the gRPC transcoder), so
+ * a route without overrides keeps the service itself and pays nothing.
+ */
+function routeService(route: CompiledRoute, service: RuntimeService, config: CompiledConfig, env: WorkerEnv): RuntimeService {
+  const compiledService = config.services[route.service];
+  const policy = routePolicy(route, compiledService, config.breakerState?.buffer ?? null);
+  return {
+    ...service,
+    dispatch: compose(toTarget, serviceInterceptors(compiledService, env, policy)),
+    serveFallback: fallbackServer(policy.cache),
+  };
+}
+
 export function buildGeneration(
   id: number, table: SharedArrayBuffer, routeData: SharedArrayBuffer, config: CompiledConfig, pools: PoolRegistry, env: WorkerEnv,
   buildFilter: FilterBuilder,
 ): Generation {
-  const services: RuntimeService[] = config.services.map((svc) => ({
+  keepFallbackCaches(config);
+  const services: RuntimeService[] = config.services.map((svc) => runtimeService(svc, servicePolicy(svc), pools, config, env));
+  config.services.forEach((svc, i) => { if (svc.grpc) attachGrpcService(services[i], svc.grpc); });
+  return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env, buildFilter);
+}
+
+function runtimeService(svc: CompiledService, policy: BreakerPolicy, pools: PoolRegistry, config: CompiledConfig, env: WorkerEnv): RuntimeService {
+  return {
     name: svc.name,
     targets: svc.grpc ? grpcTargets(svc.grpc) : svc.targets.map((t, i): RuntimeTarget => {
       const pooled = pools.acquire(svc, t, config.server.workers);
@@ -109,29 +136,29 @@ export function buildGeneration(
         healthSlot: svc.health && env.healthTable ? svc.health.targetSlots[i] : -1,
       };
     }),
-    dispatch: compose(toTarget, serviceInterceptors(svc, env)),
+    dispatch: compose(toTarget, serviceInterceptors(svc, env, policy)),
     pick: picker(svc, env),
     isUp: upTest(svc, env),
     connectMs: svc.timeouts.connectMs,
     responseMs: svc.timeouts.responseMs,
     idleMs: svc.timeouts.idleMs,
-    serveFallback: fallbackServer(svc),
-  }));
-  config.services.forEach((svc, i) => { if (svc.grpc) attachGrpcService(services[i], svc.grpc); });
-  return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env, buildFilter);
+    serveFallback: fallbackServer(policy.cache),
+  };
 }
 
 /**
  * A service's upstream policies, outermost first, composed over its targets' clients once
  * per generation (issue 14: retry -> breaker -> outlier -> client), written once for both
- * clients. `env` gives them the instance's shared tables (absent outside a worker).
+ * clients. `env` gives them the instance's shared tables (absent outside a worker);
+ * `policy` is the breaker and fallback cache of the chain: the service's, or a route's
+ * (routeService).
  */
-export function serviceInterceptors(service: CompiledService, env?: WorkerEnv): Interceptor[] {
+export function serviceInterceptors(service: CompiledService, env?: WorkerEnv, policy: BreakerPolicy = servicePolicy(service)): Interceptor[] {
   const interceptors: Interceptor[] = [];
   // Outermost: retries and the deadline; each try goes through the ones inside.
   if (service.retryUsed === true) interceptors.push(retryInterceptor(service));
   // Then the circuit breaker and the fallback capture: each try counts.
-  const breaker = breakerInterceptor(service);
+  const breaker = breakerInterceptor(policy);
   if (breaker !== null) interceptors.push(breaker);
   // Innermost, just above the client: outlier ejection counts each try's own outcome.
   const outlier = outlierInterceptor(service, env?.healthTable, env?.workerIndex ?? 0);

@@ -96,6 +96,9 @@ export interface TranscoderHook {
 export interface RuntimeRoute {
   readonly index: number;
   readonly name: string;
+  /** The route's service; for a route with its own `circuit_breaker` or `fallback`, a copy of
+   * it with the route's dispatch chain and serveFallback (generation.ts routeService): same
+   * name, targets and balancer, so compare services by name, not by identity. */
   readonly service: RuntimeService;
   readonly filters: readonly Filter[];
   /** Filters with onResponse, in reverse chain order; null when none (one comparison). */

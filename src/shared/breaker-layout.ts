@@ -1,15 +1,16 @@
 // The instance's resilience state shared by every worker (issue 14): one SharedArrayBuffer the
 // control plane allocates (src/control/breaker-store.ts) and hands to workers with each
-// compiled config. It holds one slot per service with a circuit breaker, keyed by service
-// name in the control plane, so a reload (a new generation) keeps every breaker's state, and
-// a header with the overload guard's per-worker open-request counts.
+// compiled config. It holds one slot per circuit breaker (a service's, keyed by its name in
+// the control plane; a route's own, keyed `route:<name>`), so a reload (a new generation)
+// keeps every breaker's state, and a header with the overload guard's per-worker
+// open-request counts.
 //
 // All fields are Int32 read and written with Atomics. Times are milliseconds on a wrapping
 // Int32 clock (`((now - then) | 0)` is right for spans under 24 days) whose zero is the
 // buffer's base (a Float64 at byte 0, Date-epoch ms): every thread converts its own
 // performance clock to it once (workers' performance.now() origins differ).
 
-/** The compiled `circuit_breaker` of a service (docs/resilience.md#circuit-breaker). 0 = off. */
+/** The compiled `circuit_breaker` of a service or a route (docs/resilience.md#circuit-breaker). 0 = off. */
 export interface CompiledBreaker {
   maxConcurrent: number;
   maxPending: number;
@@ -23,7 +24,7 @@ export interface CompiledBreaker {
   halfOpenProbes: number;
 }
 
-/** The compiled `fallback.cache` of a service (docs/resilience.md#fallback-cache). */
+/** The compiled `fallback.cache` of a service or a route (docs/resilience.md#fallback-cache). */
 export interface CompiledFallback {
   ttlMs: number;
   maxBytes: number;
@@ -46,8 +47,16 @@ export interface CompiledOverload {
 /** What a generation's config carries of the shared buffer (set by the supervisor at publish). */
 export interface CompiledBreakerState {
   buffer: SharedArrayBuffer;
-  /** Slot of each service with a breaker, by name. */
+  /** Slot of each breaker: a service's by its name, a route's own by `route:<name>`. */
   slots: Record<string, number>;
+}
+
+/**
+ * The key of a route's own breaker slot (control plane) and fallback cache (each worker):
+ * `:` is not allowed in a name, so it never meets a service's key (its name).
+ */
+export function routeOverrideKey(route: string): string {
+  return `route:${route}`;
 }
 
 export const BREAKER_STATE = { CLOSED: 0, OPEN: 1, HALF_OPEN: 2 } as const;

@@ -179,6 +179,16 @@ export interface CompiledRoute {
   deadline?: CompiledDeadline | null;
   /** REST/JSON to gRPC (src/grpc/), or absent/null. */
   transcode?: CompiledTranscode | null;
+  /** The route's own circuit breaker in place of its service's, or false: none on this
+   * route; absent: the service's (docs/resilience.md#per-route-overrides). */
+  circuitBreaker?: CompiledBreaker | false;
+  /** The route's own fallback cache, or false: none on this route; absent: the service's. */
+  fallback?: CompiledFallback | false;
+  /** The own breaker's slot in the instance's shared buffer (CompiledConfig.breakerState),
+   * set by the supervisor at publish (src/control/breaker-store.ts): keyed `route:<name>`, so
+   * a reload keeps the state. A slot, not the buffer: routes cross to workers in routeData
+   * (v8.serialize), which cannot hold a SharedArrayBuffer. */
+  breakerSlot?: number;
 }
 
 export interface CompiledConfig extends CompiledFilterRuntimes {
@@ -192,4 +202,8 @@ export interface CompiledConfig extends CompiledFilterRuntimes {
   /** The instance's shared breaker/overload buffer, set by the supervisor when it publishes
    * (src/control/breaker-store.ts); absent in a config not published yet. */
   breakerState?: CompiledBreakerState;
+  /** Names of the routes with a fallback cache of their own (CompiledRoute.fallback): a
+   * worker keeps those caches across reloads and drops the others (fallback-cache.ts). The
+   * routes themselves travel in routeData, decoded only on a route's first request. */
+  routeFallbacks?: string[];
 }

@@ -101,3 +101,60 @@ routes: [ { name: r, match: { prefix: / }, service: s } ]
     }
   });
 });
+
+describe('per-route circuit_breaker and fallback', () => {
+  const config = (service: string, routes: string) => `server: { port: 8080 }
+services:
+  s: { targets: ["http://127.0.0.1:9001"]${service} }
+  plain: { targets: ["http://127.0.0.1:9002"] }
+routes:
+${routes}
+`;
+  const withBoth = ', circuit_breaker: { consecutive_failures: 5, max_concurrent: 100, open_s: 20 }, fallback: { cache: { ttl_s: 60, max_bytes: 2MB } }';
+
+  it("a route's keys over its service's, key by key; false turns the service's off; absent keeps the service's", () => {
+    const c = loadConfigText(config(withBoth, `
+  - { name: own, match: { prefix: /own }, service: s, circuit_breaker: { consecutive_failures: 2 }, fallback: { cache: { ttl_s: 5 } } }
+  - { name: off, match: { prefix: /off }, service: s, circuit_breaker: false, fallback: false }
+  - { name: same, match: { prefix: /same }, service: s }
+  - { name: fresh, match: { prefix: /fresh }, service: plain, circuit_breaker: { failure_rate: 0.5 }, fallback: {} }
+  - { name: nothing-to-turn-off, match: { prefix: /n }, service: plain, circuit_breaker: false, fallback: false }`), FILE, {});
+    const [own, off, same, fresh, nothing] = c.routes;
+    assert.deepEqual(own.circuitBreaker, {
+      maxConcurrent: 100, maxPending: 0, consecutiveFailures: 2, failureRate: 0, windowMs: 10_000, minRequests: 20, slowCallMs: 0, openMs: 20_000, halfOpenProbes: 3,
+    });
+    assert.deepEqual(own.fallback, { ttlMs: 5000, maxBytes: 2 * 1024 * 1024, maxEntryBytes: 1024 * 1024, keyHeaders: ['authorization', 'cookie'] });
+    assert.equal(off.circuitBreaker, false);
+    assert.equal(off.fallback, false);
+    assert.ok(!('circuitBreaker' in same) && !('fallback' in same), 'no override: the route shares its service chain');
+    assert.equal((fresh.circuitBreaker as { failureRate: number }).failureRate, 0.5, 'a service without a breaker: the defaults under the route keys');
+    assert.equal((fresh.fallback as { ttlMs: number }).ttlMs, 300_000);
+    assert.ok(!('circuitBreaker' in nothing) && !('fallback' in nothing), 'false where the service has none changes nothing');
+    assert.deepEqual(c.routeFallbacks, ['own', 'fresh'], 'the routes with a cache of their own');
+  });
+
+  it('refuses bad overrides naming the file, the key path and what is wrong', () => {
+    const cases: [string, string, RegExp][] = [
+      ['circuit_breaker: true', 'routes[0].circuit_breaker', /mapping of circuit_breaker keys.*or false/],
+      ['circuit_breaker: { open_s: 0 }', 'routes[0].circuit_breaker.open_s', /greater than 0/],
+      ['circuit_breaker: { consecutve_failures: 2 }', 'routes[0].circuit_breaker.consecutve_failures', /unknown key, did you mean "consecutive_failures"/],
+      ['fallback: { ttl_s: 5 }', 'routes[0].fallback.ttl_s', /unknown key \(allowed: cache\)/],
+      ['fallback: { cache: { max_bytes: "1XB" } }', 'routes[0].fallback.cache.max_bytes', /byte size like/],
+      ['fallback: "off"', 'routes[0].fallback', /mapping \{ cache.*or false/],
+    ];
+    for (const [keys, path, message] of cases) {
+      const issues = issuesOf(config(withBoth, `  - { name: r, match: { prefix: /r }, service: s, ${keys} }`));
+      const issue = issues.find((i) => i.path === path);
+      assert.ok(issue, `${path}: ${JSON.stringify(issues)}`);
+      assert.match(issue.message, message);
+      assert.equal(issue.file, FILE);
+    }
+    // Rules between values.
+    let issues = issuesOf(config(withBoth, '  - { name: w, match: { prefix: /w, methods: [POST, PUT] }, service: s, fallback: {} }'));
+    assert.equal(issues[0].path, 'routes[0].fallback');
+    assert.match(issues[0].message, /GET only, and the route matches POST, PUT/);
+    issues = issuesOf(config('', '  - { name: e, match: { prefix: /e }, service: s, circuit_breaker: { open_s: 5 } }'));
+    assert.equal(issues[0].path, 'routes[0].circuit_breaker');
+    assert.match(issues[0].message, /sets no rule .* service s has no circuit_breaker/);
+  });
+});

@@ -1,8 +1,10 @@
 // The circuit breaker of a service (docs/resilience.md#circuit-breaker), an upstream
 // interceptor (dispatch.ts): every try of a request passes it (retries outside it count each).
+// A route with its own `circuit_breaker` gets its own breaker in its own dispatch chain, in
+// place of the service's (routePolicy, generation.ts).
 //
 // Its state lives in the instance's shared buffer (src/shared/breaker-layout.ts), one slot
-// per service, so every worker sees the same state and counts: closed → open when
+// per breaker, so every worker sees the same state and counts: closed → open when
 // `consecutive_failures` tries failed in a row or `failure_rate` of at least `min_requests`
 // tries within `window_s` failed; open → half-open after `open_s`; half-open admits
 // `half_open_probes` tries, and closes when all of them succeed, opens again on a failure.
@@ -24,7 +26,7 @@ import { log } from '../../shared/log.js';
 import {
   BREAKER_STATE, BREAKER_STATE_NAMES, SLOT, WINDOW_BUCKETS, baseOf, slotOffset, type CompiledBreaker,
 } from '../../shared/breaker-layout.js';
-import type { CompiledService } from '../../shared/compiled-config.js';
+import type { CompiledRoute, CompiledService } from '../../shared/compiled-config.js';
 import type { UpstreamErrorCode } from '../../shared/errors.js';
 import { coarseNow } from '../deadlines.js';
 import { RESPONSE_FLAG, type RequestContext } from '../request-context.js';
@@ -32,7 +34,7 @@ import {
   upstreamError, type DispatchController, type DispatchFn, type DispatchHandler, type DispatchOptions, type HeaderField, type Interceptor,
   type UpstreamError,
 } from './dispatch.js';
-import { cacheableVary, copyHeaders, fallbackCacheFor, type FallbackCache } from './fallback-cache.js';
+import { cacheableVary, copyHeaders, fallbackCacheFor, routeFallbackCache, type FallbackCache } from './fallback-cache.js';
 
 const { CLOSED, OPEN, HALF_OPEN } = BREAKER_STATE;
 
@@ -44,19 +46,23 @@ function isFailure(code: UpstreamErrorCode): boolean {
   }
 }
 
-/** One service's breaker: a view on its slot of the shared buffer. */
+/** One breaker (a service's, or a route's own): a view on its slot of the shared buffer. */
 export class Breaker {
   private readonly s: Int32Array;
   private readonly at: number;
   /** This thread's performance clock → the buffer's wrapping ms clock. */
   private readonly offset: number;
   private readonly bucketMs: number;
+  /** What it guards, for messages: `service <name>` or `route <name> (service <name>)`. */
+  readonly label: string;
 
-  constructor(readonly name: string, readonly config: CompiledBreaker, buffer: SharedArrayBuffer, slot: number) {
+  /** `name`: the service's; `route`: the route whose own breaker this is, null for the service's. */
+  constructor(readonly name: string, readonly config: CompiledBreaker, buffer: SharedArrayBuffer, slot: number, readonly route: string | null = null) {
     this.s = new Int32Array(buffer);
     this.at = slotOffset(slot);
     this.offset = performance.timeOrigin - baseOf(buffer);
     this.bucketMs = Math.max(1, Math.ceil(config.windowMs / WINDOW_BUCKETS));
+    this.label = route === null ? `service ${name}` : `route ${route} (service ${name})`;
   }
 
   now(): number {
@@ -196,7 +202,9 @@ export class Breaker {
 
   private transitioned(to: number): void {
     Atomics.add(this.s, this.at + SLOT.TO_CLOSED + to, 1);
-    const fields = { service: this.name, state: BREAKER_STATE_NAMES[to], open_s: this.config.openMs / 1000 };
+    const fields = this.route === null
+      ? { service: this.name, state: BREAKER_STATE_NAMES[to], open_s: this.config.openMs / 1000 }
+      : { service: this.name, route: this.route, state: BREAKER_STATE_NAMES[to], open_s: this.config.openMs / 1000 };
     if (to === OPEN) log.warn('circuit breaker opened', fields);
     else log.info(to === CLOSED ? 'circuit breaker closed' : 'circuit breaker half-open', fields);
   }
@@ -319,13 +327,13 @@ const REFUSED: DispatchController = { abort() {}, pause() {}, resume() {}, abort
 
 /** The error of a refused try; the Retry-After header goes with it (proxy.ts sends it). */
 function refusal(breaker: Breaker, result: number): UpstreamError {
-  if (result === -2) return upstreamError('overflow', `service ${breaker.name}: circuit_breaker max_concurrent or max_pending reached`);
-  const err = upstreamError('circuit_open', `service ${breaker.name}: circuit breaker open`) as UpstreamError & { headers?: readonly string[] };
+  if (result === -2) return upstreamError('overflow', `${breaker.label}: circuit_breaker max_concurrent or max_pending reached`);
+  const err = upstreamError('circuit_open', `${breaker.label}: circuit breaker open`) as UpstreamError & { headers?: readonly string[] };
   err.headers = ['retry-after', String(breaker.retryAfterS())];
   return err;
 }
 
-/** The service's breaker state, kept per buffer and name so every generation shares one view. */
+/** The service's breaker: a view on its slot (by name, so every generation shares the state). */
 export function breakerOf(service: CompiledService): Breaker | null {
   const config = service.circuitBreaker ?? null;
   const shared = service.breakerShared;
@@ -333,13 +341,40 @@ export function breakerOf(service: CompiledService): Breaker | null {
   return new Breaker(service.name, config, shared.buffer, shared.slot);
 }
 
+/** What a dispatch chain's breaker interceptor guards its tries with; either may be null. */
+export interface BreakerPolicy {
+  readonly breaker: Breaker | null;
+  readonly cache: FallbackCache | null;
+}
+
+/** A service's own breaker and fallback cache (what its routes get unless they override them). */
+export function servicePolicy(service: CompiledService): BreakerPolicy {
+  return { breaker: breakerOf(service), cache: fallbackCacheFor(service) };
+}
+
 /**
- * The interceptor of a service with a circuit breaker or a fallback cache (none without
+ * A route's breaker and fallback cache (docs/resilience.md#per-route-overrides): each of its
+ * overrides in place of the service's (a route's own breaker replaces the service's for its
+ * tries, it does not stack with it), false for none, and the service's where it has none.
+ */
+export function routePolicy(route: CompiledRoute, service: CompiledService, buffer: SharedArrayBuffer | null): BreakerPolicy {
+  const own = route.circuitBreaker;
+  const slot = route.breakerSlot;
+  const breaker = own === undefined ? breakerOf(service)
+    : own === false || slot === undefined || buffer === null ? null
+    : new Breaker(service.name, own, buffer, slot, route.name);
+  const cache = route.fallback === undefined ? fallbackCacheFor(service)
+    : route.fallback === false ? null
+    : routeFallbackCache(route.name, service.name, route.fallback);
+  return { breaker, cache };
+}
+
+/**
+ * The interceptor of a chain with a circuit breaker or a fallback cache (none without
  * either: serviceInterceptors adds nothing, the plain path pays nothing).
  */
-export function breakerInterceptor(service: CompiledService): Interceptor | null {
-  const breaker = breakerOf(service);
-  const cache = fallbackCacheFor(service);
+export function breakerInterceptor(policy: BreakerPolicy): Interceptor | null {
+  const { breaker, cache } = policy;
   if (breaker === null && cache === null) return null;
   return (next: DispatchFn): DispatchFn => (options: DispatchOptions, handler: DispatchHandler) => {
     const ctx = (options as WithContext).ctx ?? null;

@@ -3,7 +3,8 @@
 // or while it has no healthy target (RuntimeService.serveFallback), marked
 // `Cache-Status: lobby; hit; detail=stale-if-error` (RFC 9211, RFC 5861) with its `Age`.
 //
-// Per worker: a Map in LRU order bounded by bytes, one per service name, kept across
+// Per worker: a Map in LRU order bounded by bytes, one per service name (and one per route
+// with a `fallback` of its own, docs/resilience.md#per-route-overrides), kept across
 // generations (a reload keeps the last-good answers). Sharing it between workers would mean
 // copying bodies through shared memory on every capture; each worker learns its own.
 //
@@ -12,8 +13,8 @@
 // user's answer is never served to another) and of the request headers the response's
 // `Vary` names. Responses marked no-store or private, with Set-Cookie, `Vary: *`, a status
 // outside 2xx (or 206) or a body larger than max_entry_bytes are never kept.
-import type { CompiledFallback } from '../../shared/breaker-layout.js';
-import type { CompiledService } from '../../shared/compiled-config.js';
+import { routeOverrideKey, type CompiledFallback } from '../../shared/breaker-layout.js';
+import type { CompiledConfig, CompiledService } from '../../shared/compiled-config.js';
 import { coarseNow } from '../deadlines.js';
 import { endResponse, lowerEquals, startResponse, writeResponseData } from '../exchange.js';
 import { PHASE, RESPONSE_FLAG, type HeaderField, type RequestContext } from '../request-context.js';
@@ -199,20 +200,47 @@ export class FallbackCache {
 /** The controller of a replayed answer: there is no connection to pause or abort. */
 const REPLAYED: DispatchController = { abort() {}, pause() {}, resume() {}, aborted: false, paused: false };
 
+/** The worker's caches: a service's by its name, a route's own by routeOverrideKey(). */
 const caches = new Map<string, FallbackCache>();
+
+function cacheAt(key: string, config: CompiledFallback): FallbackCache {
+  let cache = caches.get(key);
+  if (cache === undefined) { cache = new FallbackCache(config); caches.set(key, cache); } else cache.reconfigure(config);
+  return cache;
+}
 
 /** The worker's cache of a service (one per name, kept across generations), or null without `fallback`. */
 export function fallbackCacheFor(service: CompiledService): FallbackCache | null {
   const config = service.fallback ?? null;
   if (config === null) { caches.delete(service.name); return null; }
-  let cache = caches.get(service.name);
-  if (cache === undefined) { cache = new FallbackCache(config); caches.set(service.name, cache); } else cache.reconfigure(config);
+  return cacheAt(service.name, config);
+}
+
+/** Which service a route's own cache holds answers of: one moved to another service starts empty. */
+const routeCacheService = new Map<string, string>();
+
+/** The worker's own cache of a route with `fallback` (kept across generations while the route keeps it). */
+export function routeFallbackCache(route: string, service: string, config: CompiledFallback): FallbackCache {
+  const key = routeOverrideKey(route);
+  const cache = cacheAt(key, config);
+  if (routeCacheService.get(key) !== service) { cache.clear(); routeCacheService.set(key, service); }
   return cache;
 }
 
-/** RuntimeService.serveFallback of a service: null without a fallback (one comparison for callers). */
-export function fallbackServer(service: CompiledService): ((ctx: RequestContext) => boolean) | null {
-  const cache = fallbackCacheFor(service);
+/**
+ * A new generation: the caches its config has no use for are dropped (a service without
+ * `fallback` or gone, a route without its own), so their bytes do not outlive the config.
+ * Route caches are made on the route's first request; the config names them ahead.
+ */
+export function keepFallbackCaches(config: CompiledConfig): void {
+  const kept = new Set<string>();
+  for (const s of config.services) if (s.fallback) kept.add(s.name);
+  for (const r of config.routeFallbacks ?? []) kept.add(routeOverrideKey(r));
+  for (const key of caches.keys()) if (!kept.has(key)) { caches.delete(key); routeCacheService.delete(key); }
+}
+
+/** RuntimeService.serveFallback over a cache: null without one (one comparison for callers). */
+export function fallbackServer(cache: FallbackCache | null): ((ctx: RequestContext) => boolean) | null {
   return cache === null ? null : (ctx) => cache.serve(ctx);
 }
 
