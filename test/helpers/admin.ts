@@ -1,5 +1,6 @@
 // A small client for Lobby's admin API in tests.
 import { request } from 'undici';
+import type { BreakerStatus } from '../../src/control/breaker-store.js';
 
 export interface AdminResponse {
   status: number;
@@ -64,4 +65,27 @@ export async function waitUntil(what: string, check: () => Promise<boolean> | bo
     if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The circuit breaker of `service` as GET /status shows it. */
+export async function breakerStatus(admin: AdminClient, service: string): Promise<BreakerStatus> {
+  const status = await admin.get('/status');
+  return status.body.circuit_breakers.find((b: BreakerStatus) => b.service === service);
+}
+
+/**
+ * The breaker of `service` once `check` holds. A try is counted when its upstream response is
+ * complete, which a client can see a moment before: the gateway writes the last byte of a sized
+ * body as it relays it, and the worker thread may be preempted before it records the outcome
+ * (GET /status reads the shared slots without asking the workers). A transition is counted
+ * just after the state changes: wait for the count, not only the state, before asserting it.
+ */
+export async function breakerOnce(admin: AdminClient, service: string, what: string, check: (b: BreakerStatus) => boolean, timeoutMs = 5_000): Promise<BreakerStatus> {
+  let b: BreakerStatus | undefined;
+  try {
+    await waitUntil(`${service}: ${what}`, async () => check(b = await breakerStatus(admin, service)), timeoutMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last seen: ${JSON.stringify(b)}`);
+  }
+  return b!;
 }
