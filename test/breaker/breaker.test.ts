@@ -9,7 +9,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
+import { adminClient, breakerOnce as breakerOnceOf, breakerStatus, waitUntil, type AdminClient } from '../helpers/admin.js';
+import type { BreakerStatus } from '../../src/control/breaker-store.js';
 import { freePort } from '../helpers/ports.js';
 import { startStalledListener, type StalledListener } from '../helpers/stalled-listener.js';
 import { parsePrometheusText } from '../helpers/prom-text.js';
@@ -33,22 +34,10 @@ async function get(path: string): Promise<{ status: number; headers: Record<stri
   return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) };
 }
 
-async function breaker(service: string): Promise<any> {
-  const status = await admin.get('/status');
-  return status.body.circuit_breakers.find((b: { service: string }) => b.service === service);
-}
-
-/**
- * The breaker once `check` holds. A try is counted when the upstream response is complete,
- * which a client can see a moment before: the gateway writes the last byte of a sized body
- * as it relays it, and the worker thread may be preempted before it records the outcome.
- */
-async function breakerOnce(service: string, what: string, check: (b: any) => boolean): Promise<any> {
-  let b: any;
-  await waitUntil(`${service}: ${what}`, async () => check(b = await breaker(service)), 5_000);
-  return b;
-}
-const inState = (state: string) => (b: any) => b.state === state;
+const breaker = (service: string) => breakerStatus(admin, service);
+/** The breaker once `check` holds (see test/helpers/admin.ts: a try is counted just after its last byte went out). */
+const breakerOnce = (service: string, what: string, check: (b: BreakerStatus) => boolean) => breakerOnceOf(admin, service, what, check);
+const inState = (state: string) => (b: BreakerStatus) => b.state === state;
 
 before(async () => {
   flaky = await startUpstream('flaky', (req, res) => {
@@ -126,10 +115,14 @@ describe('circuit breaker', () => {
     b = await breaker('flaky');
     assert.equal(b.state, 'half_open', 'one of two probes succeeded');
     assert.equal((await get('/flaky')).status, 200);
-    b = await breakerOnce('flaky', 'closed', inState('closed'));
+    // The state changes first, then the transition is counted, then logged.
+    b = await breakerOnce('flaky', 'closed', (x) => x.state === 'closed' && x.transitions.closed === 1);
     assert.deepEqual(b.transitions, { closed: 1, open: 2, half_open: 2 });
-    // Each transition is logged once per instance (by the worker that won the swap).
-    const lines = gw.stderr().split('\n').filter((l) => l.includes('"service":"flaky"'));
+    // Each transition is logged once per instance (by the worker that won the swap), into the
+    // one stderr pipe and in order: once the last (closed) line is read, the earlier ones are.
+    const flakyLines = () => gw.stderr().split('\n').filter((l) => l.includes('"service":"flaky"'));
+    await waitUntil('the closed transition logged', () => flakyLines().some((l) => l.includes('circuit breaker closed')), 5_000);
+    const lines = flakyLines();
     assert.equal(lines.filter((l) => l.includes('circuit breaker opened')).length, 2, lines.join('\n'));
     assert.equal(lines.filter((l) => l.includes('circuit breaker half-open')).length, 2);
     assert.equal(lines.filter((l) => l.includes('circuit breaker closed')).length, 1);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Client } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
+import { adminClient, breakerOnce, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
 import { sign, type TestKey } from '../helpers/jwt.js';
 
@@ -30,8 +30,8 @@ async function get(path: string, headers: Record<string, string> = {}, method = 
 async function openBreaker(service: string): Promise<void> {
   failing.add(service);
   for (let i = 0; i < 2; i++) assert.equal((await get(`/${service}/fail-${i}`)).status, 500);
-  const status = await admin.get('/status');
-  assert.equal(status.body.circuit_breakers.find((b: { service: string }) => b.service === service).state, 'open');
+  // Counted just after the client got the last byte: waited for.
+  await breakerOnce(admin, service, 'open', (b) => b.state === 'open');
 }
 
 function assertHit(r: Answer, body: string): void {

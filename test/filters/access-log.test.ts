@@ -165,25 +165,37 @@ describe('access-log lines from the filter', () => {
     const dir = await mkdtemp(join(tmpdir(), 'lobby-sample-'));
     try {
       const file = join(dir, 's.log');
+      const errorsFile = join(dir, 'e.log');
       const half = buildAccessLog({ path: file, sample: 0.5, onlyErrors: false, fields: ['status'] }, { workerIndex: 0 } as never);
-      const errors = buildAccessLog({ path: file, sample: 1, onlyErrors: true, fields: ['status'] }, { workerIndex: 0 } as never);
+      // A file of its own: the skipped 2xx would be its first line, the 503 its last.
+      const errors = buildAccessLog({ path: errorsFile, sample: 1, onlyErrors: true, fields: ['status'] }, { workerIndex: 0 } as never);
       const ctx = new RequestContext({} as never, {} as never, performance.now());
       ctx.status = 200;
       for (let i = 0; i < 2000; i++) half.onEnd!(ctx);
       errors.onEnd!(ctx); // a 2xx without flags: not an error
       ctx.status = 503;
       errors.onEnd!(ctx);
+      // The sampled file's last line, logged whatever the sample draws.
+      ctx.status = 200;
+      const marker = buildAccessLog({ path: file, sample: 1, onlyErrors: false, fields: ['status', 'correlation_id'] }, { workerIndex: 0 } as never);
+      ctx.correlationId = 'last';
+      marker.onEnd!(ctx);
       destinationFor(file).flush();
-      let text = '';
-      for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
-        text = await readFile(file, 'utf8').catch(() => '');
-        if (text.includes('"status":503')) break;
-      }
-      const statuses = text.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { status: number }).status);
-      const n = statuses.filter((s) => s === 200).length;
+      destinationFor(errorsFile).flush();
+      // The writes are asynchronous and in order: each file is complete once its last line is there.
+      const read = async (f: string, last: string) => {
+        let text = '';
+        for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+          text = await readFile(f, 'utf8').catch(() => '');
+          if (text.includes(last)) break;
+        }
+        return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { status: number; correlation_id?: string });
+      };
+      const sampled = (await read(file, '"correlation_id":"last"')).filter((l) => l.correlation_id === undefined);
+      const n = sampled.filter((l) => l.status === 200).length;
       // Binomial(2000, 0.5): outside 800..1200 has a probability below 1e-18.
       assert.ok(n > 800 && n < 1200, `${n} of 2000 lines at sample 0.5`);
-      assert.deepEqual(statuses.filter((s) => s !== 200), [503]);
+      assert.deepEqual((await read(errorsFile, '"status":503')).map((l) => l.status), [503], 'only the 503: the plain 2xx was skipped');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -119,21 +119,25 @@ describe('recording and summing', () => {
       const ctx = finishedContext();
       for (const worker of fixture.recorders) for (const r of worker) { ctx.status = 200; r.onEnd!(ctx); ctx.status = 503; r.onEnd!(ctx); }
       await fixture.observability.metricsText(); // warm-up (JIT)
+      // CPU time, not wall time: a scrape preempted on a loaded machine takes longer by the
+      // clock, not in CPU. (The process's CPU: this thread's, plus whatever GC or JIT threads
+      // did meanwhile; the fastest of 5 leaves little of that.)
       const times: number[] = [];
       let text = '';
       for (let i = 0; i < 5; i++) {
-        const t = performance.now();
+        const cpu = process.cpuUsage();
         text = await fixture.observability.metricsText();
-        times.push(performance.now() - t);
+        const used = process.cpuUsage(cpu);
+        times.push((used.user + used.system) / 1000);
       }
       const families = parsePrometheusText(text);
       assert.equal(families.get('lobby_requests_total')!.samples.length, 2000);
       assert.equal(sampleValue(families, 'lobby_requests_total', { route: 'route-999', code: '5xx' }), 2);
       assert.equal(families.get('lobby_request_duration_seconds')!.samples.length, 1000 * 16);
       times.sort((a, b) => a - b);
-      // The budget is 50 ms (native-bench/metrics.bench.ts measures it); the bound here is loose
-      // so a loaded 2-core machine does not fail it, and still catches a per-line formatter (130 ms+).
-      assert.ok(times[0] < 100, `fastest of 5 scrapes took ${times[0].toFixed(1)} ms`);
+      // The budget is 50 ms (native-bench/metrics.bench.ts measures it; about 6 ms of CPU here):
+      // the bound is twice that, and still catches a per-line formatter (130 ms+).
+      assert.ok(times[0] < 100, `fastest of 5 scrapes took ${times[0].toFixed(1)} ms of CPU`);
     } finally {
       fixture.observability.close();
     }

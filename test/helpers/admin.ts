@@ -1,5 +1,6 @@
 // A small client for Lobby's admin API in tests.
 import { request } from 'undici';
+import type { BreakerStatus } from '../../src/control/breaker-store.js';
 
 export interface AdminResponse {
   status: number;
@@ -64,4 +65,37 @@ export async function waitUntil(what: string, check: () => Promise<boolean> | bo
     if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A breaker as GET /status lists it; `route` names a route's own breaker (null or absent: the service's). */
+type ShownBreaker = BreakerStatus & { route?: string | null };
+
+/** The circuit breaker of `service` (of its route `route`, when given) as GET /status shows it. */
+export async function breakerStatus(admin: AdminClient, service: string, route: string | null = null): Promise<BreakerStatus> {
+  const status = await admin.get('/status');
+  return status.body.circuit_breakers.find((b: ShownBreaker) => b.service === service && (b.route ?? null) === route);
+}
+
+/**
+ * The breaker of `service` (of its route `opts.route`) once `check` holds. A try is counted
+ * when its upstream response is complete, which a client can see a moment before: the gateway
+ * writes the last byte of a sized body as it relays it, and the worker thread may be preempted
+ * before it records the outcome (GET /status reads the shared slots without asking the
+ * workers). A transition is counted just after the state changes: wait for the count, not only
+ * the state, before asserting it.
+ */
+export async function breakerOnce(
+  admin: AdminClient, service: string, what: string, check: (b: BreakerStatus) => boolean,
+  opts: { route?: string | null; timeoutMs?: number } = {},
+): Promise<BreakerStatus> {
+  let b: BreakerStatus | undefined;
+  try {
+    await waitUntil(`${opts.route ?? service}: ${what}`, async () => {
+      b = await breakerStatus(admin, service, opts.route ?? null);
+      return b !== undefined && check(b);
+    }, opts.timeoutMs ?? 5_000);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last seen: ${JSON.stringify(b)}`);
+  }
+  return b!;
 }
