@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { Client, request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
+import { adminClient, breakerOnce, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
 import { parsePrometheusText } from '../helpers/prom-text.js';
 
@@ -39,17 +39,7 @@ async function breakers(): Promise<any[]> {
   return (await admin.get('/status')).body.circuit_breakers;
 }
 
-/** The breaker of a route (or the service's, route null) once `check` holds: a try is counted
- * a moment after the client read its last byte. */
-async function breakerOnce(service: string, route: string | null, what: string, check: (b: any) => boolean): Promise<any> {
-  let b: any;
-  await waitUntil(`${route ?? service}: ${what}`, async () => {
-    b = (await breakers()).find((x) => x.service === service && x.route === route);
-    return b !== undefined && check(b);
-  }, 5_000);
-  return b;
-}
-const inState = (state: string) => (b: any) => b.state === state;
+const inState = (state: string) => (b: { state: string }) => b.state === state;
 
 /** The access log lines of a route. */
 function accessLines(route: string): any[] {
@@ -94,8 +84,8 @@ describe('per-route circuit breaker', () => {
   it('a route with its own breaker opens on its failures alone, on both workers; the service breaker and its other routes are unaffected', async () => {
     failing.add('pay');
     for (let i = 0; i < 2; i++) assert.equal((await get(`/pay/fail-${i}`)).status, 500, 'failures pass through while closed');
-    await breakerOnce('shop', 'shop-pay', 'open', inState('open'));
-    const service = await breakerOnce('shop', null, 'closed, with no failure counted', (b) => b.state === 'closed');
+    await breakerOnce(admin, 'shop', 'open', inState('open'), { route: 'shop-pay' });
+    const service = await breakerOnce(admin, 'shop', 'closed, with no failure counted', (b) => b.state === 'closed');
     assert.equal(service.consecutive_failures, 0, "the route's tries do not count for the service's breaker");
     assert.equal(service.transitions.open, 0);
     // The service's other route still reaches the upstream.
@@ -113,7 +103,7 @@ describe('per-route circuit breaker', () => {
     }, 15_000);
     assert.equal(reached('pay'), paid, 'an open route breaker sends nothing upstream, on either worker');
     // One transition, logged once per instance, naming the route.
-    const b = await breakerOnce('shop', 'shop-pay', 'its refusals counted', (x) => x.rejected.open >= 2);
+    const b = await breakerOnce(admin, 'shop', 'its refusals counted', (x) => x.rejected.open >= 2, { route: 'shop-pay' });
     assert.deepEqual(b.transitions, { closed: 0, open: 1, half_open: 0 });
     await waitUntil('the log line', () => gw.stderr().includes('"route":"shop-pay"'), 5_000);
     const lines = gw.stderr().split('\n').filter((l) => l.includes('circuit breaker opened'));
@@ -124,7 +114,7 @@ describe('per-route circuit breaker', () => {
   it("the service's breaker opens on its routes' failures; routes with their own breaker or circuit_breaker: false still reach the upstream", async () => {
     failing.add('list');
     for (let i = 0; i < 3; i++) assert.equal((await get(`/list/fail-${i}`)).status, 500);
-    await breakerOnce('shop', null, 'open', inState('open'));
+    await breakerOnce(admin, 'shop', 'open', inState('open'));
     const r = await get('/list/x');
     assert.equal(r.status, 503, r.text);
     assert.equal(r.code(), 'upstream_circuit_open');
@@ -169,14 +159,14 @@ describe('per-route circuit breaker', () => {
     const r = await admin.post('/reload');
     assert.equal(r.status, 200, JSON.stringify(r.body));
     await waitUntil('the new generation', async () => (await admin.get('/status')).body.generation > before.body.generation, 10_000);
-    const pay = await breakerOnce('shop', 'shop-pay', 'still open', inState('open'));
+    const pay = await breakerOnce(admin, 'shop', 'still open', inState('open'), { route: 'shop-pay' });
     assert.equal(pay.transitions.open, 1);
     const refused = pay.rejected.open;
     const paid = reached('pay');
     const again = await get('/pay/after-reload');
     assert.equal(again.status, 503, again.text);
     assert.equal(reached('pay'), paid);
-    await breakerOnce('shop', 'shop-pay', 'the refusal counted in the same slot', (b) => b.rejected.open > refused);
+    await breakerOnce(admin, 'shop', 'the refusal counted in the same slot', (b) => b.rejected.open > refused, { route: 'shop-pay' });
     assert.equal((await get('/search/after-reload')).status, 200);
   });
 });
@@ -200,7 +190,7 @@ describe('per-route fallback', () => {
     }
     for (const s of ['cat', 'fresh', 'own']) failing.add(s);
     for (let i = 0; i < 2; i++) assert.equal((await get1(`/cat/fail-${i}`)).status, 500);
-    await breakerOnce('cat', null, 'open', inState('open'));
+    await breakerOnce(admin, 'cat', 'open', inState('open'));
     const hit = (r: Answer, path: string) => {
       assert.equal(r.status, 200, `${path}: ${r.text}`);
       assert.equal(r.text, primed[path]);

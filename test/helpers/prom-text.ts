@@ -5,6 +5,9 @@
 // duplicate series, a histogram whose buckets are not cumulative or whose +Inf differs from _count.
 // Tests use it together with `promtool check metrics` (Prometheus' own parser and linter).
 import { spawnSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { request } from 'undici';
+import { waitUntil } from './admin.js';
 
 export interface Sample { name: string; labels: Record<string, string>; value: number }
 export interface MetricFamily { name: string; type: string; help: string; samples: Sample[] }
@@ -139,4 +142,23 @@ export function promtoolProblems(text: string): string[] {
   const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   if (r.error) throw r.error;
   return `${r.stdout}\n${r.stderr}`.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+}
+
+/** One GET /metrics of the admin listener at `adminUrl`, parsed (a 200 in the exposition format). */
+export async function scrapeMetrics(adminUrl: string): Promise<{ text: string; families: Map<string, MetricFamily> }> {
+  const res = await request(`${adminUrl}/metrics`);
+  const text = await res.body.text();
+  assert.equal(res.statusCode, 200, text);
+  assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+  return { text, families: parsePrometheusText(text) };
+}
+
+/**
+ * A scrape once sum(lobby_requests_total) reached `expected`: every request a test sent is
+ * counted (a request is counted in its end phase, just after its last byte is written).
+ */
+export async function scrapeCounted(adminUrl: string, expected: number): Promise<{ text: string; families: Map<string, MetricFamily> }> {
+  await waitUntil(`${expected} requests counted`, async () =>
+    sampleValue((await scrapeMetrics(adminUrl)).families, 'lobby_requests_total') === expected, 5_000);
+  return scrapeMetrics(adminUrl);
 }

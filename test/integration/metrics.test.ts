@@ -14,7 +14,7 @@ import { MAIN_JS, startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
-import { parsePrometheusText, promtoolProblems, sampleValue, type MetricFamily } from '../helpers/prom-text.js';
+import { parsePrometheusText, promtoolProblems, sampleValue, scrapeCounted, scrapeMetrics, type MetricFamily } from '../helpers/prom-text.js';
 
 const SECRET = 'metrics-test-secret-0123456789abcdef0123';
 const SLOW_MS = 60;
@@ -37,23 +37,9 @@ async function hit(path: string, headers: Record<string, string> = {}, body?: st
   return res.statusCode;
 }
 
-async function scrape(): Promise<{ text: string; families: Map<string, MetricFamily> }> {
-  const res = await request(`${admin.url}/metrics`);
-  const text = await res.body.text();
-  assert.equal(res.statusCode, 200, text);
-  assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
-  return { text, families: parsePrometheusText(text) };
-}
+const scrape = () => scrapeMetrics(admin.url);
 
-/**
- * A scrape once every request sent is counted. A request is counted in its end phase, just
- * after its last byte is written: a client can read the response (and scrape) first.
- */
-async function scrapeCounted(): Promise<{ text: string; families: Map<string, MetricFamily> }> {
-  const expected = baseline + sent;
-  await waitUntil(`${expected} requests counted`, async () => sampleValue((await scrape()).families, 'lobby_requests_total') === expected, 5_000);
-  return scrape();
-}
+const scrapeCountedHere = () => scrapeCounted(admin.url, baseline + sent);
 
 before(async () => {
   fast = await startUpstream('fast');
@@ -96,7 +82,7 @@ describe('GET /metrics', () => {
     for (let i = 0; i < 20; i++) assert.equal(await hit('/fast/a'), 200);
     for (let i = 0; i < 5; i++) assert.equal(await hit('/fast/upload', { 'content-type': 'text/plain' }, 'x'.repeat(100)), 200);
     for (let i = 0; i < 10; i++) assert.equal(await hit('/slow'), 200);
-    const { text, families } = await scrapeCounted();
+    const { text, families } = await scrapeCountedHere();
     assert.equal(sampleValue(families, 'lobby_requests_total', { route: 'fast', service: 'fast', code: '2xx' }), 25);
     assert.equal(sampleValue(families, 'lobby_requests_total', { route: 'slow', service: 'slow', code: '2xx' }), 10);
     assert.equal(sampleValue(families, 'lobby_request_bytes_total', { route: 'fast' }), 500);
@@ -132,7 +118,7 @@ describe('GET /metrics', () => {
     assert.equal(await hit('/secure', { authorization: 'Bearer not.a.token' }), 401);
     for (let i = 0; i < 2; i++) assert.equal(await hit('/limited'), 200);
     assert.equal(await hit('/limited'), 429);
-    const { families } = await scrapeCounted();
+    const { families } = await scrapeCountedHere();
     assert.equal(sampleValue(families, 'lobby_requests_total', { route: '-', service: '-', code: '4xx' }) >= 2, true);
     assert.equal(sampleValue(families, 'lobby_local_replies_total', { route: '-', code: 'route_not_found' }) >= 2, true);
     assert.equal(sampleValue(families, 'lobby_requests_total', { route: 'dead', code: '5xx' }), 1);
@@ -150,12 +136,12 @@ describe('GET /metrics', () => {
   });
 
   it('keeps counting across a config change: counters never go back, the new route is counted, reloads are counted', async () => {
-    const before = sampleValue((await scrapeCounted()).families, 'lobby_requests_total', { route: 'fast' });
+    const before = sampleValue((await scrapeCountedHere()).families, 'lobby_requests_total', { route: 'fast' });
     const put = await admin.put('/routes/extra', { match: { prefix: '/extra' }, service: 'fast' });
     assert.equal(put.status, 201, JSON.stringify(put.body));
     assert.equal(await hit('/extra'), 200);
     assert.equal(await hit('/fast/again'), 200);
-    const { families } = await scrapeCounted();
+    const { families } = await scrapeCountedHere();
     assert.equal(sampleValue(families, 'lobby_requests_total', { route: 'fast' }), before + 1);
     assert.equal(sampleValue(families, 'lobby_requests_total', { route: 'extra', service: 'fast', code: '2xx' }), 1);
     assert.equal(sampleValue(families, 'lobby_config_reloads_total', { source: 'admin', result: 'ok' }), 1);
@@ -201,7 +187,7 @@ describe('live latency', () => {
 describe('GET /upstreams', () => {
   it("lists each service's targets with in-flight requests, pooled connections and recent errors", async () => {
     assert.equal(await hit('/fast/warm'), 200); // idle keep-alive connections close after 4 s
-    await scrapeCounted(); // its try released too
+    await scrapeCountedHere(); // its try released too
     const r = await admin.get('/upstreams');
     assert.equal(r.status, 200);
     const byName = new Map(r.body.services.map((s: { name: string }) => [s.name, s]));

@@ -12,7 +12,7 @@ import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
-import { parsePrometheusText, promtoolProblems, sampleValue, type MetricFamily } from '../helpers/prom-text.js';
+import { parsePrometheusText, promtoolProblems, sampleValue, scrapeCounted, scrapeMetrics, type MetricFamily } from '../helpers/prom-text.js';
 
 let api: Upstream;
 let gw: Gateway;
@@ -57,19 +57,9 @@ async function hit(path: string, headers: Record<string, string> = {}): Promise<
   return res.statusCode;
 }
 
-async function scrape(): Promise<{ text: string; families: Map<string, MetricFamily> }> {
-  const res = await request(`${admin.url}/metrics`);
-  const text = await res.body.text();
-  assert.equal(res.statusCode, 200, text);
-  return { text, families: parsePrometheusText(text) };
-}
+const scrape = () => scrapeMetrics(admin.url);
 
-/** A scrape once every request sent is counted (the gateway records after the last byte). */
-async function scrapeCounted(): Promise<{ text: string; families: Map<string, MetricFamily> }> {
-  const expected = baseline + sent;
-  await waitUntil(`${expected} requests counted`, async () => sampleValue((await scrape()).families, 'lobby_requests_total') === expected, 5_000);
-  return scrape();
-}
+const scrapeCountedHere = () => scrapeCounted(admin.url, baseline + sent);
 
 /** Every lobby_api_version_requests_total series as "route version code value", sorted. */
 function versionSeries(families: Map<string, MetricFamily>): string[] {
@@ -113,7 +103,7 @@ describe('lobby_api_version_requests_total through a real gateway', () => {
     assert.equal(await hit('/users/7', { accept: 'application/vnd.company.v3+json' }), 406);
     assert.equal(await hit('/users/7', { 'api-version': '3' }), 400);
 
-    const { text, families } = await scrapeCounted();
+    const { text, families } = await scrapeCountedHere();
     assert.deepEqual(versionSeries(families), [
       'orders-v1 1 2xx 2', 'orders-v2 2 2xx 1', 'private-v2 2 4xx 1', 'users-v1 1 2xx 4', 'users-v2 2 2xx 6',
     ]);
@@ -129,7 +119,7 @@ describe('lobby_api_version_requests_total through a real gateway', () => {
   });
 
   it('a reload that adds a version: the new one is counted, the kept series never go back', async () => {
-    const before = versionSeries((await scrapeCounted()).families);
+    const before = versionSeries((await scrapeCountedHere()).families);
     await writeFile(gw.configFile, config(['1', '2', '3'], ['1', '2', '3']));
     const reload = await admin.post('/reload');
     assert.equal(reload.status, 200, JSON.stringify(reload.body));
@@ -138,7 +128,7 @@ describe('lobby_api_version_requests_total through a real gateway', () => {
     for (let i = 0; i < 2; i++) assert.equal(await hit('/users/7', { 'api-version': '3' }), 200);
     assert.equal(await hit('/users/7', { 'api-version': '2' }), 200);
     assert.equal(await hit('/users/7', { 'api-version': '2' }), 200);
-    const { families } = await scrapeCounted();
+    const { families } = await scrapeCountedHere();
     assert.deepEqual(before, ['orders-v1 1 2xx 2', 'orders-v2 2 2xx 1', 'private-v2 2 4xx 1', 'users-v1 1 2xx 4', 'users-v2 2 2xx 6']);
     assert.deepEqual(versionSeries(families), [
       'orders-v1 1 2xx 2', 'orders-v2 2 2xx 1', 'private-v2 2 4xx 1', 'users-v1 1 2xx 4', 'users-v2 2 2xx 8', 'users-v3 3 2xx 2',
