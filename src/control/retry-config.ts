@@ -65,8 +65,12 @@ export const retryServiceKeys = {
 
 /** Keys of a route (config-schema.ts routeSchema spreads them): override the service's. */
 export const retryRouteKeys = {
-  retry: z.union([retrySchema, z.literal(false)]).optional(),
-  deadline_ms: z.union([milliseconds, z.literal(false)]).optional(),
+  retry: z.union([retrySchema, z.literal(false)], {
+    error: (issue) => (issue.code === 'invalid_union' ? 'must be a mapping of retry keys (merged over the service\'s), or false (no retries on this route)' : undefined),
+  }).optional(),
+  deadline_ms: z.union([milliseconds, z.literal(false)], {
+    error: (issue) => (issue.code === 'invalid_union' ? 'must be a number of milliseconds (the route\'s own deadline), or false (none on this route)' : undefined),
+  }).optional(),
 };
 
 function maxBelowBase(max: number, base: number): string {

@@ -62,6 +62,11 @@ describe('retry config', () => {
     assert.match(configIssues(() => compile('{"retry":{"attempt":2}}'))[0], /^services\.up\.retry\.attempt: unknown key, did you mean "attempts"\?/);
     assert.match(configIssues(() => compile('{"deadline_header":"bad header"}'))[0], /^services\.up\.deadline_header: must be a header name/);
     assert.match(configIssues(() => compile('{"retry":{"attempts":11}}'))[0], /^services\.up\.retry\.attempts: must be at most 10/);
+    // A route's override is a mapping or false; anything else says so (not zod's "Invalid input").
+    assert.deepEqual(configIssues(() => compile('{}', '{"retry":true,"deadline_ms":"3s"}')), [
+      "routes[0].retry: must be a mapping of retry keys (merged over the service's), or false (no retries on this route)",
+      "routes[0].deadline_ms: must be a number of milliseconds (the route's own deadline), or false (none on this route)",
+    ]);
   });
 });
 
