@@ -79,11 +79,25 @@ export class TlsManager {
       (next.clientCa?.equals(this.material.clientCa ?? Buffer.alloc(0)) ?? this.material.clientCa === null);
     if (same) return { changed: false, status: this.status() };
     const config = this.snapshot(next);
-    await this.apply(config);
+    try {
+      await this.apply(config);
+    } catch (err) {
+      this.removeFilesOf(config, this.current);
+      throw err;
+    }
+    // The workers read the new files while applying; the old ones serve nothing any more
+    // (established connections keep their context in memory), so rotations leave no files behind.
+    this.removeFilesOf(this.current, config);
     this.material = next;
     this.current = config;
     log.info('tls certificates rotated', { version: config.version, certificates: this.status().certificates.length });
     return { changed: true, status: this.status() };
+  }
+
+  /** Deletes the files `config` wrote that `kept` does not use. */
+  private removeFilesOf(config: TlsListenerConfig, kept: TlsListenerConfig): void {
+    const used = new Set(filesOf(kept));
+    for (const file of filesOf(config)) if (!used.has(file)) rmSync(file, { force: true });
   }
 
   status(): TlsStatus {
@@ -134,4 +148,12 @@ export class TlsManager {
     if (this.timer) clearTimeout(this.timer);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The files a listener config names (its certificates, keys and client CA bundle). */
+function filesOf(config: TlsListenerConfig): string[] {
+  const certs = [config.defaultCert, ...config.byName.map((e) => e.cert)];
+  const files = certs.flatMap((c) => [c.certFile, c.keyFile]);
+  if (config.clientCaFile !== null) files.push(config.clientCaFile);
+  return files;
 }
