@@ -180,3 +180,35 @@ describe('Server-Timing', () => {
     assert.match(String(r.headers['server-timing']), /^gateway;dur=\d+\.\d\d, auth;dur=\d+\.\d\d, ratelimit;dur=\d+\.\d\d, upstream;dur=\d+\.\d\d$/);
   });
 });
+
+describe('sampling ratio', () => {
+  let ratioGw: Gateway | null = null;
+  after(async () => { await ratioGw?.stop(); });
+
+  it('samples new traces at the configured ratio; a caller\'s sampled flag is kept either way', async () => {
+    ratioGw = await startGateway(`
+server: { host: 127.0.0.1, port: __PORT__, workers: 2 }
+services: { up: { targets: ["${up.origin}"] } }
+tracing: { sample: 0.25 }
+routes:
+  - { name: api, match: { prefix: /api }, service: up }
+`);
+    const sampledOf = async (headers: Record<string, string> = {}) => {
+      const res = await request(`${ratioGw!.url}/api/s`, { headers });
+      const json = await res.body.json() as { traceparent: string };
+      return parseTraceParent(json.traceparent)!.sampled;
+    };
+    const N = 400;
+    let sampled = 0;
+    for (let i = 0; i < N; i += 8) {
+      const batch = await Promise.all(Array.from({ length: 8 }, () => sampledOf()));
+      sampled += batch.filter(Boolean).length;
+    }
+    // Binomial(400, 0.25): mean 100, sd 8.7; 60..140 is beyond 4.5 sd (a false failure about 1 in 150,000).
+    assert.ok(sampled >= 60 && sampled <= 140, `${sampled} of ${N} sampled at 0.25`);
+    for (let i = 0; i < 20; i++) {
+      assert.equal(await sampledOf({ traceparent: `00-${TRACE}-${PARENT}-01` }), true, 'the caller sampled it');
+      assert.equal(await sampledOf({ traceparent: `00-${TRACE}-${PARENT}-00` }), false, 'the caller did not');
+    }
+  });
+});
