@@ -71,6 +71,10 @@ let alice: CertFiles;
 let expired: CertFiles;
 let stranger: CertFiles;
 const BIG = 24 * 1024 * 1024;
+/** The download: more than every buffer on its way (kernel, TLS, bridge, uWS) holds together. */
+const HUGE = 96 * 1024 * 1024;
+/** Bytes of the download the upstream's socket has taken so far. */
+let bigAccepted = 0;
 
 function config(port: number, mode: string, adminPort: number, workers: number): string {
   return `
@@ -111,11 +115,21 @@ before(async () => {
   alice = pki.leaf('alice', { names: ['alice.clients.test'], usage: 'client', cn: 'alice, "admin"' });
   expired = pki.leaf('expired-client', { names: ['old.clients.test'], usage: 'client', days: -1 });
   stranger = foreign.leaf('stranger', { names: ['alice.clients.test'], usage: 'client', cn: 'alice, "admin"' });
-  // Echoes the request; /big answers BIG bytes; POST bodies are counted.
+  // Echoes the request; /big answers HUGE bytes in 1 MiB writes, each after the last one
+  // drained (so `accepted` counts what the socket took); POST bodies are counted.
   up = await startUpstream('up', (req, res, rec) => {
     if (req.url === '/big') {
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG });
-      res.end(Buffer.alloc(BIG, 7));
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': HUGE });
+      const chunk = Buffer.alloc(1024 * 1024, 7);
+      bigAccepted = 0;
+      const next = (): void => {
+        while (bigAccepted < HUGE) {
+          bigAccepted += chunk.length;
+          if (bigAccepted >= HUGE) { res.end(chunk); return; }
+          if (!res.write(chunk)) { res.once('drain', next); return; }
+        }
+      };
+      next();
       return;
     }
     const json = JSON.stringify({ headers: rec.headers, bodyBytes: rec.bodyBytes });
@@ -199,9 +213,22 @@ describe('mTLS: required', () => {
     let received = 0;
     socket.on('data', (c: Buffer) => { received += c.length; });
     socket.pause();
+    // Once the upstream stopped being able to write (every buffer on the way is full), it
+    // stays stopped while the client reads nothing: the gateway paused its upstream read.
+    let last = -1;
+    await waitUntil('the upstream to stall', async () => {
+      const now = bigAccepted;
+      await new Promise((r) => setTimeout(r, 300));
+      const stalled = now > 0 && bigAccepted === now && now === last;
+      last = now;
+      return stalled;
+    }, 20_000);
+    const stalledAt = bigAccepted;
     await new Promise((r) => setTimeout(r, 500));
+    assert.equal(bigAccepted, stalledAt, 'nothing more left the upstream while the client read nothing');
+    assert.ok(stalledAt < HUGE / 2, `the upstream stalled after ${stalledAt} of ${HUGE} bytes`);
     socket.resume();
-    await waitUntil('the whole download', () => received >= BIG, 30_000);
+    await waitUntil('the whole download', () => received >= HUGE, 30_000);
     socket.destroy();
   });
 
