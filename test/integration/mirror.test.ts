@@ -183,6 +183,12 @@ describe('mirror', () => {
     assert.deepEqual(at(hang, '/bounded/').map((r) => r.url), ['/bounded/0', '/bounded/1']);
   });
 
+  it('a mirror service cannot be deleted while a route mirrors to it', async () => {
+    const d = await admin.del('/services/shadow');
+    assert.equal(d.status, 409);
+    assert.deepEqual(d.body.error.routes, ['m100', 'keep-host', 'small']);
+  });
+
   it('a streamed body, or one over max_body_bytes, is not copied (counted skipped_body); a small one is', async () => {
     const small = await send('/small/ok', { method: 'POST', body: 'x'.repeat(500) });
     const large = await send('/small/large', { method: 'POST', body: 'x'.repeat(2000) });

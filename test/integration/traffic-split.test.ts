@@ -183,6 +183,18 @@ describe('weighted split', () => {
     assert.ok(answers.filter((a) => a.status !== 200).every((a) => a.status === 503));
   });
 
+  it('the admin API refuses bad weights with the key path, and a service a split or a route uses', async () => {
+    const r = await admin.put('/routes/canary', { match: { prefix: '/canary' }, services: [{ name: 'v1', weight: 0 }, { name: 'v2', weight: 0 }] });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error.code, 'config_invalid');
+    assert.deepEqual(r.body.error.issues.map((i: { path: string; message: string }) => `${i.path}: ${i.message}`),
+      [`routes[${5}].services: weights sum to 0: at least one service needs a weight above 0`]);
+    const d = await admin.del('/services/v2');
+    assert.equal(d.status, 409);
+    assert.equal(d.body.error.code, 'service_in_use');
+    assert.deepEqual(d.body.error.routes, ['random', 'by-header', 'by-cookie', 'by-sub', 'by-tenant', 'canary']);
+  });
+
   it('a weight change through the admin API under load fails no request; every request after the 200 takes the new weights', async () => {
     const route = (w1: number, w2: number) => ({ match: { prefix: '/canary' }, services: [{ name: 'v1', weight: w1 }, { name: 'v2', weight: w2 }] });
     let stop = false;
