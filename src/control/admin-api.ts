@@ -292,7 +292,8 @@ export class AdminApi {
           },
           DELETE: async (_req, [name], query) => remove(query, (raw) => {
             if (!Object.hasOwn(raw.services, name)) throw new ChangeError(404, 'service_not_found', `no service named "${name}"`);
-            const users = raw.routes.filter((r) => r.service === name).map((r) => r.name);
+            // Its routes: the one service, a split member or the mirror of each.
+            const users = raw.routes.filter((r) => r.service === name || r.services?.some((m) => m.name === name) || r.mirror?.service === name).map((r) => r.name);
             if (users.length > 0) {
               throw new ChangeError(409, 'service_in_use', `service "${name}" is used by ${users.length === 1 ? 'route' : 'routes'} ${users.map((u) => `"${u}"`).join(', ')}; change or delete ${users.length === 1 ? 'it' : 'them'} first`, { routes: users });
             }

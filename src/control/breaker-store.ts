@@ -5,7 +5,7 @@
 // reads the slots for GET /status, GET /upstreams and the metrics.
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import {
-  BREAKER_STATE_NAMES, SLOT, WINDOW_BUCKETS, bufferBytes, routeOverrideKey, slotOffset, type CompiledBreakerState,
+  BREAKER_STATE_NAMES, SLOT, WINDOW_BUCKETS, bufferBytes, memberPolicyName, routeOverrideKey, slotOffset, type CompiledBreakerState,
 } from '../shared/breaker-layout.js';
 
 export interface BreakerStatus {
@@ -59,7 +59,14 @@ export class BreakerStore {
   attach(config: CompiledConfig): CompiledConfig {
     const next: Attached[] = [];
     for (const s of config.services) if (s.circuitBreaker) next.push({ key: s.name, service: s.name, route: null });
-    for (const r of config.routes) if (r.circuitBreaker) next.push({ key: routeOverrideKey(r.name), service: config.services[r.service].name, route: r.name });
+    for (const r of config.routes) {
+      if (r.circuitBreaker) next.push({ key: routeOverrideKey(r.name), service: config.services[r.service].name, route: r.name });
+      // A split's members: one breaker of the route's per member service (memberPolicyName).
+      for (const m of r.split?.members ?? []) {
+        const service = config.services[m.service].name;
+        if (m.circuitBreaker) next.push({ key: routeOverrideKey(memberPolicyName(r.name, service)), service, route: r.name });
+      }
+    }
     for (const b of next) if (!this.slots.has(b.key)) this.slots.set(b.key, this.slots.size);
     if (this.slots.size > this.capacity()) {
       let slots = this.capacity();
@@ -80,7 +87,13 @@ export class BreakerStore {
     this.attached = next;
     const services = config.services.map((s) => (s.circuitBreaker ? { ...s, breakerShared: { buffer, slot: slots[s.name] } } : s));
     // A route gets its slot only: routes travel in routeData, the buffer with breakerState.
-    const routes = config.routes.map((r) => (r.circuitBreaker ? { ...r, breakerSlot: slots[routeOverrideKey(r.name)] } : r));
+    const routes = config.routes.map((r) => {
+      const split = r.split?.members.some((m) => m.circuitBreaker)
+        ? { ...r.split, members: r.split.members.map((m) => (m.circuitBreaker
+          ? { ...m, breakerSlot: slots[routeOverrideKey(memberPolicyName(r.name, config.services[m.service].name))] } : m)) }
+        : r.split;
+      return r.circuitBreaker ? { ...r, breakerSlot: slots[routeOverrideKey(r.name)] } : split !== r.split ? { ...r, split } : r;
+    });
     const breakerState: CompiledBreakerState = { buffer, slots };
     return { ...config, services, routes, breakerState };
   }

@@ -2,7 +2,7 @@
 // the route table as the gateway will use it (after defaults and normalization), so the
 // operator sees what each route really does.
 
-import type { CompiledConfig, CompiledRoute, RewritePart } from '../shared/compiled-config.js';
+import type { CompiledConfig, CompiledRoute, CompiledService, RewritePart } from '../shared/compiled-config.js';
 import { DEFAULT_METHOD_MASK, methodsInMask, OTHER_METHOD_BIT } from '../shared/methods.js';
 import { ConfigError } from './config-error.js';
 import { loadConfig } from './config-load.js';
@@ -42,13 +42,17 @@ export function formatRouteTable(config: CompiledConfig): string {
   if (config.routes.length === 0) return '(no routes: every request gets 404)\n';
   const rows = config.routes.map((route) => {
     const service = config.services[route.service];
+    const targets = (s: CompiledService) => `${s.balance}: ${s.targets.map((target) => target.origin).join(', ')}`;
+    // A split: each member with its weight (`users-v1 90, users-v2 10`), and their targets.
+    const members = route.split?.members.map((m) => ({ service: config.services[m.service], weight: m.weight }));
+    const mirror = route.mirror ? ` (mirror: ${config.services[route.mirror.service].name} ${route.mirror.percent}%)` : '';
     return [
       route.name,
       route.match.host ?? '*',
       formatMethods(route.match.methodMask),
       `${route.match.kind} ${route.match.path}`,
-      service.name,
-      `${service.balance}: ${service.targets.map((target) => target.origin).join(', ')}`,
+      (members ? members.map((m) => `${m.service.name} ${m.weight}`).join(', ') : service.name) + mirror,
+      members ? members.map((m) => `${m.service.name}: ${targets(m.service)}`).join('; ') : targets(service),
       formatPathChange(route),
       route.filters.length > 0 ? route.filters.map((f) => f.name).join(' > ') : '-',
     ];

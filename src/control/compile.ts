@@ -38,6 +38,8 @@ import { compileHealthCheck, compileOutlier } from './health-config.js';
 import { compileRouteResilience } from './retry-config.js';
 import { clientCertHeaderNames, compileBreaker, compileFallback, compileOverload, compileRouteBreaker } from './breaker-config.js';
 import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
+import { compileMirror, compileSplit, type TrafficContext } from './traffic-config.js';
+import { memberPolicyName } from '../shared/breaker-layout.js';
 
 /** `{ [key]: value }`, or nothing for a null value (a section that is not configured). */
 function optional<K extends string, V>(key: K, value: V | null): { [k in K]?: V } {
@@ -75,13 +77,21 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const identityHeaders = [...identityHeaderNames(config.auth), ...clientCertHeaderNames(config.server.tls?.client_auth?.headers)];
   const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, identityHeaders, grpcRoots));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
-  const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, report));
-  routes.forEach((route, index) => route && resolveRetry(route, config.routes[index], config.services[config.routes[index].service], services[route.service], index, report));
-  routes.forEach((route, index) => route && resolveBreaker(route, config.routes[index], config.services[config.routes[index].service], identityHeaders, index, report));
-  const routeFallbacks = routes.filter((route) => route?.fallback).map((route) => route!.name);
+  const traffic: TrafficContext = {
+    serviceIndexByName,
+    isGrpc: (name) => config.services[name]?.grpc !== undefined,
+    claimHeaders: (provider) => config.auth?.providers.find((p) => p.name === provider)?.claims_to_headers,
+    report,
+  };
+  const routes = config.routes.map((route, index) => compileRoute(route, index, serviceIndexByName, config.server, traffic, report));
+  routes.forEach((route, index) => route && resolvePolicies(route, config.routes[index], config.services, services, identityHeaders, index, report));
+  // Routes (and split members: src/shared/breaker-layout.ts memberPolicyName) with a fallback cache of their own.
+  const routeFallbacks = routes.flatMap((route) => !route ? []
+    : route.split === undefined ? (route.fallback ? [route.name] : [])
+    : route.split.members.filter((m) => m.fallback).map((m) => memberPolicyName(route.name, services[m.service].name)));
   // transcode: checked against the route's service's descriptors (src/grpc/compile.ts).
   config.routes.forEach((route, index) => {
-    if (route.transcode !== undefined && routes[index]) {
+    if (route.transcode !== undefined && route.service !== undefined && routes[index]) {
       routes[index]!.transcode = compileTranscode(route.transcode, index, route.service, grpcRoots, config.auth, report);
     }
   });
@@ -221,6 +231,7 @@ function compileRoute(
   index: number,
   serviceIndexByName: ReadonlyMap<string, number>,
   server: RawConfig['server'],
+  traffic: TrafficContext,
   report: Report,
 ): CompiledRoute | null {
   const at = (...keys: (string | number)[]): KeyPath => ['routes', index, ...keys];
@@ -242,10 +253,20 @@ function compileRoute(
     );
   }
 
-  const service = serviceIndexByName.get(route.service);
-  if (service === undefined) {
-    fail(at('service'), unknownNameMessage('service', route.service, [...serviceIndexByName.keys()], 'no services are defined'));
+  // One service, or a weighted split whose first member stands for the route where one
+  // service is read at compile time (src/control/traffic-config.ts).
+  const split = compileSplit(route, at(), { ...traffic, report: fail });
+  let service: number | undefined;
+  if (split.split !== null) service = split.split.members[0].service;
+  else if (route.services !== undefined) service = undefined;
+  else if (route.service === undefined) fail(at('service'), 'is required: the service the route sends to (or services: [...] for a weighted split)');
+  else {
+    service = serviceIndexByName.get(route.service);
+    if (service === undefined) {
+      fail(at('service'), unknownNameMessage('service', route.service, [...serviceIndexByName.keys()], 'no services are defined'));
+    }
   }
+  const mirror = compileMirror(route, at(), { ...traffic, report: fail });
 
   if (route.strip_prefix !== undefined && route.rewrite !== undefined) {
     fail(at('rewrite'), 'cannot be combined with strip_prefix (a rewrite already sets the whole path)');
@@ -293,11 +314,41 @@ function compileRoute(
     preserveHost: route.preserve_host,
     escapedSlashes: route.escaped_slashes ?? server.escaped_slashes,
     filters: [],
+    // Present only when configured: a route without them compiles as before.
+    ...(split.split !== null ? { split: split.split } : {}),
+    ...(mirror !== null ? { mirror } : {}),
   };
 }
 
-/** A route's retry policy and deadline over its service's (src/control/retry-config.ts). */
-function resolveRetry(route: CompiledRoute, raw: RawRoute, rawService: RawService, service: CompiledService, index: number, report: Report): void {
+/**
+ * A route's retry, deadline, circuit breaker and fallback: the route's keys over its service's,
+ * or, for a split, over each member's service's (a member's own chain: retries, breaker and
+ * cache of the service a request was sent to).
+ */
+function resolvePolicies(
+  route: CompiledRoute, raw: RawRoute, rawServices: RawConfig['services'], services: CompiledService[], identityHeaders: readonly string[], index: number, report: Report,
+): void {
+  if (route.split === undefined) {
+    const rawService = rawServices[raw.service!];
+    resolveRetry(route, raw, rawService, services[route.service], index, report);
+    resolveBreaker(route, raw, rawService, services[route.service].name, route.match.methodMask, identityHeaders, index, report);
+    return;
+  }
+  // The members' services may agree: one problem of the route's keys is reported once.
+  const seen = new Set<string>();
+  const once: Report = (path, message) => {
+    const key = `${formatKeyPath(path)}\x00${message}`;
+    if (!seen.has(key)) { seen.add(key); report(path, message); }
+  };
+  for (const member of route.split.members) {
+    const service = services[member.service];
+    resolveRetry(member, raw, rawServices[service.name], service, index, once);
+    resolveBreaker(member, raw, rawServices[service.name], service.name, route.match.methodMask, identityHeaders, index, once);
+  }
+}
+
+/** A route's (or a split member's) retry policy and deadline over its service's (src/control/retry-config.ts). */
+function resolveRetry(route: Pick<CompiledRoute, 'retry' | 'deadline'>, raw: RawRoute, rawService: RawService, service: CompiledService, index: number, report: Report): void {
   const { retry, deadline } = compileRouteResilience(raw, rawService, ['routes', index], report);
   // Set only when there is one: a route without them compiles as it always did.
   if (retry !== null) route.retry = retry;
@@ -305,19 +356,22 @@ function resolveRetry(route: CompiledRoute, raw: RawRoute, rawService: RawServic
   if (retry !== null || deadline !== null) service.retryUsed = true;
 }
 
-/** A route's own circuit breaker and fallback, or none, over its service's (src/control/breaker-config.ts). */
-function resolveBreaker(route: CompiledRoute, raw: RawRoute, rawService: RawService, identityHeaders: readonly string[], index: number, report: Report): void {
+/** A route's (or a split member's) own circuit breaker and fallback, or none, over its service's (src/control/breaker-config.ts). */
+function resolveBreaker(
+  route: Pick<CompiledRoute, 'circuitBreaker' | 'fallback'>, raw: RawRoute, rawService: RawService, serviceName: string, methodMask: number,
+  identityHeaders: readonly string[], index: number, report: Report,
+): void {
   const overrides = compileRouteBreaker(raw, rawService, identityHeaders);
   // Set only when there is one: a route without them shares its service's dispatch chain.
   if (overrides.circuitBreaker !== undefined) route.circuitBreaker = overrides.circuitBreaker;
   const b = overrides.circuitBreaker;
   if (b && b.consecutiveFailures === 0 && b.failureRate === 0 && b.maxConcurrent === 0 && b.maxPending === 0) {
-    report(['routes', index, 'circuit_breaker'], `sets no rule (consecutive_failures, failure_rate, max_concurrent or max_pending), and service ${raw.service} has no circuit_breaker to take them from: the breaker would never refuse a try`);
+    report(['routes', index, 'circuit_breaker'], `sets no rule (consecutive_failures, failure_rate, max_concurrent or max_pending), and service ${serviceName} has no circuit_breaker to take them from: the breaker would never refuse a try`);
   }
   if (overrides.fallback !== undefined) route.fallback = overrides.fallback;
   // The cache keeps and serves answers to GET only: on a route that takes no GET it would stay empty.
-  if (overrides.fallback && (route.match.methodMask & methodBit('GET')) === 0) {
-    report(['routes', index, 'fallback'], `keeps answers to GET only, and the route matches ${describeMethods(route.match.methodMask)}: it would never serve; remove it`);
+  if (overrides.fallback && (methodMask & methodBit('GET')) === 0) {
+    report(['routes', index, 'fallback'], `keeps answers to GET only, and the route matches ${describeMethods(methodMask)}: it would never serve; remove it`);
   }
 }
 
@@ -508,6 +562,8 @@ function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[
         }
         delete route[field];
         suppressed.push(['routes', key, field]);
+        // Without its split the route has no service, and `sticky` nothing to apply to: echoes.
+        if (field === 'services') suppressed.push(['routes', key, 'service'], ['routes', key, 'sticky']);
         break;
       }
       case 'admin':
@@ -532,9 +588,15 @@ function issuesBetweenValues(input: unknown, schemaIssues: readonly SchemaIssue[
         // What a route needs to pass the schema; the failed field's issues are suppressed.
         route.name ??= placeholderRouteName(index);
         route.match ??= {};
-        route.service ??= '';
+        if (route.services === undefined) route.service ??= '';
       }
       if (typeof route.service === 'string' && failedServices.has(route.service)) suppressed.push(['routes', index, 'service']);
+      if (Array.isArray(route.services)) {
+        route.services.forEach((member: unknown, k: number) => {
+          if (isMapping(member) && typeof member.name === 'string' && failedServices.has(member.name)) suppressed.push(['routes', index, 'services', k, 'name']);
+        });
+      }
+      if (isMapping(route.mirror) && typeof route.mirror.service === 'string' && failedServices.has(route.mirror.service)) suppressed.push(['routes', index, 'mirror', 'service']);
     });
     // A route key whose rules read a suppressed key is suppressed with it.
     const under = suppressed.map(formatKeyPath);

@@ -25,6 +25,7 @@ import { tlsSchema, upstreamTlsSchema } from './tls-config.js';
 import { healthCheckSchema, outlierSchema } from './health-config.js';
 import { retryRouteKeys, retryServiceKeys } from './retry-config.js';
 import { breakerRouteKeys, circuitBreakerSchema, fallbackSchema, overloadSchema } from './breaker-config.js';
+import { trafficRouteKeys } from './traffic-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -293,7 +294,8 @@ const matchSchema = section({
 const routeSchema = section({
   name,
   match: matchSchema,
-  service: z.string(),
+  // One service, or a weighted split over several (`services`, src/control/traffic-config.ts).
+  service: z.string().optional(),
   strip_prefix: z.string().superRefine(rule((prefix) => errorOf(parseStripPrefix(prefix)))).optional(),
   rewrite: z.string().superRefine(rule((rewrite) => errorOf(parseRewrite(rewrite)))).optional(),
   preserve_host: z.boolean().default(false),
@@ -303,6 +305,8 @@ const routeSchema = section({
   ...breakerRouteKeys,
   // REST/JSON to gRPC (src/grpc/, docs/grpc.md): the route's service must be a gRPC one.
   transcode: transcodeSchema.optional(),
+  // A weighted split (`services`, `sticky`) and request mirroring (docs/traffic-splitting.md).
+  ...trafficRouteKeys,
   ...filterRouteKeys,
 });
 

@@ -7,7 +7,7 @@
 // so counters never go backwards across reloads and memory stays bounded by the config.
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import {
-  AUTH_RESULTS, LOCAL_REPLY_CODES, RETRY_REASONS, RETRY_SLOTS, WAF_DECISIONS, WAF_RULE_IDS, UPSTREAM_ERROR_KINDS, metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
+  AUTH_RESULTS, LOCAL_REPLY_CODES, MIRROR_RESULTS, RETRY_REASONS, RETRY_SLOTS, WAF_DECISIONS, WAF_RULE_IDS, UPSTREAM_ERROR_KINDS, metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
 } from '../shared/metrics-layout.js';
 
 /** How long a replaced generation keeps its own buffers before it is folded. */
@@ -82,6 +82,7 @@ export interface Snapshot {
   retries: Family;
   retryBudgetExhausted: Family;
   waf: Family;
+  mirror: Family;
 }
 
 function emptySnapshot(): Snapshot {
@@ -99,6 +100,7 @@ function emptySnapshot(): Snapshot {
     retries: new Family('lobby_upstream_retries_total'),
     retryBudgetExhausted: new Family('lobby_upstream_retry_budget_exhausted_total'),
     waf: new Family('lobby_waf_decisions_total'),
+    mirror: new Family('lobby_mirror_requests_total'),
   };
 }
 
@@ -135,8 +137,11 @@ interface GenerationBuffers {
 function generationBuffers(generation: number, config: CompiledConfig, m: CompiledMetrics, buffers: SharedArrayBuffer[]): GenerationBuffers {
   const services = config.services;
   const q = (v: string) => `"${escapeLabel(v)}"`;
-  const routeNames = [...m.routes.map((r) => r.name), '-'];
-  const routeServices = [...m.routes.map((r) => (r.service >= 0 ? services[r.service].name : '-')), '-'];
+  // Route slots (metrics-layout.ts): the routes, the unrouted one, then the split members'.
+  const name = (service: number) => (service >= 0 ? services[service].name : '-');
+  const members = m.routes.flatMap((r) => (r.members ?? []).map((service) => ({ route: r.name, service: name(service) })));
+  const routeNames = [...m.routes.map((r) => r.name), '-', ...members.map((x) => x.route)];
+  const routeServices = [...m.routes.map((r) => name(r.service)), '-', ...members.map((x) => x.service)];
   const slots = metricsLayout(m, services).statusSlots;
   return {
     generation, metrics: m, layout: metricsLayout(m, services), buffers, views: buffers.map((b) => new Float64Array(b)), replacedAt: 0,
@@ -159,7 +164,7 @@ function readGeneration(g: GenerationBuffers, into: Snapshot): void {
     for (let w = 0; w < views.length; w++) total += views[w][i];
     return total;
   };
-  for (let r = 0; r <= layout.routeCount; r++) {
+  for (let r = 0; r < layout.routeSlotCount; r++) {
     const rs = g.routeServiceLabels[r];
     const base = layout.requests + r * layout.statusSlots;
     let any = false;
@@ -210,6 +215,11 @@ function readGeneration(g: GenerationBuffers, into: Snapshot): void {
       if (v !== 0) into.auth.add(`provider="${escapeLabel(m.providers[p])}",result="${AUTH_RESULTS[a]}"`, v);
     }
   }
+  for (let r = 0; r < layout.mirror.length; r++) {
+    const at = layout.mirror[r];
+    if (at < 0) continue;
+    for (let k = 0; k < MIRROR_RESULTS.length; k++) into.mirror.add(`${g.routeLabels[r]},result="${MIRROR_RESULTS[k]}"`, sum(at + k));
+  }
   for (let r = 0; r < layout.waf.length; r++) {
     const at = layout.waf[r];
     if (at < 0) continue;
@@ -237,6 +247,7 @@ const HELP: Record<keyof Snapshot, string> = {
   retries: 'Upstream requests sent again, by service and reason (docs/resilience.md#retries).',
   retryBudgetExhausted: 'Retries the retry budget refused, by service.',
   waf: 'WAF rules that fired, by route, rule id and decision (blocked, reported: over the threshold in report mode, scored: under it).',
+  mirror: 'Copies of requests to a route\'s mirror service, by route and result (sent: answered, failed, dropped: over max_in_flight, skipped_body: body streamed or over max_body_bytes).',
 };
 
 /**

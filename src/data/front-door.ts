@@ -12,7 +12,7 @@ import type { RequestContext } from './request-context.js';
 import type { CompiledLimits } from '../shared/compiled-config.js';
 import { GW_ERR, type GatewayErrorSpec } from '../shared/errors.js';
 import { CORRELATION_HEADER } from './correlation-id.js';
-import { toByteString } from '../shared/http-syntax.js';
+import { MIRROR_HEADER, toByteString } from '../shared/http-syntax.js';
 
 // forEach's callback gets no context argument: the scan state lives here, set by
 // readRequestHead before the (synchronous) forEach, so no closure is made per request.
@@ -48,6 +48,7 @@ function visitHeader(key: string, rawValue: string): void {
       break;
     case 14:
       if (key === 'content-length') { noteContentLength(ctx, value); return; }
+      if (key === MIRROR_HEADER) return; // only the gateway's mirrored copies carry it
       break;
     case 15:
       if (key === 'x-forwarded-for') {

@@ -1,16 +1,18 @@
 // A generation: everything a worker needs to serve requests under one published config,
 // built once when the control plane sends `prepare` (never per request). Requests keep a
 // reference to the generation they started on, so a swap never changes an in-flight request.
-import type { CompiledConfig, CompiledRoute, CompiledService } from '../shared/compiled-config.js';
+import type { CompiledConfig, CompiledMirror, CompiledRoute, CompiledService, CompiledSplit } from '../shared/compiled-config.js';
+import { memberPolicyName } from '../shared/breaker-layout.js';
+import { metricsLayout } from '../shared/metrics-layout.js';
 import { RouteMatcher } from './route-match.js';
 import { VersionResolver } from './api-version.js';
 import { RouteData } from '../shared/route-data.js';
 import type { FilterBuilder, WorkerEnv } from './chain.js';
-import type { Filter, GenerationView, RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
+import type { Filter, GenerationView, RuntimeMirror, RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 import { PoolRegistry } from './upstream/pools.js';
 import { healthyLeastRequest, healthyRoundRobin, leastRequest, roundRobin } from './upstream/balancer.js';
 import { outlierInterceptor } from './upstream/outlier.js';
-import { compose, toTarget, type Interceptor } from './upstream/dispatch.js';
+import { compose, toTarget, upstreamError, type Interceptor } from './upstream/dispatch.js';
 import { undiciDispatch } from './upstream/undici-dispatch.js';
 import { retryInterceptor } from './upstream/retry.js';
 import { breakerInterceptor, routePolicy, servicePolicy, type BreakerPolicy } from './upstream/breaker.js';
@@ -61,15 +63,16 @@ export class Generation implements GenerationView {
 
   private buildRoute(index: number): RuntimeRoute {
     const compiled = this.routeData.route(index);
-    const route = buildRoute(index, compiled, this.services[compiled.service], this.config, this.env, this.buildFilter);
+    const route = buildRoute(index, compiled, this.services, this.config, this.env, this.buildFilter);
     this.built[index] = route;
     return route;
   }
 }
 
 function buildRoute(
-  index: number, route: CompiledRoute, service: RuntimeService, config: CompiledConfig, env: WorkerEnv, buildFilter: FilterBuilder,
+  index: number, route: CompiledRoute, services: readonly RuntimeService[], config: CompiledConfig, env: WorkerEnv, buildFilter: FilterBuilder,
 ): RuntimeRoute {
+  const service = services[route.service];
   const filters: Filter[] = route.filters.map((f) => {
     try {
       return buildFilter(f, env);
@@ -80,10 +83,12 @@ function buildRoute(
   // Phase lists are null when empty (fastify's hooks do this): an unused phase costs one compare.
   const responseFilters = filters.filter((f) => f.onResponse !== undefined).reverse();
   const endFilters = filters.filter((f) => f.onEnd !== undefined);
-  return {
+  const built: RuntimeRoute = {
     index,
     name: route.name,
-    service: route.circuitBreaker === undefined && route.fallback === undefined ? service : routeService(route, service, config, env),
+    service: route.split !== undefined ? UNCHOSEN_SERVICE
+      : route.circuitBreaker === undefined && route.fallback === undefined ? service
+      : routeService(route, route.service, service, config, env),
     filters,
     responseFilters: responseFilters.length > 0 ? responseFilters : null,
     endFilters: endFilters.length > 0 ? endFilters : null,
@@ -92,22 +97,104 @@ function buildRoute(
     preserveHost: route.preserveHost,
     escapedSlashes: route.escapedSlashes,
     retry: route.retry ?? null,
-    deadlineMs: route.deadline?.ms ?? 0,
+    deadlineMs: route.split !== undefined ? splitDeadlineMs(route.split) : route.deadline?.ms ?? 0,
     deadlineHeader: route.deadline?.header ?? '',
     transcoder: route.transcode ? grpcTranscoder(service, route.transcode, route.name) : null,
+    split: null,
+    splitMember: -1,
+    mirror: route.mirror ? routeMirror(route, route.mirror, services, config, env) : null,
+  };
+  if (route.split === undefined) return built;
+  const split = route.split;
+  // Each member: the route as its requests see it from the choice on (split.ts).
+  const members = split.members.map((m, k): RuntimeRoute => {
+    const memberService = services[m.service];
+    const own = { name: memberPolicyName(route.name, memberService.name), circuitBreaker: m.circuitBreaker, fallback: m.fallback, breakerSlot: m.breakerSlot };
+    return {
+      ...built,
+      service: m.circuitBreaker === undefined && m.fallback === undefined ? memberService : routeService(own, m.service, memberService, config, env),
+      retry: m.retry ?? null,
+      deadlineMs: m.deadline?.ms ?? 0,
+      deadlineHeader: m.deadline?.header ?? '',
+      splitMember: k,
+    };
+  });
+  let last = 0;
+  split.members.forEach((m, k) => { if (m.weight > 0) last = k; });
+  return {
+    ...built,
+    split: { members, cumulative: Float64Array.from(split.cumulative), total: split.total, last, sticky: split.sticky },
   };
 }
 
 /**
- * The service as a route with its own `circuit_breaker` or `fallback` reaches it: the same
+ * The exchange deadline of a split route until a member is chosen (a filter waiting, a body
+ * arriving): the longest of its members', none when one has none. The choice then sets the
+ * chosen member's (proxy.ts forward), still counted from when the request was accepted.
+ */
+function splitDeadlineMs(split: CompiledSplit): number {
+  let ms = 0;
+  for (const m of split.members) {
+    const d = m.deadline?.ms ?? 0;
+    if (d === 0) return 0;
+    if (d > ms) ms = d;
+  }
+  return ms;
+}
+
+/**
+ * The service of a split route as matched, before its filters ran and a member was chosen
+ * (RuntimeRoute.split): never dispatched to (forward() chooses first); it only names the
+ * service of a request refused before the choice: '-' in the access log and the metrics.
+ */
+const UNCHOSEN_SERVICE: RuntimeService = {
+  name: '-', targets: [], pick: () => null, isUp: () => false,
+  dispatch: (_options, handler) => handler.onResponseError?.(UNCHOSEN_CONTROLLER, upstreamError('connect_failed', 'a split route dispatched before choosing a service')),
+  connectMs: 1000, responseMs: 1000, idleMs: 1000, serveFallback: null,
+};
+const UNCHOSEN_CONTROLLER = { abort() {}, pause() {}, resume() {}, aborted: true, paused: false };
+
+/** Per worker, by route name: the in-flight count of a route's mirror, across generations. */
+const mirrorInFlight = new Map<string, { n: number }>();
+
+/** A route's mirror in this worker: the mirror service, its bounds and its counters. */
+function routeMirror(route: CompiledRoute, mirror: CompiledMirror, services: readonly RuntimeService[], config: CompiledConfig, env: WorkerEnv): RuntimeMirror {
+  let inFlight = mirrorInFlight.get(route.name);
+  if (inFlight === undefined) { inFlight = { n: 0 }; mirrorInFlight.set(route.name, inFlight); }
+  const at = config.metrics !== undefined && env.metrics !== undefined ? mirrorCountersAt(config, route.name) : -1;
+  return {
+    routeName: route.name,
+    service: services[mirror.service],
+    percent: mirror.percent,
+    maxBodyBytes: mirror.maxBodyBytes,
+    maxInFlight: mirror.maxInFlight,
+    inFlight,
+    counters: at >= 0 ? new Float64Array(env.metrics!) : null,
+    countersAt: at,
+  };
+}
+
+/** Where the route's lobby_mirror_requests_total counters are in a worker's metrics array (-1: none). */
+function mirrorCountersAt(config: CompiledConfig, routeName: string): number {
+  const m = config.metrics!;
+  const r = m.routes.findIndex((x) => x.name === routeName);
+  return r < 0 ? -1 : metricsLayout(m, config.services).mirror[r];
+}
+
+/**
+ * The service as a route with its own `circuit_breaker` or `fallback` reaches it (or a split
+ * member of such a route: `route` then names the member, memberPolicyName): the same
  * targets, balancer and timeouts, with the route's dispatch chain (the service's interceptors
  * with the route's breaker and cache in place of the service's) and fallback, built once when
  * the route is built. Everything that sends a request of the route reads
  * `ctx.route.service.dispatch` (proxy.ts, its retries and resends, the gRPC transcoder), so
  * a route without overrides keeps the service itself and pays nothing.
  */
-function routeService(route: CompiledRoute, service: RuntimeService, config: CompiledConfig, env: WorkerEnv): RuntimeService {
-  const compiledService = config.services[route.service];
+function routeService(
+  route: Pick<CompiledRoute, 'name' | 'circuitBreaker' | 'fallback' | 'breakerSlot'>, serviceIndex: number, service: RuntimeService,
+  config: CompiledConfig, env: WorkerEnv,
+): RuntimeService {
+  const compiledService = config.services[serviceIndex];
   const policy = routePolicy(route, compiledService, config.breakerState?.buffer ?? null);
   return {
     ...service,

@@ -6,7 +6,7 @@
 // share one hidden class (fast property access, no dictionary mode).
 import type { HttpResponse } from './uws.js';
 import type { Readable } from 'node:stream';
-import type { CompiledConfig, CompiledRetry, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
+import type { CompiledConfig, CompiledRetry, CompiledSticky, EscapedSlashes, RewritePart } from '../shared/compiled-config.js';
 import type { RouteMatcher } from './route-match.js';
 import type { GatewayErrorSpec } from '../shared/errors.js';
 import type { DispatchFn, HeaderField, UpstreamTarget } from './upstream/dispatch.js';
@@ -116,6 +116,45 @@ export interface RuntimeRoute {
   readonly deadlineHeader: string;
   /** REST/JSON to gRPC for this route, or null (one comparison in forward()). */
   readonly transcoder: TranscoderHook | null;
+  /** A weighted split (`services:`), or null (one comparison in forward()). The route as
+   * matched then has no service yet (`service` is UNCHOSEN_SERVICE, named '-'): after its
+   * request filters, forward() chooses a member and makes that member's RuntimeRoute
+   * ctx.route, so everything downstream reads the chosen service, its chain and its policies. */
+  readonly split: RuntimeSplit | null;
+  /** This route's index among its split's members (the metrics recorder reads it), -1 for a
+   * route as matched. */
+  readonly splitMember: number;
+  /** Copies of the route's requests to another service (`mirror:`), or null. */
+  readonly mirror: RuntimeMirror | null;
+}
+
+/** A route's split, built once per route per generation (generation.ts); chosen from in split.ts. */
+export interface RuntimeSplit {
+  /** The route as each member's requests see it: the same filters and name, the member's
+   * service (with the route's own breaker chain over it, if any), retry policy and deadline. */
+  readonly members: readonly RuntimeRoute[];
+  /** cumulative[i] = the weights of members 0..i; a point in [0, total) falls in one member. */
+  readonly cumulative: Float64Array;
+  readonly total: number;
+  /** Member taken when rounding puts a point at `total`: the last one with a weight. */
+  readonly last: number;
+  readonly sticky: CompiledSticky | null;
+}
+
+/** A route's mirror in one worker (src/data/upstream/mirror.ts). */
+export interface RuntimeMirror {
+  readonly routeName: string;
+  readonly service: RuntimeService;
+  readonly percent: number;
+  readonly maxBodyBytes: number;
+  readonly maxInFlight: number;
+  /** Mirrored requests of the route in flight in this worker: shared by the route's mirrors
+   * of every generation, so a reload does not lift the bound. */
+  readonly inFlight: { n: number };
+  /** This worker's lobby_mirror_requests_total counters of the route (MIRROR_RESULTS order)
+   * at `countersAt`, or null when metrics are off. */
+  readonly counters: Float64Array | null;
+  readonly countersAt: number;
 }
 
 /** The upstream side of a forwarded request, as the exchange drives it (proxy.ts). */

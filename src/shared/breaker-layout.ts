@@ -59,6 +59,15 @@ export function routeOverrideKey(route: string): string {
   return `route:${route}`;
 }
 
+/**
+ * The name a member of a route's weighted split goes by where a route's own breaker and
+ * fallback cache are keyed (routeOverrideKey, logs): each member has its own, since each
+ * measures and caches another upstream. `/` is not allowed in a name either.
+ */
+export function memberPolicyName(route: string, service: string): string {
+  return `${route}/${service}`;
+}
+
 export const BREAKER_STATE = { CLOSED: 0, OPEN: 1, HALF_OPEN: 2 } as const;
 export const BREAKER_STATE_NAMES = ['closed', 'open', 'half_open'] as const;
 

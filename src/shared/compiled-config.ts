@@ -8,6 +8,10 @@ import type { CompiledGrpcService, CompiledTranscode } from '../grpc/compiled.js
 /** One piece of a templated rewrite: literal text, or the value of a captured `{param}`. */
 export type RewritePart = { literal: string } | { param: number };
 
+/** Request bodies up to this size (declared by Content-Length) are buffered before they are
+ * forwarded (src/data/server.ts); larger and chunked ones are streamed. */
+export const BUFFERED_BODY_MAX = 64 * 1024;
+
 export interface CompiledLimits {
   maxUrlBytes: number;
   maxHeaderBytes: number;
@@ -189,6 +193,59 @@ export interface CompiledRoute {
    * a reload keeps the state. A slot, not the buffer: routes cross to workers in routeData
    * (v8.serialize), which cannot hold a SharedArrayBuffer. */
   breakerSlot?: number;
+  /** `services:` (a weighted split, docs/traffic-splitting.md): absent for a route with one
+   * `service`. `service` above is then its first member, and the route's own retry, deadline,
+   * circuit_breaker and fallback are resolved per member (in `split.members`), not on the route. */
+  split?: CompiledSplit;
+  /** `mirror:` (docs/traffic-splitting.md#mirroring), or absent. */
+  mirror?: CompiledMirror;
+}
+
+/**
+ * A route's weighted split over several services: each request goes to one member, chosen
+ * after the route's request filters by a point in [0, total): random, or the sticky value's
+ * hash (src/data/upstream/split.ts). Precomputed here so the choice is a scan of `cumulative`.
+ */
+export interface CompiledSplit {
+  members: CompiledSplitMember[];
+  /** cumulative[i] = the weights of members 0..i; the last one is the total. */
+  cumulative: number[];
+  total: number;
+  /** Where the value that keeps one client on one member comes from, or null: random. */
+  sticky: CompiledSticky | null;
+}
+
+/** `sticky:` of a split. A claim is read from ctx.subject (`sub`) or from the identity header
+ * the route's auth provider injects it as (claims_to_headers), never from a client's header. */
+export type CompiledSticky =
+  | { kind: 'header'; header: string }
+  | { kind: 'cookie'; cookie: string }
+  | { kind: 'claim'; claim: string; header: string };
+
+/** One member of a split: its service and weight, and the route's policies over that service's. */
+export interface CompiledSplitMember {
+  /** Index into CompiledConfig.services. */
+  service: number;
+  weight: number;
+  retry?: CompiledRetry | null;
+  deadline?: CompiledDeadline | null;
+  /** As CompiledRoute's: the route's own breaker / fallback over this member's service's. */
+  circuitBreaker?: CompiledBreaker | false;
+  fallback?: CompiledFallback | false;
+  /** Slot of the own breaker, keyed `route:<route>/<service>` (src/control/breaker-store.ts). */
+  breakerSlot?: number;
+}
+
+/** A route's `mirror:` (src/data/upstream/mirror.ts): copies of its requests to another service. */
+export interface CompiledMirror {
+  /** Index into CompiledConfig.services. */
+  service: number;
+  /** Share of the requests mirrored, 0 < percent <= 100. */
+  percent: number;
+  /** Larger (or streamed) bodies are not mirrored. */
+  maxBodyBytes: number;
+  /** Mirrored requests in flight per worker beyond which copies are dropped. */
+  maxInFlight: number;
 }
 
 export interface CompiledConfig extends CompiledFilterRuntimes {

@@ -120,8 +120,12 @@ export function visibleAsciiTarget(s: string): string | null {
 export const GATEWAY_OWNED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   'host', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect',
   'content-length', 'transfer-encoding', 'proxy-authorization',
-  'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-correlation-id',
+  'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-correlation-id', 'x-lobby-mirror',
 ]);
+
+/** Marks a mirrored copy of a request (src/data/upstream/mirror.ts); the front door drops
+ * every client copy, so an upstream can trust that only the gateway's copies carry it. */
+export const MIRROR_HEADER = 'x-lobby-mirror';
 
 /** A request-target the upstream may receive: bytes 0x21-0x7E only, starting with `/`. */
 export function isVisibleAsciiTarget(s: string): boolean {

@@ -25,7 +25,13 @@ export interface CompiledMetrics {
   /** Route names and service indexes: what the control plane labels series with (the worker
    * gets the config without routes; these are small). `versions`: the `versioning.versions`
    * indexes a route with API versioning is served as (lobby_api_version_requests_total). */
-  routes: { name: string; service: number; waf?: boolean; versions?: number[] }[];
+  routes: {
+    name: string; service: number; waf?: boolean; versions?: number[];
+    /** A weighted split's member services (`service` is then -1: a request refused before
+     * the split chose counts as service="-"). */
+    members?: number[];
+    mirror?: boolean;
+  }[];
   /** `versioning.versions` names (index = CompiledVersioning's); absent without versioning. */
   versions?: string[];
 }
@@ -68,12 +74,23 @@ export const WAF_RULE_INDEX: ReadonlyMap<number, number> = new Map(WAF_RULE_IDS.
 export const WAF_DECISIONS = ['blocked', 'reported', 'scored'] as const;
 export const WAF_STRIDE = WAF_RULE_IDS.length * WAF_DECISIONS.length;
 
+/** lobby_mirror_requests_total results (src/data/upstream/mirror.ts): the mirror answered
+ * (any status); it failed (connect, timeout, reset); dropped over max_in_flight; not mirrored
+ * because the body was streamed or over max_body_bytes. */
+export const MIRROR_RESULTS = ['sent', 'failed', 'dropped', 'skipped_body'] as const;
+export const MIRROR_RESULT = { SENT: 0, FAILED: 1, DROPPED: 2, SKIPPED_BODY: 3 } as const;
+
 /**
  * Offsets of every region in a worker's array. Route `routes.length` is the pseudo-route of
- * requests no route took (404, 400 before routing, ...), labelled route="-".
+ * requests no route took (404, 400 before routing, ...), labelled route="-". After it come the
+ * route slots of split members: route="r",service="<member>" (memberSlots).
  */
 export interface MetricsLayout {
   readonly routeCount: number;
+  /** Route slots in all: the routes, the unrouted one, one per member of each split. */
+  readonly routeSlotCount: number;
+  /** Per route with a split: the route slot of its first member (the others follow); -1 for others. */
+  readonly memberSlots: readonly number[];
   readonly serviceCount: number;
   /** First target slot of each service (targets numbered in service order). */
   readonly targetBase: readonly number[];
@@ -110,12 +127,20 @@ export interface MetricsLayout {
    * route) rather than only {route,version}: even by code it stays bounded by the config.
    */
   readonly apiVersions: readonly number[];
+  /** Per route with a mirror: MIRROR_RESULTS.length counters (-1 for a route without). */
+  readonly mirror: readonly number[];
   /** Float64 slots in all. */
   readonly size: number;
 }
 
 export function metricsLayout(m: CompiledMetrics, services: readonly { targets: readonly unknown[] }[]): MetricsLayout {
-  const routeSlots = m.routes.length + 1;
+  let routeSlots = m.routes.length + 1;
+  const memberSlots = m.routes.map((r) => {
+    if (r.members === undefined) return -1;
+    const first = routeSlots;
+    routeSlots += r.members.length;
+    return first;
+  });
   const slots = statusSlots(m.statusCodes);
   const durationStride = m.buckets.length + 2;
   const upstreamStride = m.upstreamBuckets.length + 2;
@@ -135,9 +160,10 @@ export function metricsLayout(m: CompiledMetrics, services: readonly { targets: 
   const retries = take(services.length * RETRY_SLOTS);
   const waf = m.routes.map((r) => (r.waf === true ? take(WAF_STRIDE) : -1));
   const apiVersions = m.routes.map((r) => (r.versions !== undefined && r.versions.length > 0 ? take(r.versions.length * slots) : -1));
+  const mirror = m.routes.map((r) => (r.mirror === true ? take(MIRROR_RESULTS.length) : -1));
   return {
-    routeCount: m.routes.length, serviceCount: services.length, targetBase, statusSlots: slots,
-    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, waf, apiVersions, size: at,
+    routeCount: m.routes.length, routeSlotCount: routeSlots, memberSlots, serviceCount: services.length, targetBase, statusSlots: slots,
+    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, waf, apiVersions, mirror, size: at,
   };
 }
 

@@ -357,7 +357,9 @@ export function servicePolicy(service: CompiledService): BreakerPolicy {
  * overrides in place of the service's (a route's own breaker replaces the service's for its
  * tries, it does not stack with it), false for none, and the service's where it has none.
  */
-export function routePolicy(route: CompiledRoute, service: CompiledService, buffer: SharedArrayBuffer | null): BreakerPolicy {
+export function routePolicy(
+  route: Pick<CompiledRoute, 'name' | 'circuitBreaker' | 'fallback' | 'breakerSlot'>, service: CompiledService, buffer: SharedArrayBuffer | null,
+): BreakerPolicy {
   const own = route.circuitBreaker;
   const slot = route.breakerSlot;
   const breaker = own === undefined ? breakerOf(service)

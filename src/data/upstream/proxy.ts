@@ -32,9 +32,11 @@ import {
   RETRY_REASON, countRetry, pickRetryTarget, reasonOfError, retryAfterMs, retryDelay, type RetryBudget, type RetryCall,
 } from './retry.js';
 import { pushDeadlineHeader, remainingMs } from './deadline.js';
+import { chooseMember } from './split.js';
+import { mirrorRequest } from './mirror.js';
 
 /** Bodies up to this size (declared by Content-Length) are buffered, then sent in one write. */
-export const BUFFERED_BODY_MAX = 64 * 1024;
+export { BUFFERED_BODY_MAX } from '../../shared/compiled-config.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
@@ -382,7 +384,14 @@ export function upstreamPath(ctx: RequestContext, route: RuntimeRoute): string |
  */
 export function forward(ctx: RequestContext): void {
   const body = ctx.body;
-  const route = ctx.route!;
+  let route = ctx.route!;
+  if (route.split !== null) {
+    // The one place a split's member is chosen (split.ts): from here on ctx.route is the
+    // member's, so its service, chain, retries, deadline, logs and metrics are the chosen ones.
+    route = chooseMember(ctx, route.split);
+    ctx.route = route;
+    ctx.exchangeDeadline = route.deadlineMs !== 0 ? ctx.startTime + route.deadlineMs : 0;
+  }
   if (route.transcoder !== null) { route.transcoder.forward(ctx); return; }
   const service = route.service;
   const target = service.pick(service.targets);
@@ -415,6 +424,7 @@ export function forward(ctx: RequestContext): void {
   ctx.upstream = call;
   call.startTry(service.connectMs);
   service.dispatch(call, call);
+  if (route.mirror !== null) mirrorRequest(ctx, route.mirror, h, route.preserveHost ? -1 : hostAt);
 }
 
 /**

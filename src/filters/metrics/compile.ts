@@ -16,7 +16,9 @@ declare module '../../shared/compiled-config.js' {
 export interface MetricsInput {
   metrics: RawMetrics;
   services: Readonly<Record<string, { targets?: readonly unknown[]; grpc?: { targets: readonly unknown[] } }>>;
-  routes: readonly ({ name: string; service: string; auth?: { provider: string }; waf?: unknown } & VersionedRouteIn)[];
+  routes: readonly ({
+    name: string; service?: string; services?: readonly { name: string }[]; mirror?: unknown; auth?: { provider: string }; waf?: unknown;
+  } & VersionedRouteIn)[];
   /** Routes with API versioning get lobby_api_version_requests_total counters. */
   versioning?: ApiVersionInput['versioning'];
   /** The WAF's default section: routes with a WAF get lobby_waf_decisions_total counters. */
@@ -25,25 +27,32 @@ export interface MetricsInput {
   admin?: object;
 }
 
+/** Where one route slot's counters are (a route's, or one split member's), and its service's. */
+export interface MetricsSlotOffsets {
+  requestsAt: number;
+  bytesAt: number;
+  durationAt: number;
+  localRepliesAt: number;
+  /** -1 without a service (the unrouted pseudo-route, a split before it chose). */
+  upstreamDurationAt: number;
+  upstreamErrorsAt: number;
+  targetErrorsAt: number;
+  /** The service's retry counters (RETRY_SLOTS); -1 without a service. */
+  retriesAt?: number;
+}
+
 /** A route's (or the unrouted pseudo-route's) recorder: offsets into its worker's array. */
-export interface MetricsFilterConfig {
+export interface MetricsFilterConfig extends MetricsSlotOffsets {
   routeName: string;
   statusCodes: CompiledMetrics['statusCodes'];
   buckets: number[];
   upstreamBuckets: number[];
   latencyReports: boolean;
-  requestsAt: number;
-  bytesAt: number;
-  durationAt: number;
-  localRepliesAt: number;
-  /** -1 for the unrouted pseudo-route (no service). */
-  upstreamDurationAt: number;
-  upstreamErrorsAt: number;
-  targetErrorsAt: number;
   /** -1 when the route has no auth. */
   authAt: number;
-  /** The service's retry counters (RETRY_SLOTS); -1 for the unrouted pseudo-route. */
-  retriesAt?: number;
+  /** A weighted split: each member's slot, by RuntimeRoute.splitMember (the route's own slot
+   * above counts the requests refused before the split chose: service="-"). */
+  members?: MetricsSlotOffsets[];
   /** -1 when the route has no WAF (metrics-layout.ts WAF_STRIDE counters). */
   wafAt?: number;
   /**
@@ -73,8 +82,10 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     providers,
     // A route naming an unknown service is refused by compile.ts; -1 keeps the indexes valid here.
     routes: config.routes.map((r, i) => ({
-      name: r.name, service: serviceIndex.get(r.service) ?? -1, waf: r.waf === false ? false : r.waf !== undefined || config.waf !== undefined,
+      name: r.name, service: r.service === undefined ? -1 : serviceIndex.get(r.service) ?? -1, waf: r.waf === false ? false : r.waf !== undefined || config.waf !== undefined,
       ...(versionSets[i] !== null ? { versions: versionSets[i] } : {}),
+      ...(r.services !== undefined ? { members: r.services.map((m) => serviceIndex.get(m.name) ?? -1) } : {}),
+      ...(r.mirror !== undefined ? { mirror: true } : {}),
     })),
     ...(versionNames.length > 0 ? { versions: versionNames } : {}),
   };
@@ -90,24 +101,31 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     served.forEach((version, k) => { table[version + 1] = at(k); });
     return table;
   };
-  const of = (route: number, routeName: string, service: number, provider: number): MetricsFilterConfig => ({
-    routeName,
-    statusCodes: compiled.statusCodes,
-    buckets: compiled.buckets,
-    upstreamBuckets: compiled.upstreamBuckets,
-    latencyReports: compiled.latencyReports && service >= 0,
-    requestsAt: layout.requests + route * layout.statusSlots,
-    bytesAt: layout.bytes + route * 2,
-    durationAt: layout.duration + route * layout.durationStride,
-    localRepliesAt: layout.localReplies + route * LOCAL_REPLY_CODES.length,
+  const slotOffsets = (slot: number, service: number): MetricsSlotOffsets => ({
+    requestsAt: layout.requests + slot * layout.statusSlots,
+    bytesAt: layout.bytes + slot * 2,
+    durationAt: layout.duration + slot * layout.durationStride,
+    localRepliesAt: layout.localReplies + slot * LOCAL_REPLY_CODES.length,
     upstreamDurationAt: service < 0 ? -1 : layout.upstreamDuration + service * layout.upstreamStride,
     upstreamErrorsAt: service < 0 ? -1 : layout.upstreamErrors + service * UPSTREAM_ERROR_KINDS.length,
     targetErrorsAt: service < 0 ? -1 : layout.targetErrors + layout.targetBase[service],
-    authAt: provider < 0 ? -1 : layout.auth + provider * AUTH_RESULTS.length,
     retriesAt: service < 0 ? -1 : layout.retries + service * RETRY_SLOTS,
-    wafAt: route < layout.waf.length ? layout.waf[route] : -1,
-    ...(route < layout.apiVersions.length && layout.apiVersions[route] >= 0 ? { apiVersionAt: apiVersionTable(route) } : {}),
   });
+  const of = (route: number, routeName: string, service: number, provider: number): MetricsFilterConfig => {
+    const members = route < compiled.routes.length ? compiled.routes[route].members : undefined;
+    return {
+      routeName,
+      statusCodes: compiled.statusCodes,
+      buckets: compiled.buckets,
+      upstreamBuckets: compiled.upstreamBuckets,
+      latencyReports: compiled.latencyReports && (service >= 0 || members !== undefined),
+      ...slotOffsets(route, service),
+      authAt: provider < 0 ? -1 : layout.auth + provider * AUTH_RESULTS.length,
+      wafAt: route < layout.waf.length ? layout.waf[route] : -1,
+      ...(route < layout.apiVersions.length && layout.apiVersions[route] >= 0 ? { apiVersionAt: apiVersionTable(route) } : {}),
+      ...(members !== undefined ? { members: members.map((member, k) => slotOffsets(layout.memberSlots[route] + k, member)) } : {}),
+    };
+  };
   return {
     runtime: { metrics: compiled },
     route: (index) => {

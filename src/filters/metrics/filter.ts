@@ -9,7 +9,7 @@ import {
   AUTH_RESULTS, AUTH_RESULT_INDEX, LOCAL_REPLY_CODES, LOCAL_REPLY_INDEX, RETRY_REASONS, RETRY_SLOTS, UPSTREAM_ERROR_KINDS, WAF_DECISIONS, WAF_RULE_INDEX, WAF_STRIDE,
   bucketIndex, statusSlots,
 } from '../../shared/metrics-layout.js';
-import type { MetricsFilterConfig } from './compile.js';
+import type { MetricsFilterConfig, MetricsSlotOffsets } from './compile.js';
 import { routeHistogram } from './latency.js';
 import { RETRY_BUDGET_EXHAUSTED } from '../../data/upstream/retry.js';
 import { MAX_VERSIONS } from '../../shared/api-version.js';
@@ -36,10 +36,12 @@ function upstreamKind(flags: number): number {
 
 /** Slots a config's offsets reach: the size of a private array when the worker gave none (tests, benches). */
 function slotsNeeded(c: MetricsFilterConfig): number {
+  const slotEnd = (o: MetricsSlotOffsets) => Math.max(
+    o.requestsAt + statusSlots(c.statusCodes), o.bytesAt + 2, o.durationAt + c.buckets.length + 2, o.localRepliesAt + LOCAL_REPLY_CODES.length,
+    o.upstreamDurationAt + c.upstreamBuckets.length + 2, o.upstreamErrorsAt + UPSTREAM_ERROR_KINDS.length, o.targetErrorsAt + 64, (o.retriesAt ?? -1) + RETRY_SLOTS,
+  );
   return 1 + Math.max(
-    c.requestsAt + statusSlots(c.statusCodes), c.bytesAt + 2, c.durationAt + c.buckets.length + 2, c.localRepliesAt + LOCAL_REPLY_CODES.length,
-    c.upstreamDurationAt + c.upstreamBuckets.length + 2, c.upstreamErrorsAt + UPSTREAM_ERROR_KINDS.length, c.targetErrorsAt + 64, c.authAt + AUTH_RESULTS.length,
-    (c.retriesAt ?? -1) + RETRY_SLOTS,
+    slotEnd(c), ...(c.members ?? []).map(slotEnd), c.authAt + AUTH_RESULTS.length,
     (c.wafAt ?? -1) + WAF_STRIDE,
     Math.max(-1, ...(c.apiVersionAt ?? [])) + statusSlots(c.statusCodes),
   );
@@ -88,38 +90,42 @@ class MetricsRecorder implements Filter {
   onEnd(ctx: RequestContext): void {
     const f = this.f;
     const c = this.c;
+    // A split member's requests count in its own slot and under its service (the unrouted
+    // pseudo-route has no ctx.route).
+    const member = ctx.route === null ? -1 : ctx.route.splitMember;
+    const o: MetricsSlotOffsets = member < 0 || c.members === undefined ? c : c.members[member];
     const status = ctx.status;
     const slot = status === 0 ? this.noneSlot : this.byClass ? ((status / 100) | 0) - 1 : status - 100;
-    f[c.requestsAt + slot]++;
+    f[o.requestsAt + slot]++;
     if (this.versionAt !== null) {
       const at = this.versionAt[ctx.apiVersionIndex + 1];
       if (at >= 0) f[at + slot]++;
     }
-    f[c.bytesAt] += ctx.bytesIn;
-    f[c.bytesAt + 1] += ctx.bytesOut;
+    f[o.bytesAt] += ctx.bytesIn;
+    f[o.bytesAt + 1] += ctx.bytesOut;
     const now = performance.now();
     const totalMs = now - ctx.startTime;
     const seconds = totalMs / 1000;
-    const d = c.durationAt;
+    const d = o.durationAt;
     f[d + bucketIndex(this.bounds, seconds)]++;
     f[d + this.bounds.length + 1] += seconds;
     const spec = ctx.replySpec;
-    if (spec !== null) f[c.localRepliesAt + (LOCAL_REPLY_INDEX.get(spec.code) ?? OTHER_CODE)]++;
-    if (c.upstreamDurationAt >= 0) {
+    if (spec !== null) f[o.localRepliesAt + (LOCAL_REPLY_INDEX.get(spec.code) ?? OTHER_CODE)]++;
+    if (o.upstreamDurationAt >= 0) {
       if (ctx.upstreamStartTime > 0) {
         const end = ctx.upstreamLastByteTime > 0 ? ctx.upstreamLastByteTime : now;
         const up = (end - ctx.upstreamStartTime) / 1000;
-        const u = c.upstreamDurationAt;
+        const u = o.upstreamDurationAt;
         f[u + bucketIndex(this.upstreamBounds, up)]++;
         f[u + this.upstreamBounds.length + 1] += up;
       }
       const failed = ctx.responseFlags & UPSTREAM_FLAGS;
       if (failed !== 0) {
-        f[c.upstreamErrorsAt + upstreamKind(failed)]++;
+        f[o.upstreamErrorsAt + upstreamKind(failed)]++;
         const target = ctx.target;
         if (target !== null) {
           const i = ctx.route!.service.targets.indexOf(target);
-          if (i >= 0) f[c.targetErrorsAt + i]++;
+          if (i >= 0) f[o.targetErrorsAt + i]++;
         }
       }
     }
@@ -129,7 +135,7 @@ class MetricsRecorder implements Filter {
       // Past authentication: forwarded, or refused by a rate limit after it.
       else if (ctx.target !== null || (ctx.responseFlags & F.RATE_LIMITED) !== 0) f[c.authAt]++;
     }
-    if (ctx.retryReasons !== 0 && c.retriesAt !== undefined && c.retriesAt >= 0) this.countRetries(ctx.retryReasons, c.retriesAt);
+    if (ctx.retryReasons !== 0 && o.retriesAt !== undefined && o.retriesAt >= 0) this.countRetries(ctx.retryReasons, o.retriesAt);
     if (ctx.wafRules !== '' && c.wafAt !== undefined && c.wafAt >= 0) this.countWaf(ctx, c.wafAt);
     if (this.hist !== null) this.hist.recordValue(totalMs < 0.001 ? 1 : Math.round(totalMs * 1000));
   }
