@@ -178,6 +178,8 @@ function healthPolicies(name: string, service: RawService, report: Report): Pick
     for (const key of ['health_check', 'outlier'] as const) {
       if (service[key] !== undefined) report(['services', name, key], 'is for HTTP services; a gRPC service (grpc:) takes no health_check or outlier yet');
     }
+    // gRPC has its own header for it (src/grpc/runtime.ts GrpcCall.startTry).
+    if (service.deadline_header !== undefined) report(['services', name, 'deadline_header'], 'does not apply to a gRPC service: the time left of deadline_ms always goes upstream as grpc-timeout');
     return {};
   }
   const healthCheck = compileHealthCheck(service.health_check, ['services', name, 'health_check'], report);

@@ -19,6 +19,7 @@ import { WRITE_FULL, abortResponse, endResponse, startResponse, writeResponseDat
 import { CORRELATION_HEADER } from '../data/correlation-id.js';
 import { logRequestFault } from '../data/faults.js';
 import { noHealthyUpstream } from '../data/upstream/proxy.js';
+import { remainingMs } from '../data/upstream/deadline.js';
 import type { DispatchController, DispatchHandler, UpstreamError } from '../data/upstream/dispatch.js';
 import type { CompiledGrpcService, CompiledTranscode } from './compiled.js';
 import { grpcDispatch, grpcPoolKey, type GrpcDispatchOptions } from './client.js';
@@ -257,17 +258,18 @@ function dispatchCall(ctx: RequestContext, route: RouteTranscoder, binding: Comp
   if (target === null) { noHealthyUpstream(ctx); return; }
   const streaming = binding.target.serverStreaming;
   const sse = streaming && headerValue(ctx, 'accept').includes('text/event-stream');
-  // grpc-timeout: the service's response timeout bounds a unary call; a stream is bounded by
-  // the idle timeout between messages (the gateway's deadline ticker), not by a total.
-  const deadline = streaming ? 0 : Date.now() + service.responseMs;
-  const call = new GrpcCall(ctx, route, binding, target, metadataOf(ctx, route.requestHeaders), message, deadline, streaming, sse);
+  const call = new GrpcCall(ctx, route, binding, target, metadataOf(ctx, route.requestHeaders), message, streaming, sse);
   ctx.target = target;
   target.inFlight++;
   ctx.upstream = call;
-  ctx.phase = PHASE.WAITING;
-  ctx.deadline = coarseNow + service.responseMs;
+  call.startTry();
   service.dispatch(call, call);
 }
+
+const GRPC_DEADLINE_EXCEEDED = 4;
+/** grpc-js's deadline timer may fire this much before Date.now() reaches the deadline it was
+ * given (timers run on the loop's clock, rounded to ms). */
+const DEADLINE_SLACK_MS = 5;
 
 // --- the call -----------------------------------------------------------------------------
 
@@ -278,6 +280,10 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
   readonly idempotent: boolean;
   controller: DispatchController | null = null;
   complete = false;
+  /** The try's grpc-js deadline (Date.now() ms, sent as grpc-timeout; 0 = none), and whether
+   * it is the exchange's deadline_ms (else the service's response_ms) that set it. */
+  deadline = 0;
+  private deadlineIsExchange = false;
   private initial: HeaderField[] = [];
   private unary: Buffer | null = null;
   private records = 0;
@@ -290,7 +296,6 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     readonly target: RuntimeTarget,
     readonly headers: readonly string[],
     readonly body: Buffer,
-    readonly deadline: number,
     private readonly streaming: boolean,
     private readonly sse: boolean,
   ) {
@@ -311,6 +316,34 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     if (this.released) return;
     this.released = true;
     this.target.inFlight--;
+  }
+
+  /** A try's deadlines: grpc-js's, sent upstream as `grpc-timeout`, and the deadline ticker's
+   * (a backstop: grpc-js's timer ends the call first, and cancels it on the server). A unary
+   * call is bounded by response_ms, a stream only between messages (idle_ms, the ticker); the
+   * time left of the exchange's deadline_ms bounds both, as the deadline header does on HTTP. */
+  startTry(): void {
+    const ctx = this.ctx;
+    const service = ctx.route!.service;
+    let ms = this.streaming ? 0 : service.responseMs;
+    this.deadlineIsExchange = false;
+    if (ctx.exchangeDeadline !== 0) {
+      const left = remainingMs(ctx);
+      if (ms === 0 || left < ms) { ms = Math.max(left, 1); this.deadlineIsExchange = true; }
+    }
+    this.deadline = ms === 0 ? 0 : Date.now() + ms;
+    ctx.phase = PHASE.WAITING;
+    ctx.deadline = coarseNow + service.responseMs;
+  }
+
+  /** The ticker found the call's response deadline (response_ms, idle_ms) passed. */
+  timedOut(spec: GatewayErrorSpec, flag: number): void {
+    this.fail(spec, flag);
+  }
+
+  /** Retries of gRPC calls are not built yet: no try waits for one. */
+  sendTry(): void {
+    this.ctx.deadline = 0;
   }
 
   // DispatchHandler
@@ -358,6 +391,14 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     if (ctx.ended) return;
     const t = trailers ?? [];
     const code = Number(trailerValue(t, 'grpc-status') ?? '2');
+    if (code === GRPC_DEADLINE_EXCEEDED && this.deadline !== 0 && Date.now() >= this.deadline - DEADLINE_SLACK_MS) {
+      // The gateway's own deadline, reached by grpc-js's timer (or the server's, on the
+      // grpc-timeout it was sent) before the ticker: answered as the ticker would, and without
+      // grpc-js's message, which names the upstream's address.
+      if (this.deadlineIsExchange) this.fail(GW_ERR.deadline_exceeded, RESPONSE_FLAG.UPSTREAM_TIMEOUT);
+      else this.timedOut(GW_ERR.upstream_timeout, RESPONSE_FLAG.UPSTREAM_TIMEOUT);
+      return;
+    }
     if (code !== 0) {
       const message = String(trailerValue(t, 'grpc-message') ?? '');
       const bin = trailerValue(t, 'grpc-status-details-bin');

@@ -433,7 +433,7 @@ export function noHealthyUpstream(ctx: RequestContext): void {
 
 /** Deadline ticker callback: what a passed deadline means depends on the phase. */
 export function expireRequest(ctx: RequestContext): void {
-  const call = ctx.upstream as UpstreamCall | null;
+  const call = ctx.upstream;
   if (ctx.exchangeDeadline !== 0 && coarseNow >= ctx.exchangeDeadline) {
     // The whole exchange's deadline (deadline.ts): before forwarding too (a filter waiting,
     // a body still arriving), and while a response streams (it is cut).
