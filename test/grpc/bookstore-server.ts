@@ -87,6 +87,7 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
     Echo: (r) => r,
     Unmapped: (r) => r,
     Large: (r) => r,
+    Tag: (r) => r, // raw bytes (see RAW below)
     Slow: (r, call) => new Promise<Obj>((resolve) => {
       const timer = setTimeout(() => resolve({ ms: r.ms }), Number(r.ms ?? 0));
       call.on('cancelled', () => { clearTimeout(timer); state.cancelled++; });
@@ -99,11 +100,22 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
       throw Object.assign(new Error(message), { code, details: message, metadata });
     },
   };
+  // Methods whose request bytes are answered back as they came: what the gateway encoded is
+  // what it prints (protobufjs's objects would not keep int64 map keys).
+  const RAW = new Set(['Tag']);
+  const raw = (b: unknown) => b as Buffer;
   const definition: Record<string, grpc.MethodDefinition<Obj, Obj>> = {};
   for (const m of service.methodsArray) {
     m.resolve();
     const req = m.resolvedRequestType!;
     const res = m.resolvedResponseType!;
+    if (RAW.has(m.name)) {
+      definition[m.name] = {
+        path: `/bookstore.v1.Bookstore/${m.name}`, requestStream: false, responseStream: false,
+        requestDeserialize: raw as never, requestSerialize: raw as never, responseSerialize: raw as never, responseDeserialize: raw as never,
+      };
+      continue;
+    }
     definition[m.name] = {
       path: `/bookstore.v1.Bookstore/${m.name}`,
       requestStream: false,
