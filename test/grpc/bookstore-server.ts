@@ -44,6 +44,8 @@ export interface BookstoreOptions {
   failWith?: number;
   /** With failWith: the `grpc-retry-pushback-ms` trailer to send along. */
   pushbackMs?: string;
+  /** Every unary call is answered this many ms late (a slow target). */
+  delayMs?: number;
 }
 
 function statusDetails(code: number, message: string): Buffer {
@@ -138,14 +140,21 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
         callback(Object.assign(new Error('failing on purpose'), { code: opts.failWith, details: `${state.address} fails on purpose`, metadata }));
         return;
       }
-      new Promise<Obj>((resolve) => resolve(impl[m.name](call.request, call) as Obj | Promise<Obj>)).then(
+      const answer = () => new Promise<Obj>((resolve) => resolve(impl[m.name](call.request, call) as Obj | Promise<Obj>)).then(
         (out) => callback(null, out),
         (err) => callback(err as grpc.ServiceError),
       );
+      if (opts.delayMs === undefined) { void answer(); return; }
+      const timer = setTimeout(answer, opts.delayMs);
+      call.on('cancelled', () => { clearTimeout(timer); state.cancelled++; });
     };
   }
   handlers.StreamBooks = (call: grpc.ServerWritableStream<Obj, Obj>) => {
     state.calls.StreamBooks = (state.calls.StreamBooks ?? 0) + 1;
+    if (opts.failWith !== undefined) {
+      call.emit('error', Object.assign(new Error('failing on purpose'), { code: opts.failWith, details: `${state.address} fails on purpose` }));
+      return;
+    }
     const r = call.request;
     const count = Number(r.count ?? 0);
     const failAfter = r.fail_code === undefined ? -1 : Number(r.fail_after ?? 0); // proto3 sends no 0s

@@ -38,6 +38,11 @@ export const BUFFERED_BODY_MAX = 64 * 1024;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
+/** Whether a request of this method may be sent again (DispatchOptions.idempotent). */
+export function isIdempotentMethod(method: string): boolean {
+  return IDEMPOTENT.has(method);
+}
+
 /** Response header names never forwarded to the client (hop-by-hop, or set by the gateway). */
 function isDroppedResponseHeader(name: HeaderField): boolean {
   switch (name.length) {
@@ -64,7 +69,8 @@ function parseLength(field: HeaderField): number {
 }
 
 let cachedAbortError: Error | null = null;
-function abortedError(): Error {
+/** The reason a call the gateway ended gives its controller (also the gRPC calls'). */
+export function abortedError(): Error {
   // One shared error: aborts are expected, and a stack per abort is waste.
   if (cachedAbortError === null) {
     const limit = Error.stackTraceLimit;
@@ -119,7 +125,7 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
   ) {
     this.method = ctx.method;
     this.path = ctx.upstreamPath;
-    this.idempotent = IDEMPOTENT.has(ctx.method);
+    this.idempotent = isIdempotentMethod(ctx.method);
     this.policy = ctx.route!.retry;
   }
 
