@@ -180,7 +180,7 @@ describe('gRPC retries', () => {
       const m = /^(\d+)m$/.exec(t.timeout ?? '');
       assert.ok(m && Number(m[1]) <= 300 && Number(m[1]) > 0, `grpc-timeout ${t.timeout} of a try is per_try_timeout_ms`);
     }
-    assert.ok(r.elapsed < 1400, `two tries of 300 ms, not the server's 1500 (${r.elapsed} ms)`);
+    assert.ok(r.elapsed < 1700, `two tries of 300 ms; a try not cut would take 1500 (${r.elapsed} ms)`);
     const line = await logLine(r.id);
     assert.equal(line.retries, 1);
     await waitUntil('both tries cancelled on the server', () => slow.cancelled >= cancelled + 2);
