@@ -35,7 +35,7 @@ import type { FilterMend } from '../data/chain.js';
 import { isMapping, mendNamedEntry, type Mapping } from './schema-kit.js';
 import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from './tls-config.js';
 import { compileHealthCheck, compileOutlier } from './health-config.js';
-import { compileRouteResilience } from './retry-config.js';
+import { checkRetryOn, compileRouteResilience } from './retry-config.js';
 import { clientCertHeaderNames, compileBreaker, compileFallback, compileOverload, compileRouteBreaker } from './breaker-config.js';
 import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
 import { compileMirror, compileSplit, type TrafficContext } from './traffic-config.js';
@@ -161,6 +161,8 @@ function compileService(name: string, service: RawService, baseDir: string, repo
     if (first === undefined) firstIndexByOrigin.set(target.origin, index);
     else report(['services', name, 'targets', index], `${target.origin} is already listed as targets[${first}]`);
   });
+  // Its routes' `on` are checked with the route (retry-config.ts compileRouteResilience).
+  checkRetryOn(service.retry?.on, service.grpc !== undefined, ['services', name, 'retry', 'on'], report);
   const secure = targets.some((t) => t.origin.startsWith('https:'));
   if (service.tls !== undefined && !secure) report(['services', name, 'tls'], 'applies to https:// targets, and this service has none');
   const tls = secure ? compileUpstreamTls(service.tls, baseDir, ['services', name, 'tls'], report) : null;
@@ -192,6 +194,8 @@ function healthPolicies(name: string, service: RawService, report: Report): Pick
     for (const key of ['health_check', 'outlier'] as const) {
       if (service[key] !== undefined) report(['services', name, key], 'is for HTTP services; a gRPC service (grpc:) takes no health_check or outlier yet');
     }
+    // gRPC has its own header for it (src/grpc/runtime.ts GrpcCall.startTry).
+    if (service.deadline_header !== undefined) report(['services', name, 'deadline_header'], 'does not apply to a gRPC service: the time left of deadline_ms always goes upstream as grpc-timeout');
     return {};
   }
   const healthCheck = compileHealthCheck(service.health_check, ['services', name, 'health_check'], report);

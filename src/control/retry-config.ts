@@ -11,6 +11,15 @@ import type { CompiledDeadline, CompiledRetry } from '../shared/compiled-config.
 export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout'] as const;
 export type RetryCondition = (typeof RETRY_CONDITIONS)[number];
 
+/** The gRPC statuses a try of a gRPC service may be retried on (Envoy's gRPC `retry_on`
+ * names): the others say the request itself is wrong, and a resend gets the same answer. */
+export const GRPC_RETRY_CODES = { cancelled: 1, deadline_exceeded: 4, resource_exhausted: 8, internal: 13, unavailable: 14 } as const;
+export type GrpcRetryCode = keyof typeof GRPC_RETRY_CODES;
+const GRPC_CODE_NAMES = Object.keys(GRPC_RETRY_CODES) as GrpcRetryCode[];
+/** A gRPC service's conditions: its statuses, and `timeout` (connect failures and resets
+ * reach the gateway as UNAVAILABLE from grpc-js). */
+const GRPC_DEFAULT_ON: GrpcRetryCode[] = ['unavailable'];
+
 /** The methods a retry may repeat once a request reached the upstream: the idempotent ones. */
 const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'];
 
@@ -30,8 +39,9 @@ const retrySchema = section({
   attempts: positiveInt.max(10, { error: 'must be at most 10' }).optional(),
   on: z.array(z.union([
     z.enum(RETRY_CONDITIONS),
+    z.enum(GRPC_CODE_NAMES),
     z.number().int().min(500, { error: 'a retried status must be a 5xx (500-599)' }).max(599, { error: 'a retried status must be a 5xx (500-599)' }),
-  ], { error: `must be one of ${RETRY_CONDITIONS.join(', ')} or a status code 500-599` })).optional(),
+  ], { error: `must be one of ${RETRY_CONDITIONS.join(', ')} or a status code 500-599 (HTTP services), or one of ${GRPC_CODE_NAMES.join(', ')}, timeout (gRPC services)` })).optional(),
   methods: z.array(z.string().refine((m) => IDEMPOTENT_METHODS.includes(m), {
     error: `must be an idempotent method (${IDEMPOTENT_METHODS.join(', ')}): a retried POST or PATCH may be processed twice`,
   })).optional(),
@@ -80,7 +90,23 @@ function maxBelowBase(max: number, base: number): string {
 type KeyPath = (string | number)[];
 type Report = (path: KeyPath, message: string) => void;
 
-interface ServiceKeys { retry?: RawRetry; deadline_ms?: number; deadline_header?: string | false }
+interface ServiceKeys { retry?: RawRetry; deadline_ms?: number; deadline_header?: string | false; grpc?: unknown }
+
+/**
+ * What of `on` does not fit the service's kind, reported at `at` (the `on` key): an HTTP service
+ * retries on client errors and HTTP statuses, a gRPC service on gRPC statuses. Called for the
+ * service's own `on` and for each route's.
+ */
+export function checkRetryOn(on: RawRetry['on'], grpc: boolean, at: KeyPath, report: Report): void {
+  on?.forEach((c, i) => {
+    const isGrpcCode = typeof c === 'string' && c in GRPC_RETRY_CODES;
+    if (grpc && !isGrpcCode && c !== 'timeout') {
+      report([...at, i], `${JSON.stringify(c)} is for HTTP services; a gRPC service retries on ${GRPC_CODE_NAMES.join(', ')} or timeout (grpc-js reports a connect failure or a reset as unavailable)`);
+    } else if (!grpc && isGrpcCode) {
+      report([...at, i], `${JSON.stringify(c)} is a gRPC status, for gRPC services; an HTTP service retries on ${RETRY_CONDITIONS.join(', ')} or a 5xx status`);
+    }
+  });
+}
 interface RouteKeys { retry?: RawRetry | false; deadline_ms?: number | false }
 
 /**
@@ -98,14 +124,19 @@ export function compileRouteResilience(
     const max = r.backoff_ms?.max ?? s.backoff_ms?.max ?? RETRY_DEFAULTS.backoffMaxMs;
     // One side from the route, the other from its service (each alone was checked by the schema).
     if (max < base && r.backoff_ms !== undefined) report([...at, 'retry', 'backoff_ms'], maxBelowBase(max, base));
-    const on = r.on ?? s.on ?? RETRY_DEFAULTS.on;
+    const grpc = service.grpc !== undefined;
+    if (route.retry !== undefined) checkRetryOn(r.on, grpc, [...at, 'retry', 'on'], report);
+    const on = r.on ?? s.on ?? (grpc ? GRPC_DEFAULT_ON : RETRY_DEFAULTS.on);
     const attempts = r.attempts ?? s.attempts ?? RETRY_DEFAULTS.attempts;
+    let grpcCodes = 0;
+    for (const c of on) if (typeof c === 'string' && c in GRPC_RETRY_CODES) grpcCodes |= 1 << GRPC_RETRY_CODES[c as GrpcRetryCode];
     retry = {
       attempts,
       onConnectFailure: on.includes('connect_failure'),
       onReset: on.includes('reset'),
       onTimeout: on.includes('timeout'),
       statuses: [...new Set(on.filter((c): c is number => typeof c === 'number'))].sort((a, b) => a - b),
+      grpcCodes,
       methodMask: methodMask(r.methods ?? s.methods ?? RETRY_DEFAULTS.methods),
       backoffBaseMs: base,
       backoffMaxMs: max,

@@ -168,6 +168,14 @@ export interface UpstreamLeg {
   /** Every body byte the response declared went to the client: the upstream side is done
    * without closing a connection that may be reused. */
   settle(): void;
+  // What the deadline ticker drives (proxy.ts expireRequest), for both kinds of call (the
+  // HTTP UpstreamCall and the gRPC GrpcCall):
+  /** The exchange failed: `spec` answered if nothing was, else the response is cut. */
+  fail(spec: GatewayErrorSpec, flag: number): void;
+  /** The try's response deadline passed: retried when the route's policy allows, else `spec`. */
+  timedOut(spec: GatewayErrorSpec, flag: number): void;
+  /** A retry's backoff (PHASE.RETRY_WAIT) is over: the next try goes out. */
+  sendTry(): void;
 }
 
 /** What a request reads of its generation (generation.ts implements it). */

@@ -10,7 +10,8 @@
 //   onResponseStart(HTTP status of the gRPC status, initial metadata)  for an error before one;
 //   onResponseData(message) per message;
 //   onResponseEnd(trailers)  with `grpc-status`, `grpc-message` and the rest of the trailers.
-// A retry or breaker thus reads an UNAVAILABLE before any message as a 503.
+// A breaker thus reads an UNAVAILABLE before any message as a 503; retries decide on the
+// gRPC status itself (runtime.ts GrpcCall, through retry.ts's retryDelay).
 import type * as grpcTypes from '@grpc/grpc-js';
 import { lazily } from '../shared/lazy-require.js';
 import type { DispatchController, DispatchFn, DispatchOptions, HeaderField } from '../data/upstream/dispatch.js';

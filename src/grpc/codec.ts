@@ -10,11 +10,13 @@ export interface PrintOptions {
   enumsAsNumbers: boolean;
 }
 
-/** A field bound from the path or the query: its path in the message and its text. */
+/** A field bound from the path or the query: its path in the message and its text; for a map
+ * entry from the query (`labels[key]=value`), its key. */
 export interface BoundValue {
   fieldPath: string[];
   value: string;
   source: 'path' | 'query';
+  mapKey?: string;
 }
 
 /** A request the client got wrong: 400 with this message. */
@@ -36,7 +38,7 @@ export function encodeRequest(type: protobuf.Type, body: Buffer | null, bodyFiel
     let fields: BoundFields | undefined;
     if (bound.length > 0) {
       fields = new BoundFields(type);
-      for (const b of bound) fields.set(b.fieldPath.join('.'), b.value, b.source);
+      for (const b of bound) fields.set(b.fieldPath.join('.'), b.value, b.source, b.mapKey);
     }
     return jsonToProto(type, body ?? EMPTY, PARSE, fields, bodyField === '*' || bodyField === '' ? undefined : bodyField);
   } catch (err) {

@@ -1,7 +1,8 @@
 // Query parameters → request fields (the fields no path variable and no body binds):
-// `a.b=1` for nested fields, `x=1&x=2` for repeated ones, `+` as a space, percent-decoded
-// (strict UTF-8). A parameter naming a path-bound field, or a field the body carries, is a
-// 400, never an override (grpc-gateway #3069).
+// `a.b=1` for nested fields, `x=1&x=2` for repeated ones, `m[k]=v` for an entry of a map field
+// (grpc-gateway v2's form), `+` as a space, percent-decoded (strict UTF-8). A parameter naming
+// a path-bound field, or a field the body carries, is a 400, never an override (grpc-gateway
+// #3069).
 import type protobuf from 'protobufjs';
 import { decodePercent, PercentError } from './percent.js';
 import { fieldAt } from './transcoder.js';
@@ -65,7 +66,17 @@ export function queryValues(
       if (err instanceof PercentError) throw new TranscodeInputError(`query parameter: ${err.message}`);
       throw err;
     }
-    const path = bodyField === '*' ? null : resolvePath(type, key);
+    // `name[key]`: a map entry. The key is what lies between the first `[` (a field path has
+    // none) and the final `]`, decoded with the rest, so `labels%5Bk%5D` is the same parameter
+    // and a key may hold brackets. Whether `name` is a map is the codec's check (bound.ts).
+    let name = key;
+    let mapKey: string | undefined;
+    const open = key.indexOf('[');
+    if (open > 0 && key.charCodeAt(key.length - 1) === 0x5d /* ] */) {
+      name = key.slice(0, open);
+      mapKey = key.slice(open + 1, -1);
+    }
+    const path = bodyField === '*' ? null : resolvePath(type, name);
     if (path === null || (bodyField !== '' && path[0] === bodyField)) {
       if (rejectUnknown) throw new TranscodeInputError(`unknown query parameter ${JSON.stringify(key)}`, 'unknown_query');
       continue;
@@ -76,14 +87,14 @@ export function queryValues(
       }
     }
     const field = fieldAt(type, path);
-    if (typeof field !== 'string' && field.resolve().resolvedType !== null && 'fields' in field.resolvedType!) {
+    if (typeof field !== 'string' && !field.map && field.resolve().resolvedType !== null && 'fields' in field.resolvedType!) {
       // Well-known types with a string form (Timestamp, Duration, FieldMask, wrappers) are the
       // codec's to read; other messages cannot come from one string.
       if (!field.resolvedType!.fullName.startsWith('.google.protobuf.')) {
         throw new TranscodeInputError(`query parameter ${JSON.stringify(key)} names a message field; name one of its fields (${key}.x=...)`);
       }
     }
-    out.push({ fieldPath: path, value, source: 'query' });
+    out.push({ fieldPath: path, value, source: 'query', mapKey });
   }
   return out;
 }

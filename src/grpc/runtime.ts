@@ -18,8 +18,11 @@ import {
 import { WRITE_FULL, abortResponse, endResponse, startResponse, writeResponseData, lowerEquals } from '../data/exchange.js';
 import { CORRELATION_HEADER } from '../data/correlation-id.js';
 import { logRequestFault } from '../data/faults.js';
-import { noHealthyUpstream } from '../data/upstream/proxy.js';
-import type { DispatchController, DispatchHandler, UpstreamError } from '../data/upstream/dispatch.js';
+import { abortedError, isIdempotentMethod, noHealthyUpstream } from '../data/upstream/proxy.js';
+import { remainingMs } from '../data/upstream/deadline.js';
+import { RETRY_REASON, pickRetryTarget, retryDelay, type RetryBudget, type RetryCall } from '../data/upstream/retry.js';
+import type { DispatchController, DispatchFn, DispatchHandler, UpstreamError } from '../data/upstream/dispatch.js';
+import type { CompiledRetry } from '../shared/compiled-config.js';
 import type { CompiledGrpcService, CompiledTranscode } from './compiled.js';
 import { grpcDispatch, grpcPoolKey, type GrpcDispatchOptions } from './client.js';
 import { rootFromJson } from './descriptors.js';
@@ -257,45 +260,67 @@ function dispatchCall(ctx: RequestContext, route: RouteTranscoder, binding: Comp
   if (target === null) { noHealthyUpstream(ctx); return; }
   const streaming = binding.target.serverStreaming;
   const sse = streaming && headerValue(ctx, 'accept').includes('text/event-stream');
-  // grpc-timeout: the service's response timeout bounds a unary call; a stream is bounded by
-  // the idle timeout between messages (the gateway's deadline ticker), not by a total.
-  const deadline = streaming ? 0 : Date.now() + service.responseMs;
-  const call = new GrpcCall(ctx, route, binding, target, metadataOf(ctx, route.requestHeaders), message, deadline, streaming, sse);
+  const call = new GrpcCall(ctx, route, binding, target, metadataOf(ctx, route.requestHeaders), message, streaming, sse);
   ctx.target = target;
   target.inFlight++;
   ctx.upstream = call;
-  ctx.phase = PHASE.WAITING;
-  ctx.deadline = coarseNow + service.responseMs;
+  call.startTry();
   service.dispatch(call, call);
 }
 
+const GRPC_DEADLINE_EXCEEDED = 4;
+/** grpc-js's deadline timer may fire this much before Date.now() reaches the deadline it was
+ * given (timers run on the loop's clock, rounded to ms). */
+const DEADLINE_SLACK_MS = 5;
+
 // --- the call -----------------------------------------------------------------------------
 
-export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamLeg {
+/**
+ * One transcoded call: dispatch options, handler and upstream leg, as proxy.ts's UpstreamCall,
+ * and the same RetryCall (src/data/upstream/retry.ts), so the one retry policy decides for it
+ * too: the service's retry interceptor gives it the dispatch its retries go through and the
+ * budget, and retryDelay() says whether and when a failed try goes out again (to another
+ * target: pickRetryTarget). A unary call only: its request message is whole (the transcoder
+ * built it) and nothing is relayed before its status arrives, while a stream's records go to
+ * the client as they come.
+ */
+export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamLeg, RetryCall {
   readonly method = 'POST';
   readonly path: string;
   readonly head = null;
   readonly idempotent: boolean;
   controller: DispatchController | null = null;
   complete = false;
+  /** The try's grpc-js deadline (Date.now() ms, sent as grpc-timeout; 0 = none), and whether
+   * it is the exchange's deadline_ms (else the service's response_ms) that set it. */
+  deadline = 0;
+  private deadlineIsExchange = false;
   private initial: HeaderField[] = [];
   private unary: Buffer | null = null;
   private records = 0;
   private released = false;
+  // --- retries (retry.ts RetryCall): counters, no object of their own ---
+  readonly policy: CompiledRetry | null;
+  retryNext: DispatchFn | null = null;
+  budget: RetryBudget | null = null;
+  tries = 1;
+  relayed = false;
 
   constructor(
     readonly ctx: RequestContext,
     private readonly route: RouteTranscoder,
     private readonly binding: CompiledBinding<GrpcMethod>,
-    readonly target: RuntimeTarget,
+    public target: RuntimeTarget,
     readonly headers: readonly string[],
     readonly body: Buffer,
-    readonly deadline: number,
     private readonly streaming: boolean,
     private readonly sse: boolean,
   ) {
     this.path = binding.target.path;
-    this.idempotent = ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'PUT' || ctx.method === 'DELETE';
+    // What a retry may repeat is decided by the client's method, as on HTTP: the verb of a
+    // google.api.http rule says what the gRPC method does (GET reads, POST creates).
+    this.idempotent = isIdempotentMethod(ctx.method);
+    this.policy = streaming ? null : ctx.route!.retry;
   }
 
   // UpstreamLeg
@@ -303,7 +328,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     if (this.complete) return;
     this.complete = true;
     this.release();
-    this.controller?.abort(new Error('request finished by the gateway'));
+    this.controller?.abort(abortedError());
   }
   resume(): void { if (!this.complete) this.controller?.resume(); }
   settle(): void { this.complete = true; this.release(); }
@@ -311,6 +336,85 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     if (this.released) return;
     this.released = true;
     this.target.inFlight--;
+  }
+
+  /** A try's deadlines: grpc-js's, sent upstream as `grpc-timeout`, and the deadline ticker's
+   * (a backstop: grpc-js's timer ends the call first, and cancels it on the server). A unary
+   * call is bounded by response_ms, a stream only between messages (idle_ms, the ticker); the
+   * time left of the exchange's deadline_ms bounds both, as the deadline header does on HTTP. */
+  startTry(): void {
+    const ctx = this.ctx;
+    const service = ctx.route!.service;
+    // A try of a unary call: also per_try_timeout_ms (this.policy is null for a stream).
+    const perTry = this.policy === null ? 0 : this.policy.perTryTimeoutMs;
+    const tryMs = perTry !== 0 && perTry < service.responseMs ? perTry : service.responseMs;
+    let ms = this.streaming ? 0 : tryMs;
+    this.deadlineIsExchange = false;
+    if (ctx.exchangeDeadline !== 0) {
+      const left = remainingMs(ctx);
+      if (ms === 0 || left < ms) { ms = Math.max(left, 1); this.deadlineIsExchange = true; }
+    }
+    this.deadline = ms === 0 ? 0 : Date.now() + ms;
+    ctx.phase = PHASE.WAITING;
+    ctx.deadline = coarseNow + tryMs;
+  }
+
+  /** A try's response deadline (response_ms, per_try_timeout_ms, idle_ms) passed, by the
+   * ticker or grpc-js's timer: retried when the policy's `on` has `timeout`, else `spec`. */
+  timedOut(spec: GatewayErrorSpec, flag: number): void {
+    if (this.policy !== null && this.policy.onTimeout && this.records === 0) {
+      const wait = retryDelay(this, RETRY_REASON.TIMEOUT, -1);
+      if (wait >= 0) {
+        this.controller?.abort(abortedError()); // cancels the try upstream; its status is not told
+        this.awaitRetry(wait);
+        return;
+      }
+    }
+    this.fail(spec, flag);
+  }
+
+  /** The try ended with a status the policy retries: true when a retry was scheduled. The
+   * server's `grpc-retry-pushback-ms` trailer (gRPC's Retry-After, gRFC A6) replaces the
+   * backoff, up to backoff_ms.max; one that is not a count of ms asks for no retry. */
+  private retryOnStatus(code: number, trailers: readonly HeaderField[]): boolean {
+    const policy = this.policy;
+    if (policy === null || code > 30 || ((policy.grpcCodes >>> code) & 1) === 0) return false;
+    const pushback = trailerValue(trailers, 'grpc-retry-pushback-ms');
+    let pushbackMs = -1;
+    if (pushback !== undefined) {
+      const text = String(pushback);
+      if (!/^\d{1,9}$/.test(text)) return false;
+      pushbackMs = Number(text);
+    }
+    const wait = retryDelay(this, RETRY_REASON.STATUS, pushbackMs);
+    if (wait < 0) return false;
+    this.awaitRetry(wait);
+    return true;
+  }
+
+  /** Between two tries: the try's target is released; the ticker sends the next (sendTry). */
+  private awaitRetry(wait: number): void {
+    const ctx = this.ctx;
+    this.controller = null;
+    this.release();
+    this.initial = [];
+    this.unary = null;
+    ctx.phase = PHASE.RETRY_WAIT;
+    ctx.deadline = coarseNow + wait;
+  }
+
+  /** The next try: another target when there is one, with the time left as its deadline. */
+  sendTry(): void {
+    const ctx = this.ctx;
+    const service = ctx.route!.service;
+    const target = pickRetryTarget(service, this.target);
+    this.target = target;
+    ctx.target = target;
+    target.inFlight++;
+    this.released = false;
+    this.tries++;
+    this.startTry();
+    (this.retryNext ?? service.dispatch)(this, this);
   }
 
   // DispatchHandler
@@ -342,6 +446,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     let json: string;
     try { json = this.print(message); } catch (err) { this.abort(); this.badResponse((err as Error).message); return; }
     if (this.records === 0) {
+      this.relayed = true;
       ctx.phase = PHASE.STREAMING;
       startResponse(ctx, 200, '', this.responseHead(this.sse ? 'text/event-stream' : 'application/x-ndjson'), -1, false);
     }
@@ -352,12 +457,21 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
 
   private responseEnd(_c: DispatchController, trailers: HeaderField[] | null): void {
     const ctx = this.ctx;
-    this.complete = true;
-    this.release();
     ctx.upstreamLastByteTime = performance.now();
-    if (ctx.ended) return;
+    if (ctx.ended) { this.settle(); return; }
     const t = trailers ?? [];
     const code = Number(trailerValue(t, 'grpc-status') ?? '2');
+    if (code === GRPC_DEADLINE_EXCEEDED && this.deadline !== 0 && Date.now() >= this.deadline - DEADLINE_SLACK_MS) {
+      // The gateway's own deadline, reached by grpc-js's timer (or the server's, on the
+      // grpc-timeout it was sent) before the ticker: answered as the ticker would, and without
+      // grpc-js's message, which names the upstream's address.
+      if (this.deadlineIsExchange) this.fail(GW_ERR.deadline_exceeded, RESPONSE_FLAG.UPSTREAM_TIMEOUT);
+      else this.timedOut(GW_ERR.upstream_timeout, RESPONSE_FLAG.UPSTREAM_TIMEOUT);
+      return;
+    }
+    if (code !== 0 && this.retryOnStatus(code, t)) return;
+    this.complete = true;
+    this.release();
     if (code !== 0) {
       const message = String(trailerValue(t, 'grpc-message') ?? '');
       const bin = trailerValue(t, 'grpc-status-details-bin');
@@ -390,6 +504,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
 
   private sendUnary(json: string): void {
     const ctx = this.ctx;
+    this.relayed = true;
     const bytes = Buffer.from(json, 'utf8');
     startResponse(ctx, 200, '', this.responseHead('application/json'), bytes.length, ctx.method === 'HEAD');
     if (ctx.method === 'HEAD') endResponse(ctx); else writeResponseData(ctx, bytes);
@@ -405,16 +520,17 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
 
   onResponseError(_c: DispatchController, err: UpstreamError): void {
     if (this.complete) return;
-    this.fail(UPSTREAM_ERR[err.code] ?? GW_ERR.upstream_unavailable, RESPONSE_FLAG.UPSTREAM_RESET);
+    // A policy's refusal (the breaker's) may carry headers for the reply (its Retry-After).
+    this.fail(UPSTREAM_ERR[err.code] ?? GW_ERR.upstream_unavailable, RESPONSE_FLAG.UPSTREAM_RESET, (err as { headers?: readonly string[] }).headers ?? null);
   }
 
   /** The gateway ends the call (deadline ticker, an upstream failure): as proxy.ts's fail. */
-  fail(spec: GatewayErrorSpec, flag: number): void {
+  fail(spec: GatewayErrorSpec, flag: number, extraHeaders: readonly string[] | null = null): void {
     const ctx = this.ctx;
     this.abort();
     if (ctx.ended) return;
     ctx.responseFlags |= flag;
-    if (this.records === 0) replyGatewayError(ctx, spec, '');
+    if (this.records === 0) replyGatewayError(ctx, spec, '', extraHeaders);
     else this.endStreamWithError(gatewayStatusJson(spec, ctx.correlationId));
   }
 
@@ -422,6 +538,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
    * one, a final error record (the client never takes a cut stream for a complete one). */
   private failWith(statusJson: string, code: number): void {
     const ctx = this.ctx;
+    this.relayed = true;
     if (this.records === 0) {
       replyJson(ctx, httpStatusOf(code), statusJson, this.responseHeaderList());
     } else {
@@ -462,7 +579,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
   }
 }
 
-function trailerValue(list: HeaderField[], lower: string): HeaderField | undefined {
+function trailerValue(list: readonly HeaderField[], lower: string): HeaderField | undefined {
   for (let i = 0; i < list.length; i += 2) if (lowerEquals(list[i], lower)) return list[i + 1];
   return undefined;
 }

@@ -112,6 +112,8 @@ export interface CompiledRetry {
   onTimeout: boolean;
   /** Retried 5xx statuses, ascending. */
   statuses: number[];
+  /** gRPC services: the retried gRPC status codes, bit n for code n (0 for HTTP services). */
+  grpcCodes: number;
   /** Methods (src/shared/methods.ts bits) repeated once the request reached the upstream. */
   methodMask: number;
   backoffBaseMs: number;

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { createRequire } from 'node:module';
+import type { Http2Server, IncomingHttpHeaders } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import { loadProtoFiles, rpcRoot, LOBBY_PROTOS_DIR } from '../../src/grpc/descriptors.js';
 import { freePort } from '../helpers/ports.js';
@@ -26,6 +27,11 @@ export interface BookstoreServer {
   lastMetadata: Record<string, string>;
   /** Calls received, by method name. */
   calls: Record<string, number>;
+  /** Every call's HTTP/2 request as it arrived: its path and raw `grpc-timeout` header (grpc-js
+   * takes that header out of the metadata a handler sees). */
+  received: { path: string; timeout: string | undefined }[];
+  /** Calls the client (or the grpc-timeout it sent) cancelled before the handler answered. */
+  cancelled: number;
   stop(): Promise<void>;
 }
 
@@ -34,6 +40,12 @@ export interface BookstoreOptions {
   credentials?: grpc.ServerCredentials;
   /** Listen port (default: a free one). */
   port?: number;
+  /** Every unary call fails with this gRPC status code (a target that is down or overloaded). */
+  failWith?: number;
+  /** With failWith: the `grpc-retry-pushback-ms` trailer to send along. */
+  pushbackMs?: string;
+  /** Every unary call is answered this many ms late (a slow target). */
+  delayMs?: number;
 }
 
 function statusDetails(code: number, message: string): Buffer {
@@ -56,7 +68,7 @@ function statusDetails(code: number, message: string): Buffer {
 export async function startBookstore(opts: BookstoreOptions = {}): Promise<BookstoreServer> {
   const root = bookstoreRoot();
   const service = root.lookupService('bookstore.v1.Bookstore');
-  const state: BookstoreServer = { port: 0, address: '', lastMetadata: {}, calls: {}, stop: async () => {} };
+  const state: BookstoreServer = { port: 0, address: '', lastMetadata: {}, calls: {}, received: [], cancelled: 0, stop: async () => {} };
   const impl: Record<string, (req: Obj, call: grpc.ServerUnaryCall<Obj, Obj> | grpc.ServerWritableStream<Obj, Obj>) => Obj | Promise<Obj> | null> = {
     ListShelves: (r) => ({ shelves: [{ id: '1', theme: 'fiction' }, { id: '9007199254740993', theme: 'big' }], next_page_token: `${r.page_size ?? 0}:${r.page_token ?? ''}` }),
     CreateShelf: (r) => ({ id: '9007199254740993', ...(r.shelf as Obj) }),
@@ -77,6 +89,11 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
     Echo: (r) => r,
     Unmapped: (r) => r,
     Large: (r) => r,
+    Tag: (r) => r, // raw bytes (see RAW below)
+    Slow: (r, call) => new Promise<Obj>((resolve) => {
+      const timer = setTimeout(() => resolve({ ms: r.ms }), Number(r.ms ?? 0));
+      call.on('cancelled', () => { clearTimeout(timer); state.cancelled++; });
+    }),
     Fail: (r) => {
       const code = Number(r.code ?? 2);
       const message = (r.message as string) ?? 'shelf 7 is locked: 100% sure, ünïcode';
@@ -85,11 +102,22 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
       throw Object.assign(new Error(message), { code, details: message, metadata });
     },
   };
+  // Methods whose request bytes are answered back as they came: what the gateway encoded is
+  // what it prints (protobufjs's objects would not keep int64 map keys).
+  const RAW = new Set(['Tag']);
+  const raw = (b: unknown) => b as Buffer;
   const definition: Record<string, grpc.MethodDefinition<Obj, Obj>> = {};
   for (const m of service.methodsArray) {
     m.resolve();
     const req = m.resolvedRequestType!;
     const res = m.resolvedResponseType!;
+    if (RAW.has(m.name)) {
+      definition[m.name] = {
+        path: `/bookstore.v1.Bookstore/${m.name}`, requestStream: false, responseStream: false,
+        requestDeserialize: raw as never, requestSerialize: raw as never, responseSerialize: raw as never, responseDeserialize: raw as never,
+      };
+      continue;
+    }
     definition[m.name] = {
       path: `/bookstore.v1.Bookstore/${m.name}`,
       requestStream: false,
@@ -106,21 +134,34 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
     handlers[m.name] = (call: grpc.ServerUnaryCall<Obj, Obj>, callback: grpc.sendUnaryData<Obj>) => {
       state.calls[m.name] = (state.calls[m.name] ?? 0) + 1;
       state.lastMetadata = Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, String(v)]));
-      try {
-        const out = impl[m.name](call.request, call) as Obj;
-        callback(null, out);
-      } catch (err) {
-        callback(err as grpc.ServiceError);
+      if (opts.failWith !== undefined) {
+        const metadata = new grpc.Metadata();
+        if (opts.pushbackMs !== undefined) metadata.set('grpc-retry-pushback-ms', opts.pushbackMs);
+        callback(Object.assign(new Error('failing on purpose'), { code: opts.failWith, details: `${state.address} fails on purpose`, metadata }));
+        return;
       }
+      const answer = () => new Promise<Obj>((resolve) => resolve(impl[m.name](call.request, call) as Obj | Promise<Obj>)).then(
+        (out) => callback(null, out),
+        (err) => callback(err as grpc.ServiceError),
+      );
+      if (opts.delayMs === undefined) { void answer(); return; }
+      const timer = setTimeout(answer, opts.delayMs);
+      call.on('cancelled', () => { clearTimeout(timer); state.cancelled++; });
     };
   }
   handlers.StreamBooks = (call: grpc.ServerWritableStream<Obj, Obj>) => {
     state.calls.StreamBooks = (state.calls.StreamBooks ?? 0) + 1;
+    if (opts.failWith !== undefined) {
+      call.emit('error', Object.assign(new Error('failing on purpose'), { code: opts.failWith, details: `${state.address} fails on purpose` }));
+      return;
+    }
     const r = call.request;
     const count = Number(r.count ?? 0);
     const failAfter = r.fail_code === undefined ? -1 : Number(r.fail_after ?? 0); // proto3 sends no 0s
+    const pauseMs = Number(r.pause_ms ?? 0); // before the second message
     let i = 0;
     const next = () => {
+      if (call.cancelled) return;
       if (i === failAfter) {
         call.emit('error', Object.assign(new Error('the shelf caught fire'), { code: Number(r.fail_code ?? 14), details: 'the shelf caught fire' }));
         return;
@@ -128,7 +169,8 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
       if (i >= count) { call.end(); return; }
       const ok = call.write({ name: `shelves/${r.shelf}/books/${i}`, title: `Book ${i}`, author: { author_id: '9007199254740993' } });
       i++;
-      if (ok) setImmediate(next); else call.once('drain', next);
+      const go = i === 1 && pauseMs > 0 ? () => setTimeout(next, pauseMs) : () => setImmediate(next);
+      if (ok) go(); else call.once('drain', go);
     };
     next();
   };
@@ -137,6 +179,15 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
   if (opts.reflection) addReflection(server, root, opts.reflection);
   const port = opts.port ?? await freePort();
   await new Promise<void>((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  // grpc-js has no public hook on the raw request headers: its HTTP/2 servers are reached
+  // through a private field (checked, so a grpc-js that renamed it fails here, not silently).
+  const h2 = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+  if (!(h2 instanceof Map) || h2.size === 0) throw new Error('grpc-js Server.http2Servers is gone: the raw-header hook needs updating');
+  for (const s of h2.keys()) {
+    s.prependListener('stream', (_stream: unknown, headers: IncomingHttpHeaders) => {
+      state.received.push({ path: String(headers[':path']), timeout: headers['grpc-timeout'] as string | undefined });
+    });
+  }
   state.port = port;
   state.address = `127.0.0.1:${port}`;
   state.stop = () => new Promise((resolve) => server.tryShutdown(() => resolve()));

@@ -67,13 +67,16 @@ service S {
   rpc B(M) returns (M) { option (google.api.http) = { post: "/v1/b" body: "missing" }; }
   rpc C(M) returns (M) { option (google.api.http) = { get: "/v1/{id=**}/x" }; }
   rpc D(M) returns (M) { option (google.api.http) = { get: "/v1/d" response_body: "gone" }; }
+  rpc E(M) returns (M) { option (google.api.http) = { get: "/v1/e/{labels}" }; }
 }
-message M { string id = 1; }`);
+message M { string id = 1; map<string, string> labels = 2; }`);
     const msg = (() => { try { compileConfig({ services: { s: { grpc: { targets: ['127.0.0.1:1'] }, descriptors: { protos: ['bad.proto'] } } }, routes: [{ name: 'r', match: { prefix: '/v1' }, service: 's', transcode: { services: ['bad.S'] } }] }, join(dir, 'g.yaml')); return ''; } catch (e) { return (e as Error).message; } })();
     assert.match(msg, /bad\.S\.A: path template "\/v1\/\{nope\}": bad\.M has no field "nope"/);
     assert.match(msg, /bad\.S\.B: body "missing": bad\.M has no such field/);
     assert.match(msg, /bad\.S\.C: path template "\/v1\/\{id=\*\*\}\/x" "\*\*" must be the last segment/);
     assert.match(msg, /bad\.S\.D: response_body "gone"/);
+    // A map's entries come only from the query (labels[key]=value) or the body.
+    assert.match(msg, /bad\.S\.E: path template "\/v1\/e\/\{labels\}": "labels" must be a singular scalar field/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

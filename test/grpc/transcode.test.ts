@@ -160,6 +160,74 @@ describe('google.api.http rules', () => {
     assert.deepEqual(lenient.json(), { id: '1', big: '0', ubig: '0', nums: [], genre: 0, text: '', flag: false });
   });
 
+  it('query map entries name[key]=value (grpc-gateway v2): keys of every kind, int64 keys and values exact', async () => {
+    const before = store.calls.Tag ?? 0;
+    const r = await call('GET', `/v1/tags?labels[env]=prod&labels%5Bteam%5D=a+b&labels[a[0]]=x&labels[]=empty`
+      + `&genres[${BIG}]=POETRY&genres[-1]=2&sizes[18446744073709551615]=${BIG}`
+      + `&waits[true]=1.5s&waits[false]=-0.5s&counts[7]=${BIG}&inner.flags[x]=true&inner.flags[y]=false&tags=t`);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json(), {
+      labels: { env: 'prod', team: 'a b', 'a[0]': 'x', '': 'empty' },
+      genres: { [BIG]: 'POETRY', '-1': 'HISTORY' },
+      waits: { true: '1.500s', false: '-0.500s' },
+      sizes: { '18446744073709551615': BIG },
+      inner: { flags: { x: true, y: false } },
+      tags: ['t'],
+      counts: { 7: BIG },
+    });
+    assert.ok(r.text.includes(`"${BIG}":"POETRY"`) && r.text.includes(`"7":"${BIG}"`), 'int64 keys and values keep every digit');
+    assert.equal(store.calls.Tag, before + 1);
+  });
+
+  it('query map entries merge with a body and a path binding; a map entry inside the body field is that field\'s', async () => {
+    const p = await call('GET', '/v1/tags/n1?labels[k]=v');
+    assert.equal(p.status, 200, p.text);
+    assert.deepEqual(p.json(), { name: 'n1', labels: { k: 'v' } });
+    const b = await call('POST', '/v1/tags?labels[k]=v', { body: '{"note":"n","flags":{"z":true}}' });
+    assert.equal(b.status, 200, b.text);
+    assert.deepEqual(b.json(), { labels: { k: 'v' }, inner: { flags: { z: true }, note: 'n' } });
+    const inBody = await call('POST', '/v1/tags?inner.flags[x]=true', { body: '{}' });
+    assert.equal(inBody.status, 400, inBody.text);
+    assert.equal(inBody.json().details[0].reason, 'grpc_unknown_query_parameter');
+  });
+
+  it('bad map entries are 400 Status JSON naming the map, never echoing the key or value; nothing reaches the upstream', async () => {
+    const before = store.calls.Tag ?? 0;
+    const cases: [string, RegExp][] = [
+      ['genres[secret]=POETRY', /genres\[\]: expected a map key as a decimal integer string/],
+      ['genres[1]=SECRET', /genres\[\]: unknown value for enum Genre/],
+      ['waits[secret]=1s', /waits\[\]: expected a map key "true" or "false"/],
+      ['waits[true]=secret', /waits\[\]: expected a Duration/],
+      ['sizes[-1]=1', /sizes\[\]: /],
+      ['sizes[1]=1.5', /sizes\[\]: /],
+      ['genres[9223372036854775808]=1', /genres\[\]: /],
+      ['counts[1]=secret', /counts\[\]: /],
+      ['labels[k]=a&labels[k]=b', /labels\[\]: map key given more than once/],
+      ['labels=secret', /labels: is a map field: set its entries as labels\[key\]=value/],
+      ['name[k]=v', /name: is not a map field, so it takes no \[key\]/],
+      ['shelves[a]=1', /shelves\[\]: map values of type Shelf cannot be set from a query string/],
+    ];
+    for (const [query, message] of cases) {
+      const r = await call('GET', `/v1/tags?${query}`);
+      assert.equal(r.status, 400, `${query}: ${r.text}`);
+      const status = r.json();
+      assert.equal(status.code, 3, query);
+      assert.equal(status.details[0].reason, 'grpc_invalid_request', query);
+      assert.match(status.message, message, query);
+      assert.doesNotMatch(r.text, /secret|SECRET/, `${query}: the value is not echoed`);
+    }
+    assert.equal(store.calls.Tag ?? 0, before, 'no bad request reached the upstream');
+  });
+
+  it('a map entry of an unknown field is an unknown query parameter (400, or ignored by config)', async () => {
+    const r = await call('GET', '/v1/tags?nope[a]=1');
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json().details[0].reason, 'grpc_unknown_query_parameter');
+    const lenient = await call('GET', '/v1/tags?nope[a]=1&labels[a]=1', { headers: { host: 'lenient.example' } });
+    assert.equal(lenient.status, 200, lenient.text);
+    assert.deepEqual(lenient.json().labels, { a: '1' });
+  });
+
   it('custom method (kind OPTIONS) with body "*"', async () => {
     const r = await call('OPTIONS', '/v1/echo:search', { body: '{"id":"s","nested":{"a":"x"}}' });
     assert.equal(r.status, 200, r.text);
@@ -325,5 +393,14 @@ describe('the codec pool (offload_bytes)', () => {
     const bad = await call('POST', '/v1/large', { body: `{"items":[${'"x",'.repeat(2000)}1]}`, headers: { host: 'offload.example' } });
     assert.equal(bad.status, 400, bad.text);
     assert.equal(bad.json().details[0].reason, 'grpc_invalid_request');
+  });
+
+  it('query map entries reach the pool with a large body (after the test above: it counts the pool\'s first thread)', async () => {
+    const note = 'n'.repeat(6000);
+    const r = await call('POST', `/v1/tags?labels[k]=v&genres[${BIG}]=FICTION`, { body: JSON.stringify({ note }), headers: { host: 'offload.example' } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json().labels, { k: 'v' });
+    assert.deepEqual(r.json().genres, { [BIG]: 'FICTION' });
+    assert.equal(r.json().inner.note.length, 6000);
   });
 });

@@ -28,7 +28,7 @@ describe('retry config', () => {
   it('a service policy fills the defaults; a route overrides key by key', () => {
     const c = compile('{"retry":{"attempts":3,"on":["reset",503]},"deadline_ms":2000}', '{"retry":{"backoff_ms":{"max":400}}}');
     assert.deepEqual(c.routes[0].retry, {
-      attempts: 3, onConnectFailure: false, onReset: true, onTimeout: false, statuses: [503],
+      attempts: 3, onConnectFailure: false, onReset: true, onTimeout: false, statuses: [503], grpcCodes: 0,
       methodMask: methodBit('GET') | methodBit('HEAD') | methodBit('OPTIONS') | methodBit('PUT') | methodBit('DELETE'),
       backoffBaseMs: 25, backoffMaxMs: 400, budgetPercent: 20, budgetMinRetries: 3, perTryTimeoutMs: 0,
     });
@@ -163,7 +163,7 @@ describe('retry target', () => {
 
 describe('retry decision', () => {
   const policy: CompiledRetry = {
-    attempts: 3, onConnectFailure: true, onReset: true, onTimeout: true, statuses: [503], methodMask: methodBit('GET') | methodBit('PUT'),
+    attempts: 3, onConnectFailure: true, onReset: true, onTimeout: true, statuses: [503], grpcCodes: 0, methodMask: methodBit('GET') | methodBit('PUT'),
     backoffBaseMs: 25, backoffMaxMs: 250, budgetPercent: 100, budgetMinRetries: 1000, perTryTimeoutMs: 0,
   };
   function call(method: string, body: RetryCall['body'], tries: number): RetryCall {

@@ -40,6 +40,11 @@ export { BUFFERED_BODY_MAX } from '../../shared/compiled-config.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
+/** Whether a request of this method may be sent again (DispatchOptions.idempotent). */
+export function isIdempotentMethod(method: string): boolean {
+  return IDEMPOTENT.has(method);
+}
+
 /** Response header names never forwarded to the client (hop-by-hop, or set by the gateway). */
 function isDroppedResponseHeader(name: HeaderField): boolean {
   switch (name.length) {
@@ -66,7 +71,8 @@ function parseLength(field: HeaderField): number {
 }
 
 let cachedAbortError: Error | null = null;
-function abortedError(): Error {
+/** The reason a call the gateway ended gives its controller (also the gRPC calls'). */
+export function abortedError(): Error {
   // One shared error: aborts are expected, and a stack per abort is waste.
   if (cachedAbortError === null) {
     const limit = Error.stackTraceLimit;
@@ -121,7 +127,7 @@ export class UpstreamCall implements DispatchOptions, DispatchHandler, UpstreamL
   ) {
     this.method = ctx.method;
     this.path = ctx.upstreamPath;
-    this.idempotent = IDEMPOTENT.has(ctx.method);
+    this.idempotent = isIdempotentMethod(ctx.method);
     this.policy = ctx.route!.retry;
   }
 
@@ -443,7 +449,7 @@ export function noHealthyUpstream(ctx: RequestContext): void {
 
 /** Deadline ticker callback: what a passed deadline means depends on the phase. */
 export function expireRequest(ctx: RequestContext): void {
-  const call = ctx.upstream as UpstreamCall | null;
+  const call = ctx.upstream;
   if (ctx.exchangeDeadline !== 0 && coarseNow >= ctx.exchangeDeadline) {
     // The whole exchange's deadline (deadline.ts): before forwarding too (a filter waiting,
     // a body still arriving), and while a response streams (it is cut).

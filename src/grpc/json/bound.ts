@@ -13,7 +13,9 @@ const STRING_FORM = new Set<Wkt>([Wkt.Timestamp, Wkt.Duration, Wkt.FieldMask, Wk
  * Fields bound from the path and the query, by dotted field path (each segment a proto name or a
  * JSON name), from their string form. Values are checked when the message is encoded
  * (jsonToProto), where errors name the field path. Repeated fields append; a second value for a
- * singular field, or any query value for a field the path bound, is an error.
+ * singular field, or any query value for a field the path bound, is an error. A map field takes
+ * entries one by one, each with its key (`labels[key]=value` in a query, grpc-gateway's form);
+ * a key given twice is an error.
  */
 export class BoundFields {
   /** @internal the tree encodeMessage merges with the body. */
@@ -26,7 +28,7 @@ export class BoundFields {
     return this.root.children.size === 0;
   }
 
-  set(fieldPath: string, value: string, origin: 'path' | 'query'): void {
+  set(fieldPath: string, value: string, origin: 'path' | 'query', mapKey?: string): void {
     const segments = fieldPath.split('.');
     let node = this.root;
     let info = typeInfo(this.type);
@@ -51,14 +53,27 @@ export class BoundFields {
         info = typeInfo(mt);
         continue;
       }
-      if (fi.map || (mt !== null && !STRING_FORM.has(wkt))) {
-        throw new ProtoJsonError(shown, 'cannot be set from a path or query string (bind one of its scalar sub-fields)');
+      if (mapKey !== undefined && !fi.map) throw new ProtoJsonError(shown, 'is not a map field, so it takes no [key]');
+      if (fi.map && mapKey === undefined) {
+        throw new ProtoJsonError(shown, origin === 'query'
+          ? `is a map field: set its entries as ${shown}[key]=value`
+          : 'is a map field and cannot be set from the path');
+      }
+      if (mt !== null && !STRING_FORM.has(wkt)) {
+        throw new ProtoJsonError(fi.map ? `${shown}[]` : shown, fi.map
+          ? `map values of type ${mt.name} cannot be set from a query string`
+          : 'cannot be set from a path or query string (bind one of its scalar sub-fields)');
       }
       const prev = node.children.get(fi);
       if (prev instanceof BoundNode) throw new ProtoJsonError(shown, 'is already bound');
       if (prev !== undefined) {
         if (prev.origin === 'path') throw new ProtoJsonError(shown, `field is bound from the path and must not also be set in the ${origin}`, 'bound_conflict');
-        if (!fi.repeated) throw new ProtoJsonError(shown, 'a singular field is given more than once');
+        if (prev.keys !== null) {
+          if (prev.keys.includes(mapKey!)) throw new ProtoJsonError(`${shown}[]`, 'map key given more than once');
+          prev.keys.push(mapKey!);
+        } else if (!fi.repeated) {
+          throw new ProtoJsonError(shown, 'a singular field is given more than once');
+        }
         prev.values.push(value);
         return;
       }
@@ -67,8 +82,9 @@ export class BoundFields {
           if (other !== fi && other.oneof === fi.oneof) throw new ProtoJsonError(shown, `more than one field of oneof ${fi.oneof} is set`);
         }
       }
-      const leaf = new BoundLeaf(origin);
+      const leaf = new BoundLeaf(origin, fi.map);
       leaf.values.push(value);
+      leaf.keys?.push(mapKey!);
       node.children.set(fi, leaf);
     }
   }

@@ -15,10 +15,14 @@ export class BoundNode {
   readonly children = new Map<FieldInfo, BoundNode | BoundLeaf>();
 }
 
-/** One bound field: its string values (several for a repeated field) and where they came from. */
+/** One bound field: its string values (several for a repeated field) and where they came from.
+ * For a map field, `keys[i]` is the map key of `values[i]` (query `labels[key]=value`). */
 export class BoundLeaf {
   readonly values: string[] = [];
-  constructor(readonly origin: 'path' | 'query') {}
+  readonly keys: string[] | null;
+  constructor(readonly origin: 'path' | 'query', map = false) {
+    this.keys = map ? [] : null;
+  }
 }
 
 export interface EncodeContext {
@@ -193,6 +197,26 @@ function conflict(path: string, origin: 'path' | 'query'): ProtoJsonError {
 }
 
 function encodeBoundLeaf(w: Writer, fi: FieldInfo, leaf: BoundLeaf, path: string, ctx: EncodeContext, depth: number): void {
+  if (leaf.keys !== null) {
+    // Map entries from the query: key and value from their text, checked as in a body.
+    const epath = `${path}[]`;
+    for (let i = 0; i < leaf.values.length; i++) {
+      tag(w, fi.id, 2);
+      w.fork();
+      writeMapKey(w, fi, leaf.keys[i]!, epath);
+      if (fi.kind === 'message') {
+        tag(w, 2, 2);
+        w.fork();
+        encodeWkt(w, typeInfo(fi.messageType!), leaf.values[i]!, epath, ctx, depth + 1, true);
+        w.ldelim();
+      } else {
+        tag(w, 2, fi.wire);
+        writeScalar(w, fi, fi.kind, leaf.values[i]!, epath, true);
+      }
+      w.ldelim();
+    }
+    return;
+  }
   if (fi.kind === 'message') {
     // A well-known type with a string form (checked when it was bound).
     for (const s of leaf.values) {
@@ -275,7 +299,6 @@ function writeElement(w: Writer, fi: FieldInfo, el: JsonValue, path: string, ctx
 
 function encodeMap(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: EncodeContext, depth: number): void {
   if (!(v instanceof JsonObject)) throw new ProtoJsonError(path, `expected an object for a map, got ${describe(v)}`);
-  const keyKind = fi.keyKind!;
   const seen = new Set<string>();
   const isValue = fi.messageType?.fullName === '.google.protobuf.Value';
   for (let i = 0; i < v.keys.length; i++) {
@@ -288,15 +311,7 @@ function encodeMap(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: En
     if (fi.kind !== 'message' && ignoredEnum(fi, val, ctx)) continue;
     tag(w, fi.id, 2);
     w.fork();
-    tag(w, 1, wireOf(keyKind));
-    if (keyKind === 'bool') {
-      if (key !== 'true' && key !== 'false') throw new ProtoJsonError(epath, 'expected a map key "true" or "false"');
-      w.bool(key === 'true');
-    } else {
-      // Integer keys are plain decimal text ("1e2" is a JSON number form, not a key form).
-      if (keyKind !== 'string' && !/^-?(?:0|[1-9][0-9]*)$/.test(key)) throw new ProtoJsonError(epath, 'expected a map key as a decimal integer string');
-      writeScalar(w, fi, keyKind, keyKind === 'string' ? key : new JsonNumber(key), epath, false);
-    }
+    writeMapKey(w, fi, key, epath);
     if (fi.kind === 'message') {
       tag(w, 2, 2);
       w.fork();
@@ -308,6 +323,21 @@ function encodeMap(w: Writer, fi: FieldInfo, v: JsonValue, path: string, ctx: En
     }
     w.ldelim();
   }
+}
+
+/** A map entry's key field (tag and value) from its text: the same forms in a body's keys and
+ * in the query's `name[key]`. */
+function writeMapKey(w: Writer, fi: FieldInfo, key: string, epath: string): void {
+  const keyKind = fi.keyKind!;
+  tag(w, 1, wireOf(keyKind));
+  if (keyKind === 'bool') {
+    if (key !== 'true' && key !== 'false') throw new ProtoJsonError(epath, 'expected a map key "true" or "false"');
+    w.bool(key === 'true');
+    return;
+  }
+  // Integer keys are plain decimal text ("1e2" is a JSON number form, not a key form).
+  if (keyKind !== 'string' && !/^-?(?:0|[1-9][0-9]*)$/.test(key)) throw new ProtoJsonError(epath, 'expected a map key as a decimal integer string');
+  writeScalar(w, fi, keyKind, keyKind === 'string' ? key : new JsonNumber(key), epath, false);
 }
 
 // ---- well-known types ------------------------------------------------------------------------

@@ -97,7 +97,8 @@ describe('BoundFields: what cannot be bound', () => {
     assert.throws(() => bound([['nope', '1', 'query']]), /^Error|nope: unknown field/);
     assert.throws(() => bound([['book.nope.x', '1', 'query']]), /book.nope: unknown field/);
     assert.throws(() => bound([['book', '1', 'query']]), /book: cannot be set from a path or query string/);
-    assert.throws(() => bound([['book.labels', '1', 'query']]), /book.labels: cannot be set/);
+    assert.throws(() => bound([['book.labels', '1', 'query']]), /book.labels: is a map field: set its entries as book.labels\[key\]=value/);
+    assert.throws(() => bound([['book.labels', '1', 'path']]), /book.labels: is a map field and cannot be set from the path/);
     assert.throws(() => bound([['book.contributors.name', '1', 'query']]), /book.contributors: is not a singular message field/);
     assert.throws(() => bound([['book.metadata', '{}', 'query']]), /book.metadata: cannot be set/);
     assert.throws(() => bound([['book.published.seconds', '1', 'query']]), /book.published: is not a singular message field/);
@@ -105,5 +106,45 @@ describe('BoundFields: what cannot be bound', () => {
   });
   it('a BoundFields is for one type', () => {
     assert.throws(() => jsonToProto(Book, new Uint8Array(0), { ignoreUnknownFields: false }, new BoundFields(GetBookRequest)), /another type/);
+  });
+});
+
+describe('BoundFields: map entries (the query\'s name[key]=value)', () => {
+  function entries(list: [string, string, string][], body = ''): string {
+    const b = new BoundFields(GetBookRequest);
+    for (const [field, key, value] of list) b.set(field, value, 'query', key);
+    return protoToJson(GetBookRequest, jsonToProto(GetBookRequest, Buffer.from(body), { ignoreUnknownFields: false }, b), PRINT);
+  }
+  it('every key kind, values as other query values, int64 keys exact', () => {
+    const out = entries([
+      ['book.labels', 'env', 'prod'], ['book.labels', '', ''], ['book.flags', 'true', 'yes'], ['book.flags', 'false', 'no'],
+      ['book.genre_by_year', '9007199254740993', 'SCIENCE'], ['book.genreByYear', '-1', '1'], ['book.scores', '4294967295', 'NaN'],
+    ]);
+    assert.deepEqual(JSON.parse(out), { book: {
+      labels: { env: 'prod', '': '' }, flags: { true: 'yes', false: 'no' },
+      genreByYear: { '9007199254740993': 'SCIENCE', '-1': 'FICTION' }, scores: { '4294967295': 'NaN' },
+    } });
+    assert.ok(out.includes('"9007199254740993":"SCIENCE"'), 'the int64 key keeps every digit');
+  });
+  it('bad keys and values name the map and never quote the key or the value', () => {
+    const cases: [string, string, string, RegExp][] = [
+      ['book.genre_by_year', 'secret1', 'SCIENCE', /^book\.genreByYear\[\]: expected a map key as a decimal integer string$/],
+      ['book.genre_by_year', '1e3', 'SCIENCE', /genreByYear\[\]: expected a map key as a decimal integer/],
+      ['book.genre_by_year', '9223372036854775808', 'SCIENCE', /genreByYear\[\]: /],
+      ['book.genre_by_year', '1', 'secret2', /^book\.genreByYear\[\]: unknown value for enum Genre$/],
+      ['book.flags', 'secret3', 'x', /^book\.flags\[\]: expected a map key "true" or "false"$/],
+      ['book.scores', '-1', '1', /^book\.scores\[\]: /],
+      ['book.scores', '1', 'secret4', /^book\.scores\[\]: expected a double/],
+    ];
+    for (const [field, key, value, re] of cases) {
+      assert.throws(() => entries([[field, key, value]]), (e: Error) => re.test(e.message) && !/secret/.test(e.message), `${field}[${key}]=${value}`);
+    }
+  });
+  it('a key twice, an entry of a field that is no map, message values, and a body value for the map are refused', () => {
+    assert.throws(() => entries([['book.labels', 'k', 'a'], ['book.labels', 'k', 'b']]), /^Error|book\.labels\[\]: map key given more than once/);
+    assert.equal(entries([['book.labels', 'k', 'a'], ['book.labels', 'K', 'b']]), '{"book":{"labels":{"k":"a","K":"b"}}}');
+    assert.throws(() => entries([['book.title', 'k', 'a']]), /book\.title: is not a map field, so it takes no \[key\]/);
+    assert.throws(() => entries([['book.by_rank', '1', 'a']]), /book\.byRank\[\]: map values of type Author cannot be set from a query string/);
+    assert.throws(() => entries([['book.labels', 'k', 'a']], '{"book":{"labels":{"j":"b"}}}'), (e: ProtoJsonError) => e.code === 'bound_conflict');
   });
 });
