@@ -18,6 +18,7 @@ import { statusLine, upstreamStatusLine } from './status-lines.js';
 import { untrackOpen } from './deadlines.js';
 import { PHASE, RESPONSE_FLAG, type Filter, type HeaderField, type RequestContext, type ResponseHead } from './request-context.js';
 import { logRequestFault } from './faults.js';
+import { closingConnections } from './closing.js';
 
 // --- response flags of local replies, by code (decided once, not per reply) --------------
 const FLAG_OF_CODE: Record<string, number> = {
@@ -238,10 +239,12 @@ export function sendLocalReply(
     const body = errorBody(spec, ctx.correlationId);
     ctx.bytesOut += Buffer.byteLength(body); // UTF-8 bytes: a message may name non-ASCII schema keys
     const res = ctx.res;
+    // uWS writes `Connection: close` for a closing end() and closes after the last byte.
+    const close = closeConnection || closingConnections();
     res.cork(() => {
       res.writeStatus(statusLine(spec.status));
       writeHeaders(ctx, merged);
-      res.end(body, closeConnection);
+      res.end(body, close);
     });
   }
   endExchange(ctx);
@@ -267,7 +270,12 @@ export function sendEmptyReply(ctx: RequestContext, status: number, closeConnect
       // endWithoutBody(undefined, …) writes `Content-Length: 9223372036854775808` (this uWS
       // build reads undefined as a length); without arguments it writes none, as a 204 needs.
       // A streamed body left unread (a preflight never has one) closes with Content-Length: 0.
-      if (closeConnection) res.endWithoutBody(0, true); else res.endWithoutBody();
+      if (closeConnection) res.endWithoutBody(0, true);
+      else {
+        // Not endWithoutBody(0, true) while leaving: a 204 must carry no Content-Length.
+        if (closingConnections()) res.writeHeader('connection', 'close');
+        res.endWithoutBody();
+      }
     });
   }
   endExchange(ctx);
@@ -319,6 +327,10 @@ function writeResponseHead(ctx: RequestContext): void {
   ctx.res.writeStatus(upstreamStatusLine(ctx.status, ctx.pendingStatusText));
   const filters = ctx.route !== null ? ctx.route.responseFilters : null;
   writeHeaders(ctx, filters !== null ? runResponseFilters(ctx, filters, ctx.status, headers) : headers);
+  // Leaving (closing.ts): the client closes after this response. Not uWS's closing end():
+  // after a streamed body it writes its `Connection: close` line into the body, and tryEnd
+  // has none. Connections a client keeps open anyway close at the drain's end.
+  if (closingConnections()) ctx.res.writeHeader('connection', 'close');
 }
 
 /** writeResponseData: the client took the chunk; the client is full (pause the upstream

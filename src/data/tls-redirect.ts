@@ -8,6 +8,7 @@ import { statusLine } from './status-lines.js';
 import { isVisibleAsciiTarget } from '../shared/http-syntax.js';
 import { GW_ERR } from '../shared/errors.js';
 import { RESPONSE_FLAG } from './request-context.js';
+import { closingConnections } from './closing.js';
 
 export function sendHttpsRedirect(ctx: RequestContext, hasBody: boolean): void {
   const tls = ctx.gen.config.server.tls!;
@@ -24,8 +25,8 @@ export function sendHttpsRedirect(ctx: RequestContext, hasBody: boolean): void {
     res.writeStatus(statusLine(status));
     res.writeHeader('location', location);
     res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
-    // An unread body leaves the connection out of step: close it.
-    res.end('', hasBody);
+    // An unread body leaves the connection out of step: close it (and while leaving, closing.ts).
+    res.end('', hasBody || closingConnections());
   });
   endExchange(ctx);
 }
