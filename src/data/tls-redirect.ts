@@ -3,7 +3,7 @@
 // otherwise, so a client repeats the method and body), after the front door and path checks.
 import type { RequestContext } from './request-context.js';
 import { CORRELATION_HEADER } from './correlation-id.js';
-import { endExchange, sendLocalReply } from './exchange.js';
+import { endClosing, endExchange, sendLocalReply } from './exchange.js';
 import { statusLine } from './status-lines.js';
 import { isVisibleAsciiTarget } from '../shared/http-syntax.js';
 import { GW_ERR } from '../shared/errors.js';
@@ -26,7 +26,7 @@ export function sendHttpsRedirect(ctx: RequestContext, hasBody: boolean): void {
     res.writeHeader('location', location);
     res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
     // An unread body leaves the connection out of step: close it (and while leaving, closing.ts).
-    res.end('', hasBody || closingConnections());
+    endClosing(res, '', hasBody || closingConnections(), ctx.clientClose);
   });
   endExchange(ctx);
 }
