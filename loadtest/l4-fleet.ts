@@ -332,6 +332,7 @@ export class LoadLoop {
         res.resume();
         res.on('end', () => finish(res.statusCode === 200, instance, res.statusCode === 200 ? null : `status ${res.statusCode}`));
         res.on('error', (err: NodeJS.ErrnoException) => finish(false, instance, err.code ?? err.message));
+        res.on('close', () => finish(false, instance, 'closed before the end of the response')); // no-op after 'end'
       });
       req.on('socket', (socket: TaggedSocket) => {
         if (socket.openedAt === undefined) {

@@ -35,7 +35,7 @@ after(async () => {
 });
 
 describe('behind HAProxy (TCP mode), three instances under load', { skip: existsSync(HAPROXY) ? false : `${HAPROXY} is not installed` }, () => {
-  it('a rolling restart of all three fails no request; kill -9 of one fails only requests on connections to it', async (t) => {
+  it('a rolling restart of all three fails no request; kill -9 of one fails only requests on connections to it', { timeout: 120_000 }, async (t) => {
     assert.ok(DRAIN_DELAY_MS > INTER_MS * FALL + 1000, 'the drain delay covers a check period and a check timeout');
     const instances = [];
     for (const name of ['a', 'b', 'c']) instances.push({ name, port: await freePort(), adminPort: await freePort(), upstreamPort: await freePort() });
