@@ -1,9 +1,11 @@
 // Target `haproxy`: HAProxy as a keep-alive HTTP/1.1 reverse proxy, generated like the nginx baseline
 // (one thread, no logs, the same upstream and upstream connection count) and run in the foreground as
 // our child (`haproxy -db -f <tmp>/haproxy.cfg`). Skipped when haproxy is not installed.
+// Also the TCP-mode balancer in front of several instances (haproxyTcpConfig, below).
 
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ManagedProcess, ProcessGroup } from './processes.js';
 
@@ -59,4 +61,88 @@ export function haproxyVersion(haproxyBinary: string): string {
   const result = spawnSync(haproxyBinary, ['-v'], { encoding: 'utf8' });
   const firstLine = (result.stdout || '').split('\n')[0] ?? '';
   return /version\s+(\S+)/i.exec(firstLine)?.[1] ?? firstLine.trim();
+}
+
+// --- HAProxy in TCP mode in front of several Lobby instances (docs/operations.md#running-several-instances) ---
+
+export interface HaproxyTcpServer {
+  name: string;
+  host: string;
+  /** The instance's data port (server.port), where client connections go. */
+  port: number;
+  /** The instance's admin port (admin.port), where the health check asks GET /readyz. */
+  adminPort: number;
+}
+
+export interface HaproxyTcpOptions {
+  /** Where clients connect. */
+  bind: string;
+  servers: HaproxyTcpServer[];
+  /** Unix socket for `show stat` and `disable server` (null: none). */
+  statsSocket: string | null;
+  /** Health check period, failed checks that take a server out, passed checks that put it back. */
+  interMs: number;
+  fall: number;
+  rise: number;
+}
+
+/**
+ * The balancer config the rolling-restart test runs (loadtest/l4-fleet.ts) and
+ * docs/operations.md shows: TCP pass-through, and a health check on each instance's admin
+ * /readyz with the admin token from the environment (HAProxy expands "${LOBBY_ADMIN_TOKEN}").
+ */
+export function haproxyTcpConfig(options: HaproxyTcpOptions): string {
+  const stats = options.statsSocket === null ? '' : `    stats socket ${options.statsSocket} mode 600 level admin\n`;
+  const servers = options.servers.map((s) => `    server ${s.name} ${s.host}:${s.port} port ${s.adminPort}`).join('\n');
+  return `global
+    maxconn 4096
+${stats}
+defaults
+    mode tcp
+    timeout connect 1s
+    # Above uWS's 10 s keep-alive idle timeout: an idle connection is closed by Lobby, not cut here.
+    timeout client 60s
+    timeout server 60s
+    timeout check 1s
+    # A connection a dead instance refuses is tried on another one at once.
+    retries 3
+    option redispatch 1
+
+frontend lobby
+    bind ${options.bind}
+    default_backend lobby
+
+backend lobby
+    balance roundrobin
+    # SIGTERM makes /readyz answer 503 at once; drain_delay_ms must exceed inter x fall.
+    option httpchk
+    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host lobby hdr Authorization "Bearer \${LOBBY_ADMIN_TOKEN}"
+    http-check expect status 200
+    default-server check inter ${options.interMs}ms fall ${options.fall} rise ${options.rise}
+${servers}
+`;
+}
+
+/** `show stat` over the stats socket: each server's status ("UP", "DOWN", "UP 1/2", "MAINT", ...) by name. */
+export function haproxyServerStatus(statsSocket: string, backend = 'lobby'): Promise<Map<string, string>> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(statsSocket);
+    let text = '';
+    socket.setTimeout(2000, () => socket.destroy(new Error(`no answer from the haproxy stats socket ${statsSocket} in 2 s`)));
+    socket.on('connect', () => socket.write('show stat\n'));
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('utf8'); });
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [header, ...rows] = text.trim().split('\n');
+      const columns = (header ?? '').replace(/^# /, '').split(',');
+      const [px, sv, st] = ['pxname', 'svname', 'status'].map((c) => columns.indexOf(c));
+      if (px < 0 || sv < 0 || st < 0) { reject(new Error(`unexpected answer to show stat: ${text.slice(0, 200)}`)); return; }
+      const status = new Map<string, string>();
+      for (const row of rows) {
+        const fields = row.split(',');
+        if (fields[px] === backend && fields[sv] !== 'BACKEND') status.set(fields[sv], fields[st]);
+      }
+      resolve(status);
+    });
+  });
 }

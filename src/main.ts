@@ -13,8 +13,9 @@ const USAGE = `Usage:
   lobby start [FILE]            Run the gateway on FILE (or --config FILE; default $LOBBY_CONFIG or
                                 config/gateway.yaml). Refuses to start when another process listens
                                 on server.host:port, unless server.reuse_port: true.
-                                SIGTERM/SIGINT: stop accepting, finish in-flight requests (up to
-                                server.drain_timeout_ms), exit 0. SIGHUP, or a change of FILE on
+                                SIGTERM/SIGINT: /readyz fails; after server.drain_delay_ms (a
+                                second signal ends it) stop accepting, finish in-flight requests
+                                (up to server.drain_timeout_ms), exit 0. SIGHUP, or a change of FILE on
                                 disk: reload FILE; an invalid file is reported and the running
                                 config is kept. With an admin section: the admin API (docs/admin-api.md).
   lobby check [FILE]            Validate FILE (or --config FILE), print the compiled route table;
@@ -161,11 +162,30 @@ async function start(file: string): Promise<void> {
   });
 
   let stopping = false;
+  /** Ends the drain delay early (a second SIGTERM/SIGINT during it); null outside it. */
+  let endDelay: (() => void) | null = null;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      if (endDelay !== null) { log.info('second signal during the drain delay: draining now', { signal }); endDelay(); }
+      return;
+    }
     stopping = true;
-    log.info('draining', { signal, deadline_ms: config.server.drainTimeoutMs });
+    // The live config: drain_delay_ms and drain_timeout_ms may have changed since the start.
+    const { drainDelayMs, drainTimeoutMs } = control.store.current.compiled.server;
+    // /readyz fails from now on, and every response closes its keep-alive connection, so the
+    // balancer takes this instance out and its clients reconnect to the others while the
+    // listeners still serve whoever comes during the delay (docs/operations.md).
     control.beginDrain();
+    supervisor.closeConnections();
+    if (drainDelayMs > 0) {
+      log.info('leaving: /readyz fails, serving on until the drain', { signal, delay_ms: drainDelayMs });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, drainDelayMs);
+        endDelay = () => { clearTimeout(timer); resolve(); };
+      });
+      endDelay = null;
+    }
+    log.info('draining', { signal, deadline_ms: drainTimeoutMs });
     const unfinished = await supervisor.drain();
     await control.close();
     log.info('stopped', { unfinished });

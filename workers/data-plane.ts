@@ -19,9 +19,11 @@ import { startWorkerStats } from '../src/data/worker-stats.js';
 import { HealthTable } from '../src/shared/health-table.js';
 import { configureOverload } from '../src/data/overload.js';
 import { closeUnusedChannels } from '../src/grpc/client.js';
+import { followControlBlock } from '../src/data/closing.js';
 
 const boot = workerData as WorkerBoot;
 const control = new Int32Array(boot.control);
+followControlBlock(control);
 const port = parentPort!;
 const pools = new PoolRegistry();
 const prepared = new Map<number, Generation>();

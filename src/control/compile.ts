@@ -142,6 +142,7 @@ function compileServer(server: RawConfig['server'], baseDir: string): CompiledSe
       maxBodyBytes: server.limits.max_body_bytes,
     },
     drainTimeoutMs: server.drain_timeout_ms,
+    drainDelayMs: server.drain_delay_ms,
     escapedSlashes: server.escaped_slashes,
     tls: server.tls === undefined ? null : compileServerTls(server.tls),
     tlsSource: server.tls === undefined ? null : tlsSource(server.tls, baseDir),

@@ -17,7 +17,7 @@ import { parseCidr } from '../shared/ip-cidr.js';
 import { DEFAULT_RATE_LIMIT_KEYS } from '../shared/rate-limit-config.js';
 import { ConfigError, didYouMean, issueAt, type KeyPath, type LineLocator } from './config-error.js';
 import {
-  ALLOWED_KEYS, errorOf, fail, MAX_TIMER_MS, milliseconds, name, NAME_PATTERN, ok, positiveInt, rule, section, type Parsed,
+  ALLOWED_KEYS, errorOf, fail, MAX_TIMER_MS, milliseconds, millisecondsOrZero, name, NAME_PATTERN, ok, positiveInt, rule, section, type Parsed,
 } from './schema-kit.js';
 import { filterRouteKeys, filterSections } from '../filters/index.js';
 import { versionConstraint } from '../filters/api-version/schema.js';
@@ -231,6 +231,8 @@ const serverSchema = section({
   workers: workers.default('auto'),
   limits: limitsSchema.prefault({}),
   drain_timeout_ms: milliseconds.default(30000),
+  // SIGTERM: /readyz fails and the listeners keep serving this long before the drain (main.ts).
+  drain_delay_ms: millisecondsOrZero.default(0),
   trusted_proxies: z.array(z.string().superRefine(rule(checkCidr))).default([]),
   rate_limit_keys: z.number().int().min(16).max(MAX_RATE_LIMIT_KEYS).default(DEFAULT_RATE_LIMIT_KEYS),
   escaped_slashes: escapedSlashes.default('reject'),

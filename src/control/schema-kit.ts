@@ -41,9 +41,10 @@ export function section<Shape extends z.ZodRawShape>(shape: Shape) {
 }
 
 export const positiveInt = z.number().int().positive();
-export const milliseconds = positiveInt.max(MAX_TIMER_MS, {
-  error: `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node.js supports`,
-});
+const TIMER_LIMIT = { error: `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node.js supports` };
+export const milliseconds = positiveInt.max(MAX_TIMER_MS, TIMER_LIMIT);
+/** A duration where 0 means "none". */
+export const millisecondsOrZero = z.number().int().min(0).max(MAX_TIMER_MS, TIMER_LIMIT);
 export const name = z.string().regex(NAME_PATTERN, 'must match [A-Za-z0-9_.-]+');
 
 // Mending a config whose schema failed (compile.ts validateConfig, and filters' FilterMend).

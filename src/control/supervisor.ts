@@ -297,6 +297,11 @@ export class Supervisor {
     for (const w of this.workers) w?.send({ type: 'reopen-logs' });
   }
 
+  /** SIGTERM/SIGINT: from now on every response closes its connection (src/data/closing.ts). */
+  closeConnections(): void {
+    Atomics.store(this.controlView, CONTROL_SLOTS.CLOSE_CONNECTIONS, 1);
+  }
+
   async drain(): Promise<number> {
     this.stopping = true;
     this.jwks.stop();

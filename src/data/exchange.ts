@@ -18,6 +18,7 @@ import { statusLine, upstreamStatusLine } from './status-lines.js';
 import { untrackOpen } from './deadlines.js';
 import { PHASE, RESPONSE_FLAG, type Filter, type HeaderField, type RequestContext, type ResponseHead } from './request-context.js';
 import { logRequestFault } from './faults.js';
+import { closingConnections } from './closing.js';
 
 // --- response flags of local replies, by code (decided once, not per reply) --------------
 const FLAG_OF_CODE: Record<string, number> = {
@@ -207,6 +208,25 @@ function writeHsts(ctx: RequestContext): void {
   if (hsts) ctx.res.writeHeader('strict-transport-security', hsts);
 }
 
+// --- closing the client connection -------------------------------------------------------
+
+/**
+ * Whether a response must say `Connection: close` itself: the client asked for it (uWS then
+ * closes after the response without saying so, and a client that reuses its keep-alive
+ * connections unless told otherwise, like Node's http.Agent, sends its next request into the
+ * closed connection), or the instance is leaving its balancer (closing.ts).
+ */
+function announcesClose(ctx: RequestContext): boolean {
+  return ctx.clientClose || closingConnections();
+}
+
+/** end(body, close) for a local reply: uWS writes `Connection: close` for a closing end()
+ * unless the client asked for close itself, in which case it is written here. */
+export function endClosing(res: RequestContext['res'], body: string, close: boolean, clientClose: boolean): void {
+  if (clientClose) res.writeHeader('connection', 'close');
+  res.end(body, close);
+}
+
 // --- local replies ----------------------------------------------------------------------
 
 /** A streamed request body still being read: the connection cannot be reused after a reply. */
@@ -241,7 +261,7 @@ export function sendLocalReply(
     res.cork(() => {
       res.writeStatus(statusLine(spec.status));
       writeHeaders(ctx, merged);
-      res.end(body, closeConnection);
+      endClosing(res, body, closeConnection || closingConnections(), ctx.clientClose);
     });
   }
   endExchange(ctx);
@@ -267,7 +287,14 @@ export function sendEmptyReply(ctx: RequestContext, status: number, closeConnect
       // endWithoutBody(undefined, …) writes `Content-Length: 9223372036854775808` (this uWS
       // build reads undefined as a length); without arguments it writes none, as a 204 needs.
       // A streamed body left unread (a preflight never has one) closes with Content-Length: 0.
-      if (closeConnection) res.endWithoutBody(0, true); else res.endWithoutBody();
+      if (closeConnection) {
+        if (ctx.clientClose) res.writeHeader('connection', 'close');
+        res.endWithoutBody(0, true);
+      } else {
+        // Not endWithoutBody(0, true) while leaving: a 204 must carry no Content-Length.
+        if (announcesClose(ctx)) res.writeHeader('connection', 'close');
+        res.endWithoutBody();
+      }
     });
   }
   endExchange(ctx);
@@ -319,6 +346,10 @@ function writeResponseHead(ctx: RequestContext): void {
   ctx.res.writeStatus(upstreamStatusLine(ctx.status, ctx.pendingStatusText));
   const filters = ctx.route !== null ? ctx.route.responseFilters : null;
   writeHeaders(ctx, filters !== null ? runResponseFilters(ctx, filters, ctx.status, headers) : headers);
+  // Not uWS's closing end(): after a streamed body it writes its `Connection: close` line into
+  // the body, and tryEnd has none. The client closes on the header; connections a client keeps
+  // open anyway close at the drain's end.
+  if (announcesClose(ctx)) ctx.res.writeHeader('connection', 'close');
 }
 
 /** writeResponseData: the client took the chunk; the client is full (pause the upstream

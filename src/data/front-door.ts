@@ -99,7 +99,8 @@ function noteTransferEncoding(ctx: RequestContext, value: string): void {
 function noteConnection(ctx: RequestContext, value: string): void {
   for (const raw of value.split(',')) {
     const token = raw.trim().toLowerCase();
-    if (token === '' || token === 'keep-alive' || token === 'close') continue;
+    if (token === 'close') { ctx.clientClose = true; continue; }
+    if (token === '' || token === 'keep-alive') continue;
     ctx.connectionTokens = ctx.connectionTokens === '' ? token : ctx.connectionTokens + ',' + token;
   }
 }

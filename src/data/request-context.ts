@@ -306,6 +306,9 @@ export class RequestContext {
   forwardedFor = '';
   /** Tokens of the client's Connection header other than keep-alive/close, or ''. */
   connectionTokens = '';
+  /** The client's Connection header says `close`: uWS closes after the response but does not
+   * say so, so the exchange writes `Connection: close` (exchange.ts). */
+  clientClose = false;
   /** Request headers to forward, flat [name, value, ...] byte strings, end-to-end only. */
   readonly headers: string[] = [];
   headerBytes = 0;

@@ -3,11 +3,12 @@
 // otherwise, so a client repeats the method and body), after the front door and path checks.
 import type { RequestContext } from './request-context.js';
 import { CORRELATION_HEADER } from './correlation-id.js';
-import { endExchange, sendLocalReply } from './exchange.js';
+import { endClosing, endExchange, sendLocalReply } from './exchange.js';
 import { statusLine } from './status-lines.js';
 import { isVisibleAsciiTarget } from '../shared/http-syntax.js';
 import { GW_ERR } from '../shared/errors.js';
 import { RESPONSE_FLAG } from './request-context.js';
+import { closingConnections } from './closing.js';
 
 export function sendHttpsRedirect(ctx: RequestContext, hasBody: boolean): void {
   const tls = ctx.gen.config.server.tls!;
@@ -24,8 +25,8 @@ export function sendHttpsRedirect(ctx: RequestContext, hasBody: boolean): void {
     res.writeStatus(statusLine(status));
     res.writeHeader('location', location);
     res.writeHeader(CORRELATION_HEADER, ctx.correlationId);
-    // An unread body leaves the connection out of step: close it.
-    res.end('', hasBody);
+    // An unread body leaves the connection out of step: close it (and while leaving, closing.ts).
+    endClosing(res, '', hasBody || closingConnections(), ctx.clientClose);
   });
   endExchange(ctx);
 }

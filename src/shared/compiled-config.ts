@@ -32,6 +32,8 @@ export interface CompiledServer {
   limits: CompiledLimits;
   /** How long SIGTERM waits for in-flight requests before the process exits anyway. */
   drainTimeoutMs: number;
+  /** How long SIGTERM keeps serving, with /readyz failing, before the drain starts (0: none). */
+  drainDelayMs: number;
   /** For a path with escaped slashes that matches no route (routes carry their own). */
   escapedSlashes: EscapedSlashes;
   /** `server.tls` (null: no HTTPS listener). */

@@ -6,6 +6,8 @@
 export const CONTROL_SLOTS = {
   /** Generation number that new requests must use. */
   PUBLISHED_GENERATION: 0,
+  /** Nonzero once SIGTERM/SIGINT came: every response closes its connection (src/data/closing.ts). */
+  CLOSE_CONNECTIONS: 1,
 } as const;
 const SLOT_COUNT = 8;
 

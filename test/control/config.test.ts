@@ -83,6 +83,7 @@ describe('config: the issue example', () => {
         workers: availableParallelism(),
         limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 10485760 },
         drainTimeoutMs: 30000,
+        drainDelayMs: 0,
         escapedSlashes: 'reject',
         tls: null,
         tlsSource: null,
@@ -144,6 +145,7 @@ describe('config: defaults and extra keys', () => {
       workers: availableParallelism(),
       limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxBodyBytes: 10485760 },
       drainTimeoutMs: 30000,
+      drainDelayMs: 0,
       escapedSlashes: 'reject',
       tls: null,
       tlsSource: null,
@@ -194,10 +196,11 @@ routes:
     assert.deepEqual(config.routes.map((r) => r.escapedSlashes), ['keep', 'unescape']);
   });
 
-  it('reads drain_timeout_ms, connections, preserve_host, an integer workers and least_request', () => {
+  it('reads drain_timeout_ms, drain_delay_ms, connections, preserve_host, an integer workers and least_request', () => {
     const config = load(`server:
   workers: 3
   drain_timeout_ms: 5000
+  drain_delay_ms: 1500
   port: 9090
   host: 127.0.0.1
 services:
@@ -213,6 +216,7 @@ routes:
 `);
     assert.equal(config.server.workers, 3);
     assert.equal(config.server.drainTimeoutMs, 5000);
+    assert.equal(config.server.drainDelayMs, 1500);
     assert.equal(config.server.port, 9090);
     assert.equal(config.server.host, '127.0.0.1');
     assert.equal(config.services[0].connectionsPerTarget, 8);
@@ -527,6 +531,8 @@ describe('config: errors, each at its exact key path', () => {
     ['zero limit', 'server: { limits: { max_body_bytes: 0 } }\n', 'server.limits.max_body_bytes', 'greater than 0'],
     ['negative limit', 'server: { limits: { max_url_bytes: -1 } }\n', 'server.limits.max_url_bytes', 'greater than 0'],
     ['zero drain timeout', 'server: { drain_timeout_ms: 0 }\n', 'server.drain_timeout_ms', 'greater than 0'],
+    ['negative drain delay', 'server: { drain_delay_ms: -1 }\n', 'server.drain_delay_ms', 'at least 0'],
+    ['huge drain delay', 'server: { drain_delay_ms: 3000000000 }\n', 'server.drain_delay_ms', 'longest timer'],
     ['listen host with a port', 'server: { host: "0.0.0.0:80" }\n', 'server.host', 'port'],
     // shapes
     ['routes not a list', 'routes: { a: 1 }\n', 'routes', 'expected a list, got a mapping'],
@@ -665,7 +671,7 @@ routes:
     service: orders
 `);
     assert.deepEqual(issues.map((i) => [i.file, i.line, i.path, i.message]), [
-      [FILE, 2, 'server.workerz', 'unknown key, did you mean "workers"? (allowed: host, port, workers, limits, drain_timeout_ms, trusted_proxies, rate_limit_keys, escaped_slashes, reuse_port, tls, max_connections, overload)'],
+      [FILE, 2, 'server.workerz', 'unknown key, did you mean "workers"? (allowed: host, port, workers, limits, drain_timeout_ms, drain_delay_ms, trusted_proxies, rate_limit_keys, escaped_slashes, reuse_port, tls, max_connections, overload)'],
       [FILE, 6, 'services.users.balance', 'must be one of "round_robin", "least_request", got the string "round_robbin"; did you mean "round_robin"?'],
       [FILE, 14, 'routes[0].service', 'unknown service "usres" (did you mean "users"? defined services: users, orders)'],
       [FILE, 18, 'routes[1].rate_limit[0]', 'unknown limit "per_ipp" (did you mean "per_ip"? defined limits: per_ip)'],

@@ -115,3 +115,21 @@ describe('host and headers', () => {
     await expectRefused('GET /a HTTP/1.1\r\nHost: a\r\nX-Bad: a\x01b\r\n\r\n');
   });
 });
+
+describe('Connection: close from the client', () => {
+  // uWS closes after such a response without saying so; a client that keeps its connections
+  // unless told otherwise (Node's http.Agent) would send its next request into a closed socket.
+  it('a proxied response and a local reply both say Connection: close and the connection closes', async () => {
+    for (const path of ['/proxied', '/nowhere%2Fescaped']) {
+      const r = await rawRequest(gw.port, `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 2000);
+      assert.deepEqual(r.headers.get('connection'), ['close'], r.raw);
+      assert.equal(r.closed, true, `${path}: the gateway closed the connection`);
+    }
+  });
+
+  it('a keep-alive request gets no Connection header', async () => {
+    const r = await rawRequest(gw.port, 'GET /kept HTTP/1.1\r\nHost: a\r\n\r\n', 300);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('connection'), undefined, r.raw);
+  });
+});
