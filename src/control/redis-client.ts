@@ -5,8 +5,8 @@
 //
 //   single    ioredis `Redis` on the URL;
 //   sentinel  ioredis `Redis` that asks the sentinels for the master of the group; it reconnects
-//             on the master's loss (asking them again, so it finds the promoted replica), on a
-//             +switch-master announcement (failoverDetector) and on READONLY (a demoted master);
+//             on the master's loss (asking them again, so it finds the promoted replica) and on
+//             READONLY (a master demoted by a switchover);
 //   cluster   ioredis `Cluster`: one connection per node, commands routed by slot. A command for
 //             a slot whose master is gone fails at once (retryDelayOnFailover 0, as the offline
 //             queue is off for one server); the slot map is refreshed every second, so a
@@ -52,8 +52,10 @@ export function createRedisClient(endpoint: RedisEndpoint, opts: RedisClientOpti
         sentinelPassword: endpoint.sentinelPassword,
         sentinelRetryStrategy: RECONNECT,
         sentinelCommandTimeout: 1_000,
-        failoverDetector: true,
-        // A master demoted to a replica while we were connected answers writes with READONLY.
+        // A master demoted to a replica while we were connected (a switchover: SENTINEL
+        // FAILOVER) answers writes with READONLY: reconnect, asking the sentinels again. (Not
+        // ioredis's failoverDetector: its disconnect on +switch-master can hit a connection
+        // that is just being made to the new master, which then stayed closed in tests.)
         reconnectOnError: (error) => error.message.startsWith('READONLY'),
       });
     case 'cluster': {
