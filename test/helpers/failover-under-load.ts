@@ -54,11 +54,22 @@ export interface FailoverOptions {
   bucketStored(): Promise<boolean>;
   /** Kills the master (SIGKILL). */
   killMaster(): Promise<void>;
+  /** Whether Redis has promoted a replica (asked of the sentinels, or of the cluster's nodes). */
+  promoted(): Promise<boolean>;
   intervalMs: number;
   diagnostic(message: string): void;
 }
 
+/**
+ * After Redis promoted a replica, Lobby follows within a reconnect (backoff at most 1 s;
+ * Cluster: the slot map re-read every second) plus one sync round (T): docs/rate-limiting.md.
+ * The slack is for a loaded 2-core machine (and the 100 ms between admin attempts).
+ */
+export const FOLLOW_SLACK_MS = 1_500;
+
 export interface FailoverFigures {
+  /** From the kill to Redis's promotion of the replica (seen by polling, every 50 ms). */
+  promotedMs: number;
   /** From the kill to the first accepted admin change. */
   adminBackMs: number;
   refused: number;
@@ -88,6 +99,13 @@ export async function failoverUnderLoad(opts: FailoverOptions): Promise<Failover
 
     const killedAt = Date.now();
     await opts.killMaster();
+    let promotedAt = 0;
+    const promotion = (async () => {
+      while (promotedAt === 0 && Date.now() - killedAt < 30_000) {
+        if (await opts.promoted().catch(() => false)) promotedAt = Date.now();
+        else await sleep(50);
+      }
+    })();
     // Admin changes at once, and again every 100 ms until one is accepted.
     const answers: { status: number; code?: string }[] = [];
     let accepted: { status: number; body: { version: number; hash: string } } | null = null;
@@ -117,7 +135,13 @@ export async function failoverUnderLoad(opts: FailoverOptions): Promise<Failover
       return seen.every((rl, k) => (rl as { state: string }).state === 'ok' && (rl as { failed_rounds: number }).failed_rounds > failedBefore[k]);
     }, 15_000).catch((error: Error) => { throw new Error(`${error.message}: ${JSON.stringify(seen)}`); });
     const limitsBackMs = Date.now() - killedAt;
-    opts.diagnostic(`rate limits shared again on every instance ${limitsBackMs} ms after the kill`);
+    await promotion;
+    assert.ok(promotedAt > 0, 'redis promoted a replica');
+    const promotedMs = promotedAt - killedAt;
+    opts.diagnostic(`redis promoted a replica ${promotedMs} ms after the kill; rate limits shared again on every instance ${limitsBackMs} ms after it`);
+    const follow = 1_000 + opts.intervalMs + FOLLOW_SLACK_MS;
+    assert.ok(adminBackMs - promotedMs <= follow, `admin changes accepted ${adminBackMs - promotedMs} ms after the promotion (at most ${follow})`);
+    assert.ok(limitsBackMs - promotedMs <= follow, `limits shared again ${limitsBackMs - promotedMs} ms after the promotion (at most ${follow})`);
     stop = true;
     const results = await Promise.all(loads);
     const requests = results.reduce((n, r) => n + r.ok + r.limited + r.errors + r.other.reduce((m, [, c]) => m + c, 0), 0);
@@ -144,7 +168,7 @@ export async function failoverUnderLoad(opts: FailoverOptions): Promise<Failover
     }
     assert.ok(admitted <= bound, `shared again: ${admitted} ≤ ${bound.toFixed(0)}`);
     assert.ok(admitted >= 0.8 * nominal, `not far below the limit: ${admitted} of ${nominal.toFixed(0)}`);
-    return { adminBackMs, refused, limitsBackMs, requests };
+    return { promotedMs, adminBackMs, refused, limitsBackMs, requests };
   } catch (error) {
     // What each instance says about its Redis, and what it logged about it, to tell why.
     const states = await Promise.all(instances.map(async (i) => {

@@ -62,6 +62,7 @@ describe('redis cluster failover under load', { skip: SKIP }, () => {
       smallKey,
       bucketStored: async () => (await redisCall(master.port, 'EXISTS', bucketKey(PREFIX, 'cluster', 'big', loadKey))) === 1,
       killMaster: () => master.kill(),
+      promoted: async () => (await cluster.masterOf(`{${PREFIX}}config:latest`)) !== master,
       intervalMs: INTERVAL_MS,
       diagnostic: (m) => t.diagnostic(m),
     });
