@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
-import { REDIS_SERVER, waitForPing } from './redis.js';
+import { REDIS_SERVER } from './redis.js';
 import { waitUntil } from './admin.js';
 
 export const REDIS_CLI = process.env.LOBBY_TEST_REDIS_CLI ?? '/usr/bin/redis-cli';
@@ -51,7 +51,7 @@ function redisProcess(port: number, args: string[]): RedisProcess {
       p.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
       const exited = new Promise<never>((_, reject) => p.once('exit', (code) => reject(new Error(`redis-server on ${port} exited with ${code}:\n${output.slice(-2000)}`))));
       exited.catch(() => undefined);
-      await Promise.race([waitForPing(port, 10_000), exited]);
+      await Promise.race([waitUntil(`redis-server on ${port} answering PING`, () => redisCall(port, 'PING').then(() => true, () => false), 10_000), exited]);
     },
     async kill() {
       const p = proc;
@@ -69,9 +69,12 @@ function redisProcess(port: number, args: string[]): RedisProcess {
 // repl-diskless-sync-delay 0: a replica syncs at once (the default waits 5 s for more replicas).
 const DATA_NODE_ARGS = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'notice', '--repl-diskless-sync-delay', '0'];
 
+/** The password of the default user of a node (or sentinel) started with one, for redisCall. */
+const PASSWORDS = new Map<number, string>();
+
 /** One command on a short-lived connection (no retries: an answer or an error). */
 export async function redisCall(port: number, ...args: (string | number)[]): Promise<unknown> {
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1_000, commandTimeout: 2_000, enableOfflineQueue: true });
+  const client = new Redis({ host: '127.0.0.1', port, password: PASSWORDS.get(port), lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1_000, commandTimeout: 2_000, enableOfflineQueue: true });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -112,17 +115,24 @@ export interface RedisSentinelSetup {
   stop(): Promise<void>;
 }
 
-export async function startRedisSentinel(opts: { name?: string; downAfterMs?: number } = {}): Promise<RedisSentinelSetup> {
+/**
+ * `password`: the data nodes' requirepass (and masterauth); `sentinelPassword`: the sentinels'
+ * own requirepass (they are told the data nodes' password with `sentinel auth-pass`).
+ */
+export async function startRedisSentinel(opts: { name?: string; downAfterMs?: number; password?: string; sentinelPassword?: string } = {}): Promise<RedisSentinelSetup> {
   const name = opts.name ?? 'lobbymaster';
   const dir = await tempDir('sentinel');
   const started: RedisProcess[] = [];
+  const auth = opts.password === undefined ? [] : ['--requirepass', opts.password, '--masterauth', opts.password];
   try {
     const masterPort = await freePort();
-    const master = redisProcess(masterPort, ['--port', String(masterPort), ...DATA_NODE_ARGS, '--dir', dir]);
+    if (opts.password !== undefined) PASSWORDS.set(masterPort, opts.password);
+    const master = redisProcess(masterPort, ['--port', String(masterPort), ...DATA_NODE_ARGS, ...auth, '--dir', dir]);
     await master.start();
     started.push(master);
     const replicaPort = await freePort();
-    const replica = redisProcess(replicaPort, ['--port', String(replicaPort), ...DATA_NODE_ARGS, '--dir', dir, '--replicaof', '127.0.0.1', String(masterPort)]);
+    if (opts.password !== undefined) PASSWORDS.set(replicaPort, opts.password);
+    const replica = redisProcess(replicaPort, ['--port', String(replicaPort), ...DATA_NODE_ARGS, ...auth, '--dir', dir, '--replicaof', '127.0.0.1', String(masterPort)]);
     await replica.start();
     started.push(replica);
     await waitUntil('the replica in sync with the master', async () => infoFields(String(await redisCall(replicaPort, 'INFO', 'replication'))).get('master_link_status') === 'up', 10_000);
@@ -139,6 +149,8 @@ export async function startRedisSentinel(opts: { name?: string; downAfterMs?: nu
         `dir ${dir}`,
         `sentinel myid ${ids[i]}`,
         `sentinel monitor ${name} 127.0.0.1 ${masterPort} 2`,
+        ...(opts.password === undefined ? [] : [`sentinel auth-pass ${name} ${opts.password}`]),
+        ...(opts.sentinelPassword === undefined ? [] : [`requirepass ${opts.sentinelPassword}`]),
         `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1000}`,
         `sentinel failover-timeout ${name} 5000`,
         `sentinel parallel-syncs ${name} 1`,
@@ -146,6 +158,7 @@ export async function startRedisSentinel(opts: { name?: string; downAfterMs?: nu
         ...ports.flatMap((other, j) => (j === i ? [] : [`sentinel known-sentinel ${name} 127.0.0.1 ${other} ${ids[j]}`])),
         '',
       ].join('\n'));
+      if (opts.sentinelPassword !== undefined) PASSWORDS.set(port, opts.sentinelPassword);
       const sentinel = redisProcess(port, [file, '--sentinel']);
       started.push(sentinel);
       sentinels.push(sentinel);
@@ -204,8 +217,16 @@ export interface RedisClusterSetup {
   stop(): Promise<void>;
 }
 
-export async function startRedisCluster(opts: { replicas?: 0 | 1; nodeTimeoutMs?: number } = {}): Promise<RedisClusterSetup> {
+/**
+ * `password`: the default user's requirepass (and masterauth); `user`: an ACL user with every
+ * right, `{ name, password }` (what Lobby logs in as in the tests that set it).
+ */
+export async function startRedisCluster(opts: { replicas?: 0 | 1; nodeTimeoutMs?: number; password?: string; user?: { name: string; password: string } } = {}): Promise<RedisClusterSetup> {
   const replicas = opts.replicas ?? 0;
+  const auth = [
+    ...(opts.password === undefined ? [] : ['--requirepass', opts.password, '--masterauth', opts.password]),
+    ...(opts.user === undefined ? [] : ['--user', opts.user.name, 'on', `>${opts.user.password}`, '~*', '&*', '+@all']),
+  ];
   const count = 3 * (1 + replicas);
   const dir = await tempDir('cluster');
   const nodes: RedisProcess[] = [];
@@ -215,8 +236,9 @@ export async function startRedisCluster(opts: { replicas?: 0 | 1; nodeTimeoutMs?
       const port = await freePort();
       let busPort = await freePort();
       while (busPort === port) busPort = await freePort();
+      if (opts.password !== undefined) PASSWORDS.set(port, opts.password);
       nodes.push(redisProcess(port, [
-        '--port', String(port), '--cluster-port', String(busPort), ...DATA_NODE_ARGS, '--dir', dir,
+        '--port', String(port), '--cluster-port', String(busPort), ...DATA_NODE_ARGS, ...auth, '--dir', dir,
         '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
         '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000),
         // A replica whose link just broke may always take over (the default refuses when its
@@ -225,7 +247,9 @@ export async function startRedisCluster(opts: { replicas?: 0 | 1; nodeTimeoutMs?
       ]));
     }
     await Promise.all(nodes.map((n) => n.start()));
-    const create = spawnSync(REDIS_CLI, ['--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
+    const create = spawnSync(REDIS_CLI, ['--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', String(replicas), '--cluster-yes'], {
+      encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...(opts.password === undefined ? {} : { REDISCLI_AUTH: opts.password }) },
+    });
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed (${create.status}):\n${create.stdout}\n${create.stderr}`);
     const setup: RedisClusterSetup = {
       nodes,

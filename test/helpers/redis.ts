@@ -29,7 +29,7 @@ export interface RedisServer {
 }
 
 /** Resolves when redis answers PING on `port`, or rejects after timeoutMs. */
-export async function waitForPing(port: number, timeoutMs: number): Promise<void> {
+async function waitForPing(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {

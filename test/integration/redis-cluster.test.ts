@@ -1,5 +1,6 @@
 // Three Lobby instances on a real 3-master Redis Cluster (Debian's redis-server, created with
-// `redis-cli --cluster create`; the failover under load is redis-cluster-failover.test.ts):
+// `redis-cli --cluster create`; Lobby logs in with username and password; the failover under
+// load is redis-cluster-failover.test.ts):
 //   - a change on any instance reaches the two others through pub/sub, with every subscriber
 //     on another node than the master that ran the store script (heartbeats are 10 minutes
 //     apart here, so nothing else could carry it); GET /cluster (an MGET) works;
@@ -20,6 +21,8 @@ const PREFIX = `t${process.pid}:`;
 const CHANNEL = `${PREFIX}config:changed`;
 const INTERVAL_MS = 100;
 const R = 250;
+// Lobby logs in as its own ACL user (the default user has another password).
+const LOBBY_USER = { name: 'lobby', password: 'lobby-secret-4567' };
 const B = 250;
 
 let cluster: RedisClusterSetup;
@@ -29,12 +32,14 @@ const instances: LobbyInstance[] = [];
 
 before(async () => {
   if (SKIP) return;
-  [cluster, upA, upB] = await Promise.all([startRedisCluster(), startUpstream('A'), startUpstream('B')]);
+  [cluster, upA, upB] = await Promise.all([startRedisCluster({ password: 'admin-secret-0123', user: LOBBY_USER }), startUpstream('A'), startUpstream('B')]);
   await startLobbyInstances(['c1', 'c2', 'c3'], (id, adminPort) => `
 server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
 admin: { host: 127.0.0.1, port: ${adminPort} }
 redis:
   cluster: [${cluster.addresses.map((a) => `"${a}"`).join(', ')}]
+  username: ${LOBBY_USER.name}
+  password: "${LOBBY_USER.password}"
   key_prefix: "${PREFIX}"
   instance_id: ${id}
   heartbeat_ms: 600000

@@ -1,7 +1,8 @@
 // Three Lobby instances on Redis Sentinel (Debian's redis-server: one master, one replica, three
-// sentinels; the failover under load is redis-sentinel-failover.test.ts): the instances find
-// the master through the sentinels, a change on any of them reaches the others, GET /cluster
-// sees all three, and the rate-limit bound of docs/rate-limiting.md holds under autocannon.
+// sentinels, each with a password; the failover under load is redis-sentinel-failover.test.ts):
+// the instances find the master through the sentinels (password, sentinel_password), a change
+// on any of them reaches the others, GET /cluster sees all three, and the rate-limit bound of
+// docs/rate-limiting.md holds under autocannon.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -15,6 +16,9 @@ const SKIP = REDIS_MISSING || REDIS_TOPOLOGY_MISSING;
 const PREFIX = `t${process.pid}:`;
 const INTERVAL_MS = 100;
 const R = 250;
+// The data nodes and the sentinels each require their own password.
+const DATA_PASSWORD = 'data-secret-0123';
+const SENTINEL_PASSWORD = 'sentinel-secret-4567';
 const B = 250;
 
 let sentinel: RedisSentinelSetup;
@@ -24,13 +28,15 @@ const instances: LobbyInstance[] = [];
 
 before(async () => {
   if (SKIP) return;
-  [sentinel, upA, upB] = await Promise.all([startRedisSentinel(), startUpstream('A'), startUpstream('B')]);
+  [sentinel, upA, upB] = await Promise.all([startRedisSentinel({ password: DATA_PASSWORD, sentinelPassword: SENTINEL_PASSWORD }), startUpstream('A'), startUpstream('B')]);
   await startLobbyInstances(['s1', 's2', 's3'], (id, adminPort) => `
 server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
 admin: { host: 127.0.0.1, port: ${adminPort} }
 redis:
   sentinels: [${sentinel.sentinelAddresses.map((a) => `"${a}"`).join(', ')}]
   name: ${sentinel.name}
+  password: "${DATA_PASSWORD}"
+  sentinel_password: "${SENTINEL_PASSWORD}"
   key_prefix: "${PREFIX}"
   instance_id: ${id}
   heartbeat_ms: 600000
@@ -81,6 +87,9 @@ describe('redis sentinel: three instances', { skip: SKIP }, () => {
     const s = (await instances[0].admin.get('/status')).body;
     assert.deepEqual([s.redis.topology, s.redis.name, s.redis.sentinels], ['sentinel', sentinel.name, sentinel.sentinelAddresses]);
     assert.deepEqual([s.rate_limits.redis.topology, s.rate_limits.redis.name], ['sentinel', sentinel.name]);
+    const shown = (await instances[0].admin.get('/config')).body.config.redis;
+    assert.deepEqual([shown.password, shown.sentinel_password], ['<redacted>', '<redacted>']);
+    assert.ok(!JSON.stringify(s).includes(DATA_PASSWORD) && !JSON.stringify(s).includes(SENTINEL_PASSWORD), 'no password in /status');
   });
 
   it('three instances under autocannon admit at most the limit plus the documented bound', async (t) => {
