@@ -10,9 +10,11 @@
 //   cluster   ioredis `Cluster`: one connection per node, commands routed by slot. A command for
 //             a slot whose master is gone fails at once (retryDelayOnFailover 0, as the offline
 //             queue is off for one server); the slot map is refreshed every second, so a
-//             promoted replica is found within a second of the cluster's failover.
+//             promoted replica is found within a second of the cluster's failover. Its
+//             subscriber is ClusterChannelSubscriber (below).
+import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import type { RedisEndpoint } from '../shared/redis-endpoint.js';
+import type { HostPort, RedisEndpoint } from '../shared/redis-endpoint.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -78,6 +80,99 @@ export function createRedisClient(endpoint: RedisEndpoint, opts: RedisClientOpti
       };
       return new Cluster(endpoint.nodes, options);
     }
+  }
+}
+
+/** What the config sync needs of a subscriber connection. */
+export interface RedisSubscriber {
+  subscribe(channel: string): Promise<unknown>;
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  disconnect(): void;
+}
+
+/**
+ * A connection for classic SUBSCRIBE. One server and Sentinel: a client like the others (its
+ * offline queue on, so that SUBSCRIBE survives a reconnect; ioredis resubscribes). Cluster:
+ * ClusterChannelSubscriber, given the nodes the command client knows (`discovered`).
+ */
+export function createSubscriber(endpoint: RedisEndpoint, connectionName: string, discovered: () => HostPort[]): RedisSubscriber {
+  if (endpoint.topology !== 'cluster') return createRedisClient(endpoint, { connectionName, offlineQueue: true }) as Redis;
+  return new ClusterChannelSubscriber(endpoint, connectionName, discovered);
+}
+
+/**
+ * Classic pub/sub on a Redis Cluster, which forwards every PUBLISH to every node: one connection
+ * to any node, moved to the next node when it drops, after a backoff (100 ms, growing to 1 s
+ * while no node answers). Not ioredis's Cluster subscriber: it reselects a node at once on
+ * every drop, so while no node answers it spins (a whole core in tests) and piles listeners on
+ * the dead socket.
+ */
+export class ClusterChannelSubscriber extends EventEmitter implements RedisSubscriber {
+  private client: Redis | null = null;
+  private readonly channels = new Set<string>();
+  private attempts = 0;
+  private next = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly endpoint: Extract<RedisEndpoint, { topology: 'cluster' }>,
+    private readonly connectionName: string,
+    private readonly discovered: () => HostPort[],
+  ) {
+    super();
+    this.connect();
+  }
+
+  async subscribe(channel: string): Promise<unknown> {
+    this.channels.add(channel);
+    const client = this.client;
+    return client?.status === 'ready' ? client.subscribe(channel) : undefined; // else on 'ready'
+  }
+
+  disconnect(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.client?.disconnect();
+    this.client = null;
+  }
+
+  private candidates(): HostPort[] {
+    const seen = new Set<string>();
+    return [...this.discovered(), ...this.endpoint.nodes].filter(({ host, port }) => {
+      const key = `${host}:${port}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+
+  private connect(): void {
+    const nodes = this.candidates();
+    const node = nodes[this.next++ % nodes.length];
+    const client = new Redis({
+      host: node.host,
+      port: node.port,
+      username: this.endpoint.username,
+      password: this.endpoint.password,
+      connectionName: this.connectionName,
+      connectTimeout: 2_000,
+      retryStrategy: () => null, // a drop moves to the next node, here
+    });
+    this.client = client;
+    client.on('error', (error: Error) => this.emit('error', error));
+    client.on('message', (channel: string, message: string) => this.emit('message', channel, message));
+    client.once('ready', () => {
+      this.attempts = 0;
+      if (this.channels.size > 0) client.subscribe(...this.channels).catch((error: Error) => this.emit('error', error));
+    });
+    client.once('end', () => {
+      if (this.closed || this.client !== client) return;
+      this.client = null;
+      this.timer = setTimeout(() => { this.timer = null; this.connect(); }, RECONNECT(++this.attempts));
+      this.timer.unref();
+    });
   }
 }
 

@@ -17,14 +17,15 @@
 // writes) → offer ours, numbered so that version numbers never go back.
 //
 // Pub/sub in Cluster mode is classic PUBLISH/SUBSCRIBE: Redis Cluster forwards it to every
-// node, so the subscriber may sit on any node (ioredis picks one, and another when it fails),
-// also on a node other than the master that ran the script. Sharded pub/sub would tie the
+// node, so the subscriber may sit on any node (src/control/redis-client.ts moves it to the next
+// one when its node fails), also on a node other than the master that ran the script. Sharded pub/sub would tie the
 // subscriber to the shard holding the config keys, the one whose failover it must survive;
 // one message per change is nothing to save on. The heartbeat catches what a moving
 // subscriber missed.
 import { log } from '../shared/log.js';
 import { describeEndpoint, endpointStatus, redisEndpointOf, redisKeys, type RedisEndpoint, type RedisKeys } from '../shared/redis-endpoint.js';
-import { createRedisClient, errorText, type RedisClient } from './redis-client.js';
+import { Cluster } from 'ioredis';
+import { createRedisClient, createSubscriber, errorText, type RedisClient, type RedisSubscriber } from './redis-client.js';
 import type { ClusterLink, ConfigStore, StoredVersion } from './config-store.js';
 import type { SharedConfig } from './config-shared.js';
 import type { RawConfig } from './config-schema.js';
@@ -62,6 +63,9 @@ redis.call('PUBLISH', ARGV[6], v .. ' ' .. ARGV[2])
 return {1, v}
 `;
 
+/** How soon a failed sync is tried again while connected (at most heartbeat_ms). */
+const SYNC_RETRY_MS = 250;
+
 interface Scripts {
   lobbyStore(counter: string, latest: string, hash: string, config: string, instance: string, at: string, channel: string, base: number): Promise<number>;
   lobbyOffer(counter: string, latest: string, version: number, hash: string, config: string, instance: string, at: string, channel: string): Promise<[number, number]>;
@@ -98,11 +102,13 @@ export interface RedisStatus {
 export class RedisSync implements ClusterLink {
   private readonly endpoint: RedisEndpoint;
   private readonly cmd: RedisClient & Scripts;
-  private readonly sub: RedisClient;
+  private readonly sub: RedisSubscriber;
   private readonly keys: RedisKeys;
   private readonly ttlMs: number;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private heartbeatSoon = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private loggedSyncError: string | null = null;
   private closed = false;
   private since = Date.now();
   private lastError: string | null = null;
@@ -122,7 +128,10 @@ export class RedisSync implements ClusterLink {
     this.cmd = createRedisClient(this.endpoint, { connectionName: `lobby:${instanceId}`, commandTimeoutMs: 2_000 }) as RedisClient & Scripts;
     this.cmd.defineCommand('lobbyStore', { numberOfKeys: 2, lua: STORE_LUA });
     this.cmd.defineCommand('lobbyOffer', { numberOfKeys: 2, lua: OFFER_LUA });
-    this.sub = createRedisClient(this.endpoint, { connectionName: `lobby:${instanceId}:sub`, offlineQueue: true });
+    const cmd = this.cmd;
+    // Cluster: the subscriber moves over the nodes the command client found (seeds as a fallback).
+    const discovered = () => (cmd instanceof Cluster ? cmd.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 })) : []);
+    this.sub = createSubscriber(this.endpoint, `lobby:${instanceId}:sub`, discovered);
 
     this.cmd.on('ready', () => this.onReady());
     this.cmd.on('close', () => this.onClose());
@@ -181,9 +190,30 @@ export class RedisSync implements ClusterLink {
   private sync(): void {
     if (this.closed) return;
     this.configStore.syncFromCluster().then(
-      () => this.applied(),
-      (error: Error) => log.error('config sync with redis failed (retried with the next heartbeat)', { error: error.message }),
+      () => {
+        this.loggedSyncError = null;
+        this.applied();
+      },
+      (error: Error) => {
+        // Logged once per kind of failure, not at every retry of an outage.
+        const text = errorText(error);
+        if (text !== this.loggedSyncError) log.error('config sync with redis failed (retried shortly while connected, and on reconnect)', { error: text });
+        this.loggedSyncError = text;
+        this.retrySyncSoon();
+      },
     );
+  }
+
+  // Connected but refused (a Cluster that answers CLUSTERDOWN while it forms again, a server
+  // still LOADING): try again soon rather than at the next heartbeat. Not connected: the
+  // reconnect syncs (onReady).
+  private retrySyncSoon(): void {
+    if (this.retryTimer !== null || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.connected) this.sync();
+    }, Math.min(SYNC_RETRY_MS, this.settings.heartbeat_ms));
+    this.retryTimer.unref();
   }
 
   // -------------------------------------------------------------------------------------
@@ -286,6 +316,7 @@ export class RedisSync implements ClusterLink {
   async close(): Promise<void> {
     this.closed = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.connected) {
       await Promise.race([
         this.cmd.pipeline().del(this.keys.instance(this.instanceId)).zrem(this.keys.instances, this.instanceId).exec().catch(() => undefined),
