@@ -94,10 +94,14 @@ export interface RedisSubscriber {
 /**
  * A connection for classic SUBSCRIBE. One server and Sentinel: a client like the others (its
  * offline queue on, so that SUBSCRIBE survives a reconnect; ioredis resubscribes). Cluster:
- * ClusterChannelSubscriber, given the nodes the command client knows (`discovered`).
+ * ClusterChannelSubscriber over the nodes `companion` (the command client) has found, and the
+ * configured ones.
  */
-export function createSubscriber(endpoint: RedisEndpoint, connectionName: string, discovered: () => HostPort[]): RedisSubscriber {
+export function createSubscriber(endpoint: RedisEndpoint, connectionName: string, companion: RedisClient): RedisSubscriber {
   if (endpoint.topology !== 'cluster') return createRedisClient(endpoint, { connectionName, offlineQueue: true }) as Redis;
+  const discovered = () => (companion instanceof Cluster
+    ? companion.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 }))
+    : []);
   return new ClusterChannelSubscriber(endpoint, connectionName, discovered);
 }
 

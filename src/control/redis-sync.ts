@@ -17,14 +17,13 @@
 // writes) → offer ours, numbered so that version numbers never go back.
 //
 // Pub/sub in Cluster mode is classic PUBLISH/SUBSCRIBE: Redis Cluster forwards it to every
-// node, so the subscriber may sit on any node (src/control/redis-client.ts moves it to the next
-// one when its node fails), also on a node other than the master that ran the script. Sharded pub/sub would tie the
-// subscriber to the shard holding the config keys, the one whose failover it must survive;
-// one message per change is nothing to save on. The heartbeat catches what a moving
-// subscriber missed.
+// node, so the subscriber may sit on any node (src/control/redis-client.ts moves it to the
+// next one when its node fails), also on a node other than the master that ran the script.
+// Sharded pub/sub would tie the subscriber to the shard holding the config keys, the one whose
+// failover it must survive; one message per change is nothing to save on. The heartbeat
+// catches what a moving subscriber missed.
 import { log } from '../shared/log.js';
 import { describeEndpoint, endpointStatus, redisEndpointOf, redisKeys, type RedisEndpoint, type RedisKeys } from '../shared/redis-endpoint.js';
-import { Cluster } from 'ioredis';
 import { createRedisClient, createSubscriber, errorText, type RedisClient, type RedisSubscriber } from './redis-client.js';
 import type { ClusterLink, ConfigStore, StoredVersion } from './config-store.js';
 import type { SharedConfig } from './config-shared.js';
@@ -128,10 +127,7 @@ export class RedisSync implements ClusterLink {
     this.cmd = createRedisClient(this.endpoint, { connectionName: `lobby:${instanceId}`, commandTimeoutMs: 2_000 }) as RedisClient & Scripts;
     this.cmd.defineCommand('lobbyStore', { numberOfKeys: 2, lua: STORE_LUA });
     this.cmd.defineCommand('lobbyOffer', { numberOfKeys: 2, lua: OFFER_LUA });
-    const cmd = this.cmd;
-    // Cluster: the subscriber moves over the nodes the command client found (seeds as a fallback).
-    const discovered = () => (cmd instanceof Cluster ? cmd.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 })) : []);
-    this.sub = createSubscriber(this.endpoint, `lobby:${instanceId}:sub`, discovered);
+    this.sub = createSubscriber(this.endpoint, `lobby:${instanceId}:sub`, this.cmd);
 
     this.cmd.on('ready', () => this.onReady());
     this.cmd.on('close', () => this.onClose());
