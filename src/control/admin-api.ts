@@ -10,6 +10,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { log } from '../shared/log.js';
+import { CORRELATION_HEADER, correlationIdFor } from '../data/correlation-id.js';
 import { ConfigError, ROOT_PATH } from './config-error.js';
 import type { RawConfig } from './config-schema.js';
 import type { Observability } from './observability.js';
@@ -95,6 +96,8 @@ export class AdminApi {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let reply: Reply;
+    const sent = req.headers[CORRELATION_HEADER];
+    const correlationId = correlationIdFor(typeof sent === 'string' ? sent : '');
     const url = req.url ?? '/';
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
@@ -108,11 +111,14 @@ export class AdminApi {
       }
     } catch (error) {
       reply = errorReply(error);
-      if (reply.status === 500) log.error('admin API request failed', { method: req.method, path, error: (error as Error).message });
+      if (reply.status === 500) log.error('admin API request failed', { method: req.method, path, error: (error as Error).message, correlation_id: correlationId });
     }
+    // Errors carry the correlation id in the body too, as the data plane's do (docs/errors.md).
+    const body = reply.body as { error?: unknown } | null;
+    if (reply.raw === undefined && typeof body?.error === 'object' && body.error !== null) (body.error as Record<string, unknown>).correlation_id = correlationId;
     const text = reply.raw !== undefined ? reply.raw.text : JSON.stringify(reply.body, null, 2) + '\n';
     const contentType = reply.raw !== undefined ? reply.raw.contentType : 'application/json';
-    res.writeHead(reply.status, { 'content-type': contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(reply.status, { 'content-type': contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text), [CORRELATION_HEADER]: correlationId });
     res.end(text);
   }
 

@@ -15,6 +15,7 @@ import type { CompiledTarget, MatchKind } from '../shared/compiled-config.js';
 import { normalizePath } from '../shared/path-normalize.js';
 import { parseCidr } from '../shared/ip-cidr.js';
 import { DEFAULT_RATE_LIMIT_KEYS } from '../shared/rate-limit-config.js';
+import { parseHostPort } from '../shared/redis-endpoint.js';
 import { ConfigError, didYouMean, issueAt, type KeyPath, type LineLocator } from './config-error.js';
 import {
   ALLOWED_KEYS, errorOf, fail, MAX_TIMER_MS, milliseconds, millisecondsOrZero, name, NAME_PATTERN, ok, positiveInt, rule, section, type Parsed,
@@ -356,12 +357,55 @@ export function checkRedisUrl(raw: string): string | null {
   return null;
 }
 
+/** `redis.sentinels[]`, `redis.cluster[]`: "host:port" or "[v6]:port". */
+export function checkHostPort(text: string): string | null {
+  return parseHostPort(text) === null ? 'must be "host:port", like "10.0.0.7:26379" (an IPv6 address in brackets: "[fd00::7]:26379")' : null;
+}
+
+const hostPortList = z
+  .array(z.string().superRefine(rule(checkHostPort)))
+  .min(1, { error: 'must list at least one "host:port"' });
+const credential = z.string().min(1, { error: 'must not be empty (leave the key out for no credential)' });
+
+// One of three topologies (src/shared/redis-endpoint.ts); the keys of the others are refused.
+const REDIS_TOPOLOGY_KEYS = ['url', 'sentinels', 'cluster'] as const;
+
 const redisSchema = section({
-  url: z.string().superRefine(rule(checkRedisUrl)),
+  url: z.string().superRefine(rule(checkRedisUrl)).optional(),
+  sentinels: hostPortList.optional(),
+  name: z.string().min(1, { error: 'must not be empty' }).optional(),
+  cluster: hostPortList.optional(),
+  username: credential.optional(),
+  password: credential.optional(),
+  sentinel_username: credential.optional(),
+  sentinel_password: credential.optional(),
   key_prefix: z.string().default('lobby:'),
   instance_id: name.optional(),
   heartbeat_ms: z.number().int().min(100, { error: 'must be at least 100' }).max(600_000).default(1000),
   rate_limit_sync_ms: z.number().int().min(10, { error: 'must be at least 10' }).max(60_000).default(100),
+}).superRefine((redis, ctx) => {
+  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+  const set = REDIS_TOPOLOGY_KEYS.filter((key) => redis[key] !== undefined);
+  if (set.length === 0) {
+    ctx.addIssue({ code: 'custom', path: [], message: 'needs exactly one of url (one server), sentinels (with name: Redis Sentinel) or cluster (Redis Cluster)' });
+    return;
+  }
+  for (const key of set.slice(1)) issue(key, `cannot be combined with ${set[0]}: set exactly one of url, sentinels or cluster`);
+  const topology = set[0];
+  if (topology === 'sentinels' && redis.name === undefined) issue('name', 'is required with sentinels: the master group they monitor (`sentinel monitor <name> ...` in their config)');
+  if (topology !== 'sentinels') {
+    for (const key of ['name', 'sentinel_username', 'sentinel_password'] as const) {
+      if (redis[key] !== undefined) issue(key, 'applies only with sentinels');
+    }
+  }
+  if (topology === 'url') {
+    for (const key of ['username', 'password'] as const) {
+      if (redis[key] !== undefined) issue(key, `with url, put the credentials in the URL (redis://user:password@host:port)`);
+    }
+  }
+  if (topology === 'cluster' && /[{}]/.test(redis.key_prefix)) {
+    issue('key_prefix', 'may not contain { or } with cluster: Lobby puts its own hash tags into the key names (docs/configuration.md#redis)');
+  }
 });
 
 export const configSchema = section({

@@ -33,8 +33,10 @@ export type ChangeSource = 'start' | 'admin' | 'file' | 'signal' | 'rollback' | 
 /** How many applied versions are kept for GET /config/versions and rollback. */
 export const VERSIONS_KEPT = 20;
 
-/** Shown instead of secrets (admin.token, the password of redis.url, HMAC secrets and `k` of JWKs); accepted back as "unchanged". */
+/** Shown instead of secrets (admin.token, the password of redis.url, redis.password and sentinel_password, HMAC secrets and `k` of JWKs); accepted back as "unchanged". */
 export const REDACTED = '<redacted>';
+
+const REDIS_SECRET_KEYS = ['password', 'sentinel_password'] as const;
 
 export interface ConfigVersion {
   version: number;
@@ -159,7 +161,12 @@ function redactedProvider(p: RawProvider): RawProvider {
 export function redacted(raw: RawConfig): RawConfig {
   const out = { ...raw };
   if (raw.admin?.token !== undefined) out.admin = { ...raw.admin, token: REDACTED };
-  if (raw.redis) out.redis = { ...raw.redis, url: redactUrl(raw.redis.url) };
+  if (raw.redis) {
+    const r = { ...raw.redis };
+    if (r.url !== undefined) r.url = redactUrl(r.url);
+    for (const key of REDIS_SECRET_KEYS) if (r[key] !== undefined) r[key] = REDACTED;
+    out.redis = r;
+  }
   if (raw.auth) out.auth = { ...raw.auth, providers: raw.auth.providers.map(redactedProvider) };
   if (raw.server.tls?.passphrase !== undefined) out.server = { ...raw.server, tls: { ...raw.server.tls, passphrase: REDACTED } };
   if (Object.values(raw.services).some((s) => s.tls?.passphrase !== undefined)) {
@@ -230,8 +237,11 @@ function completeSubmission(input: unknown, running: RawConfig, file: string): u
       return [name, isPlainObject(s) && isPlainObject(s.tls) && s.tls.passphrase === REDACTED && kept !== undefined ? { ...s, tls: { ...s.tls, passphrase: kept } } : s];
     }));
   }
-  if (isPlainObject(out.redis) && running.redis && out.redis.url === redactUrl(running.redis.url)) {
-    out.redis = { ...out.redis, url: running.redis.url };
+  if (isPlainObject(out.redis) && running.redis) {
+    const r: Record<string, unknown> = { ...out.redis };
+    if (running.redis.url !== undefined && r.url === redactUrl(running.redis.url)) r.url = running.redis.url;
+    for (const key of REDIS_SECRET_KEYS) if (r[key] === REDACTED && running.redis[key] !== undefined) r[key] = running.redis[key];
+    out.redis = r;
   }
   // A provider secret shown as REDACTED means "keep the running secret of that provider".
   if (isPlainObject(out.auth) && Array.isArray(out.auth.providers)) {
@@ -266,7 +276,7 @@ function localKeyIssues(next: RawConfig, running: RawConfig, file: string, locat
     }
     for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
       if (canonicalJson(a[key]) === canonicalJson(b[key])) continue;
-      const secret = (section === 'admin' && key === 'token') || (section === 'redis' && key === 'url');
+      const secret = (section === 'admin' && key === 'token') || (section === 'redis' && (key === 'url' || (REDIS_SECRET_KEYS as readonly string[]).includes(key)));
       refuse([section, key], secret ? undefined : b[key]);
     }
   }

@@ -7,7 +7,7 @@ import { log } from '../shared/log.js';
 import { AdminApi } from './admin-api.js';
 import { formatListen } from './check.js';
 import type { RawConfig } from './config-schema.js';
-import { ChangeError, ConfigStore, redacted } from './config-store.js';
+import { ChangeError, ConfigStore } from './config-store.js';
 import { ConfigReloader } from './reload.js';
 import { RedisSync, type InstanceInfo } from './redis-sync.js';
 import type { Supervisor } from './supervisor.js';
@@ -55,7 +55,7 @@ export class ControlPlane {
     const cp = new ControlPlane(opts);
     const { raw } = opts.initial;
     if (raw.redis) {
-      cp.redis = new RedisSync(raw.redis, cp.store, cp.instanceId, () => cp.describe(), String(redacted(raw).redis!.url));
+      cp.redis = new RedisSync(raw.redis, cp.store, cp.instanceId, () => cp.describe());
       cp.store.attachCluster(cp.redis);
     }
     if (raw.admin) {

@@ -6,11 +6,12 @@
 // Every `redis.rate_limit_sync_ms` (one round at a time):
 //   1. collect: every local bucket of a synced limit used since the last round, with what it
 //      admitted (`consumed`) and refused since then (the counters are reset: a delta);
-//   2. push + pull in one pipeline: a Lua script registers this instance (sorted set, for the
-//      instance count), then one EVALSHA per batch of keys applies each key's delta to the
-//      key's global token bucket in Redis (refilled with Redis's clock, so instances' clocks do
-//      not matter) and returns the global remaining tokens and the number of instances that
-//      used the key in the last few rounds (its share);
+//   2. push + pull, all commands sent at once: a Lua script registers this instance (sorted
+//      set, for the instance count), then one EVALSHA per batch of keys applies each key's
+//      delta to the key's global token bucket in Redis (refilled with Redis's clock, so
+//      instances' clocks do not matter) and returns the global remaining tokens and the number
+//      of instances that used the key in the last few rounds (its share). In Cluster mode a
+//      batch holds the keys of one hash-tag group (one slot: src/shared/redis-endpoint.ts);
 //   3. apply: each local bucket becomes remaining / share, minus what the instance admitted
 //      since step 1, and refills at rate / share until the next round.
 // Redis unreachable or slow (a round fails or outlasts its timeout): the table's Redis state
@@ -18,13 +19,14 @@
 // first round after recovery drops the deltas of the outage (they were not shared limits).
 import { once } from 'node:events';
 import { hostname } from 'node:os';
-import { Redis, type ChainableCommander } from 'ioredis';
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import { DEFAULT_RATE_LIMIT_KEYS, type CompiledRateLimit, type CompiledRateLimitRuntime } from '../shared/rate-limit-config.js';
 import {
   BucketTable, createBucketTable, H, hashHex, MAIN_OWNER, REDIS_STATE, type PushRecord,
 } from '../shared/bucket-table.js';
 import { log } from '../shared/log.js';
+import { endpointStatus, redisKeys, type RedisKeys } from '../shared/redis-endpoint.js';
+import { createRedisClient, errorText, type RedisClient } from './redis-client.js';
 
 /** Keys per EVALSHA: bounds the time one script blocks Redis (~2–4 µs per key). */
 export const SYNC_BATCH = 256;
@@ -90,15 +92,7 @@ interface SyncCommands {
 
 type SyncSettings = NonNullable<CompiledRateLimitRuntime['sync']>;
 
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
+interface Batch { group: string; records: PushRecord[]; limits: CompiledRateLimit[] }
 
 export class RateLimitSync {
   readonly sab: SharedArrayBuffer;
@@ -106,7 +100,8 @@ export class RateLimitSync {
   private limits = new Map<number, CompiledRateLimit>();
   private settings: SyncSettings | null = null;
   private instanceId = '';
-  private redis: (Redis & SyncCommands) | null = null;
+  private redis: (RedisClient & SyncCommands) | null = null;
+  private keys: RedisKeys | null = null;
   private roundTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -175,18 +170,15 @@ export class RateLimitSync {
   }
 
   private startRedis(sync: SyncSettings): void {
-    const redis = new Redis(sync.url, {
-      lazyConnect: false,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2_000,
-      commandTimeout: this.commandTimeoutMs(),
-      retryStrategy: (times) => Math.min(100 * times, 1_000),
+    this.keys = redisKeys(sync.keyPrefix, sync.endpoint.topology);
+    const redis = createRedisClient(sync.endpoint, {
       connectionName: `lobby:${this.instanceId}:ratelimit`,
-    }) as Redis & SyncCommands;
+      commandTimeoutMs: this.commandTimeoutMs(),
+    }) as RedisClient & SyncCommands;
     redis.defineCommand('lobbyRlSync', { lua: SYNC_LUA });
     redis.defineCommand('lobbyRlInstances', { numberOfKeys: 1, lua: INSTANCES_LUA });
-    redis.on('error', (err: Error) => { this.lastError = err.message; });
+    redis.on('error', (err: Error) => { this.lastError = errorText(err); });
+    redis.on('node error', (err: Error) => { this.lastError = errorText(err); }); // Cluster: one node's connection
     redis.on('close', () => this.markDown(this.lastError ?? 'connection closed'));
     this.redis = redis;
   }
@@ -238,61 +230,70 @@ export class RateLimitSync {
       this.forgiveDeltas = false;
     }
     const records = this.table.collect((id) => this.limits.get(id)?.synced === true);
-    const prefix = settings.keyPrefix;
+    const keys = this.keys!;
     const window = Math.max(3 * settings.intervalMs, 300);
-    const pipeline = redis.pipeline() as ChainableCommander & SyncCommands;
-    pipeline.lobbyRlInstances(`${prefix}rl:instances`, this.instanceId, Math.max(window, 1_000));
-    const batches: { records: PushRecord[]; limits: CompiledRateLimit[] }[] = [];
-    let batch: { records: PushRecord[]; limits: CompiledRateLimit[] } = { records: [], limits: [] };
-    let args: (string | number)[] = [];
-    const flush = () => {
-      if (batch.records.length === 0) return;
-      pipeline.lobbyRlSync(batch.records.length, ...args);
-      batches.push(batch);
-      batch = { records: [], limits: [] };
-      args = [];
-    };
+    // Batches of at most SYNC_BATCH keys, each within one key group (one slot in Cluster mode).
+    const open = new Map<string, Batch>();
+    const batches: Batch[] = [];
     for (const rec of records) {
       const limit = this.limits.get(rec.limitId);
       if (!limit) continue;
+      const group = keys.rlGroup(rec.lo);
+      let batch = open.get(group);
+      if (!batch) {
+        batch = { group, records: [], limits: [] };
+        open.set(group, batch);
+        batches.push(batch);
+      }
       batch.records.push(rec);
       batch.limits.push(limit);
-      if (batch.records.length === SYNC_BATCH) { this.buildArgs(batch, prefix, window, args); flush(); }
+      if (batch.records.length === SYNC_BATCH) open.delete(group);
     }
-    if (batch.records.length > 0) { this.buildArgs(batch, prefix, window, args); flush(); }
     this.commands += 1 + batches.length;
-    let results: [Error | null, unknown][] | null;
+    // Sent together: ioredis writes each at once (to its slot's node in Cluster mode), so a
+    // round costs one round trip per node, and the round as a whole is bounded by its timeout.
+    const sends: Promise<unknown>[] = [
+      redis.lobbyRlInstances(keys.rlInstances, this.instanceId, Math.max(window, 1_000)),
+      ...batches.map((b) => redis.lobbyRlSync(b.records.length, ...this.buildArgs(b, window))),
+    ];
+    const timeoutMs = this.commandTimeoutMs();
+    let timer: NodeJS.Timeout | undefined;
+    let results: PromiseSettledResult<unknown>[];
     try {
-      results = await pipeline.exec();
+      results = await Promise.race([
+        Promise.allSettled(sends),
+        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`sync round took longer than ${timeoutMs} ms`)), timeoutMs); }),
+      ]);
     } catch (error) {
       this.failedRounds++;
       this.markDown((error as Error).message);
       return;
+    } finally {
+      clearTimeout(timer);
     }
-    if (!results || results.length !== 1 + batches.length) {
+    const [instances, ...replies] = results;
+    if (instances.status === 'rejected') {
       this.failedRounds++;
-      this.markDown('incomplete pipeline reply');
+      this.markDown(errorText(instances.reason as Error));
       return;
     }
-    const [instErr, instances] = results[0];
-    if (instErr) {
-      this.failedRounds++;
-      this.markDown(instErr.message);
-      return;
-    }
-    this.table.setInstances(Number(instances));
+    this.table.setInstances(Number(instances.value));
     const now = Date.now();
-    let failed: Error | null = null;
+    let failed: string | null = null;
     batches.forEach((b, i) => {
-      const [err, reply] = results![i + 1];
-      if (err || !Array.isArray(reply)) { failed ??= err ?? new Error('bad sync reply'); return; }
+      const reply = replies[i];
+      if (reply.status === 'rejected' || !Array.isArray(reply.value)) {
+        failed ??= reply.status === 'rejected' ? errorText(reply.reason as Error) : 'bad sync reply';
+        return;
+      }
+      const values = reply.value as (string | number)[];
       b.records.forEach((rec, k) => {
-        this.table.applyGlobal(rec, Number(reply[2 * k]), Number(reply[2 * k + 1]), b.limits[k].burst, now);
+        this.table.applyGlobal(rec, Number(values[2 * k]), Number(values[2 * k + 1]), b.limits[k].burst, now);
       });
     });
-    if (failed) {
+    if (failed !== null) {
       this.failedRounds++;
-      this.markDown((failed as Error).message);
+      this.markDown(failed);
       return;
     }
     this.rounds++;
@@ -303,16 +304,19 @@ export class RateLimitSync {
     this.markUp();
   }
 
-  private buildArgs(batch: { records: PushRecord[]; limits: CompiledRateLimit[] }, prefix: string, window: number, args: (string | number)[]): void {
+  /** KEYS then ARGV of SYNC_LUA for one batch. */
+  private buildArgs(batch: Batch, window: number): (string | number)[] {
+    const args: (string | number)[] = [];
     for (let k = 0; k < batch.records.length; k++) {
       const rec = batch.records[k];
-      args.push(`${prefix}rl:${batch.limits[k].name}:${hashHex(rec.hi, rec.lo)}`);
+      args.push(this.keys!.rlBucket(batch.group, batch.limits[k].name, hashHex(rec.hi, rec.lo)));
     }
     args.push(this.instanceId, window);
     for (let k = 0; k < batch.records.length; k++) {
       const limit = batch.limits[k];
       args.push(batch.records[k].consumed, limit.rate / limit.perMs, limit.burst);
     }
+    return args;
   }
 
   private sweep(): void {
@@ -358,7 +362,7 @@ export class RateLimitSync {
         refused_full: t.counter(H.FULL),
       },
       redis: this.settings === null ? null : {
-        url: redactUrl(this.settings.url),
+        ...endpointStatus(this.settings.endpoint),
         state: state === REDIS_STATE.OK ? 'ok' : 'down',
         ...(state === REDIS_STATE.OK ? {} : { down_since: this.downSince ? new Date(this.downSince).toISOString() : null }),
         instance: this.instanceId,

@@ -1,5 +1,6 @@
 // Compiled rate limits (src/filters/rate-limit/compile.ts → the `rate-limit` filter and the
 // control plane's sync). Plain, structured-cloneable data.
+import type { RedisEndpoint } from './redis-endpoint.js';
 
 export type RateLimitKey =
   | { kind: 'ip' }
@@ -45,7 +46,7 @@ export interface CompiledRateLimitRuntime {
   tableKeys: number;
   limits: CompiledRateLimit[];
   /** Redis sync settings, or null without a `redis` section. */
-  sync: { url: string; keyPrefix: string; intervalMs: number; instanceId: string | null } | null;
+  sync: { endpoint: RedisEndpoint; keyPrefix: string; intervalMs: number; instanceId: string | null } | null;
 }
 
 /** Entries of the shared bucket table when `server.rate_limit_keys` is not set. */

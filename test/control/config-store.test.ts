@@ -513,6 +513,57 @@ describe('config: admin and redis sections', () => {
     assert.deepEqual(check('redis: { url: "redis://:pw@127.0.0.1:6379/2", key_prefix: "x:" }\n'), []);
   });
 
+  it('redis: exactly one of url, sentinels and cluster, each with its own keys', () => {
+    assert.deepEqual(check('redis: { sentinels: ["127.0.0.1:26379", "[::1]:26380"], name: mymaster, username: lobby, password: pw, sentinel_password: spw }\n'), []);
+    assert.deepEqual(check('redis: { cluster: ["10.0.0.1:7000", "redis-a.internal:7001"], password: pw, key_prefix: "gw:" }\n'), []);
+    assert.deepEqual(check('redis: { key_prefix: "x:" }\n'), [
+      'redis: needs exactly one of url (one server), sentinels (with name: Redis Sentinel) or cluster (Redis Cluster)',
+    ]);
+    assert.deepEqual(check('redis: { url: "redis://127.0.0.1:6379", cluster: ["127.0.0.1:7000"], sentinels: ["127.0.0.1:26379"], name: m }\n'), [
+      'redis.sentinels: cannot be combined with url: set exactly one of url, sentinels or cluster',
+      'redis.cluster: cannot be combined with url: set exactly one of url, sentinels or cluster',
+      'redis.name: applies only with sentinels',
+    ]);
+    assert.deepEqual(check('redis: { sentinels: ["127.0.0.1:26379"] }\n'), [
+      'redis.name: is required with sentinels: the master group they monitor (`sentinel monitor <name> ...` in their config)',
+    ]);
+    assert.deepEqual(check('redis: { cluster: ["127.0.0.1", "host:99999", "::1:7000"], sentinel_password: x, name: m }\n'), [
+      'redis.cluster[0]: must be "host:port", like "10.0.0.7:26379" (an IPv6 address in brackets: "[fd00::7]:26379")',
+      'redis.cluster[1]: must be "host:port", like "10.0.0.7:26379" (an IPv6 address in brackets: "[fd00::7]:26379")',
+      'redis.cluster[2]: must be "host:port", like "10.0.0.7:26379" (an IPv6 address in brackets: "[fd00::7]:26379")',
+      'redis.name: applies only with sentinels',
+      'redis.sentinel_password: applies only with sentinels',
+    ]);
+    assert.deepEqual(check('redis: { cluster: ["127.0.0.1:7000"], sentinel_password: x, name: m, key_prefix: "{gw}:" }\n'), [
+      'redis.name: applies only with sentinels',
+      'redis.sentinel_password: applies only with sentinels',
+      'redis.key_prefix: may not contain { or } with cluster: Lobby puts its own hash tags into the key names (docs/configuration.md#redis)',
+    ]);
+    assert.deepEqual(check('redis: { sentinels: [], name: m }\n'), [
+      'redis.sentinels: must list at least one "host:port"',
+    ]);
+    assert.deepEqual(check('redis: { url: "redis://127.0.0.1:6379", password: pw }\n'), [
+      'redis.password: with url, put the credentials in the URL (redis://user:password@host:port)',
+    ]);
+  });
+
+  it('redis passwords are redacted by the admin API and accepted back as unchanged', async () => {
+    const text = `server: { port: 18081 }\nadmin: { port: 19911 }\nredis: { sentinels: ["127.0.0.1:26379"], name: m, password: "\${PW}", sentinel_password: s3cret }\n`;
+    const env = { ...ENV, PW: 'p4ssword' };
+    const { raw } = parseConfigDocument(text, 'f.yaml', env);
+    const shown = redacted(raw);
+    assert.deepEqual([shown.redis?.password, shown.redis?.sentinel_password], [REDACTED, REDACTED]);
+    assert.deepEqual([raw.redis?.password, raw.redis?.sentinel_password], ['p4ssword', 's3cret'], 'the running config keeps them');
+    const store = new ConfigStore({ file: 'f.yaml', initial: { raw, compiled: compileConfig(raw, 'f.yaml'), text }, generation: 1, publisher: { publish: async () => 2 }, instance: 'i', clustered: false, env });
+    const result = await store.change({ kind: 'document', value: { ...shown, routes: [] } }, 'admin');
+    assert.equal(result.changed, false, 'the redacted passwords mean "unchanged"');
+    await assert.rejects(store.change({ kind: 'document', value: { ...shown, redis: { ...shown.redis, password: 'other' } } }, 'admin'), (error: Error) => {
+      assert.match(error.message, /redis\.password: cannot change at runtime; restart Lobby/);
+      assert.doesNotMatch(error.message, /p4ssword/);
+      return true;
+    });
+  });
+
   it('the example config with admin and redis passes lobby check', async () => {
     const file = fileURLToPath(new URL('../../../config/examples/admin-cluster.yaml', import.meta.url));
     const sink = () => ({ text: '', write(chunk: string) { this.text += chunk; return true; } });

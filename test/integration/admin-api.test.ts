@@ -133,6 +133,19 @@ describe('admin API: reading', () => {
     assert.ok('a' in (await admin.get('/services')).body.services);
   });
 
+  it('every answer has a correlation id (the client\'s when valid), and errors carry it in the body', async () => {
+    const minted = await admin.get('/routes/nope');
+    assert.match(String(minted.headers['x-correlation-id']), /^[0-9a-f-]{36}$/);
+    assert.equal(minted.body.error.correlation_id, minted.headers['x-correlation-id']);
+    const kept = await admin.call('GET', '/routes/nope', undefined, { 'x-correlation-id': 'ticket-42' });
+    assert.deepEqual([kept.headers['x-correlation-id'], kept.body.error.correlation_id], ['ticket-42', 'ticket-42']);
+    const junk = await admin.call('GET', '/routes/nope', undefined, { 'x-correlation-id': 'has space' });
+    assert.notEqual(junk.body.error.correlation_id, 'has space');
+    const ok = await admin.get('/routes/ra');
+    assert.match(String(ok.headers['x-correlation-id']), /^[0-9a-f-]{36}$/);
+    assert.equal(ok.body.correlation_id, undefined, 'a success body is unchanged');
+  });
+
   it('GET /status, /healthz, /readyz; unknown paths 404 and wrong methods 405', async () => {
     const s = (await admin.get('/status')).body;
     assert.equal(s.ready, true);
@@ -507,7 +520,10 @@ describe('admin API: dry runs', () => {
       assert.deepEqual(await lastChange(), before, 'a dry run is not recorded as a change');
       const real = await admin.put(path, body);
       assert.equal(dry.status, 400, `${path}: ${JSON.stringify(dry.body)}`);
-      assert.deepEqual(dry.body, real.body, path);
+      const { correlation_id: dryId, ...dryError } = dry.body.error;
+      const { correlation_id: realId, ...realError } = real.body.error;
+      assert.deepEqual(dryError, realError, path);
+      assert.notEqual(dryId, realId, 'each answer has its own correlation id');
     }
   });
 });

@@ -8,13 +8,12 @@
 //     rate_limit_unavailable), no other errors than 429; Redis restarted: limits are shared again.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import autocannon from 'autocannon';
-import { Pool } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { startRedis, type RedisServer, REDIS_MISSING } from '../helpers/redis.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
+import { checkSharedLimitBound, load } from '../helpers/shared-limit.js';
 
 const INTERVAL_MS = 100;
 
@@ -44,35 +43,6 @@ async function rateLimitStatus(admin: AdminClient) {
   return (await admin.get('/status')).body.rate_limits;
 }
 
-/** Closed-loop load with `connections` connections for `ms`; counts answers by status. */
-async function load(gw: Gateway, path: string, headers: Record<string, string>, ms: number, connections = 4) {
-  const pool = new Pool(gw.url, { connections });
-  const counts = new Map<number, number>();
-  const codes = new Map<string, number>();
-  let errors = 0;
-  const started = Date.now();
-  const until = started + ms;
-  await Promise.all(Array.from({ length: connections }, async () => {
-    while (Date.now() < until) {
-      try {
-        const res = await pool.request({ path, method: 'GET', headers: { host: 'localhost', ...headers } });
-        const text = await res.body.text();
-        counts.set(res.statusCode, (counts.get(res.statusCode) ?? 0) + 1);
-        if (res.statusCode !== 200) {
-          const code = JSON.parse(text).error.code as string;
-          codes.set(code, (codes.get(code) ?? 0) + 1);
-        }
-      } catch {
-        errors++;
-      }
-    }
-  }));
-  // The real window: the last requests finish after `until`, later still on a loaded machine.
-  const elapsedMs = Date.now() - started;
-  await pool.close();
-  return { elapsedMs, ok: counts.get(200) ?? 0, limited: counts.get(429) ?? 0, other: [...counts].filter(([s]) => s !== 200 && s !== 429), codes, errors };
-}
-
 before(async () => {
   if (REDIS_MISSING) return;
   redis = await startRedis();
@@ -90,64 +60,12 @@ describe('rate limits shared through redis', { skip: REDIS_MISSING }, () => {
     // A rate a loaded 2-core machine can exceed several times over (R = 1000 could not always be).
     const R = 250;
     const B = 250;
-    const EXCESS = 4; // offered / limit at which the load stops
-    const MIN_SECONDS = 5; // B + R·W ≥ 20 × the bound's constant: the 5 % check is meaningful
     const limits = `  global: { key: "header:x-k", rate: ${R}, per: 1s, burst: ${B} }`;
     const routes = '  - { name: r, match: { prefix: /acc }, service: up, rate_limit: [global] }';
     const instances = await Promise.all(['a1', 'a2', 'a3'].map((id) => startInstance('acc', id, limits, routes)));
     for (const i of instances) await waitUntil('redis sync up', async () => (await rateLimitStatus(i.admin)).redis.state === 'ok');
-    const headers = { 'x-k': `acc-${Date.now()}` };
-    const started = performance.now();
-    let offered = 0;
-    let firstResponseAt = 0;
-    const done: Promise<autocannon.Result>[] = [];
-    const cannons = instances.map((i) => {
-      let cannon!: autocannon.Instance;
-      done.push(new Promise((resolve, reject) => {
-        cannon = autocannon({ url: `${i.gw.url}/acc`, connections: 16, duration: 120, headers }, (err, result) => (err ? reject(err) : resolve(result)));
-      }));
-      cannon.on('response', () => { if (firstResponseAt === 0) firstResponseAt = performance.now(); offered++; });
-      return cannon;
-    });
-    // Drive the load to a known excess: until EXCESS × the limit of the time so far was offered
-    // (B + R·W grows with W: a machine too slow to offer EXCESS·R per second never gets there,
-    // and the precondition below fails rather than the bound being checked on an idle limit).
-    const deadline = started + 60_000;
-    for (;;) {
-      const elapsed = (performance.now() - started) / 1000;
-      if (elapsed >= MIN_SECONDS && offered >= EXCESS * (B + R * elapsed)) break;
-      if (performance.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const stoppedAt = performance.now();
-    for (const c of cannons) c.stop();
-    const results = await Promise.all(done);
-    const seconds = (performance.now() - started) / 1000;
-    const admitted = results.reduce((n, r) => n + r['2xx'], 0);
-    const total = results.reduce((n, r) => n + r.requests.total, 0);
-    for (const r of results) {
-      assert.equal(r.errors, 0);
-      assert.equal(r.non2xx + r['2xx'], r.requests.total);
-    }
-    // Bound (docs/rate-limiting.md): B + R·W + (2 − 1/N)·R·(T + d); d (a round's duration) ≤ 50 ms here.
-    const N = 3;
-    const nominal = B + R * seconds;
-    const bound = nominal + (2 - 1 / N) * R * ((INTERVAL_MS + 50) / 1000);
-    const over = (admitted - nominal) / nominal;
-    const statuses = await Promise.all(instances.map((i) => rateLimitStatus(i.admin)));
-    const report = `admitted ${admitted} of ${total} in ${seconds.toFixed(2)} s; limit ${nominal.toFixed(0)}; bound ${bound.toFixed(0)}; over ${(over * 100).toFixed(2)} %; ` +
-      `per instance ${results.map((r) => r['2xx']).join('/')}; redis rounds ${statuses.map((s) => s.redis.rounds).join('/')}, instances ${statuses[0].redis.instances}`;
+    const report = await checkSharedLimitBound(instances, '/acc', { rate: R, burst: B, intervalMs: INTERVAL_MS, headers: { 'x-k': `acc-${Date.now()}` } });
     console.log(`# ${report}`);
-    // Stopped at EXCESS × the limit; the few requests in flight at the stop cannot bring it below 3×.
-    assert.ok(total >= 3 * nominal, `the load must exceed the limit (${report})`);
-    assert.ok(admitted <= bound, report);
-    assert.ok(over <= 0.05, report);
-    // The lower bound counts only the time load flowed (first response to the stop): on a loaded
-    // machine, starting three autocannons and winding them down takes a good part of a second.
-    const flowing = B + R * ((stoppedAt - firstResponseAt) / 1000);
-    assert.ok(admitted >= 0.9 * flowing, `far below the limit of the time load flowed (${flowing.toFixed(0)}): ${report}`);
-    // Each instance got a fair part (the shares follow the load).
-    for (const r of results) assert.ok(r['2xx'] > admitted / 6, report);
     for (const i of instances) await i.gw.stop();
     gateways.length = 0;
   });

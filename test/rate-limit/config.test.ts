@@ -63,7 +63,7 @@ server: { rate_limit_keys: 1000 }
 rate_limits: { a: { key: ip, rate: 5, per: 500ms } }
 routes: [ { name: r, match: { prefix: / }, service: users, rate_limit: [a] } ]
 `);
-    assert.deepEqual(config.rateLimit?.sync, { url: 'redis://127.0.0.1:6390', keyPrefix: 't:', intervalMs: 50, instanceId: null });
+    assert.deepEqual(config.rateLimit?.sync, { endpoint: { topology: 'single', url: 'redis://127.0.0.1:6390' }, keyPrefix: 't:', intervalMs: 50, instanceId: null });
     assert.equal(config.rateLimit?.tableKeys, 1000);
     assert.equal(config.rateLimit?.limits[0].synced, true);
     assert.equal(config.rateLimit?.limits[0].policy, '"a";q=5;w=1');

@@ -12,6 +12,7 @@ import {
   DEFAULT_RATE_LIMIT_KEYS, type CompiledRateLimit, type CompiledRateLimitRuntime, type RateLimitFilterConfig, type RateLimitKey,
 } from '../../shared/rate-limit-config.js';
 import { limitIdOf } from '../../shared/bucket-table.js';
+import { redisEndpointOf, type RedisSectionInput } from '../../shared/redis-endpoint.js';
 import type { FilterCompilation, FilterCompileContext, FilterConfigPath as KeyPath } from '../../data/chain.js';
 import { unknownNameMessage } from '../../control/config-error.js';
 import { parsePer, type RawRateLimit } from './schema.js';
@@ -30,7 +31,7 @@ export interface RateLimitInput {
   routes: readonly { rate_limit?: string[]; auth?: RawRouteAuth }[];
   auth?: RawAuth;
   server: { trusted_proxies: string[]; rate_limit_keys: number };
-  redis?: { url: string; key_prefix: string; rate_limit_sync_ms: number; instance_id?: string };
+  redis?: RedisSectionInput & { key_prefix: string; rate_limit_sync_ms: number; instance_id?: string };
 }
 
 function parseKey(raw: string): RateLimitKey {
@@ -87,7 +88,7 @@ export function compileRateLimits(config: RateLimitInput, { report }: FilterComp
     tableKeys: config.server.rate_limit_keys,
     limits: [...limits.values()],
     sync: config.redis
-      ? { url: config.redis.url, keyPrefix: config.redis.key_prefix, intervalMs: config.redis.rate_limit_sync_ms, instanceId: config.redis.instance_id ?? null }
+      ? { endpoint: redisEndpointOf(config.redis), keyPrefix: config.redis.key_prefix, intervalMs: config.redis.rate_limit_sync_ms, instanceId: config.redis.instance_id ?? null }
       : null,
   };
   const routes = config.routes.map((route, index) => filterFor(route, index));
