@@ -38,6 +38,7 @@ import { compileHealthCheck, compileOutlier } from './health-config.js';
 import { compileRouteResilience } from './retry-config.js';
 import { clientCertHeaderNames, compileBreaker, compileFallback, compileOverload, compileRouteBreaker } from './breaker-config.js';
 import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
+import { compileRouteWebSocket } from './websocket-config.js';
 
 /** `{ [key]: value }`, or nothing for a null value (a section that is not configured). */
 function optional<K extends string, V>(key: K, value: V | null): { [k in K]?: V } {
@@ -79,6 +80,8 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   routes.forEach((route, index) => route && resolveRetry(route, config.routes[index], config.services[config.routes[index].service], services[route.service], index, report));
   routes.forEach((route, index) => route && resolveBreaker(route, config.routes[index], config.services[config.routes[index].service], identityHeaders, index, report));
   const routeFallbacks = routes.filter((route) => route?.fallback).map((route) => route!.name);
+  routes.forEach((route, index) => route && resolveWebSocket(route, config.routes[index], services[route.service], index, report));
+  const websocketRoutes = routes.some((route) => route?.websocket !== undefined);
   // transcode: checked against the route's service's descriptors (src/grpc/compile.ts).
   config.routes.forEach((route, index) => {
     if (route.transcode !== undefined && routes[index]) {
@@ -117,6 +120,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
     routes: routes.filter((route): route is CompiledRoute => route !== null),
     ...(unroutedFilters.length > 0 ? { unroutedFilters } : {}),
     ...(routeFallbacks.length > 0 ? { routeFallbacks } : {}),
+    ...(websocketRoutes ? { websocketRoutes: true as const } : {}),
     ...filterRuntimes,
   };
 }
@@ -319,6 +323,12 @@ function resolveBreaker(route: CompiledRoute, raw: RawRoute, rawService: RawServ
   if (overrides.fallback && (route.match.methodMask & methodBit('GET')) === 0) {
     report(['routes', index, 'fallback'], `keeps answers to GET only, and the route matches ${describeMethods(route.match.methodMask)}: it would never serve; remove it`);
   }
+}
+
+/** A route's `websocket` policy (src/control/websocket-config.ts); set only when the route takes upgrades. */
+function resolveWebSocket(route: CompiledRoute, raw: RawRoute, service: CompiledService, index: number, report: Report): void {
+  const policy = compileRouteWebSocket(raw, service.grpc != null, route.match.methodMask, methodBit('GET'), ['routes', index], report);
+  if (policy !== null) route.websocket = policy;
 }
 
 function describeMethods(mask: number): string {

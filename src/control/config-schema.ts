@@ -25,6 +25,7 @@ import { tlsSchema, upstreamTlsSchema } from './tls-config.js';
 import { healthCheckSchema, outlierSchema } from './health-config.js';
 import { retryRouteKeys, retryServiceKeys } from './retry-config.js';
 import { breakerRouteKeys, circuitBreakerSchema, fallbackSchema, overloadSchema } from './breaker-config.js';
+import { websocketRouteKeys } from './websocket-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -303,6 +304,8 @@ const routeSchema = section({
   ...breakerRouteKeys,
   // REST/JSON to gRPC (src/grpc/, docs/grpc.md): the route's service must be a gRPC one.
   transcode: transcodeSchema.optional(),
+  // WebSocket upgrades relayed to the service (src/control/websocket-config.ts, docs/websocket.md).
+  ...websocketRouteKeys,
   ...filterRouteKeys,
 });
 
