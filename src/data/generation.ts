@@ -16,6 +16,8 @@ import { retryInterceptor } from './upstream/retry.js';
 import { breakerInterceptor, routePolicy, servicePolicy, type BreakerPolicy } from './upstream/breaker.js';
 import { fallbackServer, keepFallbackCaches } from './upstream/fallback-cache.js';
 import { attachGrpcService, grpcTargets, grpcTranscoder } from '../grpc/runtime.js';
+import { webSocketHook } from './websocket.js';
+import { upstreamTlsOptions } from './upstream/pools.js';
 
 export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 
@@ -95,6 +97,7 @@ function buildRoute(
     deadlineMs: route.deadline?.ms ?? 0,
     deadlineHeader: route.deadline?.header ?? '',
     transcoder: route.transcode ? grpcTranscoder(service, route.transcode, route.name) : null,
+    websocket: route.websocket ? webSocketHook(route.websocket, upstreamTlsOptions(config.services[route.service].tls), config.server.workers) : null,
   };
 }
 

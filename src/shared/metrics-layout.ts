@@ -25,7 +25,7 @@ export interface CompiledMetrics {
   /** Route names and service indexes: what the control plane labels series with (the worker
    * gets the config without routes; these are small). `versions`: the `versioning.versions`
    * indexes a route with API versioning is served as (lobby_api_version_requests_total). */
-  routes: { name: string; service: number; waf?: boolean; versions?: number[] }[];
+  routes: { name: string; service: number; waf?: boolean; versions?: number[]; websocket?: boolean }[];
   /** `versioning.versions` names (index = CompiledVersioning's); absent without versioning. */
   versions?: string[];
 }
@@ -69,6 +69,29 @@ export const WAF_DECISIONS = ['blocked', 'reported', 'scored'] as const;
 export const WAF_STRIDE = WAF_RULE_IDS.length * WAF_DECISIONS.length;
 
 /**
+ * lobby_websocket_* (docs/websocket.md#metrics): one region per route with `websocket`. The
+ * close codes are labelled by value for the codes RFC 6455 defines (1000-1015) and by range for
+ * the applications' (3xxx registered, 4xxx private), so the series stay bounded by the config.
+ */
+export const WEBSOCKET_CLOSE_CODES: readonly string[] = [
+  ...Array.from({ length: 16 }, (_, i) => String(1000 + i)), '3xxx', '4xxx', 'other',
+];
+/** Who closed: CLOSED_BY (src/data/request-context.ts) minus its NONE. */
+export const WEBSOCKET_CLOSERS = ['client', 'upstream', 'gateway'] as const;
+/** Offsets in a route's region: opened, messages and payload bytes each way (client to
+ * upstream = in), then closes by code slot and closer. */
+export const WS_SLOT = { OPENED: 0, MESSAGES_IN: 1, MESSAGES_OUT: 2, BYTES_IN: 3, BYTES_OUT: 4, CLOSES: 5 } as const;
+export const WEBSOCKET_STRIDE = WS_SLOT.CLOSES + WEBSOCKET_CLOSE_CODES.length * WEBSOCKET_CLOSERS.length;
+
+/** Slot of a close code in WEBSOCKET_CLOSE_CODES. */
+export function closeCodeSlot(code: number): number {
+  if (code >= 1000 && code <= 1015) return code - 1000;
+  if (code >= 3000 && code <= 3999) return 16;
+  if (code >= 4000 && code <= 4999) return 17;
+  return 18;
+}
+
+/**
  * Offsets of every region in a worker's array. Route `routes.length` is the pseudo-route of
  * requests no route took (404, 400 before routing, ...), labelled route="-".
  */
@@ -110,6 +133,8 @@ export interface MetricsLayout {
    * route) rather than only {route,version}: even by code it stays bounded by the config.
    */
   readonly apiVersions: readonly number[];
+  /** Per route with `websocket`: WEBSOCKET_STRIDE counters (-1 for a route without). */
+  readonly websocket: readonly number[];
   /** Float64 slots in all. */
   readonly size: number;
 }
@@ -135,9 +160,10 @@ export function metricsLayout(m: CompiledMetrics, services: readonly { targets: 
   const retries = take(services.length * RETRY_SLOTS);
   const waf = m.routes.map((r) => (r.waf === true ? take(WAF_STRIDE) : -1));
   const apiVersions = m.routes.map((r) => (r.versions !== undefined && r.versions.length > 0 ? take(r.versions.length * slots) : -1));
+  const websocket = m.routes.map((r) => (r.websocket === true ? take(WEBSOCKET_STRIDE) : -1));
   return {
     routeCount: m.routes.length, serviceCount: services.length, targetBase, statusSlots: slots,
-    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, waf, apiVersions, size: at,
+    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, waf, apiVersions, websocket, size: at,
   };
 }
 

@@ -16,7 +16,7 @@ declare module '../../shared/compiled-config.js' {
 export interface MetricsInput {
   metrics: RawMetrics;
   services: Readonly<Record<string, { targets?: readonly unknown[]; grpc?: { targets: readonly unknown[] } }>>;
-  routes: readonly ({ name: string; service: string; auth?: { provider: string }; waf?: unknown } & VersionedRouteIn)[];
+  routes: readonly ({ name: string; service: string; auth?: { provider: string }; waf?: unknown; websocket?: unknown } & VersionedRouteIn)[];
   /** Routes with API versioning get lobby_api_version_requests_total counters. */
   versioning?: ApiVersionInput['versioning'];
   /** The WAF's default section: routes with a WAF get lobby_waf_decisions_total counters. */
@@ -53,6 +53,8 @@ export interface MetricsFilterConfig {
    * chose it, also for a request refused before the api-version filter stamped it.
    */
   apiVersionAt?: number[];
+  /** Routes with `websocket`: where its lobby_websocket_* counters start (metrics-layout.ts WS_SLOT). */
+  websocketAt?: number;
 }
 
 export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsFilterConfig> {
@@ -75,6 +77,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     routes: config.routes.map((r, i) => ({
       name: r.name, service: serviceIndex.get(r.service) ?? -1, waf: r.waf === false ? false : r.waf !== undefined || config.waf !== undefined,
       ...(versionSets[i] !== null ? { versions: versionSets[i] } : {}),
+      ...(r.websocket !== undefined && r.websocket !== false ? { websocket: true } : {}),
     })),
     ...(versionNames.length > 0 ? { versions: versionNames } : {}),
   };
@@ -107,6 +110,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     retriesAt: service < 0 ? -1 : layout.retries + service * RETRY_SLOTS,
     wafAt: route < layout.waf.length ? layout.waf[route] : -1,
     ...(route < layout.apiVersions.length && layout.apiVersions[route] >= 0 ? { apiVersionAt: apiVersionTable(route) } : {}),
+    ...(route < layout.websocket.length && layout.websocket[route] >= 0 ? { websocketAt: layout.websocket[route] } : {}),
   });
   return {
     runtime: { metrics: compiled },
