@@ -232,8 +232,9 @@ export class WebSocketExchange implements WebSocketLeg, UpstreamLeg {
   private client: ClientSocket<ClientData> | null = null;
   private target: RuntimeTarget | null = null;
   private routeName = '';
-  /** The upstream's TCP connection is up (a failure after it is not a connect failure). */
+  /** The upstream's connection is up (a failure after it is not a connect failure). */
   private connected = false;
+  private secure = false;
   private upstreamHead: string[] | null = null;
   private upstreamPaused = false;
   /** permessage-deflate on both legs: the client offered it and the upstream accepted it. */
@@ -278,6 +279,7 @@ export class WebSocketExchange implements WebSocketLeg, UpstreamLeg {
       headers[name] = had === undefined ? h[i + 1] : typeof had === 'string' ? [had, h[i + 1]] : [...had, h[i + 1]];
     }
     const secure = target.origin.startsWith('https:');
+    this.secure = secure;
     // The path is set on the request itself (finishRequest): a URL would re-encode it.
     const url = (secure ? 'wss:' : 'ws:') + target.origin.slice(target.origin.indexOf('//')) + '/';
     let up: UpstreamSocket;
@@ -315,8 +317,11 @@ export class WebSocketExchange implements WebSocketLeg, UpstreamLeg {
   private sendHandshake(request: ClientRequest): void {
     // The request-target exactly as an HTTP request of the route gets it (checked by forward).
     request.path = this.ctx.upstreamPath;
+    // Connected: TCP up, and for wss: the TLS handshake done (a certificate the service does not
+    // trust is a connect failure, as for HTTP requests).
     request.on('socket', (socket: Socket) => {
-      if (socket.connecting) socket.once('connect', () => this.onUpstreamConnected());
+      if (this.secure) socket.once('secureConnect', () => this.onUpstreamConnected());
+      else if (socket.connecting) socket.once('connect', () => this.onUpstreamConnected());
       else this.onUpstreamConnected();
     });
     request.end();

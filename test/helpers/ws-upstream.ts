@@ -4,7 +4,9 @@
 //   /refuse/<status>  answers the upgrade with that status (and Retry-After: 7), no WebSocket;
 //   /echo...          echoes every message back as it came (text or binary);
 //   anything else     accepts, and does only what the test does with the connection.
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { freePort } from './ports.js';
@@ -37,6 +39,8 @@ export interface WsUpstreamOptions {
   perMessageDeflate?: boolean;
   /** Largest message the upstream takes (ws default 100 MiB). */
   maxPayload?: number;
+  /** Serve wss: with this certificate (PEM files). */
+  tls?: { cert: string; key: string };
 }
 
 export async function startWsUpstream(opts: WsUpstreamOptions = {}): Promise<WsUpstream> {
@@ -48,7 +52,9 @@ export async function startWsUpstream(opts: WsUpstreamOptions = {}): Promise<WsU
     maxPayload: opts.maxPayload ?? 100 * 1024 * 1024,
     handleProtocols: (offered) => (opts.chooseProtocol ?? ((o) => o[o.length - 1] ?? false))([...offered]),
   });
-  const server: Server = createServer((_req, res) => { res.statusCode = 426; res.end('websocket only'); });
+  const onRequest = (_req: IncomingMessage, res: import('node:http').ServerResponse) => { res.statusCode = 426; res.end('websocket only'); };
+  const server: Server = opts.tls === undefined ? createServer(onRequest)
+    : createTlsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, onRequest);
   const sockets = new Set<Duplex>();
   server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -81,7 +87,7 @@ export async function startWsUpstream(opts: WsUpstreamOptions = {}): Promise<WsU
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     port,
-    origin: `http://127.0.0.1:${port}`,
+    origin: `${opts.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     connections,
     connection(n = connections.length) {
       if (n < connections.length) return Promise.resolve(connections[n]);

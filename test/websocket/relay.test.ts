@@ -13,6 +13,8 @@ import { freePort } from '../helpers/ports.js';
 import { waitUntil } from '../helpers/admin.js';
 import { sampleValue, scrapeMetrics } from '../helpers/prom-text.js';
 import { sign, type TestKey } from '../helpers/jwt.js';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import { rawRequest } from '../helpers/raw-http.js';
 import { opened, recordClient, startWsUpstream, type ClientEvents, type UpstreamConnection, type WsUpstream } from '../helpers/ws-upstream.js';
 
 const SECRET = 'websocket-test-secret-0123456789abcdef';
@@ -23,12 +25,18 @@ let up: WsUpstream;
 let deflating: WsUpstream;
 let gw: Gateway;
 let adminUrl: string;
+/** Accepts connections and never answers: a handshake that times out. */
+let silent: TcpServer;
+const silentSockets: Socket[] = [];
 
 before(async () => {
   up = await startWsUpstream({ maxPayload: 64 * MiB });
   deflating = await startWsUpstream({ perMessageDeflate: true });
   const adminPort = await freePort();
   const deadPort = await freePort(); // nothing listens there
+  const silentPort = await freePort();
+  silent = createTcpServer((sock) => { silentSockets.push(sock); sock.on('error', () => {}); });
+  await new Promise<void>((resolve) => silent.listen(silentPort, '127.0.0.1', resolve));
   adminUrl = `http://127.0.0.1:${adminPort}`;
   gw = await startGateway(`
 server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
@@ -41,6 +49,7 @@ services:
   chat: { targets: ["${up.origin}"], timeouts: { connect_ms: 500, response_ms: 2000 } }
   deflating: { targets: ["${deflating.origin}"] }
   down: { targets: ["http://127.0.0.1:${deadPort}"] }
+  silent: { targets: ["http://127.0.0.1:${silentPort}"], timeouts: { response_ms: 300 } }
 routes:
   - { name: chat, match: { prefix: /chat }, service: chat, strip_prefix: /chat, websocket: { max_message_bytes: 16777216, max_buffered_bytes: 1048576 } }
   - { name: secure, match: { prefix: /secure }, service: chat, strip_prefix: /secure, websocket: true, auth: { provider: hmac } }
@@ -49,6 +58,7 @@ routes:
   - { name: origin, match: { prefix: /origin }, service: chat, strip_prefix: /origin, websocket: { origins: ["https://app.example.com"] } }
   - { name: deflate, match: { prefix: /deflate }, service: deflating, strip_prefix: /deflate, websocket: true }
   - { name: down, match: { prefix: /down }, service: down, websocket: true }
+  - { name: silent, match: { prefix: /silent }, service: silent, websocket: true }
   - { name: plain, match: { prefix: /plain }, service: chat, strip_prefix: /plain }
 `);
 });
@@ -57,6 +67,8 @@ after(async () => {
   await gw?.stop();
   await up?.close();
   await deflating?.close();
+  for (const sock of silentSockets) sock.destroy();
+  silent?.close();
 });
 
 function client(path: string, protocols: string[] = [], opts: ClientOptions = {}): ClientEvents {
@@ -142,6 +154,22 @@ describe('handshake', () => {
     const r = await refused('/down/x');
     assert.equal(r.status, 502);
     assert.equal(JSON.parse(r.body).error.code, 'upstream_unavailable');
+  });
+
+  it('an upstream that does not answer the handshake within response_ms: 504 upstream_timeout', async () => {
+    const started = Date.now();
+    const r = await refused('/silent/x');
+    assert.equal(r.status, 504);
+    assert.equal(JSON.parse(r.body).error.code, 'upstream_timeout');
+    assert.ok(Date.now() - started >= 250, `answered after ${Date.now() - started} ms`);
+  });
+
+  it('a protocol version other than 13: 426 with Sec-WebSocket-Version: 13', async () => {
+    const r = await rawRequest(gw.port, 'GET /chat/echo HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n', 500);
+    assert.equal(r.status, 426);
+    assert.deepEqual(r.headers.get('sec-websocket-version'), ['13']);
+    assert.equal(JSON.parse(r.body).error.code, 'websocket_version_unsupported');
   });
 
   it('an Origin outside the route\'s origins: 403; a listed one (any case) and none go through', async () => {
