@@ -53,6 +53,8 @@ export async function startWsUpstream(opts: WsUpstreamOptions = {}): Promise<WsU
     handleProtocols: (offered) => (opts.chooseProtocol ?? ((o) => o[o.length - 1] ?? false))([...offered]),
   });
   const onRequest = (_req: IncomingMessage, res: import('node:http').ServerResponse) => { res.statusCode = 426; res.end('websocket only'); };
+  // A header of the upstream's own on every 101 (the gateway relays the end-to-end ones).
+  wss.on('headers', (headers) => { headers.push('X-Upstream-Hello: 1'); });
   const server: Server = opts.tls === undefined ? createServer(onRequest)
     : createTlsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, onRequest);
   const sockets = new Set<Duplex>();
@@ -104,10 +106,12 @@ export async function startWsUpstream(opts: WsUpstreamOptions = {}): Promise<WsU
 
 export interface ClientEvents {
   readonly ws: WebSocket;
+  /** The 101's headers, once upgraded. */
+  upgradeHeaders: Record<string, string | string[] | undefined> | null;
   readonly messages: { data: Buffer; isBinary: boolean }[];
   readonly pings: Buffer[];
   readonly pongs: Buffer[];
-  readonly whenClosed: Promise<{ code: number; reason: string }>;
+  whenClosed: Promise<{ code: number; reason: string }>;
 }
 
 /** Records a client's events from its creation (before open, so nothing is missed). */
@@ -119,10 +123,12 @@ export function recordClient(ws: WebSocket): ClientEvents {
   ws.on('ping', (d) => pings.push(d));
   ws.on('pong', (d) => pongs.push(d));
   ws.on('error', () => { /* reported through close or the test's own listener */ });
+  const events: ClientEvents = { ws, upgradeHeaders: null, messages, pings, pongs, whenClosed: null as never };
+  ws.on('upgrade', (res) => { events.upgradeHeaders = res.headers; });
   const whenClosed = new Promise<{ code: number; reason: string }>((resolve) => {
     ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
   });
-  return { ws, messages, pings, pongs, whenClosed };
+  return Object.assign(events, { whenClosed });
 }
 
 /** Resolves when `ws` opens; rejects with the handshake's HTTP status (and body) when it is refused. */
