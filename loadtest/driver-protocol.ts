@@ -1,7 +1,7 @@
 // What a load driver is asked to do and what it reports. The autocannon driver runs in a child process
 // (pinned to the driver core) and speaks these messages over Node's IPC channel.
 
-import type { HttpMethod } from './scenario.js';
+import type { HttpMethod, WebSocketSpec } from './scenario.js';
 
 /** The request stream, identical for every target of a run. */
 export interface LoadSpec {
@@ -16,6 +16,8 @@ export interface LoadSpec {
   rate: number | null;
   /** mTLS scenarios: the client certificate to present (files); absent or null = none. */
   clientCert?: ClientCertFiles | null;
+  /** WebSocket scenarios: echoed messages instead of requests (loadtest/driver-websocket.ts). */
+  websocket?: WebSocketSpec | null;
 }
 
 export interface ClientCertFiles {

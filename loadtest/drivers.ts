@@ -1,6 +1,7 @@
-// The two load drivers behind one interface: autocannon (child process, per-request HDR recording,
-// open-model pacing) and wrk (fastest closed-loop driver, Debian package). Both are pinned to the
-// driver core, and both report the same PhaseMeasurement.
+// The load drivers behind one interface: autocannon (child process, per-request HDR recording,
+// open-model pacing), wrk (fastest closed-loop driver, Debian package), and for WebSocket
+// scenarios an echo loop over `ws` (child process, driver-websocket.ts). All are pinned to the
+// driver core, and all report the same PhaseMeasurement.
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { describeExit, indent, type ManagedProcess, type ProcessGroup } from './
 import type { Scenario } from './scenario.js';
 import { decodeHistogram, histogramDistribution, percentileToX, summarizeHistogram, type DistributionPoint, type LatencySummary } from './stats.js';
 
-export type DriverName = 'autocannon' | 'wrk';
+export type DriverName = 'autocannon' | 'wrk' | 'websocket';
 
 export interface PhaseMeasurement extends PhaseCounters {
   /** Closed loop: send → response. Open model: intended send → response. */
@@ -42,7 +43,8 @@ export interface LoadDriver {
 const WRK_RATE_PROBLEM = '--rate needs --driver autocannon: wrk is closed-loop only (wrk2 is not packaged here)';
 
 /** Why `driver` cannot run this scenario here (a message for the user), or null when it can. */
-export function driverProblem(driver: DriverName, scenario: Pick<Scenario, 'rate' | 'soak'>, wrkBinary: string | null): string | null {
+export function driverProblem(driver: DriverName, scenario: Pick<Scenario, 'rate' | 'soak' | 'websocket'>, wrkBinary: string | null): string | null {
+  if (scenario.websocket !== null && driver !== 'autocannon') return 'a websocket scenario runs its own driver (loadtest/driver-websocket.ts): leave --driver at its default';
   if (driver !== 'wrk') return null;
   if (!wrkBinary) return '--driver wrk: wrk is not installed (apt-get install wrk)';
   if (scenario.rate !== null) return WRK_RATE_PROBLEM;
@@ -52,29 +54,34 @@ export function driverProblem(driver: DriverName, scenario: Pick<Scenario, 'rate
 
 /** The driver `name` for one target's load; nothing starts until its start(). */
 export function createDriver(name: DriverName, group: ProcessGroup, spec: LoadSpec, cpu: number | null, wrkBinary: string | null, workDir: string): LoadDriver {
+  if (spec.websocket) return new AutocannonDriver(group, spec, cpu, 'websocket');
   if (name === 'autocannon') return new AutocannonDriver(group, spec, cpu);
   if (!wrkBinary) throw new Error('--driver wrk: wrk is not installed (apt-get install wrk)');
   return new WrkDriver(group, spec, cpu, wrkBinary, workDir);
 }
 
-const AUTOCANNON_ENTRY = fileURLToPath(new URL('./driver-autocannon.js', import.meta.url));
+const CHILD_ENTRIES = {
+  autocannon: fileURLToPath(new URL('./driver-autocannon.js', import.meta.url)),
+  websocket: fileURLToPath(new URL('./driver-websocket.js', import.meta.url)),
+};
 
+/** A driver in a child process speaking driver-protocol.ts: autocannon's, or the WebSocket echo loop. */
 export class AutocannonDriver implements LoadDriver {
-  readonly name = 'autocannon' as const;
   private child: ManagedProcess | null = null;
   private listener: ((message: DriverMessage) => void) | null = null;
 
-  constructor(private readonly group: ProcessGroup, private readonly spec: LoadSpec, private readonly cpu: number | null) {}
+  constructor(private readonly group: ProcessGroup, private readonly spec: LoadSpec, private readonly cpu: number | null,
+    readonly name: 'autocannon' | 'websocket' = 'autocannon') {}
 
   async start(): Promise<void> {
-    const child = this.group.spawn('autocannon driver', process.execPath, [AUTOCANNON_ENTRY, JSON.stringify(this.spec)], { cpu: this.cpu, ipc: true });
+    const child = this.group.spawn(`${this.name} driver`, process.execPath, [CHILD_ENTRIES[this.name], JSON.stringify(this.spec)], { cpu: this.cpu, ipc: true });
     this.child = child;
     child.child.on('message', (message: DriverMessage) => this.listener?.(message));
     await new Promise<void>((resolve, reject) => {
       this.listener = (message) => {
         if (message.type === 'ready') resolve();
       };
-      void child.exited.then((status) => reject(new Error(`autocannon driver exited at start (${describeExit(status)})\n${indent(child.outputTail())}`)));
+      void child.exited.then((status) => reject(new Error(`${this.name} driver exited at start (${describeExit(status)})\n${indent(child.outputTail())}`)));
     });
   }
 
@@ -86,9 +93,9 @@ export class AutocannonDriver implements LoadDriver {
       this.listener = (message) => {
         if (message.type === 'tick') onProgress({ requests: message.requests, elapsedSec: (performance.now() - startedAt) / 1000 });
         else if (message.type === 'done') resolve(fromPhaseResult(message.result));
-        else if (message.type === 'failed') reject(new Error(`autocannon failed: ${message.message}`));
+        else if (message.type === 'failed') reject(new Error(`${this.name} failed: ${message.message}`));
       };
-      void child.exited.then((status) => reject(new Error(`autocannon driver exited during ${phase.label} (${describeExit(status)})\n${indent(child.outputTail())}`)));
+      void child.exited.then((status) => reject(new Error(`${this.name} driver exited during ${phase.label} (${describeExit(status)})\n${indent(child.outputTail())}`)));
       child.child.send({ type: 'run', phase } satisfies ParentMessage);
     });
   }

@@ -26,7 +26,7 @@ export function describeSetup(result: RunResult): string {
   const placement = settings.pinned
     ? `driver + upstream + harness on CPU ${settings.driverCpu}, proxy alone on CPU ${settings.proxyCpu}`
     : 'not pinned (--no-pin)';
-  const driverVersion = settings.driver === 'wrk' ? machine.wrk ?? 'wrk' : `autocannon ${machine.autocannon}`;
+  const driverVersion = settings.driver === 'wrk' ? machine.wrk ?? 'wrk' : settings.driver === 'websocket' ? 'websocket echo (ws)' : `autocannon ${machine.autocannon}`;
   return `driver ${driverVersion} · upstream ${settings.upstream} · ${placement} · ${settings.rounds} round(s)`;
 }
 

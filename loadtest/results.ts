@@ -62,7 +62,7 @@ export interface TargetRun {
 }
 
 export interface RunSettings {
-  driver: 'autocannon' | 'wrk';
+  driver: 'autocannon' | 'wrk' | 'websocket';
   upstream: 'nginx' | 'uws';
   pinned: boolean;
   driverCpu: number | null;

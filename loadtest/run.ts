@@ -185,7 +185,9 @@ async function runScenario(options: CliOptions, scenario: Scenario,
     if (await isPortOpen(LOCALHOST, port)) throw new Error(`port ${port} (${name}) is already in use; stop what listens there or pass --port-base`);
   }
 
-  const upstreamKind: UpstreamKind = options.upstream === 'auto' ? (nginxBinary ? 'nginx' : 'uws') : options.upstream;
+  // A WebSocket scenario needs an upstream that echoes WebSockets: the uWS one (nginx serves files).
+  if (scenario.websocket !== null && options.upstream === 'nginx') throw new UsageError('a websocket scenario needs --upstream uws (nginx cannot echo WebSocket messages)');
+  const upstreamKind: UpstreamKind = scenario.websocket !== null ? 'uws' : options.upstream === 'auto' ? (nginxBinary ? 'nginx' : 'uws') : options.upstream;
   progress.log(`starting the ${upstreamKind} upstream on ${LOCALHOST}:${ports.upstream}${pinning ? ` (CPU ${pinning.driverCpu})` : ''}`);
   const upstream = await startUpstream(group, {
     kind: upstreamKind, host: LOCALHOST, port: ports.upstream, cpu: pinning?.driverCpu ?? null, workDir, nginxBinary,
@@ -236,7 +238,7 @@ async function runScenario(options: CliOptions, scenario: Scenario,
     finishedAt: new Date().toISOString(),
     scenario,
     settings: {
-      driver: options.driver,
+      driver: scenario.websocket !== null ? 'websocket' : options.driver,
       upstream: upstreamKind,
       pinned: pinning !== null,
       driverCpu: pinning?.driverCpu ?? null,
@@ -287,6 +289,7 @@ async function runTarget(context: RunContext, target: TargetName, prefix: string
       timeoutSec: scenario.timeoutSec,
       rate: scenario.rate,
       clientCert,
+      websocket: scenario.websocket,
     };
     driver = createDriver(context.options.driver, group, spec, pinning?.driverCpu ?? null, context.wrkBinary, context.workDir);
     await driver.start();

@@ -64,12 +64,22 @@ export interface Scenario {
   newConnectionPerRequest: boolean;
   /** With tls: Lobby requires a client certificate (server.tls.client_auth), nginx too; the driver presents one. */
   clientCert: boolean;
+  /** WebSocket echo instead of HTTP requests (loadtest/driver-websocket.ts): each connection upgrades
+   * at `path`, then sends a message of `messageBytes` and waits for its echo, in a closed loop; a
+   * "request" in the figures is one echoed message. null: HTTP. */
+  websocket: WebSocketSpec | null;
+}
+
+export interface WebSocketSpec {
+  messageBytes: number;
+  /** Binary messages (default) or text. */
+  binary: boolean;
 }
 
 const KNOWN_KEYS = new Set([
   'name', 'description', 'connections', 'duration', 'warmup', 'method', 'path', 'headers', 'bodySize',
   'pipelining', 'rate', 'timeout', 'upstreamConnections', 'targets', 'lobby', 'nginx', 'soak', 'redis',
-  'tls', 'newConnectionPerRequest', 'clientCert', 'grpc',
+  'tls', 'newConnectionPerRequest', 'clientCert', 'grpc', 'websocket',
 ]);
 
 export class ScenarioError extends Error {
@@ -204,6 +214,12 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
     });
   }
   if (newConnectionPerRequest) headers.connection = 'close';
+  const websocket = parseWebSocket(raw['websocket'], source);
+  if (websocket !== null) {
+    const conflict = method !== 'GET' ? 'method' : bodySize > 0 ? 'bodySize' : pipelining > 1 ? 'pipelining' : rate !== null ? 'rate'
+      : tls ? 'tls' : newConnectionPerRequest ? 'newConnectionPerRequest' : soak !== null ? 'soak' : null;
+    if (conflict !== null) throw new ScenarioError(source, conflict, 'cannot be combined with websocket (a closed loop of echoed messages on upgraded connections)');
+  }
 
   return {
     name,
@@ -228,7 +244,24 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
     tls,
     newConnectionPerRequest,
     clientCert,
+    websocket,
   };
+}
+
+function parseWebSocket(value: unknown, source: string): WebSocketSpec | null {
+  if (value === undefined || value === null || value === false) return null;
+  if (value === true) return { messageBytes: 64, binary: true };
+  if (!isPlainObject(value)) throw new ScenarioError(source, 'websocket', 'must be true or a mapping with messageBytes and binary');
+  for (const key of Object.keys(value)) {
+    if (key !== 'messageBytes' && key !== 'binary') throw new ScenarioError(source, `websocket.${key}`, 'is not known (known: messageBytes, binary)');
+  }
+  const messageBytes = value['messageBytes'] ?? 64;
+  if (typeof messageBytes !== 'number' || !Number.isInteger(messageBytes) || messageBytes < 1 || messageBytes > 1048576) {
+    throw new ScenarioError(source, 'websocket.messageBytes', 'must be an integer from 1 to 1048576');
+  }
+  const binary = value['binary'] ?? true;
+  if (typeof binary !== 'boolean') throw new ScenarioError(source, 'websocket.binary', 'must be true or false');
+  return { messageBytes, binary };
 }
 
 function parseSoak(value: unknown, source: string): SoakSpec | null {

@@ -1,5 +1,6 @@
-// Fallback static upstream for machines without nginx: a uWebSockets.js server in its own process
-// (started pinned by loadtest/upstream.ts). Usage: node dist/loadtest/upstream-uws.js PORT
+// Fallback static upstream for machines without nginx, and the WebSocket echo upstream of websocket
+// scenarios: a uWebSockets.js server in its own process (started pinned by loadtest/upstream.ts).
+// Usage: node dist/loadtest/upstream-uws.js PORT
 
 import uWS from 'uWebSockets.js';
 import { LARGE_BODY_PATH, SMALL_BODY, largeBody } from './upstream-content.js';
@@ -19,6 +20,12 @@ const small = Buffer.from(SMALL_BODY);
 const large = largeBody();
 
 uWS.App()
+  // WebSocket scenarios (loadtest/driver-websocket.ts): every message echoed as it came.
+  .ws('/*', {
+    maxPayloadLength: 16 * 1024 * 1024,
+    idleTimeout: 0,
+    message: (ws, message, isBinary) => { ws.send(message, isBinary); },
+  })
   .any('/*', (res, req) => {
     // The request object dies when this handler returns: read everything needed now.
     const body = req.getUrl() === LARGE_BODY_PATH ? large : small;

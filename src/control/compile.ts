@@ -40,6 +40,7 @@ import { clientCertHeaderNames, compileBreaker, compileFallback, compileOverload
 import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
 import { compileMirror, compileSplit, type TrafficContext } from './traffic-config.js';
 import { memberPolicyName } from '../shared/breaker-layout.js';
+import { compileRouteWebSocket } from './websocket-config.js';
 
 /** `{ [key]: value }`, or nothing for a null value (a section that is not configured). */
 function optional<K extends string, V>(key: K, value: V | null): { [k in K]?: V } {
@@ -89,6 +90,8 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const routeFallbacks = routes.flatMap((route) => !route ? []
     : route.split === undefined ? (route.fallback ? [route.name] : [])
     : route.split.members.filter((m) => m.fallback).map((m) => memberPolicyName(route.name, services[m.service].name)));
+  routes.forEach((route, index) => route && resolveWebSocket(route, config.routes[index], services[route.service], index, report));
+  const websocketRoutes = routes.some((route) => route?.websocket !== undefined);
   // transcode: checked against the route's service's descriptors (src/grpc/compile.ts).
   config.routes.forEach((route, index) => {
     if (route.transcode !== undefined && route.service !== undefined && routes[index]) {
@@ -127,6 +130,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
     routes: routes.filter((route): route is CompiledRoute => route !== null),
     ...(unroutedFilters.length > 0 ? { unroutedFilters } : {}),
     ...(routeFallbacks.length > 0 ? { routeFallbacks } : {}),
+    ...(websocketRoutes ? { websocketRoutes: true as const } : {}),
     ...filterRuntimes,
   };
 }
@@ -378,6 +382,18 @@ function resolveBreaker(
   if (overrides.fallback && (methodMask & methodBit('GET')) === 0) {
     report(['routes', index, 'fallback'], `keeps answers to GET only, and the route matches ${describeMethods(methodMask)}: it would never serve; remove it`);
   }
+}
+
+/** A route's `websocket` policy (src/control/websocket-config.ts); set only when the route takes upgrades. */
+function resolveWebSocket(route: CompiledRoute, raw: RawRoute, service: CompiledService, index: number, report: Report): void {
+  const policy = compileRouteWebSocket(raw, service.grpc != null, route.match.methodMask, methodBit('GET'), ['routes', index], report);
+  if (policy === null) return;
+  // The relay's upstream TLS and handshake are built per route from one service.
+  if (route.split !== undefined || route.mirror !== undefined) {
+    report(['routes', index, 'websocket'], `cannot be combined with ${route.split !== undefined ? 'services (a weighted split)' : 'mirror'}: a WebSocket route names one service and is not mirrored`);
+    return;
+  }
+  route.websocket = policy;
 }
 
 function describeMethods(mask: number): string {

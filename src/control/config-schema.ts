@@ -27,6 +27,7 @@ import { healthCheckSchema, outlierSchema } from './health-config.js';
 import { retryRouteKeys, retryServiceKeys } from './retry-config.js';
 import { breakerRouteKeys, circuitBreakerSchema, fallbackSchema, overloadSchema } from './breaker-config.js';
 import { trafficRouteKeys } from './traffic-config.js';
+import { websocketRouteKeys } from './websocket-config.js';
 
 // ---------------------------------------------------------------------------------------
 // Rules on single values. Each returns the parsed value or an error message; the schema
@@ -310,6 +311,8 @@ const routeSchema = section({
   transcode: transcodeSchema.optional(),
   // A weighted split (`services`, `sticky`) and request mirroring (docs/traffic-splitting.md).
   ...trafficRouteKeys,
+  // WebSocket upgrades relayed to the service (src/control/websocket-config.ts, docs/websocket.md).
+  ...websocketRouteKeys,
   ...filterRouteKeys,
 });
 

@@ -7,7 +7,8 @@
 // so counters never go backwards across reloads and memory stays bounded by the config.
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import {
-  AUTH_RESULTS, LOCAL_REPLY_CODES, MIRROR_RESULTS, RETRY_REASONS, RETRY_SLOTS, WAF_DECISIONS, WAF_RULE_IDS, UPSTREAM_ERROR_KINDS, metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
+  AUTH_RESULTS, LOCAL_REPLY_CODES, MIRROR_RESULTS, RETRY_REASONS, RETRY_SLOTS, WAF_DECISIONS, WAF_RULE_IDS, UPSTREAM_ERROR_KINDS, WEBSOCKET_CLOSERS, WEBSOCKET_CLOSE_CODES, WS_SLOT,
+  metricsLayout, statusLabel, type CompiledMetrics, type MetricsLayout,
 } from '../shared/metrics-layout.js';
 
 /** How long a replaced generation keeps its own buffers before it is folded. */
@@ -83,7 +84,15 @@ export interface Snapshot {
   retryBudgetExhausted: Family;
   waf: Family;
   mirror: Family;
+  websocketConnections: Family;
+  websocketOpen: Family;
+  websocketMessages: Family;
+  websocketBytes: Family;
+  websocketCloses: Family;
 }
+
+/** Families of the snapshot that are gauges (the rest are counters or histograms). */
+const GAUGES: ReadonlySet<keyof Snapshot> = new Set(['websocketOpen']);
 
 function emptySnapshot(): Snapshot {
   return {
@@ -101,6 +110,11 @@ function emptySnapshot(): Snapshot {
     retryBudgetExhausted: new Family('lobby_upstream_retry_budget_exhausted_total'),
     waf: new Family('lobby_waf_decisions_total'),
     mirror: new Family('lobby_mirror_requests_total'),
+    websocketConnections: new Family('lobby_websocket_connections_total'),
+    websocketOpen: new Family('lobby_websocket_connections'),
+    websocketMessages: new Family('lobby_websocket_messages_total'),
+    websocketBytes: new Family('lobby_websocket_message_bytes_total'),
+    websocketCloses: new Family('lobby_websocket_closes_total'),
   };
 }
 
@@ -192,6 +206,30 @@ function readGeneration(g: GenerationBuffers, into: Snapshot): void {
       if (v !== 0) into.localReplies.add(`${g.routeLabels[r]},code="${LOCAL_REPLY_CODES[c]}"`, v);
     }
   }
+  // WebSocket routes: read whether or not a request ended there yet (a connection is counted
+  // as a request when it closes).
+  for (let r = 0; r < layout.websocket.length; r++) {
+    const at = layout.websocket[r];
+    if (at < 0) continue;
+    const rl = g.routeLabels[r];
+    const opened = sum(at + WS_SLOT.OPENED);
+    if (opened === 0) continue;
+    into.websocketConnections.add(rl, opened);
+    into.websocketMessages.add(`${rl},direction="client_to_upstream"`, sum(at + WS_SLOT.MESSAGES_IN));
+    into.websocketMessages.add(`${rl},direction="upstream_to_client"`, sum(at + WS_SLOT.MESSAGES_OUT));
+    into.websocketBytes.add(`${rl},direction="client_to_upstream"`, sum(at + WS_SLOT.BYTES_IN));
+    into.websocketBytes.add(`${rl},direction="upstream_to_client"`, sum(at + WS_SLOT.BYTES_OUT));
+    let closed = 0;
+    for (let k = 0; k < WEBSOCKET_CLOSE_CODES.length; k++) {
+      for (let b = 0; b < WEBSOCKET_CLOSERS.length; b++) {
+        const v = sum(at + WS_SLOT.CLOSES + k * WEBSOCKET_CLOSERS.length + b);
+        closed += v;
+        if (v !== 0) into.websocketCloses.add(`${rl},code="${WEBSOCKET_CLOSE_CODES[k]}",closed_by="${WEBSOCKET_CLOSERS[b]}"`, v);
+      }
+    }
+    // Shown at 0 too once the route had a connection: "none open" is a value worth graphing.
+    into.websocketOpen.series.set(rl, (into.websocketOpen.series.get(rl) ?? 0) + opened - closed);
+  }
   for (let s = 0; s < layout.serviceCount; s++) {
     const sl = g.serviceLabels[s];
     into.upstreamDuration.addSlots(sl, g.upstreamLes, layout.upstreamDuration + s * layout.upstreamStride, sum);
@@ -232,6 +270,20 @@ function readGeneration(g: GenerationBuffers, into: Snapshot): void {
   }
 }
 
+/** Whether a generation's WebSocket routes have connections open (opened minus closed). */
+function hasOpenWebSockets(g: GenerationBuffers): boolean {
+  for (const at of g.layout.websocket) {
+    if (at < 0) continue;
+    let open = 0;
+    for (const v of g.views) {
+      open += v[at + WS_SLOT.OPENED];
+      for (let k = 0; k < WEBSOCKET_CLOSE_CODES.length * WEBSOCKET_CLOSERS.length; k++) open -= v[at + WS_SLOT.CLOSES + k];
+    }
+    if (open > 0) return true;
+  }
+  return false;
+}
+
 /** HELP and TYPE of the families the shared counters make. */
 const HELP: Record<keyof Snapshot, string> = {
   requests: 'Requests finished, by route, service and status (class or code; "none": the client left before a response).',
@@ -248,6 +300,11 @@ const HELP: Record<keyof Snapshot, string> = {
   retryBudgetExhausted: 'Retries the retry budget refused, by service.',
   waf: 'WAF rules that fired, by route, rule id and decision (blocked, reported: over the threshold in report mode, scored: under it).',
   mirror: 'Copies of requests to a route\'s mirror service, by route and result (sent: answered, failed, dropped: over max_in_flight, skipped_body: body streamed or over max_body_bytes).',
+  websocketConnections: 'WebSocket connections opened (upgraded), by route.',
+  websocketOpen: 'WebSocket connections open now, by route.',
+  websocketMessages: 'WebSocket messages relayed, by route and direction (client_to_upstream, upstream_to_client).',
+  websocketBytes: 'WebSocket message payload bytes relayed, by route and direction.',
+  websocketCloses: 'WebSocket connections closed, by route, close code (1000-1015, 3xxx, 4xxx, other) and who closed: client, upstream or gateway (limits, idle, drain).',
 };
 
 /**
@@ -261,7 +318,7 @@ export function formatSnapshot(snap: Snapshot): string {
   for (const key of Object.keys(HELP) as (keyof Snapshot)[]) {
     const f = snap[key];
     const histogram = f instanceof HistogramFamily;
-    out.push(`# HELP ${f.name} ${HELP[key]}`, `# TYPE ${f.name} ${histogram ? 'histogram' : 'counter'}`);
+    out.push(`# HELP ${f.name} ${HELP[key]}`, `# TYPE ${f.name} ${histogram ? 'histogram' : GAUGES.has(key) ? 'gauge' : 'counter'}`);
     if (histogram) {
       for (const [labels, e] of f.series) {
         for (const [le, v] of e.buckets) out.push(`${f.name}_bucket{${labels},le="${le}"} ${v}`);
@@ -302,10 +359,12 @@ export class MetricsStore {
     if (generation !== this.current) this.live.delete(generation);
   }
 
-  /** Folds generations replaced more than RETIRE_AFTER_MS ago (called on every scrape and publish). */
+  /** Folds generations replaced more than RETIRE_AFTER_MS ago (called on every scrape and
+   * publish), unless a WebSocket connection of theirs is still open: it records into them until
+   * it closes. */
   sweep(now = Date.now()): void {
     for (const [id, g] of this.live) {
-      if (g.replacedAt !== 0 && now - g.replacedAt >= RETIRE_AFTER_MS) {
+      if (g.replacedAt !== 0 && now - g.replacedAt >= RETIRE_AFTER_MS && !hasOpenWebSockets(g)) {
         readGeneration(g, this.retired);
         this.live.delete(id);
       }

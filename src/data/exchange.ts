@@ -300,6 +300,28 @@ export function sendEmptyReply(ctx: RequestContext, status: number, closeConnect
   endExchange(ctx);
 }
 
+// --- WebSocket upgrades -------------------------------------------------------------------
+
+/**
+ * The upstream accepted a WebSocket upgrade (src/data/websocket.ts): the 101 with the
+ * upstream's end-to-end `headers` as the route's onResponse filters edit them and the
+ * correlation id, then `upgrade` (uWS's res.upgrade, which adds the handshake's own headers and
+ * makes the connection a WebSocket), in one cork. `res` is gone after it; the exchange stays
+ * open until the connection closes.
+ */
+export function writeUpgrade(ctx: RequestContext, headers: HeaderField[], upgrade: () => void): void {
+  ctx.responseStarted = true;
+  ctx.status = 101;
+  const filters = ctx.route?.responseFilters ?? null;
+  const merged = filters !== null ? runResponseFilters(ctx, filters, 101, headers) : headers;
+  const res = ctx.res;
+  res.cork(() => {
+    res.writeStatus(statusLine(101));
+    writeHeaders(ctx, merged);
+    upgrade();
+  });
+}
+
 // --- upstream responses -----------------------------------------------------------------
 
 // Response heads are written in a microtask so that the head and the first body bytes

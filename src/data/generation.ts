@@ -18,6 +18,8 @@ import { retryInterceptor } from './upstream/retry.js';
 import { breakerInterceptor, routePolicy, servicePolicy, type BreakerPolicy } from './upstream/breaker.js';
 import { fallbackServer, keepFallbackCaches } from './upstream/fallback-cache.js';
 import { attachGrpcService, grpcTargets, grpcTranscoder } from '../grpc/runtime.js';
+import { webSocketHook } from './websocket.js';
+import { upstreamTlsOptions } from './upstream/pools.js';
 
 export type { RuntimeRoute, RuntimeService, RuntimeTarget } from './request-context.js';
 
@@ -103,6 +105,7 @@ function buildRoute(
     split: null,
     splitMember: -1,
     mirror: route.mirror ? routeMirror(route, route.mirror, services, config, env) : null,
+    websocket: route.websocket ? webSocketHook(route.websocket, upstreamTlsOptions(config.services[route.service].tls), config.server.workers) : null,
   };
   if (route.split === undefined) return built;
   const split = route.split;

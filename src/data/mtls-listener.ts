@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { createServer, createSecureContext, type SecureContext, type SecureContextOptions, type Server, type TLSSocket } from 'node:tls';
-import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from './uws.js';
+import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp, type WebSocketBehavior } from './uws.js';
 import type { RequestContext } from './request-context.js';
 import { clientPeer } from './mtls-identity.js';
 import { LISTENER, type ClientPeer, type TlsCertFiles, type TlsListenerConfig } from '../shared/tls-config.js';
@@ -70,7 +70,7 @@ export class MtlsListener {
   private readonly open = new Map<number, Bridged>();
   private nextId = 1;
 
-  constructor(private readonly handler: Handler) {}
+  constructor(private readonly handler: Handler, private readonly ws: WebSocketBehavior<never>) {}
 
   get configured(): boolean {
     return this.config !== null;
@@ -101,7 +101,7 @@ export class MtlsListener {
     if (this.inner === null) {
       this.innerDir = mkdtempSync(join(tmpdir(), 'lobby-mtls-'));
       this.innerPath = join(this.innerDir, 'bridge.sock');
-      this.inner = uWS.App().any('/*', this.handler);
+      this.inner = uWS.App().ws('/*', this.ws).any('/*', this.handler);
       this.innerSocket = await new Promise<ListenSocket | null>((resolve) => this.inner!.listen_unix((s) => resolve(s || null), this.innerPath));
       if (this.innerSocket === null) return null;
     }

@@ -47,6 +47,9 @@ export interface Filter {
   onRequest(ctx: RequestContext): Verdict;
   onResponse?(ctx: RequestContext, head: ResponseHead): void;
   onEnd?(ctx: RequestContext): void;
+  /** Optional: the exchange became a WebSocket connection (src/data/websocket.ts), once, just
+   * after the 101; its onEnd then runs when the connection closes. */
+  onWebSocketOpen?(ctx: RequestContext): void;
 }
 
 /**
@@ -88,6 +91,35 @@ export interface RuntimeService {
   readonly serveFallback: ((ctx: RequestContext) => boolean) | null;
 }
 
+/** A WebSocket route's upstream side (src/data/websocket.ts): forward() hands it an upgrade request. */
+export interface WebSocketHook {
+  forward(ctx: RequestContext): void;
+}
+
+/** Who closed a WebSocket connection (WebSocketLeg.closedBy): CLOSED_BY_NAMES gives the names. */
+export const CLOSED_BY = { NONE: 0, CLIENT: 1, UPSTREAM: 2, GATEWAY: 3 } as const;
+export const CLOSED_BY_NAMES = ['-', 'client', 'upstream', 'gateway'] as const;
+
+/** What an upgrade request's exchange records of its WebSocket connection, for logs and metrics. */
+export interface WebSocketLeg {
+  /** The upgrade went through (101 sent): the exchange is a relayed connection. */
+  readonly opened: boolean;
+  /** Messages relayed client to upstream and upstream to client (their payload bytes are
+   * the exchange's bytesIn and bytesOut). */
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+  /** The close code of the client's side (sent or received; 1005: none, 1006: no close frame), 0 while open. */
+  readonly closeCode: number;
+  /** CLOSED_BY. */
+  readonly closedBy: number;
+  /**
+   * The metrics filter's onWebSocketOpen hands the relay its route's counters (a worker's
+   * array and the region's offset: src/shared/metrics-layout.ts WS_SLOT): messages and bytes
+   * are counted there as they are relayed, not only when the connection ends.
+   */
+  countInto(counters: Float64Array, at: number): void;
+}
+
 /** A transcoding route's upstream side (src/grpc/runtime.ts): forward() hands it the request. */
 export interface TranscoderHook {
   forward(ctx: RequestContext): void;
@@ -126,6 +158,8 @@ export interface RuntimeRoute {
   readonly splitMember: number;
   /** Copies of the route's requests to another service (`mirror:`), or null. */
   readonly mirror: RuntimeMirror | null;
+  /** Relays WebSocket upgrades (`websocket` on the route), or null: they are served as plain HTTP. */
+  readonly websocket: WebSocketHook | null;
 }
 
 /** A route's split, built once per route per generation (generation.ts); chosen from in split.ts. */
@@ -327,6 +361,8 @@ export class RequestContext {
   clientPaused = false;
   /** The upstream request, once forwarded (proxy.ts). */
   upstream: UpstreamLeg | null = null;
+  /** A WebSocket upgrade request on a route that relays them (src/data/websocket.ts), else null. */
+  websocket: WebSocketLeg | null = null;
   /** The upstream response head waiting to be written with the first body bytes (one
    * corked write), or null: its status line text and flat raw headers. */
   pendingStatusText = '';

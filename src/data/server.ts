@@ -6,7 +6,7 @@
 // because that object dies when the handler returns.
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
-import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from './uws.js';
+import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type SocketContext, type TemplatedApp } from './uws.js';
 import { RequestContext, PHASE, RESPONSE_FLAG, type GenerationView } from './request-context.js';
 import { readRequestHead } from './front-door.js';
 import { correlationIdFor } from './correlation-id.js';
@@ -20,6 +20,7 @@ import { endExchange, sendLocalReply } from './exchange.js';
 import { logRequestFault } from './faults.js';
 import { runChain } from './chain.js';
 import { BUFFERED_BODY_MAX, expireRequest, upstreamPath } from './upstream/proxy.js';
+import { WebSocketExchange, expireWebSocket, openUpstreamSockets, shutdownWebSockets, webSocketBehavior } from './websocket.js';
 import { coarseNow, forEachOpen, openCount, startDeadlines, stopDeadlines, trackOpen } from './deadlines.js';
 import { TlsListener } from './tls-listener.js';
 import { MtlsListener } from './mtls-listener.js';
@@ -43,14 +44,17 @@ const OPTIONS_BIT = methodBit('OPTIONS');
 export class DataPlaneServer {
   private readonly app: TemplatedApp;
   private listenSocket: ListenSocket | null = null;
-  /** The HTTPS listener (server.tls), same handler, requests marked LISTENER.TLS. */
-  private readonly tls = new TlsListener((res, req) => this.onRequest(res, req, LISTENER.TLS));
+  /** The HTTPS listener (server.tls), same handlers, requests marked LISTENER.TLS. */
+  private readonly tls = new TlsListener((res, req) => this.onRequest(res, req, LISTENER.TLS),
+    webSocketBehavior((res, req, context) => this.onUpgrade(res, req, context, LISTENER.TLS)));
   /** The HTTPS listener with client certificates (server.tls.client_auth), instead of `tls`. */
-  private readonly mtls = new MtlsListener((res, req) => this.onRequest(res, req, LISTENER.MTLS));
+  private readonly mtls = new MtlsListener((res, req) => this.onRequest(res, req, LISTENER.MTLS),
+    webSocketBehavior((res, req, context) => this.onUpgrade(res, req, context, LISTENER.MTLS)));
 
   constructor(private readonly opts: DataPlaneServerOptions) {
     this.app = uWS.App();
-    startDeadlines(expireRequest);
+    // An upgrade exchange with an upstream side has its own deadlines (handshake, idle).
+    startDeadlines((ctx) => (ctx.websocket !== null && ctx.upstream !== null ? expireWebSocket(ctx) : expireRequest(ctx)));
   }
 
   /** A new certificate set (message `tls`); an error message when uWS refused it. */
@@ -76,6 +80,9 @@ export class DataPlaneServer {
   }
 
   private listenPlain(host: string, port: number, listener: number): Promise<number | null> {
+    // Upgrade requests (GET with a Sec-WebSocket-Key) reach the ws handler first; the others
+    // pass it by (uWS yields them to the next handler).
+    this.app.ws('/*', webSocketBehavior((res, req, context) => this.onUpgrade(res, req, context, listener)));
     this.app.any('/*', (res, req) => this.onRequest(res, req, listener));
     return new Promise((resolve) => {
       this.app.listen(host, port, (socket) => {
@@ -116,6 +123,26 @@ export class DataPlaneServer {
     try {
       ctx = new RequestContext(res, this.opts.currentGeneration(), performance.now());
       ctx.listener = listener;
+      trackOpen(ctx);
+      this.accept(ctx, req);
+    } catch (err) {
+      onHandlerFault(res, ctx, err);
+    }
+  }
+
+  /**
+   * A WebSocket upgrade request: with no route relaying them, it goes to the HTTP handler as
+   * before (served as a plain GET); otherwise it is accepted like any request, its handshake
+   * copied first (src/data/websocket.ts takes it on at forward()).
+   */
+  private onUpgrade(res: HttpResponse, req: HttpRequest, context: SocketContext, listener: number): void {
+    const gen = this.opts.currentGeneration();
+    if (gen.config.websocketRoutes !== true) { req.setYield(true); return; }
+    let ctx: RequestContext | null = null;
+    try {
+      ctx = new RequestContext(res, gen, performance.now());
+      ctx.listener = listener;
+      ctx.websocket = new WebSocketExchange(ctx, req, context);
       trackOpen(ctx);
       this.accept(ctx, req);
     } catch (err) {
@@ -179,6 +206,11 @@ export class DataPlaneServer {
     }
     const route = gen.route(routeIndex);
     ctx.route = route;
+    // An upgrade on a route that relays none is a plain GET (its Upgrade headers were dropped).
+    if (ctx.websocket !== null) {
+      if (route.websocket === null) ctx.websocket = null;
+      else if (hasBody) { sendLocalReply(ctx, GW_ERR.invalid_framing, true); return; }
+    }
     if (route.deadlineMs !== 0) ctx.exchangeDeadline = ctx.startTime + route.deadlineMs;
     // The rewrite reads the matcher's param spans, valid only until the next match.
     const target = upstreamPath(ctx, route);
@@ -194,9 +226,12 @@ export class DataPlaneServer {
   async drain(deadlineMs: number): Promise<number> {
     this.stopListening();
     const until = Date.now() + deadlineMs;
+    // WebSocket connections would never end on their own: they are closed (1001), and their
+    // upstream close handshakes waited for like requests.
+    shutdownWebSockets();
     // Every accepted request counts, also those still reading their body or waiting on a
     // filter (e.g. token verification), not only those already sent upstream.
-    while (openCount() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    while ((openCount() > 0 || openUpstreamSockets() > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     const unfinished = openCount();
     this.closeAll();
     return unfinished;

@@ -1,6 +1,7 @@
 // A worker's HTTPS listener: a uWS SSLApp serving the same handler as the plain one, with one
 // certificate per SNI name. Facts of the bundled uWS build (measured, docs/operations.md#tls):
-// - each server name has its own router, so the handler is registered for every name;
+// - each server name has its own router, so the handlers (WebSocket upgrades', requests') are
+//   registered for every name;
 // - addServerName/removeServerName work at run time: new handshakes for that name get the
 //   new certificate, established connections go on;
 // - the default certificate (clients without SNI or with an unknown name) is fixed when the
@@ -9,7 +10,7 @@
 // Client certificates (server.tls.client_auth) are not served here: see mtls-listener.ts.
 // Files come from the control plane's snapshot (src/control/tls-manager.ts), already checked:
 // a missing key or a wrong passphrase here would crash the process.
-import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from './uws.js';
+import { uWS, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp, type WebSocketBehavior } from './uws.js';
 import type { TlsCertFiles, TlsListenerConfig } from '../shared/tls-config.js';
 
 type Handler = (res: HttpResponse, req: HttpRequest) => void;
@@ -36,7 +37,7 @@ export class TlsListener {
   private host = '';
   private port = 0;
 
-  constructor(private readonly handler: Handler) {}
+  constructor(private readonly handler: Handler, private readonly ws: WebSocketBehavior<never>) {}
 
   get configured(): boolean {
     return this.config !== null;
@@ -44,14 +45,14 @@ export class TlsListener {
 
   private build(config: TlsListenerConfig): TemplatedApp {
     const app = uWS.SSLApp(appOptions(config, config.defaultCert)); // throws "App construction failed"
-    app.any('/*', this.handler);
+    app.ws('/*', this.ws).any('/*', this.handler);
     for (const { name, cert } of config.byName) this.addName(app, config, name, cert);
     return app;
   }
 
   private addName(app: TemplatedApp, config: TlsListenerConfig, name: string, cert: TlsCertFiles): void {
     app.addServerName(name, appOptions(config, cert));
-    app.domain(name).any('/*', this.handler);
+    app.domain(name).ws('/*', this.ws).any('/*', this.handler);
   }
 
   /** Takes a new certificate set; returns an error message (the running set stays) or null. */

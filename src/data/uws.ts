@@ -45,3 +45,6 @@ export type HttpResponse = UWS.HttpResponse;
 export type HttpRequest = UWS.HttpRequest;
 export type TemplatedApp = UWS.TemplatedApp;
 export type ListenSocket = UWS.us_listen_socket;
+export type WebSocket<UserData> = UWS.WebSocket<UserData>;
+export type WebSocketBehavior<UserData> = UWS.WebSocketBehavior<UserData>;
+export type SocketContext = UWS.us_socket_context_t;

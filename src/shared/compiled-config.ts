@@ -4,6 +4,7 @@
 import type { CompiledServerTls, CompiledUpstreamTls, TlsSource } from './tls-config.js';
 import type { CompiledBreaker, CompiledBreakerState, CompiledFallback, CompiledOverload } from './breaker-layout.js';
 import type { CompiledGrpcService, CompiledTranscode } from '../grpc/compiled.js';
+import type { CompiledWebSocket } from './websocket-config.js';
 
 /** One piece of a templated rewrite: literal text, or the value of a captured `{param}`. */
 export type RewritePart = { literal: string } | { param: number };
@@ -203,6 +204,8 @@ export interface CompiledRoute {
   split?: CompiledSplit;
   /** `mirror:` (docs/traffic-splitting.md#mirroring), or absent. */
   mirror?: CompiledMirror;
+  /** The route relays WebSocket upgrades (docs/websocket.md), or absent: it takes none. */
+  websocket?: CompiledWebSocket;
 }
 
 /**
@@ -267,4 +270,7 @@ export interface CompiledConfig extends CompiledFilterRuntimes {
    * worker keeps those caches across reloads and drops the others (fallback-cache.ts). The
    * routes themselves travel in routeData, decoded only on a route's first request. */
   routeFallbacks?: string[];
+  /** Some route relays WebSocket upgrades: the listeners' upgrade handler routes them; absent:
+   * an upgrade request is served as plain HTTP, as by any route without `websocket`. */
+  websocketRoutes?: true;
 }

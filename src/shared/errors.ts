@@ -53,6 +53,12 @@ export const GW_ERR = {
   upstream_connect_timeout: spec(504, 'upstream_connect_timeout', 'Connecting to the upstream service timed out.'),
   upstream_timeout: spec(504, 'upstream_timeout', 'The upstream service did not answer in time.'),
   deadline_exceeded: spec(504, 'deadline_exceeded', "The request did not complete within the route's deadline."),
+  // WebSocket upgrades (src/data/websocket.ts, docs/websocket.md), refused before the upgrade.
+  websocket_version_unsupported: spec(426, 'websocket_version_unsupported', 'The WebSocket upgrade asks for a protocol version other than 13.'),
+  websocket_origin_forbidden: spec(403, 'websocket_origin_forbidden', 'WebSocket connections from this Origin are not allowed on this route.'),
+  websocket_connection_limit: spec(503, 'websocket_connection_limit', 'This route has as many WebSocket connections open as it allows; retry later.'),
+  // The status is the upstream's own 4xx/5xx refusal of the upgrade (502 is a stand-in).
+  upstream_refused_upgrade: spec(502, 'upstream_refused_upgrade', 'The upstream service refused the WebSocket upgrade.'),
   // The gRPC transcoder's own errors (src/grpc/), answered as google.rpc.Status JSON.
   grpc_method_not_found: spec(404, 'grpc_method_not_found', 'No gRPC method is mapped to this path.'),
   grpc_invalid_request: spec(400, 'grpc_invalid_request', 'The request cannot be transcoded to the gRPC method\'s request message.'),

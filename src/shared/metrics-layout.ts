@@ -31,6 +31,7 @@ export interface CompiledMetrics {
      * the split chose counts as service="-"). */
     members?: number[];
     mirror?: boolean;
+    websocket?: boolean;
   }[];
   /** `versioning.versions` names (index = CompiledVersioning's); absent without versioning. */
   versions?: string[];
@@ -81,6 +82,29 @@ export const MIRROR_RESULTS = ['sent', 'failed', 'dropped', 'skipped_body'] as c
 export const MIRROR_RESULT = { SENT: 0, FAILED: 1, DROPPED: 2, SKIPPED_BODY: 3 } as const;
 
 /**
+ * lobby_websocket_* (docs/websocket.md#metrics): one region per route with `websocket`. The
+ * close codes are labelled by value for the codes RFC 6455 defines (1000-1015) and by range for
+ * the applications' (3xxx registered, 4xxx private), so the series stay bounded by the config.
+ */
+export const WEBSOCKET_CLOSE_CODES: readonly string[] = [
+  ...Array.from({ length: 16 }, (_, i) => String(1000 + i)), '3xxx', '4xxx', 'other',
+];
+/** Who closed: CLOSED_BY (src/data/request-context.ts) minus its NONE. */
+export const WEBSOCKET_CLOSERS = ['client', 'upstream', 'gateway'] as const;
+/** Offsets in a route's region: opened, messages and payload bytes each way (client to
+ * upstream = in), then closes by code slot and closer. */
+export const WS_SLOT = { OPENED: 0, MESSAGES_IN: 1, MESSAGES_OUT: 2, BYTES_IN: 3, BYTES_OUT: 4, CLOSES: 5 } as const;
+export const WEBSOCKET_STRIDE = WS_SLOT.CLOSES + WEBSOCKET_CLOSE_CODES.length * WEBSOCKET_CLOSERS.length;
+
+/** Slot of a close code in WEBSOCKET_CLOSE_CODES. */
+export function closeCodeSlot(code: number): number {
+  if (code >= 1000 && code <= 1015) return code - 1000;
+  if (code >= 3000 && code <= 3999) return 16;
+  if (code >= 4000 && code <= 4999) return 17;
+  return 18;
+}
+
+/**
  * Offsets of every region in a worker's array. Route `routes.length` is the pseudo-route of
  * requests no route took (404, 400 before routing, ...), labelled route="-". After it come the
  * route slots of split members: route="r",service="<member>" (memberSlots).
@@ -129,6 +153,8 @@ export interface MetricsLayout {
   readonly apiVersions: readonly number[];
   /** Per route with a mirror: MIRROR_RESULTS.length counters (-1 for a route without). */
   readonly mirror: readonly number[];
+  /** Per route with `websocket`: WEBSOCKET_STRIDE counters (-1 for a route without). */
+  readonly websocket: readonly number[];
   /** Float64 slots in all. */
   readonly size: number;
 }
@@ -161,9 +187,10 @@ export function metricsLayout(m: CompiledMetrics, services: readonly { targets: 
   const waf = m.routes.map((r) => (r.waf === true ? take(WAF_STRIDE) : -1));
   const apiVersions = m.routes.map((r) => (r.versions !== undefined && r.versions.length > 0 ? take(r.versions.length * slots) : -1));
   const mirror = m.routes.map((r) => (r.mirror === true ? take(MIRROR_RESULTS.length) : -1));
+  const websocket = m.routes.map((r) => (r.websocket === true ? take(WEBSOCKET_STRIDE) : -1));
   return {
     routeCount: m.routes.length, routeSlotCount: routeSlots, memberSlots, serviceCount: services.length, targetBase, statusSlots: slots,
-    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, waf, apiVersions, mirror, size: at,
+    requests, bytes, duration, durationStride, localReplies, upstreamDuration, upstreamStride, upstreamErrors, targetErrors, auth, retries, waf, apiVersions, mirror, websocket, size: at,
   };
 }
 

@@ -281,3 +281,48 @@ describe('config/examples/metrics.yaml', () => {
     assert.deepEqual(compiled.routes[0].filters.map((f) => f.name), ['metrics']);
   });
 });
+
+describe('websocket routes', () => {
+  it('count opens live, messages through the relay\'s handle, closes at the end; a generation with open connections is kept', async () => {
+    const { WS_SLOT } = await import('../../src/shared/metrics-layout.js');
+    const compiled = compileConfig(raw({ routes: [{ name: 'ws', match: { prefix: '/' }, service: 'a', websocket: true }] }), 't.yaml');
+    const store = new MetricsStore();
+    const [sab] = store.allocate(1, compiled)!;
+    store.activate(1);
+    const recorder = buildFilter(compiled.routes[0].filters.find((x) => x.name === 'metrics')!, { workerIndex: 0, post: () => undefined, metrics: sab });
+    const ctx = finishedContext();
+    ctx.status = 101;
+    // What the relay is (src/data/websocket.ts), reduced to what the recorder reads and hands over.
+    const handed: { f: Float64Array | null; at: number } = { f: null, at: 0 };
+    const leg = { opened: true, messagesIn: 0, messagesOut: 0, closeCode: 0, closedBy: 0, countInto(f: Float64Array, offset: number) { handed.f = f; handed.at = offset; } };
+    ctx.websocket = leg;
+    recorder.onWebSocketOpen!(ctx);
+    const counters = handed.f;
+    assert.ok(counters !== null, 'the recorder handed its counters to the relay');
+    counters[handed.at + WS_SLOT.MESSAGES_IN] += 3;
+    counters[handed.at + WS_SLOT.BYTES_OUT] += 120;
+    const read = () => parsePrometheusText(formatSnapshot(store.snapshot()));
+    let f = read();
+    assert.equal(sampleValue(f, 'lobby_websocket_connections', { route: 'ws' }), 1);
+    assert.equal(f.get('lobby_websocket_connections')!.type, 'gauge');
+    assert.equal(sampleValue(f, 'lobby_websocket_messages_total', { route: 'ws', direction: 'client_to_upstream' }), 3);
+    assert.equal(sampleValue(f, 'lobby_websocket_message_bytes_total', { route: 'ws', direction: 'upstream_to_client' }), 120);
+    // A reload: the old generation is not folded while its connection is open (it still counts there).
+    store.allocate(2, compiled);
+    store.activate(2);
+    store.sweep(Date.now() + RETIRE_AFTER_MS);
+    assert.equal(store.liveGenerations, 2);
+    leg.closeCode = 4001;
+    leg.closedBy = 2; // upstream
+    recorder.onEnd!(ctx);
+    store.sweep(Date.now() + RETIRE_AFTER_MS);
+    assert.equal(store.liveGenerations, 1);
+    f = read();
+    assert.equal(sampleValue(f, 'lobby_websocket_connections', { route: 'ws' }), 0);
+    assert.equal(sampleValue(f, 'lobby_websocket_connections_total', { route: 'ws' }), 1);
+    assert.equal(sampleValue(f, 'lobby_websocket_closes_total', { route: 'ws', code: '4xxx', closed_by: 'upstream' }), 1);
+    assert.equal(sampleValue(f, 'lobby_requests_total', { route: 'ws', code: '1xx' }), 1);
+    assert.equal(sampleValue(f, 'lobby_request_duration_seconds_count', { route: 'ws' }), 0, 'a connection\'s lifetime is no request duration');
+    assert.deepEqual(promtoolProblems(formatSnapshot(store.snapshot())), []);
+  });
+});

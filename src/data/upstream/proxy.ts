@@ -383,6 +383,16 @@ export function upstreamPath(ctx: RequestContext, route: RuntimeRoute): string |
   return query === null ? null : path + '?' + query;
 }
 
+/** The gateway's own request headers, Host first: what every request (and WebSocket handshake)
+ * takes upstream besides the client's end-to-end headers. */
+export function pushForwardingHeaders(ctx: RequestContext, route: RuntimeRoute, target: RuntimeTarget, h: string[]): void {
+  h.push('host', route.preserveHost ? ctx.host : target.hostHeader);
+  h.push('x-forwarded-for', ctx.forwardedFor === '' ? ctx.clientIp : ctx.forwardedFor + ', ' + ctx.clientIp);
+  h.push('x-forwarded-proto', ctx.listener === LISTENER.TLS ? 'https' : 'http');
+  h.push('x-forwarded-host', ctx.host);
+  h.push(CORRELATION_HEADER, ctx.correlationId);
+}
+
 /**
  * Sends the request to a target of the route's service. Called once the filter chain passed.
  * `ctx.body` is the fully buffered body, a stream, or null.
@@ -399,6 +409,8 @@ export function forward(ctx: RequestContext): void {
     ctx.exchangeDeadline = route.deadlineMs !== 0 ? ctx.startTime + route.deadlineMs : 0;
   }
   if (route.transcoder !== null) { route.transcoder.forward(ctx); return; }
+  // Set only for an upgrade request on a route that relays them (server.ts): one comparison.
+  if (ctx.websocket !== null) { route.websocket!.forward(ctx); return; }
   const service = route.service;
   const target = service.pick(service.targets);
   if (target === null) { noHealthyUpstream(ctx); return; }
@@ -406,11 +418,7 @@ export function forward(ctx: RequestContext): void {
   // First: it may drop the client's copy, which moves what follows it.
   const deadlineAt = route.deadlineHeader !== '' && ctx.exchangeDeadline !== 0 ? pushDeadlineHeader(ctx, h, route.deadlineHeader) : -1;
   const hostAt = h.length + 1;
-  h.push('host', route.preserveHost ? ctx.host : target.hostHeader);
-  h.push('x-forwarded-for', ctx.forwardedFor === '' ? ctx.clientIp : ctx.forwardedFor + ', ' + ctx.clientIp);
-  h.push('x-forwarded-proto', ctx.listener === LISTENER.TLS ? 'https' : 'http');
-  h.push('x-forwarded-host', ctx.host);
-  h.push(CORRELATION_HEADER, ctx.correlationId);
+  pushForwardingHeaders(ctx, route, target, h);
   if (body !== null) {
     if (ctx.contentLength >= 0) h.push('content-length', String(ctx.contentLength));
   }

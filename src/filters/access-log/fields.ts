@@ -6,7 +6,7 @@
 export const ACCESS_LOG_FIELDS = [
   'correlation_id', 'trace_id', 'method', 'path', 'route', 'service', 'api_version', 'target', 'status',
   'bytes_in', 'bytes_out', 'duration_ms', 'upstream_connect_ms', 'upstream_first_byte_ms', 'upstream_ms',
-  'gateway_ms', 'client_ip', 'subject', 'rate_limit', 'flags', 'retries', 'error_code', 'waf',
+  'gateway_ms', 'client_ip', 'subject', 'rate_limit', 'flags', 'retries', 'error_code', 'waf', 'websocket',
 ] as const;
 export type AccessLogField = (typeof ACCESS_LOG_FIELDS)[number];
 

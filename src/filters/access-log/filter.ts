@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { hostname } from 'node:os';
 import { NEXT, type Filter, type WorkerEnv } from '../../data/chain.js';
-import { RESPONSE_FLAG, RESPONSE_FLAG_NAMES, responseFlagNames, type RequestContext } from '../../data/request-context.js';
+import { CLOSED_BY_NAMES, RESPONSE_FLAG, RESPONSE_FLAG_NAMES, responseFlagNames, type RequestContext } from '../../data/request-context.js';
 import type { AccessLogFilterConfig } from './compile.js';
 import { ACCESS_LOG_FIELDS, type AccessLogField } from './fields.js';
 import { destinationFor, type LineSink } from './writer.js';
@@ -41,6 +41,8 @@ const K = {
   subject: stringKey('subject'), limited: bytes(',"rate_limit":"limited"'), allowed: bytes(',"rate_limit":"allowed"'),
   flags: stringKey('flags'), retries: numberKey('retries'), errorCode: stringKey('error_code'),
   waf: bytes(',"waf":{"rules":['), wafDecision: bytes('],"decision":"'), wafEnd: bytes('"}'),
+  wsIn: bytes(',"websocket":{"messages_in":'), wsOut: bytes(',"messages_out":'), wsCode: bytes(',"close_code":'),
+  wsBy: bytes(',"closed_by":"'), wsEnd: bytes('"}'),
 };
 
 const F = Object.fromEntries(ACCESS_LOG_FIELDS.map((name, i) => [name, i])) as Record<AccessLogField, number>;
@@ -98,6 +100,14 @@ function writeField(field: number, ctx: RequestContext, now: number, out: LineSi
       out.raw(K.wafEnd);
       break;
     case F.error_code: if (ctx.replySpec !== null) stringField(K.errorCode, ctx.replySpec.code, out); break;
+    case F.websocket: {
+      // A relayed WebSocket connection (the line is written when it closes).
+      const ws = ctx.websocket;
+      if (ws === null || !ws.opened) break;
+      out.raw(K.wsIn); out.uint(ws.messagesIn); out.raw(K.wsOut); out.uint(ws.messagesOut);
+      out.raw(K.wsCode); out.uint(ws.closeCode); out.raw(K.wsBy); out.text(CLOSED_BY_NAMES[ws.closedBy]); out.raw(K.wsEnd);
+      break;
+    }
   }
 }
 
@@ -120,8 +130,8 @@ const CLOSE = bytes('}');
  * out of range are), and LineSink.end() then takes the whole line back and reports the fault.
  */
 function fixedMax(pieces: readonly Uint8Array[]): number {
-  // + the longest WAF decision word ('reported'), escaped.
-  let n = 1 + 24 * 12 + 6 * 64 + 6 * 8;
+  // + the longest WAF decision word ('reported') and closed_by name ('upstream'), escaped.
+  let n = 1 + 24 * 16 + 6 * 64 + 6 * 8 + 6 * 8;
   for (const p of pieces) n += p.length;
   for (const [, name] of RESPONSE_FLAG_NAMES) n += 6 * (name.length + 1);
   return n;

@@ -17,7 +17,7 @@ export interface MetricsInput {
   metrics: RawMetrics;
   services: Readonly<Record<string, { targets?: readonly unknown[]; grpc?: { targets: readonly unknown[] } }>>;
   routes: readonly ({
-    name: string; service?: string; services?: readonly { name: string }[]; mirror?: unknown; auth?: { provider: string }; waf?: unknown;
+    name: string; service?: string; services?: readonly { name: string }[]; mirror?: unknown; auth?: { provider: string }; waf?: unknown; websocket?: unknown;
   } & VersionedRouteIn)[];
   /** Routes with API versioning get lobby_api_version_requests_total counters. */
   versioning?: ApiVersionInput['versioning'];
@@ -62,6 +62,8 @@ export interface MetricsFilterConfig extends MetricsSlotOffsets {
    * chose it, also for a request refused before the api-version filter stamped it.
    */
   apiVersionAt?: number[];
+  /** Routes with `websocket`: where its lobby_websocket_* counters start (metrics-layout.ts WS_SLOT). */
+  websocketAt?: number;
 }
 
 export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsFilterConfig> {
@@ -86,6 +88,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
       ...(versionSets[i] !== null ? { versions: versionSets[i] } : {}),
       ...(r.services !== undefined ? { members: r.services.map((m) => serviceIndex.get(m.name) ?? -1) } : {}),
       ...(r.mirror !== undefined ? { mirror: true } : {}),
+      ...(r.websocket !== undefined && r.websocket !== false ? { websocket: true } : {}),
     })),
     ...(versionNames.length > 0 ? { versions: versionNames } : {}),
   };
@@ -124,6 +127,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
       wafAt: route < layout.waf.length ? layout.waf[route] : -1,
       ...(route < layout.apiVersions.length && layout.apiVersions[route] >= 0 ? { apiVersionAt: apiVersionTable(route) } : {}),
       ...(members !== undefined ? { members: members.map((member, k) => slotOffsets(layout.memberSlots[route] + k, member)) } : {}),
+      ...(route < layout.websocket.length && layout.websocket[route] >= 0 ? { websocketAt: layout.websocket[route] } : {}),
     };
   };
   return {

@@ -4,10 +4,10 @@
 // context (status, bytes, timings, response flags, the local reply's spec).
 import type { Histogram } from 'hdr-histogram-js';
 import { NEXT, type Filter, type WorkerEnv } from '../../data/chain.js';
-import { RESPONSE_FLAG, type RequestContext } from '../../data/request-context.js';
+import { CLOSED_BY, RESPONSE_FLAG, type RequestContext, type WebSocketLeg } from '../../data/request-context.js';
 import {
   AUTH_RESULTS, AUTH_RESULT_INDEX, LOCAL_REPLY_CODES, LOCAL_REPLY_INDEX, RETRY_REASONS, RETRY_SLOTS, UPSTREAM_ERROR_KINDS, WAF_DECISIONS, WAF_RULE_INDEX, WAF_STRIDE,
-  bucketIndex, statusSlots,
+  WEBSOCKET_CLOSERS, WEBSOCKET_STRIDE, WS_SLOT, bucketIndex, closeCodeSlot, statusSlots,
 } from '../../shared/metrics-layout.js';
 import type { MetricsFilterConfig, MetricsSlotOffsets } from './compile.js';
 import { routeHistogram } from './latency.js';
@@ -44,6 +44,7 @@ function slotsNeeded(c: MetricsFilterConfig): number {
     slotEnd(c), ...(c.members ?? []).map(slotEnd), c.authAt + AUTH_RESULTS.length,
     (c.wafAt ?? -1) + WAF_STRIDE,
     Math.max(-1, ...(c.apiVersionAt ?? [])) + statusSlots(c.statusCodes),
+    (c.websocketAt ?? -1) + WEBSOCKET_STRIDE,
   );
 }
 
@@ -86,6 +87,14 @@ class MetricsRecorder implements Filter {
     }
   }
 
+  /** A WebSocket connection opened: counted, and the relay counts its messages into the route's region. */
+  onWebSocketOpen(ctx: RequestContext): void {
+    const at = this.c.websocketAt;
+    if (at === undefined || ctx.websocket === null) return;
+    this.f[at + WS_SLOT.OPENED]++;
+    ctx.websocket.countInto(this.f, at);
+  }
+
   // Hot path: a dozen array increments (one more on a versioned route), two bucket scans of ~13 compares, one performance.now().
   onEnd(ctx: RequestContext): void {
     const f = this.f;
@@ -101,18 +110,25 @@ class MetricsRecorder implements Filter {
       const at = this.versionAt[ctx.apiVersionIndex + 1];
       if (at >= 0) f[at + slot]++;
     }
-    f[o.bytesAt] += ctx.bytesIn;
-    f[o.bytesAt + 1] += ctx.bytesOut;
+    // A relayed WebSocket connection: its close (its messages and bytes were counted as they
+    // went); its lifetime stays out of the request bytes, duration and latency families.
+    const ws = ctx.websocket;
+    const relayed = ws !== null && ws.opened;
+    if (relayed && c.websocketAt !== undefined) this.countClose(ws, c.websocketAt);
     const now = performance.now();
     const totalMs = now - ctx.startTime;
-    const seconds = totalMs / 1000;
-    const d = o.durationAt;
-    f[d + bucketIndex(this.bounds, seconds)]++;
-    f[d + this.bounds.length + 1] += seconds;
+    if (!relayed) {
+      f[o.bytesAt] += ctx.bytesIn;
+      f[c.bytesAt + 1] += ctx.bytesOut;
+      const seconds = totalMs / 1000;
+      const d = o.durationAt;
+      f[d + bucketIndex(this.bounds, seconds)]++;
+      f[d + this.bounds.length + 1] += seconds;
+    }
     const spec = ctx.replySpec;
     if (spec !== null) f[o.localRepliesAt + (LOCAL_REPLY_INDEX.get(spec.code) ?? OTHER_CODE)]++;
     if (o.upstreamDurationAt >= 0) {
-      if (ctx.upstreamStartTime > 0) {
+      if (ctx.upstreamStartTime > 0 && !relayed) {
         const end = ctx.upstreamLastByteTime > 0 ? ctx.upstreamLastByteTime : now;
         const up = (end - ctx.upstreamStartTime) / 1000;
         const u = o.upstreamDurationAt;
@@ -137,7 +153,12 @@ class MetricsRecorder implements Filter {
     }
     if (ctx.retryReasons !== 0 && o.retriesAt !== undefined && o.retriesAt >= 0) this.countRetries(ctx.retryReasons, o.retriesAt);
     if (ctx.wafRules !== '' && c.wafAt !== undefined && c.wafAt >= 0) this.countWaf(ctx, c.wafAt);
-    if (this.hist !== null) this.hist.recordValue(totalMs < 0.001 ? 1 : Math.round(totalMs * 1000));
+    if (this.hist !== null && !relayed) this.hist.recordValue(totalMs < 0.001 ? 1 : Math.round(totalMs * 1000));
+  }
+
+  private countClose(ws: WebSocketLeg, at: number): void {
+    if (ws.closedBy === CLOSED_BY.NONE) return;
+    this.f[at + WS_SLOT.CLOSES + closeCodeSlot(ws.closeCode) * WEBSOCKET_CLOSERS.length + ws.closedBy - 1]++;
   }
 
   /** The request's per-reason retry counts (4 bits each, src/data/upstream/retry.ts) and the budget bit. */
