@@ -2,7 +2,8 @@
 // from the rules (src/filters/waf/prefilter.ts) never hides a match; a value the raw scan
 // takes as verbatim is what the normaliser makes of it; the JSON byte scanner inspects what
 // parsing and walking the body did. The oracle below is the inspection written plainly:
-// every value split out, normalised and run through every rule.
+// every value split out, normalised and run through every rule. And the multipart field
+// names, decoded as UTF-8.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -249,4 +250,26 @@ test('JSON bodies: fields named as before for exclusions (escaped keys decoded, 
   assert.equal(json(`{"a": "${attack}", `).rules, attackRules);
   assert.ok(attackRules.split(',').length >= 3, attackRules);
   assert.equal(json('{"a": "x\' --", ').rules, '', "2106 (a quote then -- at the end) fires on the string alone, not on the whole text");
+});
+// ---- multipart field names ---------------------------------------------------------------------
+
+test('multipart: field names are UTF-8 (exclusions name them as written); a name that is not UTF-8 makes the body one text', () => {
+  const multipart = (name: Buffer, content: string, settings: Record<string, unknown> = {}) => {
+    const { ctx } = fakeContext({ headers: ['content-type', 'multipart/form-data; boundary=XyZ'] });
+    ctx.path = '/';
+    ctx.body = Buffer.concat([Buffer.from('--XyZ\r\nContent-Disposition: form-data; name="'), name, Buffer.from(`"\r\n\r\n${content}\r\n--XyZ\r\nContent-Disposition: form-data; name="title"\r\n\r\nhello\r\n--XyZ--\r\n`)]);
+    const verdict = filterAt({ mode: 'block', ...settings }).onRequest(ctx);
+    return { verdict, rules: ctx.wafRules };
+  };
+  const attack = '<svg onload=alert(1)>';
+  const name = Buffer.from('描述-é', 'utf8');
+  assert.equal(multipart(name, attack).verdict, REPLY);
+  assert.equal(multipart(name, attack, { exclude: [{ field: 'body.描述-é' }] }).verdict, NEXT, 'the exclusion names the field as its UTF-8 text');
+  assert.equal(multipart(name, attack, { exclude: [{ field: 'body.' + name.toString('latin1') }] }).verdict, REPLY, 'not as Latin-1 text');
+  // Not UTF-8 (a lone 0xff): the whole body is one text; field exclusions do not apply, rule exclusions do.
+  const bad = Buffer.from([0x61, 0xff, 0x62]);
+  assert.equal(multipart(bad, attack).verdict, REPLY);
+  assert.equal(multipart(bad, attack, { exclude: [{ field: 'body.' + bad.toString('latin1') }, { field: 'body.a\ufffdb' }] }).verdict, REPLY);
+  assert.equal(multipart(bad, attack, { exclude: [{ field: 'body' }] }).verdict, NEXT);
+  assert.equal(multipart(bad, 'plain words').verdict, NEXT);
 });

@@ -139,27 +139,48 @@ function walk(scan: WafScan, value: unknown, field: string, depth: number, limit
   }
 }
 
-/** A multipart/form-data body's fields (not files: a part with a filename is skipped). */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A multipart/form-data body's fields (not files: a part with a filename is skipped). A field
+ * name is UTF-8 (RFC 7578 section 5.1), decoded fatally, so that `exclude` entries name it as
+ * written; a name that is not UTF-8 makes the body malformed: it is inspected as one text.
+ */
 export function inspectMultipart(scan: WafScan, body: Buffer, contentType: string): number {
   const m = /boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))/i.exec(contentType);
   if (m === null) return UNINSPECTED.malformed;
-  const delimiter = '--' + (m[1] ?? m[2]);
-  const text = body.toString('latin1');
-  const parts = text.split(delimiter);
-  for (let i = 1; i < parts.length; i++) {
-    const part = parts[i];
-    if (part.startsWith('--')) break;
-    const headEnd = part.indexOf('\r\n\r\n');
-    if (headEnd < 0) continue;
-    const head = part.slice(0, headEnd);
-    if (/filename\s*=/i.test(head)) continue;
-    const name = /name="([^"]{0,200})"/i.exec(head)?.[1] ?? '';
-    let content = part.slice(headEnd + 4);
-    if (content.endsWith('\r\n')) content = content.slice(0, -2);
-    const utf8 = Buffer.from(content, 'latin1').toString('utf8');
-    const field = new ConstField('body.' + name);
-    scan.value(name, false, field);
-    scan.value(utf8, false, field);
+  const delimiter = Buffer.from('--' + (m[1] ?? m[2]), 'latin1');
+  const mark = scan.mark();
+  let at = body.indexOf(delimiter);
+  while (at >= 0) {
+    const partStart = at + delimiter.length;
+    if (body[partStart] === 0x2d && body[partStart + 1] === 0x2d) break; // --boundary--: the end
+    const next = body.indexOf(delimiter, partStart);
+    const partEnd = next < 0 ? body.length : next;
+    const headEnd = body.indexOf('\r\n\r\n', partStart);
+    if (headEnd >= 0 && headEnd + 4 <= partEnd) {
+      const head = body.toString('latin1', partStart, headEnd);
+      if (!/filename\s*=/i.test(head)) {
+        const nameAt = /name="([^"]{0,200})"/i.exec(head);
+        let name = '';
+        if (nameAt !== null) {
+          const from = partStart + nameAt.index + nameAt[0].indexOf('"') + 1;
+          try {
+            name = utf8.decode(body.subarray(from, from + nameAt[1].length));
+          } catch {
+            scan.rollback(mark);
+            scan.value(body.toString('utf8'), false, BODY);
+            return UNINSPECTED.malformed;
+          }
+        }
+        let contentEnd = partEnd;
+        if (body[contentEnd - 2] === 0x0d && body[contentEnd - 1] === 0x0a && contentEnd - 2 >= headEnd + 4) contentEnd -= 2;
+        const field = new ConstField('body.' + name);
+        scan.value(name, false, field);
+        scan.value(body.toString('utf8', headEnd + 4, contentEnd), false, field);
+      }
+    }
+    at = next;
   }
   return UNINSPECTED.none;
 }
