@@ -303,22 +303,50 @@ function infoOf(node: Node, alphabet: boolean[] | null): Info {
 
 const literalLength = (atom: string) => atom.replace(MARKS, '').length;
 
-/** A clause without a useless atom: deduplicated, an atom containing another dropped; null when some atom has no character (always there). */
+/** Characters an atom keeps (a clause's atom may be cut to its start: the start is in every text the atom is in). */
+const ATOM_MAX = 6;
+
+/** An atom's first ATOM_MAX characters, with the assertions among and right after them. */
+function cut(atom: string): string {
+  let n = 0;
+  for (let i = 0; i < atom.length; i++) {
+    if (isMark(atom[i])) continue;
+    if (++n > ATOM_MAX) return atom.slice(0, i);
+  }
+  return atom;
+}
+
+/** A clause without a useless atom: atoms cut, deduplicated, an atom containing another dropped; null when some atom has no character (always there). */
 function tidyClause(clause: readonly string[]): string[] | null {
-  const atoms = [...new Set(clause)];
+  const atoms = [...new Set(clause.map(cut))];
   if (atoms.some((a) => literalLength(a) === 0)) return null;
   return atoms.filter((a) => !atoms.some((b) => b !== a && a.includes(b))).sort();
 }
 
-/** The most selective clause: the longest shortest atom, then the fewest atoms. */
+/**
+ * How likely benign text is to have one of a clause's atoms, roughly: per atom 1/10 per
+ * letter, digit or space and 1/500 per other character, multiplied, but no less than 1e-5
+ * (five letters are as good as ten, and shorter atoms keep the automaton small); summed.
+ */
+function clauseChance(clause: readonly string[]): number {
+  let sum = 0;
+  for (const atom of clause) {
+    let p = 1;
+    for (const ch of atom.replace(MARKS, '')) p *= /[a-z0-9 ]/.test(ch) ? 0.1 : 0.002;
+    sum += Math.max(p, 1e-5);
+  }
+  return sum;
+}
+
+/** The most selective clause (clauseChance, then the fewest characters); null when none is usable. */
 function bestClause(clauses: readonly (readonly string[])[]): string[] | null {
   let best: string[] | null = null;
-  let bestKey = [-1, 0];
+  let bestKey = [Infinity, Infinity];
   for (const raw of clauses) {
     const c = tidyClause(raw);
     if (c === null) continue;
-    const key = [Math.min(...c.map(literalLength)), -c.length];
-    if (key[0] > bestKey[0] || (key[0] === bestKey[0] && key[1] > bestKey[1])) { best = c; bestKey = key; }
+    const key = [clauseChance(c), c.join('').length];
+    if (key[0] < bestKey[0] || (key[0] === bestKey[0] && key[1] < bestKey[1])) { best = c; bestKey = key; }
   }
   return best;
 }
@@ -364,13 +392,17 @@ const plainCode = new Uint8Array(128);
 for (const ch of PLAIN_CHARS) plainCode[ch.charCodeAt(0)] = 1;
 
 // A raw value's character (or byte), as one table entry: its symbol (capitals folded), PLAIN
-// when it is a plain character, SPECIAL when it needs a look (BAIL: the normaliser changes a
-// value with % & \ (decoding), a control character, a whitespace other than a single space,
-// "/*" or "<!--" (comments), a non-ASCII character; and a space, / and < by what follows).
+// when it is a plain character, SPECIAL | BAIL when the normaliser changes a value that has
+// it: % & \ (decoding), a control character (or a whitespace other than a space), a non-ASCII
+// character. The sequences it changes, two spaces (or + as spaces) and comments, are atoms
+// of the automaton (TIDY_ATOMS) that end a raw scan when found.
 const SYMBOL_MASK = 0xff;
 const PLAIN = 0x100;
 const SPECIAL = 0x200;
 const BAIL = 0x400;
+
+/** Sequences the normaliser changes (two spaces, a comment's start; a + read as a space is a space): a raw scan that finds one stops. */
+const TIDY_ATOMS: readonly string[] = ['  ', '/*', '<!'];
 
 /** Why a raw scan stopped: the value is not as the normaliser would leave it. */
 function needsNormalising(c: number): boolean {
@@ -416,9 +448,13 @@ export class AtomAutomaton {
   plainCount = 0;
   /** Whether the last scan's text is all plain characters. */
   plain = false;
+  /** Whether the last scan found a TIDY_ATOMS sequence (a raw scan stops there). */
+  tidy = false;
+  private readonly tidyAtom: Uint8Array;
 
   constructor(atoms: readonly string[], anyRules: readonly number[][], plainRules: readonly number[][], ruleCount: number) {
     this.atoms = atoms;
+    this.tidyAtom = Uint8Array.from(atoms, (a) => (TIDY_ATOMS.includes(a) ? 1 : 0));
     const literals = atoms.map((a) => a.replace(MARKS, ''));
     const chars = [...new Set(literals.join(''))].sort();
     this.symbols = chars.length + 1; // symbol 0: a character no atom has
@@ -428,7 +464,6 @@ export class AtomAutomaton {
       let info = c < 128 ? this.exactSym[lower] : 0;
       if (c < 128 && plainCode[lower] === 1) info |= PLAIN;
       if (needsNormalising(c)) info |= SPECIAL | BAIL;
-      else if (c === 32 || c === 47 || c === 60) info |= SPECIAL;
       this.rawInfo[c] = info;
       // A JSON string: its closing quote ends it; + is itself.
       this.jsonInfo[c] = c === 0x22 ? SPECIAL : info;
@@ -502,6 +537,7 @@ export class AtomAutomaton {
     }
     this.anyCount = 0;
     this.plainCount = 0;
+    this.tidy = false;
   }
 
   /** The trigger atoms of the normalised `text` (exact characters). */
@@ -534,17 +570,14 @@ export class AtomAutomaton {
       const c = text.charCodeAt(i);
       if (c > 255) return SCAN.notVerbatim;
       const info = table[c];
-      if ((info & SPECIAL) !== 0) {
-        if ((info & BAIL) !== 0) return SCAN.notVerbatim;
-        // "/*", "<!", a space (or + as one) before another: the normaliser tidies the value.
-        if (i + 1 < end) {
-          const d = text.charCodeAt(i + 1);
-          if (c === 47 ? d === 42 : c === 60 ? d === 33 : d === 32 || (plusAsSpace && d === 43)) return SCAN.notVerbatim;
-        }
-      }
+      if ((info & BAIL) !== 0) return SCAN.notVerbatim;
       all &= info;
       s = delta[s + (info & SYMBOL_MASK)];
-      if (s < 0) { s = -s - 1; this.hitString(text, start, end, s, i + 1); }
+      if (s < 0) {
+        s = -s - 1;
+        this.hitString(text, start, end, s, i + 1);
+        if (this.tidy) return SCAN.notVerbatim;
+      }
     }
     this.plain = all !== 0;
     return 0;
@@ -565,13 +598,15 @@ export class AtomAutomaton {
       const info = table[c];
       if ((info & SPECIAL) !== 0) {
         if (c === 0x22) { this.plain = all !== 0; return i; }
-        if ((info & BAIL) !== 0) return SCAN.notVerbatim;
-        const d = buf[i + 1];
-        if (c === 47 ? d === 42 : c === 60 ? d === 33 : d === 32) return SCAN.notVerbatim;
+        return SCAN.notVerbatim;
       }
       all &= info;
       s = delta[s + (info & SYMBOL_MASK)];
-      if (s < 0) { s = -s - 1; this.hitBytes(buf, start, s, i + 1); }
+      if (s < 0) {
+        s = -s - 1;
+        this.hitBytes(buf, start, s, i + 1);
+        if (this.tidy) return SCAN.notVerbatim;
+      }
     }
     return SCAN.notVerbatim;
   }
@@ -622,6 +657,7 @@ export class AtomAutomaton {
   private mark(a: number): void {
     const stamp = this.stamp;
     this.found[a] = stamp;
+    if (this.tidyAtom[a] === 1) this.tidy = true;
     for (let k = this.anyStart[a]; k < this.anyStart[a + 1]; k++) {
       const r = this.anyList[k];
       if (this.anyCandidate[r] !== stamp) { this.anyCandidate[r] = stamp; this.anyCount++; }
@@ -643,27 +679,11 @@ export interface Prefilter {
   readonly plainAlways: Uint8Array;
 }
 
-/**
- * The clause whose atoms benign text is least likely to have (its estimated chance: per atom,
- * 1/10 per letter, digit or space and 1/500 per other character, multiplied; summed over the
- * clause's atoms). Null when there is no clause.
- */
-export function triggerClause(clauses: readonly (readonly string[])[]): readonly string[] | null {
-  const chance = (atom: string) => [...atom.replace(MARKS, '')].reduce((p, ch) => p * (/[a-z0-9 ]/.test(ch) ? 0.1 : 0.002), 1);
-  let best: readonly string[] | null = null;
-  let bestChance = Infinity;
-  for (const c of clauses) {
-    const p = c.reduce((sum, a) => sum + chance(a), 0);
-    if (p < bestChance) { best = c; bestChance = p; }
-  }
-  return best;
-}
-
 export function buildPrefilter(patterns: readonly string[]): Prefilter {
   const trees = patterns.map(readPattern);
   const trigger = (alphabet: string | null) => trees.map((t) => {
     const clauses = clausesOfTree(t, alphabet);
-    return clauses === null ? null : clauses.length === 0 ? [] : triggerClause(clauses)!;
+    return clauses === null ? null : clauses.length === 0 ? [] : bestClause(clauses)!;
   });
   const anyTrigger = trigger(null);
   const plainTrigger = trigger(PLAIN_CHARS);
@@ -679,6 +699,7 @@ export function buildPrefilter(patterns: readonly string[]): Prefilter {
   });
   add(anyTrigger, anyRules);
   add(plainTrigger, plainRules);
+  for (const atom of TIDY_ATOMS) if (!ids.has(atom)) { ids.set(atom, ids.size); anyRules.push([]); plainRules.push([]); }
   return {
     automaton: new AtomAutomaton([...ids.keys()], anyRules, plainRules, patterns.length),
     anyTrigger,
