@@ -40,6 +40,7 @@ export const PLAIN_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789 _.,/-';
 interface CharSet { readonly ascii: boolean[]; nonAscii: boolean }
 
 type Node =
+  | { readonly kind: 'lit'; readonly text: string }
   | { readonly kind: 'set'; readonly set: CharSet }
   | { readonly kind: 'mark'; readonly mark: string }
   | { readonly kind: 'seq'; readonly items: Node[] }
@@ -121,12 +122,25 @@ function readAlt(r: Reader): Node {
 
 function readSeq(r: Reader): Node {
   const items: Node[] = [];
+  // Runs of single characters are one literal (the derivation's work is per node).
+  let text = '';
   while (r.i < r.src.length && r.src[r.i] !== '|' && r.src[r.i] !== ')') {
     const atom = readAtom(r);
     const q = readQuantifier(r);
+    const single = q === null ? singleChar(atom) : null;
+    if (single !== null) { text += single; continue; }
+    if (text !== '') { items.push({ kind: 'lit', text }); text = ''; }
     items.push(q === null ? atom : { kind: 'rep', node: atom, min: q[0], max: q[1] });
   }
-  return { kind: 'seq', items };
+  if (text !== '') items.push({ kind: 'lit', text });
+  return items.length === 1 ? items[0] : { kind: 'seq', items };
+}
+
+/** The character of a one-character set, else null. */
+function singleChar(node: Node): string | null {
+  if (node.kind !== 'set' || node.set.nonAscii) return null;
+  const at = node.set.ascii.indexOf(true);
+  return at >= 0 && node.set.ascii.indexOf(true, at + 1) < 0 ? CHAR[at] : null;
 }
 
 function readQuantifier(r: Reader): [number, number] | null {
@@ -287,6 +301,10 @@ function repetition(x: Info, min: number, max: number): Info {
 function infoOf(node: Node, alphabet: boolean[] | null): Info {
   switch (node.kind) {
     case 'mark': return exactly([node.mark]);
+    case 'lit': {
+      if (alphabet !== null) for (let i = 0; i < node.text.length; i++) if (!alphabet[node.text.charCodeAt(i)]) return NEVER;
+      return exactly([node.text]);
+    }
     case 'set': {
       const chars: string[] = [];
       for (let c = 0; c < 128; c++) if (node.set.ascii[c] && (alphabet === null || alphabet[c])) chars.push(CHAR[c]);
