@@ -2,28 +2,18 @@
 // (score.ts): a route's rules (paranoia <= the route's), run over every inspected value of a
 // request, the fired rules collected once each with their severities summed.
 //
-// Hot path: a value is first tested against one gate regex (GATE): a value with only letters,
-// digits, spaces and _ . , / - (after normalisation) and none of the keywords the rules can
-// match without punctuation cannot fire any rule, and costs one regex test. Whole header
-// values (User-Agent, Referer, Cookie) repeat across requests: their verdicts are memoised in
-// a bounded map.
-import { normalizeValue, plainKind, OTHER, lastWasPlain } from './normalize.js';
+// Hot path: one pass over a value's characters (prefilter.ts AtomAutomaton) finds the literal
+// atoms the rules' patterns need; a rule runs only when every one of its clauses has an atom
+// in the value, so a value that has none of them runs no regex. The atoms are derived from
+// the patterns when the rules are compiled, which makes the skip sound by construction. A
+// value as the normaliser would leave it (most are: no %, &, \, no control characters, no
+// comments) is scanned raw, capitals folded, without normalising or even slicing it out of
+// its query string or body. Whole header values (User-Agent, Referer, Cookie values) repeat
+// across requests: their verdicts are memoised in a bounded map.
+import { normalizeValue } from './normalize.js';
 import { WAF_RULES, type WafRule } from './rules.js';
 import { checkRegexSafety } from './regex-safety.js';
-
-/** Keywords and sequences some rule matches without any character outside [a-z0-9 _.,/-]
- * (UNION SELECT, or 1, into outfile, document.cookie ...); test/filters/waf.test.ts checks that
- * the gate never hides a match. */
-const KEYWORDS = /--|0x|union|select|into|load|order|pg_|delete|drop|update|exec|insert|information_schema|sys|sqlite_|all_tab|user_tables|dba_users|xp_|sp_|mysql\.|master\.\.|document|window|location|innerhtml|outerhtml|\b(?:x?or|and)(?:true|false|not|[^a-z_]|$)/;
-/** Some rule may match: a character other than [a-z0-9 _.,/-], or a keyword. */
-const GATE = new RegExp(`[^a-z0-9 _.,\\/-]|${KEYWORDS.source}`);
-/** The same, on raw text (any case, still encoded): a part with none of it needs no decoding either. */
-const RAW_GATE = new RegExp(GATE.source.replace('[^a-z0-9 _.,\\/-]', '[^A-Za-z0-9 _.,\\/=&-]'), 'i');
-
-/** Whether some rule may match the normalised `text`: plain text needs a keyword. */
-function mayMatch(text: string, plain: boolean): boolean {
-  return plain || plainKind(text) !== OTHER ? KEYWORDS.test(text) : GATE.test(text);
-}
+import { buildPrefilter, SCAN, type Prefilter } from './prefilter.js';
 
 export interface CompiledRule {
   readonly id: number;
@@ -31,18 +21,56 @@ export interface CompiledRule {
   readonly re: RegExp;
 }
 
-/** The rules of one paranoia level, as the data plane runs them. */
-export function rulesFor(paranoia: number, rules: readonly WafRule[] = WAF_RULES): CompiledRule[] {
-  return rules.filter((r) => r.paranoia <= paranoia).map((r) => {
+/** The rules of one paranoia level, as the data plane runs them, with their prefilter. */
+export interface RuleSet {
+  readonly rules: readonly CompiledRule[];
+  readonly prefilter: Prefilter;
+}
+
+const byParanoia = new Map<number, RuleSet>();
+
+/** The rules of one paranoia level; the set of the built-in rules is built once per level and thread. */
+export function rulesFor(paranoia: number, rules: readonly WafRule[] = WAF_RULES): RuleSet {
+  const cached = rules === WAF_RULES ? byParanoia.get(paranoia) : undefined;
+  if (cached !== undefined) return cached;
+  const chosen = rules.filter((r) => r.paranoia <= paranoia);
+  const compiled = chosen.map((r) => {
     const verdict = checkRegexSafety(r.pattern);
     // The rule table is Lobby's own; a pattern that is not proven safe is a bug caught by every test.
     if (!verdict.ok) throw new Error(`WAF rule ${r.id} is not regex-safe: ${verdict.reason}`);
     return { id: r.id, severity: r.severity, re: new RegExp(r.pattern) };
   });
+  const set = { rules: compiled, prefilter: buildPrefilter(chosen.map((r) => r.pattern)) };
+  if (rules === WAF_RULES) byParanoia.set(paranoia, set);
+  return set;
 }
 
 /** A fired rule's exclusion test: true when `field` is excluded for rule `id`. */
 export type Excluded = (id: number, field: string) => boolean;
+
+/** An inspected value's field name (`query.q`, `body.customer.name` ...), built only when a rule fires and exclusions exist. */
+export interface FieldName {
+  fieldName(): string;
+}
+
+/** A field whose name is known in advance (path, header.user-agent). */
+export class ConstField implements FieldName {
+  constructor(private readonly name: string) {}
+  fieldName(): string { return this.name; }
+}
+
+/** prefix + text[start, end): a query parameter's or a cookie's name inside its header. */
+export class SliceField implements FieldName {
+  prefix = '';
+  text = '';
+  start = 0;
+  end = 0;
+  set(prefix: string, text: string, start: number, end: number): this {
+    this.prefix = prefix; this.text = text; this.start = start; this.end = end;
+    return this;
+  }
+  fieldName(): string { return this.prefix + this.text.slice(this.start, this.end); }
+}
 
 const MEMO_MAX = 2048;
 const MEMO_VALUE_MAX = 1024;
@@ -55,63 +83,79 @@ const NONE: readonly number[] = [];
 export class WafScan {
   readonly fired: number[] = [];
   score = 0;
+  readonly rules: readonly CompiledRule[];
+  private readonly prefilter: Prefilter;
   private readonly seen: Uint8Array;
   private readonly memo = new Map<string, readonly number[]>();
+  /** Some rule has no trigger (no literal it must contain is known): every value runs it. */
+  private readonly always: boolean;
 
-  constructor(readonly rules: readonly CompiledRule[], private readonly excluded: Excluded | null) {
-    this.seen = new Uint8Array(rules.length);
+  constructor(set: RuleSet, private readonly excluded: Excluded | null) {
+    this.rules = set.rules;
+    this.prefilter = set.prefilter;
+    this.seen = new Uint8Array(set.rules.length);
+    this.always = set.prefilter.anyAlways.includes(1) || set.prefilter.plainAlways.includes(1);
   }
 
   reset(): void {
-    for (let i = 0; i < this.fired.length; i++) this.seen[this.fired[i]] = 0;
-    this.fired.length = 0;
-    this.score = 0;
+    this.rollback(0);
   }
 
-  /** True when the raw part (a path, a query string, a header) cannot fire any rule. */
-  static rawIsClean(raw: string): boolean {
-    return !RAW_GATE.test(raw);
+  /** How many rules have fired, for rollback(). */
+  mark(): number {
+    return this.fired.length;
   }
 
-  /** JSON keys seen clean (no rule can fire on them): repeated keys of arrays of objects are
-   * skipped after the first. JSON.parse interns keys, so the lookup hashes nothing new. */
-  private readonly cleanKeys = new Set<string>();
+  /** Forgets the rules fired since mark() returned `mark` (a body scan that hands over to another reading of the body). */
+  rollback(mark: number): void {
+    for (let i = mark; i < this.fired.length; i++) {
+      this.seen[this.fired[i]] = 0;
+      this.score -= this.rules[this.fired[i]].severity;
+    }
+    this.fired.length = mark;
+    if (mark === 0) this.score = 0;
+  }
 
-  /** Inspects a JSON object key (as value(), remembering clean ones). */
-  key(key: string, prefix: string): void {
-    if (this.cleanKeys.has(key)) return;
-    const text = normalizeValue(key, false);
-    if (!mayMatch(text, lastWasPlain)) {
-      if (this.cleanKeys.size >= MEMO_MAX) this.cleanKeys.clear();
-      this.cleanKeys.add(key);
+  /** Inspects one value. */
+  value(raw: string, plusAsSpace: boolean, field: FieldName): void {
+    this.valueIn(raw, 0, raw.length, plusAsSpace, field);
+  }
+
+  /** Inspects text[start, end) as one value (a query parameter in its query string ...). */
+  valueIn(text: string, start: number, end: number, plusAsSpace: boolean, field: FieldName): void {
+    const atoms = this.prefilter.automaton;
+    if (atoms.scanRaw(text, start, end, plusAsSpace) === SCAN.notVerbatim) {
+      const normalized = normalizeValue(start === 0 && end === text.length ? text : text.slice(start, end), plusAsSpace);
+      atoms.scan(normalized);
+      if (this.mayFire()) this.run(normalized, field, null);
       return;
     }
-    this.value(key, false, prefix, key);
+    if (!this.mayFire()) return;
+    const lower = text.slice(start, end).toLowerCase();
+    this.run(plusAsSpace ? lower.replace(/\+/g, ' ') : lower, field, null);
   }
 
-  /** Inspects one value; `field` names it for exclusions (built only when a rule fired, by `fieldOf`). */
-  value(raw: string, plusAsSpace: boolean, prefix: string, name: string): void {
-    const text = normalizeValue(raw, plusAsSpace);
-    if (!mayMatch(text, lastWasPlain)) return;
-    const rules = this.rules;
-    for (let i = 0; i < rules.length; i++) {
-      if (this.seen[i] === 1 || !rules[i].re.test(text)) continue;
-      if (this.excluded !== null && this.excluded(rules[i].id, prefix + name)) continue;
-      this.fire(i);
-    }
+  /**
+   * Inspects a JSON string's content from buf[start] (after its opening quote) when its bytes
+   * are the value as the normaliser would leave it (ASCII, no escapes ...): returns the
+   * position of its closing quote, or -1 when the caller must decode it and call value().
+   */
+  jsonString(buf: Buffer, start: number, field: FieldName): number {
+    const end = this.prefilter.automaton.scanJsonString(buf, start);
+    if (end !== SCAN.notVerbatim && this.mayFire()) this.run(buf.toString('latin1', start, end).toLowerCase(), field, null);
+    return end;
+  }
+
+  /** Whether some rule may fire on text[start, end) as one value (false: inspecting it fires nothing). */
+  mayFireIn(text: string, start: number, end: number): boolean {
+    return this.prefilter.automaton.scanRaw(text, start, end, false) === SCAN.notVerbatim || this.mayFire();
   }
 
   /** Inspects a whole header value whose verdicts are memoised (repeating values: User-Agent, Cookie, Referer). */
-  memoValue(raw: string, field: string): void {
+  memoValue(raw: string, field: FieldName): void {
     let hits = this.memo.get(raw);
     if (hits === undefined) {
-      hits = NONE;
-      const text = normalizeValue(raw, false);
-      if (mayMatch(text, lastWasPlain)) {
-        const found: number[] = [];
-        for (let i = 0; i < this.rules.length; i++) if (this.rules[i].re.test(text)) found.push(i);
-        if (found.length > 0) hits = found;
-      }
+      hits = this.matching(raw);
       if (raw.length <= MEMO_VALUE_MAX) {
         if (this.memo.size >= MEMO_MAX) this.memo.clear();
         this.memo.set(raw, hits);
@@ -120,7 +164,46 @@ export class WafScan {
     for (let k = 0; k < hits.length; k++) {
       const i = hits[k];
       if (this.seen[i] === 1) continue;
-      if (this.excluded !== null && this.excluded(this.rules[i].id, field)) continue;
+      if (this.excluded !== null && this.excluded(this.rules[i].id, field.fieldName())) continue;
+      this.fire(i);
+    }
+  }
+
+  /** Every rule that matches the value (whether fired already or not). */
+  private matching(raw: string): readonly number[] {
+    const atoms = this.prefilter.automaton;
+    let text: string;
+    if (atoms.scanRaw(raw, 0, raw.length, false) === SCAN.notVerbatim) {
+      text = normalizeValue(raw, false);
+      atoms.scan(text);
+    } else text = raw.toLowerCase();
+    if (!this.mayFire()) return NONE;
+    const found: number[] = [];
+    this.run(text, null, found);
+    return found.length > 0 ? found : NONE;
+  }
+
+  /** After a scan: whether some rule is a candidate (an atom of its trigger clause was found). */
+  private mayFire(): boolean {
+    const atoms = this.prefilter.automaton;
+    return (atoms.plain ? atoms.plainCount : atoms.anyCount) > 0 || this.always;
+  }
+
+  /**
+   * Runs the last scan's candidate rules on the normalised `text`: fires them (field != null),
+   * or lists them in `found` (memoValue: every rule that matches, fired before or not).
+   */
+  private run(text: string, field: FieldName | null, found: number[] | null): void {
+    const atoms = this.prefilter.automaton;
+    const candidate = atoms.plain ? atoms.plainCandidate : atoms.anyCandidate;
+    const always = atoms.plain ? this.prefilter.plainAlways : this.prefilter.anyAlways;
+    const stamp = atoms.stamp;
+    const rules = this.rules;
+    for (let i = 0; i < rules.length; i++) {
+      if (found === null && this.seen[i] === 1) continue;
+      if ((candidate[i] !== stamp && always[i] === 0) || !rules[i].re.test(text)) continue;
+      if (found !== null) { found.push(i); continue; }
+      if (this.excluded !== null && this.excluded(rules[i].id, field!.fieldName())) continue;
       this.fire(i);
     }
   }

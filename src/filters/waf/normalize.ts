@@ -13,6 +13,9 @@
 
 import { hexValue } from '../../shared/path-normalize.js';
 
+// What makes the normaliser change a value other than lowering its case is mirrored in
+// prefilter.ts (needsNormalising and scanRaw's look-ahead), which skips this for the rest;
+// test/filters/waf-fast-paths.test.ts checks the two agree.
 const NEEDS_DECODE = /[%&\\+\0]/;
 const NEEDS_TIDY = /[A-Z]|\/\*|<!--|\s\s|[\t\n\r\v\f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
 
@@ -74,12 +77,12 @@ function escapeDecode(s: string): string {
 const SQL_COMMENT = /\/\*!\d{0,6}|\/\*[^]*?\*\/|<!--[^]*?-->/g;
 const SPACE_RUN = /[\s\u00a0\ufeff]+/g;
 
-export const PLAIN = 0;
-export const PLAIN_UPPER = 1;
-export const OTHER = 2;
+const PLAIN = 0;
+const PLAIN_UPPER = 1;
+const OTHER = 2;
 
 /** PLAIN: only [a-z0-9_.,/-] and single spaces; PLAIN_UPPER: the same with capitals; OTHER: anything else. */
-export function plainKind(s: string): number {
+function plainKind(s: string): number {
   let upper = false;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -93,14 +96,11 @@ export function plainKind(s: string): number {
 
 /**
  * The normalised text of a value. `plusAsSpace`: the value came from a query string or a form
- * (where + is a space); a path, header or JSON string keeps its +.
+ * (where + is a space); a path, header or JSON string keeps its +. (The WAF's hot path skips
+ * this for a value it can prove the normaliser would only lower-case: prefilter.ts scanRaw.)
  */
-/** Whether the last normalizeValue's input was plain (so its text is: the gate needs no second pass). */
-export let lastWasPlain = false;
-
 export function normalizeValue(value: string, plusAsSpace: boolean): string {
   const kind = plainKind(value);
-  lastWasPlain = kind !== OTHER;
   if (kind !== OTHER) return kind === PLAIN ? value : value.toLowerCase();
   let s = value;
   if (NEEDS_DECODE.test(s)) {
