@@ -5,12 +5,12 @@
 // it restarts empty.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisServer, REDIS_MISSING } from '../helpers/redis.js';
+import { routedTo } from '../helpers/lobby-instances.js';
 
 const TOKEN = 'cluster-test-token-0123456789';
 
@@ -39,17 +39,6 @@ routes:
   return { gw, admin };
 }
 
-async function routedTo(gw: Gateway, path: string): Promise<string> {
-  const agent = new Agent({ pipelining: 0 });
-  try {
-    const res = await request(gw.url + path, { dispatcher: agent, headers: { connection: 'close' } });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) return String(res.statusCode);
-    return (JSON.parse(text) as { upstream: string }).upstream;
-  } finally {
-    await agent.close();
-  }
-}
 
 before(async () => {
   if (REDIS_MISSING) return;

@@ -215,13 +215,14 @@ describe('mTLS: required', () => {
     socket.pause();
     // Once the upstream stopped being able to write (every buffer on the way is full), it
     // stays stopped while the client reads nothing: the gateway paused its upstream read.
-    let last = -1;
+    // Stalled: the same count over three samples 300 ms apart (a worker descheduled on a
+    // loaded machine for one sample's gap does not pass for a stall).
+    const samples: number[] = [];
     await waitUntil('the upstream to stall', async () => {
-      const now = bigAccepted;
       await new Promise((r) => setTimeout(r, 300));
-      const stalled = now > 0 && bigAccepted === now && now === last;
-      last = now;
-      return stalled;
+      samples.push(bigAccepted);
+      const last3 = samples.slice(-3);
+      return last3.length === 3 && last3[0] > 0 && last3.every((n) => n === last3[0]);
     }, 20_000);
     const stalledAt = bigAccepted;
     await new Promise((r) => setTimeout(r, 500));
