@@ -186,6 +186,13 @@ export class WafScan {
   /** After a scan: whether some rule is a candidate (an atom of its trigger clause was found). */
   private mayFire(): boolean {
     const atoms = this.prefilter.automaton;
+    if (!atoms.fresh) {
+      // Nothing found: no candidate, but a rule without a trigger (none today). Taking the
+      // value as not plain runs the rules over any text, which holds for plain text too.
+      atoms.plain = false;
+      return this.always;
+    }
+    atoms.resolvePlain(); // only now: most values have no candidate
     return (atoms.plain ? atoms.plainCount : atoms.anyCount) > 0 || this.always;
   }
 
@@ -197,7 +204,7 @@ export class WafScan {
     const atoms = this.prefilter.automaton;
     const candidate = atoms.plain ? atoms.plainCandidate : atoms.anyCandidate;
     const always = atoms.plain ? this.prefilter.plainAlways : this.prefilter.anyAlways;
-    const stamp = atoms.stamp;
+    const stamp = atoms.fresh ? atoms.stamp : -1;
     const rules = this.rules;
     for (let i = 0; i < rules.length; i++) {
       if (found === null && this.seen[i] === 1) continue;
