@@ -119,15 +119,18 @@ const piece = fc.oneof(
 );
 const text = fc.array(piece, { maxLength: 24 }).map((a) => a.join(''));
 
-test('property: the prefilter never hides a match (any rule that matches a normalised value is a candidate of its scan)', () => {
+test('property: the prefilter never hides a match (any rule that matches a normalised value is a candidate of its scan, and has its confirm clause)', () => {
   const set = rulesFor(4);
   const automaton = set.prefilter.automaton;
   const check = (t: string) => {
     automaton.scan(t);
     automaton.resolvePlain();
     const always = automaton.plain ? set.prefilter.plainAlways : set.prefilter.anyAlways;
+    const confirm = automaton.plain ? set.prefilter.plainConfirm : set.prefilter.anyConfirm;
     set.rules.forEach((r, i) => {
-      if (r.re.test(t)) assert.ok(automaton.isCandidate(i) || always[i] === 1, `rule ${r.id} matches ${JSON.stringify(t)} but the prefilter skips it`);
+      if (!r.re.test(t)) return;
+      assert.ok(automaton.isCandidate(i) || always[i] === 1, `rule ${r.id} matches ${JSON.stringify(t)} but the prefilter skips it`);
+      assert.ok(confirm[i] === null || confirm[i]!.some((l) => t.includes(l)), `rule ${r.id} matches ${JSON.stringify(t)} but its confirm clause is not there`);
     });
   };
   for (const v of attackPieces) check(v);

@@ -72,6 +72,13 @@ export class SliceField implements FieldName {
   fieldName(): string { return this.prefix + this.text.slice(this.start, this.end); }
 }
 
+/** Whether `text` has one of a confirm clause's literals (no clause: nothing to confirm). */
+function confirmed(literals: readonly string[] | null, text: string): boolean {
+  if (literals === null) return true;
+  for (let k = 0; k < literals.length; k++) if (text.includes(literals[k])) return true;
+  return false;
+}
+
 const MEMO_MAX = 2048;
 const MEMO_VALUE_MAX = 1024;
 const NONE: readonly number[] = [];
@@ -204,11 +211,13 @@ export class WafScan {
     const atoms = this.prefilter.automaton;
     const candidate = atoms.plain ? atoms.plainCandidate : atoms.anyCandidate;
     const always = atoms.plain ? this.prefilter.plainAlways : this.prefilter.anyAlways;
+    const confirm = atoms.plain ? this.prefilter.plainConfirm : this.prefilter.anyConfirm;
     const stamp = atoms.fresh ? atoms.stamp : -1;
     const rules = this.rules;
     for (let i = 0; i < rules.length; i++) {
       if (found === null && this.seen[i] === 1) continue;
-      if ((candidate[i] !== stamp && always[i] === 0) || !rules[i].re.test(text)) continue;
+      if (candidate[i] !== stamp && always[i] === 0) continue;
+      if (!confirmed(confirm[i], text) || !rules[i].re.test(text)) continue;
       if (found !== null) { found.push(i); continue; }
       if (this.excluded !== null && this.excluded(rules[i].id, field!.fieldName())) continue;
       this.fire(i);

@@ -810,19 +810,36 @@ export interface Prefilter {
   readonly automaton: AtomAutomaton;
   readonly anyTrigger: readonly (readonly string[] | null)[];
   readonly plainTrigger: readonly (readonly string[] | null)[];
+  /**
+   * Per rule, over any text / over plain text: a second clause as plain literals (its
+   * assertions dropped: still in every match), checked with includes() on a candidate's text
+   * before its regex runs; null when the rule has none of at most CONFIRM_MAX atoms.
+   */
+  readonly anyConfirm: readonly (readonly string[] | null)[];
+  readonly plainConfirm: readonly (readonly string[] | null)[];
   /** Per rule: 1 when it is a candidate whatever the scan finds (no clause is known for it), over any text / over plain text. */
   readonly anyAlways: Uint8Array;
   readonly plainAlways: Uint8Array;
 }
 
+/** A confirm clause's most atoms (each is an includes() call). */
+const CONFIRM_MAX = 4;
+
 export function buildPrefilter(patterns: readonly string[]): Prefilter {
   const trees = patterns.map(readPattern);
-  const trigger = (alphabet: string | null) => trees.map((t) => {
+  const pick = (alphabet: string | null) => trees.map((t) => {
     const clauses = clausesOfTree(t, alphabet);
-    return clauses === null ? null : clauses.length === 0 ? [] : bestClause(clauses)!;
+    if (clauses === null) return { trigger: null, confirm: null };
+    const trigger = bestClause(clauses);
+    if (trigger === null) return { trigger: [], confirm: null };
+    const others = clauses.map(tidyClause).filter((c): c is string[] => c !== null && c.join('\0') !== trigger.join('\0') && c.length <= CONFIRM_MAX);
+    const confirm = bestClause(others);
+    return { trigger, confirm: confirm === null ? null : [...new Set(confirm.map((a) => a.replace(MARKS, '')))] };
   });
-  const anyTrigger = trigger(null);
-  const plainTrigger = trigger(PLAIN_CHARS);
+  const any = pick(null);
+  const plain = pick(PLAIN_CHARS);
+  const anyTrigger = any.map((p) => p.trigger);
+  const plainTrigger = plain.map((p) => p.trigger);
   const ids = new Map<string, number>();
   const anyRules: number[][] = [];
   const plainRules: number[][] = [];
@@ -840,6 +857,8 @@ export function buildPrefilter(patterns: readonly string[]): Prefilter {
     automaton: new AtomAutomaton([...ids.keys()], anyRules, plainRules, patterns.length),
     anyTrigger,
     plainTrigger,
+    anyConfirm: any.map((p) => p.confirm),
+    plainConfirm: plain.map((p) => p.confirm),
     anyAlways: Uint8Array.from(anyTrigger, (c) => (c !== null && c.length === 0 ? 1 : 0)),
     plainAlways: Uint8Array.from(plainTrigger, (c) => (c !== null && c.length === 0 ? 1 : 0)),
   };
