@@ -206,6 +206,8 @@ test('every rule has a trigger the prefilter can find (no rule runs on every val
   assert.equal(clausesFor(String.raw`['"]\s{0,4}or`, PLAIN_CHARS), null, 'a quote cannot occur in plain text');
   assert.deepEqual(clausesFor(String.raw`(?:^|\s)or\s{1,2}1`, PLAIN_CHARS)!.map((c) => c.map(atomText)).flat().sort(), [' or 1', ' or  1', '^or 1', '^or  1'].sort());
   assert.deepEqual(clausesFor(String.raw`\w{1,8}`, null), [], 'a wildcard: nothing is known');
+  // A rule the prefilter cannot read is refused at load, by id.
+  assert.throws(() => rulesFor(1, [{ id: 2999, class: 'sqli', paranoia: 1, severity: 5, description: 'x', pattern: String.raw`a\qb` }]), /WAF rule 2999: the prefilter cannot read its pattern: unsupported escape \\q/);
   assert.deepEqual(clausesFor(String.raw`ab[^>]{0,4}x|cd`, null)!.map((c) => c.map(atomText)).sort(), [['ab', 'cd'], ['cd', 'x']], 'an alternation: a best atom of each branch, and the atoms it may end with');
 });
 

@@ -376,6 +376,17 @@ function bestClause(clauses: readonly (readonly string[])[]): string[] | null {
   return best;
 }
 
+/** Why the prefilter cannot read `pattern` (a construct outside the rules' subset), or '' when it can. */
+export function unreadableReason(pattern: string): string {
+  try {
+    readPattern(pattern);
+    return '';
+  } catch (err) {
+    if (err instanceof Unreadable) return err.message;
+    throw err;
+  }
+}
+
 /** A rule's clauses over text of `alphabet`'s characters (null: any text the rules see, TEXT_ALPHABET): null when no such string matches; [] when nothing is known. */
 export function clausesFor(pattern: string, alphabet: string | null): string[][] | null {
   return clausesOfTree(readPattern(pattern), alphabet);
@@ -403,11 +414,9 @@ function clausesOfTree(tree: Node, alphabet: string | null): string[][] | null {
   const clauses = [...out.values()];
   const implied = (weak: string[], strong: string[]) => weak !== strong && strong.every((a) => weak.some((b) => a.includes(b)));
   const kept = clauses.filter((weak, i) => !clauses.some((strong, j) => implied(weak, strong) && (!implied(strong, weak) || j < i)));
-  // Every clause must hold, so the checks stop at the first that fails: the most selective first.
+  // Longest shortest atom first (a stable order for the tests and for reading).
   return kept.sort((a, b) => Math.min(...b.map(literalLength)) - Math.min(...a.map(literalLength)) || a.length - b.length);
 }
-
-export { Unreadable as PrefilterUnreadable };
 
 // ---- finding the atoms ---------------------------------------------------------------------
 
