@@ -3,9 +3,10 @@
 // request, the fired rules collected once each with their severities summed.
 //
 // Hot path: one pass over a value's characters (prefilter.ts AtomAutomaton) finds the literal
-// atoms the rules' patterns need; a rule runs only when every one of its clauses has an atom
-// in the value, so a value that has none of them runs no regex. The atoms are derived from
-// the patterns when the rules are compiled, which makes the skip sound by construction. A
+// atoms the rules' patterns need; a rule's regex runs only on a value that has an atom of its
+// trigger clause (and of its second clause, when it has a small one), so most values run no
+// regex. The atoms are derived from the patterns when the rules are compiled, which makes the
+// skip sound by construction. A
 // value as the normaliser would leave it (most are: no %, &, \, no control characters, no
 // comments) is scanned raw, capitals folded, without normalising or even slicing it out of
 // its query string or body. Whole header values (User-Agent, Referer, Cookie values) repeat
@@ -13,7 +14,7 @@
 import { normalizeValue } from './normalize.js';
 import { WAF_RULES, type WafRule } from './rules.js';
 import { checkRegexSafety } from './regex-safety.js';
-import { buildPrefilter, SCAN, type Prefilter } from './prefilter.js';
+import { buildPrefilter, unreadableReason, SCAN, type Prefilter } from './prefilter.js';
 
 export interface CompiledRule {
   readonly id: number;
@@ -29,7 +30,11 @@ export interface RuleSet {
 
 const byParanoia = new Map<number, RuleSet>();
 
-/** The rules of one paranoia level; the set of the built-in rules is built once per level and thread. */
+/**
+ * The rules of one paranoia level; the set of the built-in rules is built once per level and
+ * thread, and its automaton's scan state shared by the thread's filters (every scan is read
+ * before the next one starts: inspection is synchronous).
+ */
 export function rulesFor(paranoia: number, rules: readonly WafRule[] = WAF_RULES): RuleSet {
   const cached = rules === WAF_RULES ? byParanoia.get(paranoia) : undefined;
   if (cached !== undefined) return cached;
@@ -38,6 +43,8 @@ export function rulesFor(paranoia: number, rules: readonly WafRule[] = WAF_RULES
     const verdict = checkRegexSafety(r.pattern);
     // The rule table is Lobby's own; a pattern that is not proven safe is a bug caught by every test.
     if (!verdict.ok) throw new Error(`WAF rule ${r.id} is not regex-safe: ${verdict.reason}`);
+    const unreadable = unreadableReason(r.pattern);
+    if (unreadable !== '') throw new Error(`WAF rule ${r.id}: the prefilter cannot read its pattern: ${unreadable}`);
     return { id: r.id, severity: r.severity, re: new RegExp(r.pattern) };
   });
   const set = { rules: compiled, prefilter: buildPrefilter(chosen.map((r) => r.pattern)) };
@@ -70,6 +77,13 @@ export class SliceField implements FieldName {
     return this;
   }
   fieldName(): string { return this.prefix + this.text.slice(this.start, this.end); }
+}
+
+/** Whether `text` has one of a confirm clause's literals (no clause: nothing to confirm). */
+function confirmed(literals: readonly string[] | null, text: string): boolean {
+  if (literals === null) return true;
+  for (let k = 0; k < literals.length; k++) if (text.includes(literals[k])) return true;
+  return false;
 }
 
 const MEMO_MAX = 2048;
@@ -186,6 +200,13 @@ export class WafScan {
   /** After a scan: whether some rule is a candidate (an atom of its trigger clause was found). */
   private mayFire(): boolean {
     const atoms = this.prefilter.automaton;
+    if (!atoms.fresh) {
+      // Nothing found: no candidate, but a rule without a trigger (none today). Taking the
+      // value as not plain runs the rules over any text, which holds for plain text too.
+      atoms.plain = false;
+      return this.always;
+    }
+    atoms.resolvePlain(); // only now: most values have no candidate
     return (atoms.plain ? atoms.plainCount : atoms.anyCount) > 0 || this.always;
   }
 
@@ -197,11 +218,13 @@ export class WafScan {
     const atoms = this.prefilter.automaton;
     const candidate = atoms.plain ? atoms.plainCandidate : atoms.anyCandidate;
     const always = atoms.plain ? this.prefilter.plainAlways : this.prefilter.anyAlways;
-    const stamp = atoms.stamp;
+    const confirm = atoms.plain ? this.prefilter.plainConfirm : this.prefilter.anyConfirm;
+    const stamp = atoms.fresh ? atoms.stamp : -1;
     const rules = this.rules;
     for (let i = 0; i < rules.length; i++) {
       if (found === null && this.seen[i] === 1) continue;
-      if ((candidate[i] !== stamp && always[i] === 0) || !rules[i].re.test(text)) continue;
+      if (candidate[i] !== stamp && always[i] === 0) continue;
+      if (!confirmed(confirm[i], text) || !rules[i].re.test(text)) continue;
       if (found !== null) { found.push(i); continue; }
       if (this.excluded !== null && this.excluded(rules[i].id, field!.fieldName())) continue;
       this.fire(i);

@@ -78,7 +78,10 @@ class JsonScanner implements FieldName {
     for (;;) {
       if (pos >= len) return JSON_SCAN.invalid;
       const c = buf[pos];
-      if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (c === QUOTE) {
+        pos = this.string(scan, buf, pos);
+        if (pos === INVALID) return JSON_SCAN.invalid;
+      } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
         if (this.depth >= maxDepth) return JSON_SCAN.bounds;
         pos = skipSpace(buf, pos + 1);
         const close = c === 0x7b ? 0x7d : 0x5d;
@@ -92,9 +95,6 @@ class JsonScanner implements FieldName {
           if (pos === INVALID) return JSON_SCAN.invalid;
           continue;
         }
-      } else if (c === QUOTE) {
-        pos = this.string(scan, buf, pos);
-        if (pos === INVALID) return JSON_SCAN.invalid;
       } else if (c === 0x74 /* t */) {
         if (!(buf[pos + 1] === 0x72 && buf[pos + 2] === 0x75 && buf[pos + 3] === 0x65)) return JSON_SCAN.invalid;
         pos += 4;
@@ -110,12 +110,13 @@ class JsonScanner implements FieldName {
       }
       // After a value: a comma (and the next member), a closing bracket, or the end.
       for (;;) {
-        pos = skipSpace(buf, pos);
+        if (isJsonSpace(buf[pos])) pos = skipSpace(buf, pos);
         if (this.depth === 0) return pos === len ? JSON_SCAN.ok : JSON_SCAN.invalid;
         const kind = this.kinds[this.depth - 1];
         const d = buf[pos];
         if (d === COMMA) {
-          pos = skipSpace(buf, pos + 1);
+          pos++;
+          if (isJsonSpace(buf[pos])) pos = skipSpace(buf, pos);
           if (kind === OBJECT) {
             if (++keys > maxKeys) return JSON_SCAN.bounds;
             pos = this.key(scan, buf, pos);
@@ -136,9 +137,9 @@ class JsonScanner implements FieldName {
     const d = this.depth - 1;
     const end = this.string(scan, buf, pos, d);
     if (end === INVALID) return INVALID;
-    const colon = skipSpace(buf, end);
+    const colon = isJsonSpace(buf[end]) ? skipSpace(buf, end) : end;
     if (buf[colon] !== COLON) return INVALID;
-    return skipSpace(buf, colon + 1);
+    return isJsonSpace(buf[colon + 1]) ? skipSpace(buf, colon + 1) : colon + 1;
   }
 
   /**

@@ -30,14 +30,20 @@ const CHAR = Array.from({ length: 128 }, (_, c) => String.fromCharCode(c));
 /** Set sizes past which a fact is weakened (kept small: the automaton and the clause checks stay cheap). */
 const CLASS_MAX = 16;
 const SET_MAX = 32;
+/** An alternation's clause (an atom of each branch's best) may be larger than an exact set. */
+const CLAUSE_MAX = 256;
 
 /** The plain characters: what the normaliser leaves alone and most API values are made of. */
 export const PLAIN_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789 _.,/-';
 
 // ---- the pattern's syntax tree (the subset regex-safety.ts admits, plus what JS allows) ----
 
-/** A set of UTF-16 code units: its ASCII members exactly; whether it has any above 127. */
-interface CharSet { readonly ascii: boolean[]; nonAscii: boolean }
+/**
+ * A set of UTF-16 code units: its ASCII members exactly; `other`: whether it may have one
+ * above 127 other than a Unicode space (\s's members above 127 are all spaces, and no text
+ * the rules see has them: TEXT_ALPHABET).
+ */
+interface CharSet { readonly ascii: boolean[]; other: boolean }
 
 type Node =
   | { readonly kind: 'lit'; readonly text: string }
@@ -47,26 +53,26 @@ type Node =
   | { readonly kind: 'alt'; readonly alts: Node[] }
   | { readonly kind: 'rep'; readonly node: Node; readonly min: number; readonly max: number };
 
-const emptySet = (): CharSet => ({ ascii: new Array<boolean>(128).fill(false), nonAscii: false });
+const emptySet = (): CharSet => ({ ascii: new Array<boolean>(128).fill(false), other: false });
 function rangeSet(set: CharSet, lo: number, hi: number): CharSet {
   for (let c = lo; c <= Math.min(hi, 127); c++) set.ascii[c] = true;
-  if (hi > 127) set.nonAscii = true;
+  if (hi > 127) set.other = true;
   return set;
 }
 function unionInto(a: CharSet, b: CharSet): void {
   for (let c = 0; c < 128; c++) if (b.ascii[c]) a.ascii[c] = true;
-  if (b.nonAscii) a.nonAscii = true;
+  if (b.other) a.other = true;
 }
 function complement(s: CharSet): CharSet {
   // Over-approximated: the complement of any class is taken to have non-ASCII members.
-  return { ascii: s.ascii.map((b) => !b), nonAscii: true };
+  return { ascii: s.ascii.map((b) => !b), other: true };
 }
 function classEscape(e: string): CharSet | null {
   if (!/^[dDwWsS]$/.test(e)) return null;
   const digits = rangeSet(emptySet(), 48, 57);
   const word = rangeSet(rangeSet(rangeSet(rangeSet(emptySet(), 48, 57), 65, 90), 97, 122), 95, 95);
   const space = rangeSet(rangeSet(emptySet(), 9, 13), 32, 32);
-  space.nonAscii = true; // \u00a0, \u2028, \ufeff ...
+  // Its members above 127 (\u00a0, \u2028, \ufeff ...) are all spaces: `other` stays false.
   switch (e) {
     case 'd': return digits;
     case 'D': return complement(digits);
@@ -138,7 +144,7 @@ function readSeq(r: Reader): Node {
 
 /** The character of a one-character set, else null. */
 function singleChar(node: Node): string | null {
-  if (node.kind !== 'set' || node.set.nonAscii) return null;
+  if (node.kind !== 'set' || node.set.other) return null;
   const at = node.set.ascii.indexOf(true);
   return at >= 0 && node.set.ascii.indexOf(true, at + 1) < 0 ? CHAR[at] : null;
 }
@@ -245,10 +251,10 @@ function cross(a: readonly string[], b: readonly string[]): string[] | null {
   return [...out];
 }
 
-function union(sets: readonly (readonly string[])[]): string[] | null {
+function union(sets: readonly (readonly string[])[], max = SET_MAX): string[] | null {
   const out = new Set<string>();
   for (const s of sets) for (const x of s) out.add(x);
-  return out.size > SET_MAX ? null : [...out];
+  return out.size > max ? null : [...out];
 }
 
 function concat(a: Info, b: Info): Info {
@@ -277,7 +283,7 @@ function alternation(branches: Info[]): Info {
   const suffix = union(live.map((x) => x.suffix)) ?? [''];
   // One clause: each branch's best one, joined (a match is a match of some branch).
   const best = live.map((x) => bestClause(clausesOf(x)));
-  const joined = best.every((c) => c !== null) ? union(best as string[][]) : null;
+  const joined = best.every((c) => c !== null) ? union(best as string[][], CLAUSE_MAX) : null;
   return { exact: null, prefix, suffix, clauses: joined === null ? [] : [joined] };
 }
 
@@ -298,17 +304,17 @@ function repetition(x: Info, min: number, max: number): Info {
   return { exact: null, prefix: ['', ...inner.prefix], suffix: ['', ...inner.suffix], clauses: [] };
 }
 
-function infoOf(node: Node, alphabet: boolean[] | null): Info {
+function infoOf(node: Node, alphabet: boolean[]): Info {
   switch (node.kind) {
     case 'mark': return exactly([node.mark]);
     case 'lit': {
-      if (alphabet !== null) for (let i = 0; i < node.text.length; i++) if (!alphabet[node.text.charCodeAt(i)]) return NEVER;
+      for (let i = 0; i < node.text.length; i++) if (!alphabet[node.text.charCodeAt(i)]) return NEVER;
       return exactly([node.text]);
     }
     case 'set': {
       const chars: string[] = [];
-      for (let c = 0; c < 128; c++) if (node.set.ascii[c] && (alphabet === null || alphabet[c])) chars.push(CHAR[c]);
-      const large = alphabet === null && node.set.nonAscii;
+      for (let c = 0; c < 128; c++) if (node.set.ascii[c] && alphabet[c]) chars.push(CHAR[c]);
+      const large = alphabet === TEXT_ALPHABET && node.set.other;
       if (chars.length === 0 && !large) return NEVER;
       if (large || chars.length > CLASS_MAX) return { exact: null, prefix: [''], suffix: [''], clauses: [] };
       return exactly(chars);
@@ -324,8 +330,9 @@ const literalLength = (atom: string) => atom.replace(MARKS, '').length;
 /** Characters an atom keeps (a clause's atom may be cut to its start: the start is in every text the atom is in). */
 const ATOM_MAX = 6;
 
-/** An atom's first ATOM_MAX characters, with the assertions among and right after them. */
-function cut(atom: string): string {
+/** An atom's first ATOM_MAX characters, with the assertions among and right after them; runs of spaces at its ends kept to one (also a part of it). */
+function cut(whole: string): string {
+  const atom = whole.replace(/^ {2,}/, ' ').replace(/ {2,}$/, ' ');
   let n = 0;
   for (let i = 0; i < atom.length; i++) {
     if (isMark(atom[i])) continue;
@@ -369,13 +376,33 @@ function bestClause(clauses: readonly (readonly string[])[]): string[] | null {
   return best;
 }
 
-/** A rule's clauses over an alphabet: null when no string of it matches; [] when nothing is known. */
+/** Why the prefilter cannot read `pattern` (a construct outside the rules' subset), or '' when it can. */
+export function unreadableReason(pattern: string): string {
+  try {
+    readPattern(pattern);
+    return '';
+  } catch (err) {
+    if (err instanceof Unreadable) return err.message;
+    throw err;
+  }
+}
+
+/** A rule's clauses over text of `alphabet`'s characters (null: any text the rules see, TEXT_ALPHABET): null when no such string matches; [] when nothing is known. */
 export function clausesFor(pattern: string, alphabet: string | null): string[][] | null {
   return clausesOfTree(readPattern(pattern), alphabet);
 }
 
+/**
+ * What any text the rules see is made of: every character but the whitespace other than a
+ * space (its ASCII members here; above 127, a class's `other` members). The normaliser turns
+ * each whitespace run into one space (normalize.ts), and a raw value is taken as it is only
+ * without any (scanRaw): so \s is a space, and [\s(] two characters, not a wildcard.
+ * test/filters/waf-fast-paths.test.ts checks the normaliser.
+ */
+const TEXT_ALPHABET = CHAR.map((ch) => !(ch >= '\t' && ch <= '\r'));
+
 function clausesOfTree(tree: Node, alphabet: string | null): string[][] | null {
-  const letters = alphabet === null ? null : CHAR.map((ch) => alphabet.includes(ch));
+  const letters = alphabet === null ? TEXT_ALPHABET : CHAR.map((ch) => alphabet.includes(ch));
   const info = infoOf(tree, letters);
   if (isNever(info)) return null;
   const out = new Map<string, string[]>();
@@ -387,11 +414,9 @@ function clausesOfTree(tree: Node, alphabet: string | null): string[][] | null {
   const clauses = [...out.values()];
   const implied = (weak: string[], strong: string[]) => weak !== strong && strong.every((a) => weak.some((b) => a.includes(b)));
   const kept = clauses.filter((weak, i) => !clauses.some((strong, j) => implied(weak, strong) && (!implied(strong, weak) || j < i)));
-  // Every clause must hold, so the checks stop at the first that fails: the most selective first.
+  // Longest shortest atom first (a stable order for the tests and for reading).
   return kept.sort((a, b) => Math.min(...b.map(literalLength)) - Math.min(...a.map(literalLength)) || a.length - b.length);
 }
-
-export { Unreadable as PrefilterUnreadable };
 
 // ---- finding the atoms ---------------------------------------------------------------------
 
@@ -408,43 +433,47 @@ const isWordCode = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) 
 
 const plainCode = new Uint8Array(128);
 for (const ch of PLAIN_CHARS) plainCode[ch.charCodeAt(0)] = 1;
-
-// A raw value's character (or byte), as one table entry: its symbol (capitals folded), PLAIN
-// when it is a plain character, SPECIAL | BAIL when the normaliser changes a value that has
-// it: % & \ (decoding), a control character (or a whitespace other than a space), a non-ASCII
-// character. The sequences it changes, two spaces (or + as spaces) and comments, are atoms
-// of the automaton (TIDY_ATOMS) that end a raw scan when found.
-const SYMBOL_MASK = 0xff;
-const PLAIN = 0x100;
-const SPECIAL = 0x200;
-const BAIL = 0x400;
+/** plainCode with capitals as their lower case (raw scans fold them). */
+const plainFolded = Uint8Array.from(plainCode, (p, c) => (c >= 65 && c <= 90 ? plainCode[c + 32] : p));
 
 /** Sequences the normaliser changes (two spaces, a comment's start; a + read as a space is a space): a raw scan that finds one stops. */
 const TIDY_ATOMS: readonly string[] = ['  ', '/*', '<!'];
 
-/** Why a raw scan stopped: the value is not as the normaliser would leave it. */
+/** A raw character the normaliser changes a value for: % & \ (decoding), a control character (or a whitespace other than a space), a non-ASCII one. */
 function needsNormalising(c: number): boolean {
   return c < 32 || c >= 127 || c === 37 || c === 38 || c === 92;
 }
 
+const QUOTE = 0x22;
+const PLUS = 0x2b;
+/** A `step` entry: stop and look at the character (needsNormalising, a quote, a +). */
+const STOP = -1;
+
 /**
- * The trigger atoms of a rule set in one automaton (Aho-Corasick over the atoms' characters,
- * as a table of states x symbols), with their anchors. Each rule has one trigger clause per
- * kind of text (any, plain: Prefilter); a scan marks a rule a candidate when it finds an atom
- * of its trigger clause (per scan stamps: nothing to clear), and only candidates run their
- * regex, which is the exact test.
+ * The trigger atoms of a rule set in one automaton (Aho-Corasick over the atoms' characters),
+ * with their anchors. Each rule has one trigger clause per kind of text (any, plain:
+ * Prefilter); a scan marks a rule a candidate when it finds an atom of its trigger clause (per
+ * scan stamps: nothing to clear), and only candidates run their regex, which is the exact test.
+ *
+ * The hot loops read one table, `step`, indexed by state x 256 + the character itself
+ * (capitals folded to their lower case), whose entry is the next state x 256, or -(that) - 2
+ * when atoms end there, or STOP for the few characters that need a look: the ones the
+ * normaliser changes a value for, the quote (a JSON string's end) and + (a space in a query).
+ * Whether a value is plain is needed only when some rule is a candidate (resolvePlain).
  */
 export class AtomAutomaton {
   readonly atoms: readonly string[];
+  /** The automaton by symbol (a character some atom has, or 0): for the STOP characters and for building `step`. */
   private readonly symbols: number;
-  /** char code (< 128) -> symbol. */
   private readonly exactSym = new Int32Array(128);
-  /** Per code < 256: a raw character's symbol | PLAIN | SPECIAL | BAIL; the same with + as a space; a JSON string's byte. */
-  private readonly rawInfo = new Int32Array(256);
-  private readonly rawPlusInfo = new Int32Array(256);
-  private readonly jsonInfo = new Int32Array(256);
-  /** Per (state x symbols + symbol): the next state x symbols, or -(that) - 1 when atoms end there. */
   private readonly delta: Int32Array;
+  private readonly step: Int32Array;
+  /** Per state: the step on a quote and on a + as themselves, and on END (`step` entries). */
+  private readonly quoteStep: Int32Array;
+  private readonly plusStep: Int32Array;
+  private readonly endStep: Int32Array;
+  /** The state every scan starts in: after BEGIN (x 256). */
+  private readonly start: number;
   /** Per state: its atoms, outList[outStart[s] .. outStart[s + 1]). */
   private readonly outStart: Int32Array;
   private readonly outList: Int32Array;
@@ -458,43 +487,48 @@ export class AtomAutomaton {
   private readonly plainStart: Int32Array;
   private readonly plainList: Int32Array;
   private readonly found: Int32Array;
+  private readonly tidyAtom: Uint8Array;
   /** Per rule: the stamp of the last scan that made it a candidate, over any text / over plain text. */
   readonly anyCandidate: Int32Array;
   readonly plainCandidate: Int32Array;
   stamp = 0;
   anyCount = 0;
   plainCount = 0;
-  /** Whether the last scan's text is all plain characters. */
-  plain = false;
   /** Whether the last scan found a TIDY_ATOMS sequence (a raw scan stops there). */
   tidy = false;
-  private readonly tidyAtom: Uint8Array;
+  /** Whether the last scan's text is all plain characters: set by resolvePlain(). */
+  plain = false;
+  // The last scan's text, for resolvePlain().
+  private lastText = '';
+  private lastBuf: Uint8Array | null = null;
+  private lastStart = 0;
+  private lastEnd = 0;
+  private lastPlus = false;
+  private lastFold = false;
+  /** Whether the current scan found an atom (and has its own stamp): else no rule is its candidate, whatever the arrays hold. */
+  fresh = false;
 
   constructor(atoms: readonly string[], anyRules: readonly number[][], plainRules: readonly number[][], ruleCount: number) {
     this.atoms = atoms;
     this.tidyAtom = Uint8Array.from(atoms, (a) => (TIDY_ATOMS.includes(a) ? 1 : 0));
     const literals = atoms.map((a) => a.replace(MARKS, ''));
     const chars = [...new Set(literals.join(''))].sort();
-    this.symbols = chars.length + 1; // symbol 0: a character no atom has
+    // Symbol 0: a character no atom has; then the atoms' characters; then BEGIN and END, which
+    // no character is: a scan starts in the state after BEGIN and ends by taking END, so an
+    // atom that starts with ^ (ends with $) is a path from BEGIN (to END), found only there.
+    this.symbols = chars.length + 3;
+    const BEGIN = chars.length + 1, END = chars.length + 2;
     for (let i = 0; i < chars.length; i++) this.exactSym[chars[i].charCodeAt(0)] = i + 1;
-    for (let c = 0; c < 256; c++) {
-      const lower = c >= 65 && c <= 90 ? c + 32 : c;
-      let info = c < 128 ? this.exactSym[lower] : 0;
-      if (c < 128 && plainCode[lower] === 1) info |= PLAIN;
-      if (needsNormalising(c)) info |= SPECIAL | BAIL;
-      this.rawInfo[c] = info;
-      // A JSON string: its closing quote ends it; + is itself.
-      this.jsonInfo[c] = c === 0x22 ? SPECIAL : info;
-    }
-    this.rawPlusInfo.set(this.rawInfo);
-    this.rawPlusInfo[43] = this.rawInfo[32]; // + as a space
+    const [leading, trailing] = [/^[\uE000-\uE003]*/, /[\uE000-\uE003]*$/];
+    const begins = atoms.map((a) => leading.exec(a)![0].includes(MARK_START));
+    const ends = atoms.map((a) => trailing.exec(a)![0].includes(MARK_END));
     // The trie, then failure links breadth first, then the full transition table.
     const next: Map<number, number>[] = [new Map()];
     const out: number[][] = [[]];
     literals.forEach((lit, a) => {
       let st = 0;
-      for (const ch of lit) {
-        const sym = this.exactSym[ch.charCodeAt(0)];
+      const path = [...(begins[a] ? [BEGIN] : []), ...[...lit].map((ch) => this.exactSym[ch.charCodeAt(0)]), ...(ends[a] ? [END] : [])];
+      for (const sym of path) {
         let t = next[st].get(sym);
         if (t === undefined) { t = next.length; next.push(new Map()); out.push([]); next[st].set(sym, t); }
         st = t;
@@ -522,8 +556,22 @@ export class AtomAutomaton {
         queue.push(t);
       }
     }
-    this.delta = new Int32Array(states * n);
-    for (let i = 0; i < goto.length; i++) this.delta[i] = out[goto[i]].length > 0 ? -(goto[i] * n) - 1 : goto[i] * n;
+    this.delta = goto;
+    const entry = (t: number) => (out[t].length > 0 ? -(t << 8) - 2 : t << 8);
+    this.step = new Int32Array(states * 256);
+    this.quoteStep = new Int32Array(states);
+    this.plusStep = new Int32Array(states);
+    this.endStep = new Int32Array(states);
+    this.start = goto[BEGIN] << 8;
+    for (let st = 0; st < states; st++) {
+      for (let c = 0; c < 256; c++) {
+        const lower = c >= 65 && c <= 90 ? c + 32 : c;
+        this.step[(st << 8) | c] = needsNormalising(c) || c === QUOTE || c === PLUS ? STOP : entry(goto[st * n + this.exactSym[lower]]);
+      }
+      this.quoteStep[st] = entry(goto[st * n + this.exactSym[QUOTE]]);
+      this.plusStep[st] = entry(goto[st * n + this.exactSym[PLUS]]);
+      this.endStep[st] = entry(goto[st * n + END]);
+    }
     const flat = (lists: readonly (readonly number[])[]): [Int32Array, Int32Array] => {
       const start = new Int32Array(lists.length + 1);
       for (let i = 0; i < lists.length; i++) start[i + 1] = start[i] + lists[i].length;
@@ -531,10 +579,12 @@ export class AtomAutomaton {
     };
     [this.outStart, this.outList] = flat(out);
     this.litLength = Int32Array.from(literals, (l) => l.length);
-    [this.anchorStart, this.anchorList] = flat(atoms.map((a) => {
+    [this.anchorStart, this.anchorList] = flat(atoms.map((a, index) => {
       const pairs: number[] = [];
       let offset = 0;
-      for (const ch of a) {
+      // The ^ and $ at the ends are BEGIN and END in the trie: no check left for them.
+      const inner = a.replace(leading, (m) => (begins[index] ? m.replace(MARK_START, '') : m)).replace(trailing, (m) => m.replace(MARK_END, ''));
+      for (const ch of inner) {
         if (!isMark(ch)) { offset++; continue; }
         pairs.push(offset, ch === MARK_WORD ? ANCHOR_WORD : ch === MARK_NOT_WORD ? ANCHOR_NOT_WORD : ch === MARK_START ? ANCHOR_START : ANCHOR_END);
       }
@@ -545,33 +595,48 @@ export class AtomAutomaton {
     this.found = new Int32Array(atoms.length);
     this.anyCandidate = new Int32Array(ruleCount);
     this.plainCandidate = new Int32Array(ruleCount);
+    this.scanRaw = this.makeScanRaw();
+    this.scanJsonString = this.makeScanJsonString();
   }
 
+  /** A scan's start: nothing found yet (the stamp is renewed at its first find: most scans find nothing). */
   private begin(): void {
-    // A fresh stamp per scan: nothing to clear (a wrap after 2^31 scans restarts the count).
+    this.anyCount = 0;
+    this.plainCount = 0;
+    this.tidy = false;
+    this.fresh = false;
+  }
+
+  /** A fresh stamp for the scan that found something: nothing to clear (a wrap after 2^31 scans restarts the count). */
+  private renew(): void {
+    this.fresh = true;
     if (++this.stamp === 0x7fffffff) {
       this.found.fill(0); this.anyCandidate.fill(0); this.plainCandidate.fill(0);
       this.stamp = 1;
     }
-    this.anyCount = 0;
-    this.plainCount = 0;
-    this.tidy = false;
   }
 
-  /** The trigger atoms of the normalised `text` (exact characters). */
+  /** The step from state s (x 256) on character c as it is, by the symbol table (`step` folds capitals and stops at some). */
+  private exactStep(s: number, c: number): number {
+    const t = this.delta[(s >> 8) * this.symbols + (c < 128 ? this.exactSym[c] : 0)];
+    return this.outStart[t] !== this.outStart[t + 1] ? -(t << 8) - 2 : t << 8;
+  }
+
+  /** The trigger atoms of the normalised `text`. */
   scan(text: string): void {
     this.begin();
-    const delta = this.delta, exact = this.exactSym;
-    let s = 0;
-    let plain = true;
+    this.lastText = text; this.lastBuf = null; this.lastStart = 0; this.lastEnd = text.length; this.lastPlus = false; this.lastFold = false;
+    const step = this.step;
+    let s = this.start;
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i);
-      let sym = 0;
-      if (c < 128) { sym = exact[c]; if (plainCode[c] === 0) plain = false; } else plain = false;
-      s = delta[s + sym];
-      if (s < 0) { s = -s - 1; this.hitString(text, 0, text.length, s, i + 1); }
+      // Characters as they are: not folded (the normaliser lowered ASCII capitals), none stops.
+      let e = c < 256 && (c < 65 || c > 90) ? step[s | c] : STOP;
+      if (e === STOP) e = this.exactStep(s, c);
+      if (e < 0) { s = -e - 2; this.hitString(text, 0, text.length, s, i + 1); } else s = e;
     }
-    this.plain = plain;
+    const e = this.endStep[s >> 8];
+    if (e < 0) this.hitString(text, 0, text.length, -e - 2, text.length);
   }
 
   /**
@@ -579,61 +644,122 @@ export class AtomAutomaton {
    * lowered, and with `plusAsSpace` each + a space. SCAN.notVerbatim (stopping early) when the
    * normaliser would change more than that (normalise it and scan() that); else 0.
    */
-  scanRaw(text: string, start: number, end: number, plusAsSpace: boolean): number {
-    this.begin();
-    const delta = this.delta, table = plusAsSpace ? this.rawPlusInfo : this.rawInfo;
-    let s = 0;
-    let all = PLAIN;
-    for (let i = start; i < end; i++) {
-      const c = text.charCodeAt(i);
-      if (c > 255) return SCAN.notVerbatim;
-      const info = table[c];
-      if ((info & BAIL) !== 0) return SCAN.notVerbatim;
-      all &= info;
-      s = delta[s + (info & SYMBOL_MASK)];
-      if (s < 0) {
-        s = -s - 1;
-        this.hitString(text, start, end, s, i + 1);
-        if (this.tidy) return SCAN.notVerbatim;
-      }
-    }
-    this.plain = all !== 0;
-    return 0;
-  }
+  readonly scanRaw: (text: string, start: number, end: number, plusAsSpace: boolean) => number;
 
   /**
    * scanRaw over a JSON string's content, from `start` (after its opening quote) to its closing
    * quote: returns the quote's position, or SCAN.notVerbatim (an escape, a control character,
    * a byte over 127, ... or no closing quote) for the caller to decode the string.
    */
-  scanJsonString(buf: Uint8Array, start: number): number {
-    this.begin();
-    const delta = this.delta, table = this.jsonInfo, len = buf.length;
-    let s = 0;
-    let all = PLAIN;
-    for (let i = start; i < len; i++) {
-      const c = buf[i];
-      const info = table[c];
-      if ((info & SPECIAL) !== 0) {
-        if (c === 0x22) { this.plain = all !== 0; return i; }
-        return SCAN.notVerbatim;
+  readonly scanJsonString: (buf: Uint8Array, start: number) => number;
+
+  // The two scans are closures over this automaton's tables, each a loop that only reads the
+  // table (hot: V8 compiles a call-free loop over a constant table into far better code) and
+  // returns at the first entry < 0 (a STOP character, or atoms found), which the caller
+  // handles before it resumes the loop. Per call: the loop's state in `hotState`/`hotEntry`.
+
+  private makeScanRaw(): AtomAutomaton['scanRaw'] {
+    const step = this.step, quoteStep = this.quoteStep, plusStep = this.plusStep, endStep = this.endStep, start0 = this.start;
+    let hotState = 0, hotEntry = 0;
+    const hot = (text: string, i: number, s: number, end: number): number => {
+      for (; i < end; i++) {
+        const c = text.charCodeAt(i);
+        const e = c < 256 ? step[s | c] : STOP;
+        if (e < 0) { hotState = s; hotEntry = e; return i; }
+        s = e;
       }
-      all &= info;
-      s = delta[s + (info & SYMBOL_MASK)];
-      if (s < 0) {
-        s = -s - 1;
-        this.hitBytes(buf, start, s, i + 1);
-        if (this.tidy) return SCAN.notVerbatim;
+      hotState = s;
+      return i;
+    };
+    return (text, start, end, plusAsSpace) => {
+      this.begin();
+      let i = hot(text, start, start0, end);
+      while (i < end) {
+        const s = hotState;
+        let e = hotEntry;
+        if (e === STOP) {
+          const c = text.charCodeAt(i);
+          if (c === QUOTE) e = quoteStep[s >> 8];
+          else if (c === PLUS) e = plusAsSpace ? step[s | 32] : plusStep[s >> 8];
+          else return SCAN.notVerbatim;
+        }
+        if (e < 0) {
+          this.hitString(text, start, end, -e - 2, i + 1);
+          if (this.tidy) return SCAN.notVerbatim;
+          e = -e - 2;
+        }
+        i = hot(text, i + 1, e, end);
       }
+      const last = endStep[hotState >> 8];
+      if (last < 0) this.hitString(text, start, end, -last - 2, end);
+      if (this.fresh) { this.lastText = text; this.lastBuf = null; this.lastStart = start; this.lastEnd = end; this.lastPlus = plusAsSpace; this.lastFold = true; }
+      return 0;
+    };
+  }
+
+  private makeScanJsonString(): AtomAutomaton['scanJsonString'] {
+    const step = this.step, plusStep = this.plusStep, endStep = this.endStep, start0 = this.start;
+    let hotState = 0, hotEntry = 0;
+    const hot = (buf: Uint8Array, i: number, s: number, len: number): number => {
+      for (; i < len; i++) {
+        const e = step[s | buf[i]];
+        if (e < 0) { hotState = s; hotEntry = e; return i; }
+        s = e;
+      }
+      return i;
+    };
+    return (buf, start) => {
+      this.begin();
+      const len = buf.length;
+      let i = hot(buf, start, start0, len);
+      while (i < len) {
+        const s = hotState;
+        let e = hotEntry;
+        if (e === STOP) {
+          const c = buf[i];
+          if (c === QUOTE) {
+            const last = endStep[s >> 8];
+            if (last < 0) this.hitBytes(buf, start, -last - 2, i);
+            if (this.fresh) { this.lastBuf = buf; this.lastStart = start; this.lastEnd = i; this.lastPlus = false; this.lastFold = true; }
+            return i;
+          }
+          if (c !== PLUS) return SCAN.notVerbatim;
+          e = plusStep[s >> 8];
+        }
+        if (e < 0) {
+          this.hitBytes(buf, start, -e - 2, i + 1);
+          if (this.tidy) return SCAN.notVerbatim;
+          e = -e - 2;
+        }
+        i = hot(buf, i + 1, e, len);
+      }
+      return SCAN.notVerbatim;
+    };
+  }
+
+  /** Whether `rule` is a candidate of the last scan (after resolvePlain()). */
+  isCandidate(rule: number): boolean {
+    return this.fresh && (this.plain ? this.plainCandidate : this.anyCandidate)[rule] === this.stamp;
+  }
+
+  /** Sets `plain` for the last scan's text (its characters as the scan read them: capitals folded, + a space when it was one). */
+  resolvePlain(): void {
+    let plain = true;
+    const from = this.lastStart, to = this.lastEnd;
+    const buf = this.lastBuf;
+    const table = this.lastFold ? plainFolded : plainCode;
+    for (let i = from; i < to && plain; i++) {
+      const c = buf !== null ? buf[i] : this.lastText.charCodeAt(i);
+      plain = c < 128 && (table[c] === 1 || (c === PLUS && this.lastPlus));
     }
-    return SCAN.notVerbatim;
+    this.plain = plain;
   }
 
   private hitString(text: string, start: number, end: number, at: number, hitEnd: number): void {
-    const state = (at / this.symbols) | 0; // at: state x symbols
+    const state = at >> 8;
     for (let k = this.outStart[state]; k < this.outStart[state + 1]; k++) {
       const a = this.outList[k];
-      if (this.found[a] === this.stamp) continue;
+      if (this.fresh && this.found[a] === this.stamp) continue;
       const from = hitEnd - this.litLength[a];
       let ok = true;
       for (let j = this.anchorStart[a]; j < this.anchorStart[a + 1] && ok; j += 2) {
@@ -652,17 +778,17 @@ export class AtomAutomaton {
 
   /** As hitString, in a JSON string whose end is not known yet: a position is its end when the closing quote is there. */
   private hitBytes(buf: Uint8Array, start: number, at: number, hitEnd: number): void {
-    const state = (at / this.symbols) | 0; // at: state x symbols
+    const state = at >> 8;
     for (let k = this.outStart[state]; k < this.outStart[state + 1]; k++) {
       const a = this.outList[k];
-      if (this.found[a] === this.stamp) continue;
+      if (this.fresh && this.found[a] === this.stamp) continue;
       const from = hitEnd - this.litLength[a];
       let ok = true;
       for (let j = this.anchorStart[a]; j < this.anchorStart[a + 1] && ok; j += 2) {
         const p = from + this.anchorList[j];
         const kind = this.anchorList[j + 1];
         if (kind === ANCHOR_START) ok = p === start;
-        else if (kind === ANCHOR_END) ok = buf[p] === 0x22;
+        else if (kind === ANCHOR_END) ok = buf[p] === QUOTE;
         else {
           const boundary = (p > start && isWordCode(buf[p - 1])) !== (p < buf.length && isWordCode(buf[p]));
           ok = kind === ANCHOR_WORD ? boundary : !boundary;
@@ -673,6 +799,7 @@ export class AtomAutomaton {
   }
 
   private mark(a: number): void {
+    if (!this.fresh) this.renew();
     const stamp = this.stamp;
     this.found[a] = stamp;
     if (this.tidyAtom[a] === 1) this.tidy = true;
@@ -692,19 +819,36 @@ export interface Prefilter {
   readonly automaton: AtomAutomaton;
   readonly anyTrigger: readonly (readonly string[] | null)[];
   readonly plainTrigger: readonly (readonly string[] | null)[];
+  /**
+   * Per rule, over any text / over plain text: a second clause as plain literals (its
+   * assertions dropped: still in every match), checked with includes() on a candidate's text
+   * before its regex runs; null when the rule has none of at most CONFIRM_MAX atoms.
+   */
+  readonly anyConfirm: readonly (readonly string[] | null)[];
+  readonly plainConfirm: readonly (readonly string[] | null)[];
   /** Per rule: 1 when it is a candidate whatever the scan finds (no clause is known for it), over any text / over plain text. */
   readonly anyAlways: Uint8Array;
   readonly plainAlways: Uint8Array;
 }
 
+/** A confirm clause's most atoms (each is an includes() call). */
+const CONFIRM_MAX = 4;
+
 export function buildPrefilter(patterns: readonly string[]): Prefilter {
   const trees = patterns.map(readPattern);
-  const trigger = (alphabet: string | null) => trees.map((t) => {
+  const pick = (alphabet: string | null) => trees.map((t) => {
     const clauses = clausesOfTree(t, alphabet);
-    return clauses === null ? null : clauses.length === 0 ? [] : bestClause(clauses)!;
+    if (clauses === null) return { trigger: null, confirm: null };
+    const trigger = bestClause(clauses);
+    if (trigger === null) return { trigger: [], confirm: null };
+    const others = clauses.map(tidyClause).filter((c): c is string[] => c !== null && c.join('\0') !== trigger.join('\0') && c.length <= CONFIRM_MAX);
+    const confirm = bestClause(others);
+    return { trigger, confirm: confirm === null ? null : [...new Set(confirm.map((a) => a.replace(MARKS, '')))] };
   });
-  const anyTrigger = trigger(null);
-  const plainTrigger = trigger(PLAIN_CHARS);
+  const any = pick(null);
+  const plain = pick(PLAIN_CHARS);
+  const anyTrigger = any.map((p) => p.trigger);
+  const plainTrigger = plain.map((p) => p.trigger);
   const ids = new Map<string, number>();
   const anyRules: number[][] = [];
   const plainRules: number[][] = [];
@@ -722,6 +866,8 @@ export function buildPrefilter(patterns: readonly string[]): Prefilter {
     automaton: new AtomAutomaton([...ids.keys()], anyRules, plainRules, patterns.length),
     anyTrigger,
     plainTrigger,
+    anyConfirm: any.map((p) => p.confirm),
+    plainConfirm: plain.map((p) => p.confirm),
     anyAlways: Uint8Array.from(anyTrigger, (c) => (c !== null && c.length === 0 ? 1 : 0)),
     plainAlways: Uint8Array.from(plainTrigger, (c) => (c !== null && c.length === 0 ? 1 : 0)),
   };
