@@ -21,7 +21,8 @@
 import autocannon from 'autocannon';
 import { readFileSync } from 'node:fs';
 import { encodeHistogram, newLatencyHistogram, type Histogram } from './stats.js';
-import { requestBody, requestHeaders, SendSchedule, type DriverMessage, type LoadSpec, type ParentMessage, type Phase, type PhaseResult, type SecondSample } from './driver-protocol.js';
+import { requestBody, requestHeaders, SendSchedule, type DriverMessage, type LoadSpec, type ParentMessage, type Phase, type PhaseResult } from './driver-protocol.js';
+import { PerSecondSampler } from './per-second.js';
 
 /** The parts of autocannon 9.0.0's Client used for pacing (not in its public types). */
 interface AutocannonClientInternals {
@@ -43,7 +44,6 @@ function send(message: DriverMessage): void {
 const TIMER_LEAD_MS = 1;
 
 /** autocannon ticks once a second and once more right at the end: a shorter interval is folded into the next sample (or, at the end, dropped). */
-const MIN_SAMPLE_SEC = 0.5;
 
 function toMicros(ms: number): number {
   return Math.max(1, Math.round(ms * 1000));
@@ -69,26 +69,9 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
     let non2xx = 0;
     let bytes = 0;
     const startedAt = performance.now();
-    // Per-second samples for the report's time series: the same latency values, in a histogram reset every sample.
-    const perSecond: SecondSample[] = [];
-    const secondLatency = newLatencyHistogram();
-    let sampleStartedAt = startedAt;
-    let sampleStartRequests = 0;
-    const takeSample = (): void => {
-      const now = performance.now();
-      const durationSec = (now - sampleStartedAt) / 1000;
-      if (durationSec < MIN_SAMPLE_SEC) return;
-      const has = secondLatency.totalCount > 0;
-      perSecond.push({
-        tSec: (now - startedAt) / 1000, durationSec, requests: requests - sampleStartRequests,
-        p50Ms: has ? secondLatency.getValueAtPercentile(50) / 1000 : null,
-        p99Ms: has ? secondLatency.getValueAtPercentile(99) / 1000 : null,
-        maxMs: has ? secondLatency.maxValue / 1000 : null,
-      });
-      secondLatency.reset();
-      sampleStartedAt = now;
-      sampleStartRequests = requests;
-    };
+    const perSecond = new PerSecondSampler();
+    perSecond.start(startedAt);
+    const takeSample = (): void => perSecond.take(requests);
 
     // Open model state: per client, how late each of its requests in flight left (FIFO, because
     // HTTP/1.1 answers in order), and the pending send timers.
@@ -171,7 +154,7 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
         statusCounts,
         bytes,
         elapsedSec: (performance.now() - startedAt) / 1000,
-        perSecond,
+        perSecond: perSecond.samples,
         perSecondSource: 'driver',
         latencyHistogram: encodeHistogram(latency),
         ...(serviceTime ? { serviceTimeHistogram: encodeHistogram(serviceTime) } : {}),
@@ -190,10 +173,10 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
         // recorded entry (a reconnect raced the response) it falls back to the service time.
         const lateMs = sendDelays.get(client)?.shift() ?? 0;
         latency.recordValue(toMicros(responseTimeMs + lateMs));
-        secondLatency.recordValue(toMicros(responseTimeMs + lateMs));
+        perSecond.latency.recordValue(toMicros(responseTimeMs + lateMs));
       } else {
         latency.recordValue(toMicros(responseTimeMs));
-        secondLatency.recordValue(toMicros(responseTimeMs));
+        perSecond.latency.recordValue(toMicros(responseTimeMs));
       }
     });
     instance.on('tick', () => {

@@ -7,7 +7,8 @@
 // latency is from the send to the echo's arrival (both messages through the proxy).
 import { WebSocket } from 'ws';
 import { encodeHistogram, newLatencyHistogram } from './stats.js';
-import type { DriverMessage, LoadSpec, ParentMessage, Phase, PhaseResult, SecondSample } from './driver-protocol.js';
+import type { DriverMessage, LoadSpec, ParentMessage, Phase, PhaseResult } from './driver-protocol.js';
+import { PerSecondSampler } from './per-second.js';
 
 function send(message: DriverMessage): void {
   process.send?.(message);
@@ -30,33 +31,16 @@ const payload = ws.binary ? Buffer.alloc(ws.messageBytes, 0x5a) : 'z'.repeat(ws.
 function runPhase(phase: Phase): Promise<PhaseResult> {
   return new Promise((resolve, reject) => {
     const latency = newLatencyHistogram();
-    const secondLatency = newLatencyHistogram();
-    const perSecond: SecondSample[] = [];
+    const perSecond = new PerSecondSampler();
     let requests = 0;
     let errors = 0;
     let bytes = 0;
     let running = true;
     const sockets: WebSocket[] = [];
     let startedAt = 0;
-    let sampleStartedAt = 0;
-    let sampleStartRequests = 0;
     let ticker: NodeJS.Timeout | null = null;
 
-    const takeSample = (): void => {
-      const now = performance.now();
-      const durationSec = (now - sampleStartedAt) / 1000;
-      if (durationSec < 0.5) return;
-      const has = secondLatency.totalCount > 0;
-      perSecond.push({
-        tSec: (now - startedAt) / 1000, durationSec, requests: requests - sampleStartRequests,
-        p50Ms: has ? secondLatency.getValueAtPercentile(50) / 1000 : null,
-        p99Ms: has ? secondLatency.getValueAtPercentile(99) / 1000 : null,
-        maxMs: has ? secondLatency.maxValue / 1000 : null,
-      });
-      secondLatency.reset();
-      sampleStartedAt = now;
-      sampleStartRequests = requests;
-    };
+    const takeSample = (): void => perSecond.take(requests);
 
     const finish = (): void => {
       running = false;
@@ -67,7 +51,7 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
       const done = (): void => {
         resolve({
           label: phase.label, requests, errors, timeouts: 0, non2xx: 0, statusCounts: { 101: sockets.length }, bytes, elapsedSec,
-          perSecond, perSecondSource: 'driver', latencyHistogram: encodeHistogram(latency),
+          perSecond: perSecond.samples, perSecondSource: 'driver', latencyHistogram: encodeHistogram(latency),
         });
       };
       if (open === 0) { done(); return; }
@@ -92,7 +76,7 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
         requests++;
         bytes += data.length;
         latency.recordValue(toMicros(ms));
-        secondLatency.recordValue(toMicros(ms));
+        perSecond.latency.recordValue(toMicros(ms));
         if (running) next();
       });
       socket.on('error', () => { errors++; });
@@ -102,7 +86,7 @@ function runPhase(phase: Phase): Promise<PhaseResult> {
       socket.once('open', () => {
         if (--connecting > 0) return;
         startedAt = performance.now();
-        sampleStartedAt = startedAt;
+        perSecond.start(startedAt);
         ticker = setInterval(() => {
           takeSample();
           send({ type: 'tick', label: phase.label, requests });

@@ -28,6 +28,32 @@ export async function startLobbyInstances(ids: string[], config: (id: string, ad
   }));
 }
 
+/** How an instance reaches its Redis, besides what every fleet test shares. */
+export interface FleetRedis {
+  /** The topology's own lines of the `redis` section (`cluster: [...]`, or `sentinels:` + `name:`, credentials). */
+  readonly topology: readonly string[];
+  readonly keyPrefix: string;
+  readonly heartbeatMs: number;
+  readonly rateLimitSyncMs: number;
+}
+
+/**
+ * The config of one instance of a Redis-backed fleet: one worker on `__PORT__`, its admin API,
+ * the `redis` section (`topology` lines, then key prefix, instance id and intervals), then `rest`
+ * (services, limits, routes) as given. What the Sentinel and Cluster tests have in common.
+ */
+export function fleetConfig(id: string, adminPort: number, redis: FleetRedis, rest: string): string {
+  return `
+server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
+admin: { host: 127.0.0.1, port: ${adminPort} }
+redis:
+${redis.topology.map((line) => `  ${line}\n`).join('')}  key_prefix: "${redis.keyPrefix}"
+  instance_id: ${id}
+  heartbeat_ms: ${redis.heartbeatMs}
+  rate_limit_sync_ms: ${redis.rateLimitSyncMs}
+${rest}`;
+}
+
 /** The name of the upstream that answered `path` on `gw` (the test upstreams echo their name), or the status. */
 export async function routedTo(gw: Gateway, path: string): Promise<string> {
   const agent = new Agent({ pipelining: 0 });

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { REDIS_MISSING } from '../helpers/redis.js';
 import { redisCall, REDIS_TOPOLOGY_MISSING, startRedisCluster, type RedisClusterSetup, type RedisProcess } from '../helpers/redis-topology.js';
-import { routedTo, startLobbyInstances, stopLobbyInstances, type LobbyInstance } from '../helpers/lobby-instances.js';
+import { fleetConfig, routedTo, startLobbyInstances, stopLobbyInstances, type LobbyInstance } from '../helpers/lobby-instances.js';
 import { waitUntil } from '../helpers/admin.js';
 import { sumCpuMicros } from '../../loadtest/proc-stat.js';
 import { bucketKey, FAILOVER_CONFIG, failoverUnderLoad } from '../helpers/failover-under-load.js';
@@ -27,18 +27,11 @@ const instances: LobbyInstance[] = [];
 before(async () => {
   if (SKIP) return;
   [cluster, up] = await Promise.all([startRedisCluster({ replicas: 1 }), startUpstream('A')]);
-  await startLobbyInstances(['f1', 'f2', 'f3'], (id, adminPort) => `
-server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
-admin: { host: 127.0.0.1, port: ${adminPort} }
-redis:
-  cluster: [${cluster.addresses.map((a) => `"${a}"`).join(', ')}]
-  key_prefix: "${PREFIX}"
-  instance_id: ${id}
-  heartbeat_ms: 200
-  rate_limit_sync_ms: ${INTERVAL_MS}
+  const redis = { topology: [`cluster: [${cluster.addresses.map((a) => `"${a}"`).join(', ')}]`], keyPrefix: PREFIX, heartbeatMs: 200, rateLimitSyncMs: INTERVAL_MS };
+  await startLobbyInstances(['f1', 'f2', 'f3'], (id, adminPort) => fleetConfig(id, adminPort, redis, `
 services:
   a: { targets: ["${up.origin}"], connections: 32 }
-${FAILOVER_CONFIG}`, instances);
+${FAILOVER_CONFIG}`), instances);
 });
 
 after(async () => {

@@ -13,7 +13,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { waitUntil } from '../helpers/admin.js';
 import { REDIS_MISSING } from '../helpers/redis.js';
 import { clientNames, keysMatching, redisCall, REDIS_TOPOLOGY_MISSING, startRedisCluster, subscribersOn, type RedisClusterSetup } from '../helpers/redis-topology.js';
-import { routedTo, startLobbyInstances, stopLobbyInstances, type LobbyInstance } from '../helpers/lobby-instances.js';
+import { fleetConfig, routedTo, startLobbyInstances, stopLobbyInstances, type LobbyInstance } from '../helpers/lobby-instances.js';
 import { checkSharedLimitBound, load } from '../helpers/shared-limit.js';
 
 const SKIP = REDIS_MISSING || REDIS_TOPOLOGY_MISSING;
@@ -33,17 +33,11 @@ const instances: LobbyInstance[] = [];
 before(async () => {
   if (SKIP) return;
   [cluster, upA, upB] = await Promise.all([startRedisCluster({ password: 'admin-secret-0123', user: LOBBY_USER }), startUpstream('A'), startUpstream('B')]);
-  await startLobbyInstances(['c1', 'c2', 'c3'], (id, adminPort) => `
-server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
-admin: { host: 127.0.0.1, port: ${adminPort} }
-redis:
-  cluster: [${cluster.addresses.map((a) => `"${a}"`).join(', ')}]
-  username: ${LOBBY_USER.name}
-  password: "${LOBBY_USER.password}"
-  key_prefix: "${PREFIX}"
-  instance_id: ${id}
-  heartbeat_ms: 600000
-  rate_limit_sync_ms: ${INTERVAL_MS}
+  const redis = {
+    topology: [`cluster: [${cluster.addresses.map((a) => `"${a}"`).join(', ')}]`, `username: ${LOBBY_USER.name}`, `password: "${LOBBY_USER.password}"`],
+    keyPrefix: PREFIX, heartbeatMs: 600_000, rateLimitSyncMs: INTERVAL_MS,
+  };
+  await startLobbyInstances(['c1', 'c2', 'c3'], (id, adminPort) => fleetConfig(id, adminPort, redis, `
 services:
   a: { targets: ["${upA.origin}"], connections: 32 }
   b: { targets: ["${upB.origin}"] }
@@ -52,7 +46,7 @@ rate_limits:
 routes:
   - { name: ra, match: { prefix: /a }, service: a }
   - { name: acc, match: { prefix: /acc }, service: a, rate_limit: [global] }
-`, instances);
+`), instances);
 });
 
 after(async () => {

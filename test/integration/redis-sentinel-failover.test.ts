@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { REDIS_MISSING } from '../helpers/redis.js';
 import { redisCall, REDIS_TOPOLOGY_MISSING, startRedisSentinel, type RedisSentinelSetup } from '../helpers/redis-topology.js';
-import { startLobbyInstances, stopLobbyInstances, type LobbyInstance } from '../helpers/lobby-instances.js';
+import { fleetConfig, startLobbyInstances, stopLobbyInstances, type LobbyInstance } from '../helpers/lobby-instances.js';
 import { bucketKey, FAILOVER_CONFIG, failoverUnderLoad } from '../helpers/failover-under-load.js';
 
 const SKIP = REDIS_MISSING || REDIS_TOPOLOGY_MISSING;
@@ -21,19 +21,14 @@ const instances: LobbyInstance[] = [];
 before(async () => {
   if (SKIP) return;
   [sentinel, up] = await Promise.all([startRedisSentinel(), startUpstream('A')]);
-  await startLobbyInstances(['f1', 'f2', 'f3'], (id, adminPort) => `
-server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
-admin: { host: 127.0.0.1, port: ${adminPort} }
-redis:
-  sentinels: [${sentinel.sentinelAddresses.map((a) => `"${a}"`).join(', ')}]
-  name: ${sentinel.name}
-  key_prefix: "${PREFIX}"
-  instance_id: ${id}
-  heartbeat_ms: 200
-  rate_limit_sync_ms: ${INTERVAL_MS}
+  const redis = {
+    topology: [`sentinels: [${sentinel.sentinelAddresses.map((a) => `"${a}"`).join(', ')}]`, `name: ${sentinel.name}`],
+    keyPrefix: PREFIX, heartbeatMs: 200, rateLimitSyncMs: INTERVAL_MS,
+  };
+  await startLobbyInstances(['f1', 'f2', 'f3'], (id, adminPort) => fleetConfig(id, adminPort, redis, `
 services:
   a: { targets: ["${up.origin}"], connections: 32 }
-${FAILOVER_CONFIG}`, instances);
+${FAILOVER_CONFIG}`), instances);
 });
 
 after(async () => {

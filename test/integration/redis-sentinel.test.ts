@@ -9,7 +9,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { waitUntil } from '../helpers/admin.js';
 import { REDIS_MISSING } from '../helpers/redis.js';
 import { clientNames, REDIS_TOPOLOGY_MISSING, startRedisSentinel, type RedisSentinelSetup } from '../helpers/redis-topology.js';
-import { routedTo, startLobbyInstances, stopLobbyInstances, type LobbyInstance } from '../helpers/lobby-instances.js';
+import { fleetConfig, routedTo, startLobbyInstances, stopLobbyInstances, type LobbyInstance } from '../helpers/lobby-instances.js';
 import { checkSharedLimitBound } from '../helpers/shared-limit.js';
 
 const SKIP = REDIS_MISSING || REDIS_TOPOLOGY_MISSING;
@@ -29,18 +29,12 @@ const instances: LobbyInstance[] = [];
 before(async () => {
   if (SKIP) return;
   [sentinel, upA, upB] = await Promise.all([startRedisSentinel({ password: DATA_PASSWORD, sentinelPassword: SENTINEL_PASSWORD }), startUpstream('A'), startUpstream('B')]);
-  await startLobbyInstances(['s1', 's2', 's3'], (id, adminPort) => `
-server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
-admin: { host: 127.0.0.1, port: ${adminPort} }
-redis:
-  sentinels: [${sentinel.sentinelAddresses.map((a) => `"${a}"`).join(', ')}]
-  name: ${sentinel.name}
-  password: "${DATA_PASSWORD}"
-  sentinel_password: "${SENTINEL_PASSWORD}"
-  key_prefix: "${PREFIX}"
-  instance_id: ${id}
-  heartbeat_ms: 600000
-  rate_limit_sync_ms: ${INTERVAL_MS}
+  const redis = {
+    topology: [`sentinels: [${sentinel.sentinelAddresses.map((a) => `"${a}"`).join(', ')}]`, `name: ${sentinel.name}`,
+      `password: "${DATA_PASSWORD}"`, `sentinel_password: "${SENTINEL_PASSWORD}"`],
+    keyPrefix: PREFIX, heartbeatMs: 600_000, rateLimitSyncMs: INTERVAL_MS,
+  };
+  await startLobbyInstances(['s1', 's2', 's3'], (id, adminPort) => fleetConfig(id, adminPort, redis, `
 services:
   a: { targets: ["${upA.origin}"], connections: 32 }
   b: { targets: ["${upB.origin}"] }
@@ -49,7 +43,7 @@ rate_limits:
 routes:
   - { name: ra, match: { prefix: /a }, service: a }
   - { name: acc, match: { prefix: /acc }, service: a, rate_limit: [global] }
-`, instances);
+`), instances);
 });
 
 after(async () => {
