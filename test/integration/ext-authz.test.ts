@@ -76,6 +76,7 @@ ext_authz:
 ${service('policy', `${authz.origin}/authz`)}
 ${service('cached', `${authz.origin}/authz`, ', cache: { ttl_s: 60, key: [method, path, "header:authorization"] }')}
     - { name: slow, url: "${authz.origin}", path_prefix: /slow, timeout_ms: 300, status_on_error: 503 }
+    - { name: slow-cached, url: "${authz.origin}", path_prefix: /slow, timeout_ms: 10000, allowed_upstream_headers: [x-authz-user], cache: { ttl_s: 60, key: [path] } }
 ${service('down', `http://127.0.0.1:${closedPort}`)}
 ${service('cr', crAnswer.origin)}
 ${service('del', delAnswer.origin)}
@@ -86,6 +87,7 @@ routes:
   - { name: cached, match: { prefix: /cached }, service: app, ext_authz: { service: cached } }
   - { name: slow-closed, match: { prefix: /slow-closed }, service: app, ext_authz: { service: slow } }
   - { name: slow-open, match: { prefix: /slow-open }, service: app, ext_authz: { service: slow, failure_mode_allow: true } }
+  - { name: slow-cached, match: { prefix: /wait-cached }, service: app, ext_authz: { service: slow-cached } }
   - { name: down, match: { prefix: /down }, service: app, ext_authz: { service: down } }
   - { name: down-open, match: { prefix: /open-down }, service: app, ext_authz: { service: down, failure_mode_allow: true } }
   - { name: cr, match: { prefix: /cr }, service: app, ext_authz: { service: cr } }
@@ -268,6 +270,25 @@ describe('the decision cache', () => {
     assert.equal(authz.checks.length, start + 4);
     assert.equal(again.status, 403);
     assert.equal(again.text, denied.text);
+  });
+
+  it('identical requests that miss together share one check', async () => {
+    const start = authz.checks.length;
+    const held = authz.held();
+    const pending = [get('/wait-cached/same'), get('/wait-cached/same'), get('/wait-cached/same')];
+    await waitUntil('the check is held', () => authz.held() > held);
+    // The other two reach the gateway meanwhile and join the check in flight (one worker):
+    // without sharing, they would be held at the service too.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(authz.held(), held + 1);
+    assert.equal(authz.checks.length, start + 1);
+    authz.release();
+    const answers = await Promise.all(pending);
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200]);
+    assert.equal(authz.checks.length, start + 1, 'one check for the three');
+    const sent = up.requests.filter((r) => r.url === '/wait-cached/same');
+    assert.equal(sent.length, 3);
+    for (const r of sent) assert.deepEqual(headerValues(r, 'x-authz-user'), ['late']);
   });
 
   it('failures are not cached', async () => {
