@@ -66,6 +66,15 @@ test('config errors name the key path and what is wrong', () => {
   assert.match(compileError(config({ bogus: 1 })), /ext_authz\.services\[0\]\.bogus: unknown key \(allowed: name, url, path_prefix/);
 });
 
+test('one pass: a service that fails the schema is reported once, not again at the routes naming it', () => {
+  const raw = config({ url: 'ftp://x' });
+  raw.routes!.push({ name: 'typo', match: { prefix: '/typo' }, service: 's', ext_authz: { service: 'nope' } } as never);
+  const text = compileError(raw);
+  assert.match(text, /ext_authz\.services\[0\]\.url: must be an http/);
+  assert.match(text, /routes\[2\]\.ext_authz\.service: unknown ext_authz service "nope"/);
+  assert.doesNotMatch(text, /routes\[0\]\.ext_authz/);
+});
+
 test('the cache key: a digest of the configured attributes, never the values themselves', () => {
   const parts = [{ kind: 0, name: '' }, { kind: 2, name: '' }, { kind: 5, name: 'authorization' }];
   const keyFor = (headers: string[], method = 'GET', path = '/a') => {

@@ -4,7 +4,7 @@
 // Phase `authz`: after authentication, so the verified identity goes to the service.
 import type { FilterFactory } from '../../data/chain.js';
 import type { ExtAuthzFilterConfig } from './config.js';
-import { extAuthzRouteKeys, extAuthzSections } from './schema.js';
+import { extAuthzMend, extAuthzRouteKeys, extAuthzSections } from './schema.js';
 import { compileExtAuthz, type ExtAuthzInput } from './compile.js';
 import { buildExtAuthz } from './filter.js';
 
@@ -15,4 +15,5 @@ export const extAuthz = {
   sections: extAuthzSections,
   compile: compileExtAuthz,
   build: buildExtAuthz,
+  mend: extAuthzMend,
 } as const satisfies FilterFactory<ExtAuthzFilterConfig, ExtAuthzInput>;

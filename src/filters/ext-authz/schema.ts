@@ -4,7 +4,8 @@
 // in compile.ts.
 import { z } from 'zod';
 import { GATEWAY_OWNED_REQUEST_HEADERS } from '../../shared/http-syntax.js';
-import { HEADER_NAME_TOKEN, milliseconds, name, positiveInt, rule, section } from '../../control/schema-kit.js';
+import type { FilterMend } from '../../data/chain.js';
+import { HEADER_NAME_TOKEN, isMapping, milliseconds, name, NAME_PATTERN, positiveInt, rule, section } from '../../control/schema-kit.js';
 import { EXT_AUTHZ_FAILURE_HEADER, SUBJECT_HEADER } from './names.js';
 
 /** Headers HTTP itself or the gateway owns on any message: never copied from an authz answer. */
@@ -123,3 +124,37 @@ export const extAuthzSections = { ext_authz: extAuthzSchema.optional() };
 export type RawExtAuthz = z.output<typeof extAuthzSchema>;
 export type RawExtAuthzService = RawExtAuthz['services'][number];
 export type RawRouteExtAuthz = z.output<typeof routeExtAuthzSchema>;
+
+/**
+ * One-pass error reporting (FilterMend): a failed service becomes a placeholder under its name,
+ * so routes naming it compile, and their `ext_authz` is suppressed; a failed section or service
+ * list leaves no service, and every route's `ext_authz` is suppressed.
+ */
+export const extAuthzMend: FilterMend = {
+  sections(config, failed, suppress) {
+    const failedNames = new Set<string>();
+    let allFailed = false;
+    for (const [, key, index] of failed) {
+      const section = config.ext_authz;
+      if (key === undefined || !isMapping(section)) {
+        delete config.ext_authz;
+        allFailed = true;
+      } else if (key !== 'services' || typeof index !== 'number' || !Array.isArray(section.services)) {
+        section.services = [];
+        allFailed = true;
+      } else {
+        const serviceName = isMapping(section.services[index]) ? section.services[index].name : undefined;
+        if (typeof serviceName === 'string') failedNames.add(serviceName);
+        const valid = typeof serviceName === 'string' && NAME_PATTERN.test(serviceName);
+        section.services[index] = { name: valid ? serviceName : `.unparsed-service-${index}`, url: 'http://placeholder.invalid' };
+        suppress(['ext_authz', 'services', index]);
+      }
+    }
+    if ((!allFailed && failedNames.size === 0) || !Array.isArray(config.routes)) return true;
+    config.routes.forEach((route: unknown, index: number) => {
+      const service = isMapping(route) && isMapping(route.ext_authz) ? route.ext_authz.service : undefined;
+      if (service !== undefined && (allFailed || failedNames.has(String(service)))) suppress(['routes', index, 'ext_authz']);
+    });
+    return true;
+  },
+};
