@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { RawConfigInput } from '../../src/control/config-schema.js';
 import { extAuthz } from '../../src/filters/ext-authz/index.js';
 import { keyOf } from '../../src/filters/ext-authz/filter.js';
+import { pickHeaders } from '../../src/filters/ext-authz/client.js';
 import { DecisionCache, MAX_CACHED_BODY_BYTES, type AuthzDecision } from '../../src/filters/ext-authz/cache.js';
 import type { ExtAuthzFilterConfig } from '../../src/filters/ext-authz/config.js';
 import { chainOf, compileError, compiledFilterConfig, fakeContext } from './fake-exchange.js';
@@ -117,6 +118,18 @@ test('the decision cache: bounded in entries (least recently used out), TTL, lar
   const big: AuthzDecision = { allowed: false, headers: [], status: 403, body: Buffer.alloc(MAX_CACHED_BODY_BYTES + 1) };
   cache.set('big', big, 0);
   assert.equal(cache.get('big', 0), undefined);
+});
+
+test("an answer's headers: only the named ones, every copy; any unsafe value refuses the whole answer", () => {
+  const names = ['x-user', 'set-cookie'];
+  assert.deepEqual(pickHeaders({ 'x-user': 'alice', 'x-other': 'no', 'set-cookie': ['a=1', 'b=2'] }, names),
+    ['x-user', 'alice', 'set-cookie', 'a=1', 'set-cookie', 'b=2']);
+  assert.deepEqual(pickHeaders({ 'x-user': 'caf\xe9' }, names), ['x-user', 'caf\xe9'], 'obs-text bytes pass as bytes');
+  // undici's parser refuses most of these before; the gateway does not rely on it.
+  for (const bad of ['a\rb', 'a\nb', 'a\x00b', 'a\x01b', 'a\x7fb', 'caf\u0101']) {
+    assert.equal(pickHeaders({ 'x-user': 'ok', 'set-cookie': ['a=1', bad] }, names), null, JSON.stringify(bad));
+  }
+  assert.deepEqual(pickHeaders({ 'x-other': 'a\rb' }, names), [], 'a header that is not copied does not matter');
 });
 
 test('config/examples/ext-authz.yaml loads and passes lobby check', async () => {

@@ -88,6 +88,7 @@ routes:
   - { name: slow-closed, match: { prefix: /slow-closed }, service: app, ext_authz: { service: slow } }
   - { name: slow-open, match: { prefix: /slow-open }, service: app, ext_authz: { service: slow, failure_mode_allow: true } }
   - { name: slow-cached, match: { prefix: /wait-cached }, service: app, ext_authz: { service: slow-cached } }
+  - { name: deadline, match: { prefix: /deadline }, service: app, deadline_ms: 300, ext_authz: { service: slow-cached } }
   - { name: down, match: { prefix: /down }, service: app, ext_authz: { service: down } }
   - { name: down-open, match: { prefix: /open-down }, service: app, ext_authz: { service: down, failure_mode_allow: true } }
   - { name: cr, match: { prefix: /cr }, service: app, ext_authz: { service: cr } }
@@ -289,6 +290,19 @@ describe('the decision cache', () => {
     const sent = up.requests.filter((r) => r.url === '/wait-cached/same');
     assert.equal(sent.length, 3);
     for (const r of sent) assert.deepEqual(headerValues(r, 'x-authz-user'), ['late']);
+  });
+
+  it("the route's deadline covers the wait for the check; the late answer still fills the cache", async () => {
+    const held = authz.held();
+    const r = await get('/deadline/d1');
+    assertGatewayError(r, 504, 'deadline_exceeded');
+    await waitUntil('the check is held at the service', () => authz.held() > held);
+    assert.equal(forwarded('/deadline/d1'), undefined);
+    const start = authz.checks.length;
+    authz.release();
+    await waitUntil('the late answer is cached', async () => (await get('/deadline/d1')).status === 200);
+    assert.equal(authz.checks.length, start, 'answered from the cache');
+    assert.deepEqual(headerValues(forwarded('/deadline/d1')!, 'x-authz-user'), ['late']);
   });
 
   it('failures are not cached', async () => {

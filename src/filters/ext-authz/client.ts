@@ -135,7 +135,7 @@ export class AuthzClient {
  * The headers of an answer named in `names` (lower case), flat; null when one of their values
  * is not a safe byte string (undici gives values as latin1 byte strings).
  */
-function pickHeaders(headers: IncomingHttpHeaders, names: readonly string[]): string[] | null {
+export function pickHeaders(headers: IncomingHttpHeaders, names: readonly string[]): string[] | null {
   const out: string[] = [];
   for (const name of names) {
     const value = headers[name];
