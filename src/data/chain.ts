@@ -13,7 +13,7 @@ import type { FromWorker } from '../shared/messages.js';
 import type { CompiledFilter, CompiledFilterRuntimes } from '../shared/compiled-config.js';
 import type { ZodType } from 'zod';
 import type { HealthTable } from '../shared/health-table.js';
-import { bodyUnreadOf, sendEmptyReply, sendLocalReply } from './exchange.js';
+import { bodyUnreadOf, sendEmptyReply, sendLocalReply, sendRelayedReply } from './exchange.js';
 import { logRequestFault } from './faults.js';
 import { forward } from './upstream/proxy.js';
 
@@ -27,6 +27,15 @@ export { logRequestFault } from './faults.js';
  */
 export function localReply(ctx: RequestContext, spec: GatewayErrorSpec, extraHeaders: readonly string[] | null = null): typeof REPLY {
   sendLocalReply(ctx, spec, bodyUnreadOf(ctx.body), extraHeaders);
+  return REPLY;
+}
+
+/**
+ * A filter's answer relayed from another service (an authorization service's denial):
+ * `status`, `headers` (flat) and `body`, recorded as `spec`. Returns REPLY.
+ */
+export function relayedReply(ctx: RequestContext, spec: GatewayErrorSpec, status: number, headers: readonly string[], body: Buffer): typeof REPLY {
+  sendRelayedReply(ctx, spec, status, headers, body, bodyUnreadOf(ctx.body));
   return REPLY;
 }
 

@@ -34,6 +34,9 @@ const FLAG_OF_CODE: Record<string, number> = {
   unauthenticated: RESPONSE_FLAG.UNAUTHORIZED,
   invalid_token: RESPONSE_FLAG.UNAUTHORIZED,
   insufficient_scope: RESPONSE_FLAG.UNAUTHORIZED,
+  ext_authz_denied: RESPONSE_FLAG.UNAUTHORIZED,
+  ext_authz_unavailable: RESPONSE_FLAG.UNAUTHORIZED,
+  ext_authz_timeout: RESPONSE_FLAG.UNAUTHORIZED,
   invalid_path: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
   invalid_host: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
   invalid_framing: RESPONSE_FLAG.DOWNSTREAM_PROTOCOL_ERROR,
@@ -222,7 +225,7 @@ function announcesClose(ctx: RequestContext): boolean {
 
 /** end(body, close) for a local reply: uWS writes `Connection: close` for a closing end()
  * unless the client asked for close itself, in which case it is written here. */
-export function endClosing(res: RequestContext['res'], body: string, close: boolean, clientClose: boolean): void {
+export function endClosing(res: RequestContext['res'], body: string | Buffer, close: boolean, clientClose: boolean): void {
   if (clientClose) res.writeHeader('connection', 'close');
   res.end(body, close);
 }
@@ -260,6 +263,36 @@ export function sendLocalReply(
     const res = ctx.res;
     res.cork(() => {
       res.writeStatus(statusLine(spec.status));
+      writeHeaders(ctx, merged);
+      endClosing(res, body, closeConnection || closingConnections(), ctx.clientClose);
+    });
+  }
+  endExchange(ctx);
+}
+
+/**
+ * Answers the request with a response the gateway relays rather than makes (an authorization
+ * service's denial, src/filters/ext-authz): `status`, `headers` (checked as any reply's by
+ * writeHeaders), `body`. `spec` is recorded as the reply's gateway error (its code labels
+ * metrics and logs). Otherwise as sendLocalReply.
+ */
+export function sendRelayedReply(
+  ctx: RequestContext, spec: GatewayErrorSpec, status: number, headers: readonly string[], body: Buffer, closeConnection = false,
+): void {
+  if (ctx.ended) return;
+  ctx.responseFlags |= RESPONSE_FLAG.LOCAL_REPLY | (FLAG_OF_CODE[spec.code] ?? 0);
+  ctx.replySpec = spec;
+  if (!ctx.aborted && !ctx.responseStarted) {
+    ctx.upstream?.abort();
+    ctx.responseStarted = true;
+    ctx.status = status;
+    const list: HeaderField[] = headers.slice();
+    const filters = ctx.route?.responseFilters ?? null;
+    const merged = filters !== null ? runResponseFilters(ctx, filters, status, list) : list;
+    ctx.bytesOut += body.length;
+    const res = ctx.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(status));
       writeHeaders(ctx, merged);
       endClosing(res, body, closeConnection || closingConnections(), ctx.clientClose);
     });

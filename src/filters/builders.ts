@@ -19,6 +19,7 @@ import { buildAccessLog } from './access-log/filter.js';
 import { buildWaf } from './waf/filter.js';
 import { buildRouteLimits } from './route-limits/filter.js';
 import { buildRequestValidation } from './request-validation/filter.js';
+import { buildExtAuthz } from './ext-authz/filter.js';
 
 /** Each filter's build(), by the name its compiled entries carry. */
 export const FILTER_BUILDERS: Readonly<Record<string, (config: never, env: WorkerEnv) => Filter>> = {
@@ -37,6 +38,7 @@ export const FILTER_BUILDERS: Readonly<Record<string, (config: never, env: Worke
   'waf': buildWaf,
   'route-limits': buildRouteLimits,
   'request-validation': buildRequestValidation,
+  'ext-authz': buildExtAuthz,
 };
 
 /**

@@ -19,6 +19,7 @@ import { clientCert } from './client-cert/index.js';
 import { waf } from './waf/index.js';
 import { routeLimits } from './route-limits/index.js';
 import { requestValidation } from './request-validation/index.js';
+import { extAuthz } from './ext-authz/index.js';
 
 export const FILTERS = [
   tracing, // first: a refused request is traced too
@@ -28,6 +29,7 @@ export const FILTERS = [
   identityStrip,
   clientCert,
   authJwt,
+  extAuthz, // phase authz: after authentication, so the verified identity goes to the service
   rateLimit,
   requestValidation, // before the WAF: a body that fails its schema is refused without inspection
   waf, // after rate-limit: a flood is refused before it is inspected

@@ -34,6 +34,11 @@ export const GW_ERR = {
   waf_blocked: spec(403, 'waf_blocked', 'The request was refused by the web application firewall.'),
   waf_uninspectable: spec(403, 'waf_uninspectable', 'The request body cannot be inspected by the web application firewall (streamed, or past its bounds).'),
   insufficient_scope: spec(403, 'insufficient_scope', 'The bearer token does not grant the scopes this route requires.'),
+  // External authorization (src/filters/ext-authz): the status is the service's own denial
+  // (ext_authz_denied) or the service's `status_on_error` (the others); 403 is the default.
+  ext_authz_denied: spec(403, 'ext_authz_denied', 'The authorization service refused the request.'),
+  ext_authz_unavailable: spec(403, 'ext_authz_unavailable', 'The authorization service could not be asked or gave no valid answer; retry later.'),
+  ext_authz_timeout: spec(403, 'ext_authz_timeout', 'The authorization service did not answer in time; retry later.'),
   payload_too_large: spec(413, 'payload_too_large', 'The request body exceeds the limit.'),
   uri_too_long: spec(414, 'uri_too_long', 'The request URL exceeds the limit.'),
   request_header_fields_too_large: spec(431, 'request_header_fields_too_large', 'The request headers exceed the limit.'),
