@@ -26,6 +26,7 @@ export function now(): number {
 export function startDeadlines(expired: (ctx: RequestContext) => void): void {
   onExpired = expired;
   if (ticker) return;
+  lastTick = performance.now();
   ticker = setInterval(tick, TICK_MS);
 }
 
@@ -67,7 +68,35 @@ export function forEachOpen(fn: (ctx: RequestContext) => void): void {
   }
 }
 
+/**
+ * A timer that fires more than this late (ms) means the thread was stalled: descheduled on a
+ * loaded machine, or one long turn. libuv runs due timers before the turn's I/O, so an expiry
+ * right then would charge to the upstream a response (or a connect) that arrived during the
+ * stall and waits in this very turn's poll phase. Such expiries wait one turn instead
+ * (setImmediate runs after the poll phase): what arrived is handled first.
+ */
+export const STALL_MS = 50;
+
+/** Whether a timer armed at `armedAt` (performance.now()) for `delayMs` fired stall-late. */
+export function firedLate(armedAt: number, delayMs: number): boolean {
+  return performance.now() - armedAt > delayMs + STALL_MS;
+}
+
+let lastTick = performance.now();
+let expiryDeferred = false;
+
 function tick(): void {
+  const armedAt = lastTick;
+  lastTick = performance.now();
+  if (firedLate(armedAt, TICK_MS)) {
+    if (!expiryDeferred) { expiryDeferred = true; setImmediate(expireDue); }
+    return;
+  }
+  expireDue();
+}
+
+function expireDue(): void {
+  expiryDeferred = false;
   const t = now();
   let ctx = head;
   while (ctx) {

@@ -164,6 +164,9 @@ export class DataPlaneServer {
     if (this.opts.testHooks) {
       if (req.getHeader('x-lobby-test-crash') === '1') setImmediate(() => { throw new Error('test hook: worker crash requested'); });
       if (req.getHeader('x-lobby-test-fault') === '1') throw new Error('test hook: request handler fault requested');
+      // A stalled worker thread (a loaded machine), for the late-timer tests: this turn blocks.
+      const stallMs = Number(req.getHeader('x-lobby-test-stall-ms'));
+      if (stallMs > 0) { const until = performance.now() + Math.min(stallMs, 10_000); while (performance.now() < until); }
     }
     res.onAborted(() => onClientAborted(ctx));
     // Before any reply: refused and unrouted requests are logged with their client too.

@@ -28,6 +28,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { createRequire } from 'node:module';
 import type { UpstreamErrorCode } from '../../shared/errors.js';
 import { upstreamError, type DispatchController, type DispatchHandler, type DispatchOptions } from './dispatch.js';
+import { firedLate } from '../deadlines.js';
 
 const require = createRequire(import.meta.url);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -240,7 +241,13 @@ class H1Connection {
     this.socket = socket;
     // One timer per connection attempt (not per request): a target that never accepts
     // must not hold a pool slot forever.
-    const connectTimer = setTimeout(() => this.destroy('connect_timeout'), pool.connectTimeoutMs);
+    const armedAt = performance.now();
+    const connectTimer = setTimeout(() => {
+      // Fired stall-late (deadlines.ts firedLate): the connect may be waiting in this turn's
+      // poll phase; it gets that turn before the attempt is called timed out.
+      if (!firedLate(armedAt, pool.connectTimeoutMs)) this.destroy('connect_timeout');
+      else setImmediate(() => { if (!this.connected) this.destroy('connect_timeout'); });
+    }, pool.connectTimeoutMs);
     socket.on(ready, () => {
       clearTimeout(connectTimer);
       this.connected = true;
