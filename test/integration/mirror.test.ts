@@ -160,7 +160,8 @@ describe('mirror', () => {
     await waitUntil('20 hanging copies', () => at(hang, '/hang/').length === 20);
     assert.ok(hanging.every((s) => s.status === 200));
     const slowest = Math.max(...hanging.map((s) => s.ms));
-    assert.ok(slowest < 1000, `slowest client answer ${slowest.toFixed(1)} ms with a mirror that does not answer`);
+    // Well under the copies' 30 s hold, with room for a loaded machine: not held by the mirror.
+    assert.ok(slowest < 10_000, `slowest client answer ${slowest.toFixed(1)} ms with a mirror that does not answer`);
 
     const refused = await sendMany(20, 4, (i) => `/refused/${i}`);
     const broke = await sendMany(20, 4, (i) => `/broken/${i}`);
@@ -170,7 +171,7 @@ describe('mirror', () => {
 
     // Timeouts apply: response_ms 200 ends each hanging copy, counted failed, the client unaffected.
     const timed = await sendMany(5, 5, (i) => `/timeout/${i}`);
-    assert.ok(timed.every((s) => s.status === 200 && s.ms < 1000));
+    assert.ok(timed.every((s) => s.status === 200 && s.ms < 10_000));
     await waitUntil('5 copies timed out', async () => (await mirrorCount('timeout', 'failed')) === 5);
     assert.equal(await mirrorCount('hang', 'failed'), 0, 'the long-timeout copies are still open');
   });
