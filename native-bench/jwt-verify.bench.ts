@@ -137,7 +137,7 @@ export async function run(options: { time?: number } = {}): Promise<JwtBenchRow[
         name: 'bench', fingerprint: 'bench', keys: [key.jwk as Jwk], jwks: null, fromCookie: null, fromQuery: null, forwardToken: true,
         spec: { ...spec('RS256'), claimsToHeaders: [['sub', 'x-user-id'], ['scope', 'x-user-scopes'], ['tenant', 'x-tenant-id']] },
       },
-      scopes: ['a'], optional: false, stripHeaders: ['x-tenant-id', 'x-user-id', 'x-user-scopes'],
+      introspection: null, scopes: ['a'], optional: false, stripHeaders: ['x-tenant-id', 'x-user-id', 'x-user-scopes'],
       runtime: { mode: 'inline', threads: 1, concurrentTasksPerThread: 1, atomics: 'async', maxQueue: 16, taskTimeoutMs: 1000, cacheEntries: 1000, cacheMaxBytes: 32 * 1024 * 1024, cacheMaxTtlS: 3600, negativeTtlS: 30 },
     };
     const env = { workerIndex: 0, post: () => {} };
