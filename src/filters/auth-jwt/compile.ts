@@ -300,7 +300,7 @@ function compileProvider(
       audiences: raw.audiences,
       algorithms,
       clockSkewS: raw.clock_skew_s,
-      requireExp: raw.require_exp,
+      requireExp: raw.require_exp ?? true,
       claimsToHeaders,
     },
     keys: raw.jwks_uri === undefined ? keys : null,

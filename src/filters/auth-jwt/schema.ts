@@ -79,7 +79,7 @@ const authProviderSchema = section({
   timeout_ms: milliseconds.max(60_000, { error: 'must be at most 60000 ms' }).optional(),
   on_unavailable: z.enum(['deny', 'allow_anonymous']).optional(),
   clock_skew_s: z.number().int().min(0).max(3600).default(30),
-  require_exp: z.boolean().default(true),
+  require_exp: z.boolean().optional(), // default true (compile.ts), jwt only
   claims_to_headers: z.record(z.string().min(1), z.string().superRefine(rule(checkIdentityHeader))).default({}),
   from_cookie: z.string().regex(HEADER_NAME_TOKEN, 'must be a cookie name (an HTTP token)').optional(),
   from_query: z.string().regex(/^[A-Za-z0-9._~-]+$/, 'must be a query parameter name ([A-Za-z0-9._~-]+)').optional(),
