@@ -7,7 +7,7 @@ import { SignJWT } from 'jose';
 import { request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { startOAuthServer, GATEWAY_CLIENT, API_AUDIENCE, SHORT_TTL_S, type OAuthServer } from '../helpers/oauth-server.js';
+import { startOAuthServer, GATEWAY_CLIENT, GATEWAY_POST_CLIENT, API_AUDIENCE, SHORT_TTL_S, type OAuthServer } from '../helpers/oauth-server.js';
 import { freePort } from '../helpers/ports.js';
 import { waitUntil } from '../helpers/admin.js';
 
@@ -40,6 +40,14 @@ services:
   api: { targets: ["${upstream.origin}"] }
 auth:
   providers:${provider('opaque', 'cache_ttl_s: 1\n      negative_ttl_s: 30')}${provider('opaque-long', 'cache_ttl_s: 300')}${provider('opaque-open', 'on_unavailable: allow_anonymous')}
+    - name: opaque-post
+      kind: introspection
+      introspection_endpoint: ${auth.introspectionEndpoint}
+      client_id: ${GATEWAY_POST_CLIENT.id}
+      client_secret: ${GATEWAY_POST_CLIENT.secret}
+      client_auth: client_secret_post
+      audiences: ["${API_AUDIENCE}"]
+      claims_to_headers: { client_id: X-Client-Id }
     - name: local
       issuer: lobby-test
       secret: ${JWT_SECRET}
@@ -49,6 +57,7 @@ routes:
   - { name: orders, match: { prefix: /orders }, service: api, auth: { providers: [local, opaque], scopes: [orders:read] } }
   - { name: admin, match: { prefix: /admin }, service: api, auth: { provider: opaque, scopes: [orders:admin] } }
   - { name: long, match: { prefix: /long }, service: api, auth: { provider: opaque-long } }
+  - { name: post, match: { prefix: /post }, service: api, auth: { provider: opaque-post } }
   - { name: maybe, match: { prefix: /maybe }, service: api, auth: { provider: opaque-open, optional: true } }
 `, { env: { INTROSPECTION_SECRET: GATEWAY_CLIENT.secret } });
   });
@@ -77,6 +86,15 @@ routes:
     assert.equal(auth.introspections, before + 1);
     for (let i = 0; i < 10; i++) assert.equal((await get('/orders/1', token)).status, 200);
     assert.equal(auth.introspections, before + 1, 'repeated requests are answered from the caches');
+  });
+
+  it('client_secret_post: the client authenticates in the form body', async () => {
+    const token = await auth.token('orders:read');
+    const before = auth.introspections;
+    const res = await get('/post', token);
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json().headers['x-client-id'], 'app');
+    assert.equal(auth.introspections, before + 1);
   });
 
   it('a revoked token is refused once the cache time has passed', async () => {

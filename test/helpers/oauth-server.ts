@@ -4,7 +4,8 @@
 // It runs inside a node:http server of ours, which counts every introspection call and can
 // stop answering (`down()` closes the listener: connection refused) or answer 503.
 //
-// Clients: `gateway` (the introspecting client Lobby uses, client_secret_basic) and `app`
+// Clients: `gateway` (the introspecting client Lobby uses, client_secret_basic), `gateway-post`
+// (the same with client_secret_post) and `app`
 // (gets tokens; may ask for orders:read, orders:write, orders:admin). Resources (RFC 8707):
 // https://api.test (the audience Lobby accepts), https://other.test (another API's), and
 // https://short.test (the api's audience, tokens living SHORT_TTL_S seconds).
@@ -13,6 +14,8 @@ import Provider from 'oidc-provider';
 import { request } from 'undici';
 
 export const GATEWAY_CLIENT = { id: 'gateway', secret: 'gateway-secret-0123456789abcdef' };
+/** The same, authenticating with client_secret_post. */
+export const GATEWAY_POST_CLIENT = { id: 'gateway-post', secret: 'gateway-post-secret-0123456789' };
 const APP_CLIENT = { id: 'app', secret: 'app-secret-0123456789abcdef' };
 export const API_AUDIENCE = 'https://api.test';
 export const SHORT_TTL_S = 2;
@@ -42,13 +45,14 @@ export async function startOAuthServer(port: number): Promise<OAuthServer> {
     ttl: { ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? 600 },
     clients: [
       { client_id: GATEWAY_CLIENT.id, client_secret: GATEWAY_CLIENT.secret, grant_types: [], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' },
+      { client_id: GATEWAY_POST_CLIENT.id, client_secret: GATEWAY_POST_CLIENT.secret, grant_types: [], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_post' },
       { client_id: APP_CLIENT.id, client_secret: APP_CLIENT.secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: SCOPES },
     ],
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       // Only the gateway may introspect (it is the resource server's client).
-      introspection: { enabled: true, allowedPolicy: (_ctx: unknown, client: { clientId: string }) => client.clientId === GATEWAY_CLIENT.id },
+      introspection: { enabled: true, allowedPolicy: (_ctx: unknown, client: { clientId: string }) => client.clientId === GATEWAY_CLIENT.id || client.clientId === GATEWAY_POST_CLIENT.id },
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
