@@ -187,7 +187,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
 }
 
 /** Each target's port relative to --port-base (targets run one at a time, but each keeps its own port). */
-export const PORT_OFFSETS = { lobby: 0, upstream: 1, nginx: 2, redis: 3, fastify: 4, haproxy: 5, grpc: 6 } as const;
+export const PORT_OFFSETS = { lobby: 0, upstream: 1, nginx: 2, redis: 3, fastify: 4, haproxy: 5, grpc: 6, introspection: 7 } as const;
 
 /** The scenario with this run's flag overrides applied. */
 export function applyOverrides(scenario: Scenario, options: CliOptions): Scenario {

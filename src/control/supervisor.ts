@@ -54,7 +54,9 @@ function published(generation: number, compiled: CompiledConfig, metrics: Metric
     table: encodeRouteTable(config.routes),
     routeData: encodeRouteData(config.routes),
     config,
-    configWithoutRoutes: { ...config, routes: [] },
+    // Routes travel in routeData; the introspection endpoints and client secrets stay here
+    // (only the control plane calls them, src/control/introspection.ts).
+    configWithoutRoutes: { ...config, routes: [], introspection: undefined },
   };
 }
 

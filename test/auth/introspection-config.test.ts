@@ -187,3 +187,28 @@ describe('config/examples/opaque-tokens.yaml', () => {
     assert.equal(await runCheck(example, sink, sink), 0, sink.text);
   });
 });
+
+describe('loadtest scenario introspection', () => {
+  it('compiles with the run\'s endpoint, and the endpoint\'s answer passes the route\'s checks', async () => {
+    const { loadScenario } = await import('../../loadtest/scenario.js');
+    const { lobbyConfigObject } = await import('../../loadtest/lobby.js');
+    const { withIntrospectionUrl, INTROSPECTION_RESPONSE } = await import('../../loadtest/introspection-endpoint.js');
+    const { compileConfig } = await import('../../src/control/compile.js');
+    const { bearerToken, hasScopes } = await import('../../src/data/auth/extract.js');
+    const scenario = loadScenario('introspection');
+    assert.equal(scenario.introspection, true);
+    const overlay = withIntrospectionUrl(scenario.lobbyConfig, 'http://127.0.0.1:18087/introspect');
+    const config = compileConfig(lobbyConfigObject({ host: '127.0.0.1', port: 18080, upstreamUrl: 'http://127.0.0.1:18081', upstreamConnections: 64, overlay }), 'introspection.yaml');
+    const filter = config.routes[0].filters.find((f) => f.name === 'auth-jwt')!;
+    const { scopes, introspection } = filter.config as AuthJwtFilterConfig;
+    assert.ok(introspection);
+    const token = bearerToken(scenario.headers.authorization)!;
+    assert.equal(isJwsCompact(token), false, 'an opaque token');
+    const provider = config.introspection!.providers[0];
+    assert.equal(provider.endpoint, 'http://127.0.0.1:18087/introspect');
+    const outcome = judgeIntrospection(JSON.parse(INTROSPECTION_RESPONSE), provider, Date.now());
+    assert.equal(outcome.outcome, 'active');
+    assert.ok(outcome.outcome === 'active' && hasScopes(outcome.scopes, scopes));
+    assert.equal(outcome.outcome === 'active' && outcome.headers.length, 6, 'three identity headers injected');
+  });
+});
