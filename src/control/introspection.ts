@@ -85,10 +85,12 @@ class IntrospectionProvider {
   readonly cache: DigestCache;
   private readonly inflight = new Map<string, Promise<IntrospectionOutcome>>();
   private readonly authorization: string | null;
-  /** HTTP calls made (tests, metrics), by result. */
-  readonly calls = { ok: 0, error: 0 };
 
-  constructor(readonly config: CompiledIntrospectionProvider, entries: number, maxBytes: number) {
+  constructor(
+    readonly config: CompiledIntrospectionProvider, entries: number, maxBytes: number,
+    /** The provider's call counters (lobby_introspection_calls_total), kept across reloads. */
+    private readonly calls: { ok: number; error: number },
+  ) {
     this.cache = new DigestCache(entries, maxBytes);
     this.authorization = config.clientAuth === 'client_secret_basic'
       ? 'Basic ' + Buffer.from(`${formEncode(config.clientId)}:${formEncode(config.clientSecret)}`, 'utf8').toString('base64')
@@ -152,6 +154,8 @@ class IntrospectionProvider {
 
 export class IntrospectionManager {
   private readonly providers = new Map<string, IntrospectionProvider>();
+  /** HTTP calls per provider and result, kept after a provider leaves the config (counters never go back). */
+  readonly callTotals = new Map<string, { ok: number; error: number }>();
 
   /** Follows the introspection providers `config` defines; an unchanged one keeps its cache. */
   configure(config: CompiledConfig): void {
@@ -162,7 +166,9 @@ export class IntrospectionManager {
       const existing = this.providers.get(name);
       if (existing !== undefined && existing.config.fingerprint === p.fingerprint &&
           existing.cache.capacity === compiled!.cacheEntries && existing.cache.maxBytes === compiled!.cacheMaxBytes) continue;
-      this.providers.set(name, new IntrospectionProvider(p, compiled!.cacheEntries, compiled!.cacheMaxBytes));
+      let calls = this.callTotals.get(name);
+      if (calls === undefined) { calls = { ok: 0, error: 0 }; this.callTotals.set(name, calls); }
+      this.providers.set(name, new IntrospectionProvider(p, compiled!.cacheEntries, compiled!.cacheMaxBytes, calls));
     }
   }
 
@@ -171,12 +177,6 @@ export class IntrospectionManager {
     const p = this.providers.get(provider);
     if (p === undefined) return UNAVAILABLE;
     return p.introspect(token);
-  }
-
-  /** HTTP calls made for `provider` so far (ok + error). */
-  callCount(provider: string): number {
-    const c = this.providers.get(provider)?.calls;
-    return c === undefined ? 0 : c.ok + c.error;
   }
 
   stop(): void {

@@ -17,10 +17,12 @@ describe('introspection (RFC 7662) against oidc-provider', () => {
   let auth: OAuthServer;
   let upstream: Upstream;
   let gw: Gateway;
+  let adminPort: number;
 
   before(async () => {
     auth = await startOAuthServer(await freePort());
     upstream = await startUpstream('api');
+    adminPort = await freePort();
     const provider = (name: string, extra: string) => `
     - name: ${name}
       kind: introspection
@@ -36,6 +38,7 @@ describe('introspection (RFC 7662) against oidc-provider', () => {
       ${extra}`;
     gw = await startGateway(`
 server: { host: 127.0.0.1, port: __PORT__, workers: 2 }
+admin: { host: 127.0.0.1, port: ${adminPort} }
 services:
   api: { targets: ["${upstream.origin}"] }
 auth:
@@ -178,6 +181,20 @@ routes:
     }
   });
 
+  it('authorization server not answering: 503 auth_unavailable once timeout_ms has passed', async () => {
+    auth.stallIntrospection(true);
+    try {
+      const token = await auth.token('orders:read');
+      const started = Date.now();
+      const res = await get('/orders/9', token);
+      assert.equal(res.status, 503);
+      assert.equal(res.json().error.code, 'auth_unavailable');
+      assert.ok(Date.now() - started >= 900, 'answered when the call timed out (timeout_ms 1000), not before');
+    } finally {
+      auth.stallIntrospection(false);
+    }
+  });
+
   it('authorization server down: 503 auth_unavailable for new tokens, cached tokens still work until their cache time', async () => {
     const cached = await auth.token('orders:read');
     assert.equal((await get('/long', cached)).status, 200);
@@ -187,5 +204,15 @@ routes:
     assert.equal(res.status, 503);
     assert.equal(res.json().error.code, 'auth_unavailable');
     assert.equal((await get('/long', cached)).status, 200, 'cached for cache_ttl_s (300 s)');
+  });
+
+  it('lobby_introspection_calls_total counts the calls made, by provider and result', async () => {
+    const text = await (await request(`http://127.0.0.1:${adminPort}/metrics`)).body.text();
+    const value = (provider: string, result: string) =>
+      Number(new RegExp(`^lobby_introspection_calls_total\\{provider="${provider}",result="${result}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    assert.equal(value('opaque-post', 'ok'), 1);
+    assert.equal(value('opaque-post', 'error'), 0);
+    assert.ok(value('opaque', 'error') >= 3, 'failing, not answering, down');
+    assert.ok(value('opaque', 'ok') >= 7);
   });
 });

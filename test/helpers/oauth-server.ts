@@ -32,6 +32,8 @@ export interface OAuthServer {
   revoke(token: string): Promise<void>;
   /** Introspection answers 503 (true) or normally (false). */
   failIntrospection(fail: boolean): void;
+  /** Introspection requests get no answer at all (true) until this is set back (false). */
+  stallIntrospection(stall: boolean): void;
   /** Stops listening and closes every connection: the server is down. */
   down(): Promise<void>;
   close(): Promise<void>;
@@ -70,10 +72,12 @@ export async function startOAuthServer(port: number): Promise<OAuthServer> {
   });
   const callback = provider.callback();
   let failing = false;
+  let stalled: (() => void)[] | null = null;
   const server: Server = createServer((req, res) => {
     if (req.url?.startsWith('/token/introspection')) {
       state.introspections++;
       if (failing) { req.resume(); res.writeHead(503, { 'content-type': 'text/plain' }).end('unavailable'); return; }
+      if (stalled !== null) { stalled.push(() => callback(req, res)); return; }
     }
     callback(req, res);
   });
@@ -110,6 +114,12 @@ export async function startOAuthServer(port: number): Promise<OAuthServer> {
       if (res.statusCode !== 200) throw new Error(`revocation failed: ${res.statusCode}`);
     },
     failIntrospection(fail) { failing = fail; },
+    stallIntrospection(stall) {
+      if (stall) { stalled ??= []; return; }
+      const held = stalled ?? [];
+      stalled = null;
+      for (const answer of held) answer();
+    },
     down: stop,
     close: stop,
   };
