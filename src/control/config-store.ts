@@ -33,7 +33,7 @@ export type ChangeSource = 'start' | 'admin' | 'file' | 'signal' | 'rollback' | 
 /** How many applied versions are kept for GET /config/versions and rollback. */
 export const VERSIONS_KEPT = 20;
 
-/** Shown instead of secrets (admin.token, the password of redis.url, redis.password and sentinel_password, HMAC secrets and `k` of JWKs); accepted back as "unchanged". */
+/** Shown instead of secrets (admin.token, the password of redis.url, redis.password and sentinel_password, HMAC secrets, introspection client secrets and `k` of JWKs); accepted back as "unchanged". */
 export const REDACTED = '<redacted>';
 
 const REDIS_SECRET_KEYS = ['password', 'sentinel_password'] as const;
