@@ -151,7 +151,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   if (ref === null && targets?.includes('lobby-ref')) throw new UsageError('--targets lobby-ref needs --ref GITREF or --ref-dir DIR');
 
   const portBase = positiveInteger('--port-base', values['port-base'], 1024) ?? 18080;
-  if (portBase + PORT_OFFSETS.grpc >= 32768) throw new UsageError(`--port-base must leave its ${Object.keys(PORT_OFFSETS).length} ports below 32768 (the ephemeral port range starts there)`);
+  if (portBase + Math.max(...Object.values(PORT_OFFSETS)) >= 32768) throw new UsageError(`--port-base must leave its ${Object.keys(PORT_OFFSETS).length} ports below 32768 (the ephemeral port range starts there)`);
 
   let assertRatio: number | null = null;
   if (values['assert-ratio'] !== undefined) {
@@ -187,7 +187,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
 }
 
 /** Each target's port relative to --port-base (targets run one at a time, but each keeps its own port). */
-export const PORT_OFFSETS = { lobby: 0, upstream: 1, nginx: 2, redis: 3, fastify: 4, haproxy: 5, grpc: 6 } as const;
+export const PORT_OFFSETS = { lobby: 0, upstream: 1, nginx: 2, redis: 3, fastify: 4, haproxy: 5, grpc: 6, introspection: 7 } as const;
 
 /** The scenario with this run's flag overrides applied. */
 export function applyOverrides(scenario: Scenario, options: CliOptions): Scenario {

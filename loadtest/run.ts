@@ -30,6 +30,7 @@ import { loadScenario, type Scenario, type TargetName } from './scenario.js';
 import { startUpstream, type RunningUpstream, type UpstreamKind } from './upstream.js';
 import { redisCommandsProcessed, startRedisServer, type RunningRedis } from './redis.js';
 import { startGrpcUpstream, type RunningGrpc } from './grpc-upstream.js';
+import { startIntrospectionEndpoint, withIntrospectionUrl, type RunningIntrospection } from './introspection-endpoint.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEFAULT_OUT_DIR = join(REPO_ROOT, 'loadtest', 'results');
@@ -59,6 +60,7 @@ interface RunContext {
   ports: RunSettings['ports'];
   redis: RunningRedis | null;
   grpc: RunningGrpc | null;
+  introspection: RunningIntrospection | null;
   /** The built checkout of target lobby-ref (null when not measured). */
   ref: PreparedRef | null;
   /** The run's certificate when the scenario speaks HTTPS (loadtest/tls.ts). */
@@ -152,7 +154,7 @@ function validateEnvironment(options: CliOptions, scenario: Scenario, wrkBinary:
 }
 
 async function runScenario(options: CliOptions, scenario: Scenario,
-  base: Omit<RunContext, 'options' | 'scenario' | 'upstream' | 'ports' | 'redis' | 'grpc'>): Promise<number> {
+  base: Omit<RunContext, 'options' | 'scenario' | 'upstream' | 'ports' | 'redis' | 'grpc' | 'introspection'>): Promise<number> {
   const { group, progress, workDir, pinning, nginxBinary } = base;
   const startedAt = new Date();
   const ports: RunSettings['ports'] = { lobby: options.portBase + PORT_OFFSETS.lobby, upstream: options.portBase + PORT_OFFSETS.upstream, nginx: options.portBase + PORT_OFFSETS.nginx };
@@ -206,9 +208,16 @@ async function runScenario(options: CliOptions, scenario: Scenario,
     progress.log(`starting the gRPC upstream on ${LOCALHOST}:${grpcPort}${pinning ? ` (CPU ${pinning.driverCpu})` : ''}`);
     grpc = await startGrpcUpstream(group, LOCALHOST, grpcPort, pinning?.driverCpu ?? null);
   }
+  let introspection: RunningIntrospection | null = null;
+  if (scenario.introspection) {
+    const introspectionPort = options.portBase + PORT_OFFSETS.introspection;
+    if (await isPortOpen(LOCALHOST, introspectionPort)) throw new Error(`port ${introspectionPort} (introspection endpoint) is already in use; stop what listens there or pass --port-base`);
+    progress.log(`starting the introspection endpoint on ${LOCALHOST}:${introspectionPort}`);
+    introspection = await startIntrospectionEndpoint(group, LOCALHOST, introspectionPort, pinning?.driverCpu ?? null);
+  }
   const certificate = scenario.tls ? makeRunCertificate(workDir) : null;
   if (certificate && scenario.clientCert) certificate.client = makeClientCertificate(workDir);
-  const context: RunContext = { ...base, options, scenario, upstream, ports, redis, grpc, certificate };
+  const context: RunContext = { ...base, options, scenario, upstream, ports, redis, grpc, introspection, certificate };
 
   const runs: TargetRun[] = [];
   const failures: RunResult['failures'] = [];
@@ -344,7 +353,7 @@ function startLobbyTarget(context: RunContext, target: 'lobby' | 'lobby-plain' |
     const tls = context.certificate ? lobbyTlsOverlay(ports.lobby, context.certificate) : {};
     writeFileSync(configFile, lobbyConfigYaml({
       host: LOCALHOST, port: ports.lobby, upstreamUrl: upstream.url, upstreamConnections: scenario.upstreamConnections,
-      overlay: deepMerge(tls, plain ? {} : scenario.lobbyConfig), redisUrl: context.redis?.url ?? null,
+      overlay: deepMerge(tls, plain ? {} : withIntrospectionUrl(scenario.lobbyConfig, context.introspection?.url ?? null)), redisUrl: context.redis?.url ?? null,
       grpcAddress: context.grpc?.address ?? null,
     }));
   }

@@ -58,6 +58,8 @@ export interface Scenario {
   redis: boolean;
   /** Start the gRPC demo bookstore for the run (`${grpc}` = its host:port in the lobby overlay). */
   grpc: boolean;
+  /** Start an RFC 7662 introspection endpoint for the run (`${introspection}` = its URL in the lobby overlay; loadtest/introspection-endpoint.ts). */
+  introspection: boolean;
   /** Clients speak HTTPS to the proxy (one self-signed certificate made for the run, loadtest/tls.ts). */
   tls: boolean;
   /** Every request on a new connection (the driver sends `Connection: close`): with tls, a handshake per request. */
@@ -79,7 +81,7 @@ export interface WebSocketSpec {
 const KNOWN_KEYS = new Set([
   'name', 'description', 'connections', 'duration', 'warmup', 'method', 'path', 'headers', 'bodySize',
   'pipelining', 'rate', 'timeout', 'upstreamConnections', 'targets', 'lobby', 'nginx', 'soak', 'redis',
-  'tls', 'newConnectionPerRequest', 'clientCert', 'grpc', 'websocket',
+  'tls', 'newConnectionPerRequest', 'clientCert', 'grpc', 'websocket', 'introspection',
 ]);
 
 export class ScenarioError extends Error {
@@ -241,6 +243,7 @@ export function parseScenario(raw: unknown, source: string, fallbackName: string
     soak,
     redis,
     grpc: flag('grpc'),
+    introspection: flag('introspection'),
     tls,
     newConnectionPerRequest,
     clientCert,

@@ -20,7 +20,8 @@ import type { Jwk, JwtAlgorithm, VerifierSpec } from '../src/shared/auth-config.
 import { MAX_BATCH } from '../src/data/auth/provider-state.js';
 import { TokenVerifier, type VerifyResult } from '../src/data/auth/jwt.js';
 import { KeyBundle, VERIFY_TASK_FILE, type VerifyTask } from '../src/data/auth/verify-pool.js';
-import { TokenCache } from '../src/data/auth/token-cache.js';
+import { refusedKey, TokenCache } from '../src/data/auth/token-cache.js';
+import { introspectionState } from '../src/data/auth/introspection-client.js';
 import { makeKey, sign } from '../test/helpers/jwt.js';
 import { collectRows, runWhenMain, type BenchRow } from './bench-kit.js';
 import { authJwt } from '../src/filters/auth-jwt/index.js';
@@ -137,7 +138,7 @@ export async function run(options: { time?: number } = {}): Promise<JwtBenchRow[
         name: 'bench', fingerprint: 'bench', keys: [key.jwk as Jwk], jwks: null, fromCookie: null, fromQuery: null, forwardToken: true,
         spec: { ...spec('RS256'), claimsToHeaders: [['sub', 'x-user-id'], ['scope', 'x-user-scopes'], ['tenant', 'x-tenant-id']] },
       },
-      scopes: ['a'], optional: false, stripHeaders: ['x-tenant-id', 'x-user-id', 'x-user-scopes'],
+      introspection: null, scopes: ['a'], optional: false, stripHeaders: ['x-tenant-id', 'x-user-id', 'x-user-scopes'],
       runtime: { mode: 'inline', threads: 1, concurrentTasksPerThread: 1, atomics: 'async', maxQueue: 16, taskTimeoutMs: 1000, cacheEntries: 1000, cacheMaxBytes: 32 * 1024 * 1024, cacheMaxTtlS: 3600, negativeTtlS: 30 },
     };
     const env = { workerIndex: 0, post: () => {} };
@@ -157,6 +158,19 @@ export async function run(options: { time?: number } = {}): Promise<JwtBenchRow[
     add('filter: headers copy only', () => { for (let i = 0; i < BATCH; i++) { fresh().headers[5] = flat[i]; sink += ctx.headers.length; } });
     add('filter: identity-strip', () => { for (let i = 0; i < BATCH; i++) { fresh().headers[5] = flat[i]; sink += strip.onRequest(ctx); } });
     add('filter: auth-jwt cache hit', () => { for (let i = 0; i < BATCH; i++) { fresh().headers[5] = flat[i]; sink += filter.onRequest(ctx); } });
+
+    // The same request with an opaque token (43 characters, as oidc-provider issues them) of an
+    // introspection provider, its answer in the worker's cache: SHA-256 of the token + lookup.
+    const opaque = '6LyhWn9u0wNGNcxLJKgmH2on5WhEVFaLIZfDU8LyF2s';
+    const ref = { name: 'bench-opaque', fingerprint: 'bench', fromCookie: null, fromQuery: null, forwardToken: true, onUnavailable: 'deny', waitMs: 3000 } as const;
+    const opaqueFilter = authJwt.build({ ...config, provider: null, introspection: ref }, env);
+    introspectionState(ref, config.runtime, env.post).cache.set(refusedKey(opaque), {
+      expiresAt: Date.now() + 3_600_000, headers: ['x-user-id', 'user-1', 'x-user-scopes', 'a b', 'x-tenant-id', 't'], scopes: ['a', 'b'], subject: 'user-1', code: null, seq: 0,
+    });
+    const opaqueCopies = Array.from({ length: BATCH }, () => Buffer.from(`Bearer ${opaque}`, 'latin1').toString('latin1'));
+    fresh().headers[5] = opaqueCopies[0];
+    if (opaqueFilter.onRequest(ctx) !== NEXT) throw new Error('bench: the opaque token is not served from the cache');
+    add('filter: introspection cache hit', () => { for (let i = 0; i < BATCH; i++) { fresh().headers[5] = opaqueCopies[i]; sink += opaqueFilter.onRequest(ctx); } });
   }
 
   const cache = new TokenCache(10_000);
@@ -196,7 +210,8 @@ function printRows(rows: readonly JwtBenchRow[]): void {
   const ns = (name: string) => (1e9 / (byCase.get(name)?.opsPerSec ?? NaN));
   const base = ns('filter: headers copy only');
   console.log(`filter per request (ns, header-list copy of ${base.toFixed(0)} ns subtracted): ` +
-    `identity-strip ${(ns('filter: identity-strip') - base).toFixed(0)}, auth-jwt cache hit ${(ns('filter: auth-jwt cache hit') - base).toFixed(0)}`);
+    `identity-strip ${(ns('filter: identity-strip') - base).toFixed(0)}, auth-jwt cache hit ${(ns('filter: auth-jwt cache hit') - base).toFixed(0)}, ` +
+    `introspection cache hit ${(ns('filter: introspection cache hit') - base).toFixed(0)}`);
 }
 
 await runWhenMain(import.meta.url, async () => printRows(await run()));

@@ -12,6 +12,7 @@ import { buildFilter } from '../src/filters/builders.js';
 import { PoolRegistry } from '../src/data/upstream/pools.js';
 import type { WorkerEnv } from '../src/data/chain.js';
 import { receiveKeys } from '../src/data/auth/keys-store.js';
+import { receiveIntrospection } from '../src/data/auth/introspection-client.js';
 import { closeVerifyPool } from '../src/data/auth/verify-pool.js';
 import { runDrainHooks, runFatalHooks, runReopenHooks } from '../src/data/worker-hooks.js';
 import { encodeRouteHistograms } from '../src/filters/metrics/latency.js';
@@ -98,6 +99,9 @@ port.on('message', async (msg: ToWorker) => {
     }
     case 'keys':
       receiveKeys(msg.uri, msg.version, msg.keys, msg.refetchInMs);
+      break;
+    case 'introspected':
+      receiveIntrospection(msg);
       break;
     case 'reopen-logs':
       runReopenHooks();

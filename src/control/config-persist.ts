@@ -19,7 +19,7 @@ import type { RawConfig } from './config-schema.js';
 import { canonicalJson, isPlainObject as isRecord, sharedPart } from './config-shared.js';
 
 /** Keys whose string values are secrets: a resolved `${VAR}` of one is never written in clear. */
-const SECRET_FIELDS = new Set(['secret', 'k']);
+const SECRET_FIELDS = new Set(['secret', 'k', 'client_secret']);
 
 const keyOf = (pair: unknown): string | undefined => (isPair(pair) ? String(isScalar(pair.key) ? pair.key.value : pair.key) : undefined);
 

@@ -33,7 +33,7 @@ export type ChangeSource = 'start' | 'admin' | 'file' | 'signal' | 'rollback' | 
 /** How many applied versions are kept for GET /config/versions and rollback. */
 export const VERSIONS_KEPT = 20;
 
-/** Shown instead of secrets (admin.token, the password of redis.url, redis.password and sentinel_password, HMAC secrets and `k` of JWKs); accepted back as "unchanged". */
+/** Shown instead of secrets (admin.token, the password of redis.url, redis.password and sentinel_password, HMAC secrets, introspection client secrets and `k` of JWKs); accepted back as "unchanged". */
 export const REDACTED = '<redacted>';
 
 const REDIS_SECRET_KEYS = ['password', 'sentinel_password'] as const;
@@ -148,11 +148,12 @@ function redactUrl(url: string): string {
 
 type RawProvider = NonNullable<RawConfig['auth']>['providers'][number];
 
-/** A provider as shown: its HMAC secret and the `k` of every static JWK (oct keys are shared secrets) redacted. */
+/** A provider as shown: its HMAC secret, its introspection client_secret and the `k` of every static JWK (oct keys are shared secrets) redacted. */
 function redactedProvider(p: RawProvider): RawProvider {
-  if (p.secret === undefined && !p.keys?.some((key) => key.k !== undefined)) return p;
+  if (p.secret === undefined && p.client_secret === undefined && !p.keys?.some((key) => key.k !== undefined)) return p;
   const out = { ...p };
   if (p.secret !== undefined) out.secret = REDACTED;
+  if (p.client_secret !== undefined) out.client_secret = REDACTED;
   if (p.keys) out.keys = p.keys.map((key) => (key.k === undefined ? key : { ...key, k: REDACTED }));
   return out;
 }
@@ -190,6 +191,10 @@ function restoreProviderSecrets(p: Record<string, unknown>, index: number, runni
   if (out.secret === REDACTED) {
     if (running?.secret !== undefined) out.secret = running.secret;
     else unknown([...at, 'secret'], `no running provider ${name} has a secret`);
+  }
+  if (out.client_secret === REDACTED) {
+    if (running?.client_secret !== undefined) out.client_secret = running.client_secret;
+    else unknown([...at, 'client_secret'], `no running provider ${name} has a client_secret`);
   }
   if (Array.isArray(out.keys)) {
     out.keys = out.keys.map((key: unknown, j: number) => {

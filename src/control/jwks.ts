@@ -36,8 +36,8 @@ export function jwksSources(config: CompiledConfig): Map<string, CompiledJwksSou
   for (const route of config.routes) {
     for (const filter of route.filters) {
       if (filter.name !== 'auth-jwt') continue;
-      const jwks = (filter.config as AuthJwtFilterConfig).provider.jwks;
-      if (jwks !== null && !sources.has(jwks.uri)) sources.set(jwks.uri, jwks);
+      const jwks = (filter.config as AuthJwtFilterConfig).provider?.jwks;
+      if (jwks != null && !sources.has(jwks.uri)) sources.set(jwks.uri, jwks);
     }
   }
   return sources;

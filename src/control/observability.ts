@@ -33,7 +33,7 @@ const SAMPLE_MS = 10_000;
 const RECENT_MS = 60_000;
 
 /** What the endpoints read of the supervisor and the config store (benches give real parts without workers). */
-export type ObservedSupervisor = Pick<Supervisor, 'metrics' | 'ask' | 'rateLimits' | 'jwks' | 'restarts' | 'workerLag' | 'startedAt'> & Partial<Pick<Supervisor, 'health' | 'breakers'>>;
+export type ObservedSupervisor = Pick<Supervisor, 'metrics' | 'ask' | 'rateLimits' | 'jwks' | 'restarts' | 'workerLag' | 'startedAt'> & Partial<Pick<Supervisor, 'health' | 'breakers' | 'introspection'>>;
 export type ObservedStore = Pick<ConfigStore, 'current' | 'changeCounts'>;
 
 export interface LatencyRow { route: string; count: number; p50_ms: number; p90_ms: number; p99_ms: number; p999_ms: number; max_ms: number }
@@ -53,6 +53,10 @@ export class Observability {
       new Collected('lobby_jwks_fetches_total', 'JWKS fetches, by URI and result.', 'counter', () => [...supervisor.jwks.fetchTotals].flatMap(([uri, t]) => [
         { labels: { uri, result: 'ok' }, value: t.ok }, { labels: { uri, result: 'error' }, value: t.error },
       ])),
+      new Collected('lobby_introspection_calls_total', 'Token introspection calls (RFC 7662) by the control plane, by provider and result.', 'counter', () =>
+        [...(supervisor.introspection?.callTotals ?? [])].flatMap(([provider, t]) => [
+          { labels: { provider, result: 'ok' }, value: t.ok }, { labels: { provider, result: 'error' }, value: t.error },
+        ])),
       new Collected('lobby_config_reloads_total', 'Config changes applied (ok) and refused (error), by source.', 'counter', () => [...store.changeCounts.values()].flatMap((c) => [
         { labels: { source: c.source, result: 'ok' }, value: c.ok }, { labels: { source: c.source, result: 'error' }, value: c.error },
       ])),

@@ -18,6 +18,7 @@ import { encodeRouteData } from '../shared/route-data.js';
 import { log } from '../shared/log.js';
 import { formatListen } from './check.js';
 import { JwksManager } from './jwks.js';
+import { IntrospectionManager } from './introspection.js';
 import { RateLimitSync } from './rate-limit-sync.js';
 import { MetricsStore } from './metrics-store.js';
 import { WORKER_STATS } from '../shared/metrics-layout.js';
@@ -53,7 +54,9 @@ function published(generation: number, compiled: CompiledConfig, metrics: Metric
     table: encodeRouteTable(config.routes),
     routeData: encodeRouteData(config.routes),
     config,
-    configWithoutRoutes: { ...config, routes: [] },
+    // Routes travel in routeData; the introspection endpoints and client secrets stay here
+    // (only the control plane calls them, src/control/introspection.ts).
+    configWithoutRoutes: { ...config, routes: [], introspection: undefined },
   };
 }
 
@@ -127,6 +130,8 @@ export class Supervisor {
   restarts = 0;
   /** JWKS fetching for every worker (one fetch per URI per instance); key sets go out as `keys`. */
   readonly jwks = new JwksManager((msg) => { for (const w of this.workers) w?.send(msg); });
+  /** Token introspection for every worker (one call per token per instance, shared cache). */
+  readonly introspection = new IntrospectionManager();
 
   /** The rate-limit bucket table every worker shares, and its sweep and Redis sync. */
   readonly rateLimits: RateLimitSync;
@@ -162,6 +167,7 @@ export class Supervisor {
     // Stored before any worker listens: each worker prepares it before it opens its socket.
     Atomics.store(this.controlView, CONTROL_SLOTS.PUBLISHED_GENERATION, this.published.generation);
     await this.jwks.configure(this.config);
+    this.introspection.configure(this.config);
     await this.rateLimits.configure(this.config);
     const source = this.config.server.tlsSource;
     if (source !== null) {
@@ -183,6 +189,7 @@ export class Supervisor {
     const next = published(this.nextGeneration++, this.health.assign(config), this.metrics, this.breakers);
     try {
       await this.jwks.configure(config);
+      this.introspection.configure(config);
       await this.rateLimits.configure(config);
       const live = this.workers.filter((w): w is WorkerHandle => w !== null);
       await Promise.all(live.map((w) => this.prepare(w, next)));
@@ -217,7 +224,14 @@ export class Supervisor {
     const handle = new WorkerHandle(index, thread);
     this.workers[index] = handle;
     thread.on('exit', (code) => this.onWorkerExit(handle, code));
-    thread.on('message', (m: FromWorker) => { if (m.type === 'jwks-refetch') this.jwks.refetch(m.uri); });
+    thread.on('message', (m: FromWorker) => {
+      if (m.type === 'jwks-refetch') this.jwks.refetch(m.uri);
+      else if (m.type === 'introspect') {
+        void this.introspection.introspect(m.provider, m.token).then((outcome) => {
+          if (this.workers[handle.index] === handle) handle.send({ type: 'introspected', id: m.id, ...outcome });
+        });
+      }
+    });
     for (const keys of this.jwks.snapshot()) handle.send(keys);
     thread.on('error', (err) => log.error('data-plane worker error', { worker: index, error: String(err?.stack ?? err) }));
     await this.prepare(handle, this.published!);
@@ -305,6 +319,7 @@ export class Supervisor {
   async drain(): Promise<number> {
     this.stopping = true;
     this.jwks.stop();
+    this.introspection.stop();
     this.tls?.close();
     this.health.stop();
     const deadlineMs = this.config.server.drainTimeoutMs;

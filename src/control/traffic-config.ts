@@ -67,7 +67,7 @@ export interface TrafficRoute {
   sticky?: RawSticky;
   mirror?: RawMirror;
   transcode?: unknown;
-  auth?: { provider: string };
+  auth?: { provider?: string; providers?: string[] };
 }
 export interface TrafficContext {
   serviceIndexByName: ReadonlyMap<string, number>;
@@ -144,14 +144,24 @@ function compileSticky(route: TrafficRoute, raw: RawSticky, at: KeyPath, c: Traf
   // `sub` is the subject the auth filter records; another claim is read from the identity
   // header its provider injects it as, which no client can send (the auth filter strips it).
   if (claim === 'sub') return { kind: 'claim', claim, header: '' };
-  const headers = c.claimHeaders(route.auth.provider);
-  if (headers === undefined) return null; // an unknown provider: reported by the auth compiler
-  const header = headers[claim];
-  if (header === undefined) {
-    report([...at, 'claim'], `auth provider ${JSON.stringify(route.auth.provider)} must inject the claim ${JSON.stringify(claim)} (claims_to_headers: { ${claim}: X-Some-Header }), or stick by sub`);
-    return null;
+  // Every provider of the route (a jwt and an introspection one) must inject it, as one header.
+  let header: string | undefined;
+  for (const provider of route.auth.providers ?? [route.auth.provider ?? '']) {
+    const headers = c.claimHeaders(provider);
+    if (headers === undefined) return null; // an unknown provider: reported by the auth compiler
+    const its = headers[claim]?.toLowerCase();
+    if (its === undefined) {
+      report([...at, 'claim'], `auth provider ${JSON.stringify(provider)} must inject the claim ${JSON.stringify(claim)} (claims_to_headers: { ${claim}: X-Some-Header }), or stick by sub`);
+      return null;
+    }
+    if (header !== undefined && its !== header) {
+      report([...at, 'claim'], `the route's auth providers inject the claim ${JSON.stringify(claim)} as ${header} and ${its}; use one header name`);
+      return null;
+    }
+    header = its;
   }
-  return { kind: 'claim', claim, header: header.toLowerCase() };
+  if (header === undefined) return null;
+  return { kind: 'claim', claim, header };
 }
 
 /** The route's mirror, or null (none, or a problem reported). */

@@ -86,9 +86,57 @@ export interface CompiledAuthRuntime {
   negativeTtlS: number;
 }
 
+/**
+ * An introspection provider (RFC 7662) as the workers see it: no endpoint, no credentials
+ * (the control plane's src/control/introspection.ts calls the authorization server).
+ */
+export interface IntrospectionProviderRef {
+  name: string;
+  /** Changes whenever the provider's settings change: per-worker and instance caches are keyed by it. */
+  fingerprint: string;
+  fromCookie: string | null;
+  fromQuery: string | null;
+  forwardToken: boolean;
+  /** The authorization server cannot answer: refuse (503), or let an `optional` route go on anonymously. */
+  onUnavailable: 'deny' | 'allow_anonymous';
+  /** How long a worker waits for the control plane's answer before answering 503 (the call's timeout plus a margin). */
+  waitMs: number;
+}
+
+/** An introspection provider as the control plane calls it (CompiledConfig.introspection). */
+export interface CompiledIntrospectionProvider {
+  name: string;
+  fingerprint: string;
+  endpoint: string;
+  clientId: string;
+  clientSecret: string;
+  clientAuth: 'client_secret_basic' | 'client_secret_post';
+  tokenTypeHint: string | null;
+  /** Required `iss` of an active token; null = not checked. */
+  issuer: string | null;
+  /** Accepted `aud` values; empty = `aud` is not checked. */
+  audiences: string[];
+  clockSkewS: number;
+  /** [claim, lower-case header name] pairs injected upstream. */
+  claimsToHeaders: [string, string][];
+  cacheTtlS: number;
+  negativeTtlS: number;
+  timeoutMs: number;
+}
+
+/** Instance-level introspection settings: the providers, and the bounds of the shared result cache. */
+export interface CompiledIntrospection {
+  providers: CompiledIntrospectionProvider[];
+  cacheEntries: number;
+  cacheMaxBytes: number;
+}
+
 /** Config of the `auth-jwt` filter of one route. */
 export interface AuthJwtFilterConfig {
-  provider: CompiledAuthProvider;
+  /** The route's JWT provider (tokens shaped as a JWS compact serialization), or null. */
+  provider: CompiledAuthProvider | null;
+  /** The route's introspection provider (every other token; every token without a JWT provider), or null. */
+  introspection: IntrospectionProviderRef | null;
   /** Every scope listed must be granted by the token. */
   scopes: string[];
   /** No token: go on anonymously (an invalid token is still rejected). */
@@ -102,3 +150,17 @@ export interface AuthJwtFilterConfig {
 export interface IdentityStripFilterConfig {
   stripHeaders: string[];
 }
+
+/** Why an introspected token is refused (the worker answers 401 invalid_token with it). */
+export type IntrospectionRefusal = 'inactive' | 'expired' | 'not_yet_valid' | 'bad_issuer' | 'bad_audience' | 'bad_claims' | 'malformed';
+
+/**
+ * The control plane's answer about one token (src/control/introspection.ts), as the
+ * `introspected` message carries it. `expiresAt` (ms since the epoch) is absolute, computed
+ * once by the control plane, so a worker's cached copy dies when the shared one does.
+ */
+export type IntrospectionOutcome =
+  | { outcome: 'active'; headers: string[]; scopes: string[]; subject: string; expiresAt: number }
+  | { outcome: 'refused'; code: IntrospectionRefusal; expiresAt: number }
+  /** The authorization server did not answer usably (down, timeout, 5xx, bad JSON): not cached. */
+  | { outcome: 'unavailable' };

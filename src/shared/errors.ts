@@ -52,7 +52,7 @@ export const GW_ERR = {
   upstream_circuit_open: spec(503, 'upstream_circuit_open', 'The upstream service is failing and the gateway stopped sending it requests for a while; retry after the time in Retry-After.'),
   gateway_overloaded: spec(503, 'gateway_overloaded', 'The gateway is overloaded; retry later.'),
   rate_limit_capacity: spec(503, 'rate_limit_capacity', 'The gateway is tracking too many clients; retry later.'),
-  auth_unavailable: spec(503, 'auth_unavailable', 'The keys to verify the token are not available; retry later.'),
+  auth_unavailable: spec(503, 'auth_unavailable', 'The token cannot be checked right now (its keys or the authorization server are unavailable); retry later.'),
   auth_timeout: spec(503, 'auth_timeout', 'Token verification did not finish in time; retry later.'),
   request_timeout: spec(408, 'request_timeout', 'The request body was not received in time.'),
   upstream_connect_timeout: spec(504, 'upstream_connect_timeout', 'Connecting to the upstream service timed out.'),

@@ -2,7 +2,7 @@
 // Together with the control SharedArrayBuffer (src/shared/control-block.ts) this is the
 // whole interface between the two planes.
 import type { CompiledConfig } from './compiled-config.js';
-import type { Jwk } from './auth-config.js';
+import type { IntrospectionOutcome, Jwk } from './auth-config.js';
 import type { TlsListenerConfig } from './tls-config.js';
 
 /** Control plane → worker. */
@@ -31,6 +31,8 @@ export type ToWorker =
    * `version` grows with every change; `keys` null = never fetched successfully; `refetchInMs`:
    * time left of the unknown-kid refetch cooldown (0: the next unknown kid may ask at once). */
   | { type: 'keys'; uri: string; version: number; keys: Jwk[] | null; refetchInMs: number }
+  /** The answer to `introspect` `id` (src/control/introspection.ts). */
+  | ({ type: 'introspected'; id: number } & IntrospectionOutcome)
   /** SIGUSR1: reopen every access-log file (after logrotate moved it). */
   | { type: 'reopen-logs' }
   /** The HTTPS listener's certificates (before `listen`, and on every rotation); answer `tls-applied`. */
@@ -45,6 +47,8 @@ export type FromWorker =
   | { type: 'drained'; unfinished: number }
   /** A token named a `kid` the worker's key set lacks: refetch `uri` (the control plane applies a cooldown). */
   | { type: 'jwks-refetch'; uri: string }
+  /** An opaque token no cache of this worker knows: introspect it at `provider` (one call per token per instance). */
+  | { type: 'introspect'; id: number; provider: string; token: string }
   /** Per-route HDR histograms, compressed base64 (src/filters/metrics/latency.ts). */
   | { type: 'latency'; id: number; worker: number; routes: { route: string; histogram: string }[] }
   | { type: 'upstreams'; id: number; worker: number; services: UpstreamsSnapshot[] }

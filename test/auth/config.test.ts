@@ -75,11 +75,11 @@ routes:
     assert.deepEqual(cfg.scopes, ['users:read']);
     assert.equal(cfg.optional, false);
     assert.deepEqual(cfg.stripHeaders, ['x-tenant-id', 'x-user-id', 'x-user-scopes']);
-    assert.deepEqual(cfg.provider.spec.claimsToHeaders, [['sub', 'x-user-id'], ['scope', 'x-user-scopes'], ['tenant', 'x-tenant-id']]);
-    assert.deepEqual(cfg.provider.jwks, {
+    assert.deepEqual(cfg.provider!.spec.claimsToHeaders, [['sub', 'x-user-id'], ['scope', 'x-user-scopes'], ['tenant', 'x-tenant-id']]);
+    assert.deepEqual(cfg.provider!.jwks, {
       uri: 'http://127.0.0.1:9100/.well-known/jwks.json', minTtlS: 60, maxTtlS: 86400, defaultTtlS: 600, refetchCooldownS: 30, fetchTimeoutMs: 5000,
     });
-    assert.equal(cfg.provider.keys, null);
+    assert.equal(cfg.provider!.keys, null);
     assert.deepEqual(cfg.runtime, {
       mode: 'pool', threads: 1, concurrentTasksPerThread: 16, atomics: 'async', maxQueue: 256, taskTimeoutMs: 1000,
       cacheEntries: 10000, cacheMaxBytes: 32 * 1024 * 1024, cacheMaxTtlS: 3600, negativeTtlS: 30,
@@ -111,12 +111,12 @@ routes:
   - { name: k, match: { prefix: /k }, service: s, auth: { provider: k } }
 `, { JWT_SECRET: 's'.repeat(32) });
     const cfg = (i: number) => c.routes[i].filters[0].config as AuthJwtFilterConfig;
-    assert.deepEqual(cfg(0).provider.keys, [{ kty: 'oct', k: Buffer.from('s'.repeat(32)).toString('base64url') }]);
-    assert.equal(cfg(1).provider.keys![0].kid, 'r1');
-    assert.equal(cfg(2).provider.keys![0].kty, 'RSA');
+    assert.deepEqual(cfg(0).provider!.keys, [{ kty: 'oct', k: Buffer.from('s'.repeat(32)).toString('base64url') }]);
+    assert.equal(cfg(1).provider!.keys![0].kid, 'r1');
+    assert.equal(cfg(2).provider!.keys![0].kty, 'RSA');
     assert.equal(cfg(2).optional, true);
-    assert.equal(cfg(3).provider.keys![0].kid, 'r1');
-    assert.notEqual(cfg(1).provider.fingerprint, cfg(3).provider.fingerprint);
+    assert.equal(cfg(3).provider!.keys![0].kid, 'r1');
+    assert.notEqual(cfg(1).provider!.fingerprint, cfg(3).provider!.fingerprint);
   });
 });
 

@@ -20,7 +20,7 @@ describe('loadtest scenario jwt', () => {
     const { provider, scopes } = filter.config as AuthJwtFilterConfig;
     const token = bearerToken(scenario.headers.authorization);
     assert.ok(token);
-    const result = new TokenVerifier(provider.spec, provider.keys).verify(token, Date.now());
+    const result = new TokenVerifier(provider!.spec, provider!.keys).verify(token, Date.now());
     assert.ok(result.ok, result.ok ? '' : result.code);
     assert.ok(result.exp > Date.now() / 1000 + 20 * 365 * 86400, 'the token outlives the repository');
     assert.ok(hasScopes(result.scopes, scopes));

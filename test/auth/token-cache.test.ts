@@ -137,7 +137,7 @@ auth:
 routes: [ { name: r, match: { prefix: / }, service: s, auth: { provider: p } } ]
 `, 'test.yaml');
     const { provider, runtime } = config.routes[0].filters[0].config as AuthJwtFilterConfig;
-    const state = new ProviderState(provider, runtime, () => {});
+    const state = new ProviderState(provider!, runtime, () => {});
     const ctx = {} as RequestContext;
     const client: VerificationClient = { settle: () => assert.fail('answered synchronously'), unavailable: () => assert.fail('no 503') };
     const good = await sign(key, { iss: 'i', exp: Math.floor(Date.now() / 1000) + 600 });

@@ -183,6 +183,24 @@ describe('config store: changes', () => {
     assert.equal(store.current.raw.auth?.providers[0].secret, secret);
   });
 
+  it('introspection client secrets are redacted; a redacted one round-trips unchanged, a renamed provider\'s is refused', async () => {
+    const secret = 'introspection-client-secret-0123456789';
+    const text = BASE + `auth:
+  providers:
+    - { name: op, kind: introspection, introspection_endpoint: "http://127.0.0.1:9100/i", client_id: lobby, client_secret: "${secret}" }
+`;
+    const { store } = await makeStore(text);
+    const shown = redacted(store.current.raw);
+    assert.equal(shown.auth?.providers[0].client_secret, REDACTED);
+    assert.ok(!JSON.stringify(shown).includes(secret));
+    assert.equal((await store.change({ kind: 'document', value: withRoute(shown, 'rc', '/c') }, 'admin')).version, 2);
+    assert.equal(store.current.raw.auth?.providers[0].client_secret, secret);
+    const renamed = { ...shown, auth: { ...shown.auth!, providers: [{ ...shown.auth!.providers[0], name: 'other' }] } };
+    const error = await rejects(store.change({ kind: 'document', value: renamed }, 'admin'));
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.deepEqual(error.issues.map((i) => i.path), ['auth.providers[0].client_secret']);
+  });
+
   it('the k of oct JWKs is redacted, in the config and in kept versions; a redacted k round-trips unchanged', async () => {
     const { store } = await makeStore(WITH_SECRETS);
     const shown = redacted(store.current.raw);

@@ -34,7 +34,7 @@ test('compile: the route gets auth-jwt with its provider, scopes and the identit
   const raw = config({ scopes: ['read'] });
   assert.deepEqual(chainOf(raw, 'r'), ['auth-jwt']);
   const cfg = compiledFilterConfig(authJwt, raw, 'r');
-  assert.equal(cfg.provider.name, 'p');
+  assert.equal(cfg.provider!.name, 'p');
   assert.deepEqual(cfg.scopes, ['read']);
   assert.deepEqual(cfg.stripHeaders, ['x-user-id']);
   assert.equal(cfg.runtime.mode, 'inline');

@@ -63,8 +63,8 @@ describe('loadtest command line', () => {
     assert.throws(() => parseCliArgs(['--targets', 'envoy']), /unknown target "envoy"/);
     assert.throws(() => parseCliArgs(['--connections', '0']), /--connections must be an integer >= 1/);
     assert.throws(() => parseCliArgs(['--port-base', '40000']), /below 32768/);
-    assert.throws(() => parseCliArgs(['--port-base', '32762']), /its 7 ports below 32768/, 'the gRPC upstream on port-base + 6 must stay below the ephemeral range');
-    assert.equal(parseCliArgs(['--port-base', '32761']).portBase, 32761);
+    assert.throws(() => parseCliArgs(['--port-base', '32761']), /its 8 ports below 32768/, 'the introspection endpoint on port-base + 7 must stay below the ephemeral range');
+    assert.equal(parseCliArgs(['--port-base', '32760']).portBase, 32760);
     assert.throws(() => parseCliArgs(['--bogus']), UsageError);
   });
 

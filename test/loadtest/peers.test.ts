@@ -28,7 +28,7 @@ describe('loadtest peers: fastify and haproxy targets', () => {
     assert.deepEqual(loadScenario('proxy').targets, ['lobby', 'nginx', 'fastify', 'haproxy']);
     assert.deepEqual(loadScenario('post-16k').targets, ['lobby', 'nginx'], 'other scenarios keep their targets');
     assert.deepEqual(parseScenario({ targets: ['haproxy'] }, 's.yaml', 's').targets, ['haproxy']);
-    assert.deepEqual(PORT_OFFSETS, { lobby: 0, upstream: 1, nginx: 2, redis: 3, fastify: 4, haproxy: 5, grpc: 6 });
+    assert.deepEqual(PORT_OFFSETS, { lobby: 0, upstream: 1, nginx: 2, redis: 3, fastify: 4, haproxy: 5, grpc: 6, introspection: 7 });
   });
 
   it('generates a one-thread haproxy keep-alive proxy to the same upstream with the same connection count', () => {

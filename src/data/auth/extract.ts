@@ -3,6 +3,8 @@
 // scope check. All work on RequestContext.headers, the flat [name, value, ...] list of
 // forwarded headers whose names are lower-case (uWS gives them so).
 
+import { isBase64url } from '../../shared/jwk.js';
+
 /** Identity header names to remove, with a length bitmask that rejects most names without hashing. */
 export interface StripSet {
   readonly names: ReadonlySet<string>;
@@ -122,4 +124,17 @@ export function hasScopes(granted: readonly string[], required: readonly string[
     if (!granted.includes(required[i])) return false;
   }
   return true;
+}
+
+/**
+ * Whether `token` is shaped as a JWS compact serialization: three non-empty base64url
+ * segments (RFC 7515 §7.1). On a route with a JWT and an introspection provider, such a token
+ * is verified locally and any other is introspected. Nothing allocated.
+ */
+export function isJwsCompact(token: string): boolean {
+  const d1 = token.indexOf('.');
+  if (d1 <= 0) return false;
+  const d2 = token.indexOf('.', d1 + 1);
+  if (d2 < 0 || d2 === d1 + 1 || d2 === token.length - 1 || token.indexOf('.', d2 + 1) !== -1) return false;
+  return isBase64url(token, 0, d1) && isBase64url(token, d1 + 1, d2) && isBase64url(token, d2 + 1, token.length);
 }

@@ -28,7 +28,9 @@ export type VerifyCode =
   | 'bad_issuer'
   | 'bad_audience'
   | 'bad_claims'
-  | 'no_keys';
+  | 'no_keys'
+  /** Introspection (RFC 7662) answered `active: false`. */
+  | 'inactive';
 
 export interface VerifiedToken {
   ok: true;
@@ -98,7 +100,22 @@ function claimToHeaderValue(v: unknown): string | null {
   return isSafeHeaderValue(s) ? s : null;
 }
 
-function scopesOf(payload: Record<string, unknown>): string[] | null {
+/**
+ * The identity headers of verified claims (flat [name, value, ...]): each configured claim
+ * whose value is safe in a header (claimToHeaderValue). Shared by the JWT verifier and the
+ * introspection client (src/control/introspection.ts), so both inject exactly the same bytes.
+ */
+export function identityHeaders(claims: Record<string, unknown>, claimsToHeaders: readonly (readonly [string, string])[]): string[] {
+  const headers: string[] = [];
+  for (const [claim, header] of claimsToHeaders) {
+    const value = claimToHeaderValue(claims[claim]);
+    if (value !== null) headers.push(header, value);
+  }
+  return headers;
+}
+
+/** Scopes granted by `scope` (space-separated, or a list) and `scp`; null when malformed. */
+export function scopesOf(payload: Record<string, unknown>): string[] | null {
   const out: string[] = [];
   const add = (v: unknown): boolean => {
     if (typeof v === 'string') { for (const s of v.split(' ')) if (s !== '') out.push(s); return true; }
@@ -221,11 +238,7 @@ export class TokenVerifier {
     }
     const scopes = scopesOf(p);
     if (scopes === null) return rejected('bad_claims');
-    const headers: string[] = [];
-    for (const [claim, header] of spec.claimsToHeaders) {
-      const value = claimToHeaderValue(p[claim]);
-      if (value !== null) headers.push(header, value);
-    }
+    const headers = identityHeaders(p, spec.claimsToHeaders);
     return { ok: true, headers, scopes, exp: typeof exp === 'number' ? exp : 0, subject: typeof p.sub === 'string' ? p.sub : '' };
   }
 }

@@ -369,7 +369,8 @@ const states = new Map<string, ProviderState>();
 const RETIRE_GRACE_MS = 60_000;
 
 export function providerState(config: AuthJwtFilterConfig, post: (msg: FromWorker) => void): ProviderState {
-  const { provider, runtime } = config;
+  const { runtime } = config;
+  const provider = config.provider!;
   const key = provider.fingerprint + '|' + JSON.stringify(runtime);
   const current = states.get(provider.name);
   if (current !== undefined && current.provider.fingerprint + '|' + JSON.stringify(current.runtime) === key) return current;

@@ -19,6 +19,11 @@
 // The digest (~2 µs for a 700-character token, ~20 µs for 15 KB) is computed only when the
 // verified-token cache missed, once per token (docs/configuration.md#authtoken_cache).
 //
+// DigestCache, introspection results (src/data/auth/introspection-client.ts in each worker,
+// src/control/introspection.ts for the instance), keyed by refusedKey(token): an opaque token
+// is a bearer credential that no signature ties to its issuer, so no copy of it is kept; the
+// digest is the price of every lookup (~1 µs for a 43-character token).
+//
 // The LRU is approximate to keep a hit cheap: the Map's insertion order is the recency
 // order, and an entry is moved to the young end only when it has drifted into the older
 // half (one lookup for a hit on a recently used entry, a delete + set otherwise).
@@ -172,5 +177,22 @@ export class RefusedCache extends LruCache {
 
   set(key: string, entry: TokenCacheEntry): void {
     this.store(key, entry, REFUSED_ENTRY_BYTES);
+  }
+}
+
+/** Introspection results (positive and negative), by digest (refusedKey): no token kept. */
+export class DigestCache extends LruCache {
+  constructor(capacity: number, maxBytes = Infinity) {
+    super(capacity, maxBytes);
+  }
+
+  get(key: string, nowMs: number): TokenCacheEntry | undefined {
+    return this.lookup(key, undefined, nowMs);
+  }
+
+  set(key: string, entry: TokenCacheEntry): void {
+    const bytes = REFUSED_ENTRY_BYTES + stringsBytes(entry.headers) + stringsBytes(entry.scopes) +
+      (entry.subject !== undefined ? STRING_OVERHEAD_BYTES + entry.subject.length : 0);
+    this.store(key, entry, bytes);
   }
 }

@@ -7,6 +7,9 @@
 //     (static keys), HMAC secrets as long as the hash (RFC 7518 §3.2), no private keys;
 //   - jwks_cache only with jwks_uri, min_ttl_s <= default_ttl_s <= max_ttl_s;
 //   - unique provider names; a route names a defined provider.
+//   - kind: introspection providers (RFC 7662): an endpoint, a client id and one secret source,
+//     no JWT keys; a route lists at most one jwt and one introspection provider, and one with
+//     on_unavailable: allow_anonymous only when the route is optional.
 // A route with `auth` gets `auth-jwt`; the others get `identity-strip` (src/filters/identity-strip)
 // as soon as any provider injects identity headers (so they cannot be spoofed on any route).
 
@@ -18,13 +21,16 @@ import {
   type AuthJwtFilterConfig,
   type CompiledAuthProvider,
   type CompiledAuthRuntime,
+  type CompiledIntrospection,
+  type CompiledIntrospectionProvider,
+  type IntrospectionProviderRef,
   type Jwk,
   type JwtAlgorithm,
 } from '../../shared/auth-config.js';
 import { hmacMinBytes, jwkAlgorithms } from '../../shared/jwk.js';
 import type { FilterCompilation, FilterCompileContext, FilterConfigPath as KeyPath } from '../../data/chain.js';
 import { unknownNameMessage } from '../../control/config-error.js';
-import { identityHeaderNames, type RawAuth, type RawAuthProvider, type RawRouteAuth } from './schema.js';
+import { identityHeaderNames, INTROSPECTION_KEYS, JWT_ONLY_KEYS, type RawAuth, type RawAuthProvider, type RawRouteAuth } from './schema.js';
 
 type Report = (path: KeyPath, message: string) => void;
 
@@ -42,6 +48,13 @@ const DEFAULT_RUNTIME: RawAuth = {
   token_cache: { entries: 10000, max_bytes: 32 * 1024 * 1024, max_ttl_s: 3600, negative_ttl_s: 30 },
 };
 
+declare module '../../shared/compiled-config.js' {
+  interface CompiledFilterRuntimes {
+    /** Introspection providers, called by the control plane (src/control/introspection.ts). */
+    introspection?: CompiledIntrospection;
+  }
+}
+
 export function compileAuthJwt(config: AuthJwtInput, { report, baseDir }: FilterCompileContext): FilterCompilation<AuthJwtFilterConfig> {
   const auth = config.auth ?? DEFAULT_RUNTIME;
   const runtime: CompiledAuthRuntime = {
@@ -57,7 +70,10 @@ export function compileAuthJwt(config: AuthJwtInput, { report, baseDir }: Filter
     negativeTtlS: auth.token_cache.negative_ttl_s,
   };
 
-  const providers = new Map<string, CompiledAuthProvider | null>();
+  type Compiled =
+    | { kind: 'jwt'; jwt: CompiledAuthProvider }
+    | { kind: 'introspection'; ref: IntrospectionProviderRef; control: CompiledIntrospectionProvider };
+  const providers = new Map<string, Compiled | null>();
   auth.providers.forEach((raw, index) => {
     const at = (...keys: (string | number)[]): KeyPath => ['auth', 'providers', index, ...keys];
     if (providers.has(raw.name)) {
@@ -65,24 +81,145 @@ export function compileAuthJwt(config: AuthJwtInput, { report, baseDir }: Filter
       report(at('name'), `duplicate provider name ${JSON.stringify(raw.name)} (also auth.providers[${first}])`);
       return;
     }
-    providers.set(raw.name, compileProvider(raw, at, baseDir, report));
+    if (raw.kind === 'introspection') {
+      const compiled = compileIntrospectionProvider(raw, at, baseDir, report);
+      providers.set(raw.name, compiled === null ? null : { kind: 'introspection', ...compiled });
+    } else {
+      const jwt = compileProvider(raw, at, baseDir, report);
+      providers.set(raw.name, jwt === null ? null : { kind: 'jwt', jwt });
+    }
   });
 
   const stripHeaders = identityHeaderNames(config.auth);
 
   // Every route is compiled now (not when asked), so its problems are reported in this pass.
   const routes = config.routes.map((route, index): AuthJwtFilterConfig | null => {
-    if (route.auth === undefined) return null;
-    const provider = providers.get(route.auth.provider);
-    if (provider === undefined) {
-      report(['routes', index, 'auth', 'provider'],
-        unknownNameMessage('provider', route.auth.provider, [...providers.keys()], 'no auth.providers are defined'));
+    const routeAuth = route.auth;
+    if (routeAuth === undefined) return null;
+    const at = (...keys: (string | number)[]): KeyPath => ['routes', index, 'auth', ...keys];
+    if ((routeAuth.provider === undefined) === (routeAuth.providers === undefined)) {
+      report(at(), routeAuth.provider === undefined
+        ? 'needs provider (one provider) or providers (a jwt and an introspection provider)'
+        : 'has provider and providers; use one of them');
       return null;
     }
-    if (provider === null) return null; // its problems are reported at auth.providers
-    return { provider, scopes: route.auth.scopes, optional: route.auth.optional, stripHeaders, runtime };
+    const names = routeAuth.provider !== undefined ? [routeAuth.provider] : routeAuth.providers!;
+    const namePath = (j: number): KeyPath => (routeAuth.provider !== undefined ? at('provider') : at('providers', j));
+    let jwt: CompiledAuthProvider | null = null;
+    let introspection: IntrospectionProviderRef | null = null;
+    let valid = true;
+    names.forEach((providerName, j) => {
+      const provider = providers.get(providerName);
+      if (provider === undefined) {
+        valid = false;
+        report(namePath(j), unknownNameMessage('provider', providerName, [...providers.keys()], 'no auth.providers are defined'));
+        return;
+      }
+      if (provider === null) { valid = false; return; } // its problems are reported at auth.providers
+      if (provider.kind === 'jwt') {
+        if (jwt !== null) { valid = false; report(namePath(j), `${jwt.name} is a jwt provider too; a route takes at most one of each kind (one jwt, one introspection)`); return; }
+        jwt = provider.jwt;
+      } else {
+        if (introspection !== null) { valid = false; report(namePath(j), `${introspection.name} is an introspection provider too; a route takes at most one of each kind (one jwt, one introspection)`); return; }
+        introspection = provider.ref;
+        if (provider.ref.onUnavailable === 'allow_anonymous' && !routeAuth.optional) {
+          valid = false;
+          report(namePath(j), `provider ${providerName} sets on_unavailable: allow_anonymous, which only an optional route can use; ` +
+            'set optional: true on this route or use a provider with on_unavailable: deny');
+        }
+      }
+    });
+    if (!valid) return null;
+    return { provider: jwt, introspection, scopes: routeAuth.scopes, optional: routeAuth.optional, stripHeaders, runtime };
   });
-  return { route: (index) => routes[index] };
+  const introspection: CompiledIntrospection = {
+    providers: [...providers.values()].flatMap((p) => (p?.kind === 'introspection' ? [p.control] : [])),
+    cacheEntries: runtime.cacheEntries,
+    cacheMaxBytes: runtime.cacheMaxBytes,
+  };
+  return { route: (index) => routes[index], ...(introspection.providers.length > 0 ? { runtime: { introspection } } : {}) };
+}
+
+/** An introspection provider: the workers' part (no endpoint, no secret) and the control plane's. */
+function compileIntrospectionProvider(
+  raw: RawAuthProvider,
+  at: (...keys: (string | number)[]) => KeyPath,
+  baseDir: string,
+  report: Report,
+): { ref: IntrospectionProviderRef; control: CompiledIntrospectionProvider } | null {
+  let valid = true;
+  const fail: Report = (path, message) => { valid = false; report(path, message); };
+  for (const key of JWT_ONLY_KEYS) {
+    if (raw[key] !== undefined) fail(at(key), 'applies only to kind: jwt providers (this one is kind: introspection)');
+  }
+  if (raw.introspection_endpoint === undefined) fail(at(), 'needs introspection_endpoint (kind: introspection)');
+  if (raw.client_id === undefined) fail(at(), 'needs client_id (kind: introspection)');
+  let clientSecret = raw.client_secret;
+  if (raw.client_secret !== undefined && raw.client_secret_file !== undefined) {
+    fail(at('client_secret_file'), 'has client_secret too; use one of them');
+  } else if (raw.client_secret_file !== undefined) {
+    const path = resolve(baseDir, raw.client_secret_file);
+    try {
+      clientSecret = readFileSync(path, 'utf8').trim();
+      if (clientSecret === '' || !/^[\x20-\x7e]+$/.test(clientSecret)) fail(at('client_secret_file'), `${path} must hold the secret as visible ASCII on one line`);
+    } catch (err) {
+      fail(at('client_secret_file'), `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  } else if (raw.client_secret === undefined) {
+    fail(at(), 'needs client_secret or client_secret_file (kind: introspection)');
+  }
+  const claimsToHeaders = compileClaimsToHeaders(raw, at, fail);
+  if (!valid) return null;
+  const timeoutMs = raw.timeout_ms ?? 2000;
+  const control: Omit<CompiledIntrospectionProvider, 'fingerprint'> = {
+    name: raw.name,
+    endpoint: raw.introspection_endpoint!,
+    clientId: raw.client_id!,
+    clientSecret: clientSecret!,
+    clientAuth: raw.client_auth ?? 'client_secret_basic',
+    tokenTypeHint: raw.token_type_hint ?? null,
+    issuer: raw.issuer ?? null,
+    audiences: raw.audiences,
+    clockSkewS: raw.clock_skew_s,
+    claimsToHeaders,
+    cacheTtlS: raw.cache_ttl_s ?? 300,
+    negativeTtlS: raw.negative_ttl_s ?? 10,
+    timeoutMs,
+  };
+  const refBase = {
+    name: raw.name,
+    fromCookie: raw.from_cookie ?? null,
+    fromQuery: raw.from_query ?? null,
+    forwardToken: raw.forward_token,
+    onUnavailable: raw.on_unavailable ?? 'deny',
+    waitMs: timeoutMs + INTROSPECTION_WAIT_MARGIN_MS,
+  } as const;
+  // The secret counts in the fingerprint as a digest only (the fingerprint reaches the workers).
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify({ ...control, clientSecret: createHash('sha256').update(control.clientSecret).digest('base64url') }))
+    .update(JSON.stringify(refBase))
+    .digest('base64url').slice(0, 22);
+  return { ref: { ...refBase, fingerprint }, control: { ...control, fingerprint } };
+}
+
+/** How much longer than the call's timeout a worker waits for the control plane's answer. */
+const INTROSPECTION_WAIT_MARGIN_MS = 1000;
+
+/** claims_to_headers as [claim, lower-case header] pairs; a header filled from two claims is reported. */
+function compileClaimsToHeaders(raw: RawAuthProvider, at: (...keys: (string | number)[]) => KeyPath, fail: Report): [string, string][] {
+  const claimsToHeaders: [string, string][] = [];
+  const claimByHeader = new Map<string, string>();
+  for (const [claim, headerName] of Object.entries(raw.claims_to_headers)) {
+    const header = headerName.toLowerCase();
+    const other = claimByHeader.get(header);
+    if (other !== undefined) {
+      fail(at('claims_to_headers', claim), `header ${headerName} is already filled from claim ${JSON.stringify(other)}`);
+      continue;
+    }
+    claimByHeader.set(header, claim);
+    claimsToHeaders.push([claim, header]);
+  }
+  return claimsToHeaders;
 }
 
 function compileProvider(
@@ -93,7 +230,12 @@ function compileProvider(
 ): CompiledAuthProvider | null {
   let valid = true;
   const fail: Report = (path, message) => { valid = false; report(path, message); };
-  const algorithms = [...new Set(raw.algorithms)] as JwtAlgorithm[];
+  for (const key of INTROSPECTION_KEYS) {
+    if (raw[key] !== undefined) fail(at(key), 'applies only to kind: introspection providers');
+  }
+  if (raw.issuer === undefined) fail(at(), 'needs issuer (kind: jwt)');
+  if (raw.algorithms === undefined) fail(at(), 'needs algorithms (kind: jwt)');
+  const algorithms = [...new Set(raw.algorithms ?? [])] as JwtAlgorithm[];
   const hmac = algorithms.filter(isHmacAlgorithm);
   const publicKey = algorithms.filter((a) => !isHmacAlgorithm(a));
 
@@ -148,28 +290,17 @@ function compileProvider(
     fail(at('jwks_cache', 'default_ttl_s'), `must be between min_ttl_s ${cache.min_ttl_s} and max_ttl_s ${cache.max_ttl_s}`);
   }
 
-  const claimsToHeaders: [string, string][] = [];
-  const claimByHeader = new Map<string, string>();
-  for (const [claim, headerName] of Object.entries(raw.claims_to_headers)) {
-    const header = headerName.toLowerCase();
-    const other = claimByHeader.get(header);
-    if (other !== undefined) {
-      fail(at('claims_to_headers', claim), `header ${headerName} is already filled from claim ${JSON.stringify(other)}`);
-      continue;
-    }
-    claimByHeader.set(header, claim);
-    claimsToHeaders.push([claim, header]);
-  }
+  const claimsToHeaders = compileClaimsToHeaders(raw, at, fail);
 
   if (!valid) return null;
   const compiled: Omit<CompiledAuthProvider, 'fingerprint'> = {
     name: raw.name,
     spec: {
-      issuer: raw.issuer,
+      issuer: raw.issuer!,
       audiences: raw.audiences,
       algorithms,
       clockSkewS: raw.clock_skew_s,
-      requireExp: raw.require_exp,
+      requireExp: raw.require_exp ?? true,
       claimsToHeaders,
     },
     keys: raw.jwks_uri === undefined ? keys : null,

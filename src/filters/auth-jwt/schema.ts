@@ -47,17 +47,39 @@ const jwksCacheSchema = section({
   fetch_timeout_ms: milliseconds.default(5000),
 });
 
+/** Keys only an `introspection` provider has (compile.ts refuses them on a `jwt` one). */
+export const INTROSPECTION_KEYS = [
+  'introspection_endpoint', 'client_id', 'client_secret', 'client_secret_file', 'client_auth', 'token_type_hint',
+  'cache_ttl_s', 'negative_ttl_s', 'timeout_ms', 'on_unavailable',
+] as const;
+/** Keys only a `jwt` provider has. */
+export const JWT_ONLY_KEYS = ['jwks_uri', 'keys_file', 'keys', 'secret', 'algorithms', 'require_exp', 'jwks_cache'] as const;
+
 const authProviderSchema = section({
   name,
-  issuer: z.string().min(1),
+  /** jwt: tokens verified locally; introspection: opaque tokens asked about at an RFC 7662 endpoint. */
+  kind: z.enum(['jwt', 'introspection']).default('jwt'),
+  /** Required for jwt (compile.ts); optional `iss` check for introspection. */
+  issuer: z.string().min(1).optional(),
   audiences: z.array(z.string().min(1)).default([]),
   jwks_uri: z.string().superRefine(rule(checkJwksUri)).optional(),
   keys_file: z.string().min(1).optional(),
   keys: z.array(z.record(z.string(), z.unknown())).min(1).optional(),
   secret: z.string().optional(),
-  algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1),
+  /** Required for jwt (compile.ts). */
+  algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).optional(),
+  introspection_endpoint: z.string().superRefine(rule(checkJwksUri)).optional(),
+  client_id: z.string().min(1).regex(/^[\x20-\x7e]+$/, 'must be visible ASCII').optional(),
+  client_secret: z.string().min(1).regex(/^[\x20-\x7e]+$/, 'must be visible ASCII').optional(),
+  client_secret_file: z.string().min(1).optional(),
+  client_auth: z.enum(['client_secret_basic', 'client_secret_post']).optional(),
+  token_type_hint: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be a token type name such as access_token').optional(),
+  cache_ttl_s: z.number().int().min(0).max(86400).optional(),
+  negative_ttl_s: z.number().int().min(0).max(3600).optional(),
+  timeout_ms: milliseconds.max(60_000, { error: 'must be at most 60000 ms' }).optional(),
+  on_unavailable: z.enum(['deny', 'allow_anonymous']).optional(),
   clock_skew_s: z.number().int().min(0).max(3600).default(30),
-  require_exp: z.boolean().default(true),
+  require_exp: z.boolean().optional(), // default true (compile.ts), jwt only
   claims_to_headers: z.record(z.string().min(1), z.string().superRefine(rule(checkIdentityHeader))).default({}),
   from_cookie: z.string().regex(HEADER_NAME_TOKEN, 'must be a cookie name (an HTTP token)').optional(),
   from_query: z.string().regex(/^[A-Za-z0-9._~-]+$/, 'must be a query parameter name ([A-Za-z0-9._~-]+)').optional(),
@@ -88,7 +110,9 @@ export const authSchema = section({
 });
 
 export const routeAuthSchema = section({
-  provider: z.string(),
+  /** One provider, or (`providers`) a jwt and an introspection provider together. */
+  provider: z.string().optional(),
+  providers: z.array(z.string()).min(1).max(2).optional(),
   scopes: z.array(z.string().superRefine(rule(checkScope))).default([]),
   optional: z.boolean().default(false),
 });
@@ -134,8 +158,9 @@ export const authMend: FilterMend = {
     if (!allProvidersFailed && failedProviders.size === 0) return true;
     if (!Array.isArray(config.routes)) return true;
     config.routes.forEach((route: unknown, index: number) => {
-      const provider = isMapping(route) && isMapping(route.auth) ? route.auth.provider : undefined;
-      if (provider !== undefined && (allProvidersFailed || failedProviders.has(String(provider)))) suppress(['routes', index, 'auth']);
+      if (!isMapping(route) || !isMapping(route.auth)) return;
+      const named = [route.auth.provider, ...(Array.isArray(route.auth.providers) ? route.auth.providers : [])].filter((p) => p !== undefined);
+      if (named.length > 0 && (allProvidersFailed || named.some((p) => failedProviders.has(String(p))))) suppress(['routes', index, 'auth']);
     });
     return true;
   },

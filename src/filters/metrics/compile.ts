@@ -17,7 +17,7 @@ export interface MetricsInput {
   metrics: RawMetrics;
   services: Readonly<Record<string, { targets?: readonly unknown[]; grpc?: { targets: readonly unknown[] } }>>;
   routes: readonly ({
-    name: string; service?: string; services?: readonly { name: string }[]; mirror?: unknown; auth?: { provider: string }; waf?: unknown; websocket?: unknown;
+    name: string; service?: string; services?: readonly { name: string }[]; mirror?: unknown; auth?: { provider?: string; providers?: string[] }; waf?: unknown; websocket?: unknown;
   } & VersionedRouteIn)[];
   /** Routes with API versioning get lobby_api_version_requests_total counters. */
   versioning?: ApiVersionInput['versioning'];
@@ -134,7 +134,7 @@ export function compileMetrics(config: MetricsInput): FilterCompilation<MetricsF
     runtime: { metrics: compiled },
     route: (index) => {
       const r = config.routes[index];
-      const provider = r.auth === undefined ? -1 : providerIndex.get(r.auth.provider) ?? -1;
+      const provider = r.auth === undefined ? -1 : providerIndex.get(r.auth.provider ?? r.auth.providers?.[0] ?? '') ?? -1;
       return of(index, r.name, compiled.routes[index].service, provider);
     },
     unrouted: of(config.routes.length, '-', -1, -1),

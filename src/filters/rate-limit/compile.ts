@@ -117,14 +117,25 @@ export function compileRateLimits(config: RateLimitInput, { report }: FilterComp
           report(at(i), `limit ${JSON.stringify(name)} is keyed by claim:${claim}, but the route has no auth to take the claim from`);
           return;
         }
-        const provider = providers.get(route.auth.provider);
-        if (!provider) return; // reported by the auth compiler
-        const header = provider.claims_to_headers[claim];
-        if (header === undefined) {
-          report(at(i), `limit ${JSON.stringify(name)} is keyed by claim:${claim}: auth provider ${JSON.stringify(provider.name)} must inject it (claims_to_headers: { ${claim}: X-Some-Header })`);
-          return;
+        // Every provider of the route (a jwt and an introspection one may share it) must inject
+        // the claim, under one header name.
+        let header: string | undefined;
+        for (const providerName of route.auth.providers ?? [route.auth.provider]) {
+          const provider = providers.get(providerName ?? '');
+          if (!provider) return; // reported by the auth compiler
+          const its = provider.claims_to_headers[claim]?.toLowerCase();
+          if (its === undefined) {
+            report(at(i), `limit ${JSON.stringify(name)} is keyed by claim:${claim}: auth provider ${JSON.stringify(provider.name)} must inject it (claims_to_headers: { ${claim}: X-Some-Header })`);
+            return;
+          }
+          if (header !== undefined && its !== header) {
+            report(at(i), `limit ${JSON.stringify(name)} is keyed by claim:${claim}, which the route's providers inject as ${header} and ${its}; use one header name`);
+            return;
+          }
+          header = its;
         }
-        chosen.push({ ...limit, key: { kind: 'claim', claim, header: header.toLowerCase() } });
+        if (header === undefined) return;
+        chosen.push({ ...limit, key: { kind: 'claim', claim, header } });
         return;
       }
       chosen.push(limit);
