@@ -17,7 +17,11 @@
 //     iss (when `issuer` is set), aud (when `audiences` is set), `scope` well-formed; the
 //     identity headers come from the same function the JWT verifier uses (jwt.ts
 //     identityHeaders), so both inject the same checked bytes.
-import { request } from 'undici';
+import { lazily } from '../shared/lazy-require.js';
+
+// Loaded with the first fetch: an instance without a provider that needs one does not carry
+// undici on its control plane (about 10 MB of RSS on Node 20).
+const undici = lazily<typeof import('undici')>('undici');
 import type { CompiledConfig } from '../shared/compiled-config.js';
 import type { CompiledIntrospection, CompiledIntrospectionProvider, IntrospectionOutcome, IntrospectionRefusal } from '../shared/auth-config.js';
 import { identityHeaders, scopesOf } from '../data/auth/jwt.js';
@@ -120,7 +124,7 @@ class IntrospectionProvider {
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
     if (this.authorization !== null) headers.authorization = this.authorization;
     try {
-      const res = await request(p.endpoint, {
+      const res = await undici().request(p.endpoint, {
         method: 'POST', headers, body: form.toString(),
         signal: AbortSignal.timeout(p.timeoutMs), headersTimeout: p.timeoutMs, bodyTimeout: p.timeoutMs,
       });

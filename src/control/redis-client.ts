@@ -13,7 +13,12 @@
 //             promoted replica is found within a second of the cluster's failover. Its
 //             subscriber is ClusterChannelSubscriber (below).
 import { EventEmitter } from 'node:events';
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { lazily } from '../shared/lazy-require.js';
+
+// Loaded when a config first names a Redis: an instance without one does not carry ioredis
+// (about 10 MB of RSS on Node 20).
+const ioredis = lazily<typeof import('ioredis')>('ioredis');
 import type { HostPort, RedisEndpoint } from '../shared/redis-endpoint.js';
 
 export type RedisClient = Redis | Cluster;
@@ -42,9 +47,9 @@ export function createRedisClient(endpoint: RedisEndpoint, opts: RedisClientOpti
   };
   switch (endpoint.topology) {
     case 'single':
-      return new Redis(endpoint.url, common);
+      return new (ioredis().Redis)(endpoint.url, common);
     case 'sentinel':
-      return new Redis({
+      return new (ioredis().Redis)({
         ...common,
         sentinels: endpoint.sentinels,
         name: endpoint.name,
@@ -78,7 +83,7 @@ export function createRedisClient(endpoint: RedisEndpoint, opts: RedisClientOpti
           password: endpoint.password,
         },
       };
-      return new Cluster(endpoint.nodes, options);
+      return new (ioredis().Cluster)(endpoint.nodes, options);
     }
   }
 }
@@ -99,7 +104,7 @@ export interface RedisSubscriber {
  */
 export function createSubscriber(endpoint: RedisEndpoint, connectionName: string, companion: RedisClient): RedisSubscriber {
   if (endpoint.topology !== 'cluster') return createRedisClient(endpoint, { connectionName, offlineQueue: true }) as Redis;
-  const discovered = () => (companion instanceof Cluster
+  const discovered = () => (companion instanceof ioredis().Cluster
     ? companion.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 }))
     : []);
   return new ClusterChannelSubscriber(endpoint, connectionName, discovered);
@@ -155,7 +160,7 @@ export class ClusterChannelSubscriber extends EventEmitter implements RedisSubsc
   private connect(): void {
     const nodes = this.candidates();
     const node = nodes[this.next++ % nodes.length];
-    const client = new Redis({
+    const client = new (ioredis().Redis)({
       host: node.host,
       port: node.port,
       username: this.endpoint.username,

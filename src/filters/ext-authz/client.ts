@@ -18,7 +18,12 @@
 //                  failure mode decides (filter.ts); never cached.
 // A header value that is not a safe byte string (CR, LF, NUL, controls: isFieldValueBytes)
 // makes the whole answer a failure: nothing of it reaches the upstream or the client.
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
+import { lazily } from '../../shared/lazy-require.js';
+
+// Loaded with the first ext_authz service a worker builds: workers without one do not carry
+// undici (src/shared/lazy-require.ts).
+const undici = lazily<typeof import('undici')>('undici');
 import type { IncomingHttpHeaders } from 'node:http';
 import { isFieldValueBytes } from '../../shared/http-syntax.js';
 import { log } from '../../shared/log.js';
@@ -55,7 +60,7 @@ export class AuthzClient {
 
   constructor(private readonly service: CompiledAuthzService) {
     this.cache = service.cache === null ? null : new DecisionCache(service.cache.entries, service.cache.ttlMs);
-    this.pool = new Pool(service.origin, {
+    this.pool = new (undici().Pool)(service.origin, {
       connections: service.maxConnections,
       pipelining: 1,
       // Our own timer bounds a check; these only keep a stuck socket from living forever.
