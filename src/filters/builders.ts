@@ -11,6 +11,7 @@ import { buildCors } from './cors/filter.js';
 import { buildIdentityStrip } from './identity-strip/filter.js';
 import { buildClientCert } from './client-cert/filter.js';
 import { buildAuthJwt } from './auth-jwt/filter.js';
+import { buildKeyAuth } from './key-auth/filter.js';
 import { buildRateLimit } from './rate-limit/filter.js';
 import { buildApiVersion } from './api-version/filter.js';
 import { buildServerTiming, buildServerTimingAuthMark } from './server-timing/filter.js';
@@ -28,6 +29,7 @@ export const FILTER_BUILDERS: Readonly<Record<string, (config: never, env: Worke
   'identity-strip': buildIdentityStrip,
   'client-cert': buildClientCert,
   'auth-jwt': buildAuthJwt,
+  'key-auth': buildKeyAuth,
   'rate-limit': buildRateLimit,
   'api-version': buildApiVersion,
   'server-timing-auth': buildServerTimingAuthMark,

@@ -27,6 +27,7 @@ import type { RequestContext } from '../../data/request-context.js';
 
 const KEY_IP = 0;
 const KEY_HEADER = 1;
+const KEY_CONSUMER = 2;
 
 /** One BucketTable view per buffer per thread (take()'s outputs are per view, the thread is single). */
 const views = new Map<SharedArrayBuffer, BucketTable>();
@@ -123,12 +124,12 @@ class RateLimitFilter implements Filter {
       this.seedHi[i] = hi;
       this.seedLo[i] = lo;
       this.ratePerMs[i] = limit.rate / limit.perMs;
-      this.keyKind[i] = limit.key.kind === 'ip' ? KEY_IP : KEY_HEADER;
-      this.keyHeader.push(limit.key.kind === 'ip' ? '' : limit.key.header);
+      this.keyKind[i] = limit.key.kind === 'ip' ? KEY_IP : limit.key.kind === 'consumer' ? KEY_CONSUMER : KEY_HEADER;
+      this.keyHeader.push(limit.key.kind === 'ip' || limit.key.kind === 'consumer' ? '' : limit.key.header);
       this.stats[i] = this.table.statsSlot(limit.id);
       this.limitedSpecs.push(specWith(GW_ERR.rate_limited, limit.status));
       this.unavailableSpecs.push(specWith(GW_ERR.rate_limit_unavailable, limit.status));
-      this.duplicateSpecs.push(limit.key.kind === 'ip' ? GW_ERR.invalid_rate_limit_key : duplicateSpec(limit.key.header));
+      this.duplicateSpecs.push(limit.key.kind === 'ip' || limit.key.kind === 'consumer' ? GW_ERR.invalid_rate_limit_key : duplicateSpec(limit.key.header));
       this.burstText.push(String(limit.burst));
       this.itemHead.push(`${i === 0 ? '' : ', '}"${limit.name}";r=`);
     });
@@ -144,9 +145,12 @@ class RateLimitFilter implements Filter {
 
   /** The key of limit `i` for this request; null when its header is there more than once. */
   private keyOf(i: number, ctx: RequestContext): string | null {
-    if (this.keyKind[i] === KEY_IP) {
+    const kind = this.keyKind[i];
+    if (kind === KEY_IP) {
       return this.trusted.size === 0 ? peerKey(ctx.clientIp) : clientAddress(ctx.clientIp, ctx.forwardedFor, this.trusted);
     }
+    // Without a consumer (an optional key_auth and no key) every such request shares one bucket.
+    if (kind === KEY_CONSUMER) return ctx.consumer;
     const name = this.keyHeader[i];
     const h = ctx.headers;
     let key = ''; // no key: every such request shares one anonymous bucket
@@ -186,6 +190,7 @@ class RateLimitFilter implements Filter {
     let tightest = -1;
     let tightestRemaining = 0;
     let tightestReset = 0;
+    let tightestLimit = '';
     for (let i = 0; i < this.count; i++) {
       const limit = limits[i];
       const key = this.keyOf(i, ctx);
@@ -209,7 +214,10 @@ class RateLimitFilter implements Filter {
           if (limit.onRedisError === 'allow') enforce = false;
         }
       }
-      const result = table.take(this.ids[i], hi, lo, this.ratePerMs[i], limit.burst, now, shared);
+      // A consumer's own rate (consumers[].rate_limit) replaces the limit's for its bucket.
+      const own = this.keyKind[i] === KEY_CONSUMER ? ctx.consumerRate : null;
+      const burst = own === null ? limit.burst : own.burst;
+      const result = table.take(this.ids[i], hi, lo, own === null ? this.ratePerMs[i] : own.ratePerMs, burst, now, shared);
       if (result === TAKE_FULL) {
         this.refund(i);
         this.count1(i, S.FULL);
@@ -224,7 +232,7 @@ class RateLimitFilter implements Filter {
           this.refund(i);
           this.count1(i, S.LIMITED);
           const retry = String(Math.max(1, secondsCeil(table.retryMs)));
-          this.stage(ctx, rateHeader, this.burstText[i], 0, reset);
+          this.stage(ctx, rateHeader, own === null ? this.burstText[i] : own.burstText, 0, reset);
           return localReply(ctx, this.limitedSpecs[i], ['retry-after', retry]);
         }
         this.count1(i, S.REPORTED);
@@ -238,11 +246,12 @@ class RateLimitFilter implements Filter {
       }
       if (tightest < 0 || remaining < tightestRemaining || (remaining === tightestRemaining && reset > tightestReset)) {
         tightest = i;
+        tightestLimit = own === null ? this.burstText[i] : own.burstText;
         tightestRemaining = remaining;
         tightestReset = reset;
       }
     }
-    this.stage(ctx, rateHeader, this.burstText[tightest], tightestRemaining, tightestReset);
+    this.stage(ctx, rateHeader, tightestLimit, tightestRemaining, tightestReset);
     return NEXT;
   }
 
