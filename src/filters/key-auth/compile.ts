@@ -6,11 +6,11 @@
 //   - `routes` name routes that exist;
 //   - the key header is not a metadata header some consumer injects.
 import { createHash } from 'node:crypto';
-import type { FilterCompilation, FilterCompileContext, FilterConfigPath as KeyPath } from '../../data/chain.js';
+import type { FilterCompilation, FilterCompileContext } from '../../data/chain.js';
 import { unknownNameMessage } from '../../control/config-error.js';
 import { toByteString } from '../../shared/http-syntax.js';
 import { KEY_DIGEST_BYTES, type CompiledConsumer, type CompiledConsumers, type KeyAuthFilterConfig } from '../../shared/consumer-config.js';
-import { consumerHeaderNames, keyDigestOf, type RawConsumer, type RawRouteKeyAuth } from './schema.js';
+import { consumerHeaderNames, writeKeyDigest, type RawConsumer, type RawRouteKeyAuth } from './schema.js';
 import { identityHeaderNames, type RawAuth } from '../auth-jwt/schema.js';
 import { parsePer } from '../rate-limit/schema.js';
 
@@ -33,50 +33,60 @@ export function compileKeyAuth(config: KeyAuthInput, { report }: FilterCompileCo
   const routeNames = config.routes.map((r) => r.name);
   const routeSet = new Set(routeNames);
   const consumers: CompiledConsumer[] = [];
-  const digests: Buffer[] = [];
-  const keyConsumer: number[] = [];
-  const keyDisabled: number[] = [];
+  // The digests go straight into the table's shared buffer: 100,000 keys, no Buffer each.
+  let keyTotal = 0;
+  for (const c of rawConsumers) keyTotal += c.keys.length;
+  const sab = new SharedArrayBuffer(Math.max(1, keyTotal) * KEY_DIGEST_BYTES);
+  const bytes = Buffer.from(sab);
+  const keyConsumer = new Int32Array(keyTotal);
+  const keyDisabled = new Uint8Array(keyTotal);
+  let keyCount = 0;
   const seenNames = new Map<string, number>();
-  // digest (hex) → where it was first given, to name both places of a shared hash.
-  const owners = new Map<string, { consumer: number; key: number }>();
+  // digest (latin1) → where it was first given, to name both places of a shared hash.
+  const owners = new Map<string, number>();
+  const ownerAt: [consumer: number, key: number][] = [];
 
-  rawConsumers.forEach((raw, index) => {
-    const at = (...keys: (string | number)[]): KeyPath => ['consumers', index, ...keys];
+  for (let index = 0; index < rawConsumers.length; index++) {
+    const raw = rawConsumers[index];
     const first = seenNames.get(raw.name);
     if (first !== undefined) {
-      report(at('name'), `duplicate consumer name ${JSON.stringify(raw.name)} (also consumers[${first}])`);
-      return;
+      report(['consumers', index, 'name'], `duplicate consumer name ${JSON.stringify(raw.name)} (also consumers[${first}])`);
+      continue;
     }
     seenNames.set(raw.name, index);
     const consumerIndex = consumers.length;
-    const ids = new Set<string>();
+    const ids = raw.keys.length > 1 ? new Set<string>() : null;
     raw.keys.forEach((key, k) => {
-      if (ids.has(key.id)) { report(at('keys', k, 'id'), `duplicate key id ${JSON.stringify(key.id)} in consumer ${JSON.stringify(raw.name)}`); return; }
-      ids.add(key.id);
-      const digest = keyDigestOf(key.hash);
-      if (digest === null) return; // the schema reported it
-      const hex = digest.toString('hex');
-      const owner = owners.get(hex);
+      if (ids !== null) {
+        if (ids.has(key.id)) { report(['consumers', index, 'keys', k, 'id'], `duplicate key id ${JSON.stringify(key.id)} in consumer ${JSON.stringify(raw.name)}`); return; }
+        ids.add(key.id);
+      }
+      const at = keyCount * KEY_DIGEST_BYTES;
+      if (!writeKeyDigest(key.hash, bytes, at)) return; // the schema reported it
+      const digest = bytes.toString('latin1', at, at + KEY_DIGEST_BYTES);
+      const owner = owners.get(digest);
       if (owner !== undefined) {
-        const other = rawConsumers[owner.consumer];
-        report(at('keys', k, 'hash'), owner.consumer === index
-          ? `is the same key as keys[${owner.key}] (${JSON.stringify(other.keys[owner.key].id)}) of this consumer`
-          : `is also the hash of key ${JSON.stringify(other.keys[owner.key].id)} of consumer ${JSON.stringify(other.name)} (consumers[${owner.consumer}].keys[${owner.key}]); ` +
+        const [oc, ok] = ownerAt[owner];
+        const other = rawConsumers[oc];
+        report(['consumers', index, 'keys', k, 'hash'], oc === index
+          ? `is the same key as keys[${ok}] (${JSON.stringify(other.keys[ok].id)}) of this consumer`
+          : `is also the hash of key ${JSON.stringify(other.keys[ok].id)} of consumer ${JSON.stringify(other.name)} (consumers[${oc}].keys[${ok}]); ` +
             'a key must name one consumer');
         return;
       }
-      owners.set(hex, { consumer: index, key: k });
-      digests.push(digest);
-      keyConsumer.push(consumerIndex);
-      keyDisabled.push(key.disabled ? 1 : 0);
+      owners.set(digest, ownerAt.length);
+      ownerAt.push([index, k]);
+      keyConsumer[keyCount] = consumerIndex;
+      keyDisabled[keyCount] = key.disabled ? 1 : 0;
+      keyCount++;
     });
     raw.routes?.forEach((route, r) => {
-      if (!routeSet.has(route)) report(at('routes', r), unknownNameMessage('route', route, routeNames, 'no routes are defined'));
+      if (!routeSet.has(route)) report(['consumers', index, 'routes', r], unknownNameMessage('route', route, routeNames, 'no routes are defined'));
     });
     const headers: string[] = [];
-    for (const [header, value] of Object.entries(raw.headers)) headers.push(header.toLowerCase(), toByteString(value));
+    for (const header in raw.headers) headers.push(header.toLowerCase(), toByteString(raw.headers[header]));
     consumers.push({ name: raw.name, headers, routes: raw.routes ? [...new Set(raw.routes)] : null, rate: consumerRate(raw.rate_limit) });
-  });
+  }
 
   const consumerHeaders = consumerHeaderNames(rawConsumers);
   const jwtHeaders = identityHeaderNames(config.auth);
@@ -95,7 +105,7 @@ export function compileKeyAuth(config: KeyAuthInput, { report }: FilterCompileCo
   const used = rawConsumers.length > 0 || routes.some((r) => r !== null);
   return {
     route: (index) => routes[index],
-    runtime: used ? { consumers: consumerTable(consumers, digests, keyConsumer, keyDisabled) } : {},
+    runtime: used ? { consumers: consumerTable(consumers, sab, keyCount, keyConsumer, keyDisabled) } : {},
   };
 }
 
@@ -106,14 +116,11 @@ function consumerRate(raw: RawConsumer['rate_limit']): CompiledConsumer['rate'] 
   return { ratePerMs: raw.rate / per.value, burst: raw.burst ?? raw.rate };
 }
 
-function consumerTable(consumers: CompiledConsumer[], digests: Buffer[], keyConsumer: number[], keyDisabled: number[]): CompiledConsumers {
-  const sab = new SharedArrayBuffer(Math.max(1, digests.length) * KEY_DIGEST_BYTES);
-  const bytes = Buffer.from(sab);
-  digests.forEach((d, k) => d.copy(bytes, k * KEY_DIGEST_BYTES));
-  const owner = Int32Array.from(keyConsumer);
-  const disabled = Uint8Array.from(keyDisabled);
+function consumerTable(consumers: CompiledConsumer[], sab: SharedArrayBuffer, keyCount: number, keyConsumer: Int32Array, keyDisabled: Uint8Array): CompiledConsumers {
+  const owner = keyConsumer.slice(0, keyCount);
+  const disabled = keyDisabled.slice(0, keyCount);
   const version = createHash('sha256')
-    .update(bytes).update(Buffer.from(owner.buffer)).update(disabled).update(JSON.stringify(consumers))
+    .update(new Uint8Array(sab, 0, keyCount * KEY_DIGEST_BYTES)).update(new Uint8Array(owner.buffer)).update(disabled).update(JSON.stringify(consumers))
     .digest('base64url');
-  return { version, consumers, keyCount: digests.length, digests: sab, keyConsumer: owner, keyDisabled: disabled };
+  return { version, consumers, keyCount, digests: sab, keyConsumer: owner, keyDisabled: disabled };
 }

@@ -25,6 +25,17 @@ export function keyDigestOf(raw: string): Buffer | null {
   return null;
 }
 
+/** Writes the 32 digest bytes of a valid hash at `target[at]` (compile's table: no Buffer per key). */
+export function writeKeyDigest(raw: string, target: Buffer, at: number): boolean {
+  if (!raw.startsWith('sha256:')) return false;
+  const text = raw.slice(7);
+  if (text.length === 64 && HEX_DIGEST.test(text)) return target.write(text, at, KEY_DIGEST_BYTES, 'hex') === KEY_DIGEST_BYTES;
+  const bytes = keyDigestOf(raw);
+  if (bytes === null) return false;
+  bytes.copy(target, at);
+  return true;
+}
+
 /** A key's `hash`. */
 export function checkKeyHash(raw: string): string | null {
   if (keyDigestOf(raw) !== null) return null;
