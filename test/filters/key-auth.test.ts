@@ -202,6 +202,20 @@ test('config errors: duplicates, a hash in two consumers (both named), unknown r
   assert.match(header, /routes\[0\]\.key_auth\.header.*metadata header/);
 });
 
+test('one pass: a consumer the schema refuses does not hide the other consumers\' and the routes\' problems', () => {
+  const text = compileError(config({
+    consumers: [
+      { name: 'a', keys: [{ id: 'k', hash: 'sha256:nothex' }], bogus: 1 } as never,
+      { name: 'b', keys: [{ id: 'k', hash: keyHashText(KEY_A1) }], routes: ['nope'] },
+      { name: 'b' },
+    ],
+  }));
+  assert.match(text, /consumers\[0\]\.keys\[0\]\.hash/);
+  assert.match(text, /consumers\[0\].*unknown key/);
+  assert.match(text, /consumers\[1\]\.routes\[0\].*unknown route "nope"/);
+  assert.match(text, /consumers\[2\]\.name.*duplicate consumer name "b"/);
+});
+
 test('rate limit key: consumer: only on key_auth routes; a consumer\'s own rate replaces the limit\'s for its bucket', () => {
   const limits = { per_consumer: { key: 'consumer', rate: 100, per: '1m', burst: 3 } };
   const noKeyAuth = compileError(config({ rate_limits: limits, routes: [{ name: 'api', match: { prefix: '/' }, service: 's', rate_limit: ['per_consumer'] }], consumers: [] }));

@@ -4,7 +4,7 @@
 // endpoints are src/control/admin-consumers.ts; `lobby hash-key` is in src/main.ts.
 import type { FilterFactory } from '../../data/chain.js';
 import type { KeyAuthFilterConfig } from '../../shared/consumer-config.js';
-import { keyAuthRouteKeys, keyAuthSections } from './schema.js';
+import { keyAuthMend, keyAuthRouteKeys, keyAuthSections } from './schema.js';
 import { compileKeyAuth, type KeyAuthInput } from './compile.js';
 import { buildKeyAuth } from './filter.js';
 
@@ -15,4 +15,5 @@ export const keyAuth = {
   sections: keyAuthSections,
   compile: compileKeyAuth,
   build: buildKeyAuth,
+  mend: keyAuthMend,
 } as const satisfies FilterFactory<KeyAuthFilterConfig, KeyAuthInput>;

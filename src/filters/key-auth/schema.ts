@@ -4,7 +4,8 @@
 // (unique names and key ids, a hash in one consumer only, routes that exist) are in compile.ts.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { HEADER_NAME_TOKEN, name, rule, section } from '../../control/schema-kit.js';
+import { HEADER_NAME_TOKEN, isMapping, name, NAME_PATTERN, rule, section } from '../../control/schema-kit.js';
+import type { FilterMend } from '../../data/chain.js';
 import { GATEWAY_OWNED_REQUEST_HEADERS } from '../../shared/http-syntax.js';
 import { KEY_DIGEST_BYTES } from '../../shared/consumer-config.js';
 import { checkIdentityHeader } from '../auth-jwt/schema.js';
@@ -101,6 +102,28 @@ export const routeKeyAuthSchema = section({
 export const keyAuthRouteKeys = { key_auth: routeKeyAuthSchema.optional() };
 /** The top-level sections this filter adds. */
 export const keyAuthSections = { consumers: z.array(consumerSchema).optional() };
+
+/**
+ * One-pass error reporting (FilterMend): a failed consumer becomes one without keys under its
+ * name, so the other consumers' rules (unique names and hashes, routes that exist) still run;
+ * a failed `consumers` list is dropped. Routes reference no consumer, so nothing else is suppressed.
+ */
+export const keyAuthMend: FilterMend = {
+  sections(config, failed, suppress) {
+    for (const [, index] of failed) {
+      if (typeof index !== 'number' || !Array.isArray(config.consumers)) {
+        delete config.consumers;
+        suppress(['consumers']);
+        continue;
+      }
+      const entry = config.consumers[index];
+      const consumerName = isMapping(entry) && typeof entry.name === 'string' && NAME_PATTERN.test(entry.name) ? entry.name : `.unparsed-consumer-${index}`;
+      config.consumers[index] = { name: consumerName };
+      suppress(['consumers', index]);
+    }
+    return true;
+  },
+};
 
 export type RawConsumer = z.output<typeof consumerSchema>;
 export type RawRouteKeyAuth = z.output<typeof routeKeyAuthSchema>;
