@@ -14,6 +14,7 @@ import { keyHashText } from '../../src/filters/key-auth/schema.js';
 
 const TOKEN = 'test-admin-token-0123456789';
 const FIRST_KEY = 'acme-first-key-0123456789';
+const METERED_KEY = 'metered-key-0123456789abcd';
 
 let up: Upstream;
 let gw: Gateway;
@@ -52,11 +53,17 @@ admin:
   token: \${LOBBY_ADMIN_TOKEN}
 services:
   u: { targets: ["${up.origin}"] }
+rate_limits:
+  per-consumer: { key: consumer, rate: 1, per: 1h, burst: 3 }
 consumers:
   - name: acme
     headers: { X-Consumer-Id: acme }
     keys: [{ id: first, hash: "${keyHashText(FIRST_KEY)}" }]
+  - name: metered
+    keys: [{ id: k, hash: "${keyHashText(METERED_KEY)}" }]
+    rate_limit: { rate: 1, per: 1h, burst: 1 }
 routes:
+  - { name: limited, match: { prefix: /limited }, service: u, key_auth: {}, rate_limit: [per-consumer] }
   - { name: api, match: { prefix: /api }, service: u, key_auth: { query: apikey } }
   - { name: open, match: { prefix: /open }, service: u }
 `, { env: { LOBBY_ADMIN_TOKEN: TOKEN } });
@@ -96,10 +103,20 @@ describe('API keys on a real gateway', () => {
     assert.equal(wrong.body.error.code, 'invalid_api_key');
   });
 
+  it('key: consumer limits count per consumer across the workers; a consumer\'s own rate_limit replaces the limit\'s', async () => {
+    const acme = await freshStatuses('/limited', { 'x-api-key': FIRST_KEY }, 4);
+    assert.deepEqual(acme.sort(), [200, 200, 200, 429], 'burst 3 of the limit, on fresh connections over both workers');
+    const metered = await freshStatuses('/limited', { 'x-api-key': METERED_KEY }, 3);
+    assert.deepEqual(metered.sort(), [200, 429, 429], 'its own burst of 1, its own bucket');
+  });
+
   it('the admin API lists consumers without hashes and makes a key shown once', async () => {
     const list = await admin.get('/consumers');
     assert.equal(list.status, 200);
-    assert.deepEqual(list.body.consumers, [{ name: 'acme', headers: { 'X-Consumer-Id': 'acme' }, keys: [{ id: 'first', disabled: false }] }]);
+    assert.deepEqual(list.body.consumers, [
+      { name: 'acme', headers: { 'X-Consumer-Id': 'acme' }, keys: [{ id: 'first', disabled: false }] },
+      { name: 'metered', headers: {}, rate_limit: { rate: 1, per: '1h', burst: 1 }, keys: [{ id: 'k', disabled: false }] },
+    ]);
     assert.doesNotMatch(JSON.stringify(list.body), /sha256/);
 
     const created = await admin.put('/consumers/globex', { headers: { 'X-Consumer-Id': 'globex' }, routes: ['api'] });
@@ -124,7 +141,7 @@ describe('API keys on a real gateway', () => {
     assert.equal((await admin.call('PATCH', '/consumers/globex/keys/nope', { disabled: true })).body.error.code, 'key_not_found');
     const bad = await admin.put('/consumers/globex', { routes: ['no-such-route'] });
     assert.equal(bad.status, 400);
-    assert.match(JSON.stringify(bad.body.error.issues), /consumers\[1\]\.routes\[0\]/);
+    assert.match(JSON.stringify(bad.body.error.issues), /consumers\[2\]\.routes\[0\]/);
 
     // PUT without keys keeps them; DELETE removes the consumer and its keys stop working.
     assert.equal((await admin.put('/consumers/globex', { headers: { 'X-Consumer-Id': 'globex-2' } })).status, 200);
