@@ -14,7 +14,7 @@ import { ConsumerTable, consumerTableFor, KEY_DISABLED, KEY_UNKNOWN } from '../.
 import { createBucketTable } from '../../src/shared/bucket-table.js';
 import type { RawConfigInput } from '../../src/control/config-schema.js';
 import type { AuthJwtFilterConfig } from '../../src/shared/auth-config.js';
-import { chainOf, compileError, compiledFilterConfig, fakeContext, valuesOf } from './fake-exchange.js';
+import { chainOf, compileError, compiledFilterConfig, fakeContext, fakeHead, valuesOf } from './fake-exchange.js';
 
 const KEY_A1 = 'acme-first-key-0123456789';
 const KEY_A2 = 'acme-second-key-0123456789';
@@ -244,6 +244,12 @@ test('rate limit key: consumer: only on key_auth routes; a consumer\'s own rate 
   const g = send(KEY_B);
   assert.equal(g.verdict, NEXT);
   assert.equal(g.ctx.rateLimitLimit, '1');
+  const head = fakeHead(200);
+  limit.onResponse!(g.ctx, head);
+  assert.deepEqual(valuesOf(head.headers, 'ratelimit-policy'), ['"per_consumer";q=1;w=60'], 'the policy of its own rate');
+  const acmeHead = fakeHead(200);
+  limit.onResponse!(send(KEY_A1).ctx, acmeHead);
+  assert.deepEqual(valuesOf(acmeHead.headers, 'ratelimit-policy'), ['"per_consumer";q=3;w=2'], 'the limit\'s policy');
   assert.equal(send(KEY_B).verdict, REPLY);
 });
 

@@ -93,6 +93,9 @@ class RateLimitFilter implements Filter {
   private readonly itemHead: string[];
   private readonly trusted: CidrSet;
   private readonly policyHeader: string;
+  /** Some limit is keyed by consumer; RateLimit-Policy for a consumer with its own rate, by that rate (bounded by the consumers). */
+  private readonly byConsumer: boolean;
+  private readonly consumerPolicies = new Map<object, string>();
   // Per-request scratch (one request at a time per worker: the filter is synchronous).
   private readonly takenSlot: Int32Array;
   private readonly takenHi: Int32Array;
@@ -135,6 +138,7 @@ class RateLimitFilter implements Filter {
     });
     this.trusted = new CidrSet(config.trustedProxies.map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string'));
     this.policyHeader = config.limits.map((l) => l.policy).join(', ');
+    this.byConsumer = config.limits.some((l) => l.key.kind === 'consumer');
     this.takenSlot = new Int32Array(n);
     this.takenHi = new Int32Array(n);
     this.takenLo = new Int32Array(n);
@@ -265,11 +269,23 @@ class RateLimitFilter implements Filter {
   // Hot path: five header sets from strings onRequest made; nothing when it decided none.
   onResponse(ctx: RequestContext, head: ResponseHead): void {
     if (ctx.rateLimit === '') return;
-    head.set('ratelimit-policy', this.policyHeader);
+    const own = this.byConsumer ? ctx.consumerRate : null;
+    head.set('ratelimit-policy', own === null ? this.policyHeader : this.consumerPolicy(own));
     head.set('ratelimit', ctx.rateLimit);
     head.set('x-ratelimit-limit', ctx.rateLimitLimit);
     head.set('x-ratelimit-remaining', ctx.rateLimitRemaining);
     head.set('x-ratelimit-reset', ctx.rateLimitReset);
+  }
+
+  /** The policy with the consumer-keyed limits at the consumer's own rate (policyItem's formula). */
+  private consumerPolicy(own: { readonly ratePerMs: number; readonly burst: number }): string {
+    let policy = this.consumerPolicies.get(own);
+    if (policy === undefined) {
+      const window = Math.max(1, Math.ceil(own.burst / own.ratePerMs / 1000));
+      policy = this.limits.map((l) => (l.key.kind === 'consumer' ? `"${l.name}";q=${own.burst};w=${window}` : l.policy)).join(', ');
+      this.consumerPolicies.set(own, policy);
+    }
+    return policy;
   }
 
   private logReported(i: number, now: number): void {
