@@ -130,6 +130,11 @@ export function consumerEndpoints(kit: ConsumerEndpointKit): Endpoint[] {
         POST: async (req, [name], query) => {
           const text = await readOptionalBody(req, kit);
           const body = text === null ? {} : mapping(text, 'the new key: {"id": ..., "key": ...} or {"hash": ...}, or no body');
+          const unknown = Object.keys(body).filter((k) => !['id', 'key', 'hash', 'disabled'].includes(k));
+          if (unknown.length > 0) throw new ConfigError([{ file: 'admin-api', path: unknown[0], message: 'unknown key (allowed: id, key, hash, disabled)' }]);
+          if (body.disabled !== undefined && typeof body.disabled !== 'boolean') {
+            throw new ConfigError([{ file: 'admin-api', path: 'disabled', message: 'must be true or false' }]);
+          }
           const given = body.key;
           if (given !== undefined && (typeof given !== 'string' || given.length < 16 || given.length > 4096)) {
             throw new ConfigError([{ file: 'admin-api', path: 'key', message: 'must be a string of 16 to 4096 characters (or leave it out: the gateway generates one)' }]);

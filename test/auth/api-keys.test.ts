@@ -138,6 +138,9 @@ describe('API keys on a real gateway', () => {
 
     // Errors: an unknown consumer or key is 404; a bad body is 400 with the issue.
     assert.equal((await admin.post('/consumers/nobody/keys')).body.error.code, 'consumer_not_found');
+    const typo = await admin.post('/consumers/globex/keys', { hsh: 'sha256:00' });
+    assert.equal(typo.status, 400);
+    assert.equal(typo.body.error.issues[0].path, 'hsh');
     assert.equal((await admin.call('PATCH', '/consumers/globex/keys/nope', { disabled: true })).body.error.code, 'key_not_found');
     const bad = await admin.put('/consumers/globex', { routes: ['no-such-route'] });
     assert.equal(bad.status, 400);
