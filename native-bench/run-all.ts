@@ -17,6 +17,7 @@ import { run as breaker } from './breaker.bench.js';
 import { run as grpcOffload } from './grpc-offload.bench.js';
 import { run as wafEngines } from './waf-engines.bench.js';
 import { run as waf } from './waf.bench.js';
+import { run as keyAuth } from './key-auth.bench.js';
 import { printRows, type BenchRow } from './bench-kit.js';
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
@@ -37,6 +38,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['grpc-offload', () => grpcOffload()],
   ['waf-engines', () => wafEngines()],
   ['waf', () => waf()],
+  ['key-auth', () => keyAuth()],
 ];
 
 const only = process.argv.slice(2);

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './control/config-load.js';
 import { ControlPlane, LOBBY_VERSION } from './control/control-plane.js';
 import { runCheck } from './control/check.js';
+import { keyHashText } from './filters/key-auth/schema.js';
 import { probeListenPort, Supervisor } from './control/supervisor.js';
 import { log } from './shared/log.js';
 
@@ -24,6 +25,10 @@ const USAGE = `Usage:
                                 Save the live latency report (GET /report of the admin API at URL,
                                 e.g. http://127.0.0.1:9901) as a self-contained HTML file. The
                                 admin token comes from --token or $LOBBY_ADMIN_TOKEN.
+  lobby hash-key [KEY]          Print the hash of an API key as consumers[].keys[].hash takes it
+                                (sha256:<hex>). Reads the key from stdin when KEY is not given
+                                (one trailing newline is not part of it), so it stays out of
+                                the shell history.
   lobby --help                  This text.
   lobby --version               Print the version.
 
@@ -75,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || command === 'help') { process.stdout.write(HELP); return 0; }
   if (values.version) { process.stdout.write(`lobby ${LOBBY_VERSION}\n`); return 0; }
   if (command === 'report') return report(operands, values);
+  if (command === 'hash-key') return hashKey(operands, values);
   if (values.admin !== undefined || values.out !== undefined || values.token !== undefined) {
     return usageError(`--admin, --out and --token belong to lobby report, not ${command ?? 'no command'}`);
   }
@@ -89,6 +95,26 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'check') return runCheck(file);
   await start(file);
   return -1; // keeps running; exits from the signal handlers
+}
+
+/** `lobby hash-key [KEY]`: the key's `sha256:<hex>`, as the config takes it. */
+async function hashKey(operands: string[], values: { admin?: string; out?: string; token?: string; config?: string }): Promise<number> {
+  if (values.admin !== undefined || values.out !== undefined || values.token !== undefined || values.config !== undefined) {
+    return usageError('hash-key takes no flags, only the key (or the key on stdin)');
+  }
+  if (operands.length > 1) return usageError(`hash-key takes one key, got ${operands.length}`);
+  let key = operands[0];
+  if (key === undefined) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+    key = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
+  if (key === '') {
+    process.stderr.write('lobby: hash-key: the key is empty\n');
+    return 1;
+  }
+  process.stdout.write(`${keyHashText(key)}\n`);
+  return 0;
 }
 
 /** `lobby report --admin URL --out FILE`: GET /report, written to FILE. */

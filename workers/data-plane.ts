@@ -8,7 +8,7 @@ import { CONTROL_SLOTS } from '../src/shared/control-block.js';
 import { log } from '../src/shared/log.js';
 import { DataPlaneServer } from '../src/data/server.js';
 import { buildGeneration, type Generation } from '../src/data/generation.js';
-import { buildFilter } from '../src/filters/builders.js';
+import { buildFilter, FILTER_PREPARES } from '../src/filters/builders.js';
 import { PoolRegistry } from '../src/data/upstream/pools.js';
 import type { WorkerEnv } from '../src/data/chain.js';
 import { receiveKeys } from '../src/data/auth/keys-store.js';
@@ -80,6 +80,7 @@ port.on('message', async (msg: ToWorker) => {
       try {
         // The generation's metric counters reach its filters through their env.
         const genEnv = msg.metrics ? { ...env, metrics: msg.metrics } : env;
+        for (const prepare of FILTER_PREPARES) prepare(msg.config);
         prepared.set(msg.generation, buildGeneration(msg.generation, msg.table, msg.routeData, msg.config, pools, genEnv, buildFilter));
         send({ type: 'prepared', generation: msg.generation });
       } catch (err) {

@@ -15,6 +15,7 @@ import { ConfigError, ROOT_PATH } from './config-error.js';
 import type { RawConfig } from './config-schema.js';
 import type { Observability } from './observability.js';
 import type { TlsManager } from './tls-manager.js';
+import { consumerEndpoints } from './admin-consumers.js';
 import { ChangeError, redacted, type ChangeInput, type ChangePreview, type ChangeResult, type ConfigStore, type ConfigVersion } from './config-store.js';
 
 type AdminSettings = NonNullable<RawConfig['admin']>;
@@ -309,6 +310,7 @@ export class AdminApi {
           }),
         },
       },
+      ...consumerEndpoints({ name: NAME, live, versionHeader: () => versionHeader(live()), upsert, remove, readBody }),
     ];
   }
 }

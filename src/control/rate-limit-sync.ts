@@ -379,7 +379,7 @@ export class RateLimitSync {
       },
       limits: [...this.limits.values()].map((l) => ({
         name: l.name,
-        key: l.key.kind === 'ip' ? 'ip' : `${l.key.kind}:${l.key.kind === 'claim' ? l.key.claim : l.key.header}`,
+        key: l.key.kind === 'ip' || l.key.kind === 'consumer' ? l.key.kind : `${l.key.kind}:${l.key.kind === 'claim' ? l.key.claim : l.key.header}`,
         rate: l.rate,
         per_ms: l.perMs,
         burst: l.burst,

@@ -59,6 +59,9 @@ export interface WorkerEnv {
   /** The instance's health table (src/shared/health-table.ts): the pickers skip targets it
    * marks down, outlier ejection writes it; absent outside a supervisor. */
   readonly healthTable?: HealthTable;
+  /** The generation's instance-level filter data (CompiledConfig's CompiledFilterRuntimes
+   * fields, e.g. the consumer table of key-auth); absent outside a generation. */
+  readonly runtimes?: CompiledFilterRuntimes;
 }
 
 /** A key path in the config (`['routes', 3, 'rate_limit', 0]`); the control plane adds file and line. */

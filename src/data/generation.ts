@@ -213,7 +213,8 @@ export function buildGeneration(
   keepFallbackCaches(config);
   const services: RuntimeService[] = config.services.map((svc) => runtimeService(svc, servicePolicy(svc), pools, config, env));
   config.services.forEach((svc, i) => { if (svc.grpc) attachGrpcService(services[i], svc.grpc); });
-  return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, env, buildFilter);
+  // Filters read the generation's instance-level data (CompiledFilterRuntimes) through their env.
+  return new Generation(id, config, new RouteMatcher(table), new RouteData(routeData), services, { ...env, runtimes: config }, buildFilter);
 }
 
 function runtimeService(svc: CompiledService, policy: BreakerPolicy, pools: PoolRegistry, config: CompiledConfig, env: WorkerEnv): RuntimeService {

@@ -441,8 +441,13 @@ export class RequestContext {
    * per reason a 4-bit count plus the budget-exhausted bit (src/data/upstream/retry.ts). */
   retries = 0;
   retryReasons = 0;
-  /** Authenticated subject (the token's `sub`; '' when none): auth-jwt sets it. */
+  /** Authenticated subject (the token's `sub`; '' when none): auth-jwt sets it, key-auth
+   * sets it to the consumer's name when no token did. */
   subject = '';
+  /** The consumer whose API key authenticated the request ('' = none): key-auth sets it, the
+   * rate limiter's `key: consumer` reads it, with the consumer's own rate (null: the limit's). */
+  consumer = '';
+  consumerRate: { readonly ratePerMs: number; readonly burst: number; readonly burstText: string } | null = null;
   /** performance.now() when the chain finished and the request went to the upstream
    * (0 = not recorded: only the access-log and server-timing filters record it). */
   dispatchTime = 0;

@@ -4,13 +4,14 @@
 // worker (about 7 MB of heap each). index.ts's factories point at these same functions, and
 // test/architecture/worker-imports.test.ts checks that both lists name the same filters.
 import type { Filter, FilterBuilder, WorkerEnv } from '../data/chain.js';
-import type { CompiledFilter } from '../shared/compiled-config.js';
+import type { CompiledFilter, CompiledFilterRuntimes } from '../shared/compiled-config.js';
 import { buildTracing } from './tracing/filter.js';
 import { buildIpRules } from './ip-rules/filter.js';
 import { buildCors } from './cors/filter.js';
 import { buildIdentityStrip } from './identity-strip/filter.js';
 import { buildClientCert } from './client-cert/filter.js';
 import { buildAuthJwt } from './auth-jwt/filter.js';
+import { buildKeyAuth, prepareKeyAuth } from './key-auth/filter.js';
 import { buildRateLimit } from './rate-limit/filter.js';
 import { buildApiVersion } from './api-version/filter.js';
 import { buildServerTiming, buildServerTimingAuthMark } from './server-timing/filter.js';
@@ -29,6 +30,7 @@ export const FILTER_BUILDERS: Readonly<Record<string, (config: never, env: Worke
   'identity-strip': buildIdentityStrip,
   'client-cert': buildClientCert,
   'auth-jwt': buildAuthJwt,
+  'key-auth': buildKeyAuth,
   'rate-limit': buildRateLimit,
   'api-version': buildApiVersion,
   'server-timing-auth': buildServerTimingAuthMark,
@@ -40,6 +42,10 @@ export const FILTER_BUILDERS: Readonly<Record<string, (config: never, env: Worke
   'request-validation': buildRequestValidation,
   'ext-authz': buildExtAuthz,
 };
+
+/** What a filter builds once per generation in each worker, while the worker prepares it
+ * (before `prepared`: routes' filters are built on first use, this must not wait for that). */
+export const FILTER_PREPARES: readonly ((runtimes: CompiledFilterRuntimes) => void)[] = [prepareKeyAuth];
 
 /**
  * Builds a route's filter from its compiled entry. The entry was made by the same filter's

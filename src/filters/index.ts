@@ -6,6 +6,7 @@
 // docs/architecture.md#writing-a-filter.
 import { FILTER_PHASES } from '../data/chain.js';
 import { authJwt } from './auth-jwt/index.js';
+import { keyAuth } from './key-auth/index.js';
 import { identityStrip } from './identity-strip/index.js';
 import { rateLimit } from './rate-limit/index.js';
 import { apiVersion } from './api-version/index.js';
@@ -29,6 +30,7 @@ export const FILTERS = [
   identityStrip,
   clientCert,
   authJwt,
+  keyAuth,
   extAuthz, // phase authz: after authentication, so the verified identity goes to the service
   rateLimit,
   requestValidation, // before the WAF: a body that fails its schema is refused without inspection

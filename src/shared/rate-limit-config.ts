@@ -4,6 +4,8 @@ import type { RedisEndpoint } from './redis-endpoint.js';
 
 export type RateLimitKey =
   | { kind: 'ip' }
+  /** The consumer key-auth found for the request's API key (ctx.consumer; '' without one). */
+  | { kind: 'consumer' }
   /** A request header (lower-case name), the first occurrence. */
   | { kind: 'header'; header: string }
   /** A JWT claim, read from the identity header the route's auth provider injects for it. */

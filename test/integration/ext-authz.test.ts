@@ -4,6 +4,7 @@
 // write, and a recording upstream that sees the exact bytes the gateway forwards.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { request } from 'undici';
 import { SignJWT } from 'jose';
@@ -13,6 +14,7 @@ import { startAuthzService, startRawAuthzService, type AuthzService, type RawAut
 import { freePort } from '../helpers/ports.js';
 import { waitUntil } from '../helpers/admin.js';
 
+const ACME_KEY = 'acme-test-key-0123456789abcdef';
 const SECRET = 'an HS256 secret of at least 32 bytes!';
 const ISSUER = 'https://issuer.test';
 
@@ -71,6 +73,8 @@ auth:
   providers:
     - { name: p, issuer: "${ISSUER}", algorithms: [HS256], secret: "${SECRET}", claims_to_headers: { sub: X-User-Id, role: X-User-Role } }
   verifier: { mode: inline }
+consumers:
+  - { name: acme, headers: { X-Consumer-Id: acme-corp }, keys: [{ id: k1, hash: "sha256:${createHash('sha256').update(ACME_KEY).digest('hex')}" }] }
 ext_authz:
   services:
 ${service('policy', `${authz.origin}/authz`)}
@@ -84,6 +88,7 @@ ${service('inject', injectAnswer.origin)}
 routes:
   - { name: api, match: { prefix: /api }, service: app, ext_authz: { service: policy } }
   - { name: jwt, match: { prefix: /jwt }, service: app, auth: { provider: p }, ext_authz: { service: policy } }
+  - { name: keyed, match: { prefix: /keyed }, service: app, key_auth: {}, ext_authz: { service: policy } }
   - { name: cached, match: { prefix: /cached }, service: app, ext_authz: { service: cached } }
   - { name: slow-closed, match: { prefix: /slow-closed }, service: app, ext_authz: { service: slow } }
   - { name: slow-open, match: { prefix: /slow-open }, service: app, ext_authz: { service: slow, failure_mode_allow: true } }
@@ -149,6 +154,21 @@ describe('the check request', () => {
     const spoof = await get('/api/admin', { 'x-user-role': 'admin' });
     assert.equal(spoof.status, 403);
     assert.equal(authz.checks.at(-1)!.headers['x-user-role'], undefined);
+  });
+});
+
+describe('identity from an API key', () => {
+  it('with key-auth: the consumer headers and the consumer as subject reach the service, spoofed copies do not', async () => {
+    const r = await get('/keyed/orders', { 'x-api-key': ACME_KEY, 'x-consumer-id': 'mallory', 'x-lobby-subject': 'mallory' });
+    assert.equal(r.status, 200, r.text);
+    const check = authz.checks.at(-1)!;
+    assert.equal(check.headers['x-consumer-id'], 'acme-corp');
+    assert.equal(check.headers['x-lobby-subject'], 'acme');
+    assert.equal(check.headers['x-api-key'], undefined, 'the key is not an allowlisted header');
+    // Without a key: refused before the check.
+    const before = authz.checks.length;
+    assert.equal((await get('/keyed/orders', { 'x-consumer-id': 'acme-corp' })).status, 401);
+    assert.equal(authz.checks.length, before);
   });
 });
 

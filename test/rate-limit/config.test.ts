@@ -80,7 +80,7 @@ routes: [ { name: r, match: { prefix: / }, service: users, rate_limit: [] } ]
     const want = [
       'server.trusted_proxies[0]: has host bits set: write the network address (10.0.0.0/8)',
       'server.trusted_proxies[1]: must be an IP address or CIDR range like "10.0.0.0/8" or "fd00::/8"',
-      'rate_limits.a.key: must be "ip", "header:NAME" or "claim:NAME"',
+      'rate_limits.a.key: must be "ip", "consumer", "header:NAME" or "claim:NAME"',
       'rate_limits.a.rate: must be greater than 0',
       'rate_limits.a.per: must be a duration like "1s", "500ms", "1m", "1h" or "1d"',
       'rate_limits.b.key: header: needs a header name, like "header:x-api-key"',

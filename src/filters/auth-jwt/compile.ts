@@ -31,12 +31,15 @@ import { hmacMinBytes, jwkAlgorithms } from '../../shared/jwk.js';
 import type { FilterCompilation, FilterCompileContext, FilterConfigPath as KeyPath } from '../../data/chain.js';
 import { unknownNameMessage } from '../../control/config-error.js';
 import { identityHeaderNames, INTROSPECTION_KEYS, JWT_ONLY_KEYS, type RawAuth, type RawAuthProvider, type RawRouteAuth } from './schema.js';
+import { consumerHeaderNames } from '../key-auth/schema.js';
 
 type Report = (path: KeyPath, message: string) => void;
 
 /** What compile reads of the config. */
 export interface AuthJwtInput {
   auth?: RawAuth;
+  /** Their metadata headers are stripped too (key-auth). */
+  consumers?: readonly { headers: Readonly<Record<string, string>> }[];
   routes: readonly { auth?: RawRouteAuth }[];
 }
 
@@ -90,7 +93,7 @@ export function compileAuthJwt(config: AuthJwtInput, { report, baseDir }: Filter
     }
   });
 
-  const stripHeaders = identityHeaderNames(config.auth);
+  const stripHeaders = [...new Set([...identityHeaderNames(config.auth), ...consumerHeaderNames(config.consumers)])].sort();
 
   // Every route is compiled now (not when asked), so its problems are reported in this pass.
   const routes = config.routes.map((route, index): AuthJwtFilterConfig | null => {

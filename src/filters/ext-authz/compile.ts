@@ -1,11 +1,13 @@
 // The `ext-authz` filter's compile: `ext_authz.services` and `routes[].ext_authz` into each
 // route's filter config (config.ts). The schema (schema.ts) checked each value alone; these are
 // the rules between values: unique service names, a route names a defined service. The
-// identity headers auth-jwt injects (every provider's claims_to_headers) are always sent to the
-// service, so they are read from the `auth` section here.
+// identity headers auth-jwt and key-auth inject (every provider's claims_to_headers, every
+// consumer's headers) are always sent to the service, so they are read from the `auth` and
+// `consumers` sections here.
 import type { FilterCompilation, FilterCompileContext } from '../../data/chain.js';
 import { unknownNameMessage } from '../../control/config-error.js';
 import { identityHeaderNames } from '../auth-jwt/schema.js';
+import { consumerHeaderNames } from '../key-auth/schema.js';
 import type { RawExtAuthz, RawExtAuthzService, RawRouteExtAuthz } from './schema.js';
 import { KEY_KIND, type CompiledAuthzService, type CompiledKeyPart, type ExtAuthzFilterConfig } from './config.js';
 
@@ -13,6 +15,7 @@ import { KEY_KIND, type CompiledAuthzService, type CompiledKeyPart, type ExtAuth
 export interface ExtAuthzInput {
   ext_authz?: RawExtAuthz;
   auth?: { providers: readonly { claims_to_headers: Readonly<Record<string, string>> }[] };
+  consumers?: readonly { headers: Readonly<Record<string, string>> }[];
   routes: readonly { ext_authz?: RawRouteExtAuthz }[];
 }
 
@@ -50,7 +53,7 @@ function compileService(raw: RawExtAuthzService, identityHeaders: readonly strin
 }
 
 export function compileExtAuthz(config: ExtAuthzInput, { report }: FilterCompileContext): FilterCompilation<ExtAuthzFilterConfig> {
-  const identityHeaders = identityHeaderNames(config.auth);
+  const identityHeaders = [...new Set([...identityHeaderNames(config.auth), ...consumerHeaderNames(config.consumers)])].sort();
   const services = new Map<string, CompiledAuthzService>();
   (config.ext_authz?.services ?? []).forEach((raw, index) => {
     if (services.has(raw.name)) {

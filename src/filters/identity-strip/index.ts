@@ -7,11 +7,13 @@ import type { FilterCompilation, FilterFactory } from '../../data/chain.js';
 import type { IdentityStripFilterConfig } from '../../shared/auth-config.js';
 import { buildIdentityStrip } from './filter.js';
 import { identityHeaderNames, type RawAuth } from '../auth-jwt/schema.js';
+import { consumerHeaderNames } from '../key-auth/schema.js';
 
 /** What compile reads of the config. */
 interface Input {
   auth?: RawAuth;
-  routes: readonly { auth?: object }[];
+  consumers?: readonly { headers: Readonly<Record<string, string>> }[];
+  routes: readonly { auth?: object; key_auth?: object }[];
 }
 
 export const identityStrip = {
@@ -20,9 +22,11 @@ export const identityStrip = {
   routeKeys: {},
   sections: {},
   compile(config: Input): FilterCompilation<IdentityStripFilterConfig> {
-    const names = identityHeaderNames(config.auth);
+    // Consumer metadata headers (key-auth's X-Consumer-Id ...) are identity headers too.
+    const names = [...new Set([...identityHeaderNames(config.auth), ...consumerHeaderNames(config.consumers)])].sort();
     const compiled: IdentityStripFilterConfig | null = names.length === 0 ? null : { stripHeaders: names };
-    return { route: (index) => (config.routes[index].auth === undefined ? compiled : null) };
+    // auth-jwt and key-auth strip the same names in their own header pass.
+    return { route: (index) => (config.routes[index].auth === undefined && config.routes[index].key_auth === undefined ? compiled : null) };
   },
   build: buildIdentityStrip,
 } as const satisfies FilterFactory<IdentityStripFilterConfig, Input>;

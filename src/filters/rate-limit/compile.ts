@@ -7,6 +7,9 @@
 //   - a `claim:NAME` limit is used only on routes with `auth` whose provider injects that
 //     claim as a header (claims_to_headers): the filter reads the claim from that header,
 //     which the auth filter has checked and which no client can spoof;
+//   - a `consumer` limit is used only on routes with `key_auth` (the consumer comes from the
+//     route's API key); a consumer's own `rate_limit` is not synced through Redis yet, so
+//     with `redis` it is refused;
 //   - limit names do not collide in the bucket table's 32-bit limit ids.
 import {
   DEFAULT_RATE_LIMIT_KEYS, type CompiledRateLimit, type CompiledRateLimitRuntime, type RateLimitFilterConfig, type RateLimitKey,
@@ -28,7 +31,8 @@ declare module '../../shared/compiled-config.js' {
 /** What compile reads of the config (a claim key reads the route's auth provider). */
 export interface RateLimitInput {
   rate_limits: Readonly<Record<string, RawRateLimit>>;
-  routes: readonly { rate_limit?: string[]; auth?: RawRouteAuth }[];
+  routes: readonly { rate_limit?: string[]; auth?: RawRouteAuth; key_auth?: object }[];
+  consumers?: readonly { rate_limit?: object }[];
   auth?: RawAuth;
   server: { trusted_proxies: string[]; rate_limit_keys: number };
   redis?: RedisSectionInput & { key_prefix: string; rate_limit_sync_ms: number; instance_id?: string };
@@ -36,6 +40,7 @@ export interface RateLimitInput {
 
 function parseKey(raw: string): RateLimitKey {
   if (raw === 'ip') return { kind: 'ip' };
+  if (raw === 'consumer') return { kind: 'consumer' };
   const colon = raw.indexOf(':');
   const arg = raw.slice(colon + 1);
   return raw.startsWith('header:') ? { kind: 'header', header: arg.toLowerCase() } : { kind: 'claim', claim: arg, header: '' };
@@ -82,6 +87,13 @@ export function compileRateLimits(config: RateLimitInput, { report }: FilterComp
   }
 
   const providers = new Map((config.auth?.providers ?? []).map((p) => [p.name, p]));
+  if (config.redis !== undefined) {
+    config.consumers?.forEach((c, index) => {
+      if (c.rate_limit !== undefined) {
+        report(['consumers', index, 'rate_limit'], 'is not supported with redis yet: the instances\' shared buckets refill at the limit\'s rate; remove it or the redis section');
+      }
+    });
+  }
   const trustedProxies = config.server.trusted_proxies;
 
   const runtime: CompiledRateLimitRuntime = {
@@ -109,6 +121,10 @@ export function compileRateLimits(config: RateLimitInput, { report }: FilterComp
         if (!Object.hasOwn(config.rate_limits, name)) {
           report(at(i), unknownNameMessage('limit', name, Object.keys(config.rate_limits), 'no rate_limits are defined'));
         }
+        return;
+      }
+      if (limit.key.kind === 'consumer' && route.key_auth === undefined) {
+        report(at(i), `limit ${JSON.stringify(name)} is keyed by consumer, but the route has no key_auth to find the consumer with`);
         return;
       }
       if (limit.key.kind === 'claim') {

@@ -27,6 +27,7 @@ import type { RequestContext } from '../../data/request-context.js';
 
 const KEY_IP = 0;
 const KEY_HEADER = 1;
+const KEY_CONSUMER = 2;
 
 /** One BucketTable view per buffer per thread (take()'s outputs are per view, the thread is single). */
 const views = new Map<SharedArrayBuffer, BucketTable>();
@@ -92,6 +93,9 @@ class RateLimitFilter implements Filter {
   private readonly itemHead: string[];
   private readonly trusted: CidrSet;
   private readonly policyHeader: string;
+  /** Some limit is keyed by consumer; RateLimit-Policy for a consumer with its own rate, by that rate (bounded by the consumers). */
+  private readonly byConsumer: boolean;
+  private readonly consumerPolicies = new Map<object, string>();
   // Per-request scratch (one request at a time per worker: the filter is synchronous).
   private readonly takenSlot: Int32Array;
   private readonly takenHi: Int32Array;
@@ -123,17 +127,18 @@ class RateLimitFilter implements Filter {
       this.seedHi[i] = hi;
       this.seedLo[i] = lo;
       this.ratePerMs[i] = limit.rate / limit.perMs;
-      this.keyKind[i] = limit.key.kind === 'ip' ? KEY_IP : KEY_HEADER;
-      this.keyHeader.push(limit.key.kind === 'ip' ? '' : limit.key.header);
+      this.keyKind[i] = limit.key.kind === 'ip' ? KEY_IP : limit.key.kind === 'consumer' ? KEY_CONSUMER : KEY_HEADER;
+      this.keyHeader.push(limit.key.kind === 'ip' || limit.key.kind === 'consumer' ? '' : limit.key.header);
       this.stats[i] = this.table.statsSlot(limit.id);
       this.limitedSpecs.push(specWith(GW_ERR.rate_limited, limit.status));
       this.unavailableSpecs.push(specWith(GW_ERR.rate_limit_unavailable, limit.status));
-      this.duplicateSpecs.push(limit.key.kind === 'ip' ? GW_ERR.invalid_rate_limit_key : duplicateSpec(limit.key.header));
+      this.duplicateSpecs.push(limit.key.kind === 'ip' || limit.key.kind === 'consumer' ? GW_ERR.invalid_rate_limit_key : duplicateSpec(limit.key.header));
       this.burstText.push(String(limit.burst));
       this.itemHead.push(`${i === 0 ? '' : ', '}"${limit.name}";r=`);
     });
     this.trusted = new CidrSet(config.trustedProxies.map((c) => parseCidr(c)).filter((c): c is Cidr => typeof c !== 'string'));
     this.policyHeader = config.limits.map((l) => l.policy).join(', ');
+    this.byConsumer = config.limits.some((l) => l.key.kind === 'consumer');
     this.takenSlot = new Int32Array(n);
     this.takenHi = new Int32Array(n);
     this.takenLo = new Int32Array(n);
@@ -144,9 +149,12 @@ class RateLimitFilter implements Filter {
 
   /** The key of limit `i` for this request; null when its header is there more than once. */
   private keyOf(i: number, ctx: RequestContext): string | null {
-    if (this.keyKind[i] === KEY_IP) {
+    const kind = this.keyKind[i];
+    if (kind === KEY_IP) {
       return this.trusted.size === 0 ? peerKey(ctx.clientIp) : clientAddress(ctx.clientIp, ctx.forwardedFor, this.trusted);
     }
+    // Without a consumer (an optional key_auth and no key) every such request shares one bucket.
+    if (kind === KEY_CONSUMER) return ctx.consumer;
     const name = this.keyHeader[i];
     const h = ctx.headers;
     let key = ''; // no key: every such request shares one anonymous bucket
@@ -186,6 +194,7 @@ class RateLimitFilter implements Filter {
     let tightest = -1;
     let tightestRemaining = 0;
     let tightestReset = 0;
+    let tightestLimit = '';
     for (let i = 0; i < this.count; i++) {
       const limit = limits[i];
       const key = this.keyOf(i, ctx);
@@ -209,7 +218,10 @@ class RateLimitFilter implements Filter {
           if (limit.onRedisError === 'allow') enforce = false;
         }
       }
-      const result = table.take(this.ids[i], hi, lo, this.ratePerMs[i], limit.burst, now, shared);
+      // A consumer's own rate (consumers[].rate_limit) replaces the limit's for its bucket.
+      const own = this.keyKind[i] === KEY_CONSUMER ? ctx.consumerRate : null;
+      const burst = own === null ? limit.burst : own.burst;
+      const result = table.take(this.ids[i], hi, lo, own === null ? this.ratePerMs[i] : own.ratePerMs, burst, now, shared);
       if (result === TAKE_FULL) {
         this.refund(i);
         this.count1(i, S.FULL);
@@ -224,7 +236,7 @@ class RateLimitFilter implements Filter {
           this.refund(i);
           this.count1(i, S.LIMITED);
           const retry = String(Math.max(1, secondsCeil(table.retryMs)));
-          this.stage(ctx, rateHeader, this.burstText[i], 0, reset);
+          this.stage(ctx, rateHeader, own === null ? this.burstText[i] : own.burstText, 0, reset);
           return localReply(ctx, this.limitedSpecs[i], ['retry-after', retry]);
         }
         this.count1(i, S.REPORTED);
@@ -238,11 +250,12 @@ class RateLimitFilter implements Filter {
       }
       if (tightest < 0 || remaining < tightestRemaining || (remaining === tightestRemaining && reset > tightestReset)) {
         tightest = i;
+        tightestLimit = own === null ? this.burstText[i] : own.burstText;
         tightestRemaining = remaining;
         tightestReset = reset;
       }
     }
-    this.stage(ctx, rateHeader, this.burstText[tightest], tightestRemaining, tightestReset);
+    this.stage(ctx, rateHeader, tightestLimit, tightestRemaining, tightestReset);
     return NEXT;
   }
 
@@ -256,11 +269,23 @@ class RateLimitFilter implements Filter {
   // Hot path: five header sets from strings onRequest made; nothing when it decided none.
   onResponse(ctx: RequestContext, head: ResponseHead): void {
     if (ctx.rateLimit === '') return;
-    head.set('ratelimit-policy', this.policyHeader);
+    const own = this.byConsumer ? ctx.consumerRate : null;
+    head.set('ratelimit-policy', own === null ? this.policyHeader : this.consumerPolicy(own));
     head.set('ratelimit', ctx.rateLimit);
     head.set('x-ratelimit-limit', ctx.rateLimitLimit);
     head.set('x-ratelimit-remaining', ctx.rateLimitRemaining);
     head.set('x-ratelimit-reset', ctx.rateLimitReset);
+  }
+
+  /** The policy with the consumer-keyed limits at the consumer's own rate (policyItem's formula). */
+  private consumerPolicy(own: { readonly ratePerMs: number; readonly burst: number }): string {
+    let policy = this.consumerPolicies.get(own);
+    if (policy === undefined) {
+      const window = Math.max(1, Math.ceil(own.burst / own.ratePerMs / 1000));
+      policy = this.limits.map((l) => (l.key.kind === 'consumer' ? `"${l.name}";q=${own.burst};w=${window}` : l.policy)).join(', ');
+      this.consumerPolicies.set(own, policy);
+    }
+    return policy;
   }
 
   private logReported(i: number, now: number): void {

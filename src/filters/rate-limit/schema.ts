@@ -6,9 +6,9 @@ import type { FilterMend } from '../../data/chain.js';
 import { GATEWAY_OWNED_REQUEST_HEADERS } from '../../shared/http-syntax.js';
 import { fail, HEADER_NAME_TOKEN, isMapping, MAX_TIMER_MS, mendNamedEntry, name, ok, rule, section, type Parsed } from '../../control/schema-kit.js';
 
-/** A limit's `key`: `ip`, `header:NAME` or `claim:NAME`. */
+/** A limit's `key`: `ip`, `consumer`, `header:NAME` or `claim:NAME`. */
 export function checkRateLimitKey(raw: string): string | null {
-  if (raw === 'ip') return null;
+  if (raw === 'ip' || raw === 'consumer') return null;
   const colon = raw.indexOf(':');
   const kind = colon < 0 ? raw : raw.slice(0, colon);
   const arg = colon < 0 ? '' : raw.slice(colon + 1);
@@ -23,7 +23,7 @@ export function checkRateLimitKey(raw: string): string | null {
   if (kind === 'claim') {
     return /^[A-Za-z0-9_.:-]+$/.test(arg) ? null : 'claim: needs a claim name, like "claim:sub"';
   }
-  return 'must be "ip", "header:NAME" or "claim:NAME"';
+  return 'must be "ip", "consumer", "header:NAME" or "claim:NAME"';
 }
 
 /** `per`: `1s`, `500ms`, `1m`, `1h`, `1d` or an integer of milliseconds → ms. */
