@@ -59,7 +59,7 @@ export const MAX_SESSIONS = 4;
 export const MAX_QUEUED_PER_SESSION = 1024;
 /** Streams a session opens before it is drained for a new one (stream ids end at 2^31). */
 const STREAMS_PER_SESSION = 1 << 30;
-/** Before the peer's SETTINGS arrive nghttp2 assumes 100 (Node's peerMaxConcurrentStreams). */
+/** Before a first session's SETTINGS arrive nghttp2 assumes 100 (Node's peerMaxConcurrentStreams). */
 const ASSUMED_STREAM_LIMIT = 100;
 /** Request messages larger than this are written as prefix + message (no copy), else one buffer. */
 const COPY_BODY_BYTES = 64 * 1024;
@@ -178,6 +178,9 @@ class Target {
   closed = false;
   /** Sessions opened so far (for tests and GET /upstreams-style counting). */
   sessionsOpened = 0;
+  /** The peer's last SETTINGS_MAX_CONCURRENT_STREAMS: what a new session assumes until its own
+   * SETTINGS arrive (else a burst would all go on the new session, past the peer's limit). */
+  private streamLimit = ASSUMED_STREAM_LIMIT;
   private readonly url: string;
   private readonly connectOptions: http2Types.SecureClientSessionOptions;
   readonly scheme: string;
@@ -208,21 +211,23 @@ class Target {
       if (s.active < s.limit) return s;
       if (least === null || s.active < least.active) least = s;
     }
-    // A session still connecting is not full (limit 100 assumed): only full ones get here.
+    // Only when every open session is full (a connecting one assumes the peer's last limit).
     if (list.length < MAX_SESSIONS) return this.connect();
     return least !== null && least.active < least.limit + MAX_QUEUED_PER_SESSION ? least : null;
   }
 
   private connect(): Session {
-    const h2 = http2().connect(this.url, this.connectOptions);
-    const s: Session = { h2, active: 0, opened: 0, limit: ASSUMED_STREAM_LIMIT, open: true };
+    // nghttp2 holds streams past peerMaxConcurrentStreams until the peer's SETTINGS say more:
+    // the limit the target last told, so a burst on a new session does not overrun it.
+    const h2 = http2().connect(this.url, { ...this.connectOptions, peerMaxConcurrentStreams: Math.min(this.streamLimit, 0xffffffff) });
+    const s: Session = { h2, active: 0, opened: 0, limit: this.streamLimit, open: true };
     this.sessionsOpened++;
     this.sessions.push(s);
     const retire = () => this.retire(s);
     h2.on('error', retire); // ECONNREFUSED, TLS failures, protocol errors: its streams fail too
     h2.on('goaway', retire);
     h2.on('close', retire);
-    h2.on('remoteSettings', (settings: http2Types.Settings) => { s.limit = settings.maxConcurrentStreams ?? 0xffffffff; });
+    h2.on('remoteSettings', (settings: http2Types.Settings) => { s.limit = this.streamLimit = settings.maxConcurrentStreams ?? 0xffffffff; });
     h2.on('frameError', () => { /* the stream's close event reports it */ });
     // An idle session does not keep a worker's loop alive (grpc-js's channels neither).
     h2.unref();
