@@ -91,7 +91,7 @@ const RESERVED_NAMES = new Set(['content-type', 'te', 'user-agent', 'host', 'con
  * keeps to this; checked again here, where the bytes are written (a pair that fails is dropped,
  * as runtime.ts drops what gRPC metadata cannot carry). */
 function isCustomMetadata(name: string, value: string): boolean {
-  if (!METADATA_NAME.test(name) || name.startsWith('grpc-') || RESERVED_NAMES.has(name)) return false;
+  if (!METADATA_NAME.test(name) || name.startsWith('grpc-') || RESERVED_NAMES.has(name) || name === '__proto__') return false;
   return name.endsWith('-bin') ? BASE64_VALUE.test(value) && value.length % 4 !== 1 : ASCII_VALUE.test(value);
 }
 
@@ -538,7 +538,8 @@ export function grpcDispatch(address: string, tls: CompiledGrpcService['tls']): 
       const name = md[i];
       const value = md[i + 1];
       if (!isCustomMetadata(name, value)) continue;
-      const prev = headers[name];
+      // Own keys only: an allowlisted name like `constructor` must not read Object.prototype's.
+      const prev = Object.hasOwn(headers, name) ? headers[name] : undefined;
       headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
     }
     let stream: CallStream;

@@ -15,7 +15,9 @@ import type { CompiledGrpcService } from '../../src/grpc/compiled.js';
 import { waitUntil } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
 import { TestPki } from '../helpers/tls-certs.js';
-import { startBookstore, type BookstoreServer } from './bookstore-server.js';
+import { BOOKSTORE_PROTO, FIXTURE_DIR, startBookstore, type BookstoreServer } from './bookstore-server.js';
+import { request } from 'undici';
+import { startGateway } from '../helpers/gateway.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -234,7 +236,7 @@ describe('framing', () => {
     let body: Buffer = Buffer.alloc(0);
     raw.handlers['/t.S/Echo'] = (stream, _h, _raw, b) => { body = b; answer(stream, [b]); };
     const message = Buffer.from('hello');
-    const r = await call(raw.address, '/t.S/Echo', { body: message, deadline: Date.now() + 30_000 });
+    const r = await call(raw.address, '/t.S/Echo', { body: message, deadline: Date.now() + 30_000, headers: ['x-twice', 'one', 'x-twice', 'two'] });
     assert.equal(r.code, 0);
     assert.deepEqual(body, frame(message), 'flag 0, uint32 BE length, the message');
     assert.deepEqual(r.messages, [message]);
@@ -250,6 +252,7 @@ describe('framing', () => {
     assert.match(timeout ?? '', /^\d{1,8}m$/);
     assert.ok(Number(timeout!.slice(0, -1)) <= 30_000 && Number(timeout!.slice(0, -1)) > 20_000, timeout);
     assert.equal(head.indexOf('grpc-timeout'), head.findIndex((n, i) => i % 2 === 0 && !n.startsWith(':')), 'right after the pseudo-headers');
+    assert.deepEqual(head.flatMap((n, i) => (n === 'x-twice' && i % 2 === 0 ? [head[i + 1]] : [])), ['one', 'two'], 'a repeated name: both values, in order');
     const large = Buffer.alloc(200_000, 3); // past the one-buffer size: prefix and message written apart
     const r2 = await call(raw.address, '/t.S/Echo', { body: large });
     assert.equal(r2.code, 0);
@@ -549,14 +552,16 @@ describe('against grpc-js', () => {
     const r = await call(store.address, '/bookstore.v1.Bookstore/Tag', {
       body: Buffer.from([0x0a, 0x01, 0x41]),
       headers: ['x-trace', 'abc 123', 'x-blob-bin', Buffer.from('bytes!').toString('base64').replace(/=+$/, ''), 'x-bad-bin', 'not base64!',
-        'X-Upper', 'no', 'grpc-timeout', '1S', 'connection', 'close', 'te', 'gzip', 'x-crlf', 'a\r\nx-injected: 1'],
+        'X-Upper', 'no', 'grpc-timeout', '1S', 'connection', 'close', 'te', 'gzip', 'x-crlf', 'a\r\nx-injected: 1',
+        'constructor', 'only this', '__proto__', 'x'],
     });
     assert.equal(r.code, 0, r.message);
     assert.deepEqual(r.messages[0], Buffer.from([0x0a, 0x01, 0x41]), 'the bytes came back as sent');
     const md = store.lastMetadata;
     assert.equal(md['x-trace'], 'abc 123');
     assert.equal(md['x-blob-bin'], 'bytes!', 'unpadded base64 decoded by grpc-js');
-    for (const n of ['x-bad-bin', 'x-upper', 'connection', 'x-crlf', 'x-injected']) assert.equal(md[n], undefined, n);
+    assert.equal(md.constructor, 'only this', 'a name that is also an Object.prototype key carries its own value only');
+    for (const n of ['x-bad-bin', 'x-upper', 'connection', 'x-crlf', 'x-injected', '__proto__']) assert.equal(Object.hasOwn(md, n) ? md[n] : undefined, undefined, n);
   });
 
   it('initial metadata and trailers from grpc-js: text as strings, -bin as Buffers, grpc-status-details-bin decodable', async () => {
@@ -619,5 +624,41 @@ describe('TLS', () => {
     const systemCas = await call(store.address, '/bookstore.v1.Bookstore/GetShelf', { body: Buffer.from([0x08, 0x04]) }, { caPem: null, serverName: 'bookstore.internal' });
     assert.equal(systemCas.code, 14);
     assert.equal(store.calls.GetShelf ?? 0, before);
+  });
+});
+
+describe('behind the gateway', () => {
+  it('one session per worker for many requests; after the server restarts, requests reach it again', async () => {
+    let store = await startBookstore();
+    const port = store.port;
+    const gw = await startGateway(`
+server: { port: __PORT__, workers: 1 }
+services:
+  books:
+    grpc: { targets: ["${store.address}"] }
+    descriptors: { protos: [${BOOKSTORE_PROTO}], include: ["${FIXTURE_DIR}"] }
+routes:
+  - { name: books, match: { prefix: /v1 }, service: books, transcode: { services: [bookstore.v1.Bookstore] } }
+`);
+    const get = async () => { const res = await request(`${gw.url}/v1/shelves/3`); return { status: res.statusCode, text: await res.body.text() }; };
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await get()).status, 200);
+      const burst = await Promise.all(Array.from({ length: 20 }, get));
+      assert.ok(burst.every((r) => r.status === 200), JSON.stringify(burst.filter((r) => r.status !== 200)));
+      assert.equal(store.sessions, 1, 'one HTTP/2 connection from the worker');
+      assert.equal(store.calls.GetShelf, 25);
+      await store.stop();
+      const down = await get();
+      assert.equal(down.status, 503, down.text);
+      assert.equal(JSON.parse(down.text).code, 14);
+      assert.doesNotMatch(down.text, /127\.0\.0\.1/, 'no upstream address in the answer');
+      store = await startBookstore({ port });
+      await waitUntil('a request reaches the restarted server', async () => (await get()).status === 200, 10_000);
+      assert.equal(store.sessions, 1);
+      assert.doesNotMatch(gw.stderr(), /worker fault/);
+    } finally {
+      await gw.stop();
+      await store.stop();
+    }
   });
 });
