@@ -72,8 +72,10 @@ const ENHANCE_YOUR_CALM = 0xb;
 const INADEQUATE_SECURITY = 0xc;
 
 const USER_AGENT = 'lobby-grpc/0.1';
-// Constant request options: Node reads them and does not keep or change the object.
-const REQUEST_OPTIONS: http2Types.ClientSessionRequestOptions = { endStream: false };
+// Constant request options, read (and copied) by Node. The priority fields are Node's defaults
+// given here so request() only checks them: setting them on its copy of the options cost
+// about 5 µs of CPU per call (measured, client CPU per unary call 56-66 → 49-59 µs).
+const REQUEST_OPTIONS: http2Types.ClientSessionRequestOptions & { silent: boolean } = { endStream: false, weight: 16, parent: 0, exclusive: false, silent: false };
 const CONNECT_SETTINGS: http2Types.Settings = { enablePush: false };
 
 // --- metadata checks (the bytes that reach the upstream socket) ---------------------------
