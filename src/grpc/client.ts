@@ -178,7 +178,7 @@ interface Session {
 class Target {
   readonly sessions: Session[] = [];
   closed = false;
-  /** Sessions opened so far (for tests and GET /upstreams-style counting). */
+  /** Sessions opened so far (tests read it through grpcSessionCounts). */
   sessionsOpened = 0;
   /** The peer's last SETTINGS_MAX_CONCURRENT_STREAMS: what a new session assumes until its own
    * SETTINGS arrive (else a burst would all go on the new session, past the peer's limit). */

@@ -9,8 +9,8 @@ import * as http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { grpcDispatch, grpcSessionCounts, grpcTimeout, MAX_SESSIONS, type GrpcDispatchOptions } from '../../src/grpc/client.js';
-import type { DispatchController, DispatchHandler, HeaderField } from '../../src/data/upstream/dispatch.js';
+import { closeUnusedChannels, grpcDispatch, grpcPoolKey, grpcSessionCounts, grpcTimeout, MAX_SESSIONS, type GrpcDispatchOptions } from '../../src/grpc/client.js';
+import type { DispatchController, DispatchFn, DispatchHandler, HeaderField } from '../../src/data/upstream/dispatch.js';
 import type { CompiledGrpcService } from '../../src/grpc/compiled.js';
 import { waitUntil } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
@@ -163,7 +163,7 @@ interface Outcome {
   controller: DispatchController;
 }
 
-interface CallOptions { headers?: string[]; body?: Buffer; deadline?: number; handler?: Partial<DispatchHandler> }
+interface CallOptions { headers?: string[]; body?: Buffer; deadline?: number; handler?: Partial<DispatchHandler>; dispatch?: DispatchFn }
 
 /** One call through the client; resolves with everything the handler was told. */
 function call(address: string, path: string, opts: CallOptions = {}, tls: CompiledGrpcService['tls'] = null): Promise<Outcome> {
@@ -192,7 +192,7 @@ function call(address: string, path: string, opts: CallOptions = {}, tls: Compil
       target: null, method: 'POST', path, headers: opts.headers ?? [], body: opts.body ?? Buffer.alloc(0), head: null, idempotent: false,
       deadline: opts.deadline ?? 0,
     } as unknown as GrpcDispatchOptions;
-    grpcDispatch(address, tls)(options, handler);
+    (opts.dispatch ?? grpcDispatch(address, tls))(options, handler);
   });
 }
 
@@ -524,6 +524,26 @@ describe('sessions', () => {
       assert.equal(server.sessions.length, 3);
     } finally {
       await server.stop();
+    }
+  });
+
+  it('closeUnusedChannels: a target no generation uses is closed; one still used keeps its session', async () => {
+    const unused = await startRawServer();
+    try {
+      for (const srv of [unused, raw]) srv.handlers['/t.S/Ok'] = (stream) => answer(stream, [frame(Buffer.from('ok'))]);
+      const oldGeneration = grpcDispatch(unused.address, null);
+      assert.equal((await call(unused.address, '/t.S/Ok', { dispatch: oldGeneration })).code, 0);
+      assert.equal((await call(raw.address, '/t.S/Ok')).code, 0);
+      const rawSessions = raw.sessions.length;
+      closeUnusedChannels(new Set([grpcPoolKey(raw.address, null)]));
+      await waitUntil('the unused target\'s session closed at the server', () => unused.sessions[0].closed || unused.sessions[0].destroyed);
+      assert.equal(grpcSessionCounts(unused.address, null).opened, 0, 'the target is gone from the worker');
+      assert.equal((await call(raw.address, '/t.S/Ok')).code, 0);
+      assert.equal(raw.sessions.length, rawSessions, 'the used target kept its session');
+      assert.equal((await call(unused.address, '/t.S/Ok', { dispatch: oldGeneration })).code, 0, 'a generation that still calls it gets a new session');
+      assert.equal(unused.sessions.length, 2);
+    } finally {
+      await unused.stop();
     }
   });
 
