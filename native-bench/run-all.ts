@@ -15,6 +15,7 @@ import { run as retry } from './retry.bench.js';
 import { run as grpcJson } from './grpc-json.bench.js';
 import { run as breaker } from './breaker.bench.js';
 import { run as grpcOffload } from './grpc-offload.bench.js';
+import { run as grpcClient } from './grpc-client.bench.js';
 import { run as wafEngines } from './waf-engines.bench.js';
 import { run as waf } from './waf.bench.js';
 import { run as keyAuth } from './key-auth.bench.js';
@@ -36,6 +37,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ['grpc-json', () => grpcJson()],
   ['breaker', () => breaker()],
   ['grpc-offload', () => grpcOffload()],
+  ['grpc-client', () => grpcClient()],
   ['waf-engines', () => wafEngines()],
   ['waf', () => waf()],
   ['key-auth', () => keyAuth()],

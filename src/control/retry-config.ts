@@ -17,7 +17,7 @@ export const GRPC_RETRY_CODES = { cancelled: 1, deadline_exceeded: 4, resource_e
 export type GrpcRetryCode = keyof typeof GRPC_RETRY_CODES;
 const GRPC_CODE_NAMES = Object.keys(GRPC_RETRY_CODES) as GrpcRetryCode[];
 /** A gRPC service's conditions: its statuses, and `timeout` (connect failures and resets
- * reach the gateway as UNAVAILABLE from grpc-js). */
+ * reach the gateway as UNAVAILABLE from the gRPC client, src/grpc/client.ts). */
 const GRPC_DEFAULT_ON: GrpcRetryCode[] = ['unavailable'];
 
 /** The methods a retry may repeat once a request reached the upstream: the idempotent ones. */
@@ -101,7 +101,7 @@ export function checkRetryOn(on: RawRetry['on'], grpc: boolean, at: KeyPath, rep
   on?.forEach((c, i) => {
     const isGrpcCode = typeof c === 'string' && c in GRPC_RETRY_CODES;
     if (grpc && !isGrpcCode && c !== 'timeout') {
-      report([...at, i], `${JSON.stringify(c)} is for HTTP services; a gRPC service retries on ${GRPC_CODE_NAMES.join(', ')} or timeout (grpc-js reports a connect failure or a reset as unavailable)`);
+      report([...at, i], `${JSON.stringify(c)} is for HTTP services; a gRPC service retries on ${GRPC_CODE_NAMES.join(', ')} or timeout (the gRPC client reports a connect failure or a refused stream as unavailable)`);
     } else if (!grpc && isGrpcCode) {
       report([...at, i], `${JSON.stringify(c)} is a gRPC status, for gRPC services; an HTTP service retries on ${RETRY_CONDITIONS.join(', ')} or a 5xx status`);
     }

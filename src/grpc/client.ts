@@ -1,8 +1,14 @@
-// The gRPC upstream client on the dispatch shape (src/data/upstream/dispatch.ts): one
-// @grpc/grpc-js channel per target per worker (shared across generations while the target's
-// settings stay), raw Buffer (de)serializers (the transcoder encodes and decodes), every call
+// The gRPC upstream client on the dispatch shape (src/data/upstream/dispatch.ts), written on
+// node:http2 (the gRPC over HTTP/2 protocol, grpc/grpc doc/PROTOCOL-HTTP2.md): one HTTP/2
+// session per target per worker, shared across generations while the target's settings
+// stay, raw request and response messages (the transcoder encodes and decodes), every call
 // a server-streaming call (a unary call is the same bytes on the wire: one request message,
 // at most one response).
+//
+// Why not @grpc/grpc-js for the data plane: its call stack (interceptors, filters, Metadata
+// objects, a resolving/load-balancing call per call) cost about 120-160 µs of CPU per unary
+// call over the same node:http2 session this client uses directly (docs/grpc.md#speed).
+// grpc-js stays for server reflection (reflection.ts) and the demo / test servers.
 //
 // How a call maps onto the handler, so upstream policies (issue 14's breakers, retries)
 // wrap gRPC services unchanged:
@@ -10,15 +16,34 @@
 //   onResponseStart(HTTP status of the gRPC status, initial metadata)  for an error before one;
 //   onResponseData(message) per message;
 //   onResponseEnd(trailers)  with `grpc-status`, `grpc-message` and the rest of the trailers.
+// Every failure is a gRPC status, as grpc-js reported it (onResponseError is never called): a
+// connect failure, a dead session or a refused stream is UNAVAILABLE (a 503 to a breaker), a
+// deadline DEADLINE_EXCEEDED, an answer that is not gRPC the status the mapping doc gives.
 // A breaker thus reads an UNAVAILABLE before any message as a 503; retries decide on the
 // gRPC status itself (runtime.ts GrpcCall, through retry.ts's retryDelay).
+//
+// Sessions: calls go on the first open session of the target with a free stream under the
+// peer's SETTINGS_MAX_CONCURRENT_STREAMS; when all are full another session is opened, up to
+// MAX_SESSIONS per target; past that, calls wait in nghttp2's queue of the least loaded
+// session, up to MAX_QUEUED_PER_SESSION each, and beyond it fail UNAVAILABLE at once (the
+// retry policy may send them to another target). A session that closes, errs or gets a
+// GOAWAY takes no new calls; its calls in flight fail UNAVAILABLE (those it finishes after a
+// graceful GOAWAY complete), and the next call opens a new session. There is one connect
+// attempt at a time per target (calls made meanwhile wait on it), no reconnect backoff and
+// no keepalive pings.
 import type * as grpcTypes from '@grpc/grpc-js';
+import type * as http2Types from 'node:http2';
+import { isIP } from 'node:net';
 import { lazily } from '../shared/lazy-require.js';
-import type { DispatchController, DispatchFn, DispatchOptions, HeaderField } from '../data/upstream/dispatch.js';
+import { logRequestFault } from '../data/faults.js';
+import type { DispatchController, DispatchFn, DispatchHandler, DispatchOptions, HeaderField } from '../data/upstream/dispatch.js';
 import type { CompiledGrpcService } from './compiled.js';
-import { httpStatusOf } from './status.js';
+import { GRPC_CODE, httpStatusOf } from './status.js';
+import { decodePercent } from './percent.js';
 
+/** grpc-js, for what still uses it (reflection.ts, demo-service.ts); loaded on first use. */
 export const grpc = lazily<typeof grpcTypes>('@grpc/grpc-js');
+const http2 = lazily<typeof http2Types>('node:http2');
 
 /** What the transcoder adds to the dispatch options for a gRPC call. */
 export interface GrpcDispatchOptions extends DispatchOptions {
@@ -26,88 +51,524 @@ export interface GrpcDispatchOptions extends DispatchOptions {
   readonly deadline: number;
 }
 
-const identity = (b: Buffer): Buffer => b;
-const channels = new Map<string, grpcTypes.Client>();
+/** The largest response message taken (grpc-js's `grpc.max_receive_message_length` before). */
+export const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
+/** Sessions per target at most (each to the peer's max concurrent streams). */
+export const MAX_SESSIONS = 4;
+/** Calls past a full session's stream limit that nghttp2 may hold for a free stream. */
+export const MAX_QUEUED_PER_SESSION = 1024;
+/** Streams a session opens before it is drained for a new one (stream ids end at 2^31). */
+const STREAMS_PER_SESSION = 1 << 30;
+/** Before a first session's SETTINGS arrive nghttp2 assumes 100 (Node's peerMaxConcurrentStreams). */
+const ASSUMED_STREAM_LIMIT = 100;
+/** Request messages larger than this are written as prefix + message (no copy), else one buffer. */
+const COPY_BODY_BYTES = 64 * 1024;
+
+// HTTP/2 error codes (RFC 9113 §7).
+const NO_ERROR = 0;
+const REFUSED_STREAM = 7;
+const CANCEL = 8;
+const ENHANCE_YOUR_CALM = 0xb;
+const INADEQUATE_SECURITY = 0xc;
+
+const USER_AGENT = 'lobby-grpc/0.1';
+// Constant request options, read (and copied) by Node. The priority fields are Node's defaults
+// given here so request() only checks them: setting them on its copy of the options cost
+// about 5 µs of CPU per call (measured, client CPU per unary call 56-66 → 49-59 µs).
+const REQUEST_OPTIONS: http2Types.ClientSessionRequestOptions & { silent: boolean } = { endStream: false, weight: 16, parent: 0, exclusive: false, silent: false };
+const CONNECT_SETTINGS: http2Types.Settings = { enablePush: false };
+
+// --- metadata checks (the bytes that reach the upstream socket) ---------------------------
+
+/** gRPC metadata names: lower case [0-9a-z_.-] (no pseudo-headers, no upper case). */
+const METADATA_NAME = /^[0-9a-z_.-]+$/;
+/** ASCII-Value: printable ASCII (no CR, LF, NUL or other controls). */
+const ASCII_VALUE = /^[\x20-\x7e]*$/;
+/** A -bin value as it travels: base64 (RFC 4648 §4), padded or not. */
+const BASE64_VALUE = /^[A-Za-z0-9+/]*={0,2}$/;
+/** Names the client writes itself, or that HTTP/2 forbids (RFC 9113 §8.2.2). grpc-* is reserved. */
+const RESERVED_NAMES = new Set(['content-type', 'te', 'user-agent', 'host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
+
+/** Whether a [name, value] of o.headers may go upstream as custom metadata. runtime.ts already
+ * keeps to this; checked again here, where the bytes are written (a pair that fails is dropped,
+ * as runtime.ts drops what gRPC metadata cannot carry). */
+function isCustomMetadata(name: string, value: string): boolean {
+  if (!METADATA_NAME.test(name) || name.startsWith('grpc-') || RESERVED_NAMES.has(name) || name === '__proto__') return false;
+  return name.endsWith('-bin') ? BASE64_VALUE.test(value) && value.length % 4 !== 1 : ASCII_VALUE.test(value);
+}
+
+/** `grpc-timeout` for `ms` left: at most 8 digits, the finest unit that fits (as grpc-js). */
+export function grpcTimeout(ms: number): string {
+  const m = Math.max(Math.ceil(ms), 1);
+  if (m < 1e8) return `${m}m`;
+  if (m / 1000 < 1e8) return `${Math.ceil(m / 1000)}S`;
+  if (m / 60_000 < 1e8) return `${Math.ceil(m / 60_000)}M`;
+  return `${Math.min(Math.ceil(m / 3_600_000), 99_999_999)}H`;
+}
+
+/** The gRPC status of an HTTP status, for responses without grpc-status (doc/http-grpc-status-mapping.md). */
+export function grpcCodeOfHttpStatus(status: number): number {
+  switch (status) {
+    case 400: return GRPC_CODE.INTERNAL;
+    case 401: return GRPC_CODE.UNAUTHENTICATED;
+    case 403: return GRPC_CODE.PERMISSION_DENIED;
+    case 404: return GRPC_CODE.UNIMPLEMENTED;
+    case 429: case 502: case 503: case 504: return GRPC_CODE.UNAVAILABLE;
+    default: return GRPC_CODE.UNKNOWN;
+  }
+}
+
+/** The gRPC status of a RST_STREAM the server sent (PROTOCOL-HTTP2.md "Errors"). */
+export function grpcCodeOfRstStream(code: number): number {
+  switch (code) {
+    case CANCEL: return GRPC_CODE.CANCELLED;
+    case REFUSED_STREAM: return GRPC_CODE.UNAVAILABLE;
+    case ENHANCE_YOUR_CALM: return GRPC_CODE.RESOURCE_EXHAUSTED;
+    case INADEQUATE_SECURITY: return GRPC_CODE.PERMISSION_DENIED;
+    default: return GRPC_CODE.INTERNAL;
+  }
+}
+
+/** grpc-message, percent-decoded; a message that does not decode is kept as it came (the spec:
+ * never an error, never thrown away). */
+function statusMessage(raw: string): string {
+  try {
+    return decodePercent(raw, false);
+  } catch {
+    return raw;
+  }
+}
+
+/** Response metadata from Node's raw header list: pseudo-headers and the protocol's own
+ * headers left out, -bin values decoded (comma-joined duplicates split, as the spec says). */
+function pushMetadata(raw: readonly string[], out: HeaderField[], skipStatus: boolean): HeaderField[] {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.charCodeAt(0) === 0x3a /* : */ || name === 'content-type' || name === 'grpc-encoding' || name === 'grpc-accept-encoding') continue;
+    if (skipStatus && (name === 'grpc-status' || name === 'grpc-message')) continue;
+    const value = raw[i + 1];
+    if (name.endsWith('-bin')) {
+      for (const part of value.split(',')) out.push(name, Buffer.from(part.trim(), 'base64'));
+    } else {
+      out.push(name, value);
+    }
+  }
+  return out;
+}
+
+function rawValue(raw: readonly string[], lower: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i] === lower) return raw[i + 1];
+  return undefined;
+}
+
+// --- sessions ---------------------------------------------------------------------------
+
+interface Session {
+  readonly h2: http2Types.ClientHttp2Session;
+  /** Streams opened and not closed (nghttp2's queued ones included). */
+  active: number;
+  opened: number;
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
+  limit: number;
+  /** false once it closed, erred or got a GOAWAY: no new calls. */
+  open: boolean;
+}
+
+/** A target's sessions in one worker (what a grpc-js channel was). */
+class Target {
+  readonly sessions: Session[] = [];
+  closed = false;
+  /** Sessions opened so far (tests read it through grpcSessionCounts). */
+  sessionsOpened = 0;
+  /** The peer's last SETTINGS_MAX_CONCURRENT_STREAMS: what a new session assumes until its own
+   * SETTINGS arrive (else a burst would all go on the new session, past the peer's limit). */
+  private streamLimit = ASSUMED_STREAM_LIMIT;
+  private readonly url: string;
+  private readonly connectOptions: http2Types.SecureClientSessionOptions;
+  readonly scheme: string;
+
+  constructor(readonly key: string, readonly authority: string, tls: CompiledGrpcService['tls']) {
+    this.scheme = tls === null ? 'http' : 'https';
+    this.url = `${this.scheme}://${authority}`;
+    const options: http2Types.SecureClientSessionOptions = { settings: CONNECT_SETTINGS };
+    if (tls !== null) {
+      if (tls.caPem !== null) options.ca = tls.caPem;
+      if (tls.serverName !== null) options.servername = tls.serverName;
+      else {
+        // Node sends no SNI for an IP literal; the certificate is checked against the host.
+        const host = authority.startsWith('[') ? authority.slice(1, authority.indexOf(']')) : authority.slice(0, authority.lastIndexOf(':'));
+        if (isIP(host) === 0) options.servername = host;
+      }
+    }
+    this.connectOptions = options;
+  }
+
+  /** The session a new call goes on, or null: every session is full past its queue. */
+  session(): Session | null {
+    const list = this.sessions;
+    let least: Session | null = null;
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i];
+      if (!s.open) continue;
+      if (s.active < s.limit) return s;
+      if (least === null || s.active < least.active) least = s;
+    }
+    // Only when every open session is full (a connecting one assumes the peer's last limit).
+    if (list.length < MAX_SESSIONS) return this.connect();
+    return least !== null && least.active < least.limit + MAX_QUEUED_PER_SESSION ? least : null;
+  }
+
+  private connect(): Session {
+    // nghttp2 holds streams past peerMaxConcurrentStreams until the peer's SETTINGS say more:
+    // the limit the target last told, so a burst on a new session does not overrun it.
+    const h2 = http2().connect(this.url, { ...this.connectOptions, peerMaxConcurrentStreams: Math.min(this.streamLimit, 0xffffffff) });
+    const s: Session = { h2, active: 0, opened: 0, limit: this.streamLimit, open: true };
+    this.sessionsOpened++;
+    this.sessions.push(s);
+    const retire = () => this.retire(s);
+    h2.on('error', retire); // ECONNREFUSED, TLS failures, protocol errors: its streams fail too
+    h2.on('goaway', retire);
+    h2.on('close', retire);
+    h2.on('remoteSettings', (settings: http2Types.Settings) => { s.limit = this.streamLimit = settings.maxConcurrentStreams ?? 0xffffffff; });
+    h2.on('frameError', () => { /* the stream's close event reports it */ });
+    // An idle session does not keep a worker's loop alive (grpc-js's channels neither).
+    h2.unref();
+    return s;
+  }
+
+  /** The session takes no new calls; the ones it has finish or fail on their own. */
+  retire(s: Session): void {
+    if (!s.open) return;
+    s.open = false;
+    const i = this.sessions.indexOf(s);
+    if (i >= 0) this.sessions.splice(i, 1);
+    if (s.active === 0 && !s.h2.closed) s.h2.close();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of this.sessions.slice()) { this.retire(s); if (!s.h2.closed) s.h2.close(); }
+  }
+}
+
+const targets = new Map<string, Target>();
 
 function channelKey(address: string, tls: CompiledGrpcService['tls']): string {
   return tls === null ? `h2c:${address}` : `tls:${address}:${tls.serverName ?? ''}:${tls.caPem ?? ''}`;
 }
 
-/** The channel of a target, made once per worker. */
-function channel(address: string, tls: CompiledGrpcService['tls']): grpcTypes.Client {
+function targetOf(address: string, tls: CompiledGrpcService['tls']): Target {
   const key = channelKey(address, tls);
-  let client = channels.get(key);
-  if (client === undefined) {
-    const g = grpc();
-    const creds = tls === null ? g.credentials.createInsecure()
-      : g.credentials.createSsl(tls.caPem === null ? null : Buffer.from(tls.caPem));
-    // Retries are the gateway's (issue 14's interceptors), not grpc-js's: its retry wrapper
-    // costs every call; channelz bookkeeping too.
-    const options: grpcTypes.ChannelOptions = {
-      'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.enable_retries': 0, 'grpc.enable_channelz': 0,
-    };
-    if (tls?.serverName) options['grpc.ssl_target_name_override'] = tls.serverName;
-    client = new g.Client(address, creds, options);
-    channels.set(key, client);
-  }
-  return client;
+  let t = targets.get(key);
+  if (t === undefined) { t = new Target(key, address, tls); targets.set(key, t); }
+  return t;
 }
 
-/** The pool key of a target (GET /upstreams, and which channels a generation keeps). */
+/** The pool key of a target (GET /upstreams, and which sessions a generation keeps). */
 export function grpcPoolKey(address: string, tls: CompiledGrpcService['tls']): string {
   return `grpc:${channelKey(address, tls)}`;
 }
 
-/** Closes the channels no live generation uses (called with the keys the live ones use). */
+/** Closes the sessions no live generation uses (called with the keys the live ones use);
+ * their calls in flight finish first (a graceful close). */
 export function closeUnusedChannels(used: ReadonlySet<string>): void {
-  for (const [key, client] of channels) {
-    if (!used.has(`grpc:${key}`)) { client.close(); channels.delete(key); }
+  for (const [key, t] of targets) {
+    if (!used.has(`grpc:${key}`)) { t.close(); targets.delete(key); }
   }
 }
 
-function flatMetadata(md: grpcTypes.Metadata | undefined, out: HeaderField[]): HeaderField[] {
-  if (md === undefined) return out;
-  const map = md.getMap();
-  for (const name of Object.keys(map)) {
-    for (const value of md.get(name)) out.push(name, typeof value === 'string' ? value : Buffer.from(value));
+/** Sessions this worker opened to a target so far, and how many are open (tests). */
+export function grpcSessionCounts(address: string, tls: CompiledGrpcService['tls']): { opened: number; open: number } {
+  const t = targets.get(channelKey(address, tls));
+  return { opened: t?.sessionsOpened ?? 0, open: t?.sessions.length ?? 0 };
+}
+
+// --- calls ------------------------------------------------------------------------------
+
+const kCall = Symbol('grpcCall');
+type CallStream = http2Types.ClientHttp2Stream & { [kCall]: ClientCall };
+
+/**
+ * One call: its controller, the response parser and the stream's listeners' state. The
+ * listeners are shared functions reading the call from the stream (no closures per call).
+ */
+class ClientCall implements DispatchController {
+  stream: CallStream | null = null;
+  session: Session | null = null;
+  done = false;
+  /** onResponseStart was called. */
+  private started = false;
+  private initial: HeaderField[] = [];
+  timer: NodeJS.Timeout | null = null;
+  // The length-prefixed message being read: its 5-byte prefix (so far) and its bytes.
+  private prefixLen = 0;
+  private flag = 0;
+  private length = 0;
+  private message: Buffer | null = null;
+  private filled = 0;
+
+  constructor(readonly handler: DispatchHandler, readonly deadline: number) {}
+
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.clearTimer();
+    this.cancelStream();
   }
-  return out;
+  pause(): void { this.stream?.pause(); }
+  resume(): void { this.stream?.resume(); }
+  get aborted(): boolean { return this.done; }
+  get paused(): boolean { return this.stream?.isPaused() ?? false; }
+
+  private clearTimer(): void {
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+  }
+
+  cancelStream(): void {
+    const s = this.stream;
+    if (s !== null && !s.closed && !s.destroyed) s.close(CANCEL);
+  }
+
+  /** The call ends with a status of the client's making (no trailers from the server). */
+  fail(code: number, message: string): void {
+    this.finish(code, message, null);
+  }
+
+  /** The call ends: onResponseStart if nothing was started, then onResponseEnd. */
+  finish(code: number, message: string, raw: readonly string[] | null): void {
+    if (this.done) return;
+    this.done = true;
+    this.clearTimer();
+    const h = this.handler;
+    if (!this.started) { this.started = true; h.onResponseStart?.(this, httpStatusOf(code), this.initial, ''); }
+    const trailers: HeaderField[] = ['grpc-status', String(code), 'grpc-message', message];
+    h.onResponseEnd?.(this, raw === null ? trailers : pushMetadata(raw, trailers, true));
+  }
+
+  /** The HEADERS of the response: initial metadata, or a whole answer (trailers-only, not gRPC). */
+  onHeaders(headers: http2Types.IncomingHttpHeaders & http2Types.IncomingHttpStatusHeader, raw: readonly string[]): void {
+    if (this.done) return;
+    const status = headers[':status'] ?? 0;
+    if (headers['grpc-status'] !== undefined) {
+      // Trailers-only (an immediate error), whatever :status says: grpc-status must be used.
+      // Its metadata are trailers, not initial metadata (as grpc-js reported them).
+      this.onTrailers(raw);
+      return;
+    }
+    const type = headers['content-type'];
+    if (status !== 200) {
+      this.fail(grpcCodeOfHttpStatus(status), `the upstream answered HTTP status ${status} without a grpc-status`);
+    } else if (typeof type !== 'string' || !type.startsWith('application/grpc')) {
+      this.fail(GRPC_CODE.UNKNOWN, `the upstream answered with content-type ${JSON.stringify(type ?? '')}, not application/grpc`);
+    } else {
+      this.initial = pushMetadata(raw, [], false);
+      return;
+    }
+    this.cancelStream();
+  }
+
+  /** DATA: length-prefixed messages, split over chunks or several in one. */
+  onData(chunk: Buffer): void {
+    let off = 0;
+    const end = chunk.length;
+    while (off < end && !this.done) {
+      if (this.message === null) {
+        // Hot path: a whole prefix and message inside this chunk go out as a view of it.
+        if (this.prefixLen === 0 && end - off >= 5) {
+          this.flag = chunk[off];
+          this.length = chunk.readUInt32BE(off + 1);
+          off += 5;
+        } else {
+          const b = chunk[off++];
+          if (this.prefixLen === 0) this.flag = b;
+          else this.length = this.length * 256 + b;
+          if (++this.prefixLen < 5) continue;
+        }
+        this.prefixLen = 0;
+        if (!this.checkPrefix()) return;
+        if (end - off >= this.length) {
+          const message = chunk.subarray(off, off + this.length);
+          off += this.length;
+          this.length = 0;
+          this.deliver(message);
+          continue;
+        }
+        this.message = Buffer.allocUnsafe(this.length);
+        this.filled = 0;
+      }
+      const take = Math.min(end - off, this.message.length - this.filled);
+      chunk.copy(this.message, this.filled, off, off + take);
+      this.filled += take;
+      off += take;
+      if (this.filled === this.message.length) {
+        const message = this.message;
+        this.message = null;
+        this.length = 0;
+        this.deliver(message);
+      }
+    }
+  }
+
+  private checkPrefix(): boolean {
+    if (this.flag !== 0) {
+      // No grpc-accept-encoding is sent, so a compressed message was never negotiated.
+      this.fail(GRPC_CODE.INTERNAL, this.flag === 1 ? 'the upstream sent a compressed message, which was not negotiated' : `the upstream sent a message with compressed-flag ${this.flag}`);
+    } else if (this.length > MAX_RECEIVE_BYTES) {
+      this.fail(GRPC_CODE.RESOURCE_EXHAUSTED, `the upstream sent a message larger than the maximum (${this.length} vs ${MAX_RECEIVE_BYTES} bytes)`);
+    } else {
+      return true;
+    }
+    this.cancelStream();
+    return false;
+  }
+
+  private deliver(message: Buffer): void {
+    const h = this.handler;
+    if (!this.started) { this.started = true; h.onResponseStart?.(this, 200, this.initial, 'OK'); }
+    if (!this.done) h.onResponseData?.(this, message);
+  }
+
+  /** Trailers (or trailers-only headers): the call's status. */
+  onTrailers(raw: readonly string[]): void {
+    if (this.done) return;
+    const text = rawValue(raw, 'grpc-status');
+    const message = rawValue(raw, 'grpc-message');
+    if (text === undefined) {
+      this.finish(GRPC_CODE.UNKNOWN, 'the upstream sent trailers without grpc-status', raw);
+      return;
+    }
+    const code = /^\d{1,9}$/.test(text) ? Number(text) : GRPC_CODE.UNKNOWN;
+    if (code === GRPC_CODE.OK && (this.message !== null || this.prefixLen !== 0)) {
+      this.finish(GRPC_CODE.INTERNAL, 'the upstream ended the stream inside a message', raw);
+      return;
+    }
+    this.finish(code, message === undefined ? '' : statusMessage(message), raw);
+  }
+
+  /** The stream closed before a status arrived. */
+  onClose(stream: CallStream): void {
+    const s = this.session;
+    if (s !== null) {
+      s.active--;
+      if (!s.open && s.active === 0 && !s.h2.closed) s.h2.close();
+    }
+    if (this.done) return;
+    if (s === null || s.h2.destroyed) {
+      this.fail(GRPC_CODE.UNAVAILABLE, 'the upstream connection failed or closed');
+      return;
+    }
+    const rst = stream.rstCode ?? NO_ERROR;
+    if (rst === NO_ERROR) { this.fail(GRPC_CODE.INTERNAL, 'the upstream ended the stream without trailers'); return; }
+    let code = grpcCodeOfRstStream(rst);
+    // The spec: a CANCELLED past the deadline is the deadline's.
+    if (code === GRPC_CODE.CANCELLED && this.deadline !== 0 && Date.now() >= this.deadline) code = GRPC_CODE.DEADLINE_EXCEEDED;
+    this.fail(code, `the upstream reset the stream (HTTP/2 error ${rst})`);
+  }
+
+  /** A throw from a handler inside an http2 callback: logged, the call ended, the worker on. */
+  fault(err: unknown): void {
+    logRequestFault(null, err);
+    this.done = true;
+    this.clearTimer();
+    this.cancelStream();
+  }
+}
+
+// The stream's listeners: one function each for every call, `this` the stream.
+function onStreamResponse(this: CallStream, headers: http2Types.IncomingHttpHeaders & http2Types.IncomingHttpStatusHeader, _flags: number, raw: string[]): void {
+  const call = this[kCall];
+  try { call.onHeaders(headers, raw); } catch (err) { call.fault(err); }
+}
+function onStreamData(this: CallStream, chunk: Buffer): void {
+  const call = this[kCall];
+  if (call.done) return;
+  try { call.onData(chunk); } catch (err) { call.fault(err); }
+}
+function onStreamTrailers(this: CallStream, _headers: unknown, _flags: number, raw: string[]): void {
+  const call = this[kCall];
+  try { call.onTrailers(raw); } catch (err) { call.fault(err); }
+}
+function onStreamClose(this: CallStream): void {
+  const call = this[kCall];
+  try { call.onClose(this); } catch (err) { call.fault(err); }
+}
+function onStreamError(): void { /* the close event carries it (rstCode, the session's state) */ }
+
+function onDeadline(call: ClientCall): void {
+  call.timer = null;
+  if (call.done) return;
+  try {
+    call.cancelStream();
+    call.fail(GRPC_CODE.DEADLINE_EXCEEDED, 'Deadline exceeded');
+  } catch (err) { call.fault(err); }
+}
+
+/** A failure before anything was sent, told on the next tick (never inside dispatch()). */
+function failLater(call: ClientCall, code: number, message: string): void {
+  process.nextTick(() => {
+    try { call.fail(code, message); } catch (err) { call.fault(err); }
+  });
 }
 
 /** The dispatch function of one gRPC target (both of its UpstreamTarget clients). */
 export function grpcDispatch(address: string, tls: CompiledGrpcService['tls']): DispatchFn {
+  let target = targetOf(address, tls);
   return (options, handler) => {
     const o = options as GrpcDispatchOptions;
-    const g = grpc();
-    const md = new g.Metadata();
-    const h = o.headers;
-    for (let i = 0; i < h.length; i += 2) md.add(h[i], h[i + 1]);
-    const callOptions: grpcTypes.CallOptions = o.deadline > 0 ? { deadline: o.deadline } : {};
-    const call = channel(address, tls).makeServerStreamRequest(o.path, identity, identity, o.body as Buffer, md, callOptions);
-    let headers: HeaderField[] = [];
-    let started = false;
-    let done = false;
-    const controller: DispatchController = {
-      abort() { if (!done) { done = true; call.cancel(); } },
-      pause() { call.pause(); },
-      resume() { call.resume(); },
-      get aborted() { return done; },
-      get paused() { return call.isPaused(); },
+    // A target closed by closeUnusedChannels is made again for a generation still using it.
+    if (target.closed) target = targetOf(address, tls);
+    const call = new ClientCall(handler, o.deadline);
+    handler.onRequestStart?.(call, null);
+    if (call.done) return; // aborted at once
+    let timeout: string | undefined;
+    if (o.deadline > 0) {
+      const ms = o.deadline - Date.now();
+      if (ms <= 0) { failLater(call, GRPC_CODE.DEADLINE_EXCEEDED, 'Deadline exceeded'); return; }
+      timeout = grpcTimeout(ms);
+      call.timer = setTimeout(onDeadline, ms, call);
+    }
+    const session = target.session();
+    if (session === null) { failLater(call, GRPC_CODE.UNAVAILABLE, 'too many calls in flight to the upstream'); return; }
+    // One object literal, the same keys in the same order every call (one hidden class);
+    // grpc-timeout right after the pseudo-headers, as the spec asks. Node skips undefined.
+    const headers: http2Types.OutgoingHttpHeaders = {
+      ':method': 'POST', ':scheme': target.scheme, ':path': o.path, ':authority': target.authority,
+      'grpc-timeout': timeout, 'content-type': 'application/grpc', te: 'trailers', 'user-agent': USER_AGENT,
     };
-    call.on('metadata', (m: grpcTypes.Metadata) => { headers = flatMetadata(m, []); });
-    call.on('data', (message: Buffer) => {
-      if (done) return;
-      if (!started) { started = true; handler.onResponseStart?.(controller, 200, headers, 'OK'); }
-      handler.onResponseData?.(controller, message);
-    });
-    call.on('error', () => { /* the status event carries it */ });
-    call.on('status', (status: grpcTypes.StatusObject) => {
-      if (done) return;
-      done = true;
-      if (!started) { started = true; handler.onResponseStart?.(controller, httpStatusOf(status.code), headers, ''); }
-      const trailers = flatMetadata(status.metadata, ['grpc-status', String(status.code), 'grpc-message', status.details]);
-      handler.onResponseEnd?.(controller, trailers);
-    });
-    handler.onRequestStart?.(controller, null);
+    const md = o.headers;
+    for (let i = 0; i < md.length; i += 2) {
+      const name = md[i];
+      const value = md[i + 1];
+      if (!isCustomMetadata(name, value)) continue;
+      // Own keys only: an allowlisted name like `constructor` must not read Object.prototype's.
+      const prev = Object.hasOwn(headers, name) ? headers[name] : undefined;
+      headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+    }
+    let stream: CallStream;
+    try {
+      stream = session.h2.request(headers, REQUEST_OPTIONS) as CallStream;
+    } catch {
+      // The session went away between its events (GOAWAY, destroyed): no stream was opened.
+      target.retire(session);
+      failLater(call, GRPC_CODE.UNAVAILABLE, 'the upstream connection closed');
+      return;
+    }
+    session.active++;
+    if (++session.opened >= STREAMS_PER_SESSION) target.retire(session);
+    call.session = session;
+    call.stream = stream;
+    stream[kCall] = call;
+    stream.on('response', onStreamResponse);
+    stream.on('data', onStreamData);
+    stream.on('trailers', onStreamTrailers);
+    stream.on('close', onStreamClose);
+    stream.on('error', onStreamError);
+    const body = o.body as Buffer;
+    const prefix = Buffer.allocUnsafe(body.length <= COPY_BODY_BYTES ? 5 + body.length : 5);
+    prefix[0] = 0;
+    prefix.writeUInt32BE(body.length, 1);
+    // Prefix and message in one write with END_STREAM: one DATA frame for a small message.
+    if (body.length <= COPY_BODY_BYTES) { body.copy(prefix, 5); stream.end(prefix); }
+    else { stream.write(prefix); stream.end(body); }
   };
 }

@@ -5,7 +5,7 @@
 //   forward (proxy.ts, when the route has `transcode`) → transcode():
 //     body read → binding matched (404 / 405 + Allow) → path, query and body into the request
 //     message → metadata from the allowlist → service.dispatch(call, call) (the service's
-//     interceptors over client.ts's grpc-js channel) → response messages printed as JSON
+//     interceptors over client.ts's HTTP/2 session) → response messages printed as JSON
 //     (unary) or NDJSON / SSE records (server streaming) through the exchange.
 import { performance } from 'node:perf_hooks';
 import type protobuf from 'protobufjs';
@@ -48,7 +48,7 @@ interface GrpcServiceState {
 
 const stateOf = new WeakMap<RuntimeService, GrpcServiceState>();
 
-/** The runtime targets of a gRPC service: each one's two clients are its grpc-js channel. */
+/** The runtime targets of a gRPC service: each one's two clients are its client.ts dispatch. */
 export function grpcTargets(svc: CompiledGrpcService): RuntimeTarget[] {
   return svc.targets.map((t) => {
     const dispatch = grpcDispatch(t.address, svc.tls);
@@ -179,7 +179,7 @@ function headerValue(ctx: RequestContext, lower: string): string {
   return '';
 }
 
-// grpc-js accepts printable ASCII only in text metadata, and names of [0-9a-z_.-]; the rest
+// gRPC text metadata is printable ASCII, and names are [0-9a-z_.-] (client.ts checks again); the rest
 // is not forwarded (Metadata.add would throw).
 const NOT_METADATA_VALUE = /[^\x20-\x7e]/;
 const METADATA_NAME = /^[0-9a-z_.-]+$/;
@@ -269,7 +269,7 @@ function dispatchCall(ctx: RequestContext, route: RouteTranscoder, binding: Comp
 }
 
 const GRPC_DEADLINE_EXCEEDED = 4;
-/** grpc-js's deadline timer may fire this much before Date.now() reaches the deadline it was
+/** client.ts's deadline timer may fire this much before Date.now() reaches the deadline it was
  * given (timers run on the loop's clock, rounded to ms). */
 const DEADLINE_SLACK_MS = 5;
 
@@ -291,7 +291,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
   readonly idempotent: boolean;
   controller: DispatchController | null = null;
   complete = false;
-  /** The try's grpc-js deadline (Date.now() ms, sent as grpc-timeout; 0 = none), and whether
+  /** The try's gRPC deadline (Date.now() ms, sent as grpc-timeout; 0 = none), and whether
    * it is the exchange's deadline_ms (else the service's response_ms) that set it. */
   deadline = 0;
   private deadlineIsExchange = false;
@@ -338,8 +338,8 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     this.target.inFlight--;
   }
 
-  /** A try's deadlines: grpc-js's, sent upstream as `grpc-timeout`, and the deadline ticker's
-   * (a backstop: grpc-js's timer ends the call first, and cancels it on the server). A unary
+  /** A try's deadlines: the client's, sent upstream as `grpc-timeout`, and the deadline ticker's
+   * (a backstop: client.ts's timer ends the call first, and cancels it on the server). A unary
    * call is bounded by response_ms, a stream only between messages (idle_ms, the ticker); the
    * time left of the exchange's deadline_ms bounds both, as the deadline header does on HTTP. */
   startTry(): void {
@@ -360,7 +360,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
   }
 
   /** A try's response deadline (response_ms, per_try_timeout_ms, idle_ms) passed, by the
-   * ticker or grpc-js's timer: retried when the policy's `on` has `timeout`, else `spec`. */
+   * ticker or client.ts's timer: retried when the policy's `on` has `timeout`, else `spec`. */
   timedOut(spec: GatewayErrorSpec, flag: number): void {
     if (this.policy !== null && this.policy.onTimeout && this.records === 0) {
       const wait = retryDelay(this, RETRY_REASON.TIMEOUT, -1);
@@ -429,7 +429,7 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     this.initial = headers;
   }
 
-  // Called from grpc-js's events, outside the chain's fault handler: guarded.
+  // Called from the HTTP/2 stream's events, outside the chain's fault handler: guarded.
   onResponseData(controller: DispatchController, message: Buffer): void {
     guarded(this.ctx, () => this.responseData(controller, message));
   }
@@ -462,9 +462,9 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     const t = trailers ?? [];
     const code = Number(trailerValue(t, 'grpc-status') ?? '2');
     if (code === GRPC_DEADLINE_EXCEEDED && this.deadline !== 0 && Date.now() >= this.deadline - DEADLINE_SLACK_MS) {
-      // The gateway's own deadline, reached by grpc-js's timer (or the server's, on the
+      // The gateway's own deadline, reached by client.ts's timer (or the server's, on the
       // grpc-timeout it was sent) before the ticker: answered as the ticker would, and without
-      // grpc-js's message, which names the upstream's address.
+      // the status message (a server's may name its own address).
       if (this.deadlineIsExchange) this.fail(GW_ERR.deadline_exceeded, RESPONSE_FLAG.UPSTREAM_TIMEOUT);
       else this.timedOut(GW_ERR.upstream_timeout, RESPONSE_FLAG.UPSTREAM_TIMEOUT);
       return;

@@ -32,6 +32,8 @@ export interface BookstoreServer {
   received: { path: string; timeout: string | undefined }[];
   /** Calls the client (or the grpc-timeout it sent) cancelled before the handler answered. */
   cancelled: number;
+  /** HTTP/2 sessions (connections) the server accepted. */
+  sessions: number;
   stop(): Promise<void>;
 }
 
@@ -68,7 +70,7 @@ function statusDetails(code: number, message: string): Buffer {
 export async function startBookstore(opts: BookstoreOptions = {}): Promise<BookstoreServer> {
   const root = bookstoreRoot();
   const service = root.lookupService('bookstore.v1.Bookstore');
-  const state: BookstoreServer = { port: 0, address: '', lastMetadata: {}, calls: {}, received: [], cancelled: 0, stop: async () => {} };
+  const state: BookstoreServer = { port: 0, address: '', lastMetadata: {}, calls: {}, received: [], cancelled: 0, sessions: 0, stop: async () => {} };
   const impl: Record<string, (req: Obj, call: grpc.ServerUnaryCall<Obj, Obj> | grpc.ServerWritableStream<Obj, Obj>) => Obj | Promise<Obj> | null> = {
     ListShelves: (r) => ({ shelves: [{ id: '1', theme: 'fiction' }, { id: '9007199254740993', theme: 'big' }], next_page_token: `${r.page_size ?? 0}:${r.page_token ?? ''}` }),
     CreateShelf: (r) => ({ id: '9007199254740993', ...(r.shelf as Obj) }),
@@ -184,6 +186,7 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
   const h2 = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
   if (!(h2 instanceof Map) || h2.size === 0) throw new Error('grpc-js Server.http2Servers is gone: the raw-header hook needs updating');
   for (const s of h2.keys()) {
+    s.prependListener('session', () => { state.sessions++; });
     s.prependListener('stream', (_stream: unknown, headers: IncomingHttpHeaders) => {
       state.received.push({ path: String(headers[':path']), timeout: headers['grpc-timeout'] as string | undefined });
     });
