@@ -288,7 +288,7 @@ export class RateLimitSync {
       }
       const values = reply.value as (string | number)[];
       b.records.forEach((rec, k) => {
-        this.table.applyGlobal(rec, Number(values[2 * k]), Number(values[2 * k + 1]), b.limits[k].burst, now);
+        this.table.applyGlobal(rec, Number(values[2 * k]), Number(values[2 * k + 1]), rec.burst, now);
       });
     });
     if (failed !== null) {
@@ -312,9 +312,10 @@ export class RateLimitSync {
       args.push(this.keys!.rlBucket(batch.group, batch.limits[k].name, hashHex(rec.hi, rec.lo)));
     }
     args.push(this.instanceId, window);
+    // Each bucket's own rate and burst (a consumer's own rate_limit replaces the limit's).
     for (let k = 0; k < batch.records.length; k++) {
-      const limit = batch.limits[k];
-      args.push(batch.records[k].consumed, limit.rate / limit.perMs, limit.burst);
+      const rec = batch.records[k];
+      args.push(rec.consumed, rec.ratePerMs, rec.burst);
     }
     return args;
   }

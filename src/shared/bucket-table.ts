@@ -190,6 +190,10 @@ export interface PushRecord {
   lo: number;
   consumed: number;
   denied: number;
+  /** The bucket's own rate and burst, as its last take() set them: the limit's, or a
+   * consumer's own (consumers[].rate_limit), which the global bucket refills at. */
+  ratePerMs: number;
+  burst: number;
 }
 
 export class BucketTable {
@@ -555,7 +559,10 @@ export class BucketTable {
       if (!isSynced(limitId)) return;
       this.lock(w + E.LOCK);
       if (Atomics.load(i32, w + E.STATE) === LIVE && i32[w + E.LIMIT] === limitId) {
-        out.push({ index: slot, limitId, hi: i32[w + E.HI], lo: i32[w + E.LO], consumed: i32[w + E.CONSUMED], denied: i32[w + E.DENIED] });
+        out.push({
+          index: slot, limitId, hi: i32[w + E.HI], lo: i32[w + E.LO], consumed: i32[w + E.CONSUMED], denied: i32[w + E.DENIED],
+          ratePerMs: this.f64[(w + E.RATE) >> 1], burst: i32[w + E.BURST],
+        });
         i32[w + E.CONSUMED] = 0;
         i32[w + E.DENIED] = 0;
         i32[w + E.FLAGS] &= ~FLAG_TOUCHED;

@@ -220,8 +220,6 @@ test('rate limit key: consumer: only on key_auth routes; a consumer\'s own rate 
   const limits = { per_consumer: { key: 'consumer', rate: 100, per: '1m', burst: 3 } };
   const noKeyAuth = compileError(config({ rate_limits: limits, routes: [{ name: 'api', match: { prefix: '/' }, service: 's', rate_limit: ['per_consumer'] }], consumers: [] }));
   assert.match(noKeyAuth, /routes\[0\]\.rate_limit\[0\].*keyed by consumer, but the route has no key_auth/);
-  assert.match(compileError(config({ rate_limits: limits, consumers: [{ name: 'x', rate_limit: { rate: 1 } }], redis: { url: 'redis://127.0.0.1:9' } })),
-    /consumers\[0\]\.rate_limit.*not supported with redis/);
 
   const raw = config({ rate_limits: limits });
   raw.consumers![1] = { ...raw.consumers![1], routes: undefined, rate_limit: { rate: 1, per: '1m', burst: 1 } };

@@ -8,6 +8,7 @@
 //     rate_limit_unavailable), no other errors than 429; Redis restarted: limits are shared again.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { startRedis, type RedisServer, REDIS_MISSING } from '../helpers/redis.js';
@@ -22,7 +23,7 @@ let up: Upstream;
 const gateways: { gw: Gateway; admin: AdminClient }[] = [];
 
 /** Instances of one test share a key prefix (config sync shares the whole config within one). */
-async function startInstance(cluster: string, id: string, limits: string, routes: string): Promise<{ gw: Gateway; admin: AdminClient }> {
+async function startInstance(cluster: string, id: string, limits: string, routes: string, extra = ''): Promise<{ gw: Gateway; admin: AdminClient }> {
   const adminPort = await freePort();
   const gw = await startGateway(`
 server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
@@ -33,7 +34,7 @@ rate_limits:
 ${limits}
 routes:
 ${routes}
-`);
+${extra}`);
   const instance = { gw, admin: adminClient(adminPort) };
   gateways.push(instance);
   return instance;
@@ -65,6 +66,25 @@ describe('rate limits shared through redis', { skip: REDIS_MISSING }, () => {
     const instances = await Promise.all(['a1', 'a2', 'a3'].map((id) => startInstance('acc', id, limits, routes)));
     for (const i of instances) await waitUntil('redis sync up', async () => (await rateLimitStatus(i.admin)).redis.state === 'ok');
     const report = await checkSharedLimitBound(instances, '/acc', { rate: R, burst: B, intervalMs: INTERVAL_MS, headers: { 'x-k': `acc-${Date.now()}` } });
+    console.log(`# ${report}`);
+    for (const i of instances) await i.gw.stop();
+    gateways.length = 0;
+  });
+
+  it("a consumer's own rate is the shared bucket's rate in Redis too", async () => {
+    // The limit allows 1000/s; the consumer's own rate_limit 250/s. The instances' shared
+    // bucket must refill at the consumer's rate: at the limit's, the three would admit ~4x the bound.
+    const R = 250;
+    const B = 250;
+    const key = `acme-key-${process.pid}`;
+    const limits = '  per_consumer: { key: consumer, rate: 1000, per: 1s, burst: 1000 }';
+    const routes = '  - { name: r, match: { prefix: /keyed }, service: up, key_auth: {}, rate_limit: [per_consumer] }';
+    const consumers = `consumers:
+  - { name: acme, keys: [{ id: k1, hash: "sha256:${createHash('sha256').update(key).digest('hex')}" }], rate_limit: { rate: ${R}, per: 1s, burst: ${B} } }
+`;
+    const instances = await Promise.all(['c1', 'c2', 'c3'].map((id) => startInstance('consumer', id, limits, routes, consumers)));
+    for (const i of instances) await waitUntil('redis sync up', async () => (await rateLimitStatus(i.admin)).redis.state === 'ok');
+    const report = await checkSharedLimitBound(instances, '/keyed', { rate: R, burst: B, intervalMs: INTERVAL_MS, headers: { 'x-api-key': key } });
     console.log(`# ${report}`);
     for (const i of instances) await i.gw.stop();
     gateways.length = 0;

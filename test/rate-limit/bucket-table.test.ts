@@ -208,6 +208,8 @@ describe('bucket table', () => {
     const [rec] = t.collect(() => true);
     assert.equal(rec.consumed, 50);
     assert.equal(rec.denied, 50);
+    // The bucket's own rate and burst go to the sync (a consumer's own rate_limit, say).
+    assert.deepEqual([rec.ratePerMs, rec.burst], [rate, 100]);
     // Two more admitted after the push (refill of 20 ms at rate/2 = 1 token): reported next round.
     assert.equal(t.take(id, hi, lo, rate, 100, T0 + 20, true), TAKE_ADMITTED);
     // Redis answers: 30 tokens left globally, 3 instances share the key → 10 each, minus the 1 taken since.

@@ -8,8 +8,8 @@
 //     claim as a header (claims_to_headers): the filter reads the claim from that header,
 //     which the auth filter has checked and which no client can spoof;
 //   - a `consumer` limit is used only on routes with `key_auth` (the consumer comes from the
-//     route's API key); a consumer's own `rate_limit` is not synced through Redis yet, so
-//     with `redis` it is refused;
+//     route's API key); a consumer's own `rate_limit` replaces the limit's rate and burst
+//     for its bucket, locally and in Redis (each bucket carries its rate to the sync);
 //   - limit names do not collide in the bucket table's 32-bit limit ids.
 import {
   DEFAULT_RATE_LIMIT_KEYS, type CompiledRateLimit, type CompiledRateLimitRuntime, type RateLimitFilterConfig, type RateLimitKey,
@@ -87,13 +87,6 @@ export function compileRateLimits(config: RateLimitInput, { report }: FilterComp
   }
 
   const providers = new Map((config.auth?.providers ?? []).map((p) => [p.name, p]));
-  if (config.redis !== undefined) {
-    config.consumers?.forEach((c, index) => {
-      if (c.rate_limit !== undefined) {
-        report(['consumers', index, 'rate_limit'], 'is not supported with redis yet: the instances\' shared buckets refill at the limit\'s rate; remove it or the redis section');
-      }
-    });
-  }
   const trustedProxies = config.server.trusted_proxies;
 
   const runtime: CompiledRateLimitRuntime = {
