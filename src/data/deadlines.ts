@@ -87,7 +87,9 @@ let expiryDeferred = false;
 
 function tick(): void {
   const armedAt = lastTick;
-  lastTick = performance.now();
+  // The coarse clock first, stall or not: deadlines set in this turn's I/O (a connect, say)
+  // count from now, not from before the stall.
+  lastTick = now();
   if (firedLate(armedAt, TICK_MS)) {
     if (!expiryDeferred) { expiryDeferred = true; setImmediate(expireDue); }
     return;

@@ -248,24 +248,14 @@ export function sendLocalReply(
   extraHeaders: readonly string[] | null = null,
 ): void {
   if (ctx.ended) return;
-  ctx.responseFlags |= RESPONSE_FLAG.LOCAL_REPLY | (FLAG_OF_CODE[spec.code] ?? 0);
-  ctx.replySpec = spec;
   if (!ctx.aborted && !ctx.responseStarted) {
-    ctx.upstream?.abort();
-    ctx.responseStarted = true;
-    ctx.status = spec.status;
     const headers: HeaderField[] = ['content-type', 'application/json'];
     if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
-    const filters = ctx.route?.responseFilters ?? null;
-    const merged = filters !== null ? runResponseFilters(ctx, filters, spec.status, headers) : headers;
     const body = errorBody(spec, ctx.correlationId);
-    ctx.bytesOut += Buffer.byteLength(body); // UTF-8 bytes: a message may name non-ASCII schema keys
-    const res = ctx.res;
-    res.cork(() => {
-      res.writeStatus(statusLine(spec.status));
-      writeHeaders(ctx, merged);
-      endClosing(res, body, closeConnection || closingConnections(), ctx.clientClose);
-    });
+    // UTF-8 bytes: a message may name non-ASCII schema keys.
+    writeReply(ctx, spec, spec.status, headers, body, Buffer.byteLength(body), closeConnection);
+  } else {
+    noteReply(ctx, spec);
   }
   endExchange(ctx);
 }
@@ -280,24 +270,35 @@ export function sendRelayedReply(
   ctx: RequestContext, spec: GatewayErrorSpec, status: number, headers: readonly string[], body: Buffer, closeConnection = false,
 ): void {
   if (ctx.ended) return;
+  if (!ctx.aborted && !ctx.responseStarted) writeReply(ctx, spec, status, headers.slice(), body, body.length, closeConnection);
+  else noteReply(ctx, spec);
+  endExchange(ctx);
+}
+
+/** Records a reply's gateway error (flags, code) on the exchange, answered or not. */
+function noteReply(ctx: RequestContext, spec: GatewayErrorSpec): void {
   ctx.responseFlags |= RESPONSE_FLAG.LOCAL_REPLY | (FLAG_OF_CODE[spec.code] ?? 0);
   ctx.replySpec = spec;
-  if (!ctx.aborted && !ctx.responseStarted) {
-    ctx.upstream?.abort();
-    ctx.responseStarted = true;
-    ctx.status = status;
-    const list: HeaderField[] = headers.slice();
-    const filters = ctx.route?.responseFilters ?? null;
-    const merged = filters !== null ? runResponseFilters(ctx, filters, status, list) : list;
-    ctx.bytesOut += body.length;
-    const res = ctx.res;
-    res.cork(() => {
-      res.writeStatus(statusLine(status));
-      writeHeaders(ctx, merged);
-      endClosing(res, body, closeConnection || closingConnections(), ctx.clientClose);
-    });
-  }
-  endExchange(ctx);
+}
+
+/** Both kinds of reply: stops the upstream, runs the route's onResponse filters, writes it all in one cork. */
+function writeReply(
+  ctx: RequestContext, spec: GatewayErrorSpec, status: number, headers: HeaderField[], body: string | Buffer, bodyBytes: number,
+  closeConnection: boolean,
+): void {
+  noteReply(ctx, spec);
+  ctx.upstream?.abort();
+  ctx.responseStarted = true;
+  ctx.status = status;
+  const filters = ctx.route?.responseFilters ?? null;
+  const merged = filters !== null ? runResponseFilters(ctx, filters, status, headers) : headers;
+  ctx.bytesOut += bodyBytes;
+  const res = ctx.res;
+  res.cork(() => {
+    res.writeStatus(statusLine(status));
+    writeHeaders(ctx, merged);
+    endClosing(res, body, closeConnection || closingConnections(), ctx.clientClose);
+  });
 }
 
 /**

@@ -31,11 +31,13 @@
 // graceful GOAWAY complete), and the next call opens a new session. There is one connect
 // attempt at a time per target (calls made meanwhile wait on it), no reconnect backoff and
 // no keepalive pings.
+import { performance } from 'node:perf_hooks';
 import type * as grpcTypes from '@grpc/grpc-js';
 import type * as http2Types from 'node:http2';
 import { isIP } from 'node:net';
 import { lazily } from '../shared/lazy-require.js';
 import { logRequestFault } from '../data/faults.js';
+import { firedLate } from '../data/deadlines.js';
 import type { DispatchController, DispatchFn, DispatchHandler, DispatchOptions, HeaderField } from '../data/upstream/dispatch.js';
 import type { CompiledGrpcService } from './compiled.js';
 import { GRPC_CODE, httpStatusOf } from './status.js';
@@ -494,9 +496,12 @@ function onStreamClose(this: CallStream): void {
 }
 function onStreamError(): void { /* the close event carries it (rstCode, the session's state) */ }
 
-function onDeadline(call: ClientCall): void {
+function onDeadline(call: ClientCall, armedAt: number, ms: number): void {
   call.timer = null;
   if (call.done) return;
+  // Fired stall-late (src/data/deadlines.ts firedLate): the answer may be waiting in this
+  // turn's poll phase; it gets that turn before the call is called late.
+  if (armedAt !== 0 && firedLate(armedAt, ms)) { setImmediate(onDeadline, call, 0, 0); return; }
   try {
     call.cancelStream();
     call.fail(GRPC_CODE.DEADLINE_EXCEEDED, 'Deadline exceeded');
@@ -525,7 +530,7 @@ export function grpcDispatch(address: string, tls: CompiledGrpcService['tls']): 
       const ms = o.deadline - Date.now();
       if (ms <= 0) { failLater(call, GRPC_CODE.DEADLINE_EXCEEDED, 'Deadline exceeded'); return; }
       timeout = grpcTimeout(ms);
-      call.timer = setTimeout(onDeadline, ms, call);
+      call.timer = setTimeout(onDeadline, ms, call, performance.now(), ms);
     }
     const session = target.session();
     if (session === null) { failLater(call, GRPC_CODE.UNAVAILABLE, 'too many calls in flight to the upstream'); return; }

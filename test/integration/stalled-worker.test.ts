@@ -13,18 +13,25 @@ import { waitUntil } from '../helpers/admin.js';
 
 let slow: Upstream;
 let fast: Upstream;
+let authz: Upstream;
 let gw: Gateway;
 
 before(async () => {
   slow = await startUpstream('slow', (_req, res) => { setTimeout(() => res.end('slow answer'), 150); });
   fast = await startUpstream('fast');
+  // An authorization service that allows after 150 ms.
+  authz = await startUpstream('authz', (_req, res) => { setTimeout(() => res.end(), 150); });
   gw = await startGateway(`
 server: { host: 127.0.0.1, port: __PORT__, workers: 1 }
 services:
   slow: { targets: ["${slow.origin}"], timeouts: { response_ms: 600 } }
   slow-short: { targets: ["${slow.origin}"], timeouts: { response_ms: 50 } }
   fast: { targets: ["${fast.origin}"] }
+ext_authz:
+  services:
+    - { name: policy, url: "${authz.origin}", timeout_ms: 600 }
 routes:
+  - { name: checked, match: { prefix: /checked }, service: fast, ext_authz: { service: policy } }
   - { name: slow, match: { prefix: /slow }, service: slow }
   - { name: short, match: { prefix: /short }, service: slow-short }
   - { name: fast, match: { prefix: /fast }, service: fast }
@@ -35,6 +42,7 @@ after(async () => {
   await gw?.stop();
   await slow?.close();
   await fast?.close();
+  await authz?.close();
 });
 
 async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
@@ -62,6 +70,16 @@ describe('a stalled worker', () => {
       assert.equal(stalled.status, 200);
       assert.deepEqual(answer, { status: 200, text: 'slow answer' }, `round ${round}: the answer that arrived during the stall`);
     }
+  });
+
+  it('lets a request through whose authorization answer arrived during the stall (ext_authz timeout_ms)', async () => {
+    const seen = authz.received.length;
+    const pending = get('/checked/a');
+    await waitUntil('the authorization service got the check', () => authz.received.length > seen, 10_000);
+    const stalled = await get('/fast/stall', { 'x-lobby-test-stall-ms': '1500' });
+    assert.equal(stalled.status, 200);
+    const answer = await pending;
+    assert.equal(answer.status, 200, `the allow that arrived during the stall, not a timeout: ${answer.text}`);
   });
 
   it('still expires a request whose upstream is really late', async () => {

@@ -18,8 +18,10 @@
 //                  failure mode decides (filter.ts); never cached.
 // A header value that is not a safe byte string (CR, LF, NUL, controls: isFieldValueBytes)
 // makes the whole answer a failure: nothing of it reaches the upstream or the client.
+import { performance } from 'node:perf_hooks';
 import type { Pool } from 'undici';
 import { lazily } from '../../shared/lazy-require.js';
+import { firedLate } from '../../data/deadlines.js';
 
 // Loaded with the first ext_authz service a worker builds: workers without one do not carry
 // undici (src/shared/lazy-require.ts).
@@ -101,7 +103,12 @@ export class AuthzClient {
   private async ask(method: string, path: string, headers: string[]): Promise<CheckOutcome> {
     const abort = new AbortController();
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; abort.abort(); }, this.service.timeoutMs);
+    const timeoutMs = this.service.timeoutMs;
+    const armedAt = performance.now();
+    const expire = (): void => { timedOut = true; abort.abort(); };
+    // Fired stall-late (src/data/deadlines.ts firedLate): an answer that arrived during the
+    // stall waits in this turn's poll phase; it gets that turn before the check times out.
+    const timer = setTimeout(() => { if (firedLate(armedAt, timeoutMs)) setImmediate(expire); else expire(); }, timeoutMs);
     try {
       const res = await this.pool.request({ method, path, headers, signal: abort.signal });
       const status = res.statusCode;
