@@ -103,13 +103,17 @@ async function hashKey(operands: string[], values: { admin?: string; out?: strin
     return usageError('hash-key takes no flags, only the key (or the key on stdin)');
   }
   if (operands.length > 1) return usageError(`hash-key takes one key, got ${operands.length}`);
-  let key = operands[0];
+  // From stdin the key's bytes are hashed as they are (the filter hashes a header's raw
+  // bytes): decoding them as UTF-8 first would turn bytes that are not UTF-8 into U+FFFD.
+  let key: string | Buffer | undefined = operands[0];
   if (key === undefined) {
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
-    key = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    let bytes = Buffer.concat(chunks);
+    if (bytes.at(-1) === 0x0a) bytes = bytes.subarray(0, bytes.at(-2) === 0x0d ? -2 : -1);
+    key = bytes;
   }
-  if (key === '') {
+  if (key.length === 0) {
     process.stderr.write('lobby: hash-key: the key is empty\n');
     return 1;
   }

@@ -8,7 +8,7 @@ import { MAIN_JS } from '../helpers/gateway.js';
 import { compileConfig } from '../../src/control/compile.js';
 import { ConsumerTable } from '../../src/filters/key-auth/consumer-table.js';
 
-function hashKey(args: string[], stdin: string | null): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function hashKey(args: string[], stdin: string | Buffer | null): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const proc = spawn(process.execPath, [MAIN_JS, 'hash-key', ...args], { stdio: [stdin === null ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -29,7 +29,12 @@ test('lobby hash-key reads the key from stdin (one trailing newline dropped) or 
   assert.deepEqual(await hashKey([], `${KEY}\r\n`), { code: 0, stdout: EXPECTED, stderr: '' });
   assert.deepEqual(await hashKey([KEY], null), { code: 0, stdout: EXPECTED, stderr: '' });
   // Trailing spaces are part of a key: only the newline is not.
-  assert.notEqual((await hashKey([], `${KEY} \n`)).stdout, EXPECTED);
+  const spaced = `sha256:${createHash('sha256').update(`${KEY} `, 'utf8').digest('hex')}\n`;
+  assert.deepEqual(await hashKey([], `${KEY} \n`), { code: 0, stdout: spaced, stderr: '' });
+  // Bytes that are not UTF-8 (a latin1 é) are hashed as they are, as the filter hashes a header's bytes.
+  const latin1 = Buffer.from('cl\xe9-0123456789abcdef', 'latin1');
+  const raw = `sha256:${createHash('sha256').update(latin1).digest('hex')}\n`;
+  assert.deepEqual(await hashKey([], Buffer.concat([latin1, Buffer.from('\n')])), { code: 0, stdout: raw, stderr: '' });
 });
 
 test('lobby hash-key refuses an empty key (1) and two keys or flags (usage, 2)', async () => {

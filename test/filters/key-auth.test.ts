@@ -265,3 +265,16 @@ test('config/examples/api-keys.yaml loads and passes lobby check (so it never ro
   const sink = { text: '', write(t: string) { this.text += t; return true; } };
   assert.equal(await runCheck(file, sink, sink), 0, sink.text);
 });
+
+test('consumer headers: one name once (ignoring case), and never a header a token provider injects', () => {
+  const text = compileError(config({
+    auth: { providers: [{ name: 'p', issuer: 'i', algorithms: ['HS256'], secret: 'k'.repeat(32), claims_to_headers: { sub: 'X-User-Id' } }] },
+    consumers: [
+      { name: 'a', headers: { 'X-Team': 'a', 'x-team': 'root' }, keys: [{ id: 'k', hash: keyHashText('key-a-0123456789') }] },
+      { name: 'b', headers: { 'X-User-Id': 'svc-b' }, keys: [{ id: 'k', hash: keyHashText('key-b-0123456789') }] },
+    ],
+  }));
+  assert.match(text, /consumers\[0\]\.headers\.x-team.*names the header "x-team" twice/);
+  // On a route with auth and key_auth, such a header would replace the token's verified X-User-Id.
+  assert.match(text, /consumers\[1\]\.headers\.X-User-Id.*identity header an auth provider injects/);
+});

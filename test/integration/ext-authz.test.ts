@@ -147,6 +147,9 @@ describe('the check request', () => {
     assert.equal(check.headers['x-lobby-subject'], 'alice');
     const fwd = forwarded('/jwt/admin/panel')!;
     assert.deepEqual(headerValues(fwd, 'x-authz-user'), ['alice']);
+    // A subject beyond Latin-1 reaches the service as its UTF-8 bytes (node:http reads them as latin1).
+    assert.equal((await get('/jwt/x', { authorization: `Bearer ${await token({ sub: 'zoë 東京', role: 'admin' })}` })).status, 200);
+    assert.equal(Buffer.from(String(authz.checks.at(-1)!.headers['x-lobby-subject']), 'latin1').toString('utf8'), 'zoë 東京');
     // A non-admin token: the service denies.
     const user = await get('/jwt/admin/panel', { authorization: `Bearer ${await token({ sub: 'bob', role: 'user' })}` });
     assert.equal(user.status, 403);

@@ -18,7 +18,7 @@ import { hash } from 'node:crypto';
 import { NEXT, WAIT, localReply, logRequestFault, relayedReply, resumeChain, type Filter, type Verdict, type WorkerEnv } from '../../data/chain.js';
 import { PHASE, type RequestContext } from '../../data/request-context.js';
 import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
-import { isFieldValueBytes, visibleAsciiTarget } from '../../shared/http-syntax.js';
+import { isFieldValueBytes, toByteString, visibleAsciiTarget } from '../../shared/http-syntax.js';
 import { CORRELATION_HEADER } from '../../data/correlation-id.js';
 import type { AuthzDecision } from './cache.js';
 import { authzClient, CHECK_FAILED, type AuthzClient, type CheckOutcome, type CheckWaiter } from './client.js';
@@ -133,7 +133,12 @@ class ExtAuthzFilter implements Filter, CheckWaiter {
   /** The check request's headers: Host, the correlation id, the subject, the allowlisted and identity headers. */
   private checkHeaders(ctx: RequestContext): string[] {
     const out: string[] = ['host', ctx.host, CORRELATION_HEADER, ctx.correlationId, 'content-length', '0'];
-    if (ctx.subject !== '' && isFieldValueBytes(ctx.subject)) out.push(SUBJECT_HEADER, ctx.subject);
+    // The subject is text (a token's `sub`, a consumer's name): sent as its UTF-8 bytes, as
+    // every identity header value is; a header value cannot carry controls.
+    if (ctx.subject !== '') {
+      const subject = toByteString(ctx.subject);
+      if (isFieldValueBytes(subject)) out.push(SUBJECT_HEADER, subject);
+    }
     const h = ctx.headers;
     const sent = this.sent;
     for (let i = 0; i < h.length; i += 2) {

@@ -46,6 +46,7 @@ export function compileKeyAuth(config: KeyAuthInput, { report }: FilterCompileCo
   const owners = new Map<string, number>();
   const ownerAt: [consumer: number, key: number][] = [];
 
+  const jwtNames = identityHeaderNames(config.auth);
   for (let index = 0; index < rawConsumers.length; index++) {
     const raw = rawConsumers[index];
     const first = seenNames.get(raw.name);
@@ -84,12 +85,21 @@ export function compileKeyAuth(config: KeyAuthInput, { report }: FilterCompileCo
       if (!routeSet.has(route)) report(['consumers', index, 'routes', r], unknownNameMessage('route', route, routeNames, 'no routes are defined'));
     });
     const headers: string[] = [];
-    for (const header in raw.headers) headers.push(header.toLowerCase(), toByteString(raw.headers[header]));
+    for (const header in raw.headers) {
+      const lower = header.toLowerCase();
+      // Two spellings of one name would inject it twice (the upstream may read either value);
+      // a name a token provider injects would replace the verified claim on a route with both.
+      if (headers.some((h, i) => i % 2 === 0 && h === lower)) {
+        report(['consumers', index, 'headers', header], `names the header ${JSON.stringify(lower)} twice (header names ignore case)`);
+      } else if (jwtNames.includes(lower)) {
+        report(['consumers', index, 'headers', header], `${JSON.stringify(header)} is an identity header an auth provider injects (claims_to_headers); use another name`);
+      }
+      headers.push(lower, toByteString(raw.headers[header]));
+    }
     consumers.push({ name: raw.name, headers, routes: raw.routes ? [...new Set(raw.routes)] : null, rate: consumerRate(raw.rate_limit) });
   }
 
   const consumerHeaders = consumerHeaderNames(rawConsumers);
-  const jwtHeaders = identityHeaderNames(config.auth);
   const routes = config.routes.map((route, index): KeyAuthFilterConfig | null => {
     const ka = route.key_auth;
     if (ka === undefined) return null;
@@ -98,7 +108,7 @@ export function compileKeyAuth(config: KeyAuthInput, { report }: FilterCompileCo
       report(['routes', index, 'key_auth', 'header'], `${JSON.stringify(ka.header)} is a metadata header consumers inject; read the key from another header`);
     }
     // A route with auth has auth-jwt, which strips the JWT identity headers in its own pass.
-    const strip = route.auth === undefined ? [...new Set([...consumerHeaders, ...jwtHeaders])].sort() : consumerHeaders;
+    const strip = route.auth === undefined ? [...new Set([...consumerHeaders, ...jwtNames])].sort() : consumerHeaders;
     return { route: route.name, header, query: ka.query ?? null, forwardKey: ka.forward_key, optional: ka.optional, stripHeaders: strip };
   });
 

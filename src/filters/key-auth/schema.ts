@@ -46,8 +46,8 @@ export function checkKeyHash(raw: string): string | null {
 }
 
 /** What `lobby hash-key` prints and the config takes for `key`: `sha256:<hex>`. */
-export function keyHashText(key: string): string {
-  return `sha256:${createHash('sha256').update(key, 'utf8').digest('hex')}`;
+export function keyHashText(key: string | Buffer): string {
+  return `sha256:${(typeof key === 'string' ? createHash('sha256').update(key, 'utf8') : createHash('sha256').update(key)).digest('hex')}`;
 }
 
 /** A consumer metadata header name: as a JWT claim header (the same owned names are refused). */

@@ -32,7 +32,6 @@ declare module '../../shared/compiled-config.js' {
 export interface RateLimitInput {
   rate_limits: Readonly<Record<string, RawRateLimit>>;
   routes: readonly { rate_limit?: string[]; auth?: RawRouteAuth; key_auth?: object }[];
-  consumers?: readonly { rate_limit?: object }[];
   auth?: RawAuth;
   server: { trusted_proxies: string[]; rate_limit_keys: number };
   redis?: RedisSectionInput & { key_prefix: string; rate_limit_sync_ms: number; instance_id?: string };
