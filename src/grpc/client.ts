@@ -553,9 +553,16 @@ export function grpcDispatch(address: string, tls: CompiledGrpcService['tls']): 
     try {
       stream = session.h2.request(headers, REQUEST_OPTIONS) as CallStream;
     } catch {
-      // The session went away between its events (GOAWAY, destroyed): no stream was opened.
-      target.retire(session);
-      failLater(call, GRPC_CODE.UNAVAILABLE, 'the upstream connection closed');
+      // No stream was opened. Either the session went away between its events (GOAWAY,
+      // destroyed), or Node refused these headers (a name it allows once, such as
+      // `authorization`, sent twice by the client): only the first retires the session.
+      const h2 = session.h2;
+      if (h2.destroyed || h2.closed) {
+        target.retire(session);
+        failLater(call, GRPC_CODE.UNAVAILABLE, 'the upstream connection closed');
+      } else {
+        failLater(call, GRPC_CODE.INTERNAL, 'the request metadata cannot be sent');
+      }
       return;
     }
     session.active++;

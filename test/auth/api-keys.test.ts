@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'undici';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { adminClient, type AdminClient } from '../helpers/admin.js';
+import { adminClient, waitUntil, type AdminClient } from '../helpers/admin.js';
 import { freePort } from '../helpers/ports.js';
 import { keyHashText } from '../../src/filters/key-auth/schema.js';
 
@@ -158,15 +158,18 @@ describe('API keys on a real gateway', () => {
     let stop = false;
     const failures: string[] = [];
     let sent = 0;
-    const client = async () => {
+    // Clients that have finished a request begun with the second key (none uses the first after that).
+    const moved = new Set<number>();
+    const client = async (id: number) => {
       while (!stop) {
         const using = key;
         const r = await send('/api/rotate', { 'x-api-key': using });
         sent++;
+        if (using !== FIRST_KEY) moved.add(id);
         if (r.status !== 200 || r.body.headers['x-consumer-id'] !== 'acme') failures.push(`${r.status} with ${using === FIRST_KEY ? 'first' : 'second'} key`);
       }
     };
-    const clients = [client(), client(), client(), client()];
+    const clients = [client(0), client(1), client(2), client(3)];
     try {
       await new Promise((r) => setTimeout(r, 100));
       const second = await admin.post('/consumers/acme/keys', { id: 'second', key: 'acme-second-key-0123456789' });
@@ -175,7 +178,8 @@ describe('API keys on a real gateway', () => {
       await new Promise((r) => setTimeout(r, 100));
       // Both keys work now: the clients move to the second one.
       key = 'acme-second-key-0123456789';
-      await new Promise((r) => setTimeout(r, 100));
+      // Disable the first key only once no request with it can still be in flight.
+      await waitUntil('every client on the second key', () => moved.size === 4, 15_000);
       const off = await admin.call('PATCH', '/consumers/acme/keys/first', { disabled: true });
       assert.equal(off.status, 200, JSON.stringify(off.body));
       assert.deepEqual(await freshStatuses('/api/x', { 'x-api-key': FIRST_KEY }), [401, 401, 401, 401, 401, 401]);

@@ -217,7 +217,8 @@ test('one pass: a consumer the schema refuses does not hide the other consumers\
 });
 
 test('rate limit key: consumer: only on key_auth routes; a consumer\'s own rate replaces the limit\'s for its bucket', () => {
-  const limits = { per_consumer: { key: 'consumer', rate: 100, per: '1m', burst: 3 } };
+  // Per hour: a pause of the machine between the requests below refills no token.
+  const limits = { per_consumer: { key: 'consumer', rate: 100, per: '1h', burst: 3 } };
   const noKeyAuth = compileError(config({ rate_limits: limits, routes: [{ name: 'api', match: { prefix: '/' }, service: 's', rate_limit: ['per_consumer'] }], consumers: [] }));
   assert.match(noKeyAuth, /routes\[0\]\.rate_limit\[0\].*keyed by consumer, but the route has no key_auth/);
 
@@ -247,7 +248,7 @@ test('rate limit key: consumer: only on key_auth routes; a consumer\'s own rate 
   assert.deepEqual(valuesOf(head.headers, 'ratelimit-policy'), ['"per_consumer";q=1;w=60'], 'the policy of its own rate');
   const acmeHead = fakeHead(200);
   limit.onResponse!(send(KEY_A1).ctx, acmeHead);
-  assert.deepEqual(valuesOf(acmeHead.headers, 'ratelimit-policy'), ['"per_consumer";q=3;w=2'], 'the limit\'s policy');
+  assert.deepEqual(valuesOf(acmeHead.headers, 'ratelimit-policy'), ['"per_consumer";q=3;w=108'], 'the limit\'s policy');
   assert.equal(send(KEY_B).verdict, REPLY);
 });
 

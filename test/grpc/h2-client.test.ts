@@ -475,6 +475,21 @@ describe('sessions', () => {
     }
   });
 
+  it('metadata Node sends only once (authorization twice): that call fails INTERNAL, the session stays', async () => {
+    const server = await startRawServer();
+    try {
+      server.handlers['/t.S/Ok'] = (stream) => answer(stream, [frame(Buffer.from('ok'))]);
+      assert.equal((await call(server.address, '/t.S/Ok')).code, 0);
+      const twice = await call(server.address, '/t.S/Ok', { headers: ['authorization', 'Bearer a', 'authorization', 'Bearer b'] });
+      assert.equal(twice.code, 13, twice.message);
+      assert.equal((await call(server.address, '/t.S/Ok')).code, 0);
+      assert.equal(server.sessions.length, 1, 'the client-sent headers did not cost the shared connection');
+      assert.deepEqual(grpcSessionCounts(server.address, null), { opened: 1, open: 1 });
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('the peer\'s max concurrent streams: never more streams per session, more sessions up to MAX_SESSIONS, the rest wait', async () => {
     const held: { id: number; write: (b: Buffer) => void; connection: number }[] = [];
     let hold = false;
