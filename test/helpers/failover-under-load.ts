@@ -153,8 +153,21 @@ export async function failoverUnderLoad(opts: FailoverOptions): Promise<Failover
     opts.diagnostic(`data plane: ${requests} requests across the failover, all 200`);
 
     // Shared again: together the instances admit about one limit, not one each.
+    // The bound holds while every round succeeds: a round that fails (a cluster still settling
+    // after the promotion answers CLUSTERDOWN for a moment) turns the instances to
+    // on_redis_error: local for it, as documented. A window with a failed round is measured
+    // again on a fresh key; the bound itself is not loosened.
     const { rate, burst } = FAILOVER_LIMITS.small;
-    const small = await Promise.all(instances.map((i) => load(i.gw, '/small', { 'x-k': opts.smallKey }, 1_500, 2)));
+    const failedRounds = async () => Promise.all(instances.map(async (i) => (await i.admin.get('/status')).body.rate_limits.redis.failed_rounds as number));
+    let small: Awaited<ReturnType<typeof load>>[] = [];
+    for (let attempt = 0; ; attempt++) {
+      const failedAtStart = await failedRounds();
+      small = await Promise.all(instances.map((i) => load(i.gw, '/small', { 'x-k': `${opts.smallKey}-${attempt}` }, 1_500, 2)));
+      const failedAtEnd = await failedRounds();
+      if (failedAtEnd.every((n, k) => n === failedAtStart[k])) break;
+      opts.diagnostic(`a sync round failed during the shared-limit window (${JSON.stringify(failedAtStart)} -> ${JSON.stringify(failedAtEnd)}): measured again`);
+      if (attempt === 4) throw new Error('sync rounds kept failing after the failover: the shared limit could not be measured');
+    }
     const admitted = small.reduce((n, r) => n + r.ok, 0);
     const seconds = Math.max(...small.map((r) => r.elapsedMs)) / 1000;
     const nominal = burst + rate * seconds;
