@@ -158,6 +158,13 @@ export async function failoverUnderLoad(opts: FailoverOptions): Promise<Failover
     // on_redis_error: local for it, as documented. A window with a failed round is measured
     // again on a fresh key; the bound itself is not loosened.
     const { rate, burst } = FAILOVER_LIMITS.small;
+    // And the bound is for a fleet that knows its size: after an outage longer than the
+    // registry's window, the first round back sees only the instances that re-registered before
+    // it, and a key new in that round starts with burst / (too few). Wait until every instance
+    // counts all of them again.
+    await waitUntil('every instance counting the whole fleet again', async () =>
+      (await Promise.all(instances.map(async (i) => (await i.admin.get('/status')).body.rate_limits.redis.instances as number)))
+        .every((n) => n === instances.length), 15_000);
     const failedRounds = async () => Promise.all(instances.map(async (i) => (await i.admin.get('/status')).body.rate_limits.redis.failed_rounds as number));
     let small: Awaited<ReturnType<typeof load>>[] = [];
     for (let attempt = 0; ; attempt++) {
