@@ -1,8 +1,7 @@
-// Correlation ids: minting (randomUUID, what Lobby uses, vs randomBytes→hex, the usual
-// alternative) and validating a client's id (Lobby's anchored regex vs a char-table scan).
+// Correlation ids: minting (Lobby's flat-string v4 UUID vs crypto.randomUUID and randomBytes→hex) and validating a client's id (Lobby's anchored regex vs a char-table scan).
 //
 //   node dist/native-bench/correlation-id.bench.js
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Bench } from 'tinybench';
 import { correlationIdFor, isValidCorrelationId, newCorrelationId } from '../src/data/correlation-id.js';
 import { collectRows, printRows, ratio, runWhenMain, type BenchRow } from './bench-kit.js';
@@ -20,7 +19,8 @@ export async function run(options: { time?: number } = {}): Promise<BenchRow[]> 
   const bench = new Bench({ time: options.time ?? 300 });
   let sink = 0;
   bench
-    .add('mint: randomUUID (lobby)', () => { sink += newCorrelationId().length; })
+    .add('mint: v4 UUID (lobby)', () => { sink += newCorrelationId().length; })
+    .add('mint: crypto.randomUUID', () => { sink += randomUUID().length; })
     .add('mint: randomBytes(16).hex', () => { sink += randomBytes(16).toString('hex').length; })
     .add('validate: regex (lobby)', () => { for (const id of CLIENT_IDS) sink += isValidCorrelationId(id) ? 1 : 0; })
     .add('validate: char table', () => { for (const id of CLIENT_IDS) sink += charTable(id) ? 1 : 0; })
@@ -34,6 +34,6 @@ export async function run(options: { time?: number } = {}): Promise<BenchRow[]> 
 await runWhenMain(import.meta.url, async () => {
   const rows = await run();
   printRows(rows);
-  console.log(`mint randomUUID / randomBytes-hex: ${ratio(rows, 'mint: randomUUID (lobby)', 'mint: randomBytes(16).hex')}x; ` +
+  console.log(`mint lobby / crypto.randomUUID: ${ratio(rows, 'mint: v4 UUID (lobby)', 'mint: crypto.randomUUID')}x; ` +
     `validate regex / char table: ${ratio(rows, 'validate: regex (lobby)', 'validate: char table')}x`);
 });

@@ -6,7 +6,7 @@ import { hostNameOf } from '../../src/data/front-door.js';
 import { statusLine, upstreamStatusLine } from '../../src/data/status-lines.js';
 import { errorBody } from '../../src/data/exchange.js';
 import { GW_ERR, UPSTREAM_ERR } from '../../src/shared/errors.js';
-import { correlationIdFor, isValidCorrelationId } from '../../src/data/correlation-id.js';
+import { correlationIdFor, isValidCorrelationId, newCorrelationId } from '../../src/data/correlation-id.js';
 import type { RuntimeTarget } from '../../src/data/generation.js';
 import { codeOf } from '../../src/data/upstream/undici-dispatch.js';
 
@@ -80,6 +80,30 @@ describe('correlation ids', () => {
     assert.equal(correlationIdFor('keep-me'), 'keep-me');
     assert.match(correlationIdFor(''), /^[0-9a-f-]{36}$/);
     assert.notEqual(correlationIdFor(''), correlationIdFor(''));
+  });
+
+  it('mints RFC 9562 version-4 UUIDs, distinct and uniformly random across pool refills', () => {
+    const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    const seen = new Set<string>();
+    const counts = new Uint32Array(16); // how often each hex digit shows in the 30 random positions
+    const ids = 256 * 12 + 7; // crosses several refills of the 256-id pool, not at a boundary
+    for (let i = 0; i < ids; i++) {
+      const id = newCorrelationId();
+      assert.match(id, V4);
+      assert.ok(isValidCorrelationId(id));
+      seen.add(id);
+      for (let c = 0; c < 36; c++) if (c !== 8 && c !== 13 && c !== 14 && c !== 18 && c !== 19 && c !== 23) counts[parseInt(id[c], 16)]++;
+    }
+    assert.equal(seen.size, ids, 'every id distinct');
+    // Each digit expected ids*30/16 ≈ 5,774 times; a digit stuck or missing (a wrong table or
+    // offset) is far outside ±12 %, chance alone essentially never (about 9 standard deviations).
+    const expected = (ids * 30) / 16;
+    for (let d = 0; d < 16; d++) assert.ok(Math.abs(counts[d] - expected) < expected * 0.12, `digit ${d.toString(16)}: ${counts[d]}`);
+    // The id is a value, not a view of the reused buffer: an earlier one is unchanged by later mints.
+    const first = newCorrelationId();
+    const copy = first.split('').join('');
+    for (let i = 0; i < 10; i++) newCorrelationId();
+    assert.equal(first, copy);
   });
 });
 
