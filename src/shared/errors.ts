@@ -77,6 +77,22 @@ export const GW_ERR = {
 
 export type GatewayErrorName = keyof typeof GW_ERR;
 
+// Specs with a configured status (a rate limit's `status`, an authorization service's
+// denial), one per code and status: exchange.ts caches a body prefix per spec object.
+const withStatusSpecs = new Map<string, GatewayErrorSpec>();
+
+/** `base` answered with `status` instead (the same object for the same code and status). */
+export function withStatus(base: GatewayErrorSpec, status: number): GatewayErrorSpec {
+  if (status === base.status) return base;
+  const key = `${base.code} ${status}`;
+  let spec = withStatusSpecs.get(key);
+  if (spec === undefined) {
+    spec = { status, code: base.code, message: base.message };
+    withStatusSpecs.set(key, spec);
+  }
+  return spec;
+}
+
 /**
  * Codes of upstream failures, as the upstream clients report them (dispatch.ts
  * UpstreamError), and the answer each one gets. Neither client forges the other's codes:

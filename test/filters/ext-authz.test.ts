@@ -7,9 +7,10 @@ import { fileURLToPath } from 'node:url';
 import type { RawConfigInput } from '../../src/control/config-schema.js';
 import { extAuthz } from '../../src/filters/ext-authz/index.js';
 import { keyOf } from '../../src/filters/ext-authz/filter.js';
-import { pickHeaders } from '../../src/filters/ext-authz/client.js';
+import { denial, pickHeaders } from '../../src/filters/ext-authz/client.js';
 import { DecisionCache, MAX_CACHED_BODY_BYTES, type AuthzDecision } from '../../src/filters/ext-authz/cache.js';
 import type { ExtAuthzFilterConfig } from '../../src/filters/ext-authz/config.js';
+import { GW_ERR } from '../../src/shared/errors.js';
 import { chainOf, compileError, compiledFilterConfig, fakeContext } from './fake-exchange.js';
 
 const SECRET = 'an HS256 secret of 32 bytes, ok!';
@@ -99,7 +100,7 @@ test('the cache key: a digest of the configured attributes, never the values the
 });
 
 test('the decision cache: bounded in entries (least recently used out), TTL, large denial bodies not kept', () => {
-  const allow: AuthzDecision = { allowed: true, headers: [], status: 0, body: null };
+  const allow: AuthzDecision = { allowed: true, headers: [], status: 0, body: null, spec: null };
   const cache = new DecisionCache(4, 1000);
   for (const k of ['a', 'b', 'c', 'd']) cache.set(k, allow, 0);
   // a and b are used (they had drifted into the older half, so they move up), then two more
@@ -115,9 +116,20 @@ test('the decision cache: bounded in entries (least recently used out), TTL, lar
   assert.equal(cache.get('c', 0), undefined);
   assert.equal(cache.get('a', 999), allow);
   assert.equal(cache.get('a', 1000), undefined, 'dead at its TTL');
-  const big: AuthzDecision = { allowed: false, headers: [], status: 403, body: Buffer.alloc(MAX_CACHED_BODY_BYTES + 1) };
+  const big = denial(403, [], Buffer.alloc(MAX_CACHED_BODY_BYTES + 1));
   cache.set('big', big, 0);
   assert.equal(cache.get('big', 0), undefined);
+});
+
+test('a denial carries its reply, made once: the record with the service status; without a body, no Content-Type', () => {
+  const relayed = denial(401, ['content-type', 'text/plain', 'www-authenticate', 'Basic'], Buffer.from('no'));
+  assert.deepEqual(relayed.headers, ['content-type', 'text/plain', 'www-authenticate', 'Basic'], 'a relayed body keeps its type');
+  assert.deepEqual(relayed.spec, { ...GW_ERR.ext_authz_denied, status: 401 });
+  const json = denial(401, ['content-type', 'text/plain', 'www-authenticate', 'Basic'], null);
+  assert.deepEqual(json.headers, ['www-authenticate', 'Basic'], "the gateway's JSON error has its own content type");
+  // One record per status: the exchange builds the JSON body's prefix once per record object.
+  assert.equal(json.spec, relayed.spec);
+  assert.equal(denial(403, [], null).spec, GW_ERR.ext_authz_denied);
 });
 
 test("an answer's headers: only the named ones, every copy; any unsafe value refuses the whole answer", () => {

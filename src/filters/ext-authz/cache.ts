@@ -12,14 +12,20 @@
 // has drifted into the older half (one lookup for a hit on a recently used entry, a delete +
 // set otherwise).
 
+import type { GatewayErrorSpec } from '../../shared/errors.js';
+
 export interface AuthzDecision {
   readonly allowed: boolean;
-  /** Allowed: flat [name, value, ...] set on the upstream request. Denied: sent to the client. */
+  /** Allowed: flat [name, value, ...] set on the upstream request. Denied: sent to the client
+   * (without Content-Type when `body` is null: the gateway's JSON error has its own). */
   readonly headers: readonly string[];
   /** Denied: the status sent to the client (0 when allowed). */
   readonly status: number;
   /** Denied: the body relayed to the client, or null for the gateway's JSON error body. */
   readonly body: Buffer | null;
+  /** Denied: what the reply is recorded as (ext_authz_denied with `status`), made with the
+   * decision, so a cached denial is answered with nothing built; null when allowed. */
+  readonly spec: GatewayErrorSpec | null;
 }
 
 interface Entry {

@@ -29,6 +29,7 @@ const undici = lazily<typeof import('undici')>('undici');
 import type { IncomingHttpHeaders } from 'node:http';
 import { isFieldValueBytes } from '../../shared/http-syntax.js';
 import { log } from '../../shared/log.js';
+import { GW_ERR, withStatus } from '../../shared/errors.js';
 import type { RequestContext } from '../../data/request-context.js';
 import { DecisionCache, type AuthzDecision } from './cache.js';
 import type { CompiledAuthzService } from './config.js';
@@ -57,8 +58,6 @@ export class AuthzClient {
   /** Checks in flight by cache key (only with a cache): identical requests share one check. */
   private readonly inFlight = new Map<string, Waiting[]>();
   private lastFailureLog = 0;
-  /** Checks sent to the service by this worker (tests and benches read it). */
-  checks = 0;
 
   constructor(private readonly service: CompiledAuthzService) {
     this.cache = service.cache === null ? null : new DecisionCache(service.cache.entries, service.cache.ttlMs);
@@ -87,7 +86,6 @@ export class AuthzClient {
   check(key: string, method: string, path: string, headers: string[], ctx: RequestContext, waiter: CheckWaiter): void {
     const waiting: Waiting[] = [{ ctx, waiter }];
     if (key !== '') this.inFlight.set(key, waiting);
-    this.checks++;
     void this.ask(method, path, headers).then((outcome) => this.finish(key, waiting, outcome));
   }
 
@@ -115,7 +113,7 @@ export class AuthzClient {
       if (status >= 200 && status < 300) {
         await res.body.dump();
         const upstream = pickHeaders(res.headers, this.service.upstreamHeaders);
-        return upstream === null ? CHECK_FAILED.UNAVAILABLE : { allowed: true, headers: upstream, status: 0, body: null };
+        return upstream === null ? CHECK_FAILED.UNAVAILABLE : { allowed: true, headers: upstream, status: 0, body: null, spec: null };
       }
       if (status < 300 || status >= 500 || status === 304) {
         await res.body.dump();
@@ -124,7 +122,7 @@ export class AuthzClient {
       const client = pickHeaders(res.headers, this.service.clientHeaders);
       const body = await readBounded(res.body);
       if (client === null) return CHECK_FAILED.UNAVAILABLE;
-      return { allowed: false, headers: client, status, body };
+      return denial(status, client, body);
     } catch {
       return timedOut ? CHECK_FAILED.TIMEOUT : CHECK_FAILED.UNAVAILABLE;
     } finally {
@@ -159,6 +157,18 @@ export function pickHeaders(headers: IncomingHttpHeaders, names: readonly string
     }
   }
   return out;
+}
+
+/** A denial, with its reply's parts made once (a cached denial is answered from them as they are). */
+export function denial(status: number, headers: string[], body: Buffer | null): AuthzDecision {
+  // No body (or one past the bound): the gateway's JSON error with the service's status and
+  // headers, but its own content type.
+  let sent = headers;
+  if (body === null) {
+    sent = [];
+    for (let i = 0; i < headers.length; i += 2) if (headers[i] !== 'content-type') sent.push(headers[i], headers[i + 1]);
+  }
+  return { allowed: false, headers: sent, status, body, spec: withStatus(GW_ERR.ext_authz_denied, status) };
 }
 
 /** The body, or null when it is empty or longer than MAX_DENIAL_BODY_BYTES (then replaced by the gateway's JSON error). */

@@ -17,7 +17,8 @@
 import { hash } from 'node:crypto';
 import { NEXT, WAIT, localReply, logRequestFault, relayedReply, resumeChain, type Filter, type Verdict, type WorkerEnv } from '../../data/chain.js';
 import { PHASE, type RequestContext } from '../../data/request-context.js';
-import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
+import { GW_ERR, withStatus, type GatewayErrorSpec } from '../../shared/errors.js';
+import { stripHeaders, stripSet, type StripSet } from '../../data/auth/extract.js';
 import { isFieldValueBytes, toByteString, visibleAsciiTarget } from '../../shared/http-syntax.js';
 import { CORRELATION_HEADER } from '../../data/correlation-id.js';
 import type { AuthzDecision } from './cache.js';
@@ -26,19 +27,6 @@ import { KEY_KIND, type CompiledKeyPart, type ExtAuthzFilterConfig } from './con
 import { EXT_AUTHZ_FAILURE_HEADER, SUBJECT_HEADER } from './names.js';
 
 export type { ExtAuthzFilterConfig } from './config.js';
-
-// Specs with a configured status, one per code and status (exchange.ts builds each body prefix once).
-const specs = new Map<string, GatewayErrorSpec>();
-function specWithStatus(base: GatewayErrorSpec, status: number): GatewayErrorSpec {
-  if (status === base.status) return base;
-  const key = `${base.code}:${status}`;
-  let spec = specs.get(key);
-  if (spec === undefined) {
-    spec = { status, code: base.code, message: base.message };
-    specs.set(key, spec);
-  }
-  return spec;
-}
 
 /**
  * The cache key of a request: SHA-256 (over UTF-8, injective on the byte strings it joins) of
@@ -69,19 +57,6 @@ export function keyOf(ctx: RequestContext, parts: readonly CompiledKeyPart[]): s
   return hash('sha256', s, 'base64url');
 }
 
-/** Removes every header named in `names` (lower case) from a flat list, in place. */
-function removeNamed(list: string[], names: ReadonlySet<string>): void {
-  let w = 0;
-  for (let r = 0; r < list.length; r += 2) {
-    const name = list[r];
-    if (names.has(name) || names.has(name.toLowerCase())) continue;
-    list[w] = name;
-    list[w + 1] = list[r + 1];
-    w += 2;
-  }
-  list.length = w;
-}
-
 class ExtAuthzFilter implements Filter, CheckWaiter {
   readonly name = 'ext-authz';
   private readonly client: AuthzClient;
@@ -90,7 +65,7 @@ class ExtAuthzFilter implements Filter, CheckWaiter {
   /** Request headers copied into the check: the allowlist and the identity headers. */
   private readonly sent: ReadonlySet<string>;
   /** Client headers removed before the request goes upstream. */
-  private readonly owned: ReadonlySet<string>;
+  private readonly owned: StripSet;
   private readonly failOpen: boolean;
   private readonly timeoutSpec: GatewayErrorSpec;
   private readonly unavailableSpec: GatewayErrorSpec;
@@ -101,10 +76,10 @@ class ExtAuthzFilter implements Filter, CheckWaiter {
     this.keyParts = service.cache?.key ?? [];
     this.prefix = service.pathPrefix;
     this.sent = new Set([...service.allowedHeaders, ...service.identityHeaders]);
-    this.owned = new Set([...service.upstreamHeaders, EXT_AUTHZ_FAILURE_HEADER]);
+    this.owned = stripSet([...service.upstreamHeaders, EXT_AUTHZ_FAILURE_HEADER]);
     this.failOpen = config.failureModeAllow;
-    this.timeoutSpec = specWithStatus(GW_ERR.ext_authz_timeout, service.statusOnError);
-    this.unavailableSpec = specWithStatus(GW_ERR.ext_authz_unavailable, service.statusOnError);
+    this.timeoutSpec = withStatus(GW_ERR.ext_authz_timeout, service.statusOnError);
+    this.unavailableSpec = withStatus(GW_ERR.ext_authz_unavailable, service.statusOnError);
   }
 
   onRequest(ctx: RequestContext): Verdict {
@@ -114,17 +89,17 @@ class ExtAuthzFilter implements Filter, CheckWaiter {
       key = keyOf(ctx, this.keyParts);
       const cached = client.cache.get(key, Date.now());
       if (cached !== undefined) {
-        removeNamed(ctx.headers, this.owned);
+        stripHeaders(ctx.headers, this.owned);
         return this.apply(ctx, cached);
       }
       if (client.join(key, ctx, this)) {
-        removeNamed(ctx.headers, this.owned);
+        stripHeaders(ctx.headers, this.owned);
         return WAIT;
       }
     }
     const target = visibleAsciiTarget(this.prefix + ctx.path + (ctx.query === '' ? '' : '?' + ctx.query));
     const headers = this.checkHeaders(ctx);
-    removeNamed(ctx.headers, this.owned);
+    stripHeaders(ctx.headers, this.owned);
     if (target === null) return this.failed(ctx, CHECK_FAILED.UNAVAILABLE); // the front door lets none through
     client.check(key, ctx.method, target, headers, ctx, this);
     return WAIT;
@@ -159,15 +134,11 @@ class ExtAuthzFilter implements Filter, CheckWaiter {
     return NEXT;
   }
 
+  /** A denial's reply was made with the decision (client.ts denial): nothing is built here. */
   private deny(ctx: RequestContext, decision: AuthzDecision): Verdict {
-    const spec = specWithStatus(GW_ERR.ext_authz_denied, decision.status);
+    const spec = decision.spec!;
     if (decision.body !== null) return relayedReply(ctx, spec, decision.status, decision.headers, decision.body);
-    // No body (or one past the bound): the gateway's JSON error with the service's status and
-    // headers, but its own content type.
-    const headers: string[] = [];
-    const d = decision.headers;
-    for (let i = 0; i < d.length; i += 2) if (d[i] !== 'content-type') headers.push(d[i], d[i + 1]);
-    return localReply(ctx, spec, headers);
+    return localReply(ctx, spec, decision.headers);
   }
 
   private failed(ctx: RequestContext, outcome: typeof CHECK_FAILED.TIMEOUT | typeof CHECK_FAILED.UNAVAILABLE): Verdict {

@@ -21,7 +21,7 @@ import {
   TAKE_FULL, TAKE_LIMITED,
 } from '../../shared/bucket-table.js';
 import { CidrSet, clientAddress, parseCidr, peerKey, type Cidr } from '../../shared/ip-cidr.js';
-import { GW_ERR, type GatewayErrorSpec } from '../../shared/errors.js';
+import { GW_ERR, withStatus, type GatewayErrorSpec } from '../../shared/errors.js';
 import { log } from '../../shared/log.js';
 import type { RequestContext } from '../../data/request-context.js';
 
@@ -41,16 +41,6 @@ function tableFor(env: WorkerEnv): BucketTable {
     views.set(sab, view);
   }
   return view;
-}
-
-/** Refusal specs with a configured status, memoized (exchange.ts caches a body prefix per spec). */
-const specs = new Map<string, GatewayErrorSpec>();
-function specWith(base: GatewayErrorSpec, status: number): GatewayErrorSpec {
-  if (status === base.status) return base;
-  const id = `${base.code} ${status}`;
-  let spec = specs.get(id);
-  if (!spec) { spec = { status, code: base.code, message: base.message }; specs.set(id, spec); }
-  return spec;
 }
 
 /** The duplicate-key refusal naming `header`, memoized per header (bounded by the config). */
@@ -130,8 +120,8 @@ class RateLimitFilter implements Filter {
       this.keyKind[i] = limit.key.kind === 'ip' ? KEY_IP : limit.key.kind === 'consumer' ? KEY_CONSUMER : KEY_HEADER;
       this.keyHeader.push(limit.key.kind === 'ip' || limit.key.kind === 'consumer' ? '' : limit.key.header);
       this.stats[i] = this.table.statsSlot(limit.id);
-      this.limitedSpecs.push(specWith(GW_ERR.rate_limited, limit.status));
-      this.unavailableSpecs.push(specWith(GW_ERR.rate_limit_unavailable, limit.status));
+      this.limitedSpecs.push(withStatus(GW_ERR.rate_limited, limit.status));
+      this.unavailableSpecs.push(withStatus(GW_ERR.rate_limit_unavailable, limit.status));
       this.duplicateSpecs.push(limit.key.kind === 'ip' || limit.key.kind === 'consumer' ? GW_ERR.invalid_rate_limit_key : duplicateSpec(limit.key.header));
       this.burstText.push(String(limit.burst));
       this.itemHead.push(`${i === 0 ? '' : ', '}"${limit.name}";r=`);
