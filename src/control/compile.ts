@@ -37,8 +37,7 @@ import { checkServerTls, compileServerTls, compileUpstreamTls, tlsSource } from 
 import { compileHealthCheck, compileOutlier } from './health-config.js';
 import { checkRetryOn, compileRouteResilience } from './retry-config.js';
 import { clientCertHeaderNames, compileBreaker, compileFallback, compileOverload, compileRouteBreaker } from './breaker-config.js';
-import { identityHeaderNames } from '../filters/auth-jwt/schema.js';
-import { consumerHeaderNames } from '../filters/key-auth/schema.js';
+import { clientIdentityHeaders } from '../filters/identity-headers.js';
 import { compileMirror, compileSplit, type TrafficContext } from './traffic-config.js';
 import { memberPolicyName } from '../shared/breaker-layout.js';
 import { compileRouteWebSocket } from './websocket-config.js';
@@ -76,7 +75,7 @@ export function compileValidatedConfig(config: RawConfig, file: string, locate?:
   const report: Report = (path, message) => issues.push(issueAt(file, path, message, locate));
 
   const grpcRoots: GrpcRoots = new Map();
-  const identityHeaders = [...identityHeaderNames(config.auth), ...consumerHeaderNames(config.consumers), ...clientCertHeaderNames(config.server.tls?.client_auth?.headers)];
+  const identityHeaders = [...clientIdentityHeaders(config), ...clientCertHeaderNames(config.server.tls?.client_auth?.headers)];
   const services = Object.entries(config.services).map(([name, service]) => compileService(name, service, baseDir, report, identityHeaders, grpcRoots));
   const serviceIndexByName = new Map(services.map((service, index) => [service.name, index]));
   const traffic: TrafficContext = {

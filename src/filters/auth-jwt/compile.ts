@@ -30,8 +30,8 @@ import {
 import { hmacMinBytes, jwkAlgorithms } from '../../shared/jwk.js';
 import type { FilterCompilation, FilterCompileContext, FilterConfigPath as KeyPath } from '../../data/chain.js';
 import { unknownNameMessage } from '../../control/config-error.js';
-import { identityHeaderNames, INTROSPECTION_KEYS, JWT_ONLY_KEYS, type RawAuth, type RawAuthProvider, type RawRouteAuth } from './schema.js';
-import { consumerHeaderNames } from '../key-auth/schema.js';
+import { INTROSPECTION_KEYS, JWT_ONLY_KEYS, type RawAuth, type RawAuthProvider, type RawRouteAuth } from './schema.js';
+import { clientIdentityHeaders } from '../identity-headers.js';
 
 type Report = (path: KeyPath, message: string) => void;
 
@@ -93,7 +93,7 @@ export function compileAuthJwt(config: AuthJwtInput, { report, baseDir }: Filter
     }
   });
 
-  const stripHeaders = [...new Set([...identityHeaderNames(config.auth), ...consumerHeaderNames(config.consumers)])].sort();
+  const stripHeaders = clientIdentityHeaders(config);
 
   // Every route is compiled now (not when asked), so its problems are reported in this pass.
   const routes = config.routes.map((route, index): AuthJwtFilterConfig | null => {

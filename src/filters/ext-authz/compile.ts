@@ -6,8 +6,7 @@
 // `consumers` sections here.
 import type { FilterCompilation, FilterCompileContext } from '../../data/chain.js';
 import { unknownNameMessage } from '../../control/config-error.js';
-import { identityHeaderNames } from '../auth-jwt/schema.js';
-import { consumerHeaderNames } from '../key-auth/schema.js';
+import { clientIdentityHeaders } from '../identity-headers.js';
 import type { RawExtAuthz, RawExtAuthzService, RawRouteExtAuthz } from './schema.js';
 import { KEY_KIND, type CompiledAuthzService, type CompiledKeyPart, type ExtAuthzFilterConfig } from './config.js';
 
@@ -53,7 +52,7 @@ function compileService(raw: RawExtAuthzService, identityHeaders: readonly strin
 }
 
 export function compileExtAuthz(config: ExtAuthzInput, { report }: FilterCompileContext): FilterCompilation<ExtAuthzFilterConfig> {
-  const identityHeaders = [...new Set([...identityHeaderNames(config.auth), ...consumerHeaderNames(config.consumers)])].sort();
+  const identityHeaders = clientIdentityHeaders(config);
   const services = new Map<string, CompiledAuthzService>();
   (config.ext_authz?.services ?? []).forEach((raw, index) => {
     if (services.has(raw.name)) {

@@ -6,8 +6,8 @@
 import type { FilterCompilation, FilterFactory } from '../../data/chain.js';
 import type { IdentityStripFilterConfig } from '../../shared/auth-config.js';
 import { buildIdentityStrip } from './filter.js';
-import { identityHeaderNames, type RawAuth } from '../auth-jwt/schema.js';
-import { consumerHeaderNames } from '../key-auth/schema.js';
+import type { RawAuth } from '../auth-jwt/schema.js';
+import { clientIdentityHeaders } from '../identity-headers.js';
 
 /** What compile reads of the config. */
 interface Input {
@@ -22,8 +22,7 @@ export const identityStrip = {
   routeKeys: {},
   sections: {},
   compile(config: Input): FilterCompilation<IdentityStripFilterConfig> {
-    // Consumer metadata headers (key-auth's X-Consumer-Id ...) are identity headers too.
-    const names = [...new Set([...identityHeaderNames(config.auth), ...consumerHeaderNames(config.consumers)])].sort();
+    const names = clientIdentityHeaders(config);
     const compiled: IdentityStripFilterConfig | null = names.length === 0 ? null : { stripHeaders: names };
     // auth-jwt and key-auth strip the same names in their own header pass.
     return { route: (index) => (config.routes[index].auth === undefined && config.routes[index].key_auth === undefined ? compiled : null) };

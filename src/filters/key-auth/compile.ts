@@ -12,6 +12,7 @@ import { toByteString } from '../../shared/http-syntax.js';
 import { KEY_DIGEST_BYTES, type CompiledConsumer, type CompiledConsumers, type KeyAuthFilterConfig } from '../../shared/consumer-config.js';
 import { consumerHeaderNames, writeKeyDigest, type RawConsumer, type RawRouteKeyAuth } from './schema.js';
 import { identityHeaderNames, type RawAuth } from '../auth-jwt/schema.js';
+import { clientIdentityHeaders } from '../identity-headers.js';
 import { parsePer } from '../rate-limit/schema.js';
 
 declare module '../../shared/compiled-config.js' {
@@ -100,6 +101,7 @@ export function compileKeyAuth(config: KeyAuthInput, { report }: FilterCompileCo
   }
 
   const consumerHeaders = consumerHeaderNames(rawConsumers);
+  const identityHeaders = clientIdentityHeaders(config);
   const routes = config.routes.map((route, index): KeyAuthFilterConfig | null => {
     const ka = route.key_auth;
     if (ka === undefined) return null;
@@ -107,8 +109,9 @@ export function compileKeyAuth(config: KeyAuthInput, { report }: FilterCompileCo
     if (consumerHeaders.includes(header)) {
       report(['routes', index, 'key_auth', 'header'], `${JSON.stringify(ka.header)} is a metadata header consumers inject; read the key from another header`);
     }
-    // A route with auth has auth-jwt, which strips the JWT identity headers in its own pass.
-    const strip = route.auth === undefined ? [...new Set([...consumerHeaders, ...jwtNames])].sort() : consumerHeaders;
+    // A route with auth has auth-jwt before this filter, which strips them all in its own pass
+    // (and adds the token's claims, which this filter must leave alone).
+    const strip = route.auth === undefined ? identityHeaders : consumerHeaders;
     return { route: route.name, header, query: ka.query ?? null, forwardKey: ka.forward_key, optional: ka.optional, stripHeaders: strip };
   });
 
