@@ -15,7 +15,9 @@
 //   onResponseStart(200, initial metadata)   with the first response message, or
 //   onResponseStart(HTTP status of the gRPC status, initial metadata)  for an error before one;
 //   onResponseData(message) per message;
-//   onResponseEnd(trailers)  with `grpc-status`, `grpc-message` and the rest of the trailers.
+//   onResponseEnd(trailers)  with `grpc-status`, `grpc-message` and the rest of the trailers:
+//     a server's grpc-message as the bytes it percent-encoded (a Buffer, decoded once here;
+//     text only where it goes into JSON), the client's own message as a string.
 // Every failure is a gRPC status, as grpc-js reported it (onResponseError is never called): a
 // connect failure, a dead session or a refused stream is UNAVAILABLE (a 503 to a breaker), a
 // deadline DEADLINE_EXCEEDED, an answer that is not gRPC the status the mapping doc gives.
@@ -41,7 +43,7 @@ import { firedLate } from '../data/deadlines.js';
 import type { DispatchController, DispatchFn, DispatchHandler, DispatchOptions, HeaderField } from '../data/upstream/dispatch.js';
 import type { CompiledGrpcService } from './compiled.js';
 import { GRPC_CODE, httpStatusOf } from './status.js';
-import { decodePercent } from './percent.js';
+import { decodeGrpcMessage } from './percent.js';
 
 /** grpc-js, for what still uses it (reflection.ts, demo-service.ts); loaded on first use. */
 export const grpc = lazily<typeof grpcTypes>('@grpc/grpc-js');
@@ -79,6 +81,8 @@ const USER_AGENT = 'lobby-grpc/0.1';
 // about 5 µs of CPU per call (measured, client CPU per unary call 56-66 → 49-59 µs).
 const REQUEST_OPTIONS: http2Types.ClientSessionRequestOptions & { silent: boolean } = { endStream: false, weight: 16, parent: 0, exclusive: false, silent: false };
 const CONNECT_SETTINGS: http2Types.Settings = { enablePush: false };
+/** The grpc-message of a status sent without one (shared: nobody writes into it). */
+const NO_MESSAGE = Buffer.alloc(0);
 
 // --- metadata checks (the bytes that reach the upstream socket) ---------------------------
 
@@ -128,16 +132,6 @@ export function grpcCodeOfRstStream(code: number): number {
     case ENHANCE_YOUR_CALM: return GRPC_CODE.RESOURCE_EXHAUSTED;
     case INADEQUATE_SECURITY: return GRPC_CODE.PERMISSION_DENIED;
     default: return GRPC_CODE.INTERNAL;
-  }
-}
-
-/** grpc-message, percent-decoded; a message that does not decode is kept as it came (the spec:
- * never an error, never thrown away). */
-function statusMessage(raw: string): string {
-  try {
-    return decodePercent(raw, false);
-  } catch {
-    return raw;
   }
 }
 
@@ -336,8 +330,9 @@ class ClientCall implements DispatchController {
     this.finish(code, message, null);
   }
 
-  /** The call ends: onResponseStart if nothing was started, then onResponseEnd. */
-  finish(code: number, message: string, raw: readonly string[] | null): void {
+  /** The call ends: onResponseStart if nothing was started, then onResponseEnd. `message`:
+   * the client's own text, or the server's grpc-message as its bytes (decodeGrpcMessage). */
+  finish(code: number, message: string | Buffer, raw: readonly string[] | null): void {
     if (this.done) return;
     this.done = true;
     this.clearTimer();
@@ -444,7 +439,7 @@ class ClientCall implements DispatchController {
       this.finish(GRPC_CODE.INTERNAL, 'the upstream ended the stream inside a message', raw);
       return;
     }
-    this.finish(code, message === undefined ? '' : statusMessage(message), raw);
+    this.finish(code, message === undefined ? NO_MESSAGE : decodeGrpcMessage(message), raw);
   }
 
   /** The stream closed before a status arrived. */

@@ -473,7 +473,10 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     this.complete = true;
     this.release();
     if (code !== 0) {
-      const message = String(trailerValue(t, 'grpc-message') ?? '');
+      // The server's grpc-message comes as its bytes (client.ts decoded the escapes): text
+      // here, where it goes into JSON, U+FFFD for what is not UTF-8.
+      const m = trailerValue(t, 'grpc-message');
+      const message = m === undefined ? '' : typeof m === 'string' ? m : m.toString('utf8');
       const bin = trailerValue(t, 'grpc-status-details-bin');
       const status = upstreamStatusJson(code, message, bin === undefined ? null : Buffer.isBuffer(bin) ? bin : Buffer.from(bin, 'base64'), this.route.root);
       this.failWith(status, code);

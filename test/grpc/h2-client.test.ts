@@ -276,13 +276,28 @@ describe('statuses', () => {
     const r = await call(raw.address, '/t.S/TrailersOnly');
     assert.equal(r.status, 403, 'PERMISSION_DENIED before any message: its HTTP status');
     assert.equal(r.code, 7);
-    assert.equal(r.message, 'not%20yours%3A%20%C3%BC%zz', 'an invalid escape: the message kept as it came');
+    assert.equal(r.message, 'not yours: ü%zz', 'the valid escapes decoded, the broken one kept as its characters (grpc-go, grpc-java)');
     assert.equal(field(r.trailers, 'x-why'), 'locked');
     assert.deepEqual(r.messages, []);
     raw.handlers['/t.S/TrailersOnly2'] = (stream) => stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': '100%25 gone, %C3%BC' }, { endStream: true });
     const r2 = await call(raw.address, '/t.S/TrailersOnly2');
     assert.equal(r2.code, 5);
     assert.equal(r2.message, '100% gone, ü');
+  });
+
+  it('grpc-message with raw bytes above 0x7F: decoded once, to the bytes sent (an escape and a raw byte alike)', async () => {
+    // node:http2 writes a header string as latin1: one byte per character, so these are the
+    // bytes on the wire. "café" raw UTF-8, "%C3" + raw BC (one ü), "%25" (a %), a raw FF (not
+    // UTF-8), a raw "%" at the end (not an escape).
+    const sent = Buffer.concat([Buffer.from('caf\xc3\xa9 %C3\xbc 100%25 ', 'latin1'), Buffer.from([0xff]), Buffer.from(' %zz 5%', 'latin1')]);
+    raw.handlers['/t.S/RawMessage'] = (stream) => answer(stream, [], { 'grpc-status': '9', 'grpc-message': sent.toString('latin1') });
+    const r = await call(raw.address, '/t.S/RawMessage');
+    assert.equal(r.code, 9);
+    const message = field(r.trailers, 'grpc-message');
+    assert.ok(Buffer.isBuffer(message), 'the server\'s message is handed on as bytes');
+    assert.deepEqual(message, Buffer.concat([Buffer.from('café ü 100% ', 'utf8'), Buffer.from([0xff]), Buffer.from(' %zz 5%')]));
+    raw.handlers['/t.S/PlainMessage'] = (stream) => answer(stream, [], { 'grpc-status': '9', 'grpc-message': Buffer.from('naïve', 'utf8').toString('latin1') });
+    assert.deepEqual(field((await call(raw.address, '/t.S/PlainMessage')).trailers, 'grpc-message'), Buffer.from('naïve', 'utf8'), 'no escape at all: the same bytes');
   });
 
   it('trailers without grpc-status: UNKNOWN; a stream ended without trailers: INTERNAL', async () => {

@@ -302,6 +302,15 @@ describe('gRPC status → HTTP', () => {
       ]);
     });
   }
+  it('a grpc-message of raw bytes from a real gRPC server: the bytes decoded once, UTF-8 (U+FFFD where not) only in the JSON', async () => {
+    // "caf" C3 A9, " %C3" + raw BC, " 100%25 ", a raw FF, " %zz": raw UTF-8, an escape and a
+    // raw byte of one character, an escaped %, a byte that is not UTF-8, a broken escape.
+    const bytes = Buffer.concat([Buffer.from('caf\xc3\xa9 %C3\xbc 100%25 ', 'latin1'), Buffer.from([0xff]), Buffer.from(' %zz')]);
+    const r = await call('GET', `/v1/fail/9?message=rawhex:${bytes.toString('hex')}`);
+    assert.equal(r.status, 400, r.text);
+    assert.deepEqual(r.json(), { code: 9, message: 'café ü 100% \ufffd %zz', details: [] });
+  });
+
   it('without details: details is []', async () => {
     const r = await call('GET', '/v1/fail/5?message=no+such+shelf');
     assert.equal(r.status, 404);
