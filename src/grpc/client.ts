@@ -44,6 +44,7 @@ import type { DispatchController, DispatchFn, DispatchHandler, DispatchOptions, 
 import type { CompiledGrpcService } from './compiled.js';
 import { GRPC_CODE, httpStatusOf } from './status.js';
 import { decodeGrpcMessage } from './percent.js';
+import { isBinaryMetadataValue, isCustomMetadata } from './metadata.js';
 
 /** grpc-js, for what still uses it (reflection.ts, demo-service.ts); loaded on first use. */
 export const grpc = lazily<typeof grpcTypes>('@grpc/grpc-js');
@@ -84,25 +85,6 @@ const CONNECT_SETTINGS: http2Types.Settings = { enablePush: false };
 /** The grpc-message of a status sent without one (shared: nobody writes into it). */
 const NO_MESSAGE = Buffer.alloc(0);
 
-// --- metadata checks (the bytes that reach the upstream socket) ---------------------------
-
-/** gRPC metadata names: lower case [0-9a-z_.-] (no pseudo-headers, no upper case). */
-const METADATA_NAME = /^[0-9a-z_.-]+$/;
-/** ASCII-Value: printable ASCII (no CR, LF, NUL or other controls). */
-const ASCII_VALUE = /^[\x20-\x7e]*$/;
-/** A -bin value as it travels: base64 (RFC 4648 §4), padded or not. */
-const BASE64_VALUE = /^[A-Za-z0-9+/]*={0,2}$/;
-/** Names the client writes itself, or that HTTP/2 forbids (RFC 9113 §8.2.2). grpc-* is reserved. */
-const RESERVED_NAMES = new Set(['content-type', 'te', 'user-agent', 'host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
-
-/** Whether a [name, value] of o.headers may go upstream as custom metadata. runtime.ts already
- * keeps to this; checked again here, where the bytes are written (a pair that fails is dropped,
- * as runtime.ts drops what gRPC metadata cannot carry). */
-function isCustomMetadata(name: string, value: string): boolean {
-  if (!METADATA_NAME.test(name) || name.startsWith('grpc-') || RESERVED_NAMES.has(name) || name === '__proto__') return false;
-  return name.endsWith('-bin') ? BASE64_VALUE.test(value) && value.length % 4 !== 1 : ASCII_VALUE.test(value);
-}
-
 /** `grpc-timeout` for `ms` left: at most 8 digits, the finest unit that fits (as grpc-js). */
 export function grpcTimeout(ms: number): string {
   const m = Math.max(Math.ceil(ms), 1);
@@ -136,7 +118,8 @@ export function grpcCodeOfRstStream(code: number): number {
 }
 
 /** Response metadata from Node's raw header list: pseudo-headers and the protocol's own
- * headers left out, -bin values decoded (comma-joined duplicates split, as the spec says). */
+ * headers left out, -bin values decoded (comma-joined duplicates split, as the spec says).
+ * Text values stay byte strings (node:http2 reads them as latin1). */
 function pushMetadata(raw: readonly string[], out: HeaderField[], skipStatus: boolean): HeaderField[] {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
@@ -144,7 +127,12 @@ function pushMetadata(raw: readonly string[], out: HeaderField[], skipStatus: bo
     if (skipStatus && (name === 'grpc-status' || name === 'grpc-message')) continue;
     const value = raw[i + 1];
     if (name.endsWith('-bin')) {
-      for (const part of value.split(',')) out.push(name, Buffer.from(part.trim(), 'base64'));
+      // A part that is not base64 as the spec allows it is left out (Node's decoder would
+      // skip what it cannot read and hand on other bytes).
+      for (const part of value.split(',')) {
+        const b64 = part.trim();
+        if (isBinaryMetadataValue(b64)) out.push(name, Buffer.from(b64, 'base64'));
+      }
     } else {
       out.push(name, value);
     }

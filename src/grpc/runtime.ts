@@ -478,7 +478,8 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
       const m = trailerValue(t, 'grpc-message');
       const message = m === undefined ? '' : typeof m === 'string' ? m : m.toString('utf8');
       const bin = trailerValue(t, 'grpc-status-details-bin');
-      const status = upstreamStatusJson(code, message, bin === undefined ? null : Buffer.isBuffer(bin) ? bin : Buffer.from(bin, 'base64'), this.route.root);
+      // client.ts hands -bin metadata on decoded (a value that is not base64 left out).
+      const status = upstreamStatusJson(code, message, Buffer.isBuffer(bin) ? bin : null, this.route.root);
       this.failWith(status, code);
       return;
     }

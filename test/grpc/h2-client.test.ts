@@ -300,6 +300,18 @@ describe('statuses', () => {
     assert.deepEqual(field((await call(raw.address, '/t.S/PlainMessage')).trailers, 'grpc-message'), Buffer.from('naïve', 'utf8'), 'no escape at all: the same bytes');
   });
 
+  it('-bin metadata from the server: padded and unpadded base64 decoded, a value that is not base64 left out', async () => {
+    raw.handlers['/t.S/Bin'] = (stream) => answer(stream, [frame(Buffer.from('m'))], { 'grpc-status': '0', 'x-t-bin': 'QUJD, QQ==,QUI' }, {
+      'x-ok-bin': ['QQ', 'QUI='], 'x-bad-bin': ['QQ=', 'QR', 'not base64!', 'QUJD'],
+    });
+    const r = await call(raw.address, '/t.S/Bin');
+    assert.equal(r.code, 0, r.message);
+    const all = (list: HeaderField[], name: string) => list.flatMap((v, i) => (i % 2 === 0 && v === name ? [list[i + 1]] : []));
+    assert.deepEqual(all(r.initial, 'x-ok-bin'), [Buffer.from('A'), Buffer.from('AB')]);
+    assert.deepEqual(all(r.initial, 'x-bad-bin'), [Buffer.from('ABC')], 'only the value that is base64');
+    assert.deepEqual(all(r.trailers, 'x-t-bin'), [Buffer.from('ABC'), Buffer.from('A'), Buffer.from('AB')], 'comma-joined values split');
+  });
+
   it('trailers without grpc-status: UNKNOWN; a stream ended without trailers: INTERNAL', async () => {
     raw.handlers['/t.S/NoStatus'] = (stream) => answer(stream, [frame(Buffer.from('m'))], { 'x-other': '1' });
     const r = await call(raw.address, '/t.S/NoStatus');
