@@ -527,6 +527,7 @@ export function grpcDispatch(address: string, tls: CompiledGrpcService['tls']): 
     for (let i = 0; i < md.length; i += 2) {
       const name = md[i];
       const value = md[i + 1];
+      // The one check of the metadata's bytes (runtime.ts only picks the allowlisted headers).
       if (!isCustomMetadata(name, value)) continue;
       // Own keys only: an allowlisted name like `constructor` must not read Object.prototype's.
       const prev = Object.hasOwn(headers, name) ? headers[name] : undefined;

@@ -259,6 +259,22 @@ describe('framing', () => {
     assert.deepEqual(body, frame(large));
   });
 
+  it('metadata with NUL, CR, LF, bytes above 0x7F or characters above 0xFF: never sent (node:http2 would write a character\'s low byte)', async () => {
+    const bad: [string, string][] = [
+      ['x-nul', 'a\0b'], ['x-cr', 'a\rb'], ['x-lf', 'a\nx-injected: 1'], ['x-del', 'a\x7fb'], ['x-latin1', 'caf\u00e9'],
+      ['x-euro', '\u20ac'], ['x-smuggle', 'a\u010d\u010ax-injected: 1'], ['x-bin-bin', 'QUJD\u20ac'], ['x-\u00e9', 'v'], ['x-\u0100', 'v'],
+    ];
+    let seen: string[] = [];
+    raw.handlers['/t.S/Md'] = (stream, _h, head) => { seen = head; answer(stream, [frame(Buffer.from('ok'))]); };
+    const r = await call(raw.address, '/t.S/Md', { headers: [...bad.flat(), 'x-good', 'fine'] });
+    assert.equal(r.code, 0, r.message);
+    const names = seen.filter((_, i) => i % 2 === 0);
+    assert.ok(names.includes('x-good'), 'the call went out with its good metadata');
+    const own = new Set(['content-type', 'te', 'user-agent', 'grpc-timeout']);
+    assert.deepEqual(names.filter((n) => !n.startsWith(':') && !own.has(n)), ['x-good'], 'no other metadata (nor an x-injected) reached the server');
+    for (let i = 1; i < seen.length; i += 2) assert.match(seen[i], /^[\x20-\x7e]*$/, `every value the server got is printable ASCII: ${JSON.stringify(seen[i - 1])}`);
+  });
+
   it('grpc-timeout: at most 8 digits, in a coarser unit when ms do not fit', () => {
     assert.equal(grpcTimeout(700), '700m');
     assert.equal(grpcTimeout(0.2), '1m');
