@@ -15,7 +15,9 @@
 //   onResponseStart(200, initial metadata)   with the first response message, or
 //   onResponseStart(HTTP status of the gRPC status, initial metadata)  for an error before one;
 //   onResponseData(message) per message;
-//   onResponseEnd(trailers)  with `grpc-status`, `grpc-message` and the rest of the trailers.
+//   onResponseEnd(trailers)  with `grpc-status`, `grpc-message` and the rest of the trailers:
+//     a server's grpc-message as the bytes it percent-encoded (a Buffer, decoded once here;
+//     text only where it goes into JSON), the client's own message as a string.
 // Every failure is a gRPC status, as grpc-js reported it (onResponseError is never called): a
 // connect failure, a dead session or a refused stream is UNAVAILABLE (a 503 to a breaker), a
 // deadline DEADLINE_EXCEEDED, an answer that is not gRPC the status the mapping doc gives.
@@ -41,7 +43,8 @@ import { firedLate } from '../data/deadlines.js';
 import type { DispatchController, DispatchFn, DispatchHandler, DispatchOptions, HeaderField } from '../data/upstream/dispatch.js';
 import type { CompiledGrpcService } from './compiled.js';
 import { GRPC_CODE, httpStatusOf } from './status.js';
-import { decodePercent } from './percent.js';
+import { decodeGrpcMessage } from './percent.js';
+import { isBinaryMetadataValue, isCustomMetadata } from './metadata.js';
 
 /** grpc-js, for what still uses it (reflection.ts, demo-service.ts); loaded on first use. */
 export const grpc = lazily<typeof grpcTypes>('@grpc/grpc-js');
@@ -79,25 +82,8 @@ const USER_AGENT = 'lobby-grpc/0.1';
 // about 5 µs of CPU per call (measured, client CPU per unary call 56-66 → 49-59 µs).
 const REQUEST_OPTIONS: http2Types.ClientSessionRequestOptions & { silent: boolean } = { endStream: false, weight: 16, parent: 0, exclusive: false, silent: false };
 const CONNECT_SETTINGS: http2Types.Settings = { enablePush: false };
-
-// --- metadata checks (the bytes that reach the upstream socket) ---------------------------
-
-/** gRPC metadata names: lower case [0-9a-z_.-] (no pseudo-headers, no upper case). */
-const METADATA_NAME = /^[0-9a-z_.-]+$/;
-/** ASCII-Value: printable ASCII (no CR, LF, NUL or other controls). */
-const ASCII_VALUE = /^[\x20-\x7e]*$/;
-/** A -bin value as it travels: base64 (RFC 4648 §4), padded or not. */
-const BASE64_VALUE = /^[A-Za-z0-9+/]*={0,2}$/;
-/** Names the client writes itself, or that HTTP/2 forbids (RFC 9113 §8.2.2). grpc-* is reserved. */
-const RESERVED_NAMES = new Set(['content-type', 'te', 'user-agent', 'host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
-
-/** Whether a [name, value] of o.headers may go upstream as custom metadata. runtime.ts already
- * keeps to this; checked again here, where the bytes are written (a pair that fails is dropped,
- * as runtime.ts drops what gRPC metadata cannot carry). */
-function isCustomMetadata(name: string, value: string): boolean {
-  if (!METADATA_NAME.test(name) || name.startsWith('grpc-') || RESERVED_NAMES.has(name) || name === '__proto__') return false;
-  return name.endsWith('-bin') ? BASE64_VALUE.test(value) && value.length % 4 !== 1 : ASCII_VALUE.test(value);
-}
+/** The grpc-message of a status sent without one (shared: nobody writes into it). */
+const NO_MESSAGE = Buffer.alloc(0);
 
 /** `grpc-timeout` for `ms` left: at most 8 digits, the finest unit that fits (as grpc-js). */
 export function grpcTimeout(ms: number): string {
@@ -131,18 +117,9 @@ export function grpcCodeOfRstStream(code: number): number {
   }
 }
 
-/** grpc-message, percent-decoded; a message that does not decode is kept as it came (the spec:
- * never an error, never thrown away). */
-function statusMessage(raw: string): string {
-  try {
-    return decodePercent(raw, false);
-  } catch {
-    return raw;
-  }
-}
-
 /** Response metadata from Node's raw header list: pseudo-headers and the protocol's own
- * headers left out, -bin values decoded (comma-joined duplicates split, as the spec says). */
+ * headers left out, -bin values decoded (comma-joined duplicates split, as the spec says).
+ * Text values stay byte strings (node:http2 reads them as latin1). */
 function pushMetadata(raw: readonly string[], out: HeaderField[], skipStatus: boolean): HeaderField[] {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
@@ -150,7 +127,12 @@ function pushMetadata(raw: readonly string[], out: HeaderField[], skipStatus: bo
     if (skipStatus && (name === 'grpc-status' || name === 'grpc-message')) continue;
     const value = raw[i + 1];
     if (name.endsWith('-bin')) {
-      for (const part of value.split(',')) out.push(name, Buffer.from(part.trim(), 'base64'));
+      // A part that is not base64 as the spec allows it is left out (Node's decoder would
+      // skip what it cannot read and hand on other bytes).
+      for (const part of value.split(',')) {
+        const b64 = part.trim();
+        if (isBinaryMetadataValue(b64)) out.push(name, Buffer.from(b64, 'base64'));
+      }
     } else {
       out.push(name, value);
     }
@@ -336,8 +318,9 @@ class ClientCall implements DispatchController {
     this.finish(code, message, null);
   }
 
-  /** The call ends: onResponseStart if nothing was started, then onResponseEnd. */
-  finish(code: number, message: string, raw: readonly string[] | null): void {
+  /** The call ends: onResponseStart if nothing was started, then onResponseEnd. `message`:
+   * the client's own text, or the server's grpc-message as its bytes (decodeGrpcMessage). */
+  finish(code: number, message: string | Buffer, raw: readonly string[] | null): void {
     if (this.done) return;
     this.done = true;
     this.clearTimer();
@@ -444,7 +427,7 @@ class ClientCall implements DispatchController {
       this.finish(GRPC_CODE.INTERNAL, 'the upstream ended the stream inside a message', raw);
       return;
     }
-    this.finish(code, message === undefined ? '' : statusMessage(message), raw);
+    this.finish(code, message === undefined ? NO_MESSAGE : decodeGrpcMessage(message), raw);
   }
 
   /** The stream closed before a status arrived. */
@@ -544,6 +527,7 @@ export function grpcDispatch(address: string, tls: CompiledGrpcService['tls']): 
     for (let i = 0; i < md.length; i += 2) {
       const name = md[i];
       const value = md[i + 1];
+      // The one check of the metadata's bytes (runtime.ts only picks the allowlisted headers).
       if (!isCustomMetadata(name, value)) continue;
       // Own keys only: an allowlisted name like `constructor` must not read Object.prototype's.
       const prev = Object.hasOwn(headers, name) ? headers[name] : undefined;

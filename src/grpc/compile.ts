@@ -10,6 +10,7 @@ import type { KeyPath } from '../control/config-error.js';
 import { identityHeaderNames, type RawAuth } from '../filters/auth-jwt/schema.js';
 import type { CompiledGrpcService, CompiledTranscode } from './compiled.js';
 import { loadProtoFiles } from './descriptors.js';
+import { metadataNameProblem } from './metadata.js';
 import type { RawGrpcService, RawTranscode } from './schema.js';
 import { buildBindings } from './transcoder.js';
 
@@ -67,6 +68,22 @@ export function compileGrpcService(name: string, raw: RawGrpcService, baseDir: s
   return { targets: raw.grpc.targets.map((address) => ({ address })), tls, descriptorJson };
 }
 
+/** The request headers a route forwards as metadata, lower case, each a name gRPC metadata
+ * may have (metadata.ts): the built-ins, the auth providers' identity headers that can be
+ * metadata (one with a character metadata names lack stays out), and `request_headers`, where
+ * a name that cannot be is a config error. Checked here once; per request only the values are. */
+function requestMetadataNames(listed: readonly string[], auth: RawAuth | undefined, bad: (index: number, problem: string) => void): string[] {
+  const names = new Set(DEFAULT_REQUEST_HEADERS);
+  for (const h of identityHeaderNames(auth)) if (metadataNameProblem(h) === null) names.add(h);
+  listed.forEach((h, i) => {
+    const name = h.toLowerCase();
+    const problem = metadataNameProblem(name);
+    if (problem === null) names.add(name);
+    else bad(i, `${JSON.stringify(h)} ${problem}: it cannot be sent as metadata`);
+  });
+  return [...names];
+}
+
 /** A route's `transcode`, checked against its service's descriptors. */
 export function compileTranscode(
   raw: RawTranscode, index: number, service: string, roots: GrpcRoots, auth: RawAuth | undefined, report: Report,
@@ -78,7 +95,7 @@ export function compileTranscode(
     print: { emitDefaults: raw.print.emit_defaults, protoFieldNames: raw.print.proto_field_names, enumsAsNumbers: raw.print.enums_as === 'number' },
     rejectUnknownQuery: raw.unknown_query_parameters === 'reject',
     autoMapping: raw.auto_mapping,
-    requestHeaders: [...new Set([...DEFAULT_REQUEST_HEADERS, ...identityHeaderNames(auth), ...raw.request_headers.map((h) => h.toLowerCase())])],
+    requestHeaders: requestMetadataNames(raw.request_headers, auth, (i, problem) => report(at('request_headers', i), problem)),
     responseHeaders: [...new Set(raw.response_headers.map((h) => h.toLowerCase()))],
     offloadBytes: raw.offload_bytes,
   };

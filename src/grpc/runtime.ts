@@ -179,10 +179,6 @@ function headerValue(ctx: RequestContext, lower: string): string {
   return '';
 }
 
-// gRPC text metadata is printable ASCII, and names are [0-9a-z_.-] (client.ts checks again); the rest
-// is not forwarded (Metadata.add would throw).
-const NOT_METADATA_VALUE = /[^\x20-\x7e]/;
-const METADATA_NAME = /^[0-9a-z_.-]+$/;
 
 /** Work that resumes outside the chain's fault handler (a body read, reflection, the pool):
  * a throw is a bug, answered 500 and logged, never a worker crash. */
@@ -198,13 +194,15 @@ function guarded(ctx: RequestContext, fn: () => void): void {
   }
 }
 
+/** The request's metadata: the allowlisted headers (names compile.ts checked) and the
+ * correlation id. Their values are checked once, where client.ts writes them (a value gRPC
+ * metadata cannot carry is not sent). */
 function metadataOf(ctx: RequestContext, allow: ReadonlySet<string>): string[] {
   const out: string[] = [];
   const h = ctx.headers;
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i].toLowerCase();
-    if (!allow.has(name) || !METADATA_NAME.test(name) || name.startsWith('grpc-') || NOT_METADATA_VALUE.test(h[i + 1])) continue;
-    out.push(name, h[i + 1]);
+    if (allow.has(name)) out.push(name, h[i + 1]);
   }
   out.push(CORRELATION_HEADER, ctx.correlationId);
   return out;
@@ -473,9 +471,13 @@ export class GrpcCall implements GrpcDispatchOptions, DispatchHandler, UpstreamL
     this.complete = true;
     this.release();
     if (code !== 0) {
-      const message = String(trailerValue(t, 'grpc-message') ?? '');
+      // The server's grpc-message comes as its bytes (client.ts decoded the escapes): text
+      // here, where it goes into JSON, U+FFFD for what is not UTF-8.
+      const m = trailerValue(t, 'grpc-message');
+      const message = m === undefined ? '' : typeof m === 'string' ? m : m.toString('utf8');
       const bin = trailerValue(t, 'grpc-status-details-bin');
-      const status = upstreamStatusJson(code, message, bin === undefined ? null : Buffer.isBuffer(bin) ? bin : Buffer.from(bin, 'base64'), this.route.root);
+      // client.ts hands -bin metadata on decoded (a value that is not base64 left out).
+      const status = upstreamStatusJson(code, message, Buffer.isBuffer(bin) ? bin : null, this.route.root);
       this.failWith(status, code);
       return;
     }

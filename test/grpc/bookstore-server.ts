@@ -101,6 +101,14 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
       const message = (r.message as string) ?? 'shelf 7 is locked: 100% sure, ünïcode';
       const metadata = new grpc.Metadata();
       if (r.with_details) metadata.set('grpc-status-details-bin', statusDetails(code, message));
+      if (message.startsWith('rawhex:')) {
+        // Sent as these bytes, not percent-encoded (grpc-js encodes a status message; a server
+        // that does not sends raw bytes): the status metadata's grpc-message wins over grpc-js's
+        // own (server-interceptors.js merges it in after), set past Metadata's ASCII-only check.
+        const repr = (metadata as unknown as { internalRepr?: Map<string, (string | Buffer)[]> }).internalRepr;
+        if (!(repr instanceof Map)) throw new Error('grpc-js Metadata.internalRepr is gone: the raw grpc-message hook needs updating');
+        repr.set('grpc-message', [Buffer.from(message.slice(7), 'hex').toString('latin1')]);
+      }
       throw Object.assign(new Error(message), { code, details: message, metadata });
     },
   };

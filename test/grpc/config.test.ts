@@ -91,3 +91,14 @@ test('path templates: what parses and what does not', () => {
     assert.equal(typeof parseTemplate(bad), 'string', bad);
   }
 });
+
+test('request_headers: a name gRPC metadata cannot have is a config error with its key path, not dropped on every request', () => {
+  const transcode = { services: ['bookstore.v1.Bookstore'], request_headers: ['X-Tenant', 'grpc-timeout', 'x!y', 'te', 'X_Ok'] };
+  const msg = errors({ services: { books: service() }, routes: [route(transcode)] });
+  assert.match(msg, /routes\[0\]\.transcode\.request_headers\[1\]: "grpc-timeout" is a grpc-\* name/);
+  assert.match(msg, /routes\[0\]\.transcode\.request_headers\[2\]: "x!y" is not a gRPC metadata name/);
+  assert.match(msg, /routes\[0\]\.transcode\.request_headers\[3\]: "te" is a header the gRPC client writes itself/);
+  assert.doesNotMatch(msg, /request_headers\[(0|4)\]/, 'upper case is lowered; "_" is a metadata character');
+  const ok = compileConfig({ services: { books: service() }, routes: [route({ services: ['bookstore.v1.Bookstore'], request_headers: ['X-Tenant', 'x_ok'] } as never)] }, join(FIXTURE_DIR, 'gateway.yaml'));
+  assert.deepEqual(ok.routes[0].transcode?.requestHeaders, ['authorization', 'traceparent', 'tracestate', 'x-tenant', 'x_ok']);
+});

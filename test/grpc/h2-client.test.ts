@@ -259,6 +259,22 @@ describe('framing', () => {
     assert.deepEqual(body, frame(large));
   });
 
+  it('metadata with NUL, CR, LF, bytes above 0x7F or characters above 0xFF: never sent (node:http2 would write a character\'s low byte)', async () => {
+    const bad: [string, string][] = [
+      ['x-nul', 'a\0b'], ['x-cr', 'a\rb'], ['x-lf', 'a\nx-injected: 1'], ['x-del', 'a\x7fb'], ['x-latin1', 'caf\u00e9'],
+      ['x-euro', '\u20ac'], ['x-smuggle', 'a\u010d\u010ax-injected: 1'], ['x-bin-bin', 'QUJD\u20ac'], ['x-\u00e9', 'v'], ['x-\u0100', 'v'],
+    ];
+    let seen: string[] = [];
+    raw.handlers['/t.S/Md'] = (stream, _h, head) => { seen = head; answer(stream, [frame(Buffer.from('ok'))]); };
+    const r = await call(raw.address, '/t.S/Md', { headers: [...bad.flat(), 'x-good', 'fine'] });
+    assert.equal(r.code, 0, r.message);
+    const names = seen.filter((_, i) => i % 2 === 0);
+    assert.ok(names.includes('x-good'), 'the call went out with its good metadata');
+    const own = new Set(['content-type', 'te', 'user-agent', 'grpc-timeout']);
+    assert.deepEqual(names.filter((n) => !n.startsWith(':') && !own.has(n)), ['x-good'], 'no other metadata (nor an x-injected) reached the server');
+    for (let i = 1; i < seen.length; i += 2) assert.match(seen[i], /^[\x20-\x7e]*$/, `every value the server got is printable ASCII: ${JSON.stringify(seen[i - 1])}`);
+  });
+
   it('grpc-timeout: at most 8 digits, in a coarser unit when ms do not fit', () => {
     assert.equal(grpcTimeout(700), '700m');
     assert.equal(grpcTimeout(0.2), '1m');
@@ -276,13 +292,40 @@ describe('statuses', () => {
     const r = await call(raw.address, '/t.S/TrailersOnly');
     assert.equal(r.status, 403, 'PERMISSION_DENIED before any message: its HTTP status');
     assert.equal(r.code, 7);
-    assert.equal(r.message, 'not%20yours%3A%20%C3%BC%zz', 'an invalid escape: the message kept as it came');
+    assert.equal(r.message, 'not yours: ü%zz', 'the valid escapes decoded, the broken one kept as its characters (grpc-go, grpc-java)');
     assert.equal(field(r.trailers, 'x-why'), 'locked');
     assert.deepEqual(r.messages, []);
     raw.handlers['/t.S/TrailersOnly2'] = (stream) => stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': '100%25 gone, %C3%BC' }, { endStream: true });
     const r2 = await call(raw.address, '/t.S/TrailersOnly2');
     assert.equal(r2.code, 5);
     assert.equal(r2.message, '100% gone, ü');
+  });
+
+  it('grpc-message with raw bytes above 0x7F: decoded once, to the bytes sent (an escape and a raw byte alike)', async () => {
+    // node:http2 writes a header string as latin1: one byte per character, so these are the
+    // bytes on the wire. "café" raw UTF-8, "%C3" + raw BC (one ü), "%25" (a %), a raw FF (not
+    // UTF-8), a raw "%" at the end (not an escape).
+    const sent = Buffer.concat([Buffer.from('caf\xc3\xa9 %C3\xbc 100%25 ', 'latin1'), Buffer.from([0xff]), Buffer.from(' %zz 5%', 'latin1')]);
+    raw.handlers['/t.S/RawMessage'] = (stream) => answer(stream, [], { 'grpc-status': '9', 'grpc-message': sent.toString('latin1') });
+    const r = await call(raw.address, '/t.S/RawMessage');
+    assert.equal(r.code, 9);
+    const message = field(r.trailers, 'grpc-message');
+    assert.ok(Buffer.isBuffer(message), 'the server\'s message is handed on as bytes');
+    assert.deepEqual(message, Buffer.concat([Buffer.from('café ü 100% ', 'utf8'), Buffer.from([0xff]), Buffer.from(' %zz 5%')]));
+    raw.handlers['/t.S/PlainMessage'] = (stream) => answer(stream, [], { 'grpc-status': '9', 'grpc-message': Buffer.from('naïve', 'utf8').toString('latin1') });
+    assert.deepEqual(field((await call(raw.address, '/t.S/PlainMessage')).trailers, 'grpc-message'), Buffer.from('naïve', 'utf8'), 'no escape at all: the same bytes');
+  });
+
+  it('-bin metadata from the server: padded and unpadded base64 decoded, a value that is not base64 left out', async () => {
+    raw.handlers['/t.S/Bin'] = (stream) => answer(stream, [frame(Buffer.from('m'))], { 'grpc-status': '0', 'x-t-bin': 'QUJD, QQ==,QUI' }, {
+      'x-ok-bin': ['QQ', 'QUI='], 'x-bad-bin': ['QQ=', 'QR', 'not base64!', 'QUJD'],
+    });
+    const r = await call(raw.address, '/t.S/Bin');
+    assert.equal(r.code, 0, r.message);
+    const all = (list: HeaderField[], name: string) => list.flatMap((v, i) => (i % 2 === 0 && v === name ? [list[i + 1]] : []));
+    assert.deepEqual(all(r.initial, 'x-ok-bin'), [Buffer.from('A'), Buffer.from('AB')]);
+    assert.deepEqual(all(r.initial, 'x-bad-bin'), [Buffer.from('ABC')], 'only the value that is base64');
+    assert.deepEqual(all(r.trailers, 'x-t-bin'), [Buffer.from('ABC'), Buffer.from('A'), Buffer.from('AB')], 'comma-joined values split');
   });
 
   it('trailers without grpc-status: UNKNOWN; a stream ended without trailers: INTERNAL', async () => {
